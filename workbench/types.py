@@ -1,0 +1,298 @@
+"""Data contracts shared by every plugin kind: stimuli, recordings, datasets, encoders, heads, metrics.
+
+The core only ever talks to plugins through these shapes, so a dataset and an encoder written by
+two different labs meet here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable, Literal, Mapping, Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+Modality = Literal["image", "text"]
+Direction = Literal["encode", "decode"]
+MetricKind = Literal["similarity", "distance"]
+
+
+class WorkbenchError(Exception):
+    """An error caused by bad input: the message is one sentence saying what, where and how to fix."""
+
+
+def digest(*parts: Any, length: int = 16) -> str:
+    """A short, stable content hash of JSON-able parts (dict keys sorted, numpy arrays by bytes)."""
+    h = hashlib.sha256()
+    for part in parts:
+        if isinstance(part, np.ndarray):
+            h.update(str(part.dtype).encode() + str(part.shape).encode())
+            h.update(np.ascontiguousarray(part).tobytes())
+        elif isinstance(part, bytes):
+            h.update(part)
+        else:
+            h.update(json.dumps(part, sort_keys=True, default=str).encode())
+        h.update(b"\x00")
+    return h.hexdigest()[:length]
+
+
+@dataclass(frozen=True)
+class StimulusSet:
+    """Ordered stimulus ids of one modality and a loader that turns ids into images or strings.
+
+    The same ids may exist in several modalities (an NSD image and its COCO caption share the id),
+    which is how an image encoder and a text encoder become comparable on one recording.
+    """
+
+    ids: tuple[str, ...]
+    modality: Modality
+    loader: Callable[[Sequence[str]], list] = field(repr=False, compare=False)
+    content_digest: str = ""
+
+    def __post_init__(self) -> None:
+        if len(set(self.ids)) != len(self.ids):
+            raise WorkbenchError("stimulus ids must be unique; the stimulus set repeats some ids")
+        if not self.content_digest:
+            object.__setattr__(self, "content_digest", digest(self.modality, list(self.ids)))
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def digest(self) -> str:
+        return self.content_digest
+
+    def get(self, ids: Sequence[str]) -> list:
+        """Load the stimuli for ``ids`` (PIL images for ``image``, strings for ``text``)."""
+        return self.loader(list(ids))
+
+    def subset(self, ids: Sequence[str]) -> "StimulusSet":
+        known = set(self.ids)
+        missing = [i for i in ids if i not in known]
+        if missing:
+            raise WorkbenchError(
+                f"{len(missing)} stimulus ids are not in this stimulus set (first: {missing[0]!r}); "
+                "check that the recording and the stimuli come from the same dataset release"
+            )
+        return StimulusSet(tuple(ids), self.modality, self.loader, digest(self.content_digest, list(ids)))
+
+
+@dataclass
+class Units:
+    """What each response column is: its space, its position and the ROIs it belongs to.
+
+    ``rois`` maps an ROI name to a boolean mask over units; ``vertex`` holds surface vertex indices,
+    ``ijk`` voxel indices into a volume of ``shape`` with ``affine``; ``names`` channel names (EEG).
+    """
+
+    space: str
+    n: int
+    rois: dict[str, np.ndarray] = field(default_factory=dict)
+    hemisphere: np.ndarray | None = None
+    vertex: np.ndarray | None = None
+    ijk: np.ndarray | None = None
+    shape: tuple[int, ...] | None = None
+    affine: np.ndarray | None = None
+    names: np.ndarray | None = None
+    coords: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        for name, mask in self.rois.items():
+            mask = np.asarray(mask, dtype=bool)
+            if mask.shape != (self.n,):
+                raise WorkbenchError(f"ROI {name!r} mask has shape {mask.shape}, expected ({self.n},)")
+            self.rois[name] = mask
+        for attr in ("hemisphere", "vertex", "ijk", "names", "coords"):
+            value = getattr(self, attr)
+            if value is not None and len(value) != self.n:
+                raise WorkbenchError(f"units.{attr} has {len(value)} entries for {self.n} units")
+
+    def roi_labels(self) -> np.ndarray:
+        """One label per unit: the first ROI containing it, or '' when none does."""
+        labels = np.full(self.n, "", dtype=object)
+        for name, mask in self.rois.items():
+            labels[(labels == "") & mask] = name
+        return labels
+
+    def select(self, index: np.ndarray) -> "Units":
+        index = np.asarray(index)
+        pick = lambda a: None if a is None else np.asarray(a)[index]  # noqa: E731
+        n = int(index.sum()) if index.dtype == bool else len(index)
+        return Units(
+            space=self.space, n=n, rois={k: v[index] for k, v in self.rois.items()},
+            hemisphere=pick(self.hemisphere), vertex=pick(self.vertex), ijk=pick(self.ijk),
+            shape=self.shape, affine=self.affine, names=pick(self.names), coords=pick(self.coords),
+        )
+
+
+@dataclass
+class Recording:
+    """One subject of one dataset: trial responses, the stimulus of each trial, and unit metadata.
+
+    ``responses`` is ``n_trials × n_units`` (fMRI) or ``n_trials × n_units × n_times`` (M/EEG).
+    Repetitions stay separate trials; averaging is the explicit, recorded ``average_repetitions``.
+    ``noise_ceiling`` is per unit, as the fraction of variance (0–1) explainable in the average of
+    the repetitions the recording holds (NSD's convention). ``splits`` maps a split name to the
+    stimulus ids in it (e.g. ``train`` and ``test``).
+    """
+
+    dataset: str
+    subject: str
+    responses: np.ndarray
+    trial_stimulus_ids: np.ndarray
+    units: Units
+    splits: dict[str, np.ndarray] = field(default_factory=dict)
+    times: np.ndarray | None = None
+    noise_ceiling: np.ndarray | None = None
+    preprocessing: list[dict] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.trial_stimulus_ids = np.asarray(self.trial_stimulus_ids).astype(str)
+        if self.responses.ndim not in (2, 3):
+            raise WorkbenchError(
+                f"responses of {self.dataset}/{self.subject} have {self.responses.ndim} dims; "
+                "expected trials × units or trials × units × times"
+            )
+        if len(self.trial_stimulus_ids) != self.responses.shape[0]:
+            raise WorkbenchError(
+                f"{self.dataset}/{self.subject}: {self.responses.shape[0]} response trials but "
+                f"{len(self.trial_stimulus_ids)} trial stimulus ids"
+            )
+        if self.responses.shape[1] != self.units.n:
+            raise WorkbenchError(
+                f"{self.dataset}/{self.subject}: responses have {self.responses.shape[1]} units "
+                f"but unit metadata describes {self.units.n}"
+            )
+        if self.responses.ndim == 3 and (self.times is None or len(self.times) != self.responses.shape[2]):
+            raise WorkbenchError(f"{self.dataset}/{self.subject}: time-resolved responses need one time per sample")
+        self.splits = {k: np.asarray(v).astype(str) for k, v in self.splits.items()}
+
+    @property
+    def n_units(self) -> int:
+        return self.units.n
+
+    def stimulus_ids(self) -> np.ndarray:
+        """Unique stimulus ids in first-seen trial order."""
+        _, first = np.unique(self.trial_stimulus_ids, return_index=True)
+        return self.trial_stimulus_ids[np.sort(first)]
+
+    def fingerprint(self) -> str:
+        return digest(self.dataset, self.subject, self.preprocessing, self.responses.shape,
+                      self.responses[: min(64, len(self.responses))].astype(np.float32))
+
+    def average_repetitions(self) -> "Recording":
+        """Average trials that share a stimulus; the result has one row per unique stimulus."""
+        ids = self.stimulus_ids()
+        position = {s: i for i, s in enumerate(ids)}
+        rows = np.array([position[s] for s in self.trial_stimulus_ids])
+        counts = np.bincount(rows, minlength=len(ids)).astype(np.float64)
+        flat = self.responses.reshape(len(rows), -1).astype(np.float64)
+        sums = np.zeros((len(ids), flat.shape[1]))
+        np.add.at(sums, rows, flat)
+        mean = (sums / counts[:, None]).astype(np.float32).reshape((len(ids),) + self.responses.shape[1:])
+        step = {"step": "average_repetitions", "min_repetitions": int(counts.min()),
+                "max_repetitions": int(counts.max())}
+        return replace(self, responses=mean, trial_stimulus_ids=ids,
+                       preprocessing=[*self.preprocessing, step])
+
+    def select_units(self, mask: np.ndarray) -> "Recording":
+        mask = np.asarray(mask)
+        nc = None if self.noise_ceiling is None else self.noise_ceiling[mask]
+        return replace(self, responses=self.responses[:, mask], units=self.units.select(mask), noise_ceiling=nc)
+
+    def select_trials(self, stimulus_ids: Sequence[str]) -> "Recording":
+        keep = np.isin(self.trial_stimulus_ids, np.asarray(stimulus_ids).astype(str))
+        return replace(self, responses=self.responses[keep], trial_stimulus_ids=self.trial_stimulus_ids[keep])
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """A selectable layer: its name and its relative depth (0 = input side, 1 = output)."""
+
+    name: str
+    depth: float
+
+
+@runtime_checkable
+class Dataset(Protocol):
+    """A source of recordings and the stimuli they were recorded with."""
+
+    name: str
+    modalities: tuple[str, ...]
+
+    def subjects(self) -> list[str]: ...
+    def stimuli(self, modality: str | None = None) -> StimulusSet: ...
+    def recording(self, subject: str) -> Recording: ...
+    def fetch(self, dest: str | Path, accept_terms: bool = False, **options: Any) -> Path: ...
+    def fingerprint(self) -> str: ...
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    """A model whose intermediate representations we compare with the brain."""
+
+    name: str
+    modality: str
+
+    def layers(self) -> list[LayerInfo]: ...
+    def encode(self, batch: list, layers: Sequence[str]) -> dict[str, np.ndarray]: ...
+    def fingerprint(self) -> str: ...
+
+
+@runtime_checkable
+class Head(Protocol):
+    """A scikit-learn estimator mapping features to brain (``encode``) or brain to features (``decode``).
+
+    ``score(X, Y)`` returns one value per output unit (not sklearn's single float) because the
+    per-unit map is what a brain scientist looks at.
+    """
+
+    direction: str
+
+    def fit(self, X: np.ndarray, Y: np.ndarray) -> "Head": ...
+    def predict(self, X: np.ndarray) -> np.ndarray: ...
+    def score(self, X: np.ndarray, Y: np.ndarray) -> np.ndarray: ...
+
+
+@runtime_checkable
+class Metric(Protocol):
+    """Compares two representations of the same stimuli (rows aligned) without fitting."""
+
+    kind: str
+    invariances: tuple[str, ...]
+    cross_validated: bool
+
+    def compare(self, X: np.ndarray, Y: np.ndarray) -> float: ...
+
+
+def resolve_layers(available: Sequence[LayerInfo], wanted: Sequence[str | float] | None) -> list[str]:
+    """Turn layer names or relative depths (0–1) into layer names; ``None`` means every layer.
+
+    A depth picks the layer whose relative depth is nearest, so "0.5" means the middle of any model.
+    """
+    if wanted is None:
+        return [layer.name for layer in available]
+    names = [layer.name for layer in available]
+    out: list[str] = []
+    for item in wanted:
+        if isinstance(item, str) and item in names:
+            choice = item
+        else:
+            try:
+                depth = float(item)
+            except (TypeError, ValueError):
+                raise WorkbenchError(
+                    f"unknown layer {item!r}; choose one of {', '.join(names)} or a relative depth 0–1"
+                ) from None
+            if not 0.0 <= depth <= 1.0:
+                raise WorkbenchError(f"relative depth {depth} is outside 0–1")
+            choice = min(available, key=lambda layer: (abs(layer.depth - depth), layer.depth)).name
+        if choice not in out:
+            out.append(choice)
+    return out
+
+
+def as_mapping(options: Mapping[str, Any] | None) -> dict[str, Any]:
+    return dict(options or {})
