@@ -1,0 +1,373 @@
+"""The embedded default dataset: a simulated, NSD-shaped fMRI experiment that needs no download.
+
+Generating model (what the demo should reveal):
+
+* **Stimuli.** ``n_images`` procedurally drawn 224×224 images, seeded: a textured background
+  (plain, stripes, checker, dots or noise; orientation, spatial frequency, colour) with one to
+  three objects of one of eight shape categories (colour, size, position). Each image has a caption
+  built from its parameters plus a *scene topic* ("at the beach", "in a kitchen", ...) that is
+  **not drawn** in the image: only a text encoder can see it.
+* **Cortex.** Units are the 20,484 vertices of fsaverage5 (both hemispheres, nilearn's mesh).
+  ROIs are rings of increasing angular distance from the occipital pole on the registered sphere:
+  V1, V2, V3, then hV4 (ventral) / LO (lateral-dorsal), then VOT (ventral temporal) and a
+  lateral "semantic" ROI. Vertices outside every ROI carry noise only.
+* **Responses.** Each ROI mixes four feature spaces with weights that move up the hierarchy:
+  low-level image statistics computed from the pixels (mean colour, luminance contrast, oriented
+  gradient energy, spatial-frequency energy; V1 ≈ all low-level), mid-level texture/count/size
+  (V2–hV4), shape category (LO, VOT) and caption topic (semantic ROI). A vertex's response is a
+  random linear read-out of its ROI's mixture plus Gaussian noise, independent per repetition
+  (3 per image), so the per-vertex noise ceiling is finite and known.
+* **Design.** Like NSD, ``n_test`` images form a ``test`` split shown to every subject; each
+  subject sees its own ``n_train`` training images from the remaining pool.
+
+Expected result: early ROIs are best explained by early layers of an ImageNet-trained network,
+later ROIs by later layers; the semantic ROI only by the caption (text) encoder; vertices outside
+the ROIs by nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+import workbench
+from workbench.types import Recording, StimulusSet, Units, WorkbenchError, digest
+
+SHAPES = ["circle", "square", "triangle", "star", "cross", "ring", "diamond", "arrow"]
+TEXTURES = ["plain", "striped", "checkered", "dotted", "noisy"]
+COLOURS = [("red", 0.0), ("orange", 0.08), ("yellow", 0.15), ("green", 0.33), ("teal", 0.47),
+           ("blue", 0.62), ("purple", 0.75), ("pink", 0.9)]
+TOPICS = [("nature", "at the beach"), ("nature", "in a forest"), ("nature", "on a mountain"),
+          ("home", "in a kitchen"), ("home", "in a bedroom"), ("home", "in an office"),
+          ("city", "on a busy street"), ("city", "in a train station"), ("city", "at a market")]
+COUNT_WORDS = {1: "one", 2: "two", 3: "three"}
+SIZE = 224
+ROI_ORDER = ["V1", "V2", "V3", "hV4", "LO", "VOT", "semantic"]
+# Weights of (low-level, mid-level, shape category, caption topic) per ROI.
+ROI_MIX = {
+    "V1": (1.0, 0.0, 0.0, 0.0),
+    "V2": (0.8, 0.2, 0.0, 0.0),
+    "V3": (0.6, 0.4, 0.0, 0.0),
+    "hV4": (0.3, 0.6, 0.1, 0.0),
+    "LO": (0.05, 0.35, 0.6, 0.0),
+    "VOT": (0.0, 0.1, 0.9, 0.0),
+    "semantic": (0.0, 0.0, 0.15, 0.85),
+}
+ROI_SNR = {"V1": 1.0, "V2": 0.9, "V3": 0.8, "hV4": 0.7, "LO": 0.7, "VOT": 0.7, "semantic": 0.7}
+
+
+def _hsv(h: float, s: float, v: float) -> tuple[int, int, int]:
+    import colorsys
+
+    r, g, b = colorsys.hsv_to_rgb(h % 1.0, s, v)
+    return int(r * 255), int(g * 255), int(b * 255)
+
+
+def _shape_polygon(kind: str, cx: float, cy: float, r: float, angle: float) -> list[tuple[float, float]] | None:
+    def rot(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+        c, s = math.cos(angle), math.sin(angle)
+        return [(cx + x * c - y * s, cy + x * s + y * c) for x, y in points]
+
+    if kind == "square":
+        return rot([(-r, -r), (r, -r), (r, r), (-r, r)])
+    if kind == "triangle":
+        return rot([(0, -r), (r * 0.95, r * 0.8), (-r * 0.95, r * 0.8)])
+    if kind == "diamond":
+        return rot([(0, -r), (r * 0.6, 0), (0, r), (-r * 0.6, 0)])
+    if kind == "star":
+        pts = []
+        for i in range(10):
+            rad = r if i % 2 == 0 else r * 0.42
+            a = math.pi * i / 5 - math.pi / 2
+            pts.append((rad * math.cos(a), rad * math.sin(a)))
+        return rot(pts)
+    if kind == "cross":
+        w = r * 0.35
+        return rot([(-w, -r), (w, -r), (w, -w), (r, -w), (r, w), (w, w), (w, r), (-w, r), (-w, w), (-r, w), (-r, -w), (-w, -w)])
+    if kind == "arrow":
+        return rot([(-r, -r * 0.25), (r * 0.2, -r * 0.25), (r * 0.2, -r * 0.6), (r, 0), (r * 0.2, r * 0.6),
+                    (r * 0.2, r * 0.25), (-r, r * 0.25)])
+    return None
+
+
+def _render(p: dict[str, Any]):
+    """Draw one stimulus from its parameters (deterministic)."""
+    from PIL import Image, ImageDraw
+
+    rng = np.random.default_rng(p["seed"])
+    yy, xx = np.mgrid[0:SIZE, 0:SIZE].astype(np.float32) / SIZE
+    theta = math.radians(p["orientation"])
+    phase = (xx * math.cos(theta) + yy * math.sin(theta)) * p["frequency"] * 2 * math.pi
+    tex = p["texture"]
+    if tex == "plain":
+        pattern = np.zeros_like(xx)
+    elif tex == "striped":
+        pattern = np.sign(np.sin(phase))
+    elif tex == "checkered":
+        other = (-xx * math.sin(theta) + yy * math.cos(theta)) * p["frequency"] * 2 * math.pi
+        pattern = np.sign(np.sin(phase) * np.sin(other))
+    elif tex == "dotted":
+        other = (-xx * math.sin(theta) + yy * math.cos(theta)) * p["frequency"] * 2 * math.pi
+        pattern = ((np.cos(phase) + np.cos(other)) > 1.2).astype(np.float32) * 2 - 1
+    else:
+        coarse = rng.standard_normal((max(2, p["frequency"]), max(2, p["frequency"])))
+        pattern = np.asarray(Image.fromarray(coarse.astype(np.float32)).resize((SIZE, SIZE), Image.BICUBIC))
+        pattern = np.clip(pattern / (np.abs(pattern).max() + 1e-6), -1, 1)
+    base = np.array(_hsv(p["bg_hue"], 0.55, p["bg_value"]), dtype=np.float32)
+    img = base[None, None, :] * (1 + p["contrast"] * pattern[..., None])
+    image = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
+    draw = ImageDraw.Draw(image)
+    colour = _hsv(p["obj_hue"], 0.85, 0.95)
+    for (cx, cy), angle in zip(p["positions"], p["angles"]):
+        r = p["size"]
+        poly = _shape_polygon(p["shape"], cx, cy, r, angle)
+        if poly is not None:
+            draw.polygon(poly, fill=colour, outline=(20, 20, 20))
+        elif p["shape"] == "circle":
+            draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=colour, outline=(20, 20, 20))
+        else:  # ring
+            draw.ellipse([cx - r, cy - r, cx + r, cy + r], outline=colour, width=max(3, int(r * 0.35)))
+    return image
+
+
+def _caption(p: dict[str, Any]) -> str:
+    size_word = "small" if p["size"] < 26 else ("large" if p["size"] > 36 else "medium")
+    noun = p["shape"] + ("es" if p["shape"] in ("cross",) else "s") if p["count"] > 1 else p["shape"]
+    obj_colour = COLOURS[p["obj_colour"]][0]
+    bg_colour = COLOURS[p["bg_colour"]][0]
+    return (f"{COUNT_WORDS[p['count']]} {size_word} {obj_colour} {noun} on a {p['texture']} {bg_colour} "
+            f"background, {TOPICS[p['topic']][1]}")
+
+
+def _pixel_statistics(image) -> np.ndarray:
+    """Low-level image statistics: colour, luminance contrast, oriented energy, spatial frequency."""
+    a = np.asarray(image, dtype=np.float32) / 255.0
+    lum = a @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    gy, gx = np.gradient(lum)
+    energies = []
+    for deg in (0, 45, 90, 135):
+        t = math.radians(deg)
+        energies.append(np.mean((gx * math.cos(t) + gy * math.sin(t)) ** 2))
+    spectrum = np.abs(np.fft.fftshift(np.fft.fft2(lum - lum.mean()))) ** 2
+    yy, xx = np.mgrid[-SIZE // 2:SIZE // 2, -SIZE // 2:SIZE // 2]
+    radius = np.hypot(yy, xx)
+    bands = [np.log1p(spectrum[(radius >= lo) & (radius < hi)].mean()) for lo, hi in ((2, 6), (6, 14), (14, 30), (30, 70))]
+    hsv = np.asarray(image.convert("HSV"), dtype=np.float32) / 255.0
+    return np.array([*a.mean(axis=(0, 1)), lum.std(), hsv[..., 1].mean(), *np.log(np.array(energies) + 1e-6), *bands],
+                    dtype=np.float64)
+
+
+def _fsaverage5_rois(seed: int) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """ROI masks over both hemispheres, laid out as rings around the occipital pole of the sphere."""
+    from nilearn import datasets
+
+    mesh = datasets.load_fsaverage("fsaverage5")
+    rois: dict[str, list[np.ndarray]] = {name: [] for name in ROI_ORDER}
+    hemis, vertex = [], []
+    for hemi in ("left", "right"):
+        sphere = np.asarray(mesh["sphere"].parts[hemi].coordinates, dtype=np.float64)
+        pial = np.asarray(mesh["pial"].parts[hemi].coordinates, dtype=np.float64)
+        unit = sphere / np.linalg.norm(sphere, axis=1, keepdims=True)
+        pole = unit[np.argmin(pial[:, 1])]
+        angle = np.degrees(np.arccos(np.clip(unit @ pole, -1, 1)))
+        ventral = pial[:, 2] < np.percentile(pial[:, 2], 40)
+        n = len(sphere)
+        rings = {"V1": angle < 11, "V2": (angle >= 11) & (angle < 18), "V3": (angle >= 18) & (angle < 25)}
+        mid = (angle >= 25) & (angle < 36)
+        high = (angle >= 36) & (angle < 52)
+        rings["hV4"] = mid & ventral
+        rings["LO"] = mid & ~ventral
+        rings["VOT"] = high & ventral
+        rings["semantic"] = (angle >= 40) & (angle < 60) & ~ventral & (pial[:, 2] < np.percentile(pial[:, 2], 75))
+        for name in ROI_ORDER:
+            rois[name].append(rings[name])
+        hemis.append(np.full(n, "left" if hemi == "left" else "right"))
+        vertex.append(np.arange(n))
+    masks = {name: np.concatenate(parts) for name, parts in rois.items()}
+    return masks, np.concatenate(hemis), np.concatenate(vertex)
+
+
+class DemoDataset:
+    """Simulated NSD-shaped fMRI on fsaverage5 with planted layer-to-ROI structure (see module docs)."""
+
+    name = "demo"
+    modalities = ("image", "text")
+    space = "fsaverage5"
+
+    def __init__(self, n_subjects: int = 2, n_train: int = 450, n_test: int = 120, n_repetitions: int = 3,
+                 noise: float = 1.0, seed: int = 0, local_path: str | None = None) -> None:
+        if n_subjects < 1 or n_train < 10 or n_test < 10 or n_repetitions < 2:
+            raise WorkbenchError("demo needs n_subjects ≥ 1, n_train ≥ 10, n_test ≥ 10 and n_repetitions ≥ 2")
+        self.n_subjects, self.n_train, self.n_test = n_subjects, n_train, n_test
+        self.n_repetitions, self.noise, self.seed = n_repetitions, float(noise), seed
+        self.local_path = local_path
+        pool = n_test + n_train + (n_subjects - 1) * (n_train // 3)
+        self.n_images = pool
+
+    # ---- stimuli ---------------------------------------------------------------------------
+    @cached_property
+    def parameters(self) -> list[dict[str, Any]]:
+        rng = np.random.default_rng(self.seed)
+        params = []
+        for i in range(self.n_images):
+            count = int(rng.integers(1, 4))
+            size = float(rng.uniform(18, 44))
+            positions = [(float(rng.uniform(size + 4, SIZE - size - 4)), float(rng.uniform(size + 4, SIZE - size - 4)))
+                         for _ in range(count)]
+            bg_colour, obj_colour = (int(c) for c in rng.choice(len(COLOURS), 2, replace=False))
+            params.append({
+                "seed": int(rng.integers(2**31)), "shape": SHAPES[int(rng.integers(len(SHAPES)))], "count": count,
+                "size": size, "positions": positions, "angles": [float(rng.uniform(-0.3, 0.3)) for _ in range(count)],
+                "texture": TEXTURES[int(rng.integers(len(TEXTURES)))], "orientation": float(rng.choice([0, 45, 90, 135])),
+                "frequency": int(rng.choice([3, 6, 12, 24])), "contrast": float(rng.uniform(0.1, 0.6)),
+                "bg_colour": bg_colour, "bg_hue": COLOURS[bg_colour][1], "bg_value": float(rng.uniform(0.35, 0.95)),
+                "obj_colour": obj_colour, "obj_hue": COLOURS[obj_colour][1], "topic": int(rng.integers(len(TOPICS))),
+            })
+        return params
+
+    @cached_property
+    def ids(self) -> tuple[str, ...]:
+        return tuple(f"demo-{i:05d}" for i in range(self.n_images))
+
+    def _index(self, ids: Sequence[str]) -> list[int]:
+        position = {s: i for i, s in enumerate(self.ids)}
+        try:
+            return [position[s] for s in ids]
+        except KeyError as exc:
+            raise WorkbenchError(f"stimulus {exc.args[0]!r} is not a demo stimulus (ids look like 'demo-00042')") from None
+
+    def render(self, ids: Sequence[str]) -> list:
+        return [_render(self.parameters[i]) for i in self._index(ids)]
+
+    def captions(self, ids: Sequence[str]) -> list[str]:
+        return [_caption(self.parameters[i]) for i in self._index(ids)]
+
+    def stimuli(self, modality: str | None = None) -> StimulusSet:
+        modality = modality or "image"
+        if modality not in self.modalities:
+            raise WorkbenchError(f"demo has {' and '.join(self.modalities)} stimuli, not {modality!r}")
+        loader = self.render if modality == "image" else self.captions
+        return StimulusSet(self.ids, modality, loader, digest("demo", self.fingerprint(), modality))
+
+    def subjects(self) -> list[str]:
+        return [str(i + 1) for i in range(self.n_subjects)]
+
+    def fingerprint(self) -> str:
+        return digest("demo-v1", self.n_subjects, self.n_train, self.n_test, self.n_repetitions, self.noise, self.seed)
+
+    # ---- features of the generating model ----------------------------------------------------
+    @cached_property
+    def feature_spaces(self) -> dict[str, np.ndarray]:
+        """The four standardised feature spaces the responses are generated from (n_images × d)."""
+        low = np.stack([_pixel_statistics(img) for img in self.render(self.ids)])
+        mid = np.stack([
+            np.concatenate([np.eye(len(TEXTURES))[TEXTURES.index(p["texture"])],
+                            np.eye(3)[p["count"] - 1], [p["size"], p["size"] * p["count"]]])
+            for p in self.parameters])
+        shape = np.stack([np.eye(len(SHAPES))[SHAPES.index(p["shape"])] for p in self.parameters])
+        groups = sorted({g for g, _ in TOPICS})
+        topic = np.stack([np.concatenate([np.eye(len(TOPICS))[p["topic"]],
+                                          np.eye(len(groups))[groups.index(TOPICS[p["topic"]][0])] * 1.5])
+                          for p in self.parameters])
+
+        def standardise(f: np.ndarray) -> np.ndarray:
+            f = f - f.mean(axis=0)
+            sd = f.std(axis=0)
+            return f / np.where(sd > 0, sd, 1.0)
+
+        return {"low": standardise(low), "mid": standardise(mid), "shape": standardise(shape), "topic": standardise(topic)}
+
+    # ---- recordings ------------------------------------------------------------------------
+    def _design(self, subject: str) -> tuple[np.ndarray, np.ndarray]:
+        s = self.subjects().index(subject)
+        test = np.arange(self.n_test)
+        start = self.n_test + s * (self.n_train // 3)
+        train = np.arange(start, start + self.n_train)
+        return train, test
+
+    def recording(self, subject: str) -> Recording:
+        if subject not in self.subjects():
+            raise WorkbenchError(f"demo has subjects {', '.join(self.subjects())}, not {subject!r}")
+        rois, hemis, vertex = _fsaverage5_rois(self.seed)
+        n_units = len(hemis)
+        rng = np.random.default_rng([self.seed, int(subject)])
+        spaces = self.feature_spaces
+        signal = np.zeros((self.n_images, n_units), dtype=np.float64)
+        for name in ROI_ORDER:
+            mask = rois[name]
+            for weight, key in zip(ROI_MIX[name], ("low", "mid", "shape", "topic")):
+                if weight == 0:
+                    continue
+                f = spaces[key]
+                w = rng.standard_normal((f.shape[1], int(mask.sum()))) / math.sqrt(f.shape[1])
+                signal[:, mask] += math.sqrt(weight) * (f @ w)
+            signal[:, mask] *= ROI_SNR[name]
+        train, test = self._design(subject)
+        images = np.concatenate([train, test])
+        order = rng.permutation(np.repeat(images, self.n_repetitions))
+        baseline = rng.uniform(-0.5, 0.5, n_units)
+        noise = self.noise * rng.standard_normal((len(order), n_units))
+        responses = (signal[order] + baseline + noise).astype(np.float32)
+        ids = np.asarray(self.ids)
+        units = Units(space=self.space, n=n_units, rois=rois, hemisphere=hemis, vertex=vertex)
+        rec = Recording(
+            dataset=self.name, subject=subject, responses=responses, trial_stimulus_ids=ids[order], units=units,
+            splits={"train": ids[train], "test": ids[test]},
+            preprocessing=[{"step": "simulate", "generator": "demo-v1", "seed": self.seed, "noise": self.noise}],
+        )
+        rec.noise_ceiling = ncsnr_noise_ceiling(rec.responses, rec.trial_stimulus_ids, self.n_repetitions)
+        return rec
+
+    def fetch(self, dest: str | Path, accept_terms: bool = False, **options: Any) -> Path:
+        """Nothing to download: write the stimuli as PNG files and a captions CSV into ``dest``."""
+        dest = Path(dest)
+        (dest / "images").mkdir(parents=True, exist_ok=True)
+        with open(dest / "captions.csv", "w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["stimulus_id", "caption"])
+            for sid, image, caption in zip(self.ids, self.render(self.ids), self.captions(self.ids)):
+                image.save(dest / "images" / f"{sid}.png")
+                writer.writerow([sid, caption])
+        return dest
+
+
+def ncsnr_noise_ceiling(responses: np.ndarray, trial_ids: np.ndarray, n_average: int) -> np.ndarray:
+    """NSD's noise ceiling (Allen et al. 2022) as a fraction: ncsnr² / (ncsnr² + 1/n) per unit."""
+    z = (responses - responses.mean(axis=0)) / np.where(responses.std(axis=0) > 0, responses.std(axis=0), 1)
+    _, inverse, counts = np.unique(trial_ids, return_inverse=True, return_counts=True)
+    repeated = counts[inverse] > 1
+    z, inverse = z[repeated], inverse[repeated]
+    sums = np.zeros((inverse.max() + 1, z.shape[1]))
+    squares = np.zeros_like(sums)
+    np.add.at(sums, inverse, z)
+    np.add.at(squares, inverse, z * z)
+    k = np.bincount(inverse)[:, None].astype(np.float64)
+    valid = k[:, 0] > 1
+    var = (squares[valid] - sums[valid] ** 2 / k[valid]) / (k[valid] - 1)
+    noise_var = var.mean(axis=0)
+    signal_var = np.clip(1 - noise_var, 0, None)
+    ncsnr2 = signal_var / np.where(noise_var > 0, noise_var, np.inf)
+    return (ncsnr2 / (ncsnr2 + 1.0 / n_average)).astype(np.float32)
+
+
+@workbench.hookimpl
+def register_datasets(register) -> None:
+    register(
+        "demo", DemoDataset,
+        description="Simulated NSD-shaped fMRI on fsaverage5 with planted layer-to-ROI structure (offline default).",
+        modality="image+text", citation="brain-workbench demo generator v1",
+        options={
+            "n_subjects": {"type": "int", "default": 2, "help": "number of simulated subjects"},
+            "n_train": {"type": "int", "default": 450, "help": "training images per subject"},
+            "n_test": {"type": "int", "default": 120, "help": "shared test images"},
+            "n_repetitions": {"type": "int", "default": 3, "help": "repetitions per image"},
+            "noise": {"type": "float", "default": 1.0, "help": "noise standard deviation per trial"},
+            "seed": {"type": "int", "default": 0, "help": "generator seed"},
+            "local_path": {"type": "str", "default": None, "help": "unused: the demo is generated"},
+        },
+    )
