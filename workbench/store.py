@@ -25,12 +25,14 @@ from typing import Any, Iterator, Mapping, Sequence
 import numpy as np
 import zarr
 
-from workbench.types import Recording, Units, WorkbenchError
+from workbench.types import Recording, Units, WorkbenchError, as_str_array
 
 DEFAULT_STORE = "stores/default.zarr"
 META = "workbench"
 _SEGMENT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,199}$")
+_RESERVED = {"zarr.json"}
 TARGET_CHUNK_BYTES = 4 * 2**20
+STALE_WRITER_S = 6 * 3600.0
 
 
 def check_key(path: str) -> str:
@@ -44,6 +46,8 @@ def check_key(path: str) -> str:
                 f"invalid store key {path!r}: segment {part!r} must be letters, digits, '_', '.' or '-' "
                 "and may not be empty, '.' or '..'"
             )
+        if part.lower() in _RESERVED or part.startswith("__"):
+            raise WorkbenchError(f"invalid store key {path!r}: {part!r} is a name zarr reserves; rename it")
     return "/".join(parts)
 
 
@@ -62,7 +66,16 @@ def suggest_block_rows(row_bytes: int, n_rows: int, target_bytes: int = TARGET_C
 
 
 def block_digest(data: np.ndarray) -> str:
-    return hashlib.blake2b(np.ascontiguousarray(data).tobytes(), digest_size=16).hexdigest()
+    """Checksum of an array's values; strings are hashed as UTF-8 text, whatever their numpy dtype."""
+    data = np.asarray(data)
+    h = hashlib.blake2b(digest_size=16)
+    if data.dtype.kind in "OTUS":
+        for value in as_str_array(data).ravel().tolist():
+            encoded = value.encode("utf-8", "surrogatepass")
+            h.update(len(encoded).to_bytes(8, "little") + encoded)
+    else:
+        h.update(np.ascontiguousarray(data).tobytes())
+    return h.hexdigest()
 
 
 def _version(package: str) -> str | None:
@@ -129,26 +142,54 @@ class EntryInfo:
 
 
 def _pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this host (a zombie, killed but not yet reaped, does not)."""
+    if pid <= 0:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[-1].split()[:1] != ["Z"]
+
+
+def _writer_alive(writer: Mapping[str, Any] | None, stale_after_s: float = STALE_WRITER_S) -> bool:
+    """Whether the writer recorded in an entry may still be writing it.
+
+    On this host that is whether its process lives; for another host (a cluster node) we cannot
+    tell, so a writer that reported progress less than ``stale_after_s`` ago counts as alive.
+    """
+    if not writer:
+        return False
+    pid = int(writer.get("pid", -1))
+    if writer.get("host") == socket.gethostname():
+        return _pid_alive(pid)
+    last = float(writer.get("updated") or writer.get("started") or 0.0)
+    return time.time() - last < stale_after_s
 
 
 class Store:
     """A zarr v3 group (local path or any fsspec URL) holding workbench entries."""
 
-    def __init__(self, url: str | os.PathLike[str] = DEFAULT_STORE) -> None:
+    def __init__(self, url: str | os.PathLike[str] = DEFAULT_STORE, create: bool = True) -> None:
         self.url = str(url)
-        if "://" not in self.url:
-            Path(self.url).parent.mkdir(parents=True, exist_ok=True)
+        local = "://" not in self.url
+        if local:
+            self.url = str(Path(self.url).expanduser())
+            if not create and not Path(self.url).exists():
+                raise WorkbenchError(f"there is no store at {self.url!r}; check the --store path or $WORKBENCH_STORE")
+            if create:
+                Path(self.url).parent.mkdir(parents=True, exist_ok=True)
         try:
-            self.root = zarr.open_group(store=self.url, mode="a", zarr_format=3)
+            self.root = zarr.open_group(store=self.url, mode="a" if create else "r+", zarr_format=3)
         except Exception as exc:
-            raise WorkbenchError(f"cannot open store {self.url!r}: {exc}; pass a writable path or URL with --store") from exc
+            raise WorkbenchError(f"cannot open store {self.url!r}: {type(exc).__name__}: {exc}; "
+                                 "pass a writable zarr v3 path or URL with --store") from exc
 
     def __repr__(self) -> str:
         return f"Store({self.url!r})"
@@ -252,15 +293,14 @@ class Store:
                     return f"array {name!r} block {block} does not match its checksum"
         return None
 
-    def gc(self, dry_run: bool = False) -> list[str]:
-        """Remove incomplete entries that no live process is writing; return their paths."""
+    def gc(self, dry_run: bool = False, stale_after_s: float = STALE_WRITER_S) -> list[str]:
+        """Remove incomplete entries that no live process is writing; return their paths.
+
+        A writer on another host counts as live until it has been silent for ``stale_after_s``.
+        """
         removed = []
         for info in list(self.iter_entries()):
-            if info.complete:
-                continue
-            writer = info.attrs[META].get("writer") or {}
-            if writer.get("host") == socket.gethostname() and _pid_alive(int(writer.get("pid", -1))) \
-                    and int(writer.get("pid", -1)) != os.getpid():
+            if info.complete or _writer_alive(info.attrs[META].get("writer"), stale_after_s):
                 continue
             removed.append(info.path)
             if not dry_run:
@@ -276,7 +316,7 @@ class Store:
                                        r.units.n)
         arrays: dict[str, tuple[np.ndarray, tuple[int, ...] | None]] = {
             "responses": (r.responses.astype(np.float32), (n_trials, unit_cols) + r.responses.shape[2:]),
-            "trial_stimulus_ids": (r.trial_stimulus_ids.astype(str), None),
+            "trial_stimulus_ids": (as_str_array(r.trial_stimulus_ids), None),
         }
         if r.noise_ceiling is not None:
             arrays["noise_ceiling"] = (np.asarray(r.noise_ceiling, dtype=np.float32), None)
@@ -286,11 +326,11 @@ class Store:
             value = getattr(r.units, attr)
             if value is not None:
                 value = np.asarray(value)
-                arrays[f"units_{attr}"] = (value.astype(str) if value.dtype.kind in "OUS" else value, None)
+                arrays[f"units_{attr}"] = (as_str_array(value) if value.dtype.kind in "OUST" else value, None)
         for name, mask in r.units.rois.items():
             arrays[f"roi_{safe_name(name)}"] = (mask.astype(bool), None)
         for name, ids in r.splits.items():
-            arrays[f"split_{safe_name(name)}"] = (ids.astype(str), None)
+            arrays[f"split_{safe_name(name)}"] = (as_str_array(ids), None)
         specs = {k: ArraySpec(v.shape, "str" if v.dtype.kind in "OUT" else str(v.dtype), blocked=False)
                  for k, (v, _) in arrays.items()}
         meta = {
@@ -305,24 +345,26 @@ class Store:
             w.finish()
 
     def load_recording(self, path: str) -> Recording:
+        """Read back a recording cached by ``save_recording`` (ROI and split order included)."""
         reader = self.open(path)
-        meta = reader.attrs["recording"]
-        g = reader.group
-        keys = set(g.array_keys())
+        meta = reader.attrs.get("recording")
+        if not isinstance(meta, dict):
+            raise WorkbenchError(f"entry {path!r} in {self.url} is not a cached recording")
+        keys = set(reader.names())
         units = Units(
-            space=meta["space"], n=g["responses"].shape[1],
-            rois={meta["rois"][k[4:]]: g[k][...] for k in sorted(keys) if k.startswith("roi_")},
+            space=meta["space"], n=reader.array("responses").shape[1],
+            rois={name: reader[f"roi_{key}"].astype(bool) for key, name in meta["rois"].items()},
             shape=tuple(meta["shape"]) or None,
             affine=None if meta["affine"] is None else np.asarray(meta["affine"]),
-            **{a: np.asarray(g[f"units_{a}"][...]) for a in ("hemisphere", "vertex", "ijk", "names", "coords")
+            **{a: reader[f"units_{a}"] for a in ("hemisphere", "vertex", "ijk", "names", "coords")
                if f"units_{a}" in keys},
         )
         return Recording(
-            dataset=meta["dataset"], subject=meta["subject"], responses=g["responses"][...],
-            trial_stimulus_ids=np.asarray(g["trial_stimulus_ids"][...]).astype(str), units=units,
-            splits={meta["splits"][k[6:]]: np.asarray(g[k][...]).astype(str) for k in keys if k.startswith("split_")},
-            times=g["times"][...] if "times" in keys else None,
-            noise_ceiling=g["noise_ceiling"][...] if "noise_ceiling" in keys else None,
+            dataset=meta["dataset"], subject=meta["subject"], responses=reader["responses"],
+            trial_stimulus_ids=reader["trial_stimulus_ids"], units=units,
+            splits={name: reader[f"split_{key}"] for key, name in meta["splits"].items()},
+            times=reader["times"] if "times" in keys else None,
+            noise_ceiling=reader["noise_ceiling"] if "noise_ceiling" in keys else None,
             preprocessing=list(meta["preprocessing"]),
         )
 
@@ -337,7 +379,13 @@ class EntryReader:
         self.meta = dict(self.attrs[META])
 
     def __getitem__(self, name: str) -> np.ndarray:
-        return np.asarray(self.group[name][...])
+        """The whole array ``name``; strings come back as a fixed-width unicode array."""
+        try:
+            node = self.group[name]
+        except KeyError:
+            raise WorkbenchError(f"entry {self.path!r} has no array {name!r}; it has {', '.join(self.names())}") from None
+        data = np.asarray(node[...])
+        return as_str_array(data) if data.dtype.kind in "OT" else data
 
     def array(self, name: str) -> zarr.Array:
         return self.group[name]
@@ -366,29 +414,45 @@ class EntryWriter:
         self.block_rows = int(block_rows or suggest_block_rows(widest, self.n_rows))
         self.n_blocks = -(-self.n_rows // self.block_rows) if self.n_rows else 0
         layout = {name: [list(s.shape), s.dtype, s.blocked] for name, s in arrays.items()}
+        self._check_location(store, path)
         existing = store.meta(path)
         if existing is not None and existing.get("complete"):
             self.group = store.root[path]
             self.meta = existing
             return
-        if existing is not None and (existing.get("layout") != layout or existing.get("blocks", {}).get("rows") != self.block_rows):
-            store.delete(path)  # an incomplete entry of another shape cannot be resumed
-            existing = None
         if existing is not None:
             writer = existing.get("writer") or {}
-            pid = int(writer.get("pid", -1))
-            if writer.get("host") == socket.gethostname() and pid != os.getpid() and _pid_alive(pid):
-                raise WorkbenchError(f"entry {path!r} is being written by process {pid}; wait for it to finish")
+            if writer.get("pid") != os.getpid() and _writer_alive(writer):
+                raise WorkbenchError(f"entry {path!r} is being written by process {writer.get('pid')} on "
+                                     f"{writer.get('host')}; wait for it to finish")
+            if existing.get("layout") != layout or existing.get("blocks", {}).get("rows") != self.block_rows:
+                store.delete(path)  # an incomplete entry of another shape cannot be resumed
+                existing = None
+        if existing is not None:
             self.group = store.root[path]
             self.meta = existing
         else:
             self.group = store.root.require_group(path)
             self.meta = {"entry": True, "kind": kind, "complete": False, "layout": layout,
                          "blocks": {"n": self.n_blocks, "rows": self.block_rows, "done": []}, "checksums": {}}
-            for name, spec in arrays.items():
-                self._create_array(name, spec)
-        self.meta["writer"] = {"pid": os.getpid(), "host": socket.gethostname(), "started": self.started}
+        self.meta["writer"] = {"pid": os.getpid(), "host": socket.gethostname(), "started": self.started,
+                               "updated": self.started}
         self.group.attrs.update({**attrs, META: self.meta})
+        present = set(self.group.array_keys())
+        for name, spec in arrays.items():
+            if existing is None or name not in present:
+                self._create_array(name, spec)
+
+    @staticmethod
+    def _check_location(store: Store, path: str) -> None:
+        """Entries may not nest: refuse a path inside an entry or above other nodes."""
+        parts = path.split("/")
+        for i in range(1, len(parts)):
+            if store.meta("/".join(parts[:i])) is not None:
+                raise WorkbenchError(f"cannot write entry {path!r}: {'/'.join(parts[:i])!r} is already an entry")
+        group = store._group(path)
+        if group is not None and store.meta(path) is None and any(True for _ in group.group_keys()):
+            raise WorkbenchError(f"cannot write entry {path!r}: it already holds other entries; pick a deeper key")
 
     def _create_array(self, name: str, spec: ArraySpec, chunks: tuple[int, ...] | None = None) -> None:
         if spec.dtype == "str":
@@ -423,6 +487,9 @@ class EntryWriter:
         """Write row block ``block`` of every blocked array, then record it as done."""
         if self.complete:
             return
+        if not isinstance(block, (int, np.integer)) or not 0 <= block < self.n_blocks:
+            raise WorkbenchError(f"block {block!r} of {self.path!r} is out of range 0..{self.n_blocks - 1}")
+        block = int(block)
         rows = self.block_slice(block)
         expected = {n for n, s in self.specs.items() if s.blocked}
         if set(data) != expected:
@@ -441,6 +508,8 @@ class EntryWriter:
         for name, s in sums.items():
             self.meta["checksums"].setdefault(name, {})[str(block)] = s
         self.meta["blocks"]["done"] = sorted(self.done_blocks() | {block})
+        if self.meta.get("writer"):
+            self.meta["writer"]["updated"] = time.time()
         self.group.attrs[META] = self.meta
 
     def put(self, name: str, value: np.ndarray, chunks: tuple[int, ...] | None = None) -> None:
@@ -484,9 +553,9 @@ class EntryWriter:
                 pass
 
 
-def open_store(url: str | os.PathLike[str] | None = None) -> Store:
+def open_store(url: str | os.PathLike[str] | None = None, create: bool = True) -> Store:
     """Open the store at ``url``, ``$WORKBENCH_STORE``, or ``stores/default.zarr``."""
-    return Store(url or os.environ.get("WORKBENCH_STORE") or DEFAULT_STORE)
+    return Store(url or os.environ.get("WORKBENCH_STORE") or DEFAULT_STORE, create=create)
 
 
 def read_rows(array: zarr.Array, index: Sequence[int] | np.ndarray) -> np.ndarray:

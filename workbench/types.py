@@ -23,6 +23,14 @@ class WorkbenchError(Exception):
     """An error caused by bad input: the message is one sentence saying what, where and how to fix."""
 
 
+def as_str_array(values: Any) -> np.ndarray:
+    """A fixed-width unicode array from any sequence of strings (lists, object or StringDType arrays)."""
+    arr = np.asarray(values)
+    if arr.dtype.kind in "OT":
+        arr = arr.astype(object)
+    return arr.astype(str)
+
+
 def digest(*parts: Any, length: int = 16) -> str:
     """A short, stable content hash of JSON-able parts (dict keys sorted, numpy arrays by bytes)."""
     h = hashlib.sha256()
@@ -52,6 +60,11 @@ class StimulusSet:
     content_digest: str = ""
 
     def __post_init__(self) -> None:
+        if isinstance(self.ids, (str, bytes)):
+            raise WorkbenchError("stimulus ids must be a sequence of strings, not one string")
+        object.__setattr__(self, "ids", tuple(str(i) for i in self.ids))
+        if self.modality not in ("image", "text"):
+            raise WorkbenchError(f"stimulus modality {self.modality!r} is not 'image' or 'text'")
         if len(set(self.ids)) != len(self.ids):
             raise WorkbenchError("stimulus ids must be unique; the stimulus set repeats some ids")
         if not self.content_digest:
@@ -99,6 +112,10 @@ class Units:
     coords: np.ndarray | None = None
 
     def __post_init__(self) -> None:
+        if isinstance(self.n, bool) or not isinstance(self.n, (int, np.integer)) or self.n < 0:
+            raise WorkbenchError(f"units.n must be a non-negative integer, got {self.n!r}")
+        self.n = int(self.n)
+        self.rois = dict(self.rois)
         for name, mask in self.rois.items():
             mask = np.asarray(mask, dtype=bool)
             if mask.shape != (self.n,):
@@ -106,8 +123,11 @@ class Units:
             self.rois[name] = mask
         for attr in ("hemisphere", "vertex", "ijk", "names", "coords"):
             value = getattr(self, attr)
-            if value is not None and len(value) != self.n:
-                raise WorkbenchError(f"units.{attr} has {len(value)} entries for {self.n} units")
+            if value is not None and (np.ndim(value) == 0 or len(value) != self.n):
+                size = len(value) if np.ndim(value) else "a scalar, not one value per unit"
+                raise WorkbenchError(f"units.{attr} has {size} entries for {self.n} units")
+        if self.affine is not None and np.shape(self.affine) != (4, 4):
+            raise WorkbenchError(f"units.affine must be a 4 × 4 matrix, got shape {np.shape(self.affine)}")
 
     def roi_labels(self) -> np.ndarray:
         """One label per unit: the first ROI containing it, or '' when none does."""
@@ -149,7 +169,10 @@ class Recording:
     preprocessing: list[dict] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.trial_stimulus_ids = np.asarray(self.trial_stimulus_ids).astype(str)
+        self.responses = np.asarray(self.responses)
+        self.trial_stimulus_ids = as_str_array(self.trial_stimulus_ids)
+        if self.trial_stimulus_ids.ndim != 1:
+            raise WorkbenchError(f"{self.dataset}/{self.subject}: trial_stimulus_ids must be one id per trial")
         if self.responses.ndim not in (2, 3):
             raise WorkbenchError(
                 f"responses of {self.dataset}/{self.subject} have {self.responses.ndim} dims; "
@@ -167,7 +190,10 @@ class Recording:
             )
         if self.responses.ndim == 3 and (self.times is None or len(self.times) != self.responses.shape[2]):
             raise WorkbenchError(f"{self.dataset}/{self.subject}: time-resolved responses need one time per sample")
-        self.splits = {k: np.asarray(v).astype(str) for k, v in self.splits.items()}
+        if self.noise_ceiling is not None and np.shape(self.noise_ceiling) != (self.units.n,):
+            raise WorkbenchError(f"{self.dataset}/{self.subject}: noise_ceiling has shape {np.shape(self.noise_ceiling)}, "
+                                 f"expected one value per unit ({self.units.n},)")
+        self.splits = {k: as_str_array(v) for k, v in self.splits.items()}
 
     @property
     def n_units(self) -> int:
@@ -203,7 +229,7 @@ class Recording:
         return replace(self, responses=self.responses[:, mask], units=self.units.select(mask), noise_ceiling=nc)
 
     def select_trials(self, stimulus_ids: Sequence[str]) -> "Recording":
-        keep = np.isin(self.trial_stimulus_ids, np.asarray(stimulus_ids).astype(str))
+        keep = np.isin(self.trial_stimulus_ids, as_str_array(stimulus_ids))
         return replace(self, responses=self.responses[keep], trial_stimulus_ids=self.trial_stimulus_ids[keep])
 
 
@@ -274,6 +300,10 @@ def resolve_layers(available: Sequence[LayerInfo], wanted: Sequence[str | float]
     """
     if wanted is None:
         return [layer.name for layer in available]
+    if isinstance(wanted, (str, int, float)):
+        wanted = [wanted]
+    if not available:
+        raise WorkbenchError("the encoder lists no layers to choose from")
     names = [layer.name for layer in available]
     out: list[str] = []
     for item in wanted:

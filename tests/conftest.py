@@ -1,0 +1,112 @@
+"""Shared fixtures: offline environment, a temporary store, a fresh registry and installed fake plugins."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ["MPLBACKEND"] = "Agg"
+
+import workbench  # noqa: E402
+from workbench.registry import DISABLE_ENV, Registry, get_registry  # noqa: E402
+from workbench.store import Store  # noqa: E402
+
+FAKE_PLUGINS = Path(__file__).parent / "fake_plugins"
+COMMON_PLUGINS = ("workbench-fakeplugin", "workbench-brokenplugin", "workbench-badhook")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_default_store(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Commands run without --store write to a temporary store, never to the working tree."""
+    monkeypatch.setenv("WORKBENCH_STORE", str(tmp_path_factory.mktemp("default-store") / "default.zarr"))
+
+
+@pytest.fixture
+def tmp_store(tmp_path: Path) -> Store:
+    """An empty local store under the test's temporary folder."""
+    return Store(tmp_path / "s.zarr")
+
+
+@pytest.fixture
+def fresh_registry() -> Iterator[None]:
+    """Forget loaded plugins before and after the test, so each test sees its own environment."""
+    workbench.reset_registry()
+    yield
+    workbench.reset_registry()
+
+
+def install_plugins(dest: Path, projects: tuple[str, ...]) -> Path:
+    """Install test plugin projects into ``dest`` (a folder for sys.path / PYTHONPATH), offline.
+
+    ``pip install --target`` builds them for real; where pip cannot (no setuptools offline), the
+    package folders are copied next to a hand-written ``*.dist-info`` with the same metadata.
+    """
+    dest.mkdir(parents=True, exist_ok=True)
+    sources = dest.parent / f"{dest.name}-src"
+    for name in projects:
+        shutil.copytree(FAKE_PLUGINS / name, sources / name, dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns("__pycache__", "build", "*.egg-info"))
+    cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--no-index",
+           "--disable-pip-version-check", "--target", str(dest), *(str(sources / n) for n in projects)]
+    if subprocess.run(cmd, capture_output=True, timeout=120).returncode != 0:
+        for name in projects:
+            _write_dist_info(sources / name, dest)
+    return dest
+
+
+def _write_dist_info(project: Path, dest: Path) -> None:
+    meta = tomllib.loads((project / "pyproject.toml").read_text())["project"]
+    for package in project.iterdir():
+        if (package / "__init__.py").exists():
+            shutil.copytree(package, dest / package.name, dirs_exist_ok=True)
+    info = dest / f"{meta['name'].replace('-', '_')}-{meta['version']}.dist-info"
+    info.mkdir(exist_ok=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {meta['name']}\nVersion: {meta['version']}\n")
+    groups = meta.get("entry-points", {})
+    (info / "entry_points.txt").write_text("".join(
+        f"[{group}]\n" + "".join(f"{k} = {v}\n" for k, v in table.items()) + "\n" for group, table in groups.items()))
+
+
+@pytest.fixture(scope="session")
+def plugin_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder holding the fake, the broken-import and the failing-hook plugins, installed."""
+    return install_plugins(tmp_path_factory.mktemp("plugins") / "site", COMMON_PLUGINS)
+
+
+@pytest.fixture(scope="session")
+def dup_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder holding a plugin whose encoder name clashes with the fake plugin's."""
+    return install_plugins(tmp_path_factory.mktemp("dup-plugins") / "site", ("workbench-dupplugin",))
+
+
+@pytest.fixture
+def with_plugins(plugin_site: Path, monkeypatch: pytest.MonkeyPatch, fresh_registry: None) -> Registry:
+    """The registry as an installation with the test plugins sees it (built-ins disabled for speed)."""
+    monkeypatch.syspath_prepend(str(plugin_site))
+    monkeypatch.setenv(DISABLE_ENV, "brain-workbench")
+    return get_registry()
+
+
+@pytest.fixture
+def run_cli() -> Callable[..., subprocess.CompletedProcess]:
+    """Run the installed ``workbench`` console script in a subprocess, finding plugins in ``paths``."""
+    script = Path(sys.executable).with_name("workbench")
+    base = [str(script)] if script.exists() else [sys.executable, "-m", "workbench.cli"]
+
+    def run(*args: str, paths: tuple[Path, ...] = (), env: dict[str, str] | None = None,
+            timeout: float = 60) -> subprocess.CompletedProcess:
+        full = dict(os.environ)
+        full["PYTHONPATH"] = os.pathsep.join([*map(str, paths), full.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+        full.update({"COLUMNS": "200", "NO_COLOR": "1", **(env or {})})
+        return subprocess.run([*base, *args], env=full, capture_output=True, text=True, timeout=timeout)
+
+    return run
