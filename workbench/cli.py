@@ -13,6 +13,7 @@ from typing import Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 import workbench
@@ -71,8 +72,8 @@ def plugins_list(as_json: bool = JsonOption) -> None:
     table = Table("plugin", "source", "status", "provides")
     for p in infos:
         provides = "; ".join(f"{k}: {', '.join(v)}" for k, v in p.provides.items())
-        status = {"ok": "[green]ok[/]", "disabled": "[yellow]disabled[/]"}.get(p.status, f"[red]broken[/]: {p.error}")
-        table.add_row(p.name, f"{p.source} {p.version}".strip(), status, provides)
+        status = {"ok": "[green]ok[/]", "disabled": "[yellow]disabled[/]"}.get(p.status, f"[red]broken[/]: {escape(str(p.error))}")
+        table.add_row(escape(p.name), escape(f"{p.source} {p.version}".strip()), status, escape(provides))
     console.print(table)
 
 
@@ -88,7 +89,7 @@ def _add_kind_commands(kind: str) -> None:
             return
         table = Table("name", "plugin", "description")
         for e in entries:
-            table.add_row(e.name, e.plugin, e.description)
+            table.add_row(escape(e.name), escape(e.plugin), escape(e.description))
         console.print(table)
 
     list_.__doc__ = f"List registered {kind}s."
@@ -114,9 +115,9 @@ def _add_kind_commands(kind: str) -> None:
             if key == "layers":
                 console.print(f"[bold]layers[/] ({len(value)}):")
                 for layer in value:
-                    console.print(f"  {layer['name']}  [dim]depth {layer['depth']}[/]")
+                    console.print(f"  {escape(layer['name'])}  [dim]depth {layer['depth']}[/]")
             else:
-                console.print(f"[bold]{key}[/]: {value}")
+                console.print(f"[bold]{key}[/]: {escape(str(value))}")
 
     info.__doc__ = f"Describe one {kind} (its card; layers for encoders, subjects for datasets)."
     app.add_typer(sub, name=f"{kind}s")
@@ -154,7 +155,7 @@ def data_fetch(
     if subjects:
         opts["subjects"] = subjects
     path = ds.fetch(dest, accept_terms=accept_terms, **opts)
-    console.print(f"[green]ready[/]: {path}")
+    console.print(f"[green]ready[/]: {escape(str(path))}")
 
 
 # ---- store ---------------------------------------------------------------------------------
@@ -164,13 +165,13 @@ def store_ls(store: Optional[str] = StoreOption, prefix: Optional[str] = typer.A
     """List the entries in the store and whether each is complete."""
     from workbench.store import open_store
 
-    entries = open_store(store).ls(prefix)
+    entries = open_store(store, create=False).ls(prefix)
     if as_json:
         _print_json([e.as_json() for e in entries])
         return
     table = Table("entry", "kind", "state", "blocks")
     for e in entries:
-        table.add_row(e.path, e.kind, "[green]complete[/]" if e.complete else "[yellow]incomplete[/]",
+        table.add_row(escape(e.path), escape(e.kind), "[green]complete[/]" if e.complete else "[yellow]incomplete[/]",
                       f"{e.blocks_done}/{e.n_blocks}")
     console.print(table)
 
@@ -181,13 +182,13 @@ def store_verify(store: Optional[str] = StoreOption, as_json: bool = JsonOption,
     """Report incomplete entries and complete ones whose data no longer match their checksums."""
     from workbench.store import open_store
 
-    s = open_store(store)
+    s = open_store(store, create=False)
     problems = s.verify(checksums=not quick)
     if as_json:
         _print_json([p.as_json() for p in problems])
     else:
         for p in problems:
-            console.print(f"[red]{p.status}[/] {p.path}: {p.detail}")
+            console.print(f"[red]{p.status}[/] {escape(p.path)}: {escape(p.detail)}")
         n = len(s.ls())
         console.print(f"{n} entries checked, {len(problems)} problem(s).")
     if problems:
@@ -200,16 +201,22 @@ def store_gc(store: Optional[str] = StoreOption,
     """Remove incomplete entries that no running process is writing."""
     from workbench.store import open_store
 
-    removed = open_store(store).gc(dry_run=dry_run)
+    removed = open_store(store, create=False).gc(dry_run=dry_run)
     verb = "would remove" if dry_run else "removed"
     for path in removed:
-        console.print(f"{verb} {path}")
+        console.print(f"{verb} {escape(path)}")
     console.print(f"{verb} {len(removed)} entries.")
 
 
-def _load_extra_commands() -> None:
-    from workbench import cli_commands  # noqa: F401  (sweep, extract, figure, demo, results, plugin new)
-
+def _load_extra_commands(debug: bool = False) -> None:
+    """Add the pipeline commands and those of plugins; a failure there leaves the core commands usable."""
+    try:
+        from workbench import cli_commands  # noqa: F401  (sweep, extract, figure, demo, results, plugin new)
+    except Exception as exc:
+        if debug:
+            raise
+        err_console.print(f"[yellow]warning:[/] pipeline commands unavailable: {type(exc).__name__}: "
+                          f"{escape(str(exc))}", highlight=False)
     get_registry().add_commands(app)
 
 
@@ -218,12 +225,12 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
     try:
-        _load_extra_commands()
+        _load_extra_commands(debug)
         app(args=args, prog_name="workbench", standalone_mode=True)
     except WorkbenchError as exc:
         if debug:
             raise
-        err_console.print(f"[red]error:[/] {exc}", highlight=False)
+        err_console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
         sys.exit(1)
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted[/]: finished blocks are kept; rerun to resume.")
@@ -231,7 +238,7 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:  # anything unexpected still gets one line unless --debug
         if debug:
             raise
-        err_console.print(f"[red]error:[/] {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
+        err_console.print(f"[red]error:[/] {type(exc).__name__}: {escape(str(exc))} (rerun with --debug for the traceback)",
                           highlight=False)
         sys.exit(1)
 

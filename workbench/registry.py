@@ -42,7 +42,7 @@ class Entry:
 
     def as_json(self) -> dict[str, Any]:
         card = {k: v for k, v in self.card.items() if _is_jsonable(v)}
-        return {"kind": self.kind, "name": self.name, "plugin": self.plugin, **card}
+        return {**card, "kind": self.kind, "name": self.name, "plugin": self.plugin}
 
 
 @dataclass
@@ -78,21 +78,29 @@ class Registry:
         self.conflicts: dict[tuple[str, str], list[str]] = {}
         self.plugins: dict[str, PluginInfo] = {}
         self._loaded = False
+        self._command_apps: set[int] = set()
 
     # ---- discovery -------------------------------------------------------------------------
     def load_entry_points(self, entry_points: Iterable[metadata.EntryPoint] | None = None) -> None:
         """Load every plugin of the ``workbench`` entry-point group, each in isolation."""
         if entry_points is None:
             entry_points = metadata.entry_points(group=hooks.PROJECT)
-        disabled = {s.strip() for s in os.environ.get(DISABLE_ENV, "").split(",") if s.strip()}
-        for ep in sorted(entry_points, key=lambda e: (_source_of(e) != BUILTIN_DIST, e.name)):
+        disabled = disabled_plugins()
+        for ep in sorted(entry_points, key=lambda e: (_source_of(e) != BUILTIN_DIST, e.name, _source_of(e))):
             source = _source_of(ep)
-            if ep.name in self.plugins:
-                continue
             info = PluginInfo(name=ep.name, module=ep.value, source=source, version=_version_of(ep))
-            self.plugins[ep.name] = info
-            if ep.name in disabled or source in disabled:
+            known = self.plugins.get(ep.name)
+            if known is not None and (known.source, known.module) == (source, ep.value):
+                continue
+            if known is not None:
+                info.name = f"{ep.name} ({source})"
+            self.plugins[info.name] = info
+            if _norm(ep.name) in disabled or _norm(source) in disabled:
                 info.status = "disabled"
+                continue
+            if known is not None:
+                self._mark_broken(info, f"plugin name {ep.name!r} is used by {known.source} and by {source}; "
+                                        f"uninstall one or disable it with {DISABLE_ENV}={source}", with_traceback=False)
                 continue
             try:
                 module = ep.load()
@@ -107,6 +115,9 @@ class Registry:
     def add_plugin(self, plugin: ModuleType | object, name: str | None = None, source: str = "runtime") -> PluginInfo:
         """Register a plugin object (module or instance with hookimpls) directly, e.g. from a notebook."""
         name = name or getattr(plugin, "__name__", type(plugin).__name__)
+        if name in self.plugins:
+            raise WorkbenchError(f"a plugin named {name!r} is already loaded (from {self.plugins[name].source}); "
+                                 "pass another name")
         info = PluginInfo(name=name, module=getattr(plugin, "__name__", repr(plugin)), source=source)
         self.plugins[name] = info
         self._register_plugin(plugin, info)
@@ -131,7 +142,7 @@ class Registry:
                     added.append(self._add(_kind, name, factory, info.name, card))
 
                 try:
-                    impl.function(register=register)
+                    impl.function(**({"register": register} if "register" in impl.argnames else {}))
                 except Exception as exc:
                     for entry in added:
                         self._remove(entry)
@@ -141,12 +152,13 @@ class Registry:
         for entry in added:
             info.provides.setdefault(entry.kind, []).append(entry.name)
 
-    def _mark_broken(self, info: PluginInfo, error: str) -> None:
+    def _mark_broken(self, info: PluginInfo, error: str, with_traceback: bool = True) -> None:
         info.status = "broken"
         info.error = error
-        info.traceback = traceback.format_exc()
+        info.traceback = traceback.format_exc() if with_traceback else None
 
-    def _add(self, kind: str, name: str, factory: Callable[..., Any], plugin: str, card: dict[str, Any]) -> Entry:
+    def _add(self, kind: str, name: str, factory: Callable[..., Any], plugin: str, card: dict[str, Any],
+             record_conflict: bool = True) -> Entry:
         if kind not in KINDS:
             raise WorkbenchError(f"unknown plugin kind {kind!r}; use one of {', '.join(KINDS)}")
         if not isinstance(name, str) or not name or not all(c.isalnum() or c in "-_." for c in name):
@@ -155,8 +167,14 @@ class Registry:
             raise WorkbenchError(f"{kind} {name!r}: factory must be callable")
         existing = self.entries[kind].get(name)
         if existing is not None and existing.plugin != plugin:
+            if not record_conflict:
+                raise WorkbenchError(
+                    f"duplicate {kind} name {name!r}: plugin {existing.plugin!r} already registers it; "
+                    f"pick another name or pass replace=True to override it in this session"
+                )
             owners = self.conflicts.setdefault((kind, name), [existing.plugin])
-            owners.append(plugin)
+            if plugin not in owners:
+                owners.append(plugin)
             raise WorkbenchError(
                 f"duplicate {kind} name {name!r}: registered by plugin {existing.plugin!r} and by plugin "
                 f"{plugin!r}; disable one with {DISABLE_ENV}={plugin}"
@@ -191,8 +209,12 @@ class Registry:
             return self.entries[kind][name]
         except KeyError:
             known = ", ".join(sorted(self.entries[kind])) or "none"
-            broken = [p.name for p in self.plugins.values() if p.status == "broken"]
-            hint = f" (broken plugins: {', '.join(broken)}; see `workbench plugins list`)" if broken else ""
+            hints = []
+            for status in ("broken", "disabled"):
+                names = sorted(p.name for p in self.plugins.values() if p.status == status)
+                if names:
+                    hints.append(f"{status} plugins: {', '.join(names)}")
+            hint = f" ({'; '.join(hints)}; see `workbench plugins list`)" if hints else ""
             raise WorkbenchError(f"unknown {kind} {name!r}; known {kind}s: {known}{hint}") from None
 
     def create(self, kind: str, name: str, **options: Any) -> Any:
@@ -209,17 +231,22 @@ class Registry:
             self.entries[kind].pop(name, None)
             self.conflicts.pop((kind, name), None)
         info = self.plugins.setdefault("runtime", PluginInfo(name="runtime", module="__main__", source="runtime"))
-        entry = self._add(kind, name, factory, "runtime", card)
-        info.provides.setdefault(kind, []).append(name)
+        entry = self._add(kind, name, factory, "runtime", card, record_conflict=False)
+        provided = info.provides.setdefault(kind, [])
+        if name not in provided:
+            provided.append(name)
         return entry
 
     def add_commands(self, app: Any) -> None:
         """Let each healthy plugin add CLI commands; a failing one is marked broken, not fatal."""
         self.ensure_loaded()
+        if id(app) in self._command_apps:
+            return
+        self._command_apps.add(id(app))
         for impl in self.pm.hook.register_commands.get_hookimpls():
             info = self.plugins.get(impl.plugin_name)
             try:
-                impl.function(app=app)
+                impl.function(**({"app": app} if "app" in impl.argnames else {}))
             except Exception as exc:
                 if info is not None:
                     self._mark_broken(info, f"register_commands failed: {type(exc).__name__}: {exc}")
@@ -232,41 +259,48 @@ def _check_kind(kind: str) -> str:
 
 
 def _check_options(entry: Entry, options: dict[str, Any]) -> None:
-    schema = entry.card.get("options")
-    if isinstance(schema, dict) and schema and not any(
-        p.kind is inspect.Parameter.VAR_KEYWORD for p in _parameters(entry.factory)
-    ):
-        unknown = sorted(set(options) - set(schema))
-        if unknown:
-            raise WorkbenchError(
-                f"{entry.kind} {entry.name!r} has no option {unknown[0]!r}; its options are: "
-                f"{', '.join(sorted(schema)) or 'none'}"
-            )
-        return
+    """Refuse options that neither the card's ``options`` schema nor the factory's signature name."""
     params = _parameters(entry.factory)
-    if params and not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
-        accepted = {p.name for p in params}
-        unknown = sorted(set(options) - accepted)
-        if unknown:
-            raise WorkbenchError(
-                f"{entry.kind} {entry.name!r} has no option {unknown[0]!r}; its options are: "
-                f"{', '.join(sorted(accepted)) or 'none'}"
-            )
+    named = {p.name for p in params or []
+             if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)}
+    schema = entry.card.get("options")
+    if isinstance(schema, dict):
+        accepted = set(schema) | named
+    elif params is None or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return
+    else:
+        accepted = named
+    unknown = sorted(set(options) - accepted)
+    if unknown:
+        raise WorkbenchError(
+            f"{entry.kind} {entry.name!r} has no option {unknown[0]!r}; its options are: "
+            f"{', '.join(sorted(accepted)) or 'none'} (see `workbench {entry.kind}s info {entry.name}`)"
+        )
 
 
-def _parameters(factory: Callable[..., Any]) -> list[inspect.Parameter]:
+def _parameters(factory: Callable[..., Any]) -> list[inspect.Parameter] | None:
+    """The factory's parameters, or ``None`` when its signature cannot be read (some builtins)."""
     try:
         return list(inspect.signature(factory).parameters.values())
     except (TypeError, ValueError):
-        return []
+        return None
+
+
+def _norm(name: str) -> str:
+    return name.strip().lower().replace("_", "-").replace(".", "-")
+
+
+def disabled_plugins() -> set[str]:
+    """Plugin or distribution names listed in ``$WORKBENCH_DISABLE_PLUGINS`` (normalised)."""
+    return {_norm(s) for s in os.environ.get(DISABLE_ENV, "").split(",") if s.strip()}
 
 
 def _source_of(ep: metadata.EntryPoint) -> str:
     dist = getattr(ep, "dist", None)
     if dist is None:
         return "unknown"
-    name = dist.metadata["Name"] if dist.metadata else "unknown"
-    return name
+    name = dist.metadata["Name"] if dist.metadata else None
+    return str(name) if name else "unknown"
 
 
 def _version_of(ep: metadata.EntryPoint) -> str:
