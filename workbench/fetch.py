@@ -1,0 +1,417 @@
+"""Resumable HTTPS downloads of dataset files, with a terms gate, a manifest and checksum checks.
+
+A dataset plugin builds a list of :class:`RemoteFile` (destination path, URL, and whatever size and
+checksums it knows) and calls :func:`fetch_files`. Nothing is downloaded before the user accepts the
+dataset's terms; sizes are asked with ``HEAD`` requests and printed as a manifest first. Each file is
+streamed into ``<name>.part`` and resumed with an HTTP ``Range`` request after an interruption (in
+the same run, up to ``retries`` times, or in a later run). A file takes its final name only after
+its size and checksums (sha256 and/or md5; an S3 ``ETag`` of a single-part upload is its md5) match.
+Verified files are recorded in ``<dest>/.workbench-fetch.json`` so a rerun skips them without
+hashing them again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import os
+import re
+import shutil
+import socket
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable, Iterable, Mapping, Sequence
+
+from workbench.types import WorkbenchError
+
+CHUNK = 1 << 20
+STATE_FILE = ".workbench-fetch.json"
+_MD5_ETAG = re.compile(r'^(?:W/)?"?([0-9a-fA-F]{32})"?$')
+_RETRYABLE = (urllib.error.URLError, http.client.HTTPException, ConnectionError, socket.timeout, TimeoutError)
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """One file to download: ``path`` under the destination, its URL, and what we know to verify it.
+
+    ``required=False`` files (an optional ROI atlas, a held-out session) are skipped when the server
+    does not have them instead of failing the whole fetch.
+    """
+
+    path: str
+    url: str
+    size: int | None = None
+    sha256: str | None = None
+    md5: str | None = None
+    required: bool = True
+    meta: dict = field(default_factory=dict, compare=False, hash=False)
+
+
+@dataclass
+class FetchReport:
+    """What a fetch did: files now verified on disk, files the server lacks, bytes transferred."""
+
+    dest: Path
+    files: list[RemoteFile]
+    unavailable: list[RemoteFile]
+    downloaded: list[str]
+    skipped: list[str]
+    bytes_downloaded: int = 0
+
+
+def human_size(n: int | None) -> str:
+    """Bytes as a short human-readable string ('1.5 GiB'); '?' when unknown."""
+    if n is None:
+        return "?"
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
+
+
+def require_terms(accept_terms: bool, dataset: str, terms_url: str, note: str = "") -> None:
+    """Refuse to go on unless the user accepted the dataset's terms of use."""
+    if not accept_terms:
+        extra = f" ({note})" if note else ""
+        raise WorkbenchError(
+            f"{dataset} is shared under terms of use{extra}: read {terms_url} and rerun with --accept-terms "
+            "(accept_terms=True in Python) to agree and start the download"
+        )
+
+
+def _user_agent() -> str:
+    try:
+        from importlib.metadata import version
+
+        return f"brain-workbench/{version('brain-workbench')}"
+    except Exception:
+        return "brain-workbench"
+
+
+def _request(url: str, method: str = "GET", headers: Mapping[str, str] | None = None) -> urllib.request.Request:
+    if not url.lower().startswith(("https://", "http://")):
+        raise WorkbenchError(f"refusing to download {url!r}: only http(s) URLs are supported")
+    return urllib.request.Request(url, method=method, headers={"User-Agent": _user_agent(), **dict(headers or {})})
+
+
+def md5_from_etag(etag: str | None) -> str | None:
+    """The md5 hex digest an S3-style ETag carries, or None (multipart uploads carry no plain md5)."""
+    if not etag:
+        return None
+    match = _MD5_ETAG.match(etag.strip())
+    return match.group(1).lower() if match else None
+
+
+def get_json(url: str, timeout: float = 60.0, retries: int = 3, retry_wait: float = 1.0) -> dict:
+    """GET a JSON document (an API listing), retrying transient network errors."""
+    for attempt in range(retries + 1):
+        try:
+            with urllib.request.urlopen(_request(url, headers={"Accept": "application/json"}), timeout=timeout) as resp:
+                return json.loads(resp.read().decode("utf-8"))
+        except urllib.error.HTTPError as exc:
+            if exc.code < 500 or attempt == retries:
+                raise WorkbenchError(f"cannot list {url}: HTTP {exc.code} {exc.reason}; check the URL option "
+                                     "or try again later") from None
+        except _RETRYABLE as exc:
+            if attempt == retries:
+                raise WorkbenchError(f"cannot reach {url}: {exc}; check your network connection and rerun") from None
+        except ValueError as exc:
+            raise WorkbenchError(f"{url} did not return JSON ({exc}); check the URL option") from None
+        time.sleep(retry_wait * 2**attempt)
+    raise AssertionError("unreachable")
+
+
+def head(file: RemoteFile, timeout: float = 30.0, retries: int = 3, retry_wait: float = 1.0) -> RemoteFile | None:
+    """Fill in size and md5 (from the ETag) with a HEAD request; None when the server lacks the file."""
+    for attempt in range(retries + 1):
+        try:
+            with urllib.request.urlopen(_request(file.url, "HEAD"), timeout=timeout) as resp:
+                length = resp.headers.get("Content-Length")
+                size = file.size if file.size is not None else (int(length) if length and length.isdigit() else None)
+                md5 = file.md5 or md5_from_etag(resp.headers.get("ETag"))
+                return replace(file, size=size, md5=md5)
+        except urllib.error.HTTPError as exc:
+            if exc.code in (403, 404, 410):
+                return None
+            if exc.code < 500 or attempt == retries:
+                raise WorkbenchError(f"cannot check {file.url}: HTTP {exc.code} {exc.reason}; try again later") from None
+        except _RETRYABLE as exc:
+            if attempt == retries:
+                raise WorkbenchError(f"cannot reach {file.url}: {exc}; check your network connection "
+                                     "(or the base_url option) and rerun") from None
+        time.sleep(retry_wait * 2**attempt)
+    raise AssertionError("unreachable")
+
+
+def probe(files: Sequence[RemoteFile], workers: int = 8, **kwargs) -> tuple[list[RemoteFile], list[RemoteFile]]:
+    """HEAD every file whose size is unknown: (available files, files the server does not have)."""
+    todo = [f for f in files if f.size is None or not (f.md5 or f.sha256)]
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(todo) or 1))) as pool:
+        answers = dict(zip([f.path for f in todo], pool.map(lambda f: head(f, **kwargs), todo)))
+    available, missing = [], []
+    for f in files:
+        found = answers[f.path] if f.path in answers else f
+        if found is None:
+            missing.append(f)
+        else:
+            available.append(found)
+    absent_required = [f for f in missing if f.required]
+    if absent_required:
+        raise WorkbenchError(
+            f"the server has no {absent_required[0].url} (and {len(absent_required) - 1} more required files); "
+            "check the base URL option and the dataset release"
+        )
+    return available, missing
+
+
+def read_sha256_manifest(path: str | Path) -> dict[str, str]:
+    """Parse a ``sha256sum``-style file ('<hex>  <relative path>' per line) into path → hex digest."""
+    out = {}
+    for line in Path(path).read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = line.split(maxsplit=1)
+        if len(parts) != 2 or not re.fullmatch(r"[0-9a-fA-F]{64}", parts[0]):
+            raise WorkbenchError(f"{path}: line {line!r} is not '<sha256>  <path>'; fix or remove the checksum file")
+        out[parts[1].lstrip("*").strip()] = parts[0].lower()
+    return out
+
+
+# ---- state of verified files -------------------------------------------------------------------
+def _load_state(dest: Path) -> dict[str, dict]:
+    try:
+        return json.loads((dest / STATE_FILE).read_text())
+    except (FileNotFoundError, ValueError):
+        return {}
+
+
+def _save_state(dest: Path, state: dict[str, dict]) -> None:
+    tmp = dest / (STATE_FILE + ".tmp")
+    tmp.write_text(json.dumps(state, indent=1, sort_keys=True))
+    os.replace(tmp, dest / STATE_FILE)
+
+
+def file_hashes(path: Path, want: Iterable[str] = ("sha256", "md5")) -> dict[str, str]:
+    """Hex digests of a file, read once in 1 MiB chunks."""
+    hashers = {name: hashlib.new(name) for name in want}
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(CHUNK), b""):
+            for h in hashers.values():
+                h.update(chunk)
+    return {name: h.hexdigest() for name, h in hashers.items()}
+
+
+def _expected(file: RemoteFile) -> dict[str, str]:
+    return {k: v.lower() for k, v in (("sha256", file.sha256), ("md5", file.md5)) if v}
+
+
+def verify_file(path: Path, file: RemoteFile) -> dict[str, str]:
+    """Check size and checksums of a downloaded file; raise a WorkbenchError naming what differs."""
+    size = path.stat().st_size
+    if file.size is not None and size != file.size:
+        raise WorkbenchError(
+            f"{file.path}: downloaded {size} bytes but the server announced {file.size}; "
+            "rerun the command to download it again"
+        )
+    expected = _expected(file)
+    got = file_hashes(path, expected) if expected else {}
+    for name, value in expected.items():
+        if got[name] != value:
+            raise WorkbenchError(
+                f"{file.path}: {name} checksum mismatch (expected {value}, got {got[name]}); the download is "
+                "corrupt or the file changed upstream, so it was deleted: rerun the command to download it again"
+            )
+    return got
+
+
+def _is_verified(final: Path, file: RemoteFile, record: dict | None) -> bool:
+    if not final.exists():
+        return False
+    stat = final.stat()
+    if file.size is not None and stat.st_size != file.size:
+        return False
+    expected = _expected(file)
+    if record and record.get("size") == stat.st_size and record.get("mtime_ns") == stat.st_mtime_ns:
+        if all(record.get(k) == v for k, v in expected.items()):
+            return True
+    if not expected:
+        return file.size is not None
+    got = file_hashes(final, expected)
+    return all(got[k] == v for k, v in expected.items())
+
+
+# ---- one download ------------------------------------------------------------------------------
+def download_file(
+    file: RemoteFile,
+    dest: str | Path,
+    retries: int = 5,
+    timeout: float = 60.0,
+    retry_wait: float = 1.0,
+    progress: Callable[[int], None] | None = None,
+) -> Path:
+    """Download ``file`` under ``dest``, resuming ``<name>.part`` with Range requests; verify, then rename."""
+    dest = Path(dest)
+    final = dest / file.path
+    part = final.with_name(final.name + ".part")
+    final.parent.mkdir(parents=True, exist_ok=True)
+    failures = 0
+    while True:
+        offset = part.stat().st_size if part.exists() else 0
+        if file.size is not None and offset > file.size:
+            part.unlink()
+            offset = 0
+        if file.size is not None and offset == file.size:
+            break
+        headers = {"Range": f"bytes={offset}-"} if offset else {}
+        try:
+            with urllib.request.urlopen(_request(file.url, headers=headers), timeout=timeout) as resp:
+                if offset and resp.status != 206:
+                    offset = 0
+                written = offset
+                with open(part, "ab" if offset else "wb") as fh:
+                    if progress:
+                        progress(written)
+                    while chunk := resp.read(CHUNK):
+                        fh.write(chunk)
+                        written += len(chunk)
+                        if progress:
+                            progress(written)
+            if file.size is None or part.stat().st_size >= file.size:
+                break
+            raise ConnectionError(f"connection closed after {part.stat().st_size} of {file.size} bytes")
+        except urllib.error.HTTPError as exc:
+            if exc.code == 416 and offset:
+                part.unlink()
+                failures += 1
+            elif exc.code in (403, 404, 410):
+                raise WorkbenchError(f"the server has no {file.url} (HTTP {exc.code}); check the base URL option "
+                                     "and the dataset release") from None
+            elif exc.code < 500 or failures >= retries:
+                raise WorkbenchError(f"downloading {file.url} failed with HTTP {exc.code} {exc.reason}; "
+                                     "rerun the command later to resume") from None
+            else:
+                failures += 1
+        except _RETRYABLE as exc:
+            failures += 1
+            if failures > retries:
+                have = part.stat().st_size if part.exists() else 0
+                raise WorkbenchError(
+                    f"downloading {file.url} failed {failures} times ({type(exc).__name__}: {exc}); "
+                    f"{have} bytes are kept in {part}: rerun the same command to resume"
+                ) from None
+        time.sleep(retry_wait * 2 ** max(0, failures - 1))
+    try:
+        verify_file(part, file)
+    except WorkbenchError:
+        part.unlink(missing_ok=True)
+        raise
+    os.replace(part, final)
+    return final
+
+
+# ---- a whole fetch -----------------------------------------------------------------------------
+def print_manifest(files: Sequence[RemoteFile], present: set[str], unavailable: Sequence[RemoteFile],
+                   dataset: str, console=None, max_rows: int = 30) -> None:
+    """Print the files of a fetch with their sizes, what is already present, and the totals."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console(stderr=True)
+    table = Table(title=f"{dataset}: {len(files)} files", show_lines=False)
+    table.add_column("file")
+    table.add_column("size", justify="right")
+    table.add_column("state")
+    for f in files[:max_rows]:
+        table.add_row(f.path, human_size(f.size), "present" if f.path in present else "to download")
+    if len(files) > max_rows:
+        table.add_row(f"... and {len(files) - max_rows} more", "", "")
+    console.print(table)
+    todo = [f for f in files if f.path not in present]
+    known = sum(f.size or 0 for f in todo)
+    unknown = sum(f.size is None for f in todo)
+    total = sum(f.size or 0 for f in files)
+    console.print(f"total {human_size(total)}; to download: {len(todo)} files, {human_size(known)}"
+                  + (f" (+{unknown} of unknown size)" if unknown else ""))
+    for f in unavailable:
+        console.print(f"[yellow]not available on the server[/]: {f.path}"
+                      + (f" ({f.meta['why']})" if f.meta.get("why") else ""))
+
+
+def fetch_files(
+    files: Sequence[RemoteFile],
+    dest: str | Path,
+    *,
+    dataset: str,
+    terms_url: str,
+    accept_terms: bool = False,
+    terms_note: str = "",
+    checksums: Mapping[str, str] | str | Path | None = None,
+    retries: int = 5,
+    retry_wait: float = 1.0,
+    timeout: float = 60.0,
+    dry_run: bool = False,
+    quiet: bool = False,
+    console=None,
+) -> FetchReport:
+    """Gate on the terms, probe sizes, print the manifest, then download and verify each missing file."""
+    require_terms(accept_terms, dataset, terms_url, terms_note)
+    dest = Path(dest).expanduser()
+    dest.mkdir(parents=True, exist_ok=True)
+    if checksums is not None and not isinstance(checksums, Mapping):
+        checksums = read_sha256_manifest(checksums)
+    if checksums:
+        files = [replace(f, sha256=f.sha256 or checksums.get(f.path)) for f in files]
+    available, unavailable = probe(files, timeout=timeout, retries=retries, retry_wait=retry_wait)
+    state = _load_state(dest)
+    present = {f.path for f in available if _is_verified(dest / f.path, f, state.get(f.path))}
+    from rich.console import Console
+
+    console = console or Console(stderr=True, quiet=quiet)
+    print_manifest(available, present, unavailable, dataset, console)
+    report = FetchReport(dest, available, list(unavailable), [], sorted(present))
+    if dry_run:
+        return report
+    todo = [f for f in available if f.path not in present]
+    need = sum(f.size or 0 for f in todo)
+    free = shutil.disk_usage(dest).free
+    if need > free:
+        raise WorkbenchError(f"{dataset} needs {human_size(need)} in {dest} but only {human_size(free)} is free; "
+                             "free some space or choose another --dest")
+    from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
+                               TransferSpeedColumn)
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                  TimeRemainingColumn(), console=console, disable=quiet, transient=False) as bar:
+        task = bar.add_task(dataset, total=need or None)
+        done_before = 0
+        for f in todo:
+            bar.update(task, description=f"{dataset}: {Path(f.path).name}")
+
+            def on_progress(n: int, _base: int = done_before) -> None:
+                bar.update(task, completed=_base + n)
+
+            final = download_file(f, dest, retries=retries, timeout=timeout, retry_wait=retry_wait,
+                                  progress=on_progress)
+            stat = final.stat()
+            state[f.path] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, **_expected(f)}
+            _save_state(dest, state)
+            report.downloaded.append(f.path)
+            report.bytes_downloaded += stat.st_size
+            done_before += f.size or stat.st_size
+            bar.update(task, completed=done_before)
+    console.print(f"[green]{dataset}[/]: {len(report.downloaded)} downloaded, {len(present)} already present, "
+                  f"{len(unavailable)} not available, in {dest}")
+    return report
+
+
+__all__ = ["FetchReport", "RemoteFile", "download_file", "fetch_files", "file_hashes", "get_json", "head",
+           "human_size", "md5_from_etag", "print_manifest", "probe", "read_sha256_manifest", "require_terms",
+           "verify_file"]
