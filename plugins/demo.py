@@ -3,7 +3,7 @@
 Generating model (what the demo should reveal):
 
 * **Stimuli.** ``n_images`` procedurally drawn 224×224 images, seeded: a textured background
-  (plain, stripes, checker, dots or noise; orientation, spatial frequency, colour) with one to
+  (plain, stripes, checker, dots or noise; orientation, spatial frequency, contrast, colour) with one to
   three objects of one of eight shape categories (colour, size, position). Each image has a caption
   built from its parameters plus a *scene topic* ("at the beach", "in a kitchen", ...) that is
   **not drawn** in the image: only a text encoder can see it.
@@ -13,8 +13,8 @@ Generating model (what the demo should reveal):
   lateral "semantic" ROI. Vertices outside every ROI carry noise only.
 * **Responses.** Each ROI mixes four feature spaces with weights that move up the hierarchy:
   low-level image statistics computed from the pixels (mean colour, luminance contrast, oriented
-  gradient energy, spatial-frequency energy; V1 ≈ all low-level), mid-level texture/count/size
-  (V2–hV4), shape category (LO, VOT) and caption topic (semantic ROI). A vertex's response is a
+  gradient energy, spatial-frequency energy; V1 ≈ all low-level), mid-level texture (kind,
+  orientation, frequency, contrast) and object area (V2–hV4), shape category (LO, VOT) and caption topic (semantic ROI). A vertex's response is a
   random linear read-out of its ROI's mixture plus Gaussian noise, independent per repetition
   (3 per image), so the per-vertex noise ceiling is finite and known.
 * **Design.** Like NSD, ``n_test`` images form a ``test`` split shown to every subject; each
@@ -266,8 +266,9 @@ class DemoDataset:
         """The four standardised feature spaces the responses are generated from (n_images × d)."""
         low = np.stack([_pixel_statistics(img) for img in self.render(self.ids)])
         mid = np.stack([
-            np.concatenate([np.eye(len(TEXTURES))[TEXTURES.index(p["texture"])],
-                            np.eye(3)[p["count"] - 1], [p["size"], p["size"] * p["count"]]])
+            np.concatenate([0.5 * np.eye(len(TEXTURES))[TEXTURES.index(p["texture"])],
+                            [math.cos(math.radians(2 * p["orientation"])), math.sin(math.radians(2 * p["orientation"])),
+                             math.log2(p["frequency"]), p["contrast"], p["size"] * p["count"]]])
             for p in self.parameters])
         shape = np.stack([np.eye(len(SHAPES))[SHAPES.index(p["shape"])] for p in self.parameters])
         groups = sorted({g for g, _ in TOPICS})

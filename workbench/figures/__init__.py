@@ -1,0 +1,10 @@
+"""Figures of sweep results: brain maps on the cortical surface and score-per-layer curves.
+
+Signatures follow nilearn's plotting functions: data first, then ``title``, ``cmap``, ``vmax``,
+``threshold``, ``output_file`` (saved and closed when given, returned otherwise).
+"""
+
+from workbench.figures.brainmap import plot_best_layer, plot_surface_scores
+from workbench.figures.layers import plot_layer_profiles
+
+__all__ = ["plot_best_layer", "plot_layer_profiles", "plot_surface_scores"]

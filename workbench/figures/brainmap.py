@@ -1,0 +1,99 @@
+"""Per-vertex maps on the inflated fsaverage5 surface, both hemispheres, lateral and medial views."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from workbench.types import WorkbenchError
+
+FSAVERAGE5_VERTICES = 10242
+SURFACE_SPACES = {"fsaverage5": FSAVERAGE5_VERTICES, "fsaverage": 163842, "fsaverage6": 40962}
+VIEWS = [("left", "lateral"), ("left", "medial"), ("right", "medial"), ("right", "lateral")]
+
+
+def surface_arrays(values: np.ndarray, hemisphere: np.ndarray, vertex: np.ndarray, space: str) -> dict[str, np.ndarray]:
+    """Scatter unit values onto full fsaverage5 hemispheres (NaN where there is no unit).
+
+    fsaverage and fsaverage6 are icosahedral refinements whose first 10,242 vertices are the
+    fsaverage5 vertices, so their maps are shown at fsaverage5 resolution by taking those vertices.
+    """
+    if space not in SURFACE_SPACES:
+        raise WorkbenchError(f"brain maps need surface data (fsaverage, fsaverage6 or fsaverage5), not {space!r}")
+    out = {}
+    for hemi in ("left", "right"):
+        full = np.full(FSAVERAGE5_VERTICES, np.nan)
+        pick = (np.asarray(hemisphere).astype(str) == hemi) & (np.asarray(vertex) < FSAVERAGE5_VERTICES)
+        full[np.asarray(vertex)[pick].astype(int)] = values[pick]
+        out[hemi] = full
+    return out
+
+
+def _draw(hemis: dict[str, np.ndarray], title: str, cmap: str, vmin: float | None, vmax: float | None,
+          colorbar_label: str, output_file: str | Path | None, symmetric: bool, threshold: float | None):
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+    from matplotlib import cm, colors
+    from nilearn import datasets, plotting
+
+    mesh = datasets.load_fsaverage("fsaverage5")
+    sulc = datasets.load_fsaverage_data("fsaverage5", data_type="sulcal")
+    finite = np.concatenate([h[np.isfinite(h)] for h in hemis.values()])
+    if finite.size == 0:
+        raise WorkbenchError("nothing to draw: every value is missing")
+    if vmax is None:
+        vmax = float(np.nanpercentile(np.abs(finite) if symmetric else finite, 99)) or 1.0
+    if vmin is None:
+        vmin = -vmax if symmetric else float(np.nanmin(finite))
+    fig = plt.figure(figsize=(16, 4.6))
+    axes = [fig.add_axes([0.01 + i * 0.225, 0.06, 0.22, 0.78], projection="3d") for i in range(4)]
+    for ax, (hemi, view) in zip(axes, VIEWS):
+        data = hemis[hemi].copy()
+        if threshold is not None:
+            data[np.abs(data) < threshold] = np.nan
+        # Missing values are drawn as background: shift real values to [1, 2] and threshold below 0.5.
+        shown = 1.0 + np.clip((data - vmin) / ((vmax - vmin) or 1.0), 0.0, 1.0)
+        shown = np.where(np.isfinite(shown), shown, 0.0)
+        plotting.plot_surf(
+            surf_mesh=mesh["inflated"].parts[hemi], surf_map=shown, bg_map=sulc.data.parts[hemi], hemi=hemi,
+            view=view, cmap=cmap, vmin=1.0, vmax=2.0, threshold=0.5, bg_on_data=False, axes=ax, colorbar=False,
+            engine="matplotlib",
+        )
+        ax.set_title(f"{hemi} hemisphere, {view}", fontsize=11, pad=0)
+    cax = fig.add_axes([0.915, 0.16, 0.012, 0.6])
+    fig.colorbar(cm.ScalarMappable(norm=colors.Normalize(vmin, vmax), cmap=cmap), cax=cax, label=colorbar_label)
+    fig.suptitle(title, fontsize=14, y=0.97)
+    if output_file is not None:
+        Path(output_file).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(output_file, dpi=110, facecolor="white")
+        plt.close(fig)
+        return Path(output_file)
+    return fig
+
+
+def plot_surface_scores(values: np.ndarray, hemisphere: np.ndarray, vertex: np.ndarray, space: str = "fsaverage5",
+                        title: str = "", cmap: str = "inferno", vmax: float | None = None, threshold: float | None = None,
+                        colorbar_label: str = "Pearson r (test split)", output_file: str | Path | None = None) -> Any:
+    """Draw one value per unit (e.g. a score) on the inflated surface, four views and a colour bar."""
+    hemis = surface_arrays(np.asarray(values, dtype=np.float64), hemisphere, vertex, space)
+    return _draw(hemis, title, cmap, 0.0 if vmax is None or vmax > 0 else None, vmax, colorbar_label, output_file,
+                 symmetric=False, threshold=threshold)
+
+
+def plot_best_layer(scores: np.ndarray, depths: np.ndarray, hemisphere: np.ndarray, vertex: np.ndarray,
+                    space: str = "fsaverage5", title: str = "", min_score: float = 0.1, cmap: str = "viridis",
+                    output_file: str | Path | None = None) -> Any:
+    """Colour each vertex by the relative depth of its best layer (layers × units scores).
+
+    Vertices whose best score stays below ``min_score`` are left uncoloured: no layer explains them.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    best = np.asarray(depths, dtype=np.float64)[np.argmax(scores, axis=0)]
+    best[scores.max(axis=0) < min_score] = np.nan
+    hemis = surface_arrays(best, hemisphere, vertex, space)
+    return _draw(hemis, title, cmap, 0.0, 1.0, "relative depth of the best layer", output_file,
+                 symmetric=False, threshold=None)

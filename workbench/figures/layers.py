@@ -1,0 +1,66 @@
+"""Score per layer, one line per ROI, one panel per encoder: where in a model each area is best explained."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from workbench.types import WorkbenchError
+
+
+def plot_layer_profiles(table: Any, value: str = "mean_r", rois: Sequence[str] | None = None,
+                        encoders: Sequence[str] | None = None, title: str = "",
+                        output_file: str | Path | None = None) -> Any:
+    """Plot ``value`` against relative layer depth from a results table (averaged over subjects).
+
+    Dots mark each ROI's best layer; the grey band is the mean 95th percentile of the permutation null.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    if table.empty:
+        raise WorkbenchError("the results table is empty: run the sweep first")
+    if value not in table.columns:
+        raise WorkbenchError(f"results have no column {value!r}; columns: {', '.join(table.columns)}")
+    frame = table[table["roi"] != "all"]
+    if rois:
+        frame = frame[frame["roi"].isin(rois)]
+    names = list(encoders) if encoders else list(dict.fromkeys(frame["encoder"]))
+    roi_order = list(dict.fromkeys(frame["roi"]))
+    if frame.empty or not names:
+        raise WorkbenchError("no rows left to plot after filtering by ROI/encoder")
+    palette = plt.get_cmap("turbo")(np.linspace(0.05, 0.95, max(len(roi_order), 2)))
+    fig, axes = plt.subplots(1, len(names), figsize=(4.6 * len(names) + 1.5, 4.2), squeeze=False, sharey=True)
+    for ax, encoder in zip(axes[0], names):
+        sub = frame[frame["encoder"] == encoder]
+        for colour, roi in zip(palette, roi_order):
+            rows = sub[sub["roi"] == roi].groupby("depth", as_index=False)[value].mean().sort_values("depth")
+            if rows.empty:
+                continue
+            ax.plot(rows["depth"], rows[value], "-", color=colour, lw=2, label=roi)
+            best = rows.loc[rows[value].idxmax()]
+            ax.plot([best["depth"]], [best[value]], "o", color=colour, ms=7, mec="black")
+        if "null_mean_r_95" in sub.columns and value == "mean_r":
+            null = sub.groupby("depth")["null_mean_r_95"].mean().sort_index()
+            ax.fill_between(null.index, 0, null.values, color="0.6", alpha=0.35, lw=0, label="null 95%")
+        ax.axhline(0, color="0.3", lw=0.8)
+        ax.set_title(encoder, fontsize=12)
+        ax.set_xlabel("relative layer depth (0 = input, 1 = output)")
+        ax.set_xlim(-0.03, 1.03)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel({"mean_r": "mean Pearson r (test split)",
+                           "mean_r_normalized": "mean r / noise ceiling"}.get(value, value))
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="center right", title="ROI", frameon=False)
+    fig.suptitle(title or "score per layer, averaged over subjects", fontsize=13)
+    fig.tight_layout(rect=(0, 0, 1 - 1.3 / fig.get_figwidth(), 0.95))
+    if output_file is not None:
+        Path(output_file).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(output_file, dpi=110, facecolor="white")
+        plt.close(fig)
+        return Path(output_file)
+    return fig

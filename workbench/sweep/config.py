@@ -1,0 +1,133 @@
+"""Sweep configuration: a YAML file validated by pydantic, with ``--set a.b=c`` overrides."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from workbench.store import check_key
+from workbench.types import WorkbenchError, digest
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DatasetSpec(_Spec):
+    name: str
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class EncoderSpec(_Spec):
+    name: str
+    options: dict[str, Any] = Field(default_factory=dict)
+    layers: list[Union[float, str]] | None = Field(None, description="layer names or relative depths 0–1; all when omitted")
+    batch_size: int = Field(32, ge=1)
+    label: str | None = Field(None, description="name shown in tables and figures; defaults to the encoder name")
+
+    @property
+    def display(self) -> str:
+        return self.label or self.name
+
+
+class HeadSpec(_Spec):
+    name: str = "ridge"
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class MetricSpec(_Spec):
+    name: str
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class SweepConfig(_Spec):
+    """One alignment sweep: dataset × subjects × encoders × layers × heads (and optional metrics)."""
+
+    name: str
+    store: str | None = None
+    dataset: DatasetSpec
+    subjects: Union[Literal["all"], list[str]] = "all"
+    average_repetitions: bool = True
+    test_split: str = "test"
+    rois: list[str] | None = Field(None, description="restrict units to these ROIs; all units when omitted")
+    encoders: list[EncoderSpec] = Field(min_length=1)
+    heads: list[HeadSpec] = Field(default_factory=lambda: [HeadSpec()])
+    metrics: list[MetricSpec] = Field(default_factory=list)
+    permutations: int = Field(200, ge=0, description="test-set permutations for the per-ROI null")
+    seed: int = 0
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_a_key(cls, value: str) -> str:
+        check_key(value)
+        if "/" in value:
+            raise ValueError("sweep names may not contain '/'")
+        return value
+
+    @field_validator("subjects", mode="before")
+    @classmethod
+    def _subjects_as_strings(cls, value: Any) -> Any:
+        if isinstance(value, (list, tuple)):
+            return [str(v) for v in value]
+        if isinstance(value, (int, float)):
+            return [str(value)]
+        return value
+
+    def digest(self) -> str:
+        return digest(self.model_dump(exclude={"store"}))
+
+
+def _set_path(data: dict[str, Any], dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    node: Any = data
+    for i, key in enumerate(keys[:-1]):
+        if isinstance(node, list):
+            node = node[int(key)]
+            continue
+        if key not in node or node[key] is None:
+            node[key] = {}
+        node = node[key]
+    last = keys[-1]
+    if isinstance(node, list):
+        node[int(last)] = value
+    else:
+        node[last] = value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``a.b=c`` overrides (values parsed as YAML; list items by index: ``encoders.0.batch_size=8``)."""
+    for item in overrides:
+        if "=" not in item:
+            raise WorkbenchError(f"override {item!r} must look like key.path=value")
+        key, raw = item.split("=", 1)
+        try:
+            _set_path(data, key.strip(), yaml.safe_load(raw))
+        except (IndexError, ValueError, TypeError, KeyError) as exc:
+            raise WorkbenchError(f"cannot apply override {item!r}: {exc}") from None
+    return data
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> SweepConfig:
+    """Read and validate a sweep YAML file; errors name the file and the offending field."""
+    path = Path(path)
+    if not path.is_file():
+        raise WorkbenchError(f"config file {path} does not exist; see configs/ for examples")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise WorkbenchError(f"{path} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise WorkbenchError(f"{path} must hold a mapping of sweep settings")
+    return config_from_dict(apply_overrides(data, overrides or []), source=str(path))
+
+
+def config_from_dict(data: dict[str, Any], source: str = "config") -> SweepConfig:
+    try:
+        return SweepConfig.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        raise WorkbenchError(f"{source}: field {where}: {first['msg']} ({len(exc.errors())} problem(s) in total)") from None

@@ -1,0 +1,73 @@
+"""Executors run pending cells and yield ``(cell, result)`` in completion order.
+
+``inline`` runs in this process (default, easiest to debug); ``local`` uses a process pool on this
+machine; ``dask`` submits to a dask.distributed scheduler (dask-jobqueue reaches Slurm/PBS). Workers
+only compute and return arrays: the coordinating process alone writes to the store.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from typing import Any, Callable, Iterator
+
+from workbench.sweep.runner import Cell, compute_cell
+from workbench.types import WorkbenchError
+
+CellRunner = Callable[[str, list[Cell]], Iterator[tuple[Cell, dict[str, Any]]]]
+EXECUTORS = ("inline", "local", "dask")
+
+
+def run_inline(store_url: str, cells: list[Cell]) -> Iterator[tuple[Cell, dict[str, Any]]]:
+    for cell in cells:
+        yield cell, compute_cell(store_url, cell)
+
+
+def _init_worker() -> None:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:
+        pass
+
+
+def run_local(store_url: str, cells: list[Cell], workers: int | None = None) -> Iterator[tuple[Cell, dict[str, Any]]]:
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 1, mp_context=context,
+                             initializer=_init_worker) as pool:
+        futures = {pool.submit(compute_cell, store_url, cell): cell for cell in cells}
+        try:
+            for future in as_completed(futures):
+                yield futures[future], future.result()
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+
+
+def run_dask(store_url: str, cells: list[Cell], address: str | None = None) -> Iterator[tuple[Cell, dict[str, Any]]]:
+    try:
+        from dask.distributed import Client, as_completed as dask_completed
+    except ImportError:
+        raise WorkbenchError("the dask executor needs dask.distributed: pip install 'brain-workbench[dask]'") from None
+    client = Client(address) if address else Client(processes=True)
+    try:
+        futures = {client.submit(compute_cell, store_url, cell, pure=False): cell for cell in cells}
+        for future in dask_completed(list(futures)):
+            yield futures[future], future.result()
+    finally:
+        client.close()
+
+
+def get_executor(name: str, workers: int | None = None, address: str | None = None) -> CellRunner:
+    if name == "inline":
+        return run_inline
+    if name == "local":
+        return lambda url, cells: run_local(url, cells, workers)
+    if name == "dask":
+        return lambda url, cells: run_dask(url, cells, address)
+    raise WorkbenchError(f"unknown executor {name!r}; use one of {', '.join(EXECUTORS)}")
