@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import importlib.metadata as metadata
 import json
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +22,7 @@ from workbench.testing import check_dataset, check_encoder, check_head, check_me
 from workbench.types import WorkbenchError
 
 runner = CliRunner()
+FAKE_PLUGINS = Path(__file__).parent / "fake_plugins"
 
 
 def _by_name(listing: list[dict]) -> dict[str, dict]:
@@ -254,7 +258,27 @@ def test_plugin_commands_are_added_once(with_plugins: Registry) -> None:
     assert result.exit_code == 0 and "hello lab from workbench-fakeplugin" in result.stdout
 
 
-def test_plugin_command_through_console_script(plugin_site: Path, run_cli) -> None:
-    proc = run_cli("fake-hello", "--name", "cli", paths=(plugin_site,), env={DISABLE_ENV: "brain-workbench"})
-    assert proc.returncode == 0, proc.stderr
-    assert "hello cli from workbench-fakeplugin" in proc.stdout
+def test_plugin_command_through_main(with_plugins: Registry, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["fake-hello", "--name", "cli"])
+    assert exit_.value.code in (0, None)
+    assert "hello cli from workbench-fakeplugin" in capsys.readouterr().out
+
+
+def test_fake_plugin_installs_with_pip(tmp_path: Path, plugin_site: Path) -> None:
+    """pip builds the fake plugin's pyproject into the same metadata the fixtures write by hand."""
+    source = shutil.copytree(FAKE_PLUGINS / "workbench-fakeplugin", tmp_path / "src",
+                             ignore=shutil.ignore_patterns("__pycache__", "build", "*.egg-info"))
+    target = tmp_path / "target"
+    proc = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+                           "--no-index", "--disable-pip-version-check", "--target", str(target), str(source)],
+                          capture_output=True, text=True, timeout=120)
+    if proc.returncode != 0:
+        pytest.skip(f"pip cannot build offline here: {proc.stderr.strip().splitlines()[-1:]}")
+    by_pip = metadata.Distribution.at(next(target.glob("workbench_fakeplugin-*.dist-info")))
+    by_hand = metadata.Distribution.at(next(plugin_site.glob("workbench_fakeplugin-*.dist-info")))
+    assert (by_pip.metadata["Name"], by_pip.version) == (by_hand.metadata["Name"], by_hand.version)
+    assert sorted((e.group, e.name, e.value) for e in by_pip.entry_points) == \
+        sorted((e.group, e.name, e.value) for e in by_hand.entry_points)
+    assert (target / "workbench_fakeplugin" / "__init__.py").read_text() == \
+        (plugin_site / "workbench_fakeplugin" / "__init__.py").read_text()

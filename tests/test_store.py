@@ -138,7 +138,7 @@ def test_non_string_keys_and_good_keys(tmp_store: Store) -> None:
 # ---- resumable writes -----------------------------------------------------------------------
 def test_killed_write_is_incomplete_reported_and_resumed(tmp_path: Path, tmp_store: Store) -> None:
     url, first, second = tmp_store.url, tmp_path / "first.log", tmp_path / "second.log"
-    proc = start_writer(url, first, sleep=0.1)
+    proc = start_writer(url, first, sleep=0.2)
     try:
         wait_for(lambda: len((tmp_store.meta(PATH) or {}).get("blocks", {}).get("done", [])) >= 3,
                  what="three finished blocks")
@@ -167,7 +167,7 @@ def test_killed_write_is_incomplete_reported_and_resumed(tmp_path: Path, tmp_sto
 def test_concurrent_reader_never_sees_unwritten_done_blocks(tmp_path: Path, tmp_store: Store) -> None:
     reader = subprocess.Popen([sys.executable, "-c", READER, tmp_store.url, PATH, str(N_BLOCKS), str(BLOCK_ROWS),
                                str(WIDTH), "60"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    writer = start_writer(tmp_store.url, tmp_path / "w.log", sleep=0.03)
+    writer = start_writer(tmp_store.url, tmp_path / "w.log", sleep=0.05)
     assert writer.wait(timeout=60) == 0, writer.stderr.read()
     out, err = reader.communicate(timeout=60)
     report = json.loads(out)

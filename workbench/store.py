@@ -435,13 +435,13 @@ class EntryWriter:
             self.group = store.root.require_group(path)
             self.meta = {"entry": True, "kind": kind, "complete": False, "layout": layout,
                          "blocks": {"n": self.n_blocks, "rows": self.block_rows, "done": []}, "checksums": {}}
-        self.meta["writer"] = {"pid": os.getpid(), "host": socket.gethostname(), "started": self.started,
-                               "updated": self.started}
-        self.group.attrs.update({**attrs, META: self.meta})
         present = set(self.group.array_keys())
         for name, spec in arrays.items():
             if existing is None or name not in present:
                 self._create_array(name, spec)
+        self.meta["writer"] = {"pid": os.getpid(), "host": socket.gethostname(), "started": self.started,
+                               "updated": self.started}
+        self.group.attrs.update({**attrs, META: self.meta})
 
     @staticmethod
     def _check_location(store: Store, path: str) -> None:
