@@ -292,6 +292,18 @@ def test_gc_keeps_complete_and_live_entries(tmp_path: Path, tmp_store: Store) ->
     assert [p.path for p in tmp_store.verify()] == ["features/other-host/recent"]
 
 
+def test_entry_left_by_another_host_can_be_resumed(tmp_store: Store) -> None:
+    """A retried cluster job on another node finishes the entry instead of waiting for a heartbeat."""
+    write_entry(tmp_store, finish=False)
+    group = tmp_store.root[PATH]
+    meta = dict(group.attrs[META])
+    meta["writer"] = {"pid": os.getpid(), "host": "node-" + socket.gethostname(), "updated": time.time()}
+    group.attrs[META] = meta
+    assert tmp_store.gc() == []
+    write_entry(tmp_store)
+    assert tmp_store.is_complete(PATH) and tmp_store.verify() == []
+
+
 # ---- other backends and recordings -----------------------------------------------------------
 def test_fsspec_memory_store_round_trip() -> None:
     url = f"memory://wb-{uuid.uuid4().hex}/s.zarr"

@@ -422,9 +422,9 @@ class EntryWriter:
             return
         if existing is not None:
             writer = existing.get("writer") or {}
-            if writer.get("pid") != os.getpid() and _writer_alive(writer):
-                raise WorkbenchError(f"entry {path!r} is being written by process {writer.get('pid')} on "
-                                     f"{writer.get('host')}; wait for it to finish")
+            pid = int(writer.get("pid", -1))
+            if writer.get("host") == socket.gethostname() and pid != os.getpid() and _pid_alive(pid):
+                raise WorkbenchError(f"entry {path!r} is being written by process {pid}; wait for it to finish")
             if existing.get("layout") != layout or existing.get("blocks", {}).get("rows") != self.block_rows:
                 store.delete(path)  # an incomplete entry of another shape cannot be resumed
                 existing = None
