@@ -123,6 +123,17 @@ def read_ctab(path: Path) -> dict[int, str]:
     return out
 
 
+def _ranges(values: Sequence[int]) -> str:
+    """[1, 2, 3, 5] → '1–3, 5'."""
+    out: list[str] = []
+    for v in sorted(values):
+        if out and int(out[-1].split("–")[-1]) == v - 1:
+            out[-1] = f"{out[-1].split('–')[0]}–{v}"
+        else:
+            out.append(str(v))
+    return ", ".join(out)
+
+
 def noise_ceiling(ncsnr: np.ndarray, inverse_n: float) -> np.ndarray:
     """NSD's noise ceiling as a fraction: ncsnr² / (ncsnr² + 1/n)."""
     s2 = np.asarray(ncsnr, dtype=np.float64) ** 2
@@ -352,8 +363,8 @@ class NSDDataset:
         released = N_SESSIONS[subject] - HELD_OUT_SESSIONS
         lost = [s for s in missing if s <= released]
         if lost:
-            warnings.warn(f"NSD subject {subject}: sessions {lost} are missing under {root}; using the "
-                          f"{len(present)} sessions present", stacklevel=3)
+            warnings.warn(f"NSD subject {subject}: sessions {_ranges(lost)} are missing under {root}; using the "
+                          f"{len(present)} sessions present ({_ranges(present)})", stacklevel=4)
         return present, missing
 
     def _input_files(self, root: Path, subject: int, sessions: list[int]) -> list[Path]:
@@ -458,51 +469,55 @@ class NSDDataset:
     # ---- reading betas, masks and ROIs ------------------------------------------------------
     def _read_session(self, root: Path, subj: int, session: int, select: np.ndarray,
                       n_total: int) -> tuple[np.ndarray, Path]:
-        parts = []
+        """Trials × selected units of one session; the mask is applied before converting to float."""
         paths = [root / r for r in session_files(subj, self.space, self.beta_version, session)]
+        parts, offset, n_trials = [], 0, None
         for path in paths:
-            parts.append(self._read_betas(path))
-        if self.space == "fsaverage":
-            if parts[0].shape[1] != parts[1].shape[1]:
-                raise WorkbenchError(f"{paths[1]} holds {parts[1].shape[1]} trials but {paths[0]} holds "
-                                     f"{parts[0].shape[1]}; download both again")
-            flat = np.concatenate(parts, axis=0)
-        else:
-            flat = parts[0].reshape(-1, parts[0].shape[-1])
-        if flat.shape[0] != n_total:
-            raise WorkbenchError(f"{paths[0]} has {flat.shape[0]} units where session {session} and the masks have "
+            flat, slope, inter = self._read_betas(path)
+            if n_trials is not None and flat.shape[1] != n_trials:
+                raise WorkbenchError(f"{path} holds {flat.shape[1]} trials but {paths[0]} holds {n_trials}; "
+                                     "download both again")
+            n_trials = flat.shape[1]
+            index = select[(select >= offset) & (select < offset + flat.shape[0])] - offset
+            parts.append(self._scale(flat[index], slope, inter))
+            offset += flat.shape[0]
+        if offset != n_total:
+            raise WorkbenchError(f"{paths[0]} has {offset} units where the first session and the masks have "
                                  f"{n_total}; the file comes from another space or release: download it again")
-        data = np.ascontiguousarray(flat[select].T, dtype=np.float32)
+        data = np.ascontiguousarray(np.concatenate(parts, axis=0).T)
         bad = ~np.isfinite(data)
         if bad.any():
             units = np.unique(np.nonzero(bad)[1])
             raise WorkbenchError(
-                f"{paths[0] if len(paths) == 1 else ' / '.join(map(str, paths))} holds NaN or infinite betas for "
-                f"{units.size} of the {data.shape[1]} selected units; restrict the units with the mask option "
+                f"{' / '.join(map(str, paths))} holds NaN or infinite betas for {units.size} of the "
+                f"{data.shape[1]} selected units; restrict the units with the mask option "
                 "(e.g. mask=nsdgeneral) or download the file again"
             )
         return data, paths[0]
 
-    def _read_betas(self, path: Path) -> np.ndarray:
-        """Units × trials (volume: x × y × z × trials), in percent signal change."""
+    def _read_betas(self, path: Path) -> tuple[np.ndarray, float, float]:
+        """Units × trials in the file's own dtype (volumes flattened in C order), header slope and intercept."""
         import nibabel as nib
 
         try:
             img = nib.load(str(path))
             proxy = img.dataobj
             raw = np.asarray(proxy.get_unscaled()) if hasattr(proxy, "get_unscaled") else np.asarray(proxy)
-            slope, inter = (float(getattr(proxy, "slope", 1.0)), float(getattr(proxy, "inter", 0.0)))
+            slope, inter = float(getattr(proxy, "slope", 1.0)), float(getattr(proxy, "inter", 0.0))
         except Exception as exc:
             raise _fail_read(path, exc) from None
+        if self.space != "fsaverage" and raw.ndim != 4:
+            raise WorkbenchError(f"{path} has shape {raw.shape}; NSD volume betas are x × y × z × trials")
+        return raw.reshape(-1, raw.shape[-1]), slope, inter
+
+    @staticmethod
+    def _scale(raw: np.ndarray, slope: float, inter: float) -> np.ndarray:
+        """Percent signal change: header slope/intercept, then / 300 for NSD's int16 files."""
         data = raw.astype(np.float32)
         if slope != 1.0 or inter != 0.0:
             data = data * np.float32(slope) + np.float32(inter)
         if np.issubdtype(raw.dtype, np.integer):
             data /= np.float32(BETA_SCALE)
-        if self.space == "fsaverage":
-            return data.reshape(data.shape[0], -1)
-        if data.ndim != 4:
-            raise WorkbenchError(f"{path} has shape {data.shape}; NSD volume betas are x × y × z × trials")
         return data
 
     def _read_map(self, path: Path) -> tuple[np.ndarray, Any]:

@@ -343,3 +343,30 @@ class FileServer:
     def gets(self, rel: str) -> list[str | None]:
         """Range headers of the GET requests for ``rel``, in order."""
         return [r for m, p, r in self.log.requests if m == "GET" and p == rel]
+
+
+def make_things_eeg2_raw(root: str | Path, subject: int = 1, sessions: int = 2, n_train: int = 8, n_test: int = 3,
+                         channels: tuple[str, ...] = ("O1", "Oz", "P3", "Cz"), sfreq: float = 100.0,
+                         seed: int = 0) -> dict[str, Any]:
+    """Write raw_data/sub-XX/ses-YY/raw_eeg_{training,test}.npy like the figshare release (stim channel)."""
+    rng = np.random.default_rng(seed)
+    truth: dict[str, Any] = {"events": {}}
+    for s in range(1, sessions + 1):
+        folder = Path(root) / "raw_data" / f"sub-{subject:02d}" / f"ses-{s:02d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        for part, n in (("training", n_train), ("test", n_test)):
+            codes = list(rng.permutation(np.arange(1, n + 1)))
+            codes.insert(2, 99999)
+            n_samples = 50 + 40 * len(codes) + 120
+            data = rng.standard_normal((len(channels) + 1, n_samples)) * 1e-6
+            stim = np.zeros(n_samples)
+            for k, code in enumerate(codes):
+                onset = 50 + 40 * k
+                stim[onset] = code
+                data[:len(channels), onset: onset + 20] += 5e-6
+            data[-1] = stim
+            np.save(folder / f"raw_eeg_{part}.npy", {
+                "raw_eeg_data": data, "ch_names": list(channels) + ["stim"],
+                "ch_types": ["eeg"] * len(channels) + ["stim"], "sfreq": sfreq}, allow_pickle=True)
+            truth["events"][(part, s)] = [c for c in codes if c != 99999]
+    return truth

@@ -340,9 +340,11 @@ def print_manifest(files: Sequence[RemoteFile], present: set[str], unavailable: 
     total = sum(f.size or 0 for f in files)
     console.print(f"total {human_size(total)}; to download: {len(todo)} files, {human_size(known)}"
                   + (f" (+{unknown} of unknown size)" if unknown else ""))
-    for f in unavailable:
+    for f in unavailable[:max_rows // 3]:
         console.print(f"[yellow]not available on the server[/]: {f.path}"
                       + (f" ({f.meta['why']})" if f.meta.get("why") else ""))
+    if len(unavailable) > max_rows // 3:
+        console.print(f"[yellow]... and {len(unavailable) - max_rows // 3} more files not available[/]")
 
 
 def fetch_files(

@@ -18,7 +18,8 @@ from workbench.testing import check_dataset
 from workbench.types import WorkbenchError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from fixtures_datasets import EEG_CHANNELS, FileServer, make_things_eeg2, zip_folder  # noqa: E402
+from fixtures_datasets import (EEG_CHANNELS, FileServer, make_things_eeg2, make_things_eeg2_raw,  # noqa: E402
+                               zip_folder)
 
 te = pytest.importorskip("workbench_plugins.things_eeg2")
 
@@ -166,6 +167,24 @@ def test_raw_data_need_mne(copy: Path) -> None:
     np.save(raw, {"raw_eeg_data": np.zeros((3, 10))})
     with pytest.raises(WorkbenchError, match="pip install mne"):
         dataset(copy, data="raw").recording("1")
+
+
+def test_raw_data_are_epoched_with_mne(copy: Path, built: tuple[Path, dict]) -> None:
+    pytest.importorskip("mne")
+    truth = make_things_eeg2_raw(copy, subject=1)
+    meta = built[1]["meta"]
+    train_ids = [f[:-4] for f in meta["train_img_files"]]
+    test_ids = [f[:-4] for f in meta["test_img_files"]]
+    rec = dataset(copy, data="raw", raw_sfreq=50.0).recording("1")
+    expected = [train_ids[c - 1] for s in (1, 2) for c in truth["events"][("training", s)]]
+    expected += [test_ids[c - 1] for s in (1, 2) for c in truth["events"][("test", s)]]
+    assert list(rec.trial_stimulus_ids) == expected
+    assert list(rec.units.names) == ["O1", "Oz", "P3", "Cz"] and rec.units.rois["central"].sum() == 1
+    assert rec.times[0] == pytest.approx(-0.2) and np.allclose(np.diff(rec.times), 0.02) and rec.times.size == 50
+    baseline = rec.responses[:, :, rec.times < 0].mean(-1)
+    assert np.abs(baseline).max() < 1e-6 < rec.responses[:, :, (rec.times > 0.02) & (rec.times < 0.15)].mean()
+    assert rec.noise_ceiling is not None and rec.noise_ceiling.shape == (4,)
+    assert rec.preprocessing[0]["data"] == "raw"
 
 
 # ---- fetch from a fake OSF -----------------------------------------------------------------------
