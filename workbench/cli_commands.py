@@ -225,12 +225,12 @@ def draw_brainmap(store_obj, sweep: str, out: Path, encoder: Optional[str] = Non
         chosen = matching[0]
     if value not in chosen[1]:
         raise WorkbenchError(f"cells have no per-unit {value!r}; choose from {', '.join(chosen[1])} or best-layer")
-    data = np.where(keep, chosen[1][value], np.nan)
+    threshold = critical if value in ("score", "score_normalized") else -np.inf
+    data = np.where(keep & (chosen[1]["score"] >= threshold), chosen[1][value], np.nan)
     label = {"score": "Pearson r (test split)", "score_normalized": "r / noise ceiling", "r2": "R² (test split)",
              "alpha": "ridge alpha"}.get(value, value)
-    threshold = critical if value in ("score", "score_normalized") else None
-    shown = f" (r > {critical:.2f})" if threshold else ""
-    return plot_surface_scores(data, rec.units.hemisphere, rec.units.vertex, rec.units.space, threshold=threshold,
+    shown = f" (r > {critical:.2f})" if np.isfinite(threshold) else ""
+    return plot_surface_scores(data, rec.units.hemisphere, rec.units.vertex, rec.units.space,
                                title=f"{encoder} · {chosen[0]['layer']} · subject {subject}{shown} ({sweep})",
                                colorbar_label=label, vmax=1.0 if value == "score_normalized" else None, output_file=out)
 

@@ -1,0 +1,81 @@
+"""The embedded demo dataset: contract, determinism, design, noise ceilings, planted structure."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import workbench as wb
+from workbench.testing import check_dataset
+from workbench_plugins.demo import ROI_ORDER, DemoDataset
+
+
+@pytest.fixture(scope="module")
+def small() -> DemoDataset:
+    return DemoDataset(n_subjects=2, n_train=30, n_test=12)
+
+
+def test_demo_passes_the_dataset_conformance_check(small):
+    check_dataset(small, subjects=small.subjects())
+
+
+def test_demo_is_registered_through_its_entry_point():
+    assert wb.get_registry().get("dataset", "demo").plugin == "demo"
+    assert isinstance(wb.dataset("demo", n_train=20, n_test=10), DemoDataset)
+
+
+def test_generation_is_deterministic(small):
+    again = DemoDataset(n_subjects=2, n_train=30, n_test=12)
+    a, b = small.recording("2"), again.recording("2")
+    np.testing.assert_array_equal(a.responses, b.responses)
+    np.testing.assert_array_equal(a.trial_stimulus_ids, b.trial_stimulus_ids)
+    img_a, img_b = small.stimuli("image").get(["demo-00003"])[0], again.stimuli("image").get(["demo-00003"])[0]
+    assert img_a.tobytes() == img_b.tobytes()
+    assert small.fingerprint() == again.fingerprint() != DemoDataset(seed=1).fingerprint()
+
+
+def test_design_is_nsd_shaped(small):
+    r1, r2 = small.recording("1"), small.recording("2")
+    np.testing.assert_array_equal(np.sort(r1.splits["test"]), np.sort(r2.splits["test"]))
+    assert set(r1.splits["train"]) != set(r2.splits["train"])
+    assert not set(r1.splits["train"]) & set(r1.splits["test"])
+    _, counts = np.unique(r1.trial_stimulus_ids, return_counts=True)
+    assert set(counts) == {3}
+    assert r1.units.space == "fsaverage5" and r1.n_units == 20484
+    assert list(r1.units.rois) == ROI_ORDER
+    captions = small.stimuli("text").get(r1.splits["test"][:3])
+    assert all(isinstance(c, str) and " on a " in c for c in captions)
+
+
+def test_noise_ceiling_matches_an_independent_computation(small):
+    rec = small.recording("1")
+    rng = np.random.default_rng(0)
+    units = rng.choice(rec.n_units, 25, replace=False)
+    for u in units:
+        y = rec.responses[:, u].astype(np.float64)
+        z = (y - y.mean()) / y.std()
+        variances = [np.var(z[rec.trial_stimulus_ids == s], ddof=1) for s in np.unique(rec.trial_stimulus_ids)]
+        noise = np.mean(variances)
+        snr2 = max(0.0, 1 - noise) / noise
+        assert rec.noise_ceiling[u] == pytest.approx(snr2 / (snr2 + 1 / 3), abs=1e-4)
+
+
+def test_signal_lives_in_the_rois_only(small):
+    rec = small.recording("1")
+    inside = np.any(np.stack(list(rec.units.rois.values())), axis=0)
+    assert np.median(rec.noise_ceiling[inside]) > 0.4
+    assert np.median(rec.noise_ceiling[~inside]) < 0.05
+
+
+def test_bad_subject_and_stimulus_ids_are_refused(small):
+    with pytest.raises(wb.WorkbenchError, match="subjects 1, 2"):
+        small.recording("7")
+    with pytest.raises(wb.WorkbenchError, match="not a demo stimulus"):
+        small.stimuli("image").get(["nsd-00001"])
+
+
+def test_fetch_writes_images_and_captions(tmp_path):
+    ds = DemoDataset(n_subjects=1, n_train=10, n_test=10)
+    out = ds.fetch(tmp_path / "demo")
+    assert len(list((out / "images").glob("*.png"))) == ds.n_images
+    assert (out / "captions.csv").read_text().count("\n") == ds.n_images + 1

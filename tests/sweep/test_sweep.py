@@ -1,0 +1,245 @@
+"""The sweep engine on a tiny demo: planning, idempotent reruns, resumption, executors, tables, CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+import workbench as wb
+from workbench.sweep import Sweep, load_config
+from workbench.sweep.config import config_from_dict
+from workbench.sweep.runner import Reporter, load_cell_scores, results_table, table_path
+from workbench.types import LayerInfo, WorkbenchError, digest
+
+CALLS = {"encode": 0, "fit": 0, "fail_after": None}
+
+
+class PixelEncoder:
+    """A fast deterministic image encoder for pipeline tests: colour statistics and a downsampled image."""
+
+    name = "pixel-test"
+    modality = "image"
+
+    def layers(self) -> list[LayerInfo]:
+        return [LayerInfo("colour", 0.0), LayerInfo("thumbnail", 1.0)]
+
+    def encode(self, batch, layers):
+        CALLS["encode"] += 1
+        arrays = [np.asarray(im.convert("RGB").resize((8, 8)), dtype=np.float32) / 255 for im in batch]
+        out = {"colour": np.stack([np.r_[a.mean((0, 1)), a.std((0, 1))] for a in arrays]),
+               "thumbnail": np.stack([a.ravel() for a in arrays])}
+        return {layer: out[layer] for layer in layers}
+
+    def fingerprint(self) -> str:
+        return digest("pixel-test", 1)
+
+
+class CountingRidge:
+    """Wraps the built-in ridge head, counting fits and failing on demand (to interrupt a sweep)."""
+
+    direction = "encode"
+
+    def __init__(self, alpha: float = 10.0) -> None:
+        self.alpha = alpha
+
+    def get_params(self, deep=True):
+        return {"alpha": self.alpha}
+
+    def fit(self, X, Y):
+        if CALLS["fail_after"] is not None and CALLS["fit"] >= CALLS["fail_after"]:
+            raise RuntimeError("simulated crash")
+        CALLS["fit"] += 1
+        self.coef_ = np.linalg.solve(X.T @ X + self.alpha * np.eye(X.shape[1]), X.T @ (Y - Y.mean(0)))
+        self.intercept_ = Y.mean(0) - X.mean(0) @ self.coef_
+        return self
+
+    def predict(self, X):
+        return X @ self.coef_ + self.intercept_
+
+    def score(self, X, Y):
+        from workbench.scoring import pearson_per_unit
+
+        return pearson_per_unit(Y, self.predict(X))
+
+
+@pytest.fixture(autouse=True)
+def _test_plugins():
+    wb.register("pixel-test", PixelEncoder, kind="encoder", replace=True)
+    wb.register("counting-ridge", CountingRidge, kind="head", replace=True)
+    CALLS.update(encode=0, fit=0, fail_after=None)
+    yield
+
+
+def tiny_config(tmp_path: Path, **changes) -> dict:
+    data = {
+        "name": "tiny",
+        "store": str(tmp_path / "store.zarr"),
+        "dataset": {"name": "demo", "options": {"n_subjects": 2, "n_train": 40, "n_test": 12}},
+        "encoders": [{"name": "pixel-test", "layers": [0.0, 1.0], "batch_size": 16}],
+        "heads": [{"name": "counting-ridge", "options": {"alpha": 10.0}}],
+        "permutations": 20,
+    }
+    data.update(changes)
+    return data
+
+
+def test_plan_has_one_cell_per_subject_encoder_layer_head(tmp_path):
+    sweep = Sweep(config_from_dict(tiny_config(tmp_path)))
+    plan = sweep.plan()
+    assert len(plan.cells) == 2 * 2 * 1
+    assert {(c.subject, c.layer) for c in plan.cells} == {(s, l) for s in ("1", "2") for l in ("colour", "thumbnail")}
+    assert len({c.key for c in plan.cells}) == len(plan.cells)
+
+
+def test_second_run_recomputes_nothing(tmp_path):
+    cfg = config_from_dict(tiny_config(tmp_path))
+    first = Sweep(cfg).run()
+    assert first["computed"] == 4 and first["skipped"] == 0
+    encodes, fits = CALLS["encode"], CALLS["fit"]
+    second = Sweep(cfg).run()
+    assert second["computed"] == 0 and second["skipped"] == 4
+    assert CALLS["encode"] == encodes and CALLS["fit"] == fits
+
+
+def test_changed_head_option_recomputes_only_cells_not_features(tmp_path):
+    Sweep(config_from_dict(tiny_config(tmp_path))).run()
+    encodes = CALLS["encode"]
+    changed = tiny_config(tmp_path, heads=[{"name": "counting-ridge", "options": {"alpha": 100.0}}])
+    summary = Sweep(config_from_dict(changed)).run()
+    assert summary["computed"] == 4
+    assert CALLS["encode"] == encodes
+
+
+def test_interrupted_sweep_resumes_with_the_missing_cells(tmp_path):
+    cfg = config_from_dict(tiny_config(tmp_path))
+    CALLS["fail_after"] = 2
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        Sweep(cfg).run()
+    sweep = Sweep(cfg)
+    assert sweep.status()["cells_done"] == 2
+    assert sweep.store.verify() == []
+    CALLS["fail_after"] = None
+    CALLS["fit"] = 0
+    summary = sweep.run()
+    assert summary["computed"] == 2 and CALLS["fit"] == 2
+
+
+def test_scores_match_a_direct_computation(tmp_path):
+    cfg = config_from_dict(tiny_config(tmp_path, average_repetitions=True))
+    sweep = Sweep(cfg)
+    sweep.run()
+    rec = sweep.dataset.recording("1").average_repetitions()
+    stimuli = sweep.dataset.stimuli("image")
+    test = set(rec.splits["test"])
+    is_test = np.array([s in test for s in rec.trial_stimulus_ids])
+    feats = PixelEncoder().encode(stimuli.get(rec.trial_stimulus_ids), ["colour"])["colour"]
+    mean, sd = feats[~is_test].mean(0), feats[~is_test].std(0)
+    X = (feats - mean) / np.where(sd > 1e-8, sd, 1)
+    head = CountingRidge(alpha=10.0).fit(X[~is_test], rec.responses[~is_test])
+    expected = head.score(X[is_test], rec.responses[is_test])
+    (cell, arrays), = [c for c in load_cell_scores(sweep.store, "tiny", subject="1", layer="colour")]
+    np.testing.assert_allclose(arrays["score"], expected, atol=2e-4)
+    nc = rec.noise_ceiling
+    ok = nc > 1e-3
+    np.testing.assert_allclose(arrays["score_normalized"][ok], expected[ok] / np.sqrt(nc[ok]), rtol=1e-3, atol=1e-4)
+
+
+def test_results_table_and_parquet_export(tmp_path):
+    cfg = config_from_dict(tiny_config(tmp_path))
+    sweep = Sweep(cfg)
+    summary = sweep.run()
+    frame = results_table(sweep.store, "tiny")
+    rois = ["all", *sweep.dataset.recording("1").units.rois]
+    assert set(frame["roi"]) == set(rois)
+    assert len(frame) == 4 * len(rois)
+    assert {"mean_r", "mean_r_normalized", "p_permutation", "null_mean_r_95", "depth"} <= set(frame.columns)
+    parquet = pd.read_parquet(summary["table"])
+    assert summary["table"] == table_path(sweep.store, "tiny")
+    pd.testing.assert_frame_equal(parquet, frame)
+
+
+def test_local_executor_matches_inline(tmp_path):
+    a = tiny_config(tmp_path / "a", heads=[{"name": "ridge", "options": {"cv": 3}}])
+    b = tiny_config(tmp_path / "b", heads=[{"name": "ridge", "options": {"cv": 3}}])
+    Sweep(config_from_dict(a)).run(executor="inline")
+    Sweep(config_from_dict(b)).run(executor="local", workers=2)
+    ta = results_table(Sweep(config_from_dict(a)).store, "tiny").sort_values(["subject", "layer", "roi"])
+    tb = results_table(Sweep(config_from_dict(b)).store, "tiny").sort_values(["subject", "layer", "roi"])
+    np.testing.assert_allclose(ta["mean_r"].to_numpy(), tb["mean_r"].to_numpy(), atol=1e-6)
+
+
+def test_config_errors_are_one_clear_sentence(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({**tiny_config(tmp_path), "encodrs": []}))
+    with pytest.raises(WorkbenchError, match="encodrs"):
+        load_config(bad)
+    with pytest.raises(WorkbenchError, match="does not exist"):
+        load_config(tmp_path / "missing.yaml")
+    bad.write_text("name: [unclosed")
+    with pytest.raises(WorkbenchError, match="not valid YAML"):
+        load_config(bad)
+    with pytest.raises(WorkbenchError, match="no subject '9'"):
+        Sweep(config_from_dict(tiny_config(tmp_path, subjects=["9"]))).plan()
+    with pytest.raises(WorkbenchError, match="unknown encoder 'nope'.*known encoders"):
+        Sweep(config_from_dict(tiny_config(tmp_path, encoders=[{"name": "nope"}]))).plan()
+    with pytest.raises(WorkbenchError, match="invalid store key"):
+        config_from_dict(tiny_config(tmp_path, name="../evil"))
+
+
+def test_overrides_reach_nested_fields(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(tiny_config(tmp_path)))
+    cfg = load_config(path, ["encoders.0.batch_size=4", "subjects=[2]", "dataset.options.n_train=30"])
+    assert cfg.encoders[0].batch_size == 4 and cfg.subjects == ["2"] and cfg.dataset.options["n_train"] == 30
+    with pytest.raises(WorkbenchError, match="key.path=value"):
+        load_config(path, ["no-equals-sign"])
+
+
+def test_cli_sweep_results_and_figures(tmp_path):
+    from workbench.cli import app
+    from workbench.cli_commands import critical_r  # noqa: F401  (registers the pipeline commands)
+
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(tiny_config(tmp_path)))
+    store = str(tmp_path / "store.zarr")
+    runner = CliRunner()
+    result = runner.invoke(app, ["sweep", "run", str(config)])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["sweep", "status", str(config), "--json"])
+    assert json.loads(result.output)["cells_done"] == 4
+    result = runner.invoke(app, ["results", "show", "tiny", "--store", store, "--json"])
+    rows = json.loads(result.output)
+    assert rows and {"encoder", "layer", "roi", "mean_r"} <= set(rows[0])
+    result = runner.invoke(app, ["results", "show", "tiny", "--store", store])
+    assert result.exit_code == 0 and "V1" in result.output
+    for args in (["figure", "layers", "tiny"], ["figure", "brainmap", "tiny", "--layer", "thumbnail"],
+                 ["figure", "brainmap", "tiny", "--value", "best-layer"]):
+        out = tmp_path / f"{args[1]}-{len(args)}.png"
+        result = runner.invoke(app, [*args, "--store", store, "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        assert out.stat().st_size > 10_000
+    result = runner.invoke(app, ["figure", "brainmap", "tiny", "--store", store, "--layer", "nope", "--out", "x.png"])
+    assert result.exit_code != 0 and isinstance(result.exception, WorkbenchError)
+    report = tmp_path / "report"
+    result = runner.invoke(app, ["report", "tiny", "--store", store, "--out", str(report)])
+    assert result.exit_code == 0, result.output
+    assert "V1" in (report / "index.html").read_text()
+
+
+def test_reporter_receives_progress(tmp_path):
+    seen = []
+
+    class Recording(Reporter):
+        def progress(self, label, total):
+            seen.append((label, total))
+            return lambda n: None
+
+    Sweep(config_from_dict(tiny_config(tmp_path))).run(reporter=Recording())
+    labels = [label for label, _ in seen]
+    assert "features pixel-test" in labels and "fitting cells" in labels
