@@ -1,0 +1,479 @@
+"""Representation-similarity metrics: RSA (RDMs and their comparisons), CKA, SVCCA, Procrustes.
+
+RDM definitions follow rsatoolbox (Schütt et al. 2023) so numbers match it: ``euclidean`` is the
+squared Euclidean distance divided by the number of features, ``correlation`` is 1 − Pearson r
+between stimulus patterns, ``crossnobis`` is the leave-one-partition-out cross-validated squared
+Mahalanobis distance divided by the number of features. RDMs are condensed vectors: the upper
+triangle (i < j) in row-major order, as rsatoolbox's ``get_vectors()``.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+import workbench
+from workbench.types import WorkbenchError
+
+RDM_METHODS = ("correlation", "euclidean", "mahalanobis", "crossnobis")
+COMPARISONS = ("spearman", "pearson", "kendall_tau_a", "cosine", "corr_cov", "cosine_cov", "rho_a")
+_ALIASES = {"corr": "pearson", "tau-a": "kendall_tau_a", "tau_a": "kendall_tau_a", "rho-a": "rho_a"}
+
+
+# ---- helpers --------------------------------------------------------------------------------
+
+
+def _as_2d(name: str, A: Any) -> np.ndarray:
+    A = np.asarray(A, dtype=np.float64)
+    if A.ndim == 1:
+        A = A[:, None]
+    if A.ndim != 2:
+        raise WorkbenchError(f"{name} must be 2-D (stimuli × features), got shape {A.shape}")
+    if not np.isfinite(A).all():
+        raise WorkbenchError(f"{name} contains NaN or infinite values; drop or impute them first")
+    return A
+
+
+def _pair(X: Any, Y: Any) -> tuple[np.ndarray, np.ndarray]:
+    X, Y = _as_2d("X", X), _as_2d("Y", Y)
+    if X.shape[0] != Y.shape[0]:
+        raise WorkbenchError(f"X has {X.shape[0]} stimuli but Y has {Y.shape[0]}; rows must be the same stimuli")
+    return X, Y
+
+
+@lru_cache(maxsize=8)
+def _triu(n: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.triu_indices(n, k=1)
+
+
+def n_from_condensed(m: int) -> int:
+    """Number of stimuli of a condensed RDM of length m = n(n−1)/2."""
+    n = int(round((1 + np.sqrt(1 + 8 * m)) / 2))
+    if n * (n - 1) // 2 != m:
+        raise WorkbenchError(f"a condensed RDM of length {m} is not n(n−1)/2 for any n")
+    return n
+
+
+def squareform(v: np.ndarray, dtype: Any = None) -> np.ndarray:
+    """Square symmetric matrix (zero diagonal) from a condensed RDM."""
+    v = np.asarray(v)
+    n = n_from_condensed(v.shape[-1])
+    out = np.zeros((n, n), dtype=dtype or v.dtype)
+    i, j = _triu(n)
+    out[i, j] = v
+    out[j, i] = v
+    return out
+
+
+def _average_by(X: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    values, inverse = np.unique(labels, return_inverse=True)
+    sums = np.zeros((len(values), X.shape[1]))
+    np.add.at(sums, inverse, X)
+    return sums / np.bincount(inverse)[:, None], values
+
+
+def _distances_from_kernel(K: np.ndarray, p: int) -> np.ndarray:
+    d = np.diag(K)
+    i, j = _triu(K.shape[0])
+    return (d[i] + d[j] - 2.0 * K[i, j]) / p
+
+
+# ---- RDMs -----------------------------------------------------------------------------------
+
+
+def noise_precision(residuals: np.ndarray, dof: int | None = None, method: str = "shrinkage_diag") -> np.ndarray:
+    """Noise precision (inverse covariance) over features from residuals, as rsatoolbox's
+    ``prec_from_residuals``: ``shrinkage_diag`` (Schäfer & Strimmer 2005), ``shrinkage_eye``
+    (Ledoit & Wolf 2004), ``diag`` or ``full``."""
+    M = np.asarray(residuals, dtype=np.float64)
+    M = M - M.mean(0, keepdims=True)
+    n = M.shape[0]
+    dof = n - 1 if dof is None else dof
+    if method == "diag":
+        cov = np.diag((M * M).sum(0) / dof)
+    elif method == "full":
+        cov = M.T @ M / dof
+    elif method in ("shrinkage_eye", "shrinkage_diag"):
+        s_sum = M.T @ M
+        s2_sum = (M * M).T @ (M * M)
+        if method == "shrinkage_eye":
+            s = s_sum / n
+            b2 = np.sum(s2_sum / n - s * s) / n
+            m = np.trace(s) / s.shape[0]
+            d2 = np.sum((s - m * np.eye(s.shape[0])) ** 2)
+            b2 = min(d2, b2)
+            cov = (b2 / d2 * m * np.eye(s.shape[0]) + (d2 - b2) / d2 * s) * n / dof
+        else:
+            s = s_sum / dof
+            var = np.diag(s)
+            std = np.sqrt(var)
+            s_mean = s_sum / std[None, :] / std[:, None] / (n - 1)
+            s2_mean = s2_sum / var[None, :] / var[:, None] / (n - 1)
+            var_hat = n / dof ** 2 * (s2_mean - s_mean ** 2)
+            mask = ~np.eye(s.shape[0], dtype=bool)
+            lamb = float(np.clip(np.sum(var_hat[mask]) / np.sum(s_mean[mask] ** 2), 0.0, 1.0))
+            cov = s * (np.eye(s.shape[0]) + (1 - lamb) * mask)
+    else:
+        raise WorkbenchError(f"unknown noise method {method!r}; use shrinkage_diag, shrinkage_eye, diag or full")
+    return np.linalg.inv(cov)
+
+
+def rdm(X: np.ndarray, method: str = "correlation", *, conditions: Sequence[Any] | None = None,
+        partitions: Sequence[Any] | None = None, noise: np.ndarray | None = None) -> np.ndarray:
+    """Condensed RDM of the rows of X (or of condition means when ``conditions`` labels rows).
+
+    ``crossnobis`` needs ``conditions`` (which stimulus each row shows) and uses ``partitions``
+    (e.g. runs) as cross-validation folds; without partitions the k-th repetition of each condition
+    forms fold k (rsatoolbox's default). ``noise`` is a feature precision matrix (identity if None),
+    see :func:`noise_precision`. Conditions are ordered as ``np.unique`` sorts them.
+    """
+    X = _as_2d("X", X)
+    p = X.shape[1]
+    if method not in RDM_METHODS:
+        raise WorkbenchError(f"unknown RDM method {method!r}; use one of {', '.join(RDM_METHODS)}")
+    if noise is not None:
+        noise = np.asarray(noise, dtype=np.float64)
+        if noise.shape != (p, p):
+            raise WorkbenchError(f"noise precision must be {p} × {p} for {p} features, got {noise.shape}")
+    if method == "crossnobis":
+        if conditions is None:
+            raise WorkbenchError("crossnobis RDMs need `conditions` (the stimulus of each row) and repeated rows")
+        conditions = np.asarray(conditions)
+        if partitions is None:
+            partitions = _default_partitions(conditions)
+        partitions = np.asarray(partitions)
+        folds = np.unique(partitions)
+        if len(folds) < 2:
+            raise WorkbenchError("crossnobis needs at least two partitions (e.g. runs) to cross-validate")
+        P = np.eye(p) if noise is None else noise
+        total = 0.0
+        for fold in folds:
+            test = partitions == fold
+            A, _ = _average_by(X[~test], conditions[~test])
+            B, values = _average_by(X[test], conditions[test])
+            if len(values) != len(np.unique(conditions)):
+                raise WorkbenchError(f"partition {fold!r} lacks some conditions; crossnobis needs every condition in every partition")
+            K = A @ P @ B.T
+            d = np.diag(K)
+            i, j = _triu(K.shape[0])
+            total = total + (d[i] + d[j] - K[i, j] - K[j, i]) / p
+        return total / len(folds)
+    if conditions is not None:
+        X, _ = _average_by(X, np.asarray(conditions))
+    if method == "correlation":
+        Z = X - X.mean(1, keepdims=True)
+        Z /= np.sqrt(np.einsum("ij,ij->i", Z, Z))[:, None]
+        i, j = _triu(Z.shape[0])
+        return 1.0 - (Z @ Z.T)[i, j]
+    if method == "euclidean" or noise is None:
+        return _distances_from_kernel(X @ X.T, p)
+    return _distances_from_kernel(X @ noise @ X.T, p)
+
+
+def _default_partitions(conditions: np.ndarray) -> np.ndarray:
+    values, counts = np.unique(conditions, return_counts=True)
+    if not np.all(counts == counts[0]):
+        raise WorkbenchError("conditions repeat unequally; pass `partitions` (e.g. run labels) for crossnobis")
+    part = np.zeros(len(conditions), dtype=int)
+    for v in values:
+        part[conditions == v] = np.arange(counts[0])
+    return part
+
+
+# ---- RDM comparisons ------------------------------------------------------------------------
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> float:
+    na, nb = np.sqrt(a @ a), np.sqrt(b @ b)
+    return float(a @ b / (na * nb)) if na > 0 and nb > 0 else 0.0
+
+
+def _centered_gram_inner(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
+    """<HAH, HBH>, <HAH, HAH>, <HBH, HBH> for square forms of condensed a, b (H: centring)."""
+    n = n_from_condensed(len(a))
+    i, j = _triu(n)
+
+    def parts(v: np.ndarray) -> tuple[np.ndarray, float]:
+        rows = np.bincount(i, weights=v, minlength=n) + np.bincount(j, weights=v, minlength=n)
+        return rows, 2.0 * v.sum()
+
+    ra, sa = parts(a)
+    rb, sb = parts(b)
+
+    def inner(x: np.ndarray, rx: np.ndarray, sx: float, y: np.ndarray, ry: np.ndarray, sy: float) -> float:
+        return 2.0 * (x @ y) - 2.0 / n * (rx @ ry) + sx * sy / n ** 2
+
+    return inner(a, ra, sa, b, rb, sb), inner(a, ra, sa, a, ra, sa), inner(b, rb, sb, b, rb, sb)
+
+
+def _whitened_cosine(a: np.ndarray, b: np.ndarray) -> float:
+    ab, aa, bb = _centered_gram_inner(a, b)
+    return float(ab / np.sqrt(aa * bb)) if aa > 0 and bb > 0 else 0.0
+
+
+def kendall_tau_a(a: np.ndarray, b: np.ndarray) -> float:
+    """Kendall's tau-a (no tie correction in the denominator), exact, in O(m log m)."""
+    from scipy.stats import kendalltau
+
+    m = len(a)
+    n0 = m * (m - 1) / 2.0
+
+    def ties(v: np.ndarray) -> float:
+        _, c = np.unique(v, return_counts=True)
+        return float((c * (c - 1) / 2.0).sum())
+
+    t1, t2 = ties(a), ties(b)
+    if t1 == n0 or t2 == n0:
+        return 0.0
+    tau_b = kendalltau(a, b, variant="b").statistic
+    return float(np.clip(tau_b * np.sqrt((n0 - t1) * (n0 - t2)) / n0, -1.0, 1.0))
+
+
+def compare_rdms(a: np.ndarray, b: np.ndarray, method: str = "spearman") -> float:
+    """Similarity of two condensed RDMs, as ``rsatoolbox.rdm.compare`` defines each method.
+
+    ``spearman`` (Pearson r of ranks, ties averaged), ``pearson``, ``kendall_tau_a``, ``cosine``,
+    ``rho_a``, and the whitened ``corr_cov`` / ``cosine_cov`` (Diedrichsen et al. 2021: cosine of the
+    double-centred second-moment matrices, i.e. rsatoolbox's default identity pattern covariance).
+    """
+    from scipy.stats import rankdata
+
+    method = _ALIASES.get(method, method)
+    a = np.asarray(a, dtype=np.float64).ravel()
+    b = np.asarray(b, dtype=np.float64).ravel()
+    if a.shape != b.shape:
+        raise WorkbenchError(f"RDMs have different lengths ({len(a)} vs {len(b)}); they must cover the same stimuli")
+    if method == "spearman":
+        ra, rb = rankdata(a), rankdata(b)
+        return _cosine(ra - ra.mean(), rb - rb.mean())
+    if method == "rho_a":
+        ra, rb = rankdata(a), rankdata(b)
+        m = len(a)
+        return float((ra - ra.mean()) @ (rb - rb.mean()) / (m ** 3 - m) * 12)
+    if method == "pearson":
+        return _cosine(a - a.mean(), b - b.mean())
+    if method == "cosine":
+        return _cosine(a, b)
+    if method == "kendall_tau_a":
+        return kendall_tau_a(a, b)
+    if method == "cosine_cov":
+        return _whitened_cosine(a, b)
+    if method == "corr_cov":
+        return _whitened_cosine(a - a.mean(), b - b.mean())
+    raise WorkbenchError(f"unknown RDM comparison {method!r}; use one of {', '.join(COMPARISONS)}")
+
+
+# ---- metrics --------------------------------------------------------------------------------
+
+
+class RSA:
+    """Representational similarity: compare the RDMs of X and Y (similarity, higher = closer).
+
+    Invariances follow from the RDM: ``correlation`` RDMs ignore feature permutation and scaling;
+    ``euclidean`` (and ``crossnobis`` without a noise model) also ignore rotations and translations.
+    """
+
+    kind = "similarity"
+
+    def __init__(self, rdm: str = "correlation", comparison: str = "spearman",
+                 conditions: Sequence[Any] | None = None, partitions: Sequence[Any] | None = None,
+                 noise: np.ndarray | tuple[np.ndarray, np.ndarray] | None = None) -> None:
+        if rdm not in RDM_METHODS:
+            raise WorkbenchError(f"unknown RDM method {rdm!r}; use one of {', '.join(RDM_METHODS)}")
+        comparison = _ALIASES.get(comparison, comparison)
+        if comparison not in COMPARISONS:
+            raise WorkbenchError(f"unknown RDM comparison {comparison!r}; use one of {', '.join(COMPARISONS)}")
+        self.rdm = rdm
+        self.comparison = comparison
+        self.conditions = conditions
+        self.partitions = partitions
+        self.noise = noise
+
+    @property
+    def cross_validated(self) -> bool:
+        return self.rdm == "crossnobis"
+
+    @property
+    def invariances(self) -> tuple[str, ...]:
+        if self.rdm == "correlation":
+            return ("permutation", "isotropic_scaling")
+        if self.noise is not None:
+            return ("isotropic_scaling", "translation")
+        return ("permutation", "isotropic_scaling", "orthogonal", "translation")
+
+    def rdms(self, X: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The two condensed RDMs this metric compares."""
+        nx, ny = self.noise if isinstance(self.noise, tuple) else (self.noise, self.noise)
+        kw = dict(conditions=self.conditions, partitions=self.partitions)
+        return rdm(X, self.rdm, noise=nx, **kw), rdm(Y, self.rdm, noise=ny, **kw)
+
+    def compare(self, X: np.ndarray, Y: np.ndarray) -> float:
+        X, Y = _pair(X, Y)
+        a, b = self.rdms(X, Y)
+        return compare_rdms(a, b, self.comparison)
+
+
+def _center(A: np.ndarray) -> np.ndarray:
+    return A - A.mean(0, keepdims=True)
+
+
+def _hsic(K: np.ndarray, L: np.ndarray, debiased: bool) -> float:
+    """HSIC of two kernels: biased tr(KHLH) form, or the unbiased estimator of Song et al. (2012)."""
+    n = K.shape[0]
+    if not debiased:
+        Kc = K - K.mean(0, keepdims=True) - K.mean(1, keepdims=True) + K.mean()
+        return float(np.sum(Kc * L))
+    if n < 4:
+        raise WorkbenchError("the debiased CKA estimator needs at least 4 stimuli")
+    K = K.copy()
+    L = L.copy()
+    np.fill_diagonal(K, 0.0)
+    np.fill_diagonal(L, 0.0)
+    kr, lr = K.sum(1), L.sum(1)
+    return float((np.sum(K * L) + kr.sum() * lr.sum() / ((n - 1) * (n - 2)) - 2.0 / (n - 2) * (kr @ lr))
+                 / (n * (n - 3)))
+
+
+def _rbf(X: np.ndarray, sigma: float) -> np.ndarray:
+    G = X @ X.T
+    sq = np.diag(G)
+    D = np.maximum(sq[:, None] + sq[None, :] - 2 * G, 0.0)
+    med = np.median(D[np.triu_indices(len(D), 1)]) if len(D) > 1 else 1.0
+    width = sigma ** 2 * (med if med > 0 else 1.0)
+    return np.exp(-D / (2.0 * width))
+
+
+class CKA:
+    """Centered kernel alignment (Kornblith et al. 2019): linear or RBF kernel, optionally debiased.
+
+    Linear CKA uses feature-space products when features are fewer than stimuli. RBF bandwidth is
+    ``sigma`` × the median pairwise distance (Kornblith's convention), which keeps it scale-invariant.
+    """
+
+    kind = "similarity"
+    cross_validated = False
+    invariances = ("permutation", "isotropic_scaling", "orthogonal", "translation")
+
+    def __init__(self, kernel: str = "linear", debiased: bool = False, sigma: float = 0.8) -> None:
+        if kernel not in ("linear", "rbf"):
+            raise WorkbenchError(f"unknown CKA kernel {kernel!r}; use 'linear' or 'rbf'")
+        self.kernel = kernel
+        self.debiased = debiased
+        self.sigma = sigma
+
+    def compare(self, X: np.ndarray, Y: np.ndarray) -> float:
+        X, Y = _pair(X, Y)
+        X, Y = _center(X), _center(Y)
+        n = X.shape[0]
+        if self.kernel == "linear" and not self.debiased and max(X.shape[1], Y.shape[1]) < n:
+            xy = np.sum((X.T @ Y) ** 2)
+            xx = np.sqrt(np.sum((X.T @ X) ** 2))
+            yy = np.sqrt(np.sum((Y.T @ Y) ** 2))
+            return float(xy / (xx * yy)) if xx > 0 and yy > 0 else 0.0
+        if self.kernel == "linear":
+            K, L = X @ X.T, Y @ Y.T
+        else:
+            K, L = _rbf(X, self.sigma), _rbf(Y, self.sigma)
+        xy = _hsic(K, L, self.debiased)
+        xx = _hsic(K, K, self.debiased)
+        yy = _hsic(L, L, self.debiased)
+        return float(xy / np.sqrt(xx * yy)) if xx > 0 and yy > 0 else 0.0
+
+
+def _svd_reduce(A: np.ndarray, keep: float | int) -> np.ndarray:
+    U, s, _ = np.linalg.svd(A, full_matrices=False)
+    if isinstance(keep, (int, np.integer)) and not isinstance(keep, bool):
+        k = int(min(keep, len(s)))
+    else:
+        var = np.cumsum(s ** 2) / max(np.sum(s ** 2), 1e-300)
+        k = int(np.searchsorted(var, float(keep) - 1e-12) + 1)
+    tol = s[0] * max(A.shape) * np.finfo(float).eps if len(s) else 0.0
+    k = max(1, min(k, int(np.sum(s > tol))))
+    return U[:, :k]
+
+
+class SVCCA:
+    """SVCCA (Raghu et al. 2017): SVD-reduce each representation, then the mean canonical correlation.
+
+    ``keep`` is a fraction of variance (default 0.99) or a number of components.
+    """
+
+    kind = "similarity"
+    cross_validated = False
+    invariances = ("permutation", "isotropic_scaling", "orthogonal", "translation")
+
+    def __init__(self, keep: float | int = 0.99) -> None:
+        self.keep = keep
+
+    def canonical_correlations(self, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
+        X, Y = _pair(X, Y)
+        Ux = _svd_reduce(_center(X), self.keep)
+        Uy = _svd_reduce(_center(Y), self.keep)
+        return np.clip(np.linalg.svd(Ux.T @ Uy, compute_uv=False), 0.0, 1.0)
+
+    def compare(self, X: np.ndarray, Y: np.ndarray) -> float:
+        return float(np.mean(self.canonical_correlations(X, Y)))
+
+
+class Procrustes:
+    """Orthogonal Procrustes distance (Ding et al. 2021; Williams et al. 2021) between centred,
+    unit-Frobenius-norm representations: sqrt(2 − 2‖XᵀY‖_*); ``angular`` gives arccos(‖XᵀY‖_*)."""
+
+    kind = "distance"
+    cross_validated = False
+    invariances = ("permutation", "isotropic_scaling", "orthogonal", "translation")
+
+    def __init__(self, angular: bool = False) -> None:
+        self.angular = angular
+
+    def compare(self, X: np.ndarray, Y: np.ndarray) -> float:
+        X, Y = _pair(X, Y)
+        X, Y = _center(X), _center(Y)
+        nx, ny = np.linalg.norm(X), np.linalg.norm(Y)
+        if nx == 0 or ny == 0:
+            raise WorkbenchError("a representation is constant across stimuli; Procrustes distance is undefined")
+        nuc = float(np.clip(np.linalg.svd((X / nx).T @ (Y / ny), compute_uv=False).sum(), 0.0, 1.0))
+        return float(np.arccos(nuc)) if self.angular else float(np.sqrt(max(0.0, 2.0 - 2.0 * nuc)))
+
+
+# ---- time-resolved --------------------------------------------------------------------------
+
+
+def per_time(metric: Any, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    """Apply any metric at each time point: Y is (stimuli, units, times); X is (stimuli, features)
+    or (stimuli, features, times) with the same times. Returns one value per time point."""
+    X, Y = np.asarray(X), np.asarray(Y)
+    if Y.ndim != 3:
+        raise WorkbenchError(f"Y must be stimuli × units × times, got shape {Y.shape}")
+    if X.ndim == 3 and X.shape[2] != Y.shape[2]:
+        raise WorkbenchError(f"X has {X.shape[2]} time points but Y has {Y.shape[2]}")
+    compare: Callable[[np.ndarray, np.ndarray], float] = metric.compare if hasattr(metric, "compare") else metric
+    return np.array([compare(X[:, :, k] if X.ndim == 3 else X, Y[:, :, k]) for k in range(Y.shape[2])])
+
+
+@workbench.hookimpl
+def register_metrics(register: Any) -> None:
+    register("rsa", RSA, kind="similarity",
+             description="RSA: RDMs (correlation, euclidean, mahalanobis, crossnobis) compared by Spearman, "
+                         "Pearson, Kendall tau-a or whitened cosine/correlation; matches rsatoolbox",
+             citation="Kriegeskorte, Mur & Bandettini (2008); Nili et al. (2014); Diedrichsen et al. (2021)",
+             options={"rdm": {"type": "str", "default": "correlation", "choices": list(RDM_METHODS)},
+                      "comparison": {"type": "str", "default": "spearman", "choices": list(COMPARISONS)},
+                      "conditions": {"type": "array", "default": None, "description": "stimulus of each row (crossnobis)"},
+                      "partitions": {"type": "array", "default": None, "description": "CV fold of each row (crossnobis)"},
+                      "noise": {"type": "array", "default": None, "description": "feature precision matrix"}})
+    register("cka", CKA, kind="similarity",
+             description="Centered kernel alignment, linear or RBF, optionally debiased",
+             citation="Kornblith, Norouzi, Lee & Hinton (2019)",
+             options={"kernel": {"type": "str", "default": "linear", "choices": ["linear", "rbf"]},
+                      "debiased": {"type": "bool", "default": False},
+                      "sigma": {"type": "float", "default": 0.8, "description": "RBF width × median distance"}})
+    register("svcca", SVCCA, kind="similarity", description="SVD then mean canonical correlation",
+             citation="Raghu, Gilmer, Yosinski & Sohl-Dickstein (2017)",
+             options={"keep": {"type": "float | int", "default": 0.99,
+                               "description": "variance fraction or number of SVD components kept"}})
+    register("procrustes", Procrustes, kind="distance", description="Orthogonal Procrustes distance",
+             citation="Ding, Denain & Steinhardt (2021); Williams et al. (2021)",
+             options={"angular": {"type": "bool", "default": False}})
