@@ -238,8 +238,20 @@ class NSDDataset:
         return [str(s) for s in N_SESSIONS]
 
     def fingerprint(self) -> str:
+        """Options plus which sessions of which subjects are on disk (and their sizes): cheap stat calls only."""
         return digest(NAME, CODE_VERSION, self.space, self.beta_version, self.mask, list(self.rois),
-                      self.sessions, self.zscore, self.average, self.caption)
+                      self.sessions, self.zscore, self.average, self.caption, self._data_state())
+
+    def _data_state(self) -> list:
+        if self.local_path is None or not self.local_path.is_dir():
+            return []
+        state = []
+        for subj in (subject_number(s) for s in self.subjects()):
+            for s in self.sessions or range(1, N_SESSIONS[subj] + 1):
+                paths = [self.local_path / r for r in session_files(subj, self.space, self.beta_version, s)]
+                if all(p.is_file() for p in paths):
+                    state.append((subj, s, sum(p.stat().st_size for p in paths)))
+        return state
 
     def stimulus_numbers(self) -> np.ndarray:
         """Sorted 1-based 73k ids of every image shown to the subjects of ``subjects()``."""
@@ -364,7 +376,7 @@ class NSDDataset:
         lost = [s for s in missing if s <= released]
         if lost:
             warnings.warn(f"NSD subject {subject}: sessions {_ranges(lost)} are missing under {root}; using the "
-                          f"{len(present)} sessions present ({_ranges(present)})", stacklevel=4)
+                          f"{len(present)} sessions present ({_ranges(present)})", stacklevel=3)
         return present, missing
 
     def _input_files(self, root: Path, subject: int, sessions: list[int]) -> list[Path]:
@@ -377,8 +389,9 @@ class NSDDataset:
     def cache_key(self, subject: str | int) -> str:
         """Store path of this subject's preprocessed recording (changes with options and input files)."""
         subj = subject_number(subject)
-        root = self._root()
-        sessions, _ = self._sessions(root, subj)
+        return self._cache_key(self._root(), subj, self._sessions(self._root(), subj)[0])
+
+    def _cache_key(self, root: Path, subj: int, sessions: list[int]) -> str:
         stats = [(str(p.relative_to(root)), p.stat().st_size, p.stat().st_mtime_ns)
                  for p in self._input_files(root, subj, sessions)]
         return f"responses/{NAME}/subj{subj:02d}/{digest(self.fingerprint(), subj, sessions, stats)}"
@@ -393,11 +406,13 @@ class NSDDataset:
     def recording(self, subject: str | int) -> Recording:
         """Betas of one subject (trials × units), loaded once and then read from the store."""
         subj = subject_number(subject)
+        root = self._root()
+        sessions, missing = self._sessions(root, subj)
         store = self._open_store()
-        key = self.cache_key(subj) if store is not None else None
+        key = self._cache_key(root, subj, sessions) if store is not None else None
         if store is not None and store.is_complete(key):
             return store.load_recording(key)
-        rec = self._build_recording(subj)
+        rec = self._build_recording(subj, sessions, missing)
         if store is not None:
             try:
                 store.save_recording(key, rec, attrs={"source": str(self._root()), "dataset_options": {
@@ -407,18 +422,18 @@ class NSDDataset:
                 raise
         return rec
 
-    def _build_recording(self, subj: int) -> Recording:
+    def _build_recording(self, subj: int, sessions: list[int], missing: list[int]) -> Recording:
         root = self._root()
-        sessions, missing = self._sessions(root, subj)
         design = self._design_arrays()
         order, subjectim = design["masterordering"], design["subjectim"][subj - 1]
         units, select, n_total, ncsnr, roi_notes = self._units(root, subj, sessions[0])
-        blocks, numbers, per_session = [], [], None
-        for s in sessions:
+        responses, numbers, per_session = None, [], None
+        for k, s in enumerate(sessions):
             data, source = self._read_session(root, subj, s, select, n_total)
             n_trials = data.shape[0]
             if per_session is None:
                 per_session = n_trials
+                responses = np.empty((len(sessions) * n_trials, data.shape[1]), dtype=np.float32)
             elif n_trials != per_session:
                 raise WorkbenchError(f"{source} holds {n_trials} trials but earlier sessions hold {per_session}; "
                                      "the file is not from the same release: download it again")
@@ -433,7 +448,7 @@ class NSDDataset:
             if self.zscore:
                 mean, std = data.mean(0, dtype=np.float64), data.std(0, dtype=np.float64)
                 data = ((data - mean) / np.where(std > 0, std, np.inf)).astype(np.float32)
-            blocks.append(data)
+            responses[k * n_trials: (k + 1) * n_trials] = data
         number = np.concatenate(numbers)
         ids = np.array([stimulus_id(n) for n in number])
         seen = np.unique(number)
@@ -448,7 +463,7 @@ class NSDDataset:
         if self.zscore:
             steps.append({"step": "zscore", "per": "session", "over": "trials", "zero_variance": "set to 0"})
         rec = Recording(
-            dataset=NAME, subject=str(subj), responses=np.concatenate(blocks, axis=0), trial_stimulus_ids=ids,
+            dataset=NAME, subject=str(subj), responses=responses, trial_stimulus_ids=ids,
             units=units, splits={"train": [stimulus_id(n) for n in seen[~shared]],
                                  "test": [stimulus_id(n) for n in seen[shared]]},
             preprocessing=steps,
@@ -573,7 +588,8 @@ class NSDDataset:
         else:
             ijk = np.argwhere(full)
             coords = (np.c_[ijk, np.ones(len(ijk))] @ np.asarray(affine).T)[:, :3]
-            units = Units(space=self.space, n=select.size, ijk=ijk, shape=shape, affine=np.asarray(affine), coords=coords)
+            units = Units(space=self.space, n=select.size, ijk=ijk, shape=shape, affine=np.asarray(affine),
+                          coords=coords)
         notes = []
         for atlas in self.rois:
             loaded = self._surface_or_volume(root, roi_files(subj, self.space, atlas))
@@ -617,7 +633,8 @@ class NSDDataset:
                    "include_captions", "checksums", "retries", "retry_wait", "timeout", "dry_run", "quiet"}
         unknown = sorted(set(options) - allowed)
         if unknown:
-            raise WorkbenchError(f"nsd fetch has no option {unknown[0]!r}; its options are: {', '.join(sorted(allowed))}")
+            raise WorkbenchError(f"nsd fetch has no option {unknown[0]!r}; its options are: "
+                                 f"{', '.join(sorted(allowed))}")
         space = options.get("space", self.space)
         version = options.get("beta_version", self.beta_version)
         if space not in SPACES or version not in BETA_VERSIONS:
@@ -663,7 +680,8 @@ def _nsd(**options: Any) -> NSDDataset:
 
 
 OPTIONS = {
-    "local_path": {"type": "path", "default": None, "help": "NSD root in the bucket's layout (from `workbench data fetch nsd`)"},
+    "local_path": {"type": "path", "default": None,
+                   "help": "NSD root in the bucket's layout (from `workbench data fetch nsd`)"},
     "space": {"type": "str", "default": "fsaverage", "choices": list(SPACES)},
     "beta_version": {"type": "str", "default": "betas_fithrf_GLMdenoise_RR", "choices": list(BETA_VERSIONS)},
     "mask": {"type": "str", "default": "nsdgeneral", "help": "atlas whose labels > 0 select the units; null keeps all"},

@@ -204,8 +204,14 @@ class ThingsEEG2Dataset:
         return [str(s) for s in range(1, N_SUBJECTS + 1)]
 
     def fingerprint(self) -> str:
+        """Options plus the sizes of the data files on disk (cheap stat calls only)."""
         raw = (self.raw_sfreq, self.raw_tmin, self.raw_tmax) if self.data == "raw" else None
-        return digest(NAME, CODE_VERSION, self.data, self.average, self.with_nc, raw)
+        state = []
+        if self.local_path is not None and self.local_path.is_dir():
+            base = self.local_path / (PREPROCESSED if self.data == "preprocessed" else "raw_data")
+            state = sorted((p.relative_to(self.local_path).as_posix(), p.stat().st_size)
+                           for p in base.glob("sub-*/**/*.npy"))
+        return digest(NAME, CODE_VERSION, self.data, self.average, self.with_nc, raw, state)
 
     def stimuli(self, modality: str | None = None) -> StimulusSet:
         """The 16540 training and 200 test images, lazily opened from ``image_set/``."""
@@ -248,7 +254,8 @@ class ThingsEEG2Dataset:
             rels = [r for r in rels if (root / r).is_file()]
             if not rels:
                 raise WorkbenchError(f"no raw EEG of subject {subj} under {root / 'raw_data'}; download it from "
-                                     f"{RAW_DATA_URL} (raw data are not fetched automatically) or use data=preprocessed")
+                                     f"{RAW_DATA_URL} (raw data are not fetched automatically) or use "
+                                     "data=preprocessed")
         return [root / METADATA] + [root / r for r in rels]
 
     def cache_key(self, subject: str | int) -> str:
@@ -275,7 +282,8 @@ class ThingsEEG2Dataset:
         rec = self._build_recording(subj)
         if store is not None:
             try:
-                store.save_recording(key, rec, attrs={"source": str(self._root()), "dataset_options": {"data": self.data}})
+                store.save_recording(key, rec, attrs={"source": str(self._root()),
+                                                      "dataset_options": {"data": self.data}})
             except BaseException:
                 store.delete(key)
                 raise
@@ -357,7 +365,8 @@ class ThingsEEG2Dataset:
                     continue
                 content = _load_pickle(path)
                 try:
-                    info = mne.create_info(list(content["ch_names"]), float(content["sfreq"]), list(content["ch_types"]))
+                    info = mne.create_info(list(content["ch_names"]), float(content["sfreq"]),
+                                           list(content["ch_types"]))
                     raw = mne.io.RawArray(np.asarray(content["raw_eeg_data"], dtype=np.float64), info, verbose=False)
                     events = mne.find_events(raw, stim_channel="stim", shortest_event=1, verbose=False)
                 except Exception as exc:
@@ -424,7 +433,8 @@ class ThingsEEG2Dataset:
                 files.append(RemoteFile(target, item["url"], size=item["size"], sha256=item["sha256"],
                                         md5=item["md5"], meta={"kind": kind}))
         if not files:
-            raise WorkbenchError(f"OSF lists no THINGS-EEG2 files for subjects {wanted} at {api}; check osf_api and nodes")
+            raise WorkbenchError(f"OSF lists no THINGS-EEG2 files for subjects {wanted} at {api}; "
+                                 "check the osf_api and nodes options")
         installed = _installed(dest)
         files = [f for f in files if f.path not in installed]
         report = fetch_files(files, dest, dataset="THINGS-EEG2", terms_url=TERMS_URL, accept_terms=accept_terms,
@@ -441,8 +451,9 @@ class ThingsEEG2Dataset:
             expected.append(METADATA)
         absent = [rel for rel in expected if not (dest / rel).is_file()]
         if absent:
-            raise WorkbenchError(f"after the download {dest / absent[0]} is still missing ({len(absent)} files in all); "
-                                 "the OSF project layout changed: report it, and place the files by hand meanwhile")
+            raise WorkbenchError(f"after the download {dest / absent[0]} is still missing ({len(absent)} files "
+                                 "in all); the OSF project layout changed: report it, and place the files by hand "
+                                 "meanwhile")
         return dest
 
 
@@ -484,7 +495,8 @@ def _install_archive(archive: Path, dest: Path, kind: str, keep: bool = True) ->
             for member in zf.infolist():
                 target = (tmp / member.filename).resolve()
                 if tmp.resolve() not in target.parents and target != tmp.resolve():
-                    raise WorkbenchError(f"{archive} holds an entry outside its folder ({member.filename}); refusing it")
+                    raise WorkbenchError(f"{archive} holds an entry outside its folder ({member.filename}); "
+                                         "refusing to unpack it")
             zf.extractall(tmp)
     except (zipfile.BadZipFile, OSError) as exc:
         raise WorkbenchError(f"cannot unpack {archive} ({exc}); delete it and rerun the fetch") from None

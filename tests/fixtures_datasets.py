@@ -136,8 +136,9 @@ def make_nsd(root: str | Path, subjects: tuple[int, ...] = (1, 2), n_shared: int
             truth["vol"][subj][sess] = vol.astype(np.float64) / 300.0
             srf = (signal_s[imgs] + rng.standard_normal((tps, sum(n_vertices)))).astype(np.float32)
             lh, rh = srf[:, :n_vertices[0]].T, srf[:, n_vertices[0]:].T
-            nib.save(nib.MGHImage(lh.reshape(n_vertices[0], 1, 1, tps), np.eye(4)), surf_dir / f"lh.betas_session{sess:02d}.mgh")
-            nib.save(nib.MGHImage(rh.reshape(n_vertices[1], 1, 1, tps), np.eye(4)), surf_dir / f"rh.betas_session{sess:02d}.mgh")
+            for h, part in (("lh", lh), ("rh", rh)):
+                nib.save(nib.MGHImage(part.reshape(part.shape[0], 1, 1, tps), np.eye(4)),
+                         surf_dir / f"{h}.betas_session{sess:02d}.mgh")
             truth["surf"][subj][sess] = np.concatenate([lh, rh]).astype(np.float64)
         ncsnr_v = rng.uniform(0.1, 2.0, size=vol_shape).astype(np.float32)
         nib.save(nib.Nifti1Image(ncsnr_v, affine), vol_dir / "ncsnr.nii.gz")
@@ -151,7 +152,8 @@ def make_nsd(root: str | Path, subjects: tuple[int, ...] = (1, 2), n_shared: int
         general = np.where(rng.random(vol_shape) < 0.6, 1, 0).astype(np.int16)
         general[rng.random(vol_shape) < 0.15] = -1
         general.flat[0] = 1
-        prf = np.where(general == 1, rng.integers(0, 5, size=vol_shape), np.where(general == -1, -1, 0)).astype(np.int16)
+        prf = np.where(general == 1, rng.integers(0, 5, size=vol_shape),
+                       np.where(general == -1, -1, 0)).astype(np.int16)
         faces = np.where(general >= 0, rng.integers(0, 4, size=vol_shape), -1).astype(np.int16)
         rois = {"nsdgeneral": general, "prf-visualrois": prf, "floc-faces": faces}
         for name, arr in rois.items():
@@ -201,8 +203,9 @@ def make_things_eeg2(root: str | Path, subjects: tuple[int, ...] = (1, 2), n_tra
         test_concepts.append(f"{c + 1:05d}_{word}")
         test_files.append(f"{word}_{c + 10:02d}s.jpg")
     image_set = root / "image_set"
-    for kind, filesx, conceptsx in (("training_images", train_files, train_concepts), ("test_images", test_files, test_concepts)):
-        for k, (f, c) in enumerate(zip(filesx, conceptsx)):
+    parts = (("training_images", train_files, train_concepts), ("test_images", test_files, test_concepts))
+    for kind, names, concepts in parts:
+        for k, (f, c) in enumerate(zip(names, concepts)):
             folder = image_set / kind / c
             folder.mkdir(parents=True, exist_ok=True)
             color = (k * 20 % 256, 100 if kind == "test_images" else 0, 50)

@@ -141,7 +141,8 @@ def head(file: RemoteFile, timeout: float = 30.0, retries: int = 3, retry_wait: 
             if exc.code in (403, 404, 410):
                 return None
             if exc.code < 500 or attempt == retries:
-                raise WorkbenchError(f"cannot check {file.url}: HTTP {exc.code} {exc.reason}; try again later") from None
+                raise WorkbenchError(f"cannot check {file.url}: HTTP {exc.code} {exc.reason}; "
+                                     "try again later") from None
         except _RETRYABLE as exc:
             if attempt == retries:
                 raise WorkbenchError(f"cannot reach {file.url}: {exc}; check your network connection "

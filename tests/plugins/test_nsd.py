@@ -314,3 +314,10 @@ def test_fetch_unknown_option(tmp_path: Path) -> None:
 def test_gzip_sanity_of_fixture(built: tuple[Path, dict]) -> None:
     path = built[0] / nsd.session_files(1, "func1pt8mm", "betas_fithrf_GLMdenoise_RR", 1)[0]
     assert gzip.open(path).read(4)
+
+
+def test_fingerprint_follows_options_and_data_on_disk(copy: Path) -> None:
+    base = dataset(copy).fingerprint()
+    assert base == dataset(copy).fingerprint() != dataset(copy, zscore=False).fingerprint()
+    (copy / nsd.session_files(2, "fsaverage", "betas_fithrf_GLMdenoise_RR", 3)[1]).unlink()
+    assert dataset(copy).fingerprint() != base

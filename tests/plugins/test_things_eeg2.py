@@ -256,3 +256,10 @@ def test_fetch_refuses_a_corrupt_archive(built: tuple[Path, dict], tmp_path: Pat
         with pytest.raises(WorkbenchError, match="image_metadata.npy: sha256 checksum mismatch"):
             te.ThingsEEG2Dataset().fetch(tmp_path / "d", accept_terms=True, subjects=["1"],
                                          osf_api=server.url + "/v2/", retry_wait=0, quiet=True)
+
+
+def test_fingerprint_follows_options_and_data_on_disk(copy: Path) -> None:
+    base = dataset(copy).fingerprint()
+    assert base == dataset(copy).fingerprint() != dataset(copy, average_repetitions=True).fingerprint()
+    shutil.rmtree(copy / "Preprocessed_data" / "sub-02")
+    assert dataset(copy).fingerprint() != base
