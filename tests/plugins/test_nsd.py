@@ -321,3 +321,34 @@ def test_fingerprint_follows_options_and_data_on_disk(copy: Path) -> None:
     assert base == dataset(copy).fingerprint() != dataset(copy, zscore=False).fingerprint()
     (copy / nsd.session_files(2, "fsaverage", "betas_fithrf_GLMdenoise_RR", 3)[1]).unlink()
     assert dataset(copy).fingerprint() != base
+
+
+def test_cli_fetch(built: tuple[Path, dict], tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from workbench.cli import main
+
+    root, _ = built
+    dest = tmp_path / "cli"
+    with FileServer(root) as server:
+        args = ["data", "fetch", "nsd", "--dest", str(dest), "-s", "2", "-o", "space=func1pt8mm",
+                "-o", f"base_url={server.url}/", "-o", "sessions=[1, 3]", "-o", "rois=[]",
+                "-o", "include_images=false", "-o", "quiet=true"]
+        with pytest.raises(SystemExit) as exit_:
+            main(args)
+        assert exit_.value.code == 1 and "--accept-terms" in capsys.readouterr().err
+        with pytest.raises(SystemExit) as exit_:
+            main(args + ["--accept-terms"])
+        assert exit_.value.code == 0 and "ready:" in capsys.readouterr().out
+    got = sorted(p.name for p in (dest / nsd.betas_dir(2, "func1pt8mm", "betas_fithrf_GLMdenoise_RR")).iterdir())
+    assert got == ["betas_session01.nii.gz", "betas_session03.nii.gz", "ncsnr.nii.gz"]
+    assert not (dest / nsd.STIMULI_HDF5).exists()
+    rec = dataset(dest, space="func1pt8mm", rois=[], sessions=[1, 3]).recording("2")
+    assert rec.preprocessing[0]["sessions"] == [1, 3]
+
+
+def test_every_voxel_without_a_mask(built: tuple[Path, dict]) -> None:
+    root, truth = built
+    rec = dataset(root, space="func1pt8mm", mask=None, zscore=False).recording("1")
+    assert rec.units.n == 6 * 5 * 4
+    np.testing.assert_allclose(rec.responses[: truth["tps"]], truth["vol"][1][1].reshape(-1, truth["tps"]).T,
+                               atol=1e-6)
+    np.testing.assert_array_equal(rec.units.rois["nsdgeneral"], truth["vol_rois"][1]["nsdgeneral"].ravel() > 0)
