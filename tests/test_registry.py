@@ -54,7 +54,7 @@ def test_plugins_list_json_in_process(with_plugins: Registry) -> None:
 
 def test_plugins_list_json_subprocess_beside_builtins(plugin_site: Path, run_cli) -> None:
     """The console script finds the installed plugins; whatever built-ins exist, ours keep working."""
-    proc = run_cli("plugins", "list", "--json", paths=(plugin_site,))
+    proc = run_cli("plugins", "list", "--json", paths=(plugin_site,), env={DISABLE_ENV: ""})
     assert proc.returncode == 0, proc.stderr
     plugins = _by_name(json.loads(proc.stdout))
     _assert_test_plugins(plugins)
