@@ -39,3 +39,67 @@ def normalize_by_ceiling(r: np.ndarray, noise_ceiling: np.ndarray, floor: float 
     nc = np.asarray(noise_ceiling, dtype=np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(nc > floor, np.asarray(r) / np.sqrt(np.clip(nc, floor, None)), np.nan)
+
+
+def _unit_rows(A: np.ndarray, center: bool) -> np.ndarray:
+    A = np.asarray(A, dtype=np.float64)
+    if center:
+        A = A - A.mean(axis=1, keepdims=True)
+    norm = np.linalg.norm(A, axis=1, keepdims=True)
+    return A / np.where(norm > 0, norm, 1.0)
+
+
+def similarity_matrix(pred: np.ndarray, true: np.ndarray, metric: str = "cosine") -> np.ndarray:
+    """S[i, j] = similarity of predicted embedding i and true embedding j (cosine or Pearson)."""
+    if metric not in ("cosine", "pearson"):
+        raise ValueError(f"unknown similarity {metric!r}; use 'cosine' or 'pearson'")
+    pred, true = np.asarray(pred), np.asarray(true)
+    if pred.shape != true.shape or pred.ndim != 2:
+        raise ValueError(f"pred {pred.shape} and true {true.shape} must be matching (n, d) arrays")
+    center = metric == "pearson"
+    return _unit_rows(pred, center) @ _unit_rows(true, center).T
+
+
+def retrieval_topk(pred: np.ndarray, true: np.ndarray, k: int | tuple[int, ...] = (1, 5),
+                   n_candidates: int | None = None, metric: str = "cosine", n_repeats: int = 30,
+                   seed: int | None = 0) -> dict[int, float]:
+    """Top-k retrieval accuracy: how often true embedding i is among the k most similar to prediction i.
+
+    With ``n_candidates`` (MindEye uses 300) the stimuli are shuffled into batches of that size and
+    each prediction competes only within its batch, averaged over ``n_repeats`` shuffles; ties count
+    against the prediction.
+    """
+    S = similarity_matrix(pred, true, metric)
+    n = S.shape[0]
+    ks = (k,) if isinstance(k, int) else tuple(k)
+    if n_candidates is None or n_candidates >= n:
+        batches = [[np.arange(n)]]
+    else:
+        if n_candidates < 2:
+            raise ValueError("n_candidates must be at least 2")
+        rng = np.random.default_rng(seed)
+        batches = []
+        for _ in range(n_repeats):
+            perm = rng.permutation(n)
+            usable = n - n % n_candidates
+            batches.append(np.split(perm[:usable], usable // n_candidates))
+    hits = {kk: [] for kk in ks}
+    for split in batches:
+        for idx in split:
+            sub = S[np.ix_(idx, idx)]
+            rank = (sub > np.diag(sub)[:, None]).sum(1) + ((sub == np.diag(sub)[:, None]).sum(1) - 1)
+            for kk in ks:
+                hits[kk].append(rank < kk)
+    return {kk: float(np.mean(np.concatenate(v))) for kk, v in hits.items()}
+
+
+def two_way_identification(pred: np.ndarray, true: np.ndarray, metric: str = "pearson") -> float:
+    """Two-way identification: the fraction of pairs (i, j≠i) where prediction i is more similar to
+    true i than to true j (ties count half), averaged over all i."""
+    S = similarity_matrix(pred, true, metric)
+    n = S.shape[0]
+    if n < 2:
+        raise ValueError("two-way identification needs at least 2 stimuli")
+    d = np.diag(S)[:, None]
+    wins = (d > S).sum(1) + 0.5 * ((d == S).sum(1) - 1)
+    return float(np.mean(wins / (n - 1)))

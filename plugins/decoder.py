@@ -1,0 +1,260 @@
+"""Decoding heads: brain → embedding with ridge or a small contrastive MLP, plus time generalisation.
+
+``method="ridge"`` reuses :mod:`workbench.linalg` (alpha per embedding dimension by CV).
+``method="contrastive"`` is in the spirit of MindEye's retrieval submodule (Scotti et al. 2023): an
+MLP with a linear skip path trained with the symmetric InfoNCE (CLIP) loss between predicted and
+true embeddings, plus an MSE term that keeps predictions in the embedding's own units. Retrieval
+top-k and two-way identification live in :mod:`workbench.scoring` and work on any predictions.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import numpy as np
+from sklearn.base import BaseEstimator, clone
+from sklearn.utils.validation import check_array, check_is_fitted
+
+import workbench
+from workbench.types import WorkbenchError
+
+METHODS = ("ridge", "contrastive")
+
+
+class DecoderHead(BaseEstimator):
+    """Brain responses (trials × units) → stimulus embeddings (trials × dims).
+
+    ``score(X, Y)`` returns the Pearson r of each embedding dimension; ``retrieval(X, Y)`` gives
+    top-1/top-5 retrieval among the given candidates.
+    """
+
+    direction = "decode"
+
+    def __init__(self, method: str = "ridge", alphas: Sequence[float] | np.ndarray | None = None, cv: Any = 5,
+                 backend: str = "numpy", device: str | None = None, fit_intercept: bool = True,
+                 dtype: str = "float32", hidden: int = 256, epochs: int = 300, lr: float = 3e-3,
+                 weight_decay: float = 1e-4, temperature: float = 0.05, mse_weight: float = 1.0,
+                 dropout: float = 0.1, batch_size: int = 256, seed: int = 0, n_threads: int | None = None) -> None:
+        self.method = method
+        self.alphas = alphas
+        self.cv = cv
+        self.backend = backend
+        self.device = device
+        self.fit_intercept = fit_intercept
+        self.dtype = dtype
+        self.hidden = hidden
+        self.epochs = epochs
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.temperature = temperature
+        self.mse_weight = mse_weight
+        self.dropout = dropout
+        self.batch_size = batch_size
+        self.seed = seed
+        self.n_threads = n_threads
+
+    def fit(self, X: np.ndarray, Y: np.ndarray) -> "DecoderHead":
+        """Fit the brain → embedding map on trials X (n × units) and embeddings Y (n × dims)."""
+        X = check_array(X, dtype=(np.float64, np.float32))
+        Y = check_array(Y, dtype=(np.float64, np.float32), ensure_2d=False)
+        if X.shape[0] != Y.shape[0]:
+            raise WorkbenchError(f"X has {X.shape[0]} trials but Y has {Y.shape[0]} embeddings; rows must match")
+        if self.method not in METHODS:
+            raise WorkbenchError(f"unknown decoder method {self.method!r}; use one of {', '.join(METHODS)}")
+        self._ravel = Y.ndim == 1
+        Y2 = Y[:, None] if self._ravel else Y
+        self.n_features_in_ = X.shape[1]
+        if self.method == "ridge":
+            from workbench import linalg
+
+            alphas = linalg.DEFAULT_ALPHAS if self.alphas is None else self.alphas
+            res = linalg.ridge_cv(X, Y2, alphas, self.cv, fit_intercept=self.fit_intercept, backend=self.backend,
+                                  device=self.device, dtype=self.dtype)
+            self.coef_, self.intercept_ = res.coef, res.intercept.astype(res.coef.dtype)
+            self.best_alphas_, self.cv_scores_ = res.best_alphas, res.cv_scores
+        else:
+            self._fit_contrastive(X, Y2)
+        return self
+
+    def _fit_contrastive(self, X: np.ndarray, Y: np.ndarray) -> None:
+        import torch
+
+        self.x_mean_, self.x_scale_ = X.mean(0), X.std(0) + 1e-6
+        self.y_mean_, self.y_scale_ = Y.mean(0), Y.std(0) + 1e-6
+        device = torch.device(self.device or "cpu")
+        Xt = torch.as_tensor((X - self.x_mean_) / self.x_scale_, dtype=torch.float32, device=device)
+        Yt = torch.as_tensor((Y - self.y_mean_) / self.y_scale_, dtype=torch.float32, device=device)
+        n = len(Xt)
+        threads = torch.get_num_threads()
+        small = min(self.batch_size, n) * X.shape[1] * self.hidden < 2 ** 24
+        torch.set_num_threads(self.n_threads or (1 if small else threads))
+        try:
+            self._train(torch, Xt, Yt, device)
+        finally:
+            torch.set_num_threads(threads)
+
+    def _train(self, torch: Any, Xt: Any, Yt: Any, device: Any) -> None:
+        n = len(Xt)
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(self.seed)
+            model = _ContrastiveMLP(Xt.shape[1], Yt.shape[1], self.hidden, self.dropout).to(device)
+            opt = torch.optim.AdamW(model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+            gen = torch.Generator(device="cpu").manual_seed(self.seed)
+            bs = min(self.batch_size, n)
+            losses = []
+            model.train()
+            for _ in range(self.epochs):
+                order = torch.randperm(n, generator=gen).to(device)
+                total = 0.0
+                for start in range(0, n - bs + 1 if n >= bs else 1, bs):
+                    idx = order[start:start + bs]
+                    pred = model(Xt[idx])
+                    loss = _info_nce(pred, Yt[idx], self.temperature) + self.mse_weight * torch.mean((pred - Yt[idx]) ** 2)
+                    opt.zero_grad()
+                    loss.backward()
+                    opt.step()
+                    total += float(loss.detach())
+                losses.append(total)
+        model.eval()
+        self.model_ = model.cpu()
+        self.loss_curve_ = np.asarray(losses)
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Predicted embeddings, one row per trial."""
+        check_is_fitted(self, "n_features_in_")
+        X = check_array(X, dtype=(np.float64, np.float32))
+        if X.shape[1] != self.n_features_in_:
+            raise WorkbenchError(f"X has {X.shape[1]} units but the decoder was fit on {self.n_features_in_}")
+        if self.method == "ridge":
+            pred = X.astype(self.coef_.dtype, copy=False) @ self.coef_ + self.intercept_
+        else:
+            import torch
+
+            with torch.no_grad():
+                Xt = torch.as_tensor((X - self.x_mean_) / self.x_scale_, dtype=torch.float32)
+                pred = self.model_(Xt).numpy().astype(np.float64) * self.y_scale_ + self.y_mean_
+        return pred[:, 0] if getattr(self, "_ravel", False) else pred
+
+    def score(self, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
+        """Pearson r between predicted and true embeddings, one value per embedding dimension."""
+        from workbench.scoring import pearson_per_unit
+
+        pred = self.predict(X)
+        Y = np.asarray(Y)
+        if pred.ndim == 1:
+            return pearson_per_unit(Y[:, None], pred[:, None])
+        return pearson_per_unit(Y, pred)
+
+    def retrieval(self, X: np.ndarray, Y: np.ndarray, k: Sequence[int] = (1, 5),
+                  n_candidates: int | None = None, metric: str = "cosine") -> dict[int, float]:
+        """Top-k retrieval of the true embedding among the candidates (see ``scoring.retrieval_topk``)."""
+        from workbench.scoring import retrieval_topk
+
+        return retrieval_topk(self.predict(X), np.asarray(Y), tuple(k), n_candidates=n_candidates, metric=metric)
+
+
+def _info_nce(pred: Any, target: Any, temperature: float) -> Any:
+    """Symmetric InfoNCE (CLIP loss) between L2-normalised predictions and targets of one batch."""
+    import torch
+    import torch.nn.functional as F
+
+    logits = F.normalize(pred, dim=1) @ F.normalize(target, dim=1).T / temperature
+    labels = torch.arange(len(pred), device=pred.device)
+    return 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels))
+
+
+def _ContrastiveMLP(n_in: int, n_out: int, hidden: int, dropout: float) -> Any:
+    import torch.nn as nn
+
+    class ContrastiveMLP(nn.Module):
+        """Linear skip path plus a one-hidden-layer residual MLP."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.skip = nn.Linear(n_in, n_out)
+            self.mlp = nn.Sequential(nn.Linear(n_in, hidden), nn.LayerNorm(hidden), nn.GELU(),
+                                     nn.Dropout(dropout), nn.Linear(hidden, n_out))
+
+        def forward(self, x: Any) -> Any:
+            return self.skip(x) + self.mlp(x)
+
+    return ContrastiveMLP()
+
+
+def mean_pearson(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Mean over output dimensions of the Pearson r (the default time-generalisation score)."""
+    from workbench.scoring import pearson_per_unit
+
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    if y_true.ndim == 1:
+        y_true, y_pred = y_true[:, None], y_pred[:, None]
+    return float(np.mean(pearson_per_unit(y_true, y_pred)))
+
+
+def time_generalization(estimator: Any, X: np.ndarray, Y: np.ndarray, cv: Any = 5,
+                        scoring: Callable[[np.ndarray, np.ndarray], float] | None = None) -> np.ndarray:
+    """Train at each time, test at every time (King & Dehaene 2014): (train times × test times).
+
+    X is trials × units × times (M/EEG), Y the decoding target per trial (n,) or (n, d); each fold
+    fits a clone of ``estimator`` per training time and predicts every test time at once. Scores
+    (default: mean Pearson r over target dimensions) are averaged over folds.
+    """
+    from workbench.linalg import make_folds
+
+    X = np.asarray(X)
+    Y = np.asarray(Y)
+    if X.ndim != 3:
+        raise WorkbenchError(f"X must be trials × units × times, got shape {X.shape}")
+    if len(Y) != len(X):
+        raise WorkbenchError(f"X has {len(X)} trials but Y has {len(Y)}")
+    scoring = scoring or mean_pearson
+    n, u, T = X.shape
+    folds = make_folds(cv, n)
+    out = np.zeros((T, T))
+    for train, test in folds:
+        stacked = X[test].transpose(0, 2, 1).reshape(len(test) * T, u)
+        for t in range(T):
+            model = clone(estimator).fit(X[train, :, t], Y[train])
+            pred = np.asarray(model.predict(stacked))
+            pred = pred.reshape((len(test), T) + pred.shape[1:])
+            for t2 in range(T):
+                out[t, t2] += scoring(Y[test], pred[:, t2])
+    return out / len(folds)
+
+
+def per_time_decoding(estimator: Any, X: np.ndarray, Y: np.ndarray, cv: Any = 5,
+                      scoring: Callable[[np.ndarray, np.ndarray], float] | None = None) -> np.ndarray:
+    """Decode at each time point separately (the diagonal of :func:`time_generalization`, cheaper)."""
+    from sklearn.model_selection import cross_val_predict
+
+    from workbench.linalg import make_folds
+
+    X = np.asarray(X)
+    if X.ndim != 3:
+        raise WorkbenchError(f"X must be trials × units × times, got shape {X.shape}")
+    scoring = scoring or mean_pearson
+    folds = make_folds(cv, X.shape[0])
+    return np.array([scoring(Y, cross_val_predict(clone(estimator), X[:, :, t], Y, cv=folds))
+                     for t in range(X.shape[2])])
+
+
+@workbench.hookimpl
+def register_heads(register: Any) -> None:
+    register("decoder", DecoderHead, direction="decode",
+             citation="Scotti et al. (2023) MindEye, NeurIPS (contrastive retrieval submodule)",
+             description="Brain → embedding: ridge (alpha per dimension by CV) or a contrastive MLP "
+                         "(InfoNCE + MSE); score = Pearson r per dimension; retrieval top-k",
+             options={"method": {"type": "str", "default": "ridge", "choices": list(METHODS)},
+                      "alphas": {"type": "array", "default": "logspace(-2, 6, 20)"},
+                      "cv": {"type": "int | folds", "default": 5},
+                      "backend": {"type": "str", "default": "numpy", "choices": ["numpy", "torch"]},
+                      "device": {"type": "str", "default": None},
+                      "fit_intercept": {"type": "bool", "default": True},
+                      "dtype": {"type": "str", "default": "float32"},
+                      "hidden": {"type": "int", "default": 256}, "epochs": {"type": "int", "default": 300},
+                      "lr": {"type": "float", "default": 3e-3}, "weight_decay": {"type": "float", "default": 1e-4},
+                      "temperature": {"type": "float", "default": 0.05},
+                      "mse_weight": {"type": "float", "default": 1.0}, "dropout": {"type": "float", "default": 0.1},
+                      "batch_size": {"type": "int", "default": 256}, "seed": {"type": "int", "default": 0},
+                      "n_threads": {"type": "int", "default": None,
+                                    "description": "torch CPU threads for training (None: 1 for small problems)"}})
