@@ -1,0 +1,34 @@
+"""The ``sae`` plugin: SAE latents over any encoder layer, and ``workbench sae`` to train SAEs.
+
+It wraps other encoders through the registry only. Importing it is cheap: torch loads when an SAE
+is first built or trained.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import workbench
+from workbench_plugins.sae.encoder import OPTIONS, SAEEncoder
+
+__all__ = ["SAEEncoder", "register_commands", "register_encoders"]
+
+
+@workbench.hookimpl
+def register_encoders(register: Any) -> None:
+    register(
+        "sae", SAEEncoder,
+        description="sparse-autoencoder latents over a layer of any registered encoder (SAELens folders, "
+                    "store checkpoints, or an untrained TopK baseline)",
+        modality="image",
+        citation="Gao et al. 2024, Scaling and evaluating sparse autoencoders; Bussmann et al. 2024, BatchTopK "
+                 "Sparse Autoencoders; Bussmann et al. 2025, Learning Multi-Level Features with Matryoshka SAEs",
+        options=OPTIONS,
+    )
+
+
+@workbench.hookimpl
+def register_commands(app: Any) -> None:
+    from workbench_plugins.sae.cli import sae_app
+
+    app.add_typer(sae_app, name="sae")

@@ -1,0 +1,165 @@
+"""The ``sae`` encoder: SAE latents (and reconstructions) of one layer of any other registered encoder.
+
+The base encoder is built through the registry by name (``workbench.encoder(base, **base_options)``),
+never by importing its plugin. Weights come from an SAELens folder (``path``), a checkpoint that
+``workbench sae train`` wrote into a store (``checkpoint``), or, with neither, an untrained TopK SAE
+with a fixed seed (a baseline, like random CLIP weights).
+
+Latents are stored dense (float32, n × d_sae). Feature entries are dense matrices by contract and
+the heads read them as such; zarr's default zstd codec compresses the zeros, so a TopK matrix with
+32 of 4096 latents active takes about 1.5% of its dense size on disk, the size of a sparse
+(index, value) encoding.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from typing import Any, Sequence
+
+from workbench.types import LayerInfo, WorkbenchError, digest, resolve_layers
+
+CODE_VERSION = "1"
+OUTPUTS = ("latents", "reconstruction")
+
+OPTIONS = {
+    "base": {"type": "str", "default": "clip", "help": "registered encoder whose layer the SAE reads"},
+    "base_options": {"type": "dict", "default": {}, "help": "options of the base encoder (a dict or JSON text)"},
+    "layer": {"type": "str", "default": None,
+              "help": "base layer name or relative depth 0–1; default: the layer recorded with the SAE, else the last"},
+    "path": {"type": "str", "default": None, "help": "SAELens folder (cfg.json + sae_weights.safetensors)"},
+    "checkpoint": {"type": "str", "default": None,
+                   "help": "store key of a trained SAE (sae/<name>, from `workbench sae train`)"},
+    "store": {"type": "str", "default": None, "help": "store holding `checkpoint` (default: $WORKBENCH_STORE)"},
+    "d_sae": {"type": "int", "default": None, "help": "latents of the untrained baseline SAE (default 8 × d_in)"},
+    "k": {"type": "int", "default": 32, "help": "active latents of the untrained baseline SAE"},
+    "seed": {"type": "int", "default": 0, "help": "seed of the untrained baseline SAE"},
+    "device": {"type": "str", "default": "auto", "help": "where the SAE runs: cpu, cuda, mps or auto"},
+}
+
+
+class SAEEncoder:
+    """A sparse autoencoder over one layer of a base encoder: layers ``latents`` and ``reconstruction``."""
+
+    name = "sae"
+
+    def __init__(self, base: str = "clip", base_options: dict[str, Any] | str | None = None,
+                 layer: str | float | None = None, path: str | None = None, checkpoint: str | None = None,
+                 store: str | None = None, d_sae: int | None = None, k: int = 32, seed: int = 0,
+                 device: str = "auto") -> None:
+        import workbench
+
+        if path and checkpoint:
+            raise WorkbenchError("sae: give either path= (an SAELens folder) or checkpoint= (a store key), not both")
+        if isinstance(base_options, str):
+            try:
+                base_options = json.loads(base_options) if base_options.strip() else {}
+            except json.JSONDecodeError as exc:
+                raise WorkbenchError(f"sae: base_options must be a dict or JSON object text: {exc}") from None
+        if not isinstance(base_options or {}, dict):
+            raise WorkbenchError(f"sae: base_options must be a dict, got {type(base_options).__name__}")
+        if base == "sae":
+            raise WorkbenchError("sae: the base encoder cannot itself be 'sae'")
+        self.base_name = str(base)
+        self.base_options = dict(base_options or {})
+        self.base = workbench.encoder(self.base_name, **self.base_options)
+        self.modality = self.base.modality
+        self.layer_option = layer
+        self.path, self.checkpoint, self.store_url = path, checkpoint, store
+        self.random = {"d_sae": d_sae, "k": int(k), "seed": int(seed)}
+        self.device_option = device
+        self._sae: Any = None
+        self._loaded = False
+        self._base_layer: str | None = None
+        self._fingerprint: str | None = None
+
+    def __repr__(self) -> str:
+        source = self.path or self.checkpoint or f"random(seed={self.random['seed']})"
+        return f"SAEEncoder(base={self.base_name!r}, layer={self.layer_option!r}, sae={source!r})"
+
+    # ---- loading -------------------------------------------------------------------------
+    def _resolve_layer(self, recorded: str | None) -> str:
+        available = self.base.layers()
+        wanted = self.layer_option
+        if wanted is None:
+            names = {layer.name for layer in available}
+            wanted = recorded if recorded in names else 1.0
+        return resolve_layers(available, [wanted])[0]
+
+    def _load(self) -> None:
+        if self._loaded:
+            return
+        from workbench.nn import resolve_device
+        from workbench_plugins.sae.model import load_saelens
+
+        info: dict[str, Any] = {}
+        sae, recorded = None, None
+        if self.path:
+            sae = load_saelens(self.path)
+            recorded = (sae.cfg.metadata.get("workbench") or {}).get("layer") or sae.cfg.metadata.get("hook_name")
+        elif self.checkpoint:
+            from workbench.store import Store, open_store
+            from workbench_plugins.sae.train import load_checkpoint
+
+            sae, info = load_checkpoint(Store(self.store_url) if self.store_url else open_store(), self.checkpoint)
+            recorded = info.get("layer")
+        self._base_layer = self._resolve_layer(recorded)
+        if info.get("fingerprint") and info["fingerprint"] != self.base.fingerprint():
+            warnings.warn(f"sae: checkpoint {info.get('checkpoint')} was trained on features of another encoder "
+                          f"fingerprint than {self.base_name} with these options", stacklevel=2)
+        self.device = resolve_device(self.device_option)
+        self._sae = None if sae is None else sae.to(self.device)
+        self._loaded = True
+
+    def _ensure_sae(self, d_in: int) -> Any:
+        """The loaded SAE, or the untrained baseline built for inputs of width ``d_in`` on first use."""
+        if self._sae is None:
+            from workbench_plugins.sae.model import random_sae
+
+            r = self.random
+            self._sae = random_sae(d_in, int(r["d_sae"] or 8 * d_in), r["k"], r["seed"]).to(self.device)
+        return self._sae
+
+    @property
+    def base_layer(self) -> str:
+        """The base encoder layer the SAE reads."""
+        self._load()
+        assert self._base_layer is not None
+        return self._base_layer
+
+    # ---- protocol ------------------------------------------------------------------------
+    def layers(self) -> list[LayerInfo]:
+        """``latents`` (depth 1) and ``reconstruction`` (the SAE's estimate of the base layer, depth 1)."""
+        return [LayerInfo("latents", 1.0), LayerInfo("reconstruction", 1.0)]
+
+    def fingerprint(self) -> str:
+        """Base encoder fingerprint and layer, SAE weights digest and config, and code version."""
+        if self._fingerprint is None:
+            from workbench.nn import weights_digest
+
+            self._load()
+            weights: Any = {"untrained": self.random} if not (self.path or self.checkpoint) \
+                else [self._sae.cfg.summary(), weights_digest(self._sae)]
+            self._fingerprint = digest("sae", CODE_VERSION, self.base_name, self.base.fingerprint(), self._base_layer,
+                                       weights, length=32)
+        return self._fingerprint
+
+    def encode(self, batch: Sequence[Any], layers: Sequence[str]) -> dict[str, Any]:
+        """Run the base encoder on its layer, then the SAE; return latents and/or the reconstruction."""
+        import torch
+
+        from workbench.nn import to_numpy
+
+        unknown = [layer for layer in layers if layer not in OUTPUTS]
+        if unknown:
+            raise WorkbenchError(f"sae has no layer {unknown[0]!r}; its layers are {', '.join(OUTPUTS)}")
+        self._load()
+        x = self.base.encode(list(batch), [self.base_layer])[self.base_layer]
+        sae = self._ensure_sae(int(x.shape[1]))
+        if x.shape[1] != sae.cfg.d_in:
+            raise WorkbenchError(f"sae: base layer {self.base_name}/{self.base_layer} has {x.shape[1]} features but "
+                                 f"the SAE expects d_in={sae.cfg.d_in}; pick the layer it was trained on")
+        with torch.inference_mode():
+            latents, reconstruction = sae(torch.as_tensor(x, dtype=torch.float32, device=self.device))
+        out = {"latents": latents, "reconstruction": reconstruction}
+        return {layer: to_numpy(out[layer]) for layer in layers}
