@@ -321,7 +321,8 @@ class DemoDataset:
             splits={"train": ids[train], "test": ids[test]},
             preprocessing=[{"step": "simulate", "generator": "demo-v1", "seed": self.seed, "noise": self.noise}],
         )
-        rec.noise_ceiling = ncsnr_noise_ceiling(rec.responses, rec.trial_stimulus_ids, self.n_repetitions)
+        rec.noise_ceiling = ncsnr_noise_ceiling(rec.responses, rec.trial_stimulus_ids, 1)
+        rec.preprocessing.append({"step": "noise_ceiling", "method": "ncsnr", "n": 1})
         return rec
 
     def fetch(self, dest: str | Path, accept_terms: bool = False, **options: Any) -> Path:

@@ -151,11 +151,15 @@ def test_average_repetitions_values_and_recorded_step() -> None:
     np.testing.assert_allclose(avg.responses[1], rec.responses[[1, 4]].mean(0))
     np.testing.assert_allclose(avg.responses[2], rec.responses[3])
     assert avg.responses.dtype == np.float32
+    n_after = 1 / np.mean([1 / 3, 1 / 2, 1 / 1])
     assert avg.preprocessing == [{"step": "zscore"},
-                                 {"step": "average_repetitions", "min_repetitions": 1, "max_repetitions": 3}]
+                                 {"step": "average_repetitions", "min_repetitions": 1, "max_repetitions": 3,
+                                  "noise_ceiling_n": round(n_after, 4)}]
     assert rec.preprocessing == [{"step": "zscore"}], "the original recording is left alone"
     assert avg.fingerprint() != rec.fingerprint()
-    np.testing.assert_allclose(avg.noise_ceiling, rec.noise_ceiling)
+    ncsnr2 = rec.noise_ceiling / (1 - rec.noise_ceiling)
+    np.testing.assert_allclose(avg.noise_ceiling, ncsnr2 / (ncsnr2 + 1 / n_after), rtol=1e-5)
+    assert avg.noise_ceiling_n == pytest.approx(n_after, abs=1e-4)
 
     timed = _recording(responses=np.arange(6 * 3 * 2, dtype=np.float32).reshape(6, 3, 2), times=np.array([0.0, 0.1]))
     avg3 = timed.average_repetitions()

@@ -208,20 +208,46 @@ class Recording:
         return digest(self.dataset, self.subject, self.preprocessing, self.responses.shape,
                       self.responses[: min(64, len(self.responses))].astype(np.float32))
 
-    def average_repetitions(self) -> "Recording":
-        """Average trials that share a stimulus; the result has one row per unique stimulus."""
+    def average_repetitions(self, chunk_columns: int = 2048) -> "Recording":
+        """Average trials that share a stimulus; the result has one row per unique stimulus.
+
+        The noise ceiling is rescaled from the repetitions each row held before (``noise_ceiling_n``)
+        to the number averaged now (NSD's formula with 1/n the mean of 1/count over stimuli). Sums
+        run in float64 over column chunks, so memory stays near the size of the float32 result.
+        """
         ids = self.stimulus_ids()
         position = {s: i for i, s in enumerate(ids)}
         rows = np.array([position[s] for s in self.trial_stimulus_ids])
         counts = np.bincount(rows, minlength=len(ids)).astype(np.float64)
-        flat = self.responses.reshape(len(rows), -1).astype(np.float64)
-        sums = np.zeros((len(ids), flat.shape[1]))
-        np.add.at(sums, rows, flat)
-        mean = (sums / counts[:, None]).astype(np.float32).reshape((len(ids),) + self.responses.shape[1:])
+        order = np.argsort(rows, kind="stable")
+        starts = np.r_[0, np.cumsum(counts)[:-1]].astype(np.int64)
+        flat = self.responses.reshape(len(rows), -1)
+        mean = np.empty((len(ids), flat.shape[1]), dtype=np.float32)
+        for c0 in range(0, flat.shape[1], chunk_columns):
+            block = flat[order, c0:c0 + chunk_columns].astype(np.float64)
+            mean[:, c0:c0 + chunk_columns] = np.add.reduceat(block, starts, axis=0) / counts[:, None]
+        mean = mean.reshape((len(ids),) + self.responses.shape[1:])
         step = {"step": "average_repetitions", "min_repetitions": int(counts.min()),
                 "max_repetitions": int(counts.max())}
-        return replace(self, responses=mean, trial_stimulus_ids=ids,
+        noise_ceiling = self.noise_ceiling
+        if noise_ceiling is not None:
+            before = self.noise_ceiling_n
+            after = 1.0 / float(np.mean(1.0 / (counts * before)))
+            noise_ceiling = rescale_noise_ceiling(noise_ceiling, before, after)
+            step["noise_ceiling_n"] = round(after, 4)
+        return replace(self, responses=mean, trial_stimulus_ids=ids, noise_ceiling=noise_ceiling,
                        preprocessing=[*self.preprocessing, step])
+
+    @property
+    def noise_ceiling_n(self) -> float:
+        """How many repetitions each row's noise ceiling assumes (1 unless a step recorded otherwise)."""
+        n = 1.0
+        for step in self.preprocessing:
+            if step.get("step") == "noise_ceiling" and "n" in step:
+                n = float(step["n"])
+            elif step.get("step") == "average_repetitions" and "noise_ceiling_n" in step:
+                n = float(step["noise_ceiling_n"])
+        return n
 
     def select_units(self, mask: np.ndarray) -> "Recording":
         mask = np.asarray(mask)
@@ -231,6 +257,13 @@ class Recording:
     def select_trials(self, stimulus_ids: Sequence[str]) -> "Recording":
         keep = np.isin(self.trial_stimulus_ids, as_str_array(stimulus_ids))
         return replace(self, responses=self.responses[keep], trial_stimulus_ids=self.trial_stimulus_ids[keep])
+
+
+def rescale_noise_ceiling(noise_ceiling: np.ndarray, n_before: float, n_after: float) -> np.ndarray:
+    """NSD's NC = ncsnr²/(ncsnr² + 1/n) for ``n_after`` repetitions, from the same NC for ``n_before``."""
+    nc = np.clip(np.asarray(noise_ceiling, dtype=np.float64), 0.0, 1.0 - 1e-9)
+    ncsnr2 = nc / (n_before * (1.0 - nc))
+    return (ncsnr2 / (ncsnr2 + 1.0 / n_after)).astype(np.float32)
 
 
 @dataclass(frozen=True)

@@ -243,3 +243,56 @@ def test_reporter_receives_progress(tmp_path):
     Sweep(config_from_dict(tiny_config(tmp_path))).run(reporter=Recording())
     labels = [label for label, _ in seen]
     assert "features pixel-test" in labels and "fitting cells" in labels
+
+
+class TinyEEG:
+    """A time-resolved dataset: channel responses follow the stimulus colour only after t = 0.1 s."""
+
+    name = "tiny-eeg"
+    modalities = ("image",)
+
+    def __init__(self) -> None:
+        from workbench_plugins.demo import DemoDataset
+
+        self.images = DemoDataset(n_subjects=1, n_train=60, n_test=20)
+
+    def subjects(self):
+        return ["1"]
+
+    def stimuli(self, modality=None):
+        return self.images.stimuli("image")
+
+    def fingerprint(self):
+        return digest("tiny-eeg", 1)
+
+    def fetch(self, dest, accept_terms=False, **options):
+        return dest
+
+    def recording(self, subject):
+        from workbench.types import Recording, Units
+
+        ids = np.asarray(self.images.ids[:80])
+        colour = PixelEncoder().encode(self.images.stimuli("image").get(ids), ["colour"])["colour"][:, :3]
+        rng = np.random.default_rng(0)
+        times = np.linspace(-0.1, 0.4, 6)
+        signal = (colour - colour.mean(0)) @ rng.standard_normal((3, 4))
+        resp = rng.standard_normal((80, 4, 6)) * 0.3
+        resp[:, :, times > 0.1] += 3 * signal[:, :, None]
+        units = Units("eeg-10-20", 4, rois={"occipital": np.array([True, True, False, False])},
+                      names=np.array(["O1", "O2", "Fz", "Cz"]))
+        return Recording("tiny-eeg", subject, resp.astype(np.float32), ids, units, times=times,
+                         splits={"train": ids[20:], "test": ids[:20]})
+
+
+def test_time_resolved_recordings_keep_the_time_axis(tmp_path):
+    wb.register("tiny-eeg", TinyEEG, kind="dataset", replace=True)
+    cfg = tiny_config(tmp_path, dataset={"name": "tiny-eeg"}, encoders=[{"name": "pixel-test", "layers": ["colour"]}])
+    sweep = Sweep(config_from_dict(cfg))
+    sweep.run()
+    (cell, arrays), = list(load_cell_scores(sweep.store, "tiny"))
+    assert arrays["score"].shape == (4, 6)
+    np.testing.assert_allclose(arrays["times"], np.linspace(-0.1, 0.4, 6))
+    assert arrays["score"][:, 3:].mean() > 0.8 and abs(arrays["score"][:, :2].mean()) < 0.4
+    frame = results_table(sweep.store, "tiny")
+    occipital = frame[frame["roi"] == "occipital"].iloc[0]
+    assert occipital["peak_time"] > 0.1

@@ -235,13 +235,20 @@ def prepare_recording(rec: Recording, average: bool, test_split: str, rois: list
     if is_test.all() or not is_test.any():
         raise WorkbenchError(f"split {test_split!r} of {rec.dataset}/{rec.subject} leaves no training or no test trials")
     responses = rec.responses
+    n_times = responses.shape[2] if responses.ndim == 3 else 1
+    rois = dict(rec.units.rois)
+    noise_ceiling = rec.noise_ceiling
     if responses.ndim == 3:
+        # Time-resolved data: every (unit, time) pair becomes a column, unit-major, so one head fit is
+        # a per-time-point encoding model; results are reshaped back to units × times.
         responses = responses.reshape(responses.shape[0], -1)
+        rois = {k: np.repeat(v, n_times) for k, v in rois.items()}
+        noise_ceiling = None if noise_ceiling is None else np.repeat(noise_ceiling, n_times)
     return {
         "train_ids": rec.trial_stimulus_ids[~is_test], "test_ids": rec.trial_stimulus_ids[is_test],
         "Y_train": responses[~is_test].astype(np.float32), "Y_test": responses[is_test].astype(np.float32),
-        "noise_ceiling": rec.noise_ceiling, "rois": {k: v for k, v in rec.units.rois.items()},
-        "n_units": responses.shape[1],
+        "noise_ceiling": noise_ceiling, "rois": rois, "n_units": rec.n_units, "n_times": n_times,
+        "times": rec.times,
     }
 
 
@@ -293,6 +300,16 @@ def compute_cell(store_url: str, cell: Cell) -> dict[str, Any]:
             row["null_mean_r_95"] = float(np.quantile(null, 0.95))
             row["p_permutation"] = float((1 + np.sum(null >= observed)) / (1 + len(null)))
         summary.append(row)
+    if data["n_times"] > 1:
+        n_units, n_times = data["n_units"], data["n_times"]
+        for name in [k for k, v in result.items() if isinstance(v, np.ndarray) and v.shape == (n_units * n_times,)]:
+            result[name] = result[name].reshape(n_units, n_times)
+        for row in summary:
+            mask = rois[row["roi"]].reshape(n_units, n_times)[:, 0]
+            course = result["score"][mask].mean(axis=0)
+            row["peak_time"] = float(data["times"][int(np.argmax(course))])
+            row["peak_mean_r"] = float(course.max())
+        result["times"] = np.asarray(data["times"], dtype=np.float64)
     result["rois"] = summary
     result["n_test"] = int(len(Y_test))
     result["timing_s"] = round(time.time() - started, 3)
