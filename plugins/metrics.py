@@ -340,7 +340,7 @@ def _rbf(X: np.ndarray, sigma: float) -> np.ndarray:
     G = X @ X.T
     sq = np.diag(G)
     D = np.maximum(sq[:, None] + sq[None, :] - 2 * G, 0.0)
-    med = np.median(D[np.triu_indices(len(D), 1)]) if len(D) > 1 else 1.0
+    med = np.median(D)
     width = sigma ** 2 * (med if med > 0 else 1.0)
     return np.exp(-D / (2.0 * width))
 
@@ -348,8 +348,9 @@ def _rbf(X: np.ndarray, sigma: float) -> np.ndarray:
 class CKA:
     """Centered kernel alignment (Kornblith et al. 2019): linear or RBF kernel, optionally debiased.
 
-    Linear CKA uses feature-space products when features are fewer than stimuli. RBF bandwidth is
-    ``sigma`` × the median pairwise distance (Kornblith's convention), which keeps it scale-invariant.
+    Linear CKA uses feature-space products when features are fewer than stimuli. The RBF kernel is
+    exp(−d²/(2·sigma²·median d²)) with the median over all n² entries (Kornblith's ``gram_rbf``),
+    which keeps it scale-invariant.
     """
 
     kind = "similarity"
