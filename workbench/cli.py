@@ -21,6 +21,8 @@ from workbench.registry import KINDS, get_registry
 from workbench.types import WorkbenchError
 
 console = Console()
+if not console.is_terminal:
+    console = Console(width=160)  # logs and pipes: wide enough for results tables
 err_console = Console(stderr=True, soft_wrap=True)
 
 app = typer.Typer(

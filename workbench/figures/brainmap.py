@@ -61,6 +61,7 @@ def _draw(hemis: dict[str, np.ndarray], title: str, cmap: str, vmin: float | Non
         plotting.plot_surf(
             surf_mesh=mesh["inflated"].parts[hemi], surf_map=shown, bg_map=sulc.data.parts[hemi], hemi=hemi,
             view=view, cmap=cmap, vmin=1.0, vmax=2.0, threshold=0.5, bg_on_data=False, axes=ax, colorbar=False,
+            avg_method="median",
             engine="matplotlib",
         )
         ax.set_title(f"{hemi} hemisphere, {view}", fontsize=11, pad=0)
