@@ -9,7 +9,6 @@ triangle (i < j) in row-major order, as rsatoolbox's ``get_vectors()``.
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -43,9 +42,20 @@ def _pair(X: Any, Y: Any) -> tuple[np.ndarray, np.ndarray]:
     return X, Y
 
 
-@lru_cache(maxsize=8)
-def _triu(n: int) -> tuple[np.ndarray, np.ndarray]:
-    return np.triu_indices(n, k=1)
+def _offsets(n: int) -> np.ndarray:
+    """Start of row i's entries (i, i+1..n−1) in a condensed vector."""
+    rows = np.arange(n)
+    return rows * n - rows * (rows + 1) // 2
+
+
+def condensed(M: np.ndarray) -> np.ndarray:
+    """Upper triangle (i < j, row-major) of a square matrix, copied row by row (no index arrays)."""
+    n = M.shape[0]
+    out = np.empty(n * (n - 1) // 2, dtype=M.dtype)
+    off = _offsets(n)
+    for i in range(n - 1):
+        out[off[i]:off[i] + n - 1 - i] = M[i, i + 1:]
+    return out
 
 
 def n_from_condensed(m: int) -> int:
@@ -61,10 +71,22 @@ def squareform(v: np.ndarray, dtype: Any = None) -> np.ndarray:
     v = np.asarray(v)
     n = n_from_condensed(v.shape[-1])
     out = np.zeros((n, n), dtype=dtype or v.dtype)
-    i, j = _triu(n)
-    out[i, j] = v
-    out[j, i] = v
+    off = _offsets(n)
+    for i in range(n - 1):
+        out[i, i + 1:] = v[off[i]:off[i] + n - 1 - i]
+    out += out.T
     return out
+
+
+def _row_sums(v: np.ndarray, n: int) -> np.ndarray:
+    """Row sums of the square form of a condensed vector, without building it."""
+    off = _offsets(n)
+    rows = np.zeros(n)
+    for i in range(n - 1):
+        seg = v[off[i]:off[i] + n - 1 - i]
+        rows[i] += seg.sum()
+        rows[i + 1:] += seg
+    return rows
 
 
 def _average_by(X: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -75,9 +97,12 @@ def _average_by(X: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 
 def _distances_from_kernel(K: np.ndarray, p: int) -> np.ndarray:
-    d = np.diag(K)
-    i, j = _triu(K.shape[0])
-    return (d[i] + d[j] - 2.0 * K[i, j]) / p
+    d = np.diag(K).copy()
+    K *= -2.0
+    K += d[:, None]
+    K += d[None, :]
+    K /= p
+    return condensed(K)
 
 
 # ---- RDMs -----------------------------------------------------------------------------------
@@ -156,17 +181,17 @@ def rdm(X: np.ndarray, method: str = "correlation", *, conditions: Sequence[Any]
             if len(values) != len(np.unique(conditions)):
                 raise WorkbenchError(f"partition {fold!r} lacks some conditions; crossnobis needs every condition in every partition")
             K = A @ P @ B.T
-            d = np.diag(K)
-            i, j = _triu(K.shape[0])
-            total = total + (d[i] + d[j] - K[i, j] - K[j, i]) / p
+            d = np.diag(K).copy()
+            total = total + condensed(d[:, None] + d[None, :] - K - K.T) / p
         return total / len(folds)
     if conditions is not None:
         X, _ = _average_by(X, np.asarray(conditions))
     if method == "correlation":
         Z = X - X.mean(1, keepdims=True)
         Z /= np.sqrt(np.einsum("ij,ij->i", Z, Z))[:, None]
-        i, j = _triu(Z.shape[0])
-        return 1.0 - (Z @ Z.T)[i, j]
+        G = Z @ Z.T
+        np.subtract(1.0, G, out=G)
+        return condensed(G)
     if method == "euclidean" or noise is None:
         return _distances_from_kernel(X @ X.T, p)
     return _distances_from_kernel(X @ noise @ X.T, p)
@@ -193,11 +218,9 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> float:
 def _centered_gram_inner(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
     """<HAH, HBH>, <HAH, HAH>, <HBH, HBH> for square forms of condensed a, b (H: centring)."""
     n = n_from_condensed(len(a))
-    i, j = _triu(n)
 
     def parts(v: np.ndarray) -> tuple[np.ndarray, float]:
-        rows = np.bincount(i, weights=v, minlength=n) + np.bincount(j, weights=v, minlength=n)
-        return rows, 2.0 * v.sum()
+        return _row_sums(v, n), 2.0 * v.sum()
 
     ra, sa = parts(a)
     rb, sb = parts(b)
