@@ -10,8 +10,9 @@ r × r product instead of an n_test × r one. Units are processed in chunks so m
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -70,18 +71,38 @@ class Backend:
         return self.torch.as_tensor(np.asarray(idx, dtype=np.int64), device=self.device)
 
     def eigh(self, a: Any) -> tuple[Any, Any]:
-        if self.torch is None:
-            import scipy.linalg
+        with self._serial_if_small(a.shape[0]):
+            if self.torch is None:
+                import scipy.linalg
 
-            return scipy.linalg.eigh(a, check_finite=False)
-        return self.torch.linalg.eigh(a)
+                return scipy.linalg.eigh(a, check_finite=False)
+            return self.torch.linalg.eigh(a)
 
     def qr(self, a: Any) -> tuple[Any, Any]:
-        if self.torch is None:
-            import scipy.linalg
+        with self._serial_if_small(min(a.shape)):
+            if self.torch is None:
+                import scipy.linalg
 
-            return scipy.linalg.qr(a, mode="economic", check_finite=False)
-        return self.torch.linalg.qr(a)
+                return scipy.linalg.qr(a, mode="economic", check_finite=False)
+            return self.torch.linalg.qr(a)
+
+    @contextmanager
+    def _serial_if_small(self, size: int, limit: int = 1024) -> Iterator[None]:
+        """One CPU thread for small LAPACK calls: their many barriers stall badly on a busy machine."""
+        if size > limit or (self.torch is not None and self.device.type != "cpu"):
+            yield
+        elif self.torch is None:
+            from threadpoolctl import threadpool_limits
+
+            with threadpool_limits(limits=1, user_api="blas"):
+                yield
+        else:
+            threads = self.torch.get_num_threads()
+            self.torch.set_num_threads(1)
+            try:
+                yield
+            finally:
+                self.torch.set_num_threads(threads)
 
     def empty(self, shape: tuple[int, ...], dtype: str) -> Any:
         if self.torch is None:
@@ -357,28 +378,38 @@ class RidgeSolver:
             return np.where(sst > 0, 1.0 - sse / sst, 0.0)
 
     def _alpha_sse(self, dec: _Decomposition, B: Any, Z: Any) -> np.ndarray:
-        """||Z − R·diag(1/(s+α))·B||² per unit for every alpha; alphas go through GEMMs in groups."""
+        """||Z − R·diag(1/(s+α))·B||² per unit for every alpha.
+
+        Alphas go through the GEMMs in groups. When R is the triangular QR factor, rows are taken in
+        blocks and each block multiplies only the columns right of the diagonal (about 5/8 of the
+        dense work with four blocks).
+        """
         bk = self.backend
         R = dec.R
         m, r = R.shape
         t = B.shape[1]
         k = len(self.alphas)
-        group = max(1, min(k, 2048 // max(m, 1)))
-        out = np.empty((k, t))
-        resid = bk.empty((group * m, t), self.dtype)
+        n_blocks = max(1, min(4, m // 192)) if dec.Q is not None else 1
+        edges = [m * b // n_blocks for b in range(n_blocks + 1)]
+        group = max(1, min(k, 2048 // max(m // n_blocks, 1)))
+        out = np.zeros((k, t))
+        buf = bk.empty((group * (edges[1] - edges[0] + 1), t), self.dtype)
         for start in range(0, k, group):
             a = self.alphas[start:start + group]
             g = len(a)
             d = bk.asarray(1.0 / (dec.s[None, :] + a[:, None]), self.dtype)
-            Rd = (R[None, :, :] * d[:, None, :]).reshape(g * m, r)
-            P = resid[: g * m]
-            bk.matmul(Rd, B, out=P)
-            self.flops += 2.0 * g * m * r * t
-            P3 = P.reshape(g, m, t)
-            P3 -= Z
-            for i in range(g):
-                out[start + i] = bk.colsumsq(P3[i])
-            self.flops += 3.0 * g * m * t
+            for i0, i1 in zip(edges[:-1], edges[1:]):
+                c0 = i0 if n_blocks > 1 else 0
+                h = i1 - i0
+                Rd = (R[None, i0:i1, c0:] * d[:, None, c0:]).reshape(g * h, r - c0)
+                P = buf[: g * h]
+                bk.matmul(Rd, B[c0:], out=P)
+                self.flops += 2.0 * g * h * (r - c0) * t
+                P3 = P.reshape(g, h, t)
+                P3 -= Z[i0:i1]
+                for i in range(g):
+                    out[start + i] += bk.colsumsq(P3[i])
+                self.flops += 3.0 * g * h * t
         return out
 
     def refit(self, chunk: _Chunk, alphas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -399,19 +430,6 @@ class RidgeSolver:
         W = bk.to_numpy(W)
         intercept = chunk.y_mean - self.x_mean @ W.astype(np.float64)
         return W, intercept
-
-
-def _upper_matmul(R: np.ndarray, B: np.ndarray, out: np.ndarray, block: int = 256) -> float:
-    """out = R @ B for upper-triangular R, skipping the zero blocks below the diagonal (numpy)."""
-    m = R.shape[0]
-    if m <= block:
-        np.matmul(R, B, out=out)
-        return 2.0 * m * m * B.shape[1]
-    flops = 0.0
-    for i in range(0, m, block):
-        np.matmul(R[i:i + block, i:], B[i:], out=out[i:i + block])
-        flops += 2.0 * min(block, m - i) * (m - i) * B.shape[1]
-    return flops
 
 
 def select_alphas(scores: np.ndarray, alphas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
