@@ -143,12 +143,18 @@ class Sweep:
             if on_subject:
                 on_subject(subject)
 
-    def extract(self, plan: Plan, progress_factory: Callable[[str, int], Callable[[int], None]] | None = None) -> None:
+    def extract(self, plan: Plan, reporter: "Reporter | None" = None) -> None:
+        """Extract every pending feature matrix; cached encoders are reported, not re-encoded."""
+        reporter = reporter or Reporter()
         for job in plan.extractions:
             spec = self.config.encoders[job["index"]]
+            paths = [f"features/{job['key']}/{safe_name(layer)}" for layer in job["layers"]]
+            if all(self.store.is_complete(p) for p in paths):
+                reporter.message(f"features {spec.display}: {len(paths)} layer(s) already in the store")
+                continue
             enc = self.encoder(job["index"])
             stimuli = self.stimuli_for(job["index"])
-            progress = progress_factory(f"features {spec.display}", len(stimuli)) if progress_factory else None
+            progress = reporter.progress(f"features {spec.display}", len(stimuli))
             extract_features(self.store, enc, stimuli, job["layers"], batch_size=spec.batch_size, progress=progress)
 
     def pending_cells(self, plan: Plan) -> list[Cell]:
@@ -185,7 +191,7 @@ class Sweep:
         reporter.message(f"sweep {self.config.name}: {len(plan.cells)} cells, {len(plan.subjects)} subject(s), "
                          f"{len(plan.extractions)} encoder(s), store {self.store.url}")
         self.cache_recordings(plan)
-        self.extract(plan, reporter.progress)
+        self.extract(plan, reporter)
         pending = self.pending_cells(plan)
         if pending:
             advance = reporter.progress("fitting cells", len(pending))
