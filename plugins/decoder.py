@@ -9,11 +9,10 @@ top-k and two-way identification live in :mod:`workbench.scoring` and work on an
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Callable, Sequence
 
 import numpy as np
-from sklearn.base import BaseEstimator, clone
-from sklearn.utils.validation import check_array, check_is_fitted
 
 import workbench
 from workbench.types import WorkbenchError
@@ -21,136 +20,156 @@ from workbench.types import WorkbenchError
 METHODS = ("ridge", "contrastive")
 
 
-class DecoderHead(BaseEstimator):
-    """Brain responses (trials × units) → stimulus embeddings (trials × dims).
+def _build_classes() -> dict[str, type]:
+    """Define the estimator class on first use, so registering the plugin never imports scikit-learn."""
+    from sklearn.base import BaseEstimator
+    from sklearn.utils.validation import check_array, check_is_fitted
 
-    ``score(X, Y)`` returns the Pearson r of each embedding dimension; ``retrieval(X, Y)`` gives
-    top-1/top-5 retrieval among the given candidates.
-    """
+    class DecoderHead(BaseEstimator):
+        """Brain responses (trials × units) → stimulus embeddings (trials × dims).
 
-    direction = "decode"
+        ``score(X, Y)`` returns the Pearson r of each embedding dimension; ``retrieval(X, Y)`` gives
+        top-1/top-5 retrieval among the given candidates.
+        """
 
-    def __init__(self, method: str = "ridge", alphas: Sequence[float] | np.ndarray | None = None, cv: Any = 5,
-                 backend: str = "numpy", device: str | None = None, fit_intercept: bool = True,
-                 dtype: str = "float32", hidden: int = 256, epochs: int = 300, lr: float = 3e-3,
-                 weight_decay: float = 1e-4, temperature: float = 0.05, mse_weight: float = 1.0,
-                 dropout: float = 0.1, batch_size: int = 256, seed: int = 0, n_threads: int | None = None) -> None:
-        self.method = method
-        self.alphas = alphas
-        self.cv = cv
-        self.backend = backend
-        self.device = device
-        self.fit_intercept = fit_intercept
-        self.dtype = dtype
-        self.hidden = hidden
-        self.epochs = epochs
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.temperature = temperature
-        self.mse_weight = mse_weight
-        self.dropout = dropout
-        self.batch_size = batch_size
-        self.seed = seed
-        self.n_threads = n_threads
+        direction = "decode"
 
-    def fit(self, X: np.ndarray, Y: np.ndarray) -> "DecoderHead":
-        """Fit the brain → embedding map on trials X (n × units) and embeddings Y (n × dims)."""
-        X = check_array(X, dtype=(np.float64, np.float32))
-        Y = check_array(Y, dtype=(np.float64, np.float32), ensure_2d=False)
-        if X.shape[0] != Y.shape[0]:
-            raise WorkbenchError(f"X has {X.shape[0]} trials but Y has {Y.shape[0]} embeddings; rows must match")
-        if self.method not in METHODS:
-            raise WorkbenchError(f"unknown decoder method {self.method!r}; use one of {', '.join(METHODS)}")
-        self._ravel = Y.ndim == 1
-        Y2 = Y[:, None] if self._ravel else Y
-        self.n_features_in_ = X.shape[1]
-        if self.method == "ridge":
-            from workbench import linalg
+        def __init__(self, method: str = "ridge", alphas: Sequence[float] | np.ndarray | None = None, cv: Any = 5,
+                     backend: str = "numpy", device: str | None = None, fit_intercept: bool = True,
+                     dtype: str = "float32", hidden: int = 256, epochs: int = 300, lr: float = 3e-3,
+                     weight_decay: float = 1e-4, temperature: float = 0.05, mse_weight: float = 1.0,
+                     dropout: float = 0.1, batch_size: int = 256, seed: int = 0, n_threads: int | None = None) -> None:
+            self.method = method
+            self.alphas = alphas
+            self.cv = cv
+            self.backend = backend
+            self.device = device
+            self.fit_intercept = fit_intercept
+            self.dtype = dtype
+            self.hidden = hidden
+            self.epochs = epochs
+            self.lr = lr
+            self.weight_decay = weight_decay
+            self.temperature = temperature
+            self.mse_weight = mse_weight
+            self.dropout = dropout
+            self.batch_size = batch_size
+            self.seed = seed
+            self.n_threads = n_threads
 
-            alphas = linalg.DEFAULT_ALPHAS if self.alphas is None else self.alphas
-            res = linalg.ridge_cv(X, Y2, alphas, self.cv, fit_intercept=self.fit_intercept, backend=self.backend,
-                                  device=self.device, dtype=self.dtype)
-            self.coef_, self.intercept_ = res.coef, res.intercept.astype(res.coef.dtype)
-            self.best_alphas_, self.cv_scores_ = res.best_alphas, res.cv_scores
-        else:
-            self._fit_contrastive(X, Y2)
-        return self
+        def fit(self, X: np.ndarray, Y: np.ndarray) -> "DecoderHead":
+            """Fit the brain → embedding map on trials X (n × units) and embeddings Y (n × dims)."""
+            X = check_array(X, dtype=(np.float64, np.float32))
+            Y = check_array(Y, dtype=(np.float64, np.float32), ensure_2d=False)
+            if X.shape[0] != Y.shape[0]:
+                raise WorkbenchError(f"X has {X.shape[0]} trials but Y has {Y.shape[0]} embeddings; rows must match")
+            if self.method not in METHODS:
+                raise WorkbenchError(f"unknown decoder method {self.method!r}; use one of {', '.join(METHODS)}")
+            self._ravel = Y.ndim == 1
+            Y2 = Y[:, None] if self._ravel else Y
+            self.n_features_in_ = X.shape[1]
+            if self.method == "ridge":
+                from workbench import linalg
 
-    def _fit_contrastive(self, X: np.ndarray, Y: np.ndarray) -> None:
-        import torch
+                alphas = linalg.DEFAULT_ALPHAS if self.alphas is None else self.alphas
+                res = linalg.ridge_cv(X, Y2, alphas, self.cv, fit_intercept=self.fit_intercept, backend=self.backend,
+                                      device=self.device, dtype=self.dtype)
+                self.coef_, self.intercept_ = res.coef, res.intercept.astype(res.coef.dtype)
+                self.best_alphas_, self.cv_scores_ = res.best_alphas, res.cv_scores
+            else:
+                self._fit_contrastive(X, Y2)
+            return self
 
-        self.x_mean_, self.x_scale_ = X.mean(0), X.std(0) + 1e-6
-        self.y_mean_, self.y_scale_ = Y.mean(0), Y.std(0) + 1e-6
-        device = torch.device(self.device or "cpu")
-        Xt = torch.as_tensor((X - self.x_mean_) / self.x_scale_, dtype=torch.float32, device=device)
-        Yt = torch.as_tensor((Y - self.y_mean_) / self.y_scale_, dtype=torch.float32, device=device)
-        n = len(Xt)
-        threads = torch.get_num_threads()
-        small = min(self.batch_size, n) * X.shape[1] * self.hidden < 2 ** 24
-        torch.set_num_threads(self.n_threads or (1 if small else threads))
-        try:
-            self._train(torch, Xt, Yt, device)
-        finally:
-            torch.set_num_threads(threads)
-
-    def _train(self, torch: Any, Xt: Any, Yt: Any, device: Any) -> None:
-        n = len(Xt)
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-            torch.manual_seed(self.seed)
-            model = _ContrastiveMLP(Xt.shape[1], Yt.shape[1], self.hidden, self.dropout).to(device)
-            opt = torch.optim.AdamW(model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-            gen = torch.Generator(device="cpu").manual_seed(self.seed)
-            bs = min(self.batch_size, n)
-            losses = []
-            model.train()
-            for _ in range(self.epochs):
-                order = torch.randperm(n, generator=gen).to(device)
-                total = 0.0
-                for start in range(0, n - bs + 1 if n >= bs else 1, bs):
-                    idx = order[start:start + bs]
-                    pred = model(Xt[idx])
-                    loss = _info_nce(pred, Yt[idx], self.temperature) + self.mse_weight * torch.mean((pred - Yt[idx]) ** 2)
-                    opt.zero_grad()
-                    loss.backward()
-                    opt.step()
-                    total += float(loss.detach())
-                losses.append(total)
-        model.eval()
-        self.model_ = model.cpu()
-        self.loss_curve_ = np.asarray(losses)
-
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        """Predicted embeddings, one row per trial."""
-        check_is_fitted(self, "n_features_in_")
-        X = check_array(X, dtype=(np.float64, np.float32))
-        if X.shape[1] != self.n_features_in_:
-            raise WorkbenchError(f"X has {X.shape[1]} units but the decoder was fit on {self.n_features_in_}")
-        if self.method == "ridge":
-            pred = X.astype(self.coef_.dtype, copy=False) @ self.coef_ + self.intercept_
-        else:
+        def _fit_contrastive(self, X: np.ndarray, Y: np.ndarray) -> None:
             import torch
 
-            with torch.no_grad():
-                Xt = torch.as_tensor((X - self.x_mean_) / self.x_scale_, dtype=torch.float32)
-                pred = self.model_(Xt).numpy().astype(np.float64) * self.y_scale_ + self.y_mean_
-        return pred[:, 0] if getattr(self, "_ravel", False) else pred
+            self.x_mean_, self.x_scale_ = X.mean(0), X.std(0) + 1e-6
+            self.y_mean_, self.y_scale_ = Y.mean(0), Y.std(0) + 1e-6
+            device = torch.device(self.device or "cpu")
+            Xt = torch.as_tensor((X - self.x_mean_) / self.x_scale_, dtype=torch.float32, device=device)
+            Yt = torch.as_tensor((Y - self.y_mean_) / self.y_scale_, dtype=torch.float32, device=device)
+            n = len(Xt)
+            threads = torch.get_num_threads()
+            small = min(self.batch_size, n) * X.shape[1] * self.hidden < 2 ** 24
+            torch.set_num_threads(self.n_threads or (1 if small else threads))
+            try:
+                self._train(torch, Xt, Yt, device)
+            finally:
+                torch.set_num_threads(threads)
 
-    def score(self, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
-        """Pearson r between predicted and true embeddings, one value per embedding dimension."""
-        from workbench.scoring import pearson_per_unit
+        def _train(self, torch: Any, Xt: Any, Yt: Any, device: Any) -> None:
+            n = len(Xt)
+            with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+                torch.manual_seed(self.seed)
+                model = _ContrastiveMLP(Xt.shape[1], Yt.shape[1], self.hidden, self.dropout).to(device)
+                opt = torch.optim.AdamW(model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+                gen = torch.Generator(device="cpu").manual_seed(self.seed)
+                bs = min(self.batch_size, n)
+                losses = []
+                model.train()
+                for _ in range(self.epochs):
+                    order = torch.randperm(n, generator=gen).to(device)
+                    total = 0.0
+                    for start in range(0, n - bs + 1 if n >= bs else 1, bs):
+                        idx = order[start:start + bs]
+                        pred = model(Xt[idx])
+                        loss = _info_nce(pred, Yt[idx], self.temperature) + self.mse_weight * torch.mean((pred - Yt[idx]) ** 2)
+                        opt.zero_grad()
+                        loss.backward()
+                        opt.step()
+                        total += float(loss.detach())
+                    losses.append(total)
+            model.eval()
+            self.model_ = model.cpu()
+            self.loss_curve_ = np.asarray(losses)
 
-        pred = self.predict(X)
-        Y = np.asarray(Y)
-        if pred.ndim == 1:
-            return pearson_per_unit(Y[:, None], pred[:, None])
-        return pearson_per_unit(Y, pred)
+        def predict(self, X: np.ndarray) -> np.ndarray:
+            """Predicted embeddings, one row per trial."""
+            check_is_fitted(self, "n_features_in_")
+            X = check_array(X, dtype=(np.float64, np.float32))
+            if X.shape[1] != self.n_features_in_:
+                raise WorkbenchError(f"X has {X.shape[1]} units but the decoder was fit on {self.n_features_in_}")
+            if self.method == "ridge":
+                pred = X.astype(self.coef_.dtype, copy=False) @ self.coef_ + self.intercept_
+            else:
+                import torch
 
-    def retrieval(self, X: np.ndarray, Y: np.ndarray, k: Sequence[int] = (1, 5),
-                  n_candidates: int | None = None, metric: str = "cosine") -> dict[int, float]:
-        """Top-k retrieval of the true embedding among the candidates (see ``scoring.retrieval_topk``)."""
-        from workbench.scoring import retrieval_topk
+                with torch.no_grad():
+                    Xt = torch.as_tensor((X - self.x_mean_) / self.x_scale_, dtype=torch.float32)
+                    pred = self.model_(Xt).numpy().astype(np.float64) * self.y_scale_ + self.y_mean_
+            return pred[:, 0] if getattr(self, "_ravel", False) else pred
 
-        return retrieval_topk(self.predict(X), np.asarray(Y), tuple(k), n_candidates=n_candidates, metric=metric)
+        def score(self, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
+            """Pearson r between predicted and true embeddings, one value per embedding dimension."""
+            from workbench.scoring import pearson_per_unit
+
+            pred = self.predict(X)
+            Y = np.asarray(Y)
+            if pred.ndim == 1:
+                return pearson_per_unit(Y[:, None], pred[:, None])
+            return pearson_per_unit(Y, pred)
+
+        def retrieval(self, X: np.ndarray, Y: np.ndarray, k: Sequence[int] = (1, 5),
+                      n_candidates: int | None = None, metric: str = "cosine") -> dict[int, float]:
+            """Top-k retrieval of the true embedding among the candidates (see ``scoring.retrieval_topk``)."""
+            from workbench.scoring import retrieval_topk
+
+            return retrieval_topk(self.predict(X), np.asarray(Y), tuple(k), n_candidates=n_candidates, metric=metric)
+
+    DecoderHead.__qualname__ = "DecoderHead"
+    DecoderHead.__module__ = __name__
+    return {"DecoderHead": DecoderHead}
+
+
+_CLASSES: dict[str, type] = {}
+
+
+def __getattr__(name: str) -> Any:
+    if name == "DecoderHead":
+        if not _CLASSES:
+            _CLASSES.update(_build_classes())
+        return _CLASSES[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _info_nce(pred: Any, target: Any, temperature: float) -> Any:
@@ -199,6 +218,8 @@ def time_generalization(estimator: Any, X: np.ndarray, Y: np.ndarray, cv: Any = 
     fits a clone of ``estimator`` per training time and predicts every test time at once. Scores
     (default: mean Pearson r over target dimensions) are averaged over folds.
     """
+    from sklearn.base import clone
+
     from workbench.linalg import make_folds
 
     X = np.asarray(X)
@@ -225,6 +246,8 @@ def time_generalization(estimator: Any, X: np.ndarray, Y: np.ndarray, cv: Any = 
 def per_time_decoding(estimator: Any, X: np.ndarray, Y: np.ndarray, cv: Any = 5,
                       scoring: Callable[[np.ndarray, np.ndarray], float] | None = None) -> np.ndarray:
     """Decode at each time point separately: the diagonal of :func:`time_generalization`, cheaper."""
+    from sklearn.base import clone
+
     from workbench.linalg import make_folds
 
     X, Y = np.asarray(X), np.asarray(Y)
@@ -240,23 +263,41 @@ def per_time_decoding(estimator: Any, X: np.ndarray, Y: np.ndarray, cv: Any = 5,
     return out / len(folds)
 
 
+_OPTIONS: dict[str, dict[str, Any]] = {
+    "method": {"type": "str", "default": "ridge", "choices": list(METHODS)},
+    "alphas": {"type": "array", "default": "logspace(-2, 6, 20)"},
+    "cv": {"type": "int | folds", "default": 5},
+    "backend": {"type": "str", "default": "numpy", "choices": ["numpy", "torch"]},
+    "device": {"type": "str", "default": None},
+    "fit_intercept": {"type": "bool", "default": True},
+    "dtype": {"type": "str", "default": "float32"},
+    "hidden": {"type": "int", "default": 256},
+    "epochs": {"type": "int", "default": 300},
+    "lr": {"type": "float", "default": 3e-3},
+    "weight_decay": {"type": "float", "default": 1e-4},
+    "temperature": {"type": "float", "default": 0.05},
+    "mse_weight": {"type": "float", "default": 1.0},
+    "dropout": {"type": "float", "default": 0.1},
+    "batch_size": {"type": "int", "default": 256},
+    "seed": {"type": "int", "default": 0},
+    "n_threads": {"type": "int", "default": None,
+                  "description": "torch CPU threads for training (None: 1 for small problems)"},
+}
+
+
+def _decoder_factory(**options: Any) -> Any:
+    """Build a DecoderHead (its class is defined on first use)."""
+    return __getattr__("DecoderHead")(**options)
+
+
+_decoder_factory.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+    [inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, default=None) for k in _OPTIONS])
+
+
 @workbench.hookimpl
 def register_heads(register: Any) -> None:
-    register("decoder", DecoderHead, direction="decode",
+    register("decoder", _decoder_factory, direction="decode",
              citation="Scotti et al. (2023) MindEye, NeurIPS (contrastive retrieval submodule)",
              description="Brain → embedding: ridge (alpha per dimension by CV) or a contrastive MLP "
                          "(InfoNCE + MSE); score = Pearson r per dimension; retrieval top-k",
-             options={"method": {"type": "str", "default": "ridge", "choices": list(METHODS)},
-                      "alphas": {"type": "array", "default": "logspace(-2, 6, 20)"},
-                      "cv": {"type": "int | folds", "default": 5},
-                      "backend": {"type": "str", "default": "numpy", "choices": ["numpy", "torch"]},
-                      "device": {"type": "str", "default": None},
-                      "fit_intercept": {"type": "bool", "default": True},
-                      "dtype": {"type": "str", "default": "float32"},
-                      "hidden": {"type": "int", "default": 256}, "epochs": {"type": "int", "default": 300},
-                      "lr": {"type": "float", "default": 3e-3}, "weight_decay": {"type": "float", "default": 1e-4},
-                      "temperature": {"type": "float", "default": 0.05},
-                      "mse_weight": {"type": "float", "default": 1.0}, "dropout": {"type": "float", "default": 0.1},
-                      "batch_size": {"type": "int", "default": 256}, "seed": {"type": "int", "default": 0},
-                      "n_threads": {"type": "int", "default": None,
-                                    "description": "torch CPU threads for training (None: 1 for small problems)"}})
+             options=_OPTIONS)

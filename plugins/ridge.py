@@ -7,11 +7,10 @@ returns one Pearson r per unit.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+import inspect
+from typing import Any, Callable, Sequence
 
 import numpy as np
-from sklearn.base import BaseEstimator
-from sklearn.utils.validation import check_array, check_is_fitted
 
 import workbench
 from workbench.types import WorkbenchError
@@ -61,99 +60,133 @@ def _as_bands(bands: Sequence[Any] | None, p: int) -> list[np.ndarray] | None:
     return bands_from_columns(bands, p)
 
 
-class RidgeHead(BaseEstimator):
-    """Features → brain ridge with one alpha per unit chosen by K-fold CV, refit on all samples.
+def _build_classes() -> dict[str, type]:
+    """Define the estimator classes on first use, so registering the plugin never imports scikit-learn."""
+    from sklearn.base import BaseEstimator
+    from sklearn.utils.validation import check_array, check_is_fitted
 
-    ``score(X, Y)`` returns the Pearson r of each unit's prediction. With ``bands`` it becomes banded
-    ridge (per-unit band weights as well as alpha, himalaya's random search). Fitted: ``coef_``
-    (p × units), ``intercept_``, ``best_alphas_``, ``cv_scores_`` (n_alphas × units, fold-averaged
-    −MSE or R² of each alpha; for banded ridge, at the chosen band weights).
-    """
+    class RidgeHead(BaseEstimator):
+        """Features → brain ridge with one alpha per unit chosen by K-fold CV, refit on all samples.
 
-    direction = "encode"
+        ``score(X, Y)`` returns the Pearson r of each unit's prediction. With ``bands`` it becomes banded
+        ridge (per-unit band weights as well as alpha, himalaya's random search). Fitted: ``coef_``
+        (p × units), ``intercept_``, ``best_alphas_``, ``cv_scores_`` (n_alphas × units, fold-averaged
+        −MSE or R² of each alpha; for banded ridge, at the chosen band weights).
+        """
 
-    def __init__(self, alphas: Sequence[float] | np.ndarray | None = None, cv: Any = 5, backend: str = "numpy",
-                 device: str | None = None, fit_intercept: bool = True, scoring: str = "mse",
-                 n_units_chunk: int | None = None, dtype: str = "float32", method: str = "auto",
-                 bands: Sequence[Any] | None = None, n_iter: int | np.ndarray = 20,
-                 concentration: float | Sequence[float] = (0.1, 1.0), random_state: int | None = 0) -> None:
-        self.alphas = alphas
-        self.cv = cv
-        self.backend = backend
-        self.device = device
-        self.fit_intercept = fit_intercept
-        self.scoring = scoring
-        self.n_units_chunk = n_units_chunk
-        self.dtype = dtype
-        self.method = method
-        self.bands = bands
-        self.n_iter = n_iter
-        self.concentration = concentration
-        self.random_state = random_state
+        direction = "encode"
 
-    def _alphas(self) -> np.ndarray:
-        from workbench.linalg import DEFAULT_ALPHAS
+        def __init__(self, alphas: Sequence[float] | np.ndarray | None = None, cv: Any = 5, backend: str = "numpy",
+                     device: str | None = None, fit_intercept: bool = True, scoring: str = "mse",
+                     n_units_chunk: int | None = None, dtype: str = "float32", method: str = "auto",
+                     bands: Sequence[Any] | None = None, n_iter: int | np.ndarray = 20,
+                     concentration: float | Sequence[float] = (0.1, 1.0), random_state: int | None = 0) -> None:
+            self.alphas = alphas
+            self.cv = cv
+            self.backend = backend
+            self.device = device
+            self.fit_intercept = fit_intercept
+            self.scoring = scoring
+            self.n_units_chunk = n_units_chunk
+            self.dtype = dtype
+            self.method = method
+            self.bands = bands
+            self.n_iter = n_iter
+            self.concentration = concentration
+            self.random_state = random_state
 
-        return np.asarray(DEFAULT_ALPHAS if self.alphas is None else self.alphas, dtype=np.float64).ravel()
+        def _alphas(self) -> np.ndarray:
+            from workbench.linalg import DEFAULT_ALPHAS
 
-    def fit(self, X: np.ndarray, Y: np.ndarray) -> "RidgeHead":
-        """Choose each unit's alpha (and band weights) by CV, then refit on all of X, Y."""
-        from workbench import linalg
+            return np.asarray(DEFAULT_ALPHAS if self.alphas is None else self.alphas, dtype=np.float64).ravel()
 
-        X = check_array(X, dtype=(np.float64, np.float32))
-        Y = check_array(Y, dtype=(np.float64, np.float32), ensure_2d=False)
-        if X.shape[0] != Y.shape[0]:
-            raise WorkbenchError(f"X has {X.shape[0]} samples but Y has {Y.shape[0]}; rows must match")
-        self._ravel = Y.ndim == 1
-        Y2 = Y[:, None] if self._ravel else Y
-        self.n_features_in_ = X.shape[1]
-        common = dict(fit_intercept=self.fit_intercept, scoring=self.scoring, backend=self.backend,
-                      device=self.device, dtype=self.dtype, n_units_chunk=self.n_units_chunk, method=self.method)
-        bands = _as_bands(self.bands, X.shape[1])
-        if bands is None:
-            res = linalg.ridge_cv(X, Y2, self._alphas(), self.cv, **common)
-        else:
-            res = linalg.banded_ridge_cv(X, Y2, bands, self._alphas(), self.cv, n_iter=self.n_iter,
-                                         concentration=self.concentration, random_state=self.random_state,
-                                         **common)
-            self.bands_ = bands
-            self.best_gammas_ = res.gammas
-            self.deltas_ = res.deltas
-            self.search_scores_ = res.search_scores
-            self.gamma_candidates_ = res.candidates
-        self.coef_ = res.coef
-        self.intercept_ = res.intercept.astype(res.coef.dtype)
-        self.best_alphas_ = res.best_alphas
-        self.cv_scores_ = res.cv_scores
-        self.method_ = res.method
-        self.flops_ = res.flops
-        return self
+        def fit(self, X: np.ndarray, Y: np.ndarray) -> "RidgeHead":
+            """Choose each unit's alpha (and band weights) by CV, then refit on all of X, Y."""
+            from workbench import linalg
 
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        """X @ coef_ + intercept_ (one column per unit)."""
-        check_is_fitted(self, "coef_")
-        X = check_array(X, dtype=(np.float64, np.float32))
-        if X.shape[1] != self.n_features_in_:
-            raise WorkbenchError(f"X has {X.shape[1]} features but the head was fit on {self.n_features_in_}")
-        pred = X.astype(self.coef_.dtype, copy=False) @ self.coef_ + self.intercept_
-        return pred[:, 0] if getattr(self, "_ravel", False) else pred
+            X = check_array(X, dtype=(np.float64, np.float32))
+            Y = check_array(Y, dtype=(np.float64, np.float32), ensure_2d=False)
+            if X.shape[0] != Y.shape[0]:
+                raise WorkbenchError(f"X has {X.shape[0]} samples but Y has {Y.shape[0]}; rows must match")
+            self._ravel = Y.ndim == 1
+            Y2 = Y[:, None] if self._ravel else Y
+            self.n_features_in_ = X.shape[1]
+            common = dict(fit_intercept=self.fit_intercept, scoring=self.scoring, backend=self.backend,
+                          device=self.device, dtype=self.dtype, n_units_chunk=self.n_units_chunk, method=self.method)
+            bands = _as_bands(self.bands, X.shape[1])
+            if bands is None:
+                res = linalg.ridge_cv(X, Y2, self._alphas(), self.cv, **common)
+            else:
+                res = linalg.banded_ridge_cv(X, Y2, bands, self._alphas(), self.cv, n_iter=self.n_iter,
+                                             concentration=self.concentration, random_state=self.random_state,
+                                             **common)
+                self.bands_ = bands
+                self.best_gammas_ = res.gammas
+                self.deltas_ = res.deltas
+                self.search_scores_ = res.search_scores
+                self.gamma_candidates_ = res.candidates
+            self.coef_ = res.coef
+            self.intercept_ = res.intercept.astype(res.coef.dtype)
+            self.best_alphas_ = res.best_alphas
+            self.cv_scores_ = res.cv_scores
+            self.method_ = res.method
+            self.flops_ = res.flops
+            return self
 
-    def score(self, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
-        """Pearson r between predicted and measured responses, one value per unit."""
-        from workbench.scoring import pearson_per_unit
+        def predict(self, X: np.ndarray) -> np.ndarray:
+            """X @ coef_ + intercept_ (one column per unit)."""
+            check_is_fitted(self, "coef_")
+            X = check_array(X, dtype=(np.float64, np.float32))
+            if X.shape[1] != self.n_features_in_:
+                raise WorkbenchError(f"X has {X.shape[1]} features but the head was fit on {self.n_features_in_}")
+            pred = X.astype(self.coef_.dtype, copy=False) @ self.coef_ + self.intercept_
+            return pred[:, 0] if getattr(self, "_ravel", False) else pred
 
-        pred = self.predict(X)
-        Y = np.asarray(Y)
-        if pred.ndim == 1:
-            return pearson_per_unit(Y[:, None], pred[:, None])
-        return pearson_per_unit(Y, pred)
+        def score(self, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
+            """Pearson r between predicted and measured responses, one value per unit."""
+            from workbench.scoring import pearson_per_unit
+
+            pred = self.predict(X)
+            Y = np.asarray(Y)
+            if pred.ndim == 1:
+                return pearson_per_unit(Y[:, None], pred[:, None])
+            return pearson_per_unit(Y, pred)
 
 
-class BandedRidgeHead(RidgeHead):
-    """Banded ridge: several feature spaces (``bands``), each with its own regularisation per unit.
+    class BandedRidgeHead(RidgeHead):
+        """Banded ridge: several feature spaces (``bands``), each with its own regularisation per unit.
 
-    Without ``bands`` every feature forms one band and this is plain :class:`RidgeHead`.
-    """
+        Without ``bands`` every feature forms one band and this is plain :class:`RidgeHead`.
+        """
+
+    for cls in (RidgeHead, BandedRidgeHead):
+        cls.__qualname__ = cls.__name__
+        cls.__module__ = __name__
+    return {"RidgeHead": RidgeHead, "BandedRidgeHead": BandedRidgeHead}
+
+
+_CLASSES: dict[str, type] = {}
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("RidgeHead", "BandedRidgeHead"):
+        if not _CLASSES:
+            _CLASSES.update(_build_classes())
+        return _CLASSES[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _factory(class_name: str, options: dict[str, dict[str, Any]]) -> Callable[..., Any]:
+    """A registry factory whose signature lists the head's options, without importing the class."""
+
+    def factory(**kwargs: Any) -> Any:
+        return __getattr__(class_name)(**kwargs)
+
+    factory.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, default=None) for k in options])
+    factory.__name__ = factory.__qualname__ = class_name
+    factory.__doc__ = f"Build a {class_name} (defined on first use)."
+    return factory
 
 
 def variance_partition(r2_a: np.ndarray, r2_b: np.ndarray, r2_ab: np.ndarray) -> dict[str, np.ndarray]:
@@ -183,18 +216,18 @@ def partition_variance(Xa: np.ndarray, Xb: np.ndarray, Y: np.ndarray, train: np.
     r2 = {}
     for name, X, bands in (("a", Xa, None), ("b", Xb, None),
                            ("ab", Xab, [Xa.shape[1], Xb.shape[1]] if joint == "banded" else None)):
-        head = RidgeHead(bands=bands, **options).fit(X[train], Y[train])
+        head = __getattr__("RidgeHead")(bands=bands, **options).fit(X[train], Y[train])
         r2[name] = r2_per_unit(Y[test], head.predict(X[test]))
     return variance_partition(r2["a"], r2["b"], r2["ab"])
 
 
 @workbench.hookimpl
 def register_heads(register: Any) -> None:
-    register("ridge", RidgeHead, direction="encode", citation=CITATION_RIDGE,
+    register("ridge", _factory("RidgeHead", {**_COMMON_OPTIONS, **_BAND_OPTIONS}), direction="encode", citation=CITATION_RIDGE,
              description="Ridge per unit: alpha chosen by K-fold CV (test MSE), one eigh per fold; "
                          "Gram or kernel form; numpy or torch; score = Pearson r per unit",
              options={**_COMMON_OPTIONS, **_BAND_OPTIONS})
-    register("banded-ridge", BandedRidgeHead, direction="encode", citation=CITATION_RIDGE,
+    register("banded-ridge", _factory("BandedRidgeHead", {**_COMMON_OPTIONS, **_BAND_OPTIONS}), direction="encode", citation=CITATION_RIDGE,
              description="Banded ridge over several feature spaces: per-unit band weights and alpha by CV "
                          "(himalaya random search or an explicit grid)",
              options={**_COMMON_OPTIONS, **_BAND_OPTIONS})
