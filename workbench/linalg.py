@@ -441,7 +441,7 @@ def select_alphas(scores: np.ndarray, alphas: np.ndarray) -> tuple[np.ndarray, n
 
 def default_chunk(n: int, p: int, r: int, t: int, budget_bytes: int = 2 ** 28, itemsize: int = 4) -> int:
     """Units per chunk so the per-chunk working set stays near ``budget_bytes`` (256 MiB)."""
-    per_unit = itemsize * (2 * n + 2 * p + 4 * r)
+    per_unit = itemsize * (3 * n + 2 * p + 6 * r)
     size = max(256, budget_bytes // per_unit // 256 * 256)
     return int(min(t, size))
 
