@@ -186,7 +186,6 @@ class _Decomposition:
     x_test: Any = None  # globally centred test rows of X (primal)
     R: Any = None  # test design in the eigenbasis (n_test × r) or its QR factor (r × r)
     Q: Any = None  # orthonormal factor of the test design, when n_test > r
-    s_work: Any = None
 
 
 @dataclass
@@ -197,7 +196,6 @@ class _Chunk:
     y_mean: np.ndarray
     Yg: Any
     C_all: Any = None  # Xgᵀ Yg (primal)
-    best: np.ndarray | None = None
 
 
 class RidgeSolver:
@@ -205,7 +203,8 @@ class RidgeSolver:
 
     ``X`` is copied once, centred when ``fit_intercept``; decompositions run in float64 (cheap next
     to the target products, and accurate for small eigenvalues) while the products with targets run
-    in ``dtype``. ``flops`` counts the floating-point operations the solver has executed.
+    in ``dtype``. ``flops`` counts the floating-point operations the solver has executed. Memory:
+    per fold a p × p basis plus the test rows (primal), or n_train² plus n_test × n_train (dual).
     """
 
     def __init__(self, X: np.ndarray, alphas: Sequence[float] | np.ndarray = DEFAULT_ALPHAS,
