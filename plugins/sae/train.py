@@ -17,7 +17,11 @@ SAE leaves the trainer, so exported weights act on the raw features. Batches are
 generator seeded by (seed, step), and every checkpoint holds the weights, the Adam moments, the
 dead-latent counters and the metric history, so a resumed run reproduces an uninterrupted one.
 
-Checkpoints are store entries ``sae/<name>/step-<step>``; the last ``keep`` are kept.
+Metrics, evaluated on a held-out ``eval_fraction`` of the stimuli: explained variance
+(1 − SSE / total sum of squares about the mean), L0 (mean active latents per stimulus, with the
+inference activation) and the dead fraction (latents that fired on none of the last
+``dead_samples`` training samples). Checkpoints are store entries ``sae/<name>/step-<step>``; the
+last ``keep`` are kept.
 """
 
 from __future__ import annotations
@@ -329,7 +333,7 @@ def _threads_for(flops_per_step: float) -> Iterator[None]:
 
 def train_sae(store: Store, features_path: str, config: TrainConfig | None = None, name: str | None = None,
               progress: Progress | None = None) -> TrainResult:
-    """Train (or resume training) an SAE on the cached feature entry ``features_path``.
+    """Train (or resume training) an SAE on the cached feature entry ``features_path`` (read into memory).
 
     Returns the run's key, final metrics and history; checkpoints go to ``sae/<name>/step-N``.
     """
