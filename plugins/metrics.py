@@ -260,14 +260,22 @@ def compare_rdms(a: np.ndarray, b: np.ndarray, method: str = "spearman") -> floa
     ``spearman`` (Pearson r of ranks, ties averaged), ``pearson``, ``kendall_tau_a``, ``cosine``,
     ``rho_a``, and the whitened ``corr_cov`` / ``cosine_cov`` (Diedrichsen et al. 2021: cosine of the
     double-centred second-moment matrices, i.e. rsatoolbox's default identity pattern covariance).
+    NaN entries (pairs never measured) are dropped from both RDMs, as rsatoolbox does.
     """
-    from scipy.stats import rankdata
+    from workbench.stats import rankdata
 
     method = _ALIASES.get(method, method)
     a = np.asarray(a, dtype=np.float64).ravel()
     b = np.asarray(b, dtype=np.float64).ravel()
     if a.shape != b.shape:
         raise WorkbenchError(f"RDMs have different lengths ({len(a)} vs {len(b)}); they must cover the same stimuli")
+    missing_a, missing_b = np.isnan(a), np.isnan(b)
+    if missing_a.any() or missing_b.any():
+        if not np.array_equal(missing_a, missing_b):
+            raise WorkbenchError("the two RDMs have NaN (unmeasured pairs) at different positions")
+        if method in ("cosine_cov", "corr_cov"):
+            raise WorkbenchError(f"{method} needs complete RDMs; these have NaN entries")
+        a, b = a[~missing_a], b[~missing_b]
     if method == "spearman":
         ra, rb = rankdata(a), rankdata(b)
         return _cosine(ra - ra.mean(), rb - rb.mean())

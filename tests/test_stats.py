@@ -12,6 +12,14 @@ from workbench.types import WorkbenchError
 from workbench_plugins.metrics import compare_rdms, rdm, squareform
 
 
+def test_rankdata_matches_scipy_with_ties():
+    rng = np.random.default_rng(9)
+    a = rng.integers(0, 50, 500).astype(float)
+    np.testing.assert_array_equal(stats.rankdata(a), sps.rankdata(a))
+    b = rng.random(300)
+    np.testing.assert_array_equal(stats.rankdata(b), sps.rankdata(b))
+
+
 def test_fast_rdm_permutation_null_equals_brute_force():
     rng = np.random.default_rng(0)
     X = rng.standard_normal((30, 8))

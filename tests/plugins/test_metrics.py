@@ -106,6 +106,18 @@ def test_rdm_comparisons_match_rsatoolbox(reps, ours, theirs):
     assert RSA(comparison=ours).compare(X, Y) == pytest.approx(compare_rdms(rdm(X), rdm(Y), ours), abs=TOL)
 
 
+def test_nan_pairs_are_dropped_like_rsatoolbox(reps):
+    X, Y = reps
+    a, b = rdm(X), rdm(Y)
+    a[[2, 9]] = np.nan
+    b[[2, 9]] = np.nan
+    ref = rsatoolbox.rdm.compare(rsatoolbox.rdm.RDMs(a[None]), rsatoolbox.rdm.RDMs(b[None]), method="spearman")[0, 0]
+    assert compare_rdms(a, b) == pytest.approx(ref, abs=TOL)
+    b[3] = np.nan
+    with pytest.raises(WorkbenchError, match="different positions"):
+        compare_rdms(a, b)
+
+
 def test_squareform_round_trip(reps):
     v = rdm(reps[0])
     S = squareform(v)
