@@ -99,8 +99,6 @@ def worker(args: argparse.Namespace) -> None:
     cv = KFold(args.folds)
     info: dict = {}
     cuda = args.backend == "torch" and (args.device or "").startswith("cuda")
-    if args.worker == "workbench":
-        info["gemm_before"] = gemm_rate(args.backend, args.device)
     warm_up(args.backend, args.device)
     if cuda:
         import torch
@@ -138,8 +136,6 @@ def worker(args: argparse.Namespace) -> None:
     peak = maxrss_bytes() - base
     if cuda:
         info["gpu_peak_bytes"] = int(torch.cuda.max_memory_allocated())
-    if args.worker == "workbench":
-        info["gemm_after"] = gemm_rate(args.backend, args.device)
     np.savez(args.out, best=best, coef=coef[:, :: max(1, args.t // 500)])
     with open(args.out + ".json", "w") as fh:
         json.dump({"wall": wall, "peak_bytes": int(peak), **info}, fh)
@@ -187,10 +183,12 @@ def main() -> None:
           f"backend={args.backend} device={args.device or 'cpu'} threads={os.cpu_count()} "
           "(shared machine: timings are noisy)")
     with tempfile.TemporaryDirectory() as tmp:
+        before = gemm_rate(args.backend, args.device)
         ours = run_child("workbench", args, tmp)
-        rate = 0.5 * (ours["gemm_before"] + ours["gemm_after"])
-        print(f"measured float32 GEMM rate in the same process: {ours['gemm_before']:.1f} GFLOP/s before, "
-              f"{ours['gemm_after']:.1f} after (mean {rate:.1f})")
+        after = gemm_rate(args.backend, args.device)
+        rate = 0.5 * (before + after)
+        print(f"measured float32 GEMM rate just before and after the run: {before:.1f} and {after:.1f} GFLOP/s "
+              f"(mean {rate:.1f})")
         gflops = ours["flops"] / ours["wall"] / 1e9
         print(f"workbench ridge_cv ({ours['method']}): {ours['wall']:8.2f} s   peak +{ours['peak_bytes'] / 2**20:8.0f} MiB"
               f"   {ours['flops'] / 1e12:.3f} TFLOP executed -> {gflops:7.1f} GFLOP/s = {100 * gflops / rate:5.1f}% of GEMM rate")

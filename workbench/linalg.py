@@ -123,6 +123,12 @@ class Backend:
     def concat(self, parts: Sequence[Any], axis: int) -> Any:
         return np.concatenate(parts, axis) if self.torch is None else self.torch.cat(list(parts), axis)
 
+    @property
+    def chunk_budget(self) -> int:
+        """Bytes of working memory per chunk of units: 256 MiB on the CPU, 2 GiB on an accelerator,
+        where bigger products keep the device busy."""
+        return 2 ** 31 if self.torch is not None and self.device.type != "cpu" else 2 ** 28
+
     def sync(self) -> None:
         if self.torch is not None and self.device.type == "cuda":
             self.torch.cuda.synchronize(self.device)
@@ -496,7 +502,8 @@ def ridge_cv(X: np.ndarray, Y: np.ndarray, alphas: Sequence[float] | np.ndarray 
     solver = RidgeSolver(X, alphas, folds, fit_intercept=fit_intercept, backend=backend, device=device,
                          dtype=dtype, method=method, scoring=scoring)
     t = Y.shape[1]
-    size = n_units_chunk or default_chunk(solver.n, solver.p, min(solver.n, solver.p), t)
+    size = n_units_chunk or default_chunk(solver.n, solver.p, min(solver.n, solver.p), t,
+                                          solver.backend.chunk_budget)
     coef = np.empty((solver.p, t), dtype=solver.dtype)
     intercept = np.empty(t)
     best_alphas = np.empty(t)
@@ -522,7 +529,8 @@ def ridge_fit(X: np.ndarray, Y: np.ndarray, alpha: float | np.ndarray = 1.0, *, 
     alpha = np.broadcast_to(np.asarray(alpha, dtype=np.float64), (t,))
     solver = RidgeSolver(X, np.unique(alpha), None, fit_intercept=fit_intercept, backend=backend,
                          device=device, dtype=dtype, method=method)
-    size = n_units_chunk or default_chunk(solver.n, solver.p, min(solver.n, solver.p), t)
+    size = n_units_chunk or default_chunk(solver.n, solver.p, min(solver.n, solver.p), t,
+                                          solver.backend.chunk_budget)
     coef = np.empty((solver.p, t), dtype=solver.dtype)
     intercept = np.empty(t)
     for sl in _chunks(t, size):
@@ -612,7 +620,7 @@ def banded_ridge_cv(X: np.ndarray, Y: np.ndarray, bands: Sequence[Sequence[int] 
     search = np.empty((len(gammas), t))
     all_scores = np.empty((len(alphas), t))
     flops = 0.0
-    size = n_units_chunk or default_chunk(n, p, min(n, p), t)
+    size = n_units_chunk or default_chunk(n, p, min(n, p), t, get_backend(backend, device).chunk_budget)
     for g in range(len(gammas)):
         solver = RidgeSolver(X * scale_of_col[g], alphas, folds, fit_intercept=fit_intercept, backend=backend,
                              device=device, dtype=dtype, method=method, scoring=scoring)
