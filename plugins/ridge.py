@@ -223,11 +223,12 @@ def partition_variance(Xa: np.ndarray, Xb: np.ndarray, Y: np.ndarray, train: np.
 
 @workbench.hookimpl
 def register_heads(register: Any) -> None:
-    register("ridge", _factory("RidgeHead", {**_COMMON_OPTIONS, **_BAND_OPTIONS}), direction="encode", citation=CITATION_RIDGE,
+    options = {**_COMMON_OPTIONS, **_BAND_OPTIONS}
+    register("ridge", _factory("RidgeHead", options), direction="encode", citation=CITATION_RIDGE,
              description="Ridge per unit: alpha chosen by K-fold CV (test MSE), one eigh per fold; "
                          "Gram or kernel form; numpy or torch; score = Pearson r per unit",
-             options={**_COMMON_OPTIONS, **_BAND_OPTIONS})
-    register("banded-ridge", _factory("BandedRidgeHead", {**_COMMON_OPTIONS, **_BAND_OPTIONS}), direction="encode", citation=CITATION_RIDGE,
+             options=options)
+    register("banded-ridge", _factory("BandedRidgeHead", options), direction="encode", citation=CITATION_RIDGE,
              description="Banded ridge over several feature spaces: per-unit band weights and alpha by CV "
                          "(himalaya random search or an explicit grid)",
-             options={**_COMMON_OPTIONS, **_BAND_OPTIONS})
+             options=options)
