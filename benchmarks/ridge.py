@@ -4,7 +4,8 @@ Default size is one NSD subject (n=9000 stimuli, p=768 features, t=15,724 units,
 ``--scale`` shrinks n and t linearly and p by sqrt(scale). Each solver runs in its own subprocess on
 the same seeded data and folds, so wall time and peak memory (ru_maxrss growth after the data exist)
 are measured cleanly. Prints wall time, peak memory, the speed ratio, agreement of the chosen alphas,
-and achieved GFLOP/s (FLOPs the algorithm executes) against a measured float32 GEMM rate.
+and achieved GFLOP/s (FLOPs the algorithm executes) against a float32 GEMM rate measured just before
+and after the run.
 
     python benchmarks/ridge.py --scale 0.25
     python benchmarks/ridge.py --backend torch --device cuda
