@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import shutil
 import sys
 from pathlib import Path
@@ -160,8 +159,8 @@ def test_nan_values_and_wrong_shapes_are_refused(copy: Path, tmp_store: Store, b
     assert tmp_store.verify() == [] and tmp_store.ls() == []
 
 
-@pytest.mark.skipif(importlib.util.find_spec("mne") is not None, reason="MNE is installed")
-def test_raw_data_need_mne(copy: Path) -> None:
+def test_raw_data_need_mne(copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "mne", None)
     raw = copy / te.raw_file(1, 1, "training")
     raw.parent.mkdir(parents=True)
     np.save(raw, {"raw_eeg_data": np.zeros((3, 10))})
