@@ -189,24 +189,14 @@ class NSDDataset:
 
     # ---- files -------------------------------------------------------------------------------
     def _root(self) -> Path:
-        if self.local_path is None:
-            raise WorkbenchError(
-                "NSD data are not on this machine: run `workbench data fetch nsd --dest DIR --accept-terms` "
-                "(add `-s 1` for one subject) and pass local_path=DIR"
-            )
-        if not self.local_path.is_dir():
-            raise WorkbenchError(f"NSD local_path {self.local_path} is not a folder; fetch the data there with "
-                                 f"`workbench data fetch nsd --dest {self.local_path} --accept-terms`")
-        return self.local_path
+        from workbench.fetch import local_root
+
+        return local_root(self.local_path, "nsd")
 
     def _file(self, rel: str, what: str) -> Path:
-        path = self._root() / rel
-        if not path.is_file():
-            raise WorkbenchError(
-                f"{path} is missing ({what}); download it with `workbench data fetch nsd --dest {self._root()} "
-                f"--accept-terms -o space={self.space}` or correct local_path"
-            )
-        return path
+        from workbench.fetch import local_file
+
+        return local_file(self._root(), rel, what, "nsd", f" -o space={self.space}")
 
     def _design_arrays(self) -> dict[str, np.ndarray]:
         if self._design is None:

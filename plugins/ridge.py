@@ -144,13 +144,9 @@ def _build_classes() -> dict[str, type]:
 
         def score(self, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
             """Pearson r between predicted and measured responses, one value per unit."""
-            from workbench.scoring import pearson_per_unit
+            from workbench.scoring import pearson_per_output
 
-            pred = self.predict(X)
-            Y = np.asarray(Y)
-            if pred.ndim == 1:
-                return pearson_per_unit(Y[:, None], pred[:, None])
-            return pearson_per_unit(Y, pred)
+            return pearson_per_output(Y, self.predict(X))
 
 
     class BandedRidgeHead(RidgeHead):

@@ -145,22 +145,14 @@ class ThingsEEG2Dataset:
 
     # ---- files -------------------------------------------------------------------------------
     def _root(self) -> Path:
-        if self.local_path is None:
-            raise WorkbenchError(
-                "THINGS-EEG2 data are not on this machine: run `workbench data fetch things-eeg2 --dest DIR "
-                "--accept-terms` (add `-s 1` for one subject) and pass local_path=DIR"
-            )
-        if not self.local_path.is_dir():
-            raise WorkbenchError(f"THINGS-EEG2 local_path {self.local_path} is not a folder; fetch the data there "
-                                 f"with `workbench data fetch things-eeg2 --dest {self.local_path} --accept-terms`")
-        return self.local_path
+        from workbench.fetch import local_root
+
+        return local_root(self.local_path, "things-eeg2")
 
     def _file(self, rel: str, what: str) -> Path:
-        path = self._root() / rel
-        if not path.is_file():
-            raise WorkbenchError(f"{path} is missing ({what}); download it with `workbench data fetch things-eeg2 "
-                                 f"--dest {self._root()} --accept-terms` or correct local_path")
-        return path
+        from workbench.fetch import local_file
+
+        return local_file(self._root(), rel, what, "things-eeg2")
 
     def metadata(self) -> dict[str, list[str]]:
         """The image metadata dict (file names and concepts of the training and test images)."""

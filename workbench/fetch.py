@@ -86,6 +86,27 @@ def require_terms(accept_terms: bool, dataset: str, terms_url: str, note: str = 
         )
 
 
+def local_root(path: Path | None, dataset: str, fetch_hint: str = "") -> Path:
+    """The folder a dataset plugin reads, or one clear error saying how to fetch the data there."""
+    fetch = f"workbench data fetch {dataset} --dest {{dest}} --accept-terms{fetch_hint}"
+    if path is None:
+        raise WorkbenchError(f"{dataset} data are not on this machine: run `{fetch.format(dest='DIR')}` "
+                             "(add `-s 1` for one subject) and pass local_path=DIR")
+    if not Path(path).is_dir():
+        raise WorkbenchError(f"{dataset} local_path {path} is not a folder; fetch the data there with "
+                             f"`{fetch.format(dest=path)}`")
+    return Path(path)
+
+
+def local_file(root: Path, rel: str, what: str, dataset: str, fetch_hint: str = "") -> Path:
+    """``root/rel`` if it exists, else one clear error naming the file, its role and the fetch command."""
+    path = root / rel
+    if not path.is_file():
+        raise WorkbenchError(f"{path} is missing ({what}); download it with `workbench data fetch {dataset} "
+                             f"--dest {root} --accept-terms{fetch_hint}` or correct local_path")
+    return path
+
+
 def _user_agent() -> str:
     try:
         from importlib.metadata import version

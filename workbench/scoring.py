@@ -24,6 +24,14 @@ def pearson_per_unit(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
     return np.where(denom > 0, r, 0.0)
 
 
+def pearson_per_output(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+    """``pearson_per_unit`` that also takes single-output 1-D targets (as scikit-learn heads may predict)."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    if y_pred.ndim == 1:
+        return pearson_per_unit(y_true.reshape(-1, 1), y_pred[:, None])
+    return pearson_per_unit(y_true, y_pred)
+
+
 def r2_per_unit(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
     """Coefficient of determination per unit (sklearn's ``r2_score(multioutput='raw_values')``)."""
     a = np.asarray(y_true, dtype=np.float64)
