@@ -296,3 +296,15 @@ def test_time_resolved_recordings_keep_the_time_axis(tmp_path):
     frame = results_table(sweep.store, "tiny")
     occipital = frame[frame["roi"] == "occipital"].iloc[0]
     assert occipital["peak_time"] > 0.1
+
+
+def test_unknown_executor_and_missing_dask_are_clear_errors(tmp_path, monkeypatch):
+    import sys
+
+    from workbench.sweep.executors import get_executor
+
+    with pytest.raises(WorkbenchError, match="unknown executor 'slurm'"):
+        get_executor("slurm")
+    monkeypatch.setitem(sys.modules, "dask.distributed", None)
+    with pytest.raises(WorkbenchError, match=r"brain-workbench\[dask\]"):
+        list(get_executor("dask")(str(tmp_path / "s.zarr"), []))
