@@ -308,3 +308,15 @@ def test_unknown_executor_and_missing_dask_are_clear_errors(tmp_path, monkeypatc
     monkeypatch.setitem(sys.modules, "dask.distributed", None)
     with pytest.raises(WorkbenchError, match=r"brain-workbench\[dask\]"):
         list(get_executor("dask")(str(tmp_path / "s.zarr"), []))
+
+
+def test_dask_executor_matches_inline(tmp_path):
+    pytest.importorskip("dask.distributed")
+    a = tiny_config(tmp_path / "a", heads=[{"name": "ridge", "options": {"cv": 3}}])
+    b = tiny_config(tmp_path / "b", heads=[{"name": "ridge", "options": {"cv": 3}}])
+    Sweep(config_from_dict(a)).run(executor="inline")
+    summary = Sweep(config_from_dict(b)).run(executor="dask")
+    assert summary["computed"] == 4
+    ta = results_table(Sweep(config_from_dict(a)).store, "tiny").sort_values(["subject", "layer", "roi"])
+    tb = results_table(Sweep(config_from_dict(b)).store, "tiny").sort_values(["subject", "layer", "roi"])
+    np.testing.assert_allclose(ta["mean_r"].to_numpy(), tb["mean_r"].to_numpy(), atol=1e-6)

@@ -49,12 +49,16 @@ def run_local(store_url: str, cells: list[Cell], workers: int | None = None) -> 
             raise
 
 
-def run_dask(store_url: str, cells: list[Cell], address: str | None = None) -> Iterator[tuple[Cell, dict[str, Any]]]:
+def run_dask(store_url: str, cells: list[Cell], address: str | None = None,
+             workers: int | None = None) -> Iterator[tuple[Cell, dict[str, Any]]]:
+    """Submit cells to the scheduler at ``address`` (e.g. one a dask-jobqueue SLURMCluster started),
+    or to a local cluster of ``workers`` processes when no address is given."""
     try:
         from dask.distributed import Client, as_completed as dask_completed
     except ImportError:
         raise WorkbenchError("the dask executor needs dask.distributed: pip install 'brain-workbench[dask]'") from None
-    client = Client(address) if address else Client(processes=True)
+    local = {"n_workers": workers} if workers else {}
+    client = Client(address) if address else Client(processes=True, dashboard_address=None, **local)
     try:
         futures = {client.submit(compute_cell, store_url, cell, pure=False): cell for cell in cells}
         for future in dask_completed(list(futures)):
@@ -69,5 +73,5 @@ def get_executor(name: str, workers: int | None = None, address: str | None = No
     if name == "local":
         return lambda url, cells: run_local(url, cells, workers)
     if name == "dask":
-        return lambda url, cells: run_dask(url, cells, address)
+        return lambda url, cells: run_dask(url, cells, address, workers)
     raise WorkbenchError(f"unknown executor {name!r}; use one of {', '.join(EXECUTORS)}")
