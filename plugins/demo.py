@@ -258,7 +258,7 @@ class DemoDataset:
         return [str(i + 1) for i in range(self.n_subjects)]
 
     def fingerprint(self) -> str:
-        return digest("demo-v1", self.n_subjects, self.n_train, self.n_test, self.n_repetitions, self.noise, self.seed)
+        return digest("demo-v2", self.n_subjects, self.n_train, self.n_test, self.n_repetitions, self.noise, self.seed)
 
     # ---- features of the generating model ----------------------------------------------------
     @cached_property
@@ -319,9 +319,11 @@ class DemoDataset:
         rec = Recording(
             dataset=self.name, subject=subject, responses=responses, trial_stimulus_ids=ids[order], units=units,
             splits={"train": ids[train], "test": ids[test]},
-            preprocessing=[{"step": "simulate", "generator": "demo-v1", "seed": self.seed, "noise": self.noise}],
+            preprocessing=[{"step": "simulate", "generator": "demo-v2", "seed": self.seed, "noise": self.noise}],
         )
-        rec.noise_ceiling = ncsnr_noise_ceiling(rec.responses, rec.trial_stimulus_ids, 1)
+        from workbench.stats import noise_ceiling_nsd
+
+        rec.noise_ceiling = noise_ceiling_nsd(rec.responses, rec.trial_stimulus_ids, n_average=1).astype(np.float32)
         rec.preprocessing.append({"step": "noise_ceiling", "method": "ncsnr", "n": 1})
         return rec
 
@@ -338,31 +340,12 @@ class DemoDataset:
         return dest
 
 
-def ncsnr_noise_ceiling(responses: np.ndarray, trial_ids: np.ndarray, n_average: int) -> np.ndarray:
-    """NSD's noise ceiling (Allen et al. 2022) as a fraction: ncsnr² / (ncsnr² + 1/n) per unit."""
-    z = (responses - responses.mean(axis=0)) / np.where(responses.std(axis=0) > 0, responses.std(axis=0), 1)
-    _, inverse, counts = np.unique(trial_ids, return_inverse=True, return_counts=True)
-    repeated = counts[inverse] > 1
-    z, inverse = z[repeated], inverse[repeated]
-    sums = np.zeros((inverse.max() + 1, z.shape[1]))
-    squares = np.zeros_like(sums)
-    np.add.at(sums, inverse, z)
-    np.add.at(squares, inverse, z * z)
-    k = np.bincount(inverse)[:, None].astype(np.float64)
-    valid = k[:, 0] > 1
-    var = (squares[valid] - sums[valid] ** 2 / k[valid]) / (k[valid] - 1)
-    noise_var = var.mean(axis=0)
-    signal_var = np.clip(1 - noise_var, 0, None)
-    ncsnr2 = signal_var / np.where(noise_var > 0, noise_var, np.inf)
-    return (ncsnr2 / (ncsnr2 + 1.0 / n_average)).astype(np.float32)
-
-
 @workbench.hookimpl
 def register_datasets(register) -> None:
     register(
         "demo", DemoDataset,
         description="Simulated NSD-shaped fMRI on fsaverage5 with planted layer-to-ROI structure (offline default).",
-        modality="image+text", citation="brain-workbench demo generator v1",
+        modality="image+text", citation="brain-workbench demo generator v2",
         options={
             "n_subjects": {"type": "int", "default": 2, "help": "number of simulated subjects"},
             "n_train": {"type": "int", "default": 450, "help": "training images per subject"},

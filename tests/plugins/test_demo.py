@@ -53,7 +53,7 @@ def test_noise_ceiling_matches_an_independent_computation(small):
     units = rng.choice(rec.n_units, 25, replace=False)
     for u in units:
         y = rec.responses[:, u].astype(np.float64)
-        z = (y - y.mean()) / y.std()
+        z = (y - y.mean()) / y.std(ddof=1)
         variances = [np.var(z[rec.trial_stimulus_ids == s], ddof=1) for s in np.unique(rec.trial_stimulus_ids)]
         noise = np.mean(variances)
         snr2 = max(0.0, 1 - noise) / noise

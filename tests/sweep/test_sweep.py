@@ -158,7 +158,8 @@ def test_results_table_and_parquet_export(tmp_path):
     rois = ["all", *sweep.dataset.recording("1").units.rois]
     assert set(frame["roi"]) == set(rois)
     assert len(frame) == 4 * len(rois)
-    assert {"mean_r", "mean_r_normalized", "p_permutation", "null_mean_r_95", "depth"} <= set(frame.columns)
+    assert {"mean_r", "mean_r_normalized", "p_permutation", "q_fdr", "null_mean_r_95", "depth"} <= set(frame.columns)
+    assert frame.loc[frame["roi"] != "all", "q_fdr"].between(0, 1).all()
     parquet = pd.read_parquet(summary["table"])
     assert summary["table"] == table_path(sweep.store, "tiny")
     pd.testing.assert_frame_equal(parquet, frame)

@@ -324,7 +324,11 @@ def compute_cell(store_url: str, cell: Cell) -> dict[str, Any]:
 
 # ---- results tables ------------------------------------------------------------------------
 def results_table(store: Store, sweep: str):
-    """One row per cell × ROI of the sweep's latest run, as a pandas DataFrame."""
+    """One row per cell × ROI of the sweep's latest run, as a pandas DataFrame.
+
+    ``q_fdr`` is the Benjamini–Hochberg adjusted permutation p-value over every subject × encoder ×
+    layer × ROI row of the sweep (the whole-brain ``all`` rows are not part of the family).
+    """
     import pandas as pd
 
     manifest_path = f"results/{sweep}/{MANIFEST}"
@@ -345,7 +349,14 @@ def results_table(store: Store, sweep: str):
             rows.append({"sweep": sweep, "dataset": attrs["dataset"], "subject": cell["subject"],
                          "encoder": cell["encoder"], "layer": cell["layer"], "depth": cell["depth"],
                          "head": cell["head"], "cell": key, **roi})
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    if "p_permutation" in frame.columns:
+        from workbench.stats import fdr_bh
+
+        family = frame["roi"] != "all"
+        frame["q_fdr"] = np.nan
+        frame.loc[family, "q_fdr"] = fdr_bh(frame.loc[family, "p_permutation"].to_numpy(dtype=float))[1]
+    return frame
 
 
 def table_path(store: Store, sweep: str) -> str:
