@@ -7,6 +7,9 @@ is cheap; torch and open_clip are imported when the encoder is first used.
 
 from __future__ import annotations
 
+import contextlib
+import logging
+
 import os
 from pathlib import Path
 from typing import Any, Sequence
@@ -99,7 +102,7 @@ class ClipEncoder:
         self.device = resolve_device(self.device_option)
         checkpoint, overrides = self._resolve_pretrained()
         try:
-            with seeded(RANDOM_SEED):
+            with seeded(RANDOM_SEED), _quiet_random_init(checkpoint is None):
                 model, _, preprocess = open_clip.create_model_and_transforms(
                     self.model_name, pretrained=checkpoint, device="cpu", pretrained_text=False, **overrides)
         except WorkbenchError:
@@ -284,6 +287,26 @@ def _text_pool_index(tokens: Any, pool_type: str, eos_id: int | None) -> Any:
     if pool_type == "eos" and eos_id is not None:
         return (tokens == eos_id).int().argmax(dim=-1)
     return tokens.argmax(dim=-1)
+
+
+@contextlib.contextmanager
+def _quiet_random_init(random: bool):
+    """Random weights are what the user asked for (pretrained=None): drop open_clip's warning about it."""
+    if not random:
+        yield
+        return
+
+    class _Filter(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            return "No pretrained weights loaded" not in record.getMessage()
+
+    root = logging.getLogger()
+    flt = _Filter()
+    root.addFilter(flt)
+    try:
+        yield
+    finally:
+        root.removeFilter(flt)
 
 
 @workbench.hookimpl
