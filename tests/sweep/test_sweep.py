@@ -321,3 +321,22 @@ def test_dask_executor_matches_inline(tmp_path):
     ta = results_table(Sweep(config_from_dict(a)).store, "tiny").sort_values(["subject", "layer", "roi"])
     tb = results_table(Sweep(config_from_dict(b)).store, "tiny").sort_values(["subject", "layer", "roi"])
     np.testing.assert_allclose(ta["mean_r"].to_numpy(), tb["mean_r"].to_numpy(), atol=1e-6)
+
+
+def test_only_stimuli_the_subjects_saw_are_encoded(tmp_path):
+    seen = []
+
+    class Recorder(PixelEncoder):
+        def encode(self, batch, layers):
+            seen.extend(im.size for im in batch)
+            return super().encode(batch, layers)
+
+    wb.register("pixel-test", Recorder, kind="encoder", replace=True)
+    cfg = config_from_dict(tiny_config(tmp_path, subjects=["1"]))
+    sweep = Sweep(cfg)
+    sweep.run()
+    rec = sweep.dataset.recording("1")
+    used = set(rec.trial_stimulus_ids)
+    assert len(used) < len(sweep.dataset.stimuli("image"))
+    assert len(seen) == len(used)
+    assert set(sweep.stimuli_for(0).ids) == used

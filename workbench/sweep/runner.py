@@ -89,7 +89,28 @@ class Sweep:
         if enc.modality not in self.dataset.modalities:
             raise WorkbenchError(f"encoder {enc.name!r} reads {enc.modality} stimuli but dataset "
                                  f"{self.dataset.name!r} offers {', '.join(self.dataset.modalities)}")
-        return self.dataset.stimuli(enc.modality)
+        full = self.dataset.stimuli(enc.modality)
+        used = self.used_stimulus_ids()
+        if used is None or len(used) == len(full):
+            return full
+        return full.subset([s for s in full.ids if s in used])
+
+    def used_stimulus_ids(self) -> set[str] | None:
+        """Stimuli the planned subjects saw, once their recordings are cached (else None: not known yet).
+
+        Encoding only these keeps a one-subject NSD sweep from paying for all 73k images; the
+        feature key then depends on the subject set, so adding a subject re-extracts the union.
+        """
+        paths = [response_path(self.config.dataset.name, self.dataset.fingerprint(), s) for s in self.subjects()]
+        if not all(self.store.is_complete(p) for p in paths):
+            return None
+        key = tuple(paths)
+        if getattr(self, "_used", (None, None))[0] != key:
+            ids: set[str] = set()
+            for path in paths:
+                ids.update(self.store.open(path)["trial_stimulus_ids"].tolist())
+            self._used = (key, ids)
+        return self._used[1]
 
     def plan(self) -> Plan:
         cfg = self.config
@@ -191,6 +212,7 @@ class Sweep:
         reporter.message(f"sweep {self.config.name}: {len(plan.cells)} cells, {len(plan.subjects)} subject(s), "
                          f"{len(plan.extractions)} encoder(s), store {self.store.url}")
         self.cache_recordings(plan)
+        plan = self.plan()  # feature keys follow the stimuli the cached recordings use
         self.extract(plan, reporter)
         pending = self.pending_cells(plan)
         if pending:
