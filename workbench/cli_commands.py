@@ -153,9 +153,18 @@ def results_show(
         return
     if value not in frame.columns:
         raise WorkbenchError(f"no column {value!r}; choose one of {', '.join(frame.columns)}")
+    encoding = frame[frame["kind"] == "encoding"] if "kind" in frame.columns else frame
+    if not encoding.empty:
+        _print_pivot(encoding, value, f"{sweep}: {value} (mean over subjects)")
+    if "kind" in frame.columns:
+        for metric, rows in frame[frame["kind"] == "metric"].groupby("head", sort=False):
+            _print_pivot(rows, "value", f"{sweep}: {metric} (mean over subjects, no fitting)")
+
+
+def _print_pivot(frame, value: str, title: str) -> None:
     pivot = frame.pivot_table(index=["encoder", "depth", "layer"], columns="roi", values=value, aggfunc="mean", sort=False)
     rois = [c for c in dict.fromkeys(frame["roi"]) if c != "all"] + (["all"] if "all" in pivot.columns else [])
-    table = Table("encoder", "layer", "depth", *rois, title=f"{sweep}: {value} (mean over subjects)")
+    table = Table("encoder", "layer", "depth", *rois, title=title)
     for (encoder, depth, layer), row in pivot.sort_index(level=[0, 1], sort_remaining=False).iterrows():
         table.add_row(encoder, layer, f"{depth:.2f}", *[_fmt(row.get(r)) for r in rois])
     console.print(table)
@@ -265,16 +274,24 @@ def figure_brainmap(
 def figure_layers(
     sweep: str = typer.Argument(..., help="Sweep name."),
     out: Path = typer.Option(..., "--out", help="PNG file to write."),
-    value: str = typer.Option("mean_r", "--value", help="mean_r or mean_r_normalized."),
+    value: str = typer.Option("mean_r", "--value", help="mean_r, mean_r_normalized, or value (metric cells)."),
+    metric: Optional[str] = typer.Option(None, "--metric", help="Plot this metric's values (implies --value value)."),
     roi: list[str] = typer.Option([], "--roi", help="ROIs to include (repeatable); default all."),
     store: Optional[str] = StoreOption,
 ) -> None:
     """Plot score per layer depth, one line per ROI, one panel per encoder."""
     from workbench.figures import plot_layer_profiles
+
+    if metric:
+        value = "value"
     from workbench.sweep import results_table
 
     frame = results_table(open_store(store or _default_store(sweep)), sweep)
-    path = plot_layer_profiles(frame, value=value, rois=roi or None, title=f"{sweep}: {value} per layer",
+    if value in frame.columns:
+        frame = frame[frame[value].notna()]
+    if metric:
+        frame = frame[frame["head"] == metric]
+    path = plot_layer_profiles(frame, value=value, rois=roi or None, title=f"{sweep}: {metric or value} per layer",
                                output_file=out)
     console.print(f"wrote {path}")
 
@@ -285,12 +302,19 @@ def write_figures(store_obj, sweep: str, out_dir: Path) -> list[Path]:
     from workbench.sweep import results_table
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    frame = results_table(store_obj, sweep)
+    table = results_table(store_obj, sweep)
+    frame = table[table["kind"] == "encoding"]
+    metric_paths = [plot_layer_profiles(rows, "value", title=f"{sweep}: {metric} per layer (test stimuli, no fitting)",
+                                        output_file=out_dir / f"layers_{metric}.png")
+                    for metric, rows in table[table["kind"] == "metric"].groupby("head", sort=False)]
+    if frame.empty:
+        return metric_paths
     paths = [plot_layer_profiles(frame, "mean_r", title=f"{sweep}: test-set Pearson r per layer",
                                  output_file=out_dir / "layers.png")]
     if "mean_r_normalized" in frame.columns and frame["mean_r_normalized"].notna().any():
         paths.append(plot_layer_profiles(frame, "mean_r_normalized", title=f"{sweep}: r / noise ceiling per layer",
                                          output_file=out_dir / "layers_normalized.png"))
+    paths.extend(metric_paths)
     subject = str(frame["subject"].iloc[0])
     for encoder in dict.fromkeys(frame["encoder"]):
         safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in encoder)
@@ -316,14 +340,22 @@ def report(sweep: str = typer.Argument(..., help="Sweep name."),
     s = open_store(store or _default_store(sweep))
     figures = write_figures(s, sweep, out)
     frame = results_table(s, sweep)
-    pivot = frame.pivot_table(index=["encoder", "layer"], columns="roi", values="mean_r", aggfunc="mean")
+    fmt = {"float_format": lambda x: f"{x:.3f}"}
+    tables = []
+    encoding = frame[frame["kind"] == "encoding"]
+    if not encoding.empty:
+        pivot = encoding.pivot_table(index=["encoder", "layer"], columns="roi", values="mean_r", aggfunc="mean")
+        tables.append(f"<h2>Mean Pearson r per ROI (test split)</h2>{pivot.to_html(**fmt)}")
+    for metric, rows in frame[frame["kind"] == "metric"].groupby("head", sort=False):
+        pivot = rows.pivot_table(index=["encoder", "layer"], columns="roi", values="value", aggfunc="mean")
+        tables.append(f"<h2>{html.escape(str(metric))} per ROI (test stimuli)</h2>{pivot.to_html(**fmt)}")
     body = "".join(f'<figure><img src="{html.escape(p.name)}" style="max-width:100%"><figcaption>{html.escape(p.stem)}'
                    f"</figcaption></figure>" for p in figures)
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(sweep)}</title>"
             "<style>body{font-family:sans-serif;margin:2em} table{border-collapse:collapse} td,th{padding:2px 8px;"
             "border-bottom:1px solid #ddd;text-align:right}</style></head><body>"
-            f"<h1>Sweep {html.escape(sweep)}</h1><p>store: {html.escape(s.url)}</p><h2>Mean Pearson r per ROI</h2>"
-            f"{pivot.to_html(float_format=lambda x: f'{x:.3f}')}<h2>Figures</h2>{body}</body></html>")
+            f"<h1>Sweep {html.escape(sweep)}</h1><p>store: {html.escape(s.url)}</p>{''.join(tables)}"
+            f"<h2>Figures</h2>{body}</body></html>")
     (out / "index.html").write_text(page)
     console.print(f"wrote {out / 'index.html'}")
 

@@ -340,3 +340,37 @@ def test_only_stimuli_the_subjects_saw_are_encoded(tmp_path):
     assert len(used) < len(sweep.dataset.stimuli("image"))
     assert len(seen) == len(used)
     assert set(sweep.stimuli_for(0).ids) == used
+
+
+def test_metric_cells_compare_without_fitting(tmp_path):
+    from workbench.cli import app
+    from workbench.cli_commands import critical_r  # noqa: F401
+
+    cfg = config_from_dict(tiny_config(tmp_path, metrics=[{"name": "cka"}, {"name": "rsa"}]))
+    sweep = Sweep(cfg)
+    summary = sweep.run()
+    assert summary["cells"] == 4 + 2 * 4
+    frame = results_table(sweep.store, "tiny")
+    metric_rows = frame[frame["kind"] == "metric"]
+    assert set(metric_rows["head"]) == {"cka", "rsa"} and metric_rows["value"].notna().all()
+    rec = sweep.dataset.recording("1").average_repetitions()
+    test = np.isin(rec.trial_stimulus_ids, rec.splits["test"])
+    ids = rec.trial_stimulus_ids[test]
+    X = PixelEncoder().encode(sweep.dataset.stimuli("image").get(ids), ["colour"])["colour"]
+    v1 = rec.units.rois["V1"]
+    expected = wb.metric("cka").compare(X.astype(np.float64), rec.responses[test][:, v1])
+    row = metric_rows[(metric_rows["head"] == "cka") & (metric_rows["subject"] == "1") &
+                      (metric_rows["layer"] == "colour") & (metric_rows["roi"] == "V1")]
+    assert row["value"].iloc[0] == pytest.approx(expected, rel=1e-4)
+    assert len(list(load_cell_scores(sweep.store, "tiny"))) == 4
+    store = str(tmp_path / "store.zarr")
+    runner = CliRunner()
+    result = runner.invoke(app, ["results", "show", "tiny", "--store", store])
+    assert result.exit_code == 0 and "cka" in result.output and "rsa" in result.output
+    out = tmp_path / "cka.png"
+    result = runner.invoke(app, ["figure", "layers", "tiny", "--store", store, "--metric", "cka", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert out.stat().st_size > 10_000
+    result = runner.invoke(app, ["report", "tiny", "--store", store, "--out", str(tmp_path / "report")])
+    assert result.exit_code == 0, result.output
+    assert "layers_rsa.png" in (tmp_path / "report" / "index.html").read_text()

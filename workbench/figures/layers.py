@@ -52,8 +52,12 @@ def plot_layer_profiles(table: Any, value: str = "mean_r", rois: Sequence[str] |
         ax.set_xlabel("relative layer depth (0 = input, 1 = output)")
         ax.set_xlim(-0.03, 1.03)
         ax.grid(alpha=0.3)
+    metric_names = value
+    if value == "value" and "head" in frame.columns:
+        kinds = ", ".join(str(k) for k in dict.fromkeys(frame.get("metric_kind", [])) if isinstance(k, str))
+        metric_names = ", ".join(dict.fromkeys(frame["head"])) + (f" ({kinds}, test stimuli)" if kinds else "")
     axes[0][0].set_ylabel({"mean_r": "mean Pearson r (test split)",
-                           "mean_r_normalized": "mean r / noise ceiling"}.get(value, value))
+                           "mean_r_normalized": "mean r / noise ceiling"}.get(value, metric_names))
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="center right", title="ROI", frameon=False)
     fig.suptitle(title or "score per layer, averaged over subjects", fontsize=13)

@@ -39,6 +39,7 @@ class Cell:
     head: str
     feature_path: str
     response_path: str
+    kind: str = "encoding"  # encoding (a fitted head) | metric (a comparison without fitting)
     task: dict[str, Any] = field(hash=False, compare=False, default_factory=dict)
 
     def result_path(self, sweep: str) -> str:
@@ -141,6 +142,14 @@ class Sweep:
                                           encoder_name=e_spec.name, layer=layer, depth=float(depth[layer]),
                                           head=h_spec.name, feature_path=fpath, response_path=responses[subject],
                                           task=task))
+                    for m_spec in cfg.metrics:
+                        ckey = digest(CELL_CODE_VERSION, ds_fp, subject, prep, key, layer, "metric", m_spec.model_dump())
+                        task = {"response_path": responses[subject], "feature_path": fpath, "prep": prep,
+                                "metric": m_spec.model_dump(), "seed": cfg.seed}
+                        cells.append(Cell(key=f"{safe_name(subject)}-m{ckey}", subject=subject, encoder=e_spec.display,
+                                          encoder_name=e_spec.name, layer=layer, depth=float(depth[layer]),
+                                          head=m_spec.name, feature_path=fpath, response_path=responses[subject],
+                                          kind="metric", task=task))
         return Plan(cfg, cells, extractions, subjects, responses)
 
     def status(self, plan: Plan | None = None) -> dict[str, Any]:
@@ -286,13 +295,47 @@ def permutation_null(Y: np.ndarray, pred: np.ndarray, n: int, seed: int) -> np.n
     return np.array([pearson_per_unit(Y, pred[rng.permutation(len(pred))]).mean() for _ in range(n)])
 
 
+def _cell_data(store_url: str, task: dict[str, Any]) -> dict[str, Any]:
+    prep = task["prep"]
+    return _prepared_recording(store_url, task["response_path"], digest(prep), prep["average_repetitions"],
+                               prep["test_split"], tuple(prep["rois"]) if prep["rois"] else None)
+
+
+def compute_metric_cell(store_url: str, cell: Cell) -> dict[str, Any]:
+    """Compare the layer's features with each ROI's responses on the test stimuli (no fitting).
+
+    Time-resolved responses are compared per time point; the row keeps the mean over time and the peak.
+    """
+    started = time.time()
+    data = _cell_data(store_url, cell.task)
+    spec = cell.task["metric"]
+    metric = wb.metric(spec["name"], **spec["options"])
+    X = load_features(Store(store_url), cell.task["feature_path"], data["test_ids"]).astype(np.float64)
+    n_units, n_times = data["n_units"], data["n_times"]
+    Y = data["Y_test"].reshape(len(X), n_units, n_times)
+    rois = {"all": np.ones(n_units * n_times, dtype=bool), **data["rois"]}
+    summary = []
+    for name, mask in rois.items():
+        units = mask.reshape(n_units, n_times)[:, 0]
+        if not units.any():
+            continue
+        course = np.array([float(metric.compare(X, Y[:, units, t])) for t in range(n_times)])
+        row = {"roi": name, "n_units": int(units.sum()), "value": float(course.mean()), "metric_kind": metric.kind}
+        if n_times > 1:
+            row["peak_time"] = float(data["times"][int(np.argmax(course))])
+            row["peak_value"] = float(course.max())
+        summary.append(row)
+    return {"rois": summary, "n_test": int(len(X)), "timing_s": round(time.time() - started, 3)}
+
+
 def compute_cell(store_url: str, cell: Cell) -> dict[str, Any]:
     """Fit the head of one cell on the training split and score it on the test split."""
+    if cell.kind == "metric":
+        return compute_metric_cell(store_url, cell)
     started = time.time()
     task = cell.task
     prep = task["prep"]
-    data = _prepared_recording(store_url, task["response_path"], digest(prep), prep["average_repetitions"],
-                               prep["test_split"], tuple(prep["rois"]) if prep["rois"] else None)
+    data = _cell_data(store_url, task)
     store = Store(store_url)
     X_train = load_features(store, task["feature_path"], data["train_ids"]).astype(np.float32)
     X_test = load_features(store, task["feature_path"], data["test_ids"]).astype(np.float32)
@@ -370,7 +413,7 @@ def results_table(store: Store, sweep: str):
         for roi in attrs["rois"]:
             rows.append({"sweep": sweep, "dataset": attrs["dataset"], "subject": cell["subject"],
                          "encoder": cell["encoder"], "layer": cell["layer"], "depth": cell["depth"],
-                         "head": cell["head"], "cell": key, **roi})
+                         "kind": cell.get("kind", "encoding"), "head": cell["head"], "cell": key, **roi})
     frame = pd.DataFrame(rows)
     if "p_permutation" in frame.columns:
         from workbench.stats import fdr_bh
@@ -402,7 +445,7 @@ def export_table(store: Store, sweep: str) -> str:
 
 def load_cell_scores(store: Store, sweep: str, subject: str | None = None, encoder: str | None = None,
                      layer: str | None = None) -> Iterable[tuple[dict[str, Any], dict[str, np.ndarray]]]:
-    """Per-unit arrays of the matching cells of a sweep, with their cell description."""
+    """Per-unit arrays of the matching encoding cells of a sweep, with their cell description."""
     keys = store.open(f"results/{sweep}/{MANIFEST}")["cells"].astype(str)
     for key in keys:
         path = f"results/{sweep}/{key}"
@@ -410,6 +453,8 @@ def load_cell_scores(store: Store, sweep: str, subject: str | None = None, encod
             continue
         reader = store.open(path)
         cell = reader.attrs["cell"]
+        if cell.get("kind", "encoding") != "encoding":
+            continue
         if (subject and cell["subject"] != subject) or (encoder and cell["encoder"] != encoder) or \
                 (layer and cell["layer"] != layer):
             continue
