@@ -114,7 +114,14 @@ def _add_kind_commands(kind: str) -> None:
             _print_json(data)
             return
         for key, value in data.items():
-            if key == "layers":
+            if key == "options" and isinstance(value, dict):
+                table = Table("option", "type", "default", "help", title=f"{kind} {name}: options (-o KEY=VALUE)")
+                for opt, spec in value.items():
+                    spec = spec if isinstance(spec, dict) else {"help": str(spec)}
+                    choices = f" (one of {', '.join(map(str, spec['choices']))})" if spec.get("choices") else ""
+                    table.add_row(opt, str(spec.get("type", "")), repr(spec.get("default")), f"{spec.get('help', '')}{choices}")
+                console.print(table)
+            elif key == "layers":
                 console.print(f"[bold]layers[/] ({len(value)}):")
                 for layer in value:
                     console.print(f"  {escape(layer['name'])}  [dim]depth {layer['depth']}[/]")
