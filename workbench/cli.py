@@ -153,16 +153,24 @@ def _parse_options(pairs: list[str]) -> dict[str, Any]:
 @data_app.command("fetch")
 def data_fetch(
     name: str = typer.Argument(..., help="Dataset name, e.g. nsd or things-eeg2."),
-    dest: Path = typer.Option(..., "--dest", help="Folder to download into (resumable)."),
+    dest: Path = typer.Option(..., "--dest", "--local-path",
+                              help="Folder to download into; files already there (e.g. a copy you have) are verified "
+                                   "and kept, partial ones resumed."),
     subjects: list[str] = typer.Option([], "--subjects", "-s", help="Subjects to fetch (repeatable); default: all."),
+    space: Optional[str] = typer.Option(None, "--space", help="Data space, e.g. fsaverage or func1pt8mm (NSD)."),
     accept_terms: bool = typer.Option(False, "--accept-terms", help="Accept the dataset's terms of use."),
-    option: list[str] = typer.Option([], "--option", "-o", help="Fetch option KEY=VALUE, e.g. space=fsaverage."),
+    option: list[str] = typer.Option([], "--option", "-o", help="Fetch option KEY=VALUE, e.g. beta_version=betas_fithrf."),
 ) -> None:
-    """Download what an analysis of NAME needs into DEST, verifying sizes and checksums."""
+    """Download what an analysis of NAME needs into DEST, verifying sizes and checksums.
+
+    Prints the file list and its size first, asks for --accept-terms where a dataset has terms, and resumes on rerun.
+    """
     ds = workbench.dataset(name)
     opts = _parse_options(option)
     if subjects:
         opts["subjects"] = subjects
+    if space:
+        opts["space"] = space
     path = ds.fetch(dest, accept_terms=accept_terms, **opts)
     console.print(f"[green]ready[/]: {escape(str(path))}")
 
