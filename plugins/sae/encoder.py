@@ -117,6 +117,9 @@ class SAEEncoder:
             from workbench_plugins.sae.model import random_sae
 
             r = self.random
+            warnings.warn("sae: no path or checkpoint given, so the latents come from an untrained TopK SAE baseline "
+                          f"(seed {r['seed']}, k {r['k']}); pass path=<SAELens folder> or checkpoint=sae/<name> for a "
+                          "trained one", stacklevel=2)
             self._sae = random_sae(d_in, int(r["d_sae"] or 8 * d_in), r["k"], r["seed"]).to(self.device)
         return self._sae
 
