@@ -382,16 +382,15 @@ class NSDDataset:
         return self._cache_key(self._root(), subj, self._sessions(self._root(), subj)[0])
 
     def _cache_key(self, root: Path, subj: int, sessions: list[int]) -> str:
-        stats = [(str(p.relative_to(root)), p.stat().st_size, p.stat().st_mtime_ns)
-                 for p in self._input_files(root, subj, sessions)]
+        from workbench.store import files_signature
+
+        stats = files_signature(root, self._input_files(root, subj, sessions))
         return f"responses/{NAME}/subj{subj:02d}/{digest(self.fingerprint(), subj, sessions, stats)}"
 
     def _open_store(self):
-        if not self.cache:
-            return None
-        from workbench.store import Store, open_store
+        from workbench.store import cache_store
 
-        return self.store if isinstance(self.store, Store) else open_store(self.store)
+        return cache_store(self.store, self.cache)
 
     def recording(self, subject: str | int) -> Recording:
         """Betas of one subject (trials × units), loaded once and then read from the store."""

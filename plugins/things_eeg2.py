@@ -254,15 +254,15 @@ class ThingsEEG2Dataset:
         """Store path of this subject's recording (changes with options and input files)."""
         subj = subject_number(subject)
         root = self._root()
-        stats = [(str(p.relative_to(root)), p.stat().st_size, p.stat().st_mtime_ns) for p in self._input_files(subj)]
+        from workbench.store import files_signature
+
+        stats = files_signature(root, self._input_files(subj))
         return f"responses/{NAME}/sub-{subj:02d}/{digest(self.fingerprint(), subj, stats)}"
 
     def _open_store(self):
-        if not self.cache:
-            return None
-        from workbench.store import Store, open_store
+        from workbench.store import cache_store
 
-        return self.store if isinstance(self.store, Store) else open_store(self.store)
+        return cache_store(self.store, self.cache)
 
     def recording(self, subject: str | int) -> Recording:
         """EEG of one subject (trials × channels × times), loaded once and then read from the store."""

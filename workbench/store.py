@@ -558,6 +558,18 @@ def open_store(url: str | os.PathLike[str] | None = None, create: bool = True) -
     return Store(url or os.environ.get("WORKBENCH_STORE") or DEFAULT_STORE, create=create)
 
 
+def cache_store(store: "Store | str | os.PathLike[str] | None", enabled: bool = True) -> "Store | None":
+    """The store a dataset plugin caches recordings in (a Store, a URL, or $WORKBENCH_STORE), or None if off."""
+    if not enabled:
+        return None
+    return store if isinstance(store, Store) else open_store(store)
+
+
+def files_signature(root: Path, paths: Sequence[Path]) -> list[tuple[str, int, int]]:
+    """(relative path, size, mtime) of input files: a cache key part that changes when the data on disk do."""
+    return [(str(p.relative_to(root)), p.stat().st_size, p.stat().st_mtime_ns) for p in paths]
+
+
 def read_rows(array: zarr.Array, index: Sequence[int] | np.ndarray) -> np.ndarray:
     """Read rows by index (sorted internally so each chunk is read once)."""
     index = np.asarray(index)
@@ -568,5 +580,7 @@ def read_rows(array: zarr.Array, index: Sequence[int] | np.ndarray) -> np.ndarra
     return result
 
 
-__all__ = ["ArraySpec", "DEFAULT_STORE", "EntryReader", "EntryWriter", "Problem", "Store", "check_key",
-           "open_store", "provenance", "read_rows", "safe_name", "suggest_block_rows"]
+__all__ = [
+    "ArraySpec", "cache_store", "check_key", "DEFAULT_STORE", "EntryReader", "EntryWriter", "files_signature",
+    "open_store", "Problem", "provenance", "read_rows", "safe_name", "Store", "suggest_block_rows",
+]

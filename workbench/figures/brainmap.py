@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from workbench.figures.output import save_or_return
 from workbench.types import WorkbenchError
 
 FSAVERAGE5_VERTICES = 10242
@@ -68,12 +69,7 @@ def _draw(hemis: dict[str, np.ndarray], title: str, cmap: str, vmin: float | Non
     cax = fig.add_axes([0.915, 0.16, 0.012, 0.6])
     fig.colorbar(cm.ScalarMappable(norm=colors.Normalize(vmin, vmax), cmap=cmap), cax=cax, label=colorbar_label)
     fig.suptitle(title, fontsize=14, y=0.97)
-    if output_file is not None:
-        Path(output_file).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(output_file, dpi=110, facecolor="white")
-        plt.close(fig)
-        return Path(output_file)
-    return fig
+    return save_or_return(fig, output_file)
 
 
 def plot_surface_scores(values: np.ndarray, hemisphere: np.ndarray, vertex: np.ndarray, space: str = "fsaverage5",

@@ -7,6 +7,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from workbench.figures.output import save_or_return
 from workbench.types import WorkbenchError
 
 
@@ -62,9 +63,4 @@ def plot_layer_profiles(table: Any, value: str = "mean_r", rois: Sequence[str] |
     fig.legend(handles, labels, loc="center right", title="ROI", frameon=False)
     fig.suptitle(title or "score per layer, averaged over subjects", fontsize=13)
     fig.tight_layout(rect=(0, 0, 1 - 1.3 / fig.get_figwidth(), 0.95))
-    if output_file is not None:
-        Path(output_file).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(output_file, dpi=110, facecolor="white")
-        plt.close(fig)
-        return Path(output_file)
-    return fig
+    return save_or_return(fig, output_file)
