@@ -14,8 +14,7 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
-import workbench
-from workbench.types import LayerInfo, WorkbenchError, digest
+from workbench.sdk import LayerInfo, WorkbenchError, digest, hookimpl
 
 CODE_VERSION = "1"
 RANDOM_SEED = 0
@@ -44,7 +43,7 @@ class ClipEncoder:
 
     def __init__(self, model: str = "ViT-B-32", pretrained: str | None = None, tower: str = "image",
                  token: str = "cls", device: str = "auto", precision: str = "fp32") -> None:
-        from workbench.nn import PRECISIONS, check_option
+        from workbench.sdk import PRECISIONS, check_option
 
         self.model_name = str(model)
         self.pretrained = None if pretrained in (None, "", "none", "None", "random") else str(pretrained)
@@ -97,7 +96,7 @@ class ClipEncoder:
         import open_clip
         import torch
 
-        from workbench.nn import resolve_device, seeded, weights_digest
+        from workbench.sdk import resolve_device, seeded, weights_digest
 
         self.device = resolve_device(self.device_option)
         checkpoint, overrides = self._resolve_pretrained()
@@ -157,7 +156,7 @@ class ClipEncoder:
         """Features of ``layers`` for a batch of PIL images (image tower) or strings (text tower), one pass."""
         import torch
 
-        from workbench.nn import autocast, capture, to_numpy
+        from workbench.sdk import autocast, capture, to_numpy
 
         self._load()
         known = {layer.name for layer in self.layers()}
@@ -168,7 +167,7 @@ class ClipEncoder:
         need_output = "embedding" in layers
         with torch.inference_mode(), autocast(self.device, self.precision):
             if self.tower == "image":
-                from workbench.nn import stack_images
+                from workbench.sdk import stack_images
 
                 x = stack_images(batch, self.preprocess).to(self.device)
                 with capture(outputs=want_blocks, stop=not need_output) as acts:
@@ -188,7 +187,7 @@ class ClipEncoder:
 
     # ---- pooling -------------------------------------------------------------------------
     def _pool_image(self, x: Any) -> Any:
-        from workbench.nn import pool_spatial
+        from workbench.sdk import pool_spatial
 
         if self.kind == "resnet":
             return pool_spatial(x, "mean")
@@ -199,7 +198,7 @@ class ClipEncoder:
     def _pool_text(self, x: Any, tokens: Any) -> Any:
         import torch
 
-        from workbench.nn import gather_tokens, masked_mean
+        from workbench.sdk import gather_tokens, masked_mean
 
         if not self.batch_first:
             x = x.transpose(0, 1)
@@ -309,7 +308,7 @@ def _quiet_random_init(random: bool):
         root.removeFilter(flt)
 
 
-@workbench.hookimpl
+@hookimpl
 def register_encoders(register: Any) -> None:
     register(
         "clip", ClipEncoder,

@@ -14,8 +14,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-import workbench
-from workbench.types import WorkbenchError
+from workbench.sdk import WorkbenchError, hookimpl
 
 METHODS = ("ridge", "contrastive")
 
@@ -141,14 +140,14 @@ def _build_classes() -> dict[str, type]:
 
         def score(self, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
             """Pearson r between predicted and true embeddings, one value per embedding dimension."""
-            from workbench.scoring import pearson_per_output
+            from workbench.sdk import pearson_per_output
 
             return pearson_per_output(Y, self.predict(X))
 
         def retrieval(self, X: np.ndarray, Y: np.ndarray, k: Sequence[int] = (1, 5),
                       n_candidates: int | None = None, metric: str = "cosine") -> dict[int, float]:
             """Top-k retrieval of the true embedding among the candidates (see ``scoring.retrieval_topk``)."""
-            from workbench.scoring import retrieval_topk
+            from workbench.sdk import retrieval_topk
 
             return retrieval_topk(self.predict(X), np.asarray(Y), tuple(k), n_candidates=n_candidates, metric=metric)
 
@@ -198,7 +197,7 @@ def _ContrastiveMLP(n_in: int, n_out: int, hidden: int, dropout: float) -> Any:
 
 def mean_pearson(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     """Mean over output dimensions of the Pearson r (the default time-generalisation score)."""
-    from workbench.scoring import pearson_per_unit
+    from workbench.sdk import pearson_per_unit
 
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     if y_true.ndim == 1:
@@ -216,7 +215,7 @@ def time_generalization(estimator: Any, X: np.ndarray, Y: np.ndarray, cv: Any = 
     """
     from sklearn.base import clone
 
-    from workbench.linalg import make_folds
+    from workbench.sdk import make_folds
 
     X = np.asarray(X)
     Y = np.asarray(Y)
@@ -244,7 +243,7 @@ def per_time_decoding(estimator: Any, X: np.ndarray, Y: np.ndarray, cv: Any = 5,
     """Decode at each time point separately: the diagonal of :func:`time_generalization`, cheaper."""
     from sklearn.base import clone
 
-    from workbench.linalg import make_folds
+    from workbench.sdk import make_folds
 
     X, Y = np.asarray(X), np.asarray(Y)
     if X.ndim != 3:
@@ -290,7 +289,7 @@ _decoder_factory.__signature__ = inspect.Signature(  # type: ignore[attr-defined
     [inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, default=None) for k in _OPTIONS])
 
 
-@workbench.hookimpl
+@hookimpl
 def register_heads(register: Any) -> None:
     register("decoder", _decoder_factory, direction="decode",
              citation="Scotti et al. (2023) MindEye, NeurIPS (contrastive retrieval submodule)",

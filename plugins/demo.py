@@ -35,8 +35,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-import workbench
-from workbench.types import Recording, StimulusSet, Units, WorkbenchError, digest
+from workbench.sdk import Recording, StimulusSet, Units, WorkbenchError, digest, hookimpl
 
 SHAPES = ["circle", "square", "triangle", "star", "cross", "ring", "diamond", "arrow"]
 TEXTURES = ["plain", "striped", "checkered", "dotted", "noisy"]
@@ -321,7 +320,7 @@ class DemoDataset:
             splits={"train": ids[train], "test": ids[test]},
             preprocessing=[{"step": "simulate", "generator": "demo-v2", "seed": self.seed, "noise": self.noise}],
         )
-        from workbench.stats import noise_ceiling_nsd
+        from workbench.sdk import noise_ceiling_nsd
 
         rec.noise_ceiling = noise_ceiling_nsd(rec.responses, rec.trial_stimulus_ids, n_average=1).astype(np.float32)
         rec.preprocessing.append({"step": "noise_ceiling", "method": "ncsnr", "n": 1})
@@ -340,7 +339,7 @@ class DemoDataset:
         return dest
 
 
-@workbench.hookimpl
+@hookimpl
 def register_datasets(register) -> None:
     register(
         "demo", DemoDataset,

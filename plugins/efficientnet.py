@@ -12,8 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
-import workbench
-from workbench.types import LayerInfo, WorkbenchError, digest
+from workbench.sdk import LayerInfo, WorkbenchError, digest, hookimpl
 
 CODE_VERSION = "1"
 VARIANTS = tuple(f"efficientnet-lite{i}" for i in range(5))
@@ -61,7 +60,7 @@ class EfficientNetEncoder:
     def __init__(self, variant: str = "efficientnet-lite0", weights: str | None = None, pool: str = "mean",
                  blocks: str = "stages", normalization: str = "lite", device: str = "auto",
                  precision: str = "fp32") -> None:
-        from workbench.nn import PRECISIONS, check_option
+        from workbench.sdk import PRECISIONS, check_option
 
         self.variant = check_option("efficientnet", "variant", variant, VARIANTS)
         self.pool = check_option("efficientnet", "pool", pool, POOLS)
@@ -86,7 +85,7 @@ class EfficientNetEncoder:
         from efficientnet_lite_pytorch import EfficientNet
         from torchvision import transforms
 
-        from workbench.nn import resolve_device, weights_digest
+        from workbench.sdk import resolve_device, weights_digest
 
         path = Path(self.weights_path or packaged_weights()).expanduser()
         if not path.is_file():
@@ -149,7 +148,7 @@ class EfficientNetEncoder:
         """Pooled features of ``layers`` for a batch of PIL images, captured in one forward pass."""
         import torch
 
-        from workbench.nn import autocast, capture, pool_spatial, stack_images, to_numpy
+        from workbench.sdk import autocast, capture, pool_spatial, stack_images, to_numpy
 
         self._load()
         known = set(self._layer_names())
@@ -174,7 +173,7 @@ def _stage_ends(blocks: list[Any]) -> list[int]:
     return [i for i in range(len(blocks)) if i == len(blocks) - 1 or widths[i + 1] != widths[i]]
 
 
-@workbench.hookimpl
+@hookimpl
 def register_encoders(register: Any) -> None:
     register(
         "efficientnet", EfficientNetEncoder,

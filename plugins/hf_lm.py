@@ -13,8 +13,7 @@ import hashlib
 from pathlib import Path
 from typing import Any, Sequence
 
-import workbench
-from workbench.types import LayerInfo, WorkbenchError, digest
+from workbench.sdk import LayerInfo, WorkbenchError, digest, hookimpl
 
 CODE_VERSION = "1"
 POOLINGS = ("mean", "last", "first")
@@ -56,7 +55,7 @@ class HFLanguageModel:
 
     def __init__(self, model: str | None = None, pooling: str = "mean", max_length: int | None = None,
                  device: str = "auto", precision: str = "fp32", add_special_tokens: bool = True) -> None:
-        from workbench.nn import PRECISIONS, check_option
+        from workbench.sdk import PRECISIONS, check_option
 
         self.model_path = str(model) if model else default_model_path()
         self.pooling = check_option("hf-lm", "pooling", pooling, POOLINGS)
@@ -95,7 +94,7 @@ class HFLanguageModel:
         import torch
         from transformers import AutoModel, AutoTokenizer
 
-        from workbench.nn import resolve_device, weights_digest
+        from workbench.sdk import resolve_device, weights_digest
 
         config = self._load_config()
         self.device = resolve_device(self.device_option)
@@ -172,7 +171,7 @@ class HFLanguageModel:
         """Pooled hidden states of ``layers`` for a batch of strings, from one forward pass."""
         import torch
 
-        from workbench.nn import autocast, pool_tokens, to_numpy
+        from workbench.sdk import autocast, pool_tokens, to_numpy
 
         self._load()
         index = {layer.name: i for i, layer in enumerate(self.layers())}
@@ -195,7 +194,7 @@ class HFLanguageModel:
         return {layer: to_numpy(pool_tokens(hidden[index[layer]].float(), self.pooling, mask)) for layer in layers}
 
 
-@workbench.hookimpl
+@hookimpl
 def register_encoders(register: Any) -> None:
     register(
         "hf-lm", HFLanguageModel,

@@ -13,8 +13,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-import workbench
-from workbench.types import WorkbenchError
+from workbench.sdk import WorkbenchError, hookimpl
 
 RDM_METHODS = ("correlation", "euclidean", "mahalanobis", "crossnobis")
 COMPARISONS = ("spearman", "pearson", "kendall_tau_a", "cosine", "corr_cov", "cosine_cov", "rho_a")
@@ -262,7 +261,7 @@ def compare_rdms(a: np.ndarray, b: np.ndarray, method: str = "spearman") -> floa
     double-centred second-moment matrices, i.e. rsatoolbox's default identity pattern covariance).
     NaN entries (pairs never measured) are dropped from both RDMs, as rsatoolbox does.
     """
-    from workbench.stats import rankdata
+    from workbench.sdk import rankdata
 
     method = _ALIASES.get(method, method)
     a = np.asarray(a, dtype=np.float64).ravel()
@@ -485,7 +484,7 @@ def per_time(metric: Any, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
     return np.array([compare(X[:, :, k] if X.ndim == 3 else X, Y[:, :, k]) for k in range(Y.shape[2])])
 
 
-@workbench.hookimpl
+@hookimpl
 def register_metrics(register: Any) -> None:
     register("rsa", RSA, kind="similarity",
              description="RSA: RDMs (correlation, euclidean, mahalanobis, crossnobis) compared by Spearman, "

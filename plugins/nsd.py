@@ -33,8 +33,7 @@ from urllib.parse import quote
 
 import numpy as np
 
-import workbench
-from workbench.types import Recording, StimulusSet, Units, WorkbenchError, digest
+from workbench.sdk import Recording, StimulusSet, Units, WorkbenchError, digest, hookimpl
 
 NAME = "nsd"
 CODE_VERSION = "1"
@@ -189,12 +188,12 @@ class NSDDataset:
 
     # ---- files -------------------------------------------------------------------------------
     def _root(self) -> Path:
-        from workbench.fetch import local_root
+        from workbench.sdk import local_root
 
         return local_root(self.local_path, "nsd")
 
     def _file(self, rel: str, what: str) -> Path:
-        from workbench.fetch import local_file
+        from workbench.sdk import local_file
 
         return local_file(self._root(), rel, what, "nsd", f" -o space={self.space}")
 
@@ -382,13 +381,13 @@ class NSDDataset:
         return self._cache_key(self._root(), subj, self._sessions(self._root(), subj)[0])
 
     def _cache_key(self, root: Path, subj: int, sessions: list[int]) -> str:
-        from workbench.store import files_signature
+        from workbench.sdk import files_signature
 
         stats = files_signature(root, self._input_files(root, subj, sessions))
         return f"responses/{NAME}/subj{subj:02d}/{digest(self.fingerprint(), subj, sessions, stats)}"
 
     def _open_store(self):
-        from workbench.store import cache_store
+        from workbench.sdk import cache_store
 
         return cache_store(self.store, self.cache)
 
@@ -616,7 +615,7 @@ class NSDDataset:
     def fetch(self, dest: str | Path, accept_terms: bool = False, subjects: Sequence[str | int] | None = None,
               **options: Any) -> Path:
         """Download, over HTTPS from NSD's public bucket, only the files this analysis needs."""
-        from workbench.fetch import RemoteFile, fetch_files
+        from workbench.sdk import RemoteFile, fetch_files
 
         allowed = {"space", "beta_version", "sessions", "rois", "mask", "base_url", "include_images",
                    "include_captions", "checksums", "retries", "retry_wait", "timeout", "dry_run", "quiet"}
@@ -684,7 +683,7 @@ OPTIONS = {
 }
 
 
-@workbench.hookimpl
+@hookimpl
 def register_datasets(register) -> None:
     register(NAME, _nsd, description="Natural Scenes Dataset: 7T fMRI single-trial betas, 8 subjects, COCO images "
              "and captions", modality="image", modalities=["image", "text"], citation=CITATION,

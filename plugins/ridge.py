@@ -12,8 +12,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-import workbench
-from workbench.types import WorkbenchError
+from workbench.sdk import WorkbenchError, hookimpl
 
 CITATION_RIDGE = ("Dupré la Tour, Eickenberg, Nunez-Elizalde & Gallant (2022). Feature-space selection with "
                   "banded ridge regression. NeuroImage 264:119728 (himalaya).")
@@ -55,7 +54,7 @@ def _as_bands(bands: Sequence[Any] | None, p: int) -> list[np.ndarray] | None:
         if edges[-1] != p:
             raise WorkbenchError(f"band sizes {bands} add up to {edges[-1]} but X has {p} columns")
         return [np.arange(a, b) for a, b in zip(edges[:-1], edges[1:])]
-    from workbench.linalg import bands_from_columns
+    from workbench.sdk import bands_from_columns
 
     return bands_from_columns(bands, p)
 
@@ -96,7 +95,7 @@ def _build_classes() -> dict[str, type]:
             self.random_state = random_state
 
         def _alphas(self) -> np.ndarray:
-            from workbench.linalg import DEFAULT_ALPHAS
+            from workbench.sdk import DEFAULT_ALPHAS
 
             return np.asarray(DEFAULT_ALPHAS if self.alphas is None else self.alphas, dtype=np.float64).ravel()
 
@@ -144,7 +143,7 @@ def _build_classes() -> dict[str, type]:
 
         def score(self, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
             """Pearson r between predicted and measured responses, one value per unit."""
-            from workbench.scoring import pearson_per_output
+            from workbench.sdk import pearson_per_output
 
             return pearson_per_output(Y, self.predict(X))
 
@@ -203,7 +202,7 @@ def partition_variance(Xa: np.ndarray, Xb: np.ndarray, Y: np.ndarray, train: np.
     The joint model is banded ridge over the two spaces (``joint="banded"``) or one ridge over the
     concatenated features (``joint="ridge"``); ``options`` go to every head.
     """
-    from workbench.scoring import r2_per_unit
+    from workbench.sdk import r2_per_unit
 
     if joint not in ("banded", "ridge"):
         raise WorkbenchError(f"joint={joint!r}; use 'banded' or 'ridge'")
@@ -217,7 +216,7 @@ def partition_variance(Xa: np.ndarray, Xb: np.ndarray, Y: np.ndarray, train: np.
     return variance_partition(r2["a"], r2["b"], r2["ab"])
 
 
-@workbench.hookimpl
+@hookimpl
 def register_heads(register: Any) -> None:
     options = {**_COMMON_OPTIONS, **_BAND_OPTIONS}
     register("ridge", _factory("RidgeHead", options), direction="encode", citation=CITATION_RIDGE,

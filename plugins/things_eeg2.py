@@ -31,8 +31,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-import workbench
-from workbench.types import Recording, StimulusSet, Units, WorkbenchError, digest
+from workbench.sdk import Recording, StimulusSet, Units, WorkbenchError, digest, hookimpl
 
 NAME = "things-eeg2"
 CODE_VERSION = "1"
@@ -145,12 +144,12 @@ class ThingsEEG2Dataset:
 
     # ---- files -------------------------------------------------------------------------------
     def _root(self) -> Path:
-        from workbench.fetch import local_root
+        from workbench.sdk import local_root
 
         return local_root(self.local_path, "things-eeg2")
 
     def _file(self, rel: str, what: str) -> Path:
-        from workbench.fetch import local_file
+        from workbench.sdk import local_file
 
         return local_file(self._root(), rel, what, "things-eeg2")
 
@@ -254,13 +253,13 @@ class ThingsEEG2Dataset:
         """Store path of this subject's recording (changes with options and input files)."""
         subj = subject_number(subject)
         root = self._root()
-        from workbench.store import files_signature
+        from workbench.sdk import files_signature
 
         stats = files_signature(root, self._input_files(subj))
         return f"responses/{NAME}/sub-{subj:02d}/{digest(self.fingerprint(), subj, stats)}"
 
     def _open_store(self):
-        from workbench.store import cache_store
+        from workbench.sdk import cache_store
 
         return cache_store(self.store, self.cache)
 
@@ -392,7 +391,7 @@ class ThingsEEG2Dataset:
     def fetch(self, dest: str | Path, accept_terms: bool = False, subjects: Sequence[str | int] | None = None,
               **options: Any) -> Path:
         """Download the preprocessed EEG of ``subjects`` and the image set from OSF, verified and unpacked."""
-        from workbench.fetch import RemoteFile, fetch_files, get_json, require_terms
+        from workbench.sdk import RemoteFile, fetch_files, get_json, require_terms
 
         allowed = {"osf_api", "nodes", "include_images", "checksums", "retries", "retry_wait", "timeout",
                    "dry_run", "quiet", "keep_archives"}
@@ -545,7 +544,7 @@ OPTIONS = {
 }
 
 
-@workbench.hookimpl
+@hookimpl
 def register_datasets(register) -> None:
     register(NAME, _things_eeg2, description="THINGS-EEG2: 64-channel EEG of 10 subjects, 16740 THINGS images "
              "(preprocessed: 17 occipito-parietal channels, 100 Hz)", modality="image", citation=CITATION,

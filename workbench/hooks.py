@@ -38,6 +38,21 @@ def register_metrics(register: Register) -> None:
 
 
 @hookspec
+def register_codecs(register: Register) -> None:
+    """Call ``register(name, factory, **card)`` for each image codec (images <-> latents)."""
+
+
+@hookspec
+def register_generators(register: Register) -> None:
+    """Call ``register(name, factory, **card)`` for each image generator (embeddings -> images)."""
+
+
+@hookspec
+def register_image_metrics(register: Register) -> None:
+    """Call ``register(name, factory, **card)`` for each reconstruction metric (images vs images)."""
+
+
+@hookspec
 def register_commands(app: Any) -> None:
     """Add sub-commands to the ``workbench`` CLI; ``app`` is the root ``typer.Typer``."""
 
@@ -47,4 +62,7 @@ KIND_HOOKS = {
     "encoder": "register_encoders",
     "head": "register_heads",
     "metric": "register_metrics",
+    "codec": "register_codecs",
+    "generator": "register_generators",
+    "image-metric": "register_image_metrics",
 }

@@ -326,6 +326,50 @@ class Metric(Protocol):
     def compare(self, X: np.ndarray, Y: np.ndarray) -> float: ...
 
 
+@runtime_checkable
+class Codec(Protocol):
+    """An image codec: images <-> flat latent vectors (reconstruction stage 1 decodes brain-predicted latents).
+
+    Images are ``uint8`` arrays ``(n, H, W, 3)``; ``encode`` resizes them to ``image_size`` and returns
+    ``float32 (n, latent_dim)``; ``decode`` maps such rows back to ``uint8 (n, image_size, image_size, 3)``.
+    """
+
+    name: str
+    image_size: int
+
+    @property
+    def latent_dim(self) -> int: ...
+    def encode(self, images: np.ndarray) -> np.ndarray: ...
+    def decode(self, latents: np.ndarray) -> np.ndarray: ...
+    def fingerprint(self) -> str: ...
+
+
+@runtime_checkable
+class Generator(Protocol):
+    """Turns decoded embeddings (and optionally a starting image) into images (reconstruction stage 3).
+
+    ``embedding_space`` names the encoder whose image embedding the generator was trained on, and
+    ``embedding_dim`` its width; both are checked against the decode cell before any generation.
+    """
+
+    name: str
+    embedding_space: str
+    embedding_dim: int
+
+    def generate(self, image_embeds: np.ndarray, init_images: np.ndarray | None = None,
+                 text_embeds: np.ndarray | None = None, seed: int = 0) -> np.ndarray: ...
+    def fingerprint(self) -> str: ...
+
+
+@runtime_checkable
+class ImageMetric(Protocol):
+    """Scores reconstructions against the images that were seen: one value per image pair."""
+
+    kind: str  # similarity | distance
+
+    def score(self, reconstructions: np.ndarray, targets: np.ndarray) -> np.ndarray: ...
+
+
 def resolve_layers(available: Sequence[LayerInfo], wanted: Sequence[str | float] | None) -> list[str]:
     """Turn layer names or relative depths (0–1) into layer names; ``None`` means every layer.
 

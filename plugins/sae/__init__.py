@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import workbench
+from workbench.sdk import hookimpl
 from workbench_plugins.sae.encoder import OPTIONS, SAEEncoder
 
 __all__ = ["SAEEncoder", "register_commands", "register_encoders"]
 
 
-@workbench.hookimpl
+@hookimpl
 def register_encoders(register: Any) -> None:
     register(
         "sae", SAEEncoder,
@@ -27,7 +27,7 @@ def register_encoders(register: Any) -> None:
     )
 
 
-@workbench.hookimpl
+@hookimpl
 def register_commands(app: Any) -> None:
     from workbench_plugins.sae.cli import sae_app
 

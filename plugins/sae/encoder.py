@@ -17,7 +17,7 @@ import json
 import warnings
 from typing import Any, Sequence
 
-from workbench.types import LayerInfo, WorkbenchError, digest, resolve_layers
+from workbench.sdk import LayerInfo, WorkbenchError, build_encoder, digest, resolve_layers
 
 CODE_VERSION = "1"
 OUTPUTS = ("latents", "reconstruction")
@@ -47,8 +47,6 @@ class SAEEncoder:
                  layer: str | float | None = None, path: str | None = None, checkpoint: str | None = None,
                  store: str | None = None, d_sae: int | None = None, k: int = 32, seed: int = 0,
                  device: str = "auto") -> None:
-        import workbench
-
         if path and checkpoint:
             raise WorkbenchError("sae: give either path= (an SAELens folder) or checkpoint= (a store key), not both")
         if isinstance(base_options, str):
@@ -62,7 +60,7 @@ class SAEEncoder:
             raise WorkbenchError("sae: the base encoder cannot itself be 'sae'")
         self.base_name = str(base)
         self.base_options = dict(base_options or {})
-        self.base = workbench.encoder(self.base_name, **self.base_options)
+        self.base = build_encoder(self.base_name, **self.base_options)
         self.modality = self.base.modality
         self.layer_option = layer
         self.path, self.checkpoint, self.store_url = path, checkpoint, store
@@ -89,7 +87,7 @@ class SAEEncoder:
     def _load(self) -> None:
         if self._loaded:
             return
-        from workbench.nn import resolve_device
+        from workbench.sdk import resolve_device
         from workbench_plugins.sae.model import load_saelens
 
         info: dict[str, Any] = {}
@@ -98,7 +96,7 @@ class SAEEncoder:
             sae = load_saelens(self.path)
             recorded = (sae.cfg.metadata.get("workbench") or {}).get("layer") or sae.cfg.metadata.get("hook_name")
         elif self.checkpoint:
-            from workbench.store import Store, open_store
+            from workbench.sdk import Store, open_store
             from workbench_plugins.sae.train import load_checkpoint
 
             sae, info = load_checkpoint(Store(self.store_url) if self.store_url else open_store(), self.checkpoint)
@@ -138,7 +136,7 @@ class SAEEncoder:
     def fingerprint(self) -> str:
         """Base encoder fingerprint and layer, SAE weights digest and config, and code version."""
         if self._fingerprint is None:
-            from workbench.nn import weights_digest
+            from workbench.sdk import weights_digest
 
             self._load()
             weights: Any = {"untrained": self.random} if not (self.path or self.checkpoint) \
@@ -151,7 +149,7 @@ class SAEEncoder:
         """Run the base encoder on its layer, then the SAE; return latents and/or the reconstruction."""
         import torch
 
-        from workbench.nn import to_numpy
+        from workbench.sdk import to_numpy
 
         unknown = [layer for layer in layers if layer not in OUTPUTS]
         if unknown:

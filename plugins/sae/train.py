@@ -36,9 +36,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import torch
 
-from workbench.features import load_features
-from workbench.store import ArraySpec, Store, check_key, safe_name
-from workbench.types import WorkbenchError, digest
+from workbench.sdk import ArraySpec, Store, WorkbenchError, check_key, digest, load_features, safe_name
 
 from workbench_plugins.sae.model import SAEConfig, SparseAutoencoder, from_arrays, save_saelens
 

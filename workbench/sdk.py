@@ -1,0 +1,84 @@
+"""The plugin SDK: everything a dataset, encoder, head, metric, codec or generator plugin may use.
+
+Plugins (the built-ins included) import from this module only, so the core behind it can move
+without breaking them::
+
+    from workbench.sdk import hookimpl, LayerInfo, WorkbenchError
+
+Contracts and errors load eagerly (they are light); helpers that pull in torch, zarr or scipy
+load on first use, so ``import workbench.sdk`` stays cheap at registration time.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from workbench.hooks import hookimpl
+from workbench.types import (
+    Codec,
+    Dataset,
+    Encoder,
+    Generator,
+    Head,
+    ImageMetric,
+    LayerInfo,
+    Metric,
+    Recording,
+    StimulusSet,
+    Units,
+    WorkbenchError,
+    as_str_array,
+    digest,
+    resolve_layers,
+)
+
+_LAZY: dict[str, str] = {
+    # torch helpers for encoders
+    "PRECISIONS": "workbench.nn", "DEVICES": "workbench.nn", "SPATIAL_POOLS": "workbench.nn",
+    "check_option": "workbench.nn", "resolve_device": "workbench.nn", "autocast": "workbench.nn",
+    "seeded": "workbench.nn", "weights_digest": "workbench.nn", "capture": "workbench.nn",
+    "masked_mean": "workbench.nn", "gather_tokens": "workbench.nn", "pool_tokens": "workbench.nn",
+    "pool_spatial": "workbench.nn", "to_numpy": "workbench.nn", "stack_images": "workbench.nn",
+    # store and caching
+    "Store": "workbench.store", "ArraySpec": "workbench.store", "open_store": "workbench.store",
+    "cache_store": "workbench.store", "files_signature": "workbench.store", "check_key": "workbench.store",
+    "safe_name": "workbench.store", "load_features": "workbench.features",
+    # downloads and local files
+    "RemoteFile": "workbench.fetch", "fetch_files": "workbench.fetch", "get_json": "workbench.fetch",
+    "require_terms": "workbench.fetch", "local_root": "workbench.fetch", "local_file": "workbench.fetch",
+    # numerics shared by heads and metrics
+    "DEFAULT_ALPHAS": "workbench.linalg", "make_folds": "workbench.linalg",
+    "bands_from_columns": "workbench.linalg",
+    "pearson_per_unit": "workbench.scoring", "pearson_per_output": "workbench.scoring",
+    "r2_per_unit": "workbench.scoring", "retrieval_topk": "workbench.scoring",
+    "two_way_identification": "workbench.scoring",
+    "rankdata": "workbench.stats", "noise_ceiling_nsd": "workbench.stats",
+}
+
+
+def build_encoder(name: str, **options: Any) -> Encoder:
+    """Build another registered encoder by name (how a wrapping plugin, e.g. an SAE, reaches its base)."""
+    import workbench
+
+    return workbench.encoder(name, **options)
+
+__all__ = [
+    "Codec", "Dataset", "Encoder", "Generator", "Head", "ImageMetric", "LayerInfo", "Metric",
+    "Recording", "StimulusSet", "Units", "WorkbenchError", "as_str_array", "digest", "hookimpl",
+    "resolve_layers", "build_encoder", *_LAZY,
+]
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"workbench.sdk has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
