@@ -331,12 +331,15 @@ class Store:
             arrays[f"roi_{safe_name(name)}"] = (mask.astype(bool), None)
         for name, ids in r.splits.items():
             arrays[f"split_{safe_name(name)}"] = (as_str_array(ids), None)
+        for name, labels in r.trial_groups.items():
+            arrays[f"group_{safe_name(name)}"] = (as_str_array(labels), None)
         specs = {k: ArraySpec(v.shape, "str" if v.dtype.kind in "OUT" else str(v.dtype), blocked=False)
                  for k, (v, _) in arrays.items()}
         meta = {
             "dataset": r.dataset, "subject": r.subject, "space": r.units.space, "shape": list(r.units.shape or []),
             "affine": None if r.units.affine is None else np.asarray(r.units.affine).tolist(),
             "rois": {safe_name(k): k for k in r.units.rois}, "splits": {safe_name(k): k for k in r.splits},
+            "trial_groups": {safe_name(k): k for k in r.trial_groups},
             "preprocessing": r.preprocessing,
         }
         with self.writer(path, specs, kind="responses", attrs={**dict(attrs or {}), "recording": meta}) as w:
@@ -366,6 +369,7 @@ class Store:
             times=reader["times"] if "times" in keys else None,
             noise_ceiling=reader["noise_ceiling"] if "noise_ceiling" in keys else None,
             preprocessing=list(meta["preprocessing"]),
+            trial_groups={name: reader[f"group_{key}"] for key, name in meta.get("trial_groups", {}).items()},
         )
 
 

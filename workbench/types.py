@@ -155,7 +155,8 @@ class Recording:
     Repetitions stay separate trials; averaging is the explicit, recorded ``average_repetitions``.
     ``noise_ceiling`` is per unit, as the fraction of variance (0–1) explainable in the average of
     the repetitions the recording holds (NSD's convention). ``splits`` maps a split name to the
-    stimulus ids in it (e.g. ``train`` and ``test``).
+    stimulus ids in it (e.g. ``train`` and ``test``). ``trial_groups`` maps a grouping name (``session``,
+    ``run``, ...) to one label per trial, for leave-one-group-out schemes and "first k sessions" designs.
     """
 
     dataset: str
@@ -167,6 +168,7 @@ class Recording:
     times: np.ndarray | None = None
     noise_ceiling: np.ndarray | None = None
     preprocessing: list[dict] = field(default_factory=list)
+    trial_groups: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.responses = np.asarray(self.responses)
@@ -194,6 +196,11 @@ class Recording:
             raise WorkbenchError(f"{self.dataset}/{self.subject}: noise_ceiling has shape {np.shape(self.noise_ceiling)}, "
                                  f"expected one value per unit ({self.units.n},)")
         self.splits = {k: as_str_array(v) for k, v in self.splits.items()}
+        self.trial_groups = {k: as_str_array(v) for k, v in self.trial_groups.items()}
+        for name, labels in self.trial_groups.items():
+            if labels.shape != self.trial_stimulus_ids.shape:
+                raise WorkbenchError(f"{self.dataset}/{self.subject}: trial group {name!r} has {labels.size} labels "
+                                     f"for {len(self.trial_stimulus_ids)} trials")
 
     @property
     def n_units(self) -> int:
@@ -236,7 +243,7 @@ class Recording:
             noise_ceiling = rescale_noise_ceiling(noise_ceiling, before, after)
             step["noise_ceiling_n"] = round(after, 4)
         return replace(self, responses=mean, trial_stimulus_ids=ids, noise_ceiling=noise_ceiling,
-                       preprocessing=[*self.preprocessing, step])
+                       preprocessing=[*self.preprocessing, step], trial_groups={})
 
     @property
     def noise_ceiling_n(self) -> float:
@@ -256,7 +263,8 @@ class Recording:
 
     def select_trials(self, stimulus_ids: Sequence[str]) -> "Recording":
         keep = np.isin(self.trial_stimulus_ids, as_str_array(stimulus_ids))
-        return replace(self, responses=self.responses[keep], trial_stimulus_ids=self.trial_stimulus_ids[keep])
+        return replace(self, responses=self.responses[keep], trial_stimulus_ids=self.trial_stimulus_ids[keep],
+                       trial_groups={k: v[keep] for k, v in self.trial_groups.items()})
 
 
 def rescale_noise_ceiling(noise_ceiling: np.ndarray, n_before: float, n_after: float) -> np.ndarray:
