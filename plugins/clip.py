@@ -12,37 +12,34 @@ import logging
 
 import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Annotated, Any, Literal, Sequence
 
-from workbench.sdk import LayerInfo, WorkbenchError, digest, hookimpl
+from workbench.sdk import LayerInfo, Option, WorkbenchError, digest, hookimpl
 
 CODE_VERSION = "1"
 RANDOM_SEED = 0
 TOWERS = ("image", "text")
 TOKENS = ("cls", "mean")
 
-OPTIONS = {
-    "model": {"type": "str", "default": "ViT-B-32",
-              "help": "open_clip architecture name (see open_clip.list_models()), or 'local-dir:/path'"},
-    "pretrained": {"type": "str", "default": None,
-                   "help": "None for random weights (seed 0), a local checkpoint file, or an open_clip tag "
-                           "already in the local cache (e.g. 'laion2b_s34b_b79k')"},
-    "tower": {"type": "str", "default": "image", "choices": list(TOWERS),
-              "help": "image tower (modality image) or text tower (modality text)"},
-    "token": {"type": "str", "default": "cls", "choices": list(TOKENS),
-              "help": "intermediate blocks: the class/end-of-text token, or the mean over tokens "
-                      "(patch tokens for images, real tokens for text)"},
-    "device": {"type": "str", "default": "auto", "help": "cpu, cuda, mps or auto"},
-    "precision": {"type": "str", "default": "fp32", "choices": ["fp32", "fp16", "bf16"],
-                  "help": "autocast precision of the forward pass (fp16/bf16 for GPUs)"},
-}
-
-
 class ClipEncoder:
     """An open_clip tower as a workbench encoder: ``block0`` … ``blockN`` and ``embedding``."""
 
-    def __init__(self, model: str = "ViT-B-32", pretrained: str | None = None, tower: str = "image",
-                 token: str = "cls", device: str = "auto", precision: str = "fp32") -> None:
+    def __init__(
+        self,
+        model: Annotated[str, Option(
+            "open_clip architecture name (see open_clip.list_models()), or 'local-dir:/path'")] = "ViT-B-32",
+        pretrained: Annotated[str | None, Option(
+            "None for random weights (seed 0), a local checkpoint file, or an open_clip tag already in "
+            "the local cache (e.g. 'laion2b_s34b_b79k')")] = None,
+        tower: Annotated[Literal["image", "text"], Option(
+            "image tower (modality image) or text tower (modality text)")] = "image",
+        token: Annotated[Literal["cls", "mean"], Option(
+            "intermediate blocks: the class/end-of-text token, or the mean over tokens (patch tokens for "
+            "images, real tokens for text)")] = "cls",
+        device: Annotated[str, Option("cpu, cuda, mps or auto")] = "auto",
+        precision: Annotated[Literal["fp32", "fp16", "bf16"], Option(
+            "autocast precision of the forward pass (fp16/bf16 for GPUs)")] = "fp32",
+    ) -> None:
         from workbench.sdk import PRECISIONS, check_option
 
         self.model_name = str(model)
@@ -313,8 +310,7 @@ def register_encoders(register: Any) -> None:
     register(
         "clip", ClipEncoder,
         description="open_clip image or text tower: every transformer block and the projected embedding",
-        modality="image",
+        modalities=("image", "text"),
         citation="Radford et al. 2021, Learning Transferable Visual Models From Natural Language Supervision; "
                  "Cherti et al. 2023 (OpenCLIP)",
-        options=OPTIONS,
     )

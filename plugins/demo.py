@@ -31,11 +31,11 @@ import csv
 import math
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Annotated, Any, Sequence
 
 import numpy as np
 
-from workbench.sdk import Recording, StimulusSet, Units, WorkbenchError, digest, hookimpl
+from workbench.sdk import Option, Recording, StimulusSet, Units, WorkbenchError, digest, hookimpl
 
 SHAPES = ["circle", "square", "triangle", "star", "cross", "ring", "diamond", "arrow"]
 TEXTURES = ["plain", "striped", "checkered", "dotted", "noisy"]
@@ -198,8 +198,16 @@ class DemoDataset:
     modalities = ("image", "text")
     space = "fsaverage5"
 
-    def __init__(self, n_subjects: int = 2, n_train: int = 450, n_test: int = 120, n_repetitions: int = 3,
-                 noise: float = 1.0, seed: int = 0, local_path: str | None = None) -> None:
+    def __init__(
+        self,
+        n_subjects: Annotated[int, Option("number of simulated subjects")] = 2,
+        n_train: Annotated[int, Option("training images per subject")] = 450,
+        n_test: Annotated[int, Option("shared test images")] = 120,
+        n_repetitions: Annotated[int, Option("repetitions per image")] = 3,
+        noise: Annotated[float, Option("noise standard deviation per trial")] = 1.0,
+        seed: Annotated[int, Option("generator seed")] = 0,
+        local_path: Annotated[str | None, Option("unused: the demo is generated")] = None,
+    ) -> None:
         if n_subjects < 1 or n_train < 10 or n_test < 10 or n_repetitions < 2:
             raise WorkbenchError("demo needs n_subjects ≥ 1, n_train ≥ 10, n_test ≥ 10 and n_repetitions ≥ 2")
         self.n_subjects, self.n_train, self.n_test = n_subjects, n_train, n_test
@@ -313,18 +321,17 @@ class DemoDataset:
         baseline = rng.uniform(-0.5, 0.5, n_units)
         noise = self.noise * rng.standard_normal((len(order), n_units))
         responses = (signal[order] + baseline + noise).astype(np.float32)
-        ids = np.asarray(self.ids)
-        units = Units(space=self.space, n=n_units, rois=rois, hemisphere=hemis, vertex=vertex)
-        rec = Recording(
-            dataset=self.name, subject=subject, responses=responses, trial_stimulus_ids=ids[order], units=units,
-            splits={"train": ids[train], "test": ids[test]},
-            preprocessing=[{"step": "simulate", "generator": "demo-v2", "seed": self.seed, "noise": self.noise}],
-        )
         from workbench.sdk import noise_ceiling_nsd
 
-        rec.noise_ceiling = noise_ceiling_nsd(rec.responses, rec.trial_stimulus_ids, n_average=1).astype(np.float32)
-        rec.preprocessing.append({"step": "noise_ceiling", "method": "ncsnr", "n": 1})
-        return rec
+        ids = np.asarray(self.ids)
+        return Recording(
+            dataset=self.name, subject=subject, responses=responses, trial_stimulus_ids=ids[order],
+            units=Units(space=self.space, n=n_units, rois=rois, hemisphere=hemis, vertex=vertex),
+            splits={"train": ids[train], "test": ids[test]},
+            noise_ceiling=noise_ceiling_nsd(responses, ids[order], n_average=1).astype(np.float32),
+            preprocessing=[{"step": "simulate", "generator": "demo-v2", "seed": self.seed, "noise": self.noise},
+                           {"step": "noise_ceiling", "method": "ncsnr", "n": 1}],
+        )
 
     def fetch(self, dest: str | Path, accept_terms: bool = False, **options: Any) -> Path:
         """Nothing to download: write the stimuli as PNG files and a captions CSV into ``dest``."""
@@ -344,14 +351,5 @@ def register_datasets(register) -> None:
     register(
         "demo", DemoDataset,
         description="Simulated NSD-shaped fMRI on fsaverage5 with planted layer-to-ROI structure (offline default).",
-        modality="image+text", citation="brain-workbench demo generator v2",
-        options={
-            "n_subjects": {"type": "int", "default": 2, "help": "number of simulated subjects"},
-            "n_train": {"type": "int", "default": 450, "help": "training images per subject"},
-            "n_test": {"type": "int", "default": 120, "help": "shared test images"},
-            "n_repetitions": {"type": "int", "default": 3, "help": "repetitions per image"},
-            "noise": {"type": "float", "default": 1.0, "help": "noise standard deviation per trial"},
-            "seed": {"type": "int", "default": 0, "help": "generator seed"},
-            "local_path": {"type": "str", "default": None, "help": "unused: the demo is generated"},
-        },
+        modalities=("image", "text"), citation="brain-workbench demo generator v2",
     )

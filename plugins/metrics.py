@@ -9,11 +9,11 @@ triangle (i < j) in row-major order, as rsatoolbox's ``get_vectors()``.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Annotated, Any, Callable, Literal, Sequence
 
 import numpy as np
 
-from workbench.sdk import WorkbenchError, hookimpl
+from workbench.sdk import Option, WorkbenchError, hookimpl
 
 RDM_METHODS = ("correlation", "euclidean", "mahalanobis", "crossnobis")
 COMPARISONS = ("spearman", "pearson", "kendall_tau_a", "cosine", "corr_cov", "cosine_cov", "rho_a")
@@ -307,9 +307,17 @@ class RSA:
 
     kind = "similarity"
 
-    def __init__(self, rdm: str = "correlation", comparison: str = "spearman",
-                 conditions: Sequence[Any] | None = None, partitions: Sequence[Any] | None = None,
-                 noise: np.ndarray | tuple[np.ndarray, np.ndarray] | None = None) -> None:
+    def __init__(
+        self,
+        rdm: Annotated[str, Option("how each representation's RDM is computed", choices=RDM_METHODS)] = "correlation",
+        comparison: Annotated[str, Option("how two RDMs are compared", choices=(*COMPARISONS, *_ALIASES))] = "spearman",
+        conditions: Annotated[Sequence[Any] | None, Option(
+            "stimulus (condition) of each row, for crossnobis")] = None,
+        partitions: Annotated[Sequence[Any] | None, Option(
+            "run/partition of each row, for crossnobis cross-validation")] = None,
+        noise: Annotated[np.ndarray | tuple[np.ndarray, np.ndarray] | None, Option(
+            "noise precision matrix (or one per representation) for mahalanobis/crossnobis")] = None,
+    ) -> None:
         if rdm not in RDM_METHODS:
             raise WorkbenchError(f"unknown RDM method {rdm!r}; use one of {', '.join(RDM_METHODS)}")
         comparison = _ALIASES.get(comparison, comparison)
@@ -387,7 +395,12 @@ class CKA:
     cross_validated = False
     invariances = ("permutation", "isotropic_scaling", "orthogonal", "translation")
 
-    def __init__(self, kernel: str = "linear", debiased: bool = False, sigma: float = 0.8) -> None:
+    def __init__(
+        self,
+        kernel: Annotated[Literal["linear", "rbf"], Option("linear or RBF kernel")] = "linear",
+        debiased: Annotated[bool, Option("use the unbiased HSIC estimator (Song et al. 2012)")] = False,
+        sigma: Annotated[float, Option("RBF width as a multiple of the median pairwise distance")] = 0.8,
+    ) -> None:
         if kernel not in ("linear", "rbf"):
             raise WorkbenchError(f"unknown CKA kernel {kernel!r}; use 'linear' or 'rbf'")
         self.kernel = kernel
@@ -435,7 +448,11 @@ class SVCCA:
     cross_validated = False
     invariances = ("permutation", "isotropic_scaling", "orthogonal", "translation")
 
-    def __init__(self, keep: float | int = 0.99) -> None:
+    def __init__(
+        self,
+        keep: Annotated[float | int, Option(
+            "variance fraction (float < 1) or number of SVD components (int) kept")] = 0.99,
+    ) -> None:
         self.keep = keep
 
     def canonical_correlations(self, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
@@ -456,7 +473,11 @@ class Procrustes:
     cross_validated = False
     invariances = ("permutation", "isotropic_scaling", "orthogonal", "translation")
 
-    def __init__(self, angular: bool = False) -> None:
+    def __init__(
+        self,
+        angular: Annotated[bool, Option(
+            "report the angular distance arccos(similarity) instead of the Procrustes distance")] = False,
+    ) -> None:
         self.angular = angular
 
     def compare(self, X: np.ndarray, Y: np.ndarray) -> float:
@@ -486,25 +507,14 @@ def per_time(metric: Any, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
 
 @hookimpl
 def register_metrics(register: Any) -> None:
-    register("rsa", RSA, kind="similarity",
+    register("rsa", RSA,
              description="RSA: RDMs (correlation, euclidean, mahalanobis, crossnobis) compared by Spearman, "
                          "Pearson, Kendall tau-a or whitened cosine/correlation; matches rsatoolbox",
-             citation="Kriegeskorte, Mur & Bandettini (2008); Nili et al. (2014); Diedrichsen et al. (2021)",
-             options={"rdm": {"type": "str", "default": "correlation", "choices": list(RDM_METHODS)},
-                      "comparison": {"type": "str", "default": "spearman", "choices": list(COMPARISONS)},
-                      "conditions": {"type": "array", "default": None, "description": "stimulus of each row (crossnobis)"},
-                      "partitions": {"type": "array", "default": None, "description": "CV fold of each row (crossnobis)"},
-                      "noise": {"type": "array", "default": None, "description": "feature precision matrix"}})
-    register("cka", CKA, kind="similarity",
+             citation="Kriegeskorte, Mur & Bandettini (2008); Nili et al. (2014); Diedrichsen et al. (2021)")
+    register("cka", CKA,
              description="Centered kernel alignment, linear or RBF, optionally debiased",
-             citation="Kornblith, Norouzi, Lee & Hinton (2019)",
-             options={"kernel": {"type": "str", "default": "linear", "choices": ["linear", "rbf"]},
-                      "debiased": {"type": "bool", "default": False},
-                      "sigma": {"type": "float", "default": 0.8, "description": "RBF width × median distance"}})
-    register("svcca", SVCCA, kind="similarity", description="SVD then mean canonical correlation",
-             citation="Raghu, Gilmer, Yosinski & Sohl-Dickstein (2017)",
-             options={"keep": {"type": "float | int", "default": 0.99,
-                               "description": "variance fraction or number of SVD components kept"}})
-    register("procrustes", Procrustes, kind="distance", description="Orthogonal Procrustes distance",
-             citation="Ding, Denain & Steinhardt (2021); Williams et al. (2021)",
-             options={"angular": {"type": "bool", "default": False}})
+             citation="Kornblith, Norouzi, Lee & Hinton (2019)")
+    register("svcca", SVCCA, description="SVD then mean canonical correlation",
+             citation="Raghu, Gilmer, Yosinski & Sohl-Dickstein (2017)")
+    register("procrustes", Procrustes, description="Orthogonal Procrustes distance",
+             citation="Ding, Denain & Steinhardt (2021); Williams et al. (2021)")

@@ -27,13 +27,14 @@ from __future__ import annotations
 
 import re
 import warnings
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Annotated, Any, Literal, Sequence
 from urllib.parse import quote
 
 import numpy as np
 
-from workbench.sdk import Recording, StimulusSet, Units, WorkbenchError, digest, hookimpl
+from workbench.sdk import Option, Recording, StimulusSet, Units, WorkbenchError, digest, hookimpl
 
 NAME = "nsd"
 CODE_VERSION = "1"
@@ -155,17 +156,24 @@ class NSDDataset:
 
     def __init__(
         self,
-        local_path: str | Path | None = None,
-        space: str = "fsaverage",
-        beta_version: str = "betas_fithrf_GLMdenoise_RR",
-        mask: str | None = "nsdgeneral",
-        rois: Sequence[str] | None = None,
-        sessions: Sequence[int] | None = None,
-        zscore: bool = True,
-        average_repetitions: bool = False,
-        caption: str = "first",
-        store: Any = None,
-        cache: bool = True,
+        local_path: Annotated[str | Path | None, Option(
+            "NSD root in the bucket's layout (from `workbench data fetch nsd`)")] = None,
+        space: Annotated[Literal["fsaverage", "func1pt8mm", "func1mm"], Option(
+            "fsaverage surface (both hemispheres, MGH) or the native 1.8 mm / 1 mm volume (NIfTI)")] = "fsaverage",
+        beta_version: Annotated[Literal["betas_fithrf_GLMdenoise_RR", "betas_fithrf", "betas_assumehrf"], Option(
+            "GLM single-trial beta version (NSD's b3 GLMdenoise+ridge, b2 fitted HRF, b1 assumed HRF)")] = \
+            "betas_fithrf_GLMdenoise_RR",
+        mask: Annotated[str | None, Option(
+            "atlas whose labels > 0 select the units; null keeps all")] = "nsdgeneral",
+        rois: Annotated[Sequence[str] | None, Option("atlases whose labels become ROI masks")] = None,
+        sessions: Annotated[Sequence[int] | None, Option(
+            "sessions to load (default: every session present)")] = None,
+        zscore: Annotated[bool, Option("z-score each unit within each session")] = True,
+        average_repetitions: Annotated[bool, Option("average the trials of each image")] = False,
+        caption: Annotated[Literal["first", "all"], Option(
+            "text stimuli: the first COCO caption of each image, or all its captions joined")] = "first",
+        store: Annotated[Any, Option("store URL for the cached recording ($WORKBENCH_STORE)")] = None,
+        cache: Annotated[bool, Option("cache preprocessed recordings in the store")] = True,
     ) -> None:
         if space not in SPACES:
             raise WorkbenchError(f"unknown NSD space {space!r}; choose one of {', '.join(SPACES)}")
@@ -463,10 +471,9 @@ class NSDDataset:
             rec = rec.average_repetitions()
             inverse_n = float(np.mean(1.0 / np.asarray(test, dtype=np.float64)))
         if ncsnr is not None:
-            rec.noise_ceiling = noise_ceiling(ncsnr, inverse_n)
-            rec.preprocessing.append({"step": "noise_ceiling", "formula": "ncsnr^2 / (ncsnr^2 + 1/n)",
-                                      "n": round(1.0 / inverse_n, 6), "source": "ncsnr",
-                                      "n_rule": "mean 1/count over test images" if self.average else "single trial"})
+            rec = replace(rec, noise_ceiling=noise_ceiling(ncsnr, inverse_n), preprocessing=[*rec.preprocessing, {
+                "step": "noise_ceiling", "formula": "ncsnr^2 / (ncsnr^2 + 1/n)", "n": round(1.0 / inverse_n, 6),
+                "source": "ncsnr", "n_rule": "mean 1/count over test images" if self.average else "single trial"}])
         return rec
 
     # ---- reading betas, masks and ROIs ------------------------------------------------------
@@ -663,28 +670,8 @@ class NSDDataset:
         return Path(dest).expanduser()
 
 
-def _nsd(**options: Any) -> NSDDataset:
-    return NSDDataset(**options)
-
-
-OPTIONS = {
-    "local_path": {"type": "path", "default": None,
-                   "help": "NSD root in the bucket's layout (from `workbench data fetch nsd`)"},
-    "space": {"type": "str", "default": "fsaverage", "choices": list(SPACES)},
-    "beta_version": {"type": "str", "default": "betas_fithrf_GLMdenoise_RR", "choices": list(BETA_VERSIONS)},
-    "mask": {"type": "str", "default": "nsdgeneral", "help": "atlas whose labels > 0 select the units; null keeps all"},
-    "rois": {"type": "list[str]", "default": list(DEFAULT_ROIS), "help": "atlases whose labels become ROI masks"},
-    "sessions": {"type": "list[int]", "default": None, "help": "sessions to load (default: every session present)"},
-    "zscore": {"type": "bool", "default": True, "help": "z-score each unit within each session"},
-    "average_repetitions": {"type": "bool", "default": False, "help": "average the trials of each image"},
-    "caption": {"type": "str", "default": "first", "choices": list(CAPTION_MODES)},
-    "store": {"type": "str", "default": None, "help": "store URL for the cached recording ($WORKBENCH_STORE)"},
-    "cache": {"type": "bool", "default": True, "help": "cache preprocessed recordings in the store"},
-}
-
-
 @hookimpl
 def register_datasets(register) -> None:
-    register(NAME, _nsd, description="Natural Scenes Dataset: 7T fMRI single-trial betas, 8 subjects, COCO images "
-             "and captions", modality="image", modalities=["image", "text"], citation=CITATION,
-             terms=TERMS_URL, options=OPTIONS)
+    register(NAME, NSDDataset, description="Natural Scenes Dataset: 7T fMRI single-trial betas, 8 subjects, COCO images "
+             "and captions", modalities=("image", "text"), citation=CITATION,
+             terms=TERMS_URL)

@@ -26,12 +26,13 @@ import json
 import re
 import shutil
 import zipfile
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Annotated, Any, Literal, Sequence
 
 import numpy as np
 
-from workbench.sdk import Recording, StimulusSet, Units, WorkbenchError, digest, hookimpl
+from workbench.sdk import Option, Recording, StimulusSet, Units, WorkbenchError, digest, hookimpl
 
 NAME = "things-eeg2"
 CODE_VERSION = "1"
@@ -121,15 +122,16 @@ class ThingsEEG2Dataset:
 
     def __init__(
         self,
-        local_path: str | Path | None = None,
-        data: str = "preprocessed",
-        average_repetitions: bool = False,
-        noise_ceiling: bool = True,
-        raw_sfreq: float = 100.0,
-        raw_tmin: float = -0.2,
-        raw_tmax: float = 0.8,
-        store: Any = None,
-        cache: bool = True,
+        local_path: Annotated[str | Path | None, Option("folder with Preprocessed_data/ and image_set/")] = None,
+        data: Annotated[Literal["preprocessed", "raw"], Option(
+            "raw needs MNE-Python and raw_data/ from figshare")] = "preprocessed",
+        average_repetitions: Annotated[bool, Option("average the trials of each image")] = False,
+        noise_ceiling: Annotated[bool, Option("per-channel noise ceiling from test repetitions")] = True,
+        raw_sfreq: Annotated[float, Option("resampling rate of raw epochs (Hz)")] = 100.0,
+        raw_tmin: Annotated[float, Option("raw data: epoch start in seconds relative to image onset")] = -0.2,
+        raw_tmax: Annotated[float, Option("raw data: epoch end in seconds relative to image onset")] = 0.8,
+        store: Annotated[Any, Option("store URL for the cached recording ($WORKBENCH_STORE)")] = None,
+        cache: Annotated[bool, Option("cache recordings in the store")] = True,
     ) -> None:
         if data not in DATA_KINDS:
             raise WorkbenchError(f"data must be one of {', '.join(DATA_KINDS)}, not {data!r}")
@@ -301,11 +303,11 @@ class ThingsEEG2Dataset:
             rec = rec.average_repetitions()
             inverse_n = float(np.mean(1.0 / np.asarray(test_counts, dtype=np.float64)))
         if self.with_nc and test_block is not None:
-            rec.noise_ceiling = noise_ceiling_per_channel(test_block, inverse_n)
-            rec.preprocessing.append({
-                "step": "noise_ceiling", "formula": "mean over times of ncsnr^2 / (ncsnr^2 + 1/n)", "per": "channel",
-                "source": "test-image repetitions", "n": round(1.0 / inverse_n, 6),
-                "n_rule": "mean 1/count over test images" if self.average else "single trial"})
+            rec = replace(rec, noise_ceiling=noise_ceiling_per_channel(test_block, inverse_n), preprocessing=[
+                *rec.preprocessing, {
+                    "step": "noise_ceiling", "formula": "mean over times of ncsnr^2 / (ncsnr^2 + 1/n)",
+                    "per": "channel", "source": "test-image repetitions", "n": round(1.0 / inverse_n, 6),
+                    "n_rule": "mean 1/count over test images" if self.average else "single trial"}])
         return rec
 
     def _load_preprocessed(self, subj: int, train_ids: list[str], test_ids: list[str]):
@@ -526,26 +528,8 @@ def _installed(dest: Path) -> dict[str, int]:
         return {}
 
 
-def _things_eeg2(**options: Any) -> ThingsEEG2Dataset:
-    return ThingsEEG2Dataset(**options)
-
-
-OPTIONS = {
-    "local_path": {"type": "path", "default": None, "help": "folder with Preprocessed_data/ and image_set/"},
-    "data": {"type": "str", "default": "preprocessed", "choices": list(DATA_KINDS),
-             "help": "raw needs MNE-Python and raw_data/ from figshare"},
-    "average_repetitions": {"type": "bool", "default": False, "help": "average the trials of each image"},
-    "noise_ceiling": {"type": "bool", "default": True, "help": "per-channel noise ceiling from test repetitions"},
-    "raw_sfreq": {"type": "float", "default": 100.0, "help": "resampling rate of raw epochs (Hz)"},
-    "raw_tmin": {"type": "float", "default": -0.2},
-    "raw_tmax": {"type": "float", "default": 0.8},
-    "store": {"type": "str", "default": None, "help": "store URL for the cached recording ($WORKBENCH_STORE)"},
-    "cache": {"type": "bool", "default": True, "help": "cache recordings in the store"},
-}
-
-
 @hookimpl
 def register_datasets(register) -> None:
-    register(NAME, _things_eeg2, description="THINGS-EEG2: 64-channel EEG of 10 subjects, 16740 THINGS images "
-             "(preprocessed: 17 occipito-parietal channels, 100 Hz)", modality="image", citation=CITATION,
-             terms=TERMS_URL, options=OPTIONS)
+    register(NAME, ThingsEEG2Dataset, description="THINGS-EEG2: 64-channel EEG of 10 subjects, 16740 THINGS images "
+             "(preprocessed: 17 occipito-parietal channels, 100 Hz)", modalities=("image",), citation=CITATION,
+             terms=TERMS_URL)

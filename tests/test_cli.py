@@ -69,7 +69,7 @@ def test_listings_as_json(with_plugins: Registry) -> None:
         assert result.exit_code == 0, result.output
         listing = json.loads(result.stdout)
         entry = next(e for e in listing if e["name"] == name)
-        assert entry["plugin"] == "fake" and entry["kind"] == group[:-1] and entry["description"]
+        assert entry["plugin"] == "fake" and entry["plugin_kind"] == group[:-1] and entry["description"]
     plugins = json.loads(_invoke("plugins", "list", "--json").stdout)
     assert {p["name"] for p in plugins} >= {"fake", "broken-import", "bad-hook"}
 
@@ -81,7 +81,7 @@ def test_info_as_json(with_plugins: Registry) -> None:
     ds = json.loads(_invoke("datasets", "info", "fake-data", "--json").stdout)
     assert ds["subjects"] == ["s1", "s2"] and ds["modalities"] == ["text"]
     metric = json.loads(_invoke("metrics", "info", "fake-cka", "--json").stdout)
-    assert metric["kind"] == "metric" and metric["plugin"] == "fake"
+    assert metric["kind"] == "similarity" and metric["plugin_kind"] == "metric" and metric["plugin"] == "fake"
     text = _invoke("encoders", "info", "fake-encoder")
     assert text.exit_code == 0 and "layer2" in text.stdout and "depth 1.0" in text.stdout
 

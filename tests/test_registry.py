@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import importlib.metadata as metadata
 import json
 import shutil
@@ -15,6 +17,7 @@ import typer
 from typer.testing import CliRunner
 
 import workbench as wb
+from workbench.options import Option
 from workbench import cli
 from workbench.cli import app
 from workbench.registry import DISABLE_ENV, Registry, get_registry
@@ -99,9 +102,9 @@ def test_unknown_names_list_known_ones(with_plugins: Registry) -> None:
 
 
 def test_unknown_options_are_refused(with_plugins: Registry) -> None:
-    with pytest.raises(WorkbenchError, match=r"encoder 'fake-encoder' has no option 'widht'; its options are: n_layers, width"):
+    with pytest.raises(WorkbenchError, match=r"encoder 'fake-encoder' has no option 'widht' \(did you mean 'width'\?\); its options are: width, n_layers"):
         wb.encoder("fake-encoder", widht=3)
-    with pytest.raises(WorkbenchError, match="head 'fake-ridge' has no option 'alphas'; its options are: alpha"):
+    with pytest.raises(WorkbenchError, match=r"head 'fake-ridge' has no option 'alphas' \(did you mean 'alpha'\?\); its options are: alpha"):
         wb.head("fake-ridge", alphas=[1.0])
     with pytest.raises(WorkbenchError, match="metric 'fake-cka' has no option 'debiased'; its options are: none"):
         wb.metric("fake-cka", debiased=True)
@@ -110,10 +113,24 @@ def test_unknown_options_are_refused(with_plugins: Registry) -> None:
 def test_option_schema_applies_to_keyword_factories(fresh_registry: None, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(DISABLE_ENV, "brain-workbench")
     seen = {}
-    wb.register("kw", lambda **kw: seen.update(kw) or kw, kind="metric", options={"a": "first", "b": "second"})
+
+    def kw(a: Annotated[int, Option("first")] = 0, b: Annotated[str, Option("second")] = "") -> dict:
+        seen.update(a=a, b=b)
+        return {"a": a}
+
+    wb.register("kw", kw, kind="metric")
     assert wb.metric("kw", a=1) == {"a": 1}
+    assert wb.metric("kw", a="2") == {"a": 2}, "scalar options are coerced to their declared type"
     with pytest.raises(WorkbenchError, match="has no option 'c'; its options are: a, b"):
         wb.metric("kw", c=1)
+    with pytest.raises(WorkbenchError, match=r"option a='x' does not fit type int"):
+        wb.metric("kw", a="x")
+    with pytest.raises(WorkbenchError, match="register\\(\\) takes no 'options' card"):
+        wb.register("old-style", kw, kind="metric", options={"a": "first"})
+    with pytest.raises(WorkbenchError, match="unknown card key 'modality'"):
+        wb.register("old-style", kw, kind="metric", modality="image")
+    with pytest.raises(WorkbenchError, match="'kind' is not a card key"):
+        get_registry()._add("metric", "old-style", kw, "runtime", {"kind": "similarity"})
     wb.register("free", lambda **kw: kw, kind="metric")
     assert wb.metric("free", anything=2) == {"anything": 2}
 
@@ -165,7 +182,8 @@ def test_duplicate_name_with_builtin_loses_to_the_builtin(tmp_path: Path, plugin
     assert reg.plugins["zz-builtin"].status == "ok"
     error = reg.plugins["dup"].error
     assert reg.plugins["dup"].status == "broken"
-    assert "'zz-builtin'" in error and "'dup'" in error and f"{DISABLE_ENV}=dup" in error
+    assert "'zz-builtin'" in error and "'dup'" in error and "built-in stays in use" in error
+    assert reg.get("encoder", "fake-encoder").plugin == "zz-builtin", "the built-in stays usable"
 
 
 def test_same_plugin_name_in_two_distributions(tmp_path: Path, plugin_site: Path,

@@ -26,7 +26,7 @@ def pip_install_target(source: Path, target: Path) -> None:
 
 def test_generated_plugins_install_register_and_pass_their_tests(tmp_path: Path) -> None:
     from workbench.cli import app
-    from workbench import cli_commands  # noqa: F401  (adds `plugin new`)
+
 
     target = tmp_path / "site"
     for kind in KINDS:

@@ -329,7 +329,7 @@ def _recording(three_d: bool) -> Recording:
               "a": np.ones(n_units, bool)},
         names=np.array([f"ch{i}" for i in range(n_units)]) if three_d else None,
         vertex=None if three_d else np.arange(n_units) * 10,
-        hemisphere=None if three_d else np.array(["L", "R"] * 3 + ["L"]),
+        hemisphere=None if three_d else np.array(["left", "right"] * 3 + ["left"]),
         coords=rng.standard_normal((n_units, 3)),
     )
     return Recording(

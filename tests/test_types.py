@@ -84,8 +84,13 @@ def test_stimulus_set_validation() -> None:
 # ---- Units ----------------------------------------------------------------------------------
 def test_units_validation() -> None:
     units = Units("fsaverage5", 4, rois={"V1": [1, 0, 1, 0], "V2": np.array([0, 1, 1, 0], bool)},
-                  vertex=np.arange(4), hemisphere=np.array(["L", "L", "R", "R"]))
+                  vertex=np.arange(4), hemisphere=np.array(["lh", "left", "rh", "right"]))
     assert units.rois["V1"].dtype == bool
+    assert list(units.hemisphere) == ["left", "left", "right", "right"], "lh/rh are normalised"
+    with pytest.raises(WorkbenchError, match="hemisphere label 'L' is not left/right"):
+        Units("fsaverage5", 2, hemisphere=["L", "R"])
+    with pytest.raises(WorkbenchError, match="unit space 'surface' is not one of"):
+        Units("surface", 2)
     assert list(units.roi_labels()) == ["V1", "V2", "V1", ""]
     with pytest.raises(WorkbenchError, match=r"ROI 'V1' mask has shape \(3,\), expected \(4,\)"):
         Units("fsaverage5", 4, rois={"V1": np.ones(3, bool)})

@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
+from workbench import paths as store_paths
 from workbench.store import ArraySpec, EntryWriter, Store, read_rows, safe_name, suggest_block_rows
 from workbench.types import Encoder, StimulusSet, WorkbenchError, digest, resolve_layers
 
@@ -26,7 +27,7 @@ def encoder_key(encoder: Encoder, stimuli: StimulusSet) -> str:
 
 
 def feature_path(encoder: Encoder, stimuli: StimulusSet, layer: str) -> str:
-    return f"features/{encoder_key(encoder, stimuli)}/{safe_name(layer)}"
+    return store_paths.feature_path(encoder_key(encoder, stimuli), layer)
 
 
 def encode_checked(encoder: Encoder, batch: list, layers: Sequence[str]) -> dict[str, np.ndarray]:

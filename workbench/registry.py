@@ -8,9 +8,10 @@ call on the first exception).
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata as metadata
-import inspect
 import os
+import re
 import traceback
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -18,31 +19,114 @@ from typing import Any, Callable, Iterable
 
 import pluggy
 
+from pydantic import BaseModel, ConfigDict, ValidationError
+
 from workbench import hooks
-from workbench.types import WorkbenchError
+from workbench.options import OptionInfo, option_schema, validate_options
+from workbench.types import Modality, WorkbenchError
 
 KINDS = tuple(hooks.KIND_HOOKS)
+_FACTORY_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 DISABLE_ENV = "WORKBENCH_DISABLE_PLUGINS"
 BUILTIN_DIST = "brain-workbench"
 
 
+class Card(BaseModel):
+    """What ``register(name, factory, **card)`` may say about a plugin besides its options.
+
+    Options are not part of the card: they come from the factory's signature (see
+    :mod:`workbench.options`), so they are declared exactly once.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    description: str = ""
+    citation: str = ""
+    url: str = ""
+    terms: str | None = None
+    modalities: tuple[Modality, ...] | None = None
+
+
+_KIND_FIELDS = {"modalities": {"encoder", "dataset"}, "terms": {"dataset"}}
+"""Card fields that only some kinds may declare."""
+INSTANCE_FIELDS = {"head": ("direction",), "metric": ("kind",), "image-metric": ("kind",)}
+"""What a plugin's class itself declares (read from it for listings, never repeated on the card)."""
+
+
+def validate_card(kind: str, name: str, card: dict[str, Any]) -> Card:
+    """The card as a :class:`Card`, or one sentence naming the key that is wrong."""
+    if "options" in card:
+        raise WorkbenchError(f"{kind} {name!r}: register() takes no 'options' card; declare each option once as a "
+                             "keyword parameter of the factory (Annotated[type, Option('help')] for its help text)")
+    known = set(Card.model_fields)
+    for key in card:
+        if key in INSTANCE_FIELDS.get(kind, ()):
+            raise WorkbenchError(f"{kind} {name!r}: {key!r} is not a card key; declare it once as a class attribute "
+                                 f"of the {kind} ({key} = ...)")
+        if key not in known:
+            raise WorkbenchError(f"{kind} {name!r}: unknown card key {key!r}; a card may hold "
+                                 f"{', '.join(sorted(known))}")
+        if key in _KIND_FIELDS and kind not in _KIND_FIELDS[key]:
+            raise WorkbenchError(f"{kind} {name!r}: card key {key!r} is only for {', '.join(sorted(_KIND_FIELDS[key]))}s")
+    try:
+        return Card(**card)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise WorkbenchError(f"{kind} {name!r}: card field {where}: {first['msg']}") from None
+
+
+Factory = Callable[..., Any] | str
+
+
 @dataclass
 class Entry:
-    """One registered dataset, encoder, head or metric; ``factory(**options)`` builds it."""
+    """One registered plugin of a kind; ``factory(**options)`` builds it.
+
+    ``factory`` may be a ``"module:attr"`` string, imported on first use, so registering a plugin
+    never imports its heavy dependencies.
+    """
 
     kind: str
     name: str
-    factory: Callable[..., Any]
+    factory: Factory
     plugin: str
-    card: dict[str, Any] = field(default_factory=dict)
+    card: Card = field(default_factory=Card)
 
     @property
     def description(self) -> str:
-        return str(self.card.get("description", ""))
+        return self.card.description
 
-    def as_json(self) -> dict[str, Any]:
-        card = {k: v for k, v in self.card.items() if _is_jsonable(v)}
-        return {**card, "kind": self.kind, "name": self.name, "plugin": self.plugin}
+    def load(self) -> Callable[..., Any]:
+        """The factory itself (importing it when it was registered as ``"module:attr"``)."""
+        if isinstance(self.factory, str):
+            module, _, attr = self.factory.partition(":")
+            try:
+                target: Any = importlib.import_module(module)
+                for part in attr.split("."):
+                    target = getattr(target, part)
+            except Exception as exc:
+                raise WorkbenchError(f"{self.kind} {self.name!r} (plugin {self.plugin}): cannot load its factory "
+                                     f"{self.factory!r}: {type(exc).__name__}: {exc}") from None
+            self.factory = target
+        return self.factory
+
+    def options(self) -> dict[str, OptionInfo] | None:
+        """The factory's options (type, default, help, choices); ``None`` if it takes ``**kwargs``."""
+        return option_schema(self.load())
+
+    def declared(self) -> dict[str, Any]:
+        """What the plugin's class declares about itself (a head's direction, a metric's kind)."""
+        factory = self.load()
+        return {f: getattr(factory, f) for f in INSTANCE_FIELDS.get(self.kind, ()) if hasattr(factory, f)}
+
+    def as_json(self, with_options: bool = False) -> dict[str, Any]:
+        card = self.card.model_dump(exclude_none=True)
+        out = {"name": self.name, "plugin": self.plugin, "plugin_kind": self.kind, **card, **self.declared()}
+        if with_options:
+            schema = self.options()
+            out["options"] = None if schema is None else {k: v.as_json() for k, v in schema.items()}
+        return out
 
 
 @dataclass
@@ -62,10 +146,6 @@ class PluginInfo:
         return {"name": self.name, "module": self.module, "source": self.source,
                 "version": self.version, "status": self.status,
                 "error": self.error, "provides": self.provides}
-
-
-def _is_jsonable(value: Any) -> bool:
-    return isinstance(value, (str, int, float, bool, list, tuple, dict, type(None)))
 
 
 class Registry:
@@ -138,7 +218,7 @@ class Registry:
                 if impl.plugin is not plugin:
                     continue
 
-                def register(name: str, factory: Callable[..., Any], _kind: str = kind, **card: Any) -> None:
+                def register(name: str, factory: Factory, _kind: str = kind, **card: Any) -> None:
                     added.append(self._add(_kind, name, factory, info.name, card))
 
                 try:
@@ -157,15 +237,24 @@ class Registry:
         info.error = error
         info.traceback = traceback.format_exc() if with_traceback else None
 
-    def _add(self, kind: str, name: str, factory: Callable[..., Any], plugin: str, card: dict[str, Any],
+    def _add(self, kind: str, name: str, factory: Factory, plugin: str, card: dict[str, Any],
              record_conflict: bool = True) -> Entry:
         if kind not in KINDS:
             raise WorkbenchError(f"unknown plugin kind {kind!r}; use one of {', '.join(KINDS)}")
         if not isinstance(name, str) or not name or not all(c.isalnum() or c in "-_." for c in name):
             raise WorkbenchError(f"invalid {kind} name {name!r}: use letters, digits, '-', '_' or '.'")
-        if not callable(factory):
-            raise WorkbenchError(f"{kind} {name!r}: factory must be callable")
+        if isinstance(factory, str):
+            if not _FACTORY_PATH.match(factory):
+                raise WorkbenchError(f"{kind} {name!r}: a factory given as text must look like 'package.module:Class'")
+        elif not callable(factory):
+            raise WorkbenchError(f"{kind} {name!r}: factory must be callable or a 'module:Class' string")
+        valid_card = validate_card(kind, name, card)
         existing = self.entries[kind].get(name)
+        if existing is not None and existing.plugin != plugin and record_conflict and self._is_builtin(existing.plugin):
+            raise WorkbenchError(
+                f"{kind} {name!r} is a built-in name (plugin {existing.plugin!r}); plugin {plugin!r} cannot take it "
+                f"over, so the built-in stays in use: rename it in {plugin!r}"
+            )
         if existing is not None and existing.plugin != plugin:
             if not record_conflict:
                 raise WorkbenchError(
@@ -179,9 +268,13 @@ class Registry:
                 f"duplicate {kind} name {name!r}: registered by plugin {existing.plugin!r} and by plugin "
                 f"{plugin!r}; disable one with {DISABLE_ENV}={plugin}"
             )
-        entry = Entry(kind=kind, name=name, factory=factory, plugin=plugin, card=dict(card))
+        entry = Entry(kind=kind, name=name, factory=factory, plugin=plugin, card=valid_card)
         self.entries[kind][name] = entry
         return entry
+
+    def _is_builtin(self, plugin: str) -> bool:
+        info = self.plugins.get(plugin)
+        return info is not None and info.source == BUILTIN_DIST
 
     def _remove(self, entry: Entry) -> None:
         if self.entries[entry.kind].get(entry.name) is entry:
@@ -218,12 +311,18 @@ class Registry:
             raise WorkbenchError(f"unknown {kind} {name!r}; known {kind}s: {known}{hint}") from None
 
     def create(self, kind: str, name: str, **options: Any) -> Any:
-        """Build a plugin instance, refusing options it does not take with a clear message."""
+        """Build a plugin instance, refusing unknown or ill-typed options with a clear message."""
         entry = self.get(kind, name)
-        _check_options(entry, options)
-        return entry.factory(**options)
+        factory = entry.load()
+        options = validate_options(f"{kind} {name!r}", factory, options)
+        return factory(**options)
 
-    def register(self, name: str, factory: Callable[..., Any], kind: str, replace: bool = False, **card: Any) -> Entry:
+    def check_options(self, kind: str, name: str, options: dict[str, Any]) -> dict[str, Any]:
+        """Validate options without building the plugin (sweep configs are checked before any work)."""
+        entry = self.get(kind, name)
+        return validate_options(f"{kind} {name!r}", entry.load(), options)
+
+    def register(self, name: str, factory: Factory, kind: str, replace: bool = False, **card: Any) -> Entry:
         """Runtime registration (notebooks): the entry belongs to the ``runtime`` plugin."""
         self.ensure_loaded()
         kind = _check_kind(kind)
@@ -256,34 +355,6 @@ def _check_kind(kind: str) -> str:
     if kind not in KINDS:
         raise WorkbenchError(f"unknown plugin kind {kind!r}; use one of {', '.join(KINDS)}")
     return kind
-
-
-def _check_options(entry: Entry, options: dict[str, Any]) -> None:
-    """Refuse options that neither the card's ``options`` schema nor the factory's signature name."""
-    params = _parameters(entry.factory)
-    named = {p.name for p in params or []
-             if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)}
-    schema = entry.card.get("options")
-    if isinstance(schema, dict):
-        accepted = set(schema) | named
-    elif params is None or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
-        return
-    else:
-        accepted = named
-    unknown = sorted(set(options) - accepted)
-    if unknown:
-        raise WorkbenchError(
-            f"{entry.kind} {entry.name!r} has no option {unknown[0]!r}; its options are: "
-            f"{', '.join(sorted(accepted)) or 'none'} (see `workbench {entry.kind}s info {entry.name}`)"
-        )
-
-
-def _parameters(factory: Callable[..., Any]) -> list[inspect.Parameter] | None:
-    """The factory's parameters, or ``None`` when its signature cannot be read (some builtins)."""
-    try:
-        return list(inspect.signature(factory).parameters.values())
-    except (TypeError, ValueError):
-        return None
 
 
 def _norm(name: str) -> str:

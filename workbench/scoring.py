@@ -111,3 +111,13 @@ def two_way_identification(pred: np.ndarray, true: np.ndarray, metric: str = "pe
     d = np.diag(S)[:, None]
     wins = (d > S).sum(1) + 0.5 * ((d == S).sum(1) - 1)
     return float(np.mean(wins / (n - 1)))
+
+
+def critical_r(n: int, p: float = 0.001) -> float:
+    """Pearson r that n test stimuli need for one-sided p < ``p`` (uncorrected); maps hide weaker units."""
+    from scipy import stats
+
+    if n < 4:
+        return 0.0
+    t = stats.t.ppf(1 - p, n - 2)
+    return float(t / np.sqrt(n - 2 + t * t))

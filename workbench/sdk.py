@@ -15,6 +15,7 @@ import importlib
 from typing import Any
 
 from workbench.hooks import hookimpl
+from workbench.options import Option
 from workbench.types import (
     Codec,
     Dataset,
@@ -49,7 +50,7 @@ _LAZY: dict[str, str] = {
     "require_terms": "workbench.fetch", "local_root": "workbench.fetch", "local_file": "workbench.fetch",
     # numerics shared by heads and metrics
     "DEFAULT_ALPHAS": "workbench.linalg", "make_folds": "workbench.linalg",
-    "bands_from_columns": "workbench.linalg",
+    "bands_from_columns": "workbench.linalg", "ridge_cv": "workbench.linalg", "banded_ridge_cv": "workbench.linalg",
     "pearson_per_unit": "workbench.scoring", "pearson_per_output": "workbench.scoring",
     "r2_per_unit": "workbench.scoring", "retrieval_topk": "workbench.scoring",
     "two_way_identification": "workbench.scoring",
@@ -64,7 +65,7 @@ def build_encoder(name: str, **options: Any) -> Encoder:
     return workbench.encoder(name, **options)
 
 __all__ = [
-    "Codec", "Dataset", "Encoder", "Generator", "Head", "ImageMetric", "LayerInfo", "Metric",
+    "Codec", "Dataset", "Encoder", "Generator", "Head", "ImageMetric", "LayerInfo", "Metric", "Option",
     "Recording", "StimulusSet", "Units", "WorkbenchError", "as_str_array", "digest", "hookimpl",
     "resolve_layers", "build_encoder", *_LAZY,
 ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import typing
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Literal, Mapping, Protocol, Sequence, runtime_checkable
@@ -17,10 +18,45 @@ import numpy as np
 Modality = Literal["image", "text"]
 Direction = Literal["encode", "decode"]
 MetricKind = Literal["similarity", "distance"]
+Hemisphere = Literal["left", "right"]
+Space = Literal["fsaverage", "fsaverage5", "fsaverage6", "fsaverage7", "func1pt8mm", "func1mm", "MNI152", "T1w",
+                "eeg-10-20", "meg", "custom"]
+"""Unit spaces: surfaces (fsaverage meshes), volumes (NSD's native grids, MNI152, T1w), sensors (EEG/MEG),
+and ``custom`` for a lab's own space (coordinates in ``Units.coords``)."""
+
+MODALITIES: tuple[str, ...] = typing.get_args(Modality)
+DIRECTIONS: tuple[str, ...] = typing.get_args(Direction)
+METRIC_KINDS: tuple[str, ...] = typing.get_args(MetricKind)
+HEMISPHERES: tuple[str, ...] = typing.get_args(Hemisphere)
+SPACES: tuple[str, ...] = typing.get_args(Space)
+_HEMISPHERE_ALIASES = {"left": "left", "right": "right", "lh": "left", "rh": "right"}
 
 
-class WorkbenchError(Exception):
-    """An error caused by bad input: the message is one sentence saying what, where and how to fix."""
+class WorkbenchError(ValueError):
+    """An error caused by bad input: the message is one sentence saying what, where and how to fix.
+
+    A ``ValueError``, so code written for scikit-learn (which expects ``ValueError`` for bad input)
+    handles it as such.
+    """
+
+
+def check_value(what: str, value: Any, allowed: Sequence[str]) -> str:
+    """``value`` if it is one of ``allowed``, else one sentence listing them."""
+    if value not in allowed:
+        raise WorkbenchError(f"{what} {value!r} is not one of {', '.join(allowed)}")
+    return value
+
+
+def normalize_hemispheres(labels: Any) -> np.ndarray:
+    """Hemisphere labels as ``left``/``right`` (``lh``/``rh`` accepted); anything else is refused."""
+    arr = as_str_array(labels)
+    uniq = np.unique(arr)
+    bad = [u for u in uniq if u.lower() not in _HEMISPHERE_ALIASES]
+    if bad:
+        raise WorkbenchError(f"hemisphere label {str(bad[0])!r} is not left/right (or lh/rh)")
+    mapping = {u: _HEMISPHERE_ALIASES[u.lower()] for u in uniq}
+    return np.array([mapping[u] for u in uniq], dtype="<U5")[np.searchsorted(uniq, arr)] if arr.size else \
+        arr.astype("<U5")
 
 
 def as_str_array(values: Any) -> np.ndarray:
@@ -92,17 +128,18 @@ class StimulusSet:
         return StimulusSet(tuple(ids), self.modality, self.loader, digest(self.content_digest, list(ids)))
 
 
-@dataclass
+@dataclass(frozen=True)
 class Units:
     """What each response column is: its space, its position and the ROIs it belongs to.
 
-    ``rois`` maps an ROI name to a boolean mask over units; ``vertex`` holds surface vertex indices,
-    ``ijk`` voxel indices into a volume of ``shape`` with ``affine``; ``names`` channel names (EEG).
+    ``rois`` maps an ROI name to a boolean mask over units; ``hemisphere`` is ``left``/``right`` per
+    unit (``lh``/``rh`` are normalised); ``vertex`` holds surface vertex indices, ``ijk`` voxel indices
+    into a volume of ``shape`` with ``affine``; ``names`` channel names (EEG). Immutable, validated once.
     """
 
     space: str
     n: int
-    rois: dict[str, np.ndarray] = field(default_factory=dict)
+    rois: Mapping[str, np.ndarray] = field(default_factory=dict)
     hemisphere: np.ndarray | None = None
     vertex: np.ndarray | None = None
     ijk: np.ndarray | None = None
@@ -112,20 +149,29 @@ class Units:
     coords: np.ndarray | None = None
 
     def __post_init__(self) -> None:
+        set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731
+        check_value("unit space", self.space, SPACES)
         if isinstance(self.n, bool) or not isinstance(self.n, (int, np.integer)) or self.n < 0:
             raise WorkbenchError(f"units.n must be a non-negative integer, got {self.n!r}")
-        self.n = int(self.n)
-        self.rois = dict(self.rois)
-        for name, mask in self.rois.items():
+        set_("n", int(self.n))
+        rois = {}
+        for name, mask in dict(self.rois).items():
             mask = np.asarray(mask, dtype=bool)
             if mask.shape != (self.n,):
                 raise WorkbenchError(f"ROI {name!r} mask has shape {mask.shape}, expected ({self.n},)")
-            self.rois[name] = mask
+            rois[str(name)] = mask
+        set_("rois", rois)
         for attr in ("hemisphere", "vertex", "ijk", "names", "coords"):
             value = getattr(self, attr)
             if value is not None and (np.ndim(value) == 0 or len(value) != self.n):
                 size = len(value) if np.ndim(value) else "a scalar, not one value per unit"
                 raise WorkbenchError(f"units.{attr} has {size} entries for {self.n} units")
+            if value is not None:
+                set_(attr, np.asarray(value))
+        if self.hemisphere is not None:
+            set_("hemisphere", normalize_hemispheres(self.hemisphere))
+        if self.shape is not None:
+            set_("shape", tuple(int(v) for v in self.shape))
         if self.affine is not None and np.shape(self.affine) != (4, 4):
             raise WorkbenchError(f"units.affine must be a 4 × 4 matrix, got shape {np.shape(self.affine)}")
 
@@ -147,7 +193,7 @@ class Units:
         )
 
 
-@dataclass
+@dataclass(frozen=True)
 class Recording:
     """One subject of one dataset: trial responses, the stimulus of each trial, and unit metadata.
 
@@ -164,43 +210,74 @@ class Recording:
     responses: np.ndarray
     trial_stimulus_ids: np.ndarray
     units: Units
-    splits: dict[str, np.ndarray] = field(default_factory=dict)
+    splits: Mapping[str, np.ndarray] = field(default_factory=dict)
     times: np.ndarray | None = None
     noise_ceiling: np.ndarray | None = None
     preprocessing: list[dict] = field(default_factory=list)
-    trial_groups: dict[str, np.ndarray] = field(default_factory=dict)
+    trial_groups: Mapping[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.responses = np.asarray(self.responses)
-        self.trial_stimulus_ids = as_str_array(self.trial_stimulus_ids)
+        set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731
+        where = f"{self.dataset}/{self.subject}"
+        set_("subject", str(self.subject))
+        set_("responses", np.asarray(self.responses))
+        set_("trial_stimulus_ids", as_str_array(self.trial_stimulus_ids))
+        if not isinstance(self.units, Units):
+            raise WorkbenchError(f"{where}: units must be a Units instance")
         if self.trial_stimulus_ids.ndim != 1:
-            raise WorkbenchError(f"{self.dataset}/{self.subject}: trial_stimulus_ids must be one id per trial")
+            raise WorkbenchError(f"{where}: trial_stimulus_ids must be one id per trial")
         if self.responses.ndim not in (2, 3):
-            raise WorkbenchError(
-                f"responses of {self.dataset}/{self.subject} have {self.responses.ndim} dims; "
-                "expected trials × units or trials × units × times"
-            )
+            raise WorkbenchError(f"responses of {where} have {self.responses.ndim} dims; "
+                                 "expected trials × units or trials × units × times")
+        if self.responses.dtype.kind not in "fiu":
+            raise WorkbenchError(f"{where}: responses must be numbers, got dtype {self.responses.dtype}")
         if len(self.trial_stimulus_ids) != self.responses.shape[0]:
-            raise WorkbenchError(
-                f"{self.dataset}/{self.subject}: {self.responses.shape[0]} response trials but "
-                f"{len(self.trial_stimulus_ids)} trial stimulus ids"
-            )
+            raise WorkbenchError(f"{where}: {self.responses.shape[0]} response trials but "
+                                 f"{len(self.trial_stimulus_ids)} trial stimulus ids")
         if self.responses.shape[1] != self.units.n:
-            raise WorkbenchError(
-                f"{self.dataset}/{self.subject}: responses have {self.responses.shape[1]} units "
-                f"but unit metadata describes {self.units.n}"
-            )
+            raise WorkbenchError(f"{where}: responses have {self.responses.shape[1]} units "
+                                 f"but unit metadata describes {self.units.n}")
         if self.responses.ndim == 3 and (self.times is None or len(self.times) != self.responses.shape[2]):
-            raise WorkbenchError(f"{self.dataset}/{self.subject}: time-resolved responses need one time per sample")
-        if self.noise_ceiling is not None and np.shape(self.noise_ceiling) != (self.units.n,):
-            raise WorkbenchError(f"{self.dataset}/{self.subject}: noise_ceiling has shape {np.shape(self.noise_ceiling)}, "
-                                 f"expected one value per unit ({self.units.n},)")
-        self.splits = {k: as_str_array(v) for k, v in self.splits.items()}
-        self.trial_groups = {k: as_str_array(v) for k, v in self.trial_groups.items()}
-        for name, labels in self.trial_groups.items():
+            raise WorkbenchError(f"{where}: time-resolved responses need one time per sample")
+        if self.times is not None:
+            set_("times", np.asarray(self.times, dtype=np.float64))
+        if self.noise_ceiling is not None:
+            nc = np.asarray(self.noise_ceiling, dtype=np.float32)
+            if nc.shape != (self.units.n,):
+                raise WorkbenchError(f"{where}: noise_ceiling has shape {nc.shape}, "
+                                     f"expected one value per unit ({self.units.n},)")
+            finite = nc[np.isfinite(nc)]
+            if finite.size and (finite.min() < 0 or finite.max() > 1 + 1e-6):
+                raise WorkbenchError(f"{where}: noise_ceiling must be a fraction of explainable variance in 0–1 "
+                                     f"(NaN where unknown), got values in [{finite.min():.3g}, {finite.max():.3g}]")
+            set_("noise_ceiling", nc)
+        seen = set(self.trial_stimulus_ids.tolist())
+        splits = {}
+        for name, ids in dict(self.splits).items():
+            ids = as_str_array(ids)
+            unknown = [i for i in ids.tolist() if i not in seen]
+            if unknown:
+                raise WorkbenchError(f"{where}: split {name!r} names {len(unknown)} stimuli no trial shows "
+                                     f"(first: {unknown[0]!r})")
+            splits[str(name)] = ids
+        set_("splits", splits)
+        groups = {}
+        for name, labels in dict(self.trial_groups).items():
+            labels = as_str_array(labels)
             if labels.shape != self.trial_stimulus_ids.shape:
-                raise WorkbenchError(f"{self.dataset}/{self.subject}: trial group {name!r} has {labels.size} labels "
+                raise WorkbenchError(f"{where}: trial group {name!r} has {labels.size} labels "
                                      f"for {len(self.trial_stimulus_ids)} trials")
+            groups[str(name)] = labels
+        set_("trial_groups", groups)
+        set_("preprocessing", [dict(step) for step in self.preprocessing])
+
+    def non_finite_units(self) -> np.ndarray:
+        """Indices of units with any NaN or infinite response (the core refuses to cache these)."""
+        flat = self.responses.reshape(self.responses.shape[0], self.responses.shape[1], -1)
+        bad = np.zeros(self.units.n, dtype=bool)
+        for c0 in range(0, self.units.n, 4096):
+            bad[c0:c0 + 4096] = ~np.isfinite(flat[:, c0:c0 + 4096]).all(axis=(0, 2))
+        return np.flatnonzero(bad)
 
     @property
     def n_units(self) -> int:
@@ -262,9 +339,12 @@ class Recording:
         return replace(self, responses=self.responses[:, mask], units=self.units.select(mask), noise_ceiling=nc)
 
     def select_trials(self, stimulus_ids: Sequence[str]) -> "Recording":
+        """The trials showing ``stimulus_ids``; splits keep only the stimuli that remain."""
         keep = np.isin(self.trial_stimulus_ids, as_str_array(stimulus_ids))
+        left = set(self.trial_stimulus_ids[keep].tolist())
+        splits = {k: v[np.isin(v, list(left))] for k, v in self.splits.items()}
         return replace(self, responses=self.responses[keep], trial_stimulus_ids=self.trial_stimulus_ids[keep],
-                       trial_groups={k: v[keep] for k, v in self.trial_groups.items()})
+                       splits=splits, trial_groups={k: v[keep] for k, v in self.trial_groups.items()})
 
 
 def rescale_noise_ceiling(noise_ceiling: np.ndarray, n_before: float, n_after: float) -> np.ndarray:

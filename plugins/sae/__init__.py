@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from workbench.sdk import hookimpl
-from workbench_plugins.sae.encoder import OPTIONS, SAEEncoder
+from workbench_plugins.sae.encoder import SAEEncoder
 
 __all__ = ["SAEEncoder", "register_commands", "register_encoders"]
 
@@ -20,10 +20,9 @@ def register_encoders(register: Any) -> None:
         "sae", SAEEncoder,
         description="sparse-autoencoder latents over a layer of any registered encoder (SAELens folders, "
                     "store checkpoints, or an untrained TopK baseline)",
-        modality="image",
+        modalities=("image", "text"),
         citation="Gao et al. 2024, Scaling and evaluating sparse autoencoders; Bussmann et al. 2024, BatchTopK "
                  "Sparse Autoencoders; Bussmann et al. 2025, Learning Multi-Level Features with Matryoshka SAEs",
-        options=OPTIONS,
     )
 
 

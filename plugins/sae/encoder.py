@@ -15,38 +15,35 @@ from __future__ import annotations
 
 import json
 import warnings
-from typing import Any, Sequence
+from typing import Annotated, Any, Literal, Sequence
 
-from workbench.sdk import LayerInfo, WorkbenchError, build_encoder, digest, resolve_layers
+from workbench.sdk import LayerInfo, Option, WorkbenchError, build_encoder, digest, resolve_layers
 
 CODE_VERSION = "1"
 OUTPUTS = ("latents", "reconstruction")
-
-OPTIONS = {
-    "base": {"type": "str", "default": "clip", "help": "registered encoder whose layer the SAE reads"},
-    "base_options": {"type": "dict", "default": {}, "help": "options of the base encoder (a dict or JSON text)"},
-    "layer": {"type": "str", "default": None,
-              "help": "base layer name or relative depth 0–1; default: the layer recorded with the SAE, else the last"},
-    "path": {"type": "str", "default": None, "help": "SAELens folder (cfg.json + sae_weights.safetensors)"},
-    "checkpoint": {"type": "str", "default": None,
-                   "help": "store key of a trained SAE (sae/<name>, from `workbench sae train`)"},
-    "store": {"type": "str", "default": None, "help": "store holding `checkpoint` (default: $WORKBENCH_STORE)"},
-    "d_sae": {"type": "int", "default": None, "help": "latents of the untrained baseline SAE (default 8 × d_in)"},
-    "k": {"type": "int", "default": 32, "help": "active latents of the untrained baseline SAE"},
-    "seed": {"type": "int", "default": 0, "help": "seed of the untrained baseline SAE"},
-    "device": {"type": "str", "default": "auto", "help": "where the SAE runs: cpu, cuda, mps or auto"},
-}
-
 
 class SAEEncoder:
     """A sparse autoencoder over one layer of a base encoder: layers ``latents`` and ``reconstruction``."""
 
     name = "sae"
 
-    def __init__(self, base: str = "clip", base_options: dict[str, Any] | str | None = None,
-                 layer: str | float | None = None, path: str | None = None, checkpoint: str | None = None,
-                 store: str | None = None, d_sae: int | None = None, k: int = 32, seed: int = 0,
-                 device: str = "auto") -> None:
+    def __init__(
+        self,
+        base: Annotated[str, Option("registered encoder whose layer the SAE reads")] = "clip",
+        base_options: Annotated[dict[str, Any] | str | None, Option(
+            "options of the base encoder (a dict or JSON text)")] = None,
+        layer: Annotated[str | float | None, Option(
+            "base layer name or relative depth 0–1; default: the layer recorded with the SAE, else the "
+            "last")] = None,
+        path: Annotated[str | None, Option("SAELens folder (cfg.json + sae_weights.safetensors)")] = None,
+        checkpoint: Annotated[str | None, Option(
+            "store key of a trained SAE (sae/<name>, from `workbench sae train`)")] = None,
+        store: Annotated[str | None, Option("store holding `checkpoint` (default: $WORKBENCH_STORE)")] = None,
+        d_sae: Annotated[int | None, Option("latents of the untrained baseline SAE (default 8 × d_in)")] = None,
+        k: Annotated[int, Option("active latents of the untrained baseline SAE")] = 32,
+        seed: Annotated[int, Option("seed of the untrained baseline SAE")] = 0,
+        device: Annotated[str, Option("where the SAE runs: cpu, cuda, mps or auto")] = "auto",
+    ) -> None:
         if path and checkpoint:
             raise WorkbenchError("sae: give either path= (an SAELens folder) or checkpoint= (a store key), not both")
         if isinstance(base_options, str):

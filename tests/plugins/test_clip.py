@@ -48,7 +48,7 @@ def test_registration_imports_no_torch() -> None:
 
 def test_card_and_cheap_layers() -> None:
     entry = wb.get_registry().get("encoder", "clip")
-    assert entry.card["options"]["model"]["default"] == "ViT-B-32"
+    assert entry.options()["model"].default == "ViT-B-32"
     enc = wb.encoder("clip")
     names = [layer.name for layer in enc.layers()]
     assert names == [f"block{i}" for i in range(12)] + ["embedding"]

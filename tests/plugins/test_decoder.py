@@ -12,7 +12,7 @@ from workbench import linalg
 from workbench.scoring import retrieval_topk, similarity_matrix, two_way_identification
 from workbench.testing import check_head
 from workbench.types import WorkbenchError
-from workbench_plugins.decoder import DecoderHead, per_time_decoding, time_generalization
+from workbench_plugins.decoder.heads import DecoderHead, per_time_decoding, time_generalization
 
 
 @pytest.fixture(scope="module")

@@ -48,8 +48,8 @@ def test_metrics_pass_conformance(name, options):
 
 def test_registry_kinds():
     reg = wb.get_registry()
-    assert {reg.get("metric", n).card["kind"] for n in ("rsa", "cka", "svcca")} == {"similarity"}
-    assert reg.get("metric", "procrustes").card["kind"] == "distance"
+    assert {reg.get("metric", n).as_json()["kind"] for n in ("rsa", "cka", "svcca")} == {"similarity"}
+    assert reg.get("metric", "procrustes").as_json()["kind"] == "distance"
     assert RSA(rdm="crossnobis").cross_validated and not RSA().cross_validated
 
 

@@ -56,7 +56,7 @@ def assert_store_clean(store: Store) -> None:
 # ---- registration and conformance --------------------------------------------------------------
 def test_registered_through_the_entry_point_and_cheap_without_data() -> None:
     entry = get_registry().get("dataset", "nsd")
-    assert "Allen" in entry.card["citation"] and "local_path" in entry.card["options"]
+    assert "Allen" in entry.card.citation and "local_path" in entry.options()
     ds = wb.dataset("nsd")
     assert ds.modalities == ("image", "text") and ds.subjects() == [str(s) for s in range(1, 9)]
     with pytest.raises(WorkbenchError, match="workbench data fetch nsd --dest DIR"):
@@ -112,7 +112,7 @@ def test_surface_betas_and_per_session_zscore(built: tuple[Path, dict]) -> None:
     general = truth["surf_rois"]["nsdgeneral"] > 0
     assert rec.units.n == general.sum()
     n_lh = 10
-    assert list(rec.units.hemisphere) == ["lh"] * int(general[:n_lh].sum()) + ["rh"] * int(general[n_lh:].sum())
+    assert list(rec.units.hemisphere) == ["left"] * int(general[:n_lh].sum()) + ["right"] * int(general[n_lh:].sum())
     np.testing.assert_array_equal(rec.units.vertex, np.concatenate([np.arange(10), np.arange(9)])[general])
     tps = truth["tps"]
     for sess in range(1, SESSIONS + 1):

@@ -15,7 +15,7 @@ from workbench import linalg
 from workbench.scoring import pearson_per_unit
 from workbench.testing import check_head
 from workbench.types import WorkbenchError
-from workbench_plugins.ridge import BandedRidgeHead, RidgeHead, partition_variance, variance_partition
+from workbench_plugins.ridge.heads import BandedRidgeHead, RidgeHead, partition_variance, variance_partition
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +39,7 @@ def test_banded_ridge_head_passes_conformance():
 
 def test_registry_cards_and_option_checking():
     entry = wb.get_registry().get("head", "ridge")
-    assert entry.card["direction"] == "encode" and "alphas" in entry.card["options"]
+    assert entry.as_json()["direction"] == "encode" and "alphas" in entry.options()
     assert isinstance(wb.head("banded-ridge"), BandedRidgeHead)
     with pytest.raises(WorkbenchError, match="no option"):
         wb.head("ridge", alpha=3)

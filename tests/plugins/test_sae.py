@@ -55,7 +55,7 @@ STIMULI = StimulusSet(tuple(f"s{i:04d}" for i in range(len(DATA))), "text", lamb
 
 @pytest.fixture(autouse=True)
 def table_encoder() -> None:
-    wb.register("table", TableEncoder, kind="encoder", replace=True, modality="text")
+    wb.register("table", TableEncoder, kind="encoder", replace=True, modalities=("text",))
 
 
 @pytest.fixture

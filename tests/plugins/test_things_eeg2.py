@@ -56,7 +56,7 @@ def independent_nc(test: np.ndarray, n: float) -> np.ndarray:
 
 def test_registered_and_cheap_without_data() -> None:
     entry = get_registry().get("dataset", "things-eeg2")
-    assert "Gifford" in entry.card["citation"]
+    assert "Gifford" in entry.card.citation
     ds = wb.dataset("things-eeg2")
     assert ds.modalities == ("image",) and ds.subjects() == [str(s) for s in range(1, 11)]
     with pytest.raises(WorkbenchError, match="workbench data fetch things-eeg2 --dest DIR"):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from workbench.sweep import Sweep, load_config
-from workbench.sweep.runner import load_cell_scores, results_table
+from workbench.sweep import load_cell_scores, results_table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fixtures_datasets import make_nsd, make_things_eeg2  # noqa: E402

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from workbench.cli_commands import critical_r
+from workbench.scoring import critical_r
 from workbench.sweep import Sweep
 from workbench.sweep.config import config_from_dict
-from workbench.sweep.runner import load_cell_scores, results_table
+from workbench.sweep import load_cell_scores, results_table
 from workbench_plugins.demo import ROI_ORDER
 
 pytestmark = pytest.mark.slow

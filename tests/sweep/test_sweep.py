@@ -14,7 +14,8 @@ from typer.testing import CliRunner
 import workbench as wb
 from workbench.sweep import Sweep, load_config
 from workbench.sweep.config import config_from_dict
-from workbench.sweep.runner import Reporter, load_cell_scores, results_table, table_path
+from workbench.sweep import Reporter, load_cell_scores, results_table
+from workbench.sweep.tables import table_path
 from workbench.types import LayerInfo, WorkbenchError, digest
 
 CALLS = {"encode": 0, "fit": 0, "fail_after": None}
@@ -204,7 +205,7 @@ def test_overrides_reach_nested_fields(tmp_path):
 
 def test_cli_sweep_results_and_figures(tmp_path):
     from workbench.cli import app
-    from workbench.cli_commands import critical_r  # noqa: F401  (registers the pipeline commands)
+    
 
     config = tmp_path / "tiny.yaml"
     config.write_text(yaml.safe_dump(tiny_config(tmp_path)))
@@ -344,7 +345,7 @@ def test_only_stimuli_the_subjects_saw_are_encoded(tmp_path):
 
 def test_metric_cells_compare_without_fitting(tmp_path):
     from workbench.cli import app
-    from workbench.cli_commands import critical_r  # noqa: F401
+    
 
     cfg = config_from_dict(tiny_config(tmp_path, metrics=[{"name": "cka"}, {"name": "rsa"}]))
     sweep = Sweep(cfg)

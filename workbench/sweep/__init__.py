@@ -1,6 +1,8 @@
-"""Alignment sweeps: config (YAML + overrides), planner/runner (idempotent cells), executors."""
+"""Alignment sweeps: config (YAML + overrides), cells, planning and coordination, executors, tables."""
 
 from workbench.sweep.config import SweepConfig, load_config
-from workbench.sweep.runner import Reporter, Sweep, results_table
+from workbench.sweep.runner import Plan, Reporter, Sweep
+from workbench.sweep.tables import export_table, load_cell_scores, results_table
 
-__all__ = ["Reporter", "Sweep", "SweepConfig", "load_config", "results_table"]
+__all__ = ["Plan", "Reporter", "Sweep", "SweepConfig", "export_table", "load_cell_scores", "load_config",
+           "results_table"]

@@ -11,7 +11,7 @@ import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any, Callable, Iterator
 
-from workbench.sweep.runner import Cell, compute_cell
+from workbench.sweep.cells import Cell, compute_cell
 from workbench.types import WorkbenchError
 
 CellRunner = Callable[[str, list[Cell]], Iterator[tuple[Cell, dict[str, Any]]]]

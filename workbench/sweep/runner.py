@@ -1,49 +1,28 @@
-"""Plan and run an alignment sweep: cache responses and features, fit a head per cell, store scores.
+"""Coordinate a sweep: plan its cells, cache responses and features, hand cells to an executor, write.
 
-A *cell* is dataset × subject × encoder × layer × head. Its key hashes everything that changes its
-numbers (dataset fingerprint, subject, preprocessing, encoder fingerprint and stimuli, layer, head
-and options, seed), so a rerun of the same config skips every finished cell and an edited config
-recomputes only the cells it changed. Workers only compute; the coordinating process writes.
+Each cell's key hashes everything that changes its numbers (dataset fingerprint, subject,
+preprocessing, encoder fingerprint and stimuli, layer, head and options, seed), so a rerun of the
+same config skips every finished cell and an edited config recomputes only the cells it changed.
+Only this coordinating process writes to the store.
 """
 
 from __future__ import annotations
 
-import functools
 import time
-from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Iterable
+from dataclasses import asdict, dataclass
+from typing import Any, Callable
 
 import numpy as np
 
 import workbench as wb
-from workbench.features import encoder_key, extract_features, load_features
-from workbench.scoring import normalize_by_ceiling, pearson_per_unit, r2_per_unit
+from workbench.features import encoder_key, extract_features
 from workbench.store import ArraySpec, Store, open_store, safe_name
+from workbench.sweep.cells import CELL_CODE_VERSION, Cell
 from workbench.sweep.config import SweepConfig
-from workbench.types import Recording, StimulusSet, WorkbenchError, digest, resolve_layers
-
-MANIFEST = "manifest"
-CELL_CODE_VERSION = "cell-v1"
-
-
-@dataclass(frozen=True)
-class Cell:
-    """One unit of work; ``task`` is everything a worker needs (plain data, picklable)."""
-
-    key: str
-    subject: str
-    encoder: str
-    encoder_name: str
-    layer: str
-    depth: float
-    head: str
-    feature_path: str
-    response_path: str
-    kind: str = "encoding"  # encoding (a fitted head) | metric (a comparison without fitting)
-    task: dict[str, Any] = field(hash=False, compare=False, default_factory=dict)
-
-    def result_path(self, sweep: str) -> str:
-        return f"results/{sweep}/{self.key}"
+from workbench.sweep.executors import get_executor
+from workbench.paths import feature_path, manifest_path, response_path
+from workbench.sweep.tables import export_table
+from workbench.types import StimulusSet, WorkbenchError, digest, resolve_layers
 
 
 @dataclass
@@ -53,10 +32,6 @@ class Plan:
     extractions: list[dict[str, Any]]
     subjects: list[str]
     response_paths: dict[str, str]
-
-
-def response_path(dataset_name: str, dataset_fingerprint: str, subject: str) -> str:
-    return f"responses/{safe_name(dataset_name)}/{safe_name(subject)}-{digest(dataset_fingerprint, subject)}"
 
 
 class Sweep:
@@ -132,7 +107,7 @@ class Sweep:
             extractions.append({"index": e_index, "layers": layers, "key": key})
             for subject in subjects:
                 for layer in layers:
-                    fpath = f"features/{key}/{safe_name(layer)}"
+                    fpath = feature_path(key, layer)
                     for h_index, h_spec in enumerate(cfg.heads):
                         ckey = digest(CELL_CODE_VERSION, ds_fp, subject, prep, key, layer, h_spec.model_dump(),
                                       cfg.seed, cfg.permutations)
@@ -178,7 +153,7 @@ class Sweep:
         reporter = reporter or Reporter()
         for job in plan.extractions:
             spec = self.config.encoders[job["index"]]
-            paths = [f"features/{job['key']}/{safe_name(layer)}" for layer in job["layers"]]
+            paths = [feature_path(job["key"], layer) for layer in job["layers"]]
             if all(self.store.is_complete(p) for p in paths):
                 reporter.message(f"features {spec.display}: {len(paths)} layer(s) already in the store")
                 continue
@@ -202,7 +177,7 @@ class Sweep:
             w.finish(config=self.config.model_dump(), seed=self.config.seed)
 
     def write_manifest(self, plan: Plan, started: float) -> None:
-        path = f"results/{self.config.name}/{MANIFEST}"
+        path = manifest_path(self.config.name)
         self.store.delete(path)
         keys = np.asarray([c.key for c in plan.cells], dtype=str)
         with self.store.writer(path, {"cells": ArraySpec(keys.shape, "str", blocked=False)}, kind="manifest",
@@ -213,8 +188,6 @@ class Sweep:
     def run(self, executor: str = "inline", workers: int | None = None, reporter: "Reporter | None" = None,
             address: str | None = None) -> dict[str, Any]:
         """Run every pending piece of the sweep; returns counts and timing."""
-        from workbench.sweep.executors import get_executor
-
         started = time.time()
         reporter = reporter or Reporter()
         plan = self.plan()
@@ -244,218 +217,3 @@ class Reporter:
 
     def progress(self, label: str, total: int) -> Callable[[int], None]:
         return lambda n: None
-
-
-# ---- the per-cell computation (runs in workers) ---------------------------------------------
-@functools.lru_cache(maxsize=4)
-def _prepared_recording(store_url: str, path: str, prep_key: str, average: bool, test_split: str,
-                        rois: tuple[str, ...] | None) -> dict[str, Any]:
-    rec = Store(store_url).load_recording(path)
-    return prepare_recording(rec, average, test_split, list(rois) if rois else None)
-
-
-def prepare_recording(rec: Recording, average: bool, test_split: str, rois: list[str] | None) -> dict[str, Any]:
-    """Train/test response matrices in the order of their stimulus ids, plus unit metadata."""
-    if rois:
-        unknown = [r for r in rois if r not in rec.units.rois]
-        if unknown:
-            raise WorkbenchError(f"ROI {unknown[0]!r} is not defined for {rec.dataset}/{rec.subject}; "
-                                 f"known ROIs: {', '.join(rec.units.rois)}")
-        rec = rec.select_units(np.any([rec.units.rois[r] for r in rois], axis=0))
-    if test_split not in rec.splits:
-        raise WorkbenchError(f"{rec.dataset}/{rec.subject} has no split {test_split!r}; "
-                             f"its splits are {', '.join(rec.splits) or 'none'}")
-    if average:
-        rec = rec.average_repetitions()
-    test_ids = set(rec.splits[test_split])
-    is_test = np.array([s in test_ids for s in rec.trial_stimulus_ids])
-    if is_test.all() or not is_test.any():
-        raise WorkbenchError(f"split {test_split!r} of {rec.dataset}/{rec.subject} leaves no training or no test trials")
-    responses = rec.responses
-    n_times = responses.shape[2] if responses.ndim == 3 else 1
-    rois = dict(rec.units.rois)
-    noise_ceiling = rec.noise_ceiling
-    if responses.ndim == 3:
-        # Time-resolved data: every (unit, time) pair becomes a column, unit-major, so one head fit is
-        # a per-time-point encoding model; results are reshaped back to units × times.
-        responses = responses.reshape(responses.shape[0], -1)
-        rois = {k: np.repeat(v, n_times) for k, v in rois.items()}
-        noise_ceiling = None if noise_ceiling is None else np.repeat(noise_ceiling, n_times)
-    return {
-        "train_ids": rec.trial_stimulus_ids[~is_test], "test_ids": rec.trial_stimulus_ids[is_test],
-        "Y_train": responses[~is_test].astype(np.float32), "Y_test": responses[is_test].astype(np.float32),
-        "noise_ceiling": noise_ceiling, "rois": rois, "n_units": rec.n_units, "n_times": n_times,
-        "times": rec.times,
-    }
-
-
-def permutation_null(Y: np.ndarray, pred: np.ndarray, n: int, seed: int) -> np.ndarray:
-    """Mean Pearson r over units when test rows of the prediction are shuffled (n × 1 values)."""
-    rng = np.random.default_rng(seed)
-    return np.array([pearson_per_unit(Y, pred[rng.permutation(len(pred))]).mean() for _ in range(n)])
-
-
-def _cell_data(store_url: str, task: dict[str, Any]) -> dict[str, Any]:
-    prep = task["prep"]
-    return _prepared_recording(store_url, task["response_path"], digest(prep), prep["average_repetitions"],
-                               prep["test_split"], tuple(prep["rois"]) if prep["rois"] else None)
-
-
-def compute_metric_cell(store_url: str, cell: Cell) -> dict[str, Any]:
-    """Compare the layer's features with each ROI's responses on the test stimuli (no fitting).
-
-    Time-resolved responses are compared per time point; the row keeps the mean over time and the peak.
-    """
-    started = time.time()
-    data = _cell_data(store_url, cell.task)
-    spec = cell.task["metric"]
-    metric = wb.metric(spec["name"], **spec["options"])
-    X = load_features(Store(store_url), cell.task["feature_path"], data["test_ids"]).astype(np.float64)
-    n_units, n_times = data["n_units"], data["n_times"]
-    Y = data["Y_test"].reshape(len(X), n_units, n_times)
-    rois = {"all": np.ones(n_units * n_times, dtype=bool), **data["rois"]}
-    summary = []
-    for name, mask in rois.items():
-        units = mask.reshape(n_units, n_times)[:, 0]
-        if not units.any():
-            continue
-        course = np.array([float(metric.compare(X, Y[:, units, t])) for t in range(n_times)])
-        row = {"roi": name, "n_units": int(units.sum()), "value": float(course.mean()), "metric_kind": metric.kind}
-        if n_times > 1:
-            row["peak_time"] = float(data["times"][int(np.argmax(course))])
-            row["peak_value"] = float(course.max())
-        summary.append(row)
-    return {"rois": summary, "n_test": int(len(X)), "timing_s": round(time.time() - started, 3)}
-
-
-def compute_cell(store_url: str, cell: Cell) -> dict[str, Any]:
-    """Fit the head of one cell on the training split and score it on the test split."""
-    if cell.kind == "metric":
-        return compute_metric_cell(store_url, cell)
-    started = time.time()
-    task = cell.task
-    prep = task["prep"]
-    data = _cell_data(store_url, task)
-    store = Store(store_url)
-    X_train = load_features(store, task["feature_path"], data["train_ids"]).astype(np.float32)
-    X_test = load_features(store, task["feature_path"], data["test_ids"]).astype(np.float32)
-    if prep.get("standardize_features", True):
-        mean = X_train.mean(axis=0)
-        sd = X_train.std(axis=0)
-        sd = np.where(sd > 1e-8, sd, 1.0)
-        X_train = (X_train - mean) / sd
-        X_test = (X_test - mean) / sd
-    head = wb.head(task["head"]["name"], **task["head"]["options"])
-    head.fit(X_train, data["Y_train"])
-    pred = np.asarray(head.predict(X_test), dtype=np.float32)
-    Y_test = data["Y_test"]
-    score = pearson_per_unit(Y_test, pred).astype(np.float32)
-    result: dict[str, Any] = {"score": score, "r2": r2_per_unit(Y_test, pred).astype(np.float32)}
-    if data["noise_ceiling"] is not None and len(data["noise_ceiling"]) == len(score):
-        result["score_normalized"] = normalize_by_ceiling(score, data["noise_ceiling"]).astype(np.float32)
-    alphas = getattr(head, "best_alphas_", None)
-    if alphas is not None and np.size(alphas) == len(score):
-        result["alpha"] = np.asarray(alphas, dtype=np.float32).reshape(-1)
-    rois = {"all": np.ones(len(score), dtype=bool), **data["rois"]}
-    summary = []
-    for i, (name, mask) in enumerate(rois.items()):
-        if not mask.any():
-            continue
-        observed = float(score[mask].mean())
-        row = {"roi": name, "n_units": int(mask.sum()), "mean_r": observed, "median_r": float(np.median(score[mask]))}
-        if "score_normalized" in result:
-            normalized = result["score_normalized"][mask]
-            row["mean_r_normalized"] = float(np.nanmean(normalized)) if np.isfinite(normalized).any() else None
-        if task["permutations"] and name != "all":
-            null = permutation_null(Y_test[:, mask], pred[:, mask], task["permutations"], task["seed"] + i)
-            row["null_mean_r_95"] = float(np.quantile(null, 0.95))
-            row["p_permutation"] = float((1 + np.sum(null >= observed)) / (1 + len(null)))
-        summary.append(row)
-    if data["n_times"] > 1:
-        n_units, n_times = data["n_units"], data["n_times"]
-        for name in [k for k, v in result.items() if isinstance(v, np.ndarray) and v.shape == (n_units * n_times,)]:
-            result[name] = result[name].reshape(n_units, n_times)
-        for row in summary:
-            mask = rois[row["roi"]].reshape(n_units, n_times)[:, 0]
-            course = result["score"][mask].mean(axis=0)
-            row["peak_time"] = float(data["times"][int(np.argmax(course))])
-            row["peak_mean_r"] = float(course.max())
-        result["times"] = np.asarray(data["times"], dtype=np.float64)
-    result["rois"] = summary
-    result["n_test"] = int(len(Y_test))
-    result["timing_s"] = round(time.time() - started, 3)
-    return result
-
-
-# ---- results tables ------------------------------------------------------------------------
-def results_table(store: Store, sweep: str):
-    """One row per cell × ROI of the sweep's latest run, as a pandas DataFrame.
-
-    ``q_fdr`` is the Benjamini–Hochberg adjusted permutation p-value over every subject × encoder ×
-    layer × ROI row of the sweep (the whole-brain ``all`` rows are not part of the family).
-    """
-    import pandas as pd
-
-    manifest_path = f"results/{sweep}/{MANIFEST}"
-    if not store.is_complete(manifest_path):
-        known = sorted({e.path.split("/")[1] for e in store.iter_entries("results")}) if store.meta("results") is None and \
-            store._group("results") is not None else []
-        hint = f"; sweeps in this store: {', '.join(known)}" if known else ""
-        raise WorkbenchError(f"no finished sweep {sweep!r} in store {store.url}{hint}")
-    keys = store.open(manifest_path)["cells"].astype(str)
-    rows = []
-    for key in keys:
-        path = f"results/{sweep}/{key}"
-        if not store.is_complete(path):
-            continue
-        attrs = store.open(path).attrs
-        cell = attrs["cell"]
-        for roi in attrs["rois"]:
-            rows.append({"sweep": sweep, "dataset": attrs["dataset"], "subject": cell["subject"],
-                         "encoder": cell["encoder"], "layer": cell["layer"], "depth": cell["depth"],
-                         "kind": cell.get("kind", "encoding"), "head": cell["head"], "cell": key, **roi})
-    frame = pd.DataFrame(rows)
-    if "p_permutation" in frame.columns:
-        from workbench.stats import fdr_bh
-
-        family = frame["roi"] != "all"
-        frame["q_fdr"] = np.nan
-        frame.loc[family, "q_fdr"] = fdr_bh(frame.loc[family, "p_permutation"].to_numpy(dtype=float))[1]
-    return frame
-
-
-def table_path(store: Store, sweep: str) -> str:
-    base = store.url.rstrip("/")
-    base = base[:-5] if base.endswith(".zarr") else base
-    return f"{base}.tables/{sweep}.parquet"
-
-
-def export_table(store: Store, sweep: str) -> str:
-    """Write the results table as Parquet next to the store (pandas / DuckDB friendly)."""
-    import fsspec
-
-    frame = results_table(store, sweep)
-    path = table_path(store, sweep)
-    fs, target = fsspec.core.url_to_fs(path)
-    fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
-    with fs.open(target, "wb") as fh:
-        frame.to_parquet(fh, index=False)
-    return path
-
-
-def load_cell_scores(store: Store, sweep: str, subject: str | None = None, encoder: str | None = None,
-                     layer: str | None = None) -> Iterable[tuple[dict[str, Any], dict[str, np.ndarray]]]:
-    """Per-unit arrays of the matching encoding cells of a sweep, with their cell description."""
-    keys = store.open(f"results/{sweep}/{MANIFEST}")["cells"].astype(str)
-    for key in keys:
-        path = f"results/{sweep}/{key}"
-        if not store.is_complete(path):
-            continue
-        reader = store.open(path)
-        cell = reader.attrs["cell"]
-        if cell.get("kind", "encoding") != "encoding":
-            continue
-        if (subject and cell["subject"] != subject) or (encoder and cell["encoder"] != encoder) or \
-                (layer and cell["layer"] != layer):
-            continue
-        yield {**cell, "n_test": reader.attrs.get("n_test")}, {name: reader[name] for name in reader.names()}

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import workbench
+from workbench.sdk import hookimpl
 
 
-@workbench.hookimpl
+@hookimpl
 def register_datasets(register) -> None:
     register("badhook-data", dict, description="registered before the failure; must be rolled back")
 
 
-@workbench.hookimpl
+@hookimpl
 def register_encoders(register) -> None:
     raise RuntimeError("cannot reach the model zoo [offline]")

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import workbench
+from workbench.sdk import hookimpl
 
 
 class _Nothing:
     """A stand-in: the duplicate is refused before anything is built."""
 
 
-@workbench.hookimpl
+@hookimpl
 def register_encoders(register) -> None:
     register("fake-encoder", _Nothing, description="a clashing encoder name")
 
 
-@workbench.hookimpl
+@hookimpl
 def register_metrics(register) -> None:
     register("dup-metric", _Nothing, description="an innocent metric of the clashing plugin")

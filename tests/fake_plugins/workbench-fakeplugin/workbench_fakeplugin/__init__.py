@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Annotated, Any, Sequence
 
 import numpy as np
 from sklearn.base import BaseEstimator
 
-import workbench
-from workbench.types import LayerInfo, Recording, StimulusSet, Units, WorkbenchError, digest
+from workbench.sdk import LayerInfo, Option, Recording, StimulusSet, Units, WorkbenchError, digest, hookimpl
 
 VERSION = "0.3.1"
 SENTENCES = tuple(f"sentence number {i} about {topic}" for i, topic in
@@ -28,7 +27,9 @@ class FakeDataset:
     name = "fake-data"
     modalities = ("text",)
 
-    def __init__(self, n_units: int = 8, seed: int = 0, local_path: str | None = None) -> None:
+    def __init__(self, n_units: Annotated[int, Option("units per subject")] = 8,
+                 seed: Annotated[int, Option("random seed")] = 0,
+                 local_path: Annotated[str | None, Option("folder with sentences.txt")] = None) -> None:
         if n_units < 2:
             raise WorkbenchError(f"fake-data needs n_units >= 2, got {n_units}")
         self.n_units, self.seed, self.local_path = int(n_units), int(seed), local_path
@@ -52,7 +53,7 @@ class FakeDataset:
         responses = signal[trials] + 0.3 * rng.standard_normal((len(trials), self.n_units))
         half = self.n_units // 2
         units = Units(space="fsaverage5", n=self.n_units, vertex=np.arange(self.n_units),
-                      hemisphere=np.array(["L"] * half + ["R"] * (self.n_units - half)),
+                      hemisphere=np.array(["left"] * half + ["right"] * (self.n_units - half)),
                       rois={"early": np.arange(self.n_units) < half, "late": np.arange(self.n_units) >= half})
         return Recording(
             dataset=self.name, subject=subject, responses=responses.astype(np.float32),
@@ -77,7 +78,8 @@ class FakeEncoder:
     name = "fake-encoder"
     modality = "text"
 
-    def __init__(self, width: int = 16, n_layers: int = 3) -> None:
+    def __init__(self, width: Annotated[int, Option("feature width")] = 16,
+                 n_layers: Annotated[int, Option("number of layers")] = 3) -> None:
         if n_layers < 2:
             raise WorkbenchError(f"fake-encoder needs n_layers >= 2, got {n_layers}")
         self.width, self.n_layers = int(width), int(n_layers)
@@ -114,7 +116,7 @@ class FakeRidge(BaseEstimator):
 
     direction = "encode"
 
-    def __init__(self, alpha: float = 1.0) -> None:
+    def __init__(self, alpha: Annotated[float, Option("ridge penalty")] = 1.0) -> None:
         self.alpha = alpha
 
     def fit(self, X: np.ndarray, Y: np.ndarray) -> "FakeRidge":
@@ -155,30 +157,29 @@ def _finite(a: Any, name: str) -> np.ndarray:
     return a
 
 
-@workbench.hookimpl
+@hookimpl
 def register_datasets(register) -> None:
     register("fake-data", FakeDataset, description="Synthetic sentences read by two subjects.",
-             modality="text", citation="none", options={"n_units": "units per subject", "seed": "random seed",
-                                                        "local_path": "folder with sentences.txt"})
+             modalities=("text",), citation="none")
 
 
-@workbench.hookimpl
+@hookimpl
 def register_encoders(register) -> None:
-    register("fake-encoder", FakeEncoder, description="Hash-seeded random tanh network.", modality="text",
-             options={"width": "feature width", "n_layers": "number of layers"})
+    register("fake-encoder", FakeEncoder, description="Hash-seeded random tanh network.",
+             modalities=("text",))
 
 
-@workbench.hookimpl
+@hookimpl
 def register_heads(register) -> None:
-    register("fake-ridge", FakeRidge, description="Single-alpha ridge, R² per unit.", direction="encode")
+    register("fake-ridge", FakeRidge, description="Single-alpha ridge, R² per unit.")
 
 
-@workbench.hookimpl
+@hookimpl
 def register_metrics(register) -> None:
-    register("fake-cka", FakeCKA, description="Linear CKA.", kind="similarity")
+    register("fake-cka", FakeCKA, description="Linear CKA.")
 
 
-@workbench.hookimpl
+@hookimpl
 def register_commands(app) -> None:
     @app.command("fake-hello")
     def fake_hello(name: str = "world") -> None:

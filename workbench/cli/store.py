@@ -1,0 +1,57 @@
+"""Store commands: list, verify and clean the zarr store."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from workbench.cli.common import JsonOption, StoreOption, console, print_json
+from workbench.store import open_store
+
+store_app = typer.Typer(help="Inspect, check and clean the zarr store.", no_args_is_help=True)
+
+
+@store_app.command("ls")
+def store_ls(store: Optional[str] = StoreOption, prefix: Optional[str] = typer.Argument(None, help="Only entries below this path."),
+             as_json: bool = JsonOption) -> None:
+    """List the entries in the store and whether each is complete."""
+    entries = open_store(store, create=False).ls(prefix)
+    if as_json:
+        print_json([e.as_json() for e in entries])
+        return
+    table = Table("entry", "kind", "state", "blocks")
+    for e in entries:
+        table.add_row(escape(e.path), escape(e.kind), "[green]complete[/]" if e.complete else "[yellow]incomplete[/]",
+                      f"{e.blocks_done}/{e.n_blocks}")
+    console.print(table)
+
+
+@store_app.command("verify")
+def store_verify(store: Optional[str] = StoreOption, as_json: bool = JsonOption,
+                 quick: bool = typer.Option(False, "--quick", help="Skip checksum verification of complete entries.")) -> None:
+    """Report incomplete entries and complete ones whose data no longer match their checksums."""
+    s = open_store(store, create=False)
+    problems = s.verify(checksums=not quick)
+    if as_json:
+        print_json([p.as_json() for p in problems])
+    else:
+        for p in problems:
+            console.print(f"[red]{p.status}[/] {escape(p.path)}: {escape(p.detail)}")
+        n = len(s.ls())
+        console.print(f"{n} entries checked, {len(problems)} problem(s).")
+    if problems:
+        raise typer.Exit(1)
+
+
+@store_app.command("gc")
+def store_gc(store: Optional[str] = StoreOption,
+             dry_run: bool = typer.Option(False, "--dry-run", help="Only list what would be removed.")) -> None:
+    """Remove incomplete entries that no running process is writing."""
+    removed = open_store(store, create=False).gc(dry_run=dry_run)
+    verb = "would remove" if dry_run else "removed"
+    for path in removed:
+        console.print(f"{verb} {escape(path)}")
+    console.print(f"{verb} {len(removed)} entries.")

@@ -1,0 +1,119 @@
+"""Pipeline commands: run a sweep, its status, its results table, and the demo."""
+
+from __future__ import annotations
+
+import json
+import time
+from importlib import resources
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import typer
+from rich.table import Table
+
+from workbench.cli.common import JsonOption, StoreOption, console, default_store, print_json, rich_reporter
+from workbench.figures.sweep import write_figures
+from workbench.store import open_store
+from workbench.sweep import Sweep, load_config, results_table
+from workbench.types import WorkbenchError
+
+sweep_app = typer.Typer(help="Run alignment sweeps from YAML configs (see configs/).", no_args_is_help=True)
+results_app = typer.Typer(help="Tables of sweep results.", no_args_is_help=True)
+
+
+@sweep_app.command("run")
+def sweep_run(
+    config: Path = typer.Argument(..., help="Sweep YAML, e.g. configs/demo.yaml."),
+    store: Optional[str] = StoreOption,
+    executor: str = typer.Option("inline", "--executor", "-e", help="inline (this process), local (process pool) or dask."),
+    workers: Optional[int] = typer.Option(None, "--workers", "-j", help="Worker processes for --executor local."),
+    address: Optional[str] = typer.Option(None, "--address", help="dask scheduler address for --executor dask."),
+    overrides: list[str] = typer.Option([], "--set", help="Override a config value: key.path=value (repeatable)."),
+) -> None:
+    """Run a sweep: cache responses and features, fit every cell, write scores and a Parquet table.
+
+    Finished work is never recomputed: rerunning the same config only checks the store.
+    """
+    cfg = load_config(config, overrides)
+    with rich_reporter() as reporter:
+        summary = Sweep(cfg, store).run(executor=executor, workers=workers, reporter=reporter, address=address)
+    console.print(f"[green]done[/]: {summary['computed']} cell(s) computed, {summary['skipped']} already in the store, "
+                  f"{summary['wall_time_s']} s. Table: {summary['table']}")
+    console.print(f"Next: workbench results show {cfg.name} --store {store or cfg.store or 'stores/default.zarr'}")
+
+
+@sweep_app.command("status")
+def sweep_status(config: Path = typer.Argument(..., help="Sweep YAML."), store: Optional[str] = StoreOption,
+                 overrides: list[str] = typer.Option([], "--set", help="Override a config value."),
+                 as_json: bool = JsonOption) -> None:
+    """Show how much of a sweep is already in the store."""
+    status = Sweep(load_config(config, overrides), store).status()
+    if as_json:
+        print_json(status)
+        return
+    for key, value in status.items():
+        console.print(f"[bold]{key}[/]: {value}")
+
+
+# ---- results -------------------------------------------------------------------------------
+@results_app.command("show")
+def results_show(
+    sweep: str = typer.Argument(..., help="Sweep name (the config's `name`)."),
+    store: Optional[str] = StoreOption,
+    value: str = typer.Option("mean_r", "--value", help="Column to tabulate: mean_r, mean_r_normalized, median_r."),
+    parquet: Optional[Path] = typer.Option(None, "--parquet", help="Also write the full table to this Parquet file."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Per-ROI scores of every encoder layer, averaged over subjects (full rows with --json)."""
+    frame = results_table(open_store(store or default_store(sweep)), sweep)
+    if parquet:
+        frame.to_parquet(parquet, index=False)
+    if as_json:
+        print_json(json.loads(frame.to_json(orient="records")))
+        return
+    if value not in frame.columns:
+        raise WorkbenchError(f"no column {value!r}; choose one of {', '.join(frame.columns)}")
+    encoding = frame[frame["kind"] == "encoding"] if "kind" in frame.columns else frame
+    if not encoding.empty:
+        _print_pivot(encoding, value, f"{sweep}: {value} (mean over subjects)")
+    if "kind" in frame.columns:
+        for metric, rows in frame[frame["kind"] == "metric"].groupby("head", sort=False):
+            _print_pivot(rows, "value", f"{sweep}: {metric} (mean over subjects, no fitting)")
+
+
+def _print_pivot(frame, value: str, title: str) -> None:
+    pivot = frame.pivot_table(index=["encoder", "depth", "layer"], columns="roi", values=value, aggfunc="mean", sort=False)
+    rois = [c for c in dict.fromkeys(frame["roi"]) if c != "all"] + (["all"] if "all" in pivot.columns else [])
+    table = Table("encoder", "layer", "depth", *rois, title=title)
+    for (encoder, depth, layer), row in pivot.sort_index(level=[0, 1], sort_remaining=False).iterrows():
+        table.add_row(encoder, layer, f"{depth:.2f}", *[_fmt(row.get(r)) for r in rois])
+    console.print(table)
+
+
+def _fmt(x: object) -> str:
+    return "" if x is None or (isinstance(x, float) and np.isnan(x)) else f"{x:.3f}"
+
+
+# ---- demo ----------------------------------------------------------------------------------
+def demo_config_path() -> Path:
+    """configs/demo.yaml, shipped inside the installed package as ``workbench_configs``."""
+    return Path(str(resources.files("workbench_configs") / "demo.yaml"))
+
+
+def demo(out: Path = typer.Option(Path("figures/demo"), "--out", help="Folder for the figures."),
+         store: Optional[str] = StoreOption,
+         executor: str = typer.Option("inline", "--executor", "-e", help="inline, local or dask."),
+         overrides: list[str] = typer.Option([], "--set", help="Override a demo config value.")) -> None:
+    """Run the demo sweep (configs/demo.yaml) on embedded simulated data and draw its figures."""
+    started = time.time()
+    cfg = load_config(demo_config_path(), overrides)
+    with rich_reporter() as reporter:
+        sweep = Sweep(cfg, store)
+        summary = sweep.run(executor=executor, reporter=reporter)
+    paths = write_figures(sweep.store, cfg.name, out)
+    results_show(cfg.name, store=sweep.store.url, value="mean_r", parquet=None, as_json=False)
+    console.print(f"[green]demo finished[/] in {time.time() - started:.0f} s "
+                  f"({summary['computed']} cells computed, {summary['skipped']} reused).")
+    console.print(f"Figures in [bold]{out}[/]: " + ", ".join(p.name for p in paths))
+    console.print(f"Results table: {summary['table']}")

@@ -1,0 +1,100 @@
+"""The standard figures of a finished sweep, drawn from the store (what `workbench figure` and the report call)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from workbench.figures.brainmap import plot_best_layer, plot_surface_scores
+from workbench.figures.layers import plot_layer_profiles
+from workbench.store import Store
+from workbench.sweep import load_cell_scores, results_table
+from workbench.scoring import critical_r
+from workbench.types import WorkbenchError
+
+
+def _cells_for_map(store_obj: Store, sweep: str, subject: Optional[str], encoder: Optional[str]):
+    cells = list(load_cell_scores(store_obj, sweep, subject=subject, encoder=encoder))
+    if not cells:
+        raise WorkbenchError(f"no cells of sweep {sweep!r} match subject={subject} encoder={encoder}")
+    return cells
+
+
+def _units(store_obj: Store, response_path: str):
+    rec = store_obj.load_recording(response_path)
+    if rec.units.hemisphere is None or rec.units.vertex is None:
+        raise WorkbenchError(f"{rec.dataset} units are in space {rec.units.space!r} without surface vertices; "
+                             "brain maps need surface data")
+    return rec
+
+
+def draw_brainmap(store_obj: Store, sweep: str, out: Path, encoder: Optional[str] = None, layer: Optional[str] = None,
+                  subject: Optional[str] = None, value: str = "score", roi: Optional[str] = None) -> Path:
+    """Draw one cell's per-vertex map, or the best layer per vertex with ``value='best-layer'``."""
+    cells = _cells_for_map(store_obj, sweep, subject, encoder)
+    subject = subject or cells[0][0]["subject"]
+    encoder = encoder or cells[0][0]["encoder"]
+    cells = [c for c in cells if c[0]["subject"] == subject and c[0]["encoder"] == encoder]
+    rec = _units(store_obj, cells[0][0]["response_path"])
+    keep = np.ones(rec.units.n, dtype=bool)
+    if roi:
+        if roi not in rec.units.rois:
+            raise WorkbenchError(f"unknown ROI {roi!r}; known: {', '.join(rec.units.rois)}")
+        keep = rec.units.rois[roi]
+    critical = critical_r(int(cells[0][0].get("n_test") or 0))
+    if value == "best-layer":
+        cells.sort(key=lambda c: c[0]["depth"])
+        scores = np.stack([np.where(keep, c[1]["score"], np.nan) for c in cells])
+        return plot_best_layer(np.nan_to_num(scores, nan=-1), [c[0]["depth"] for c in cells], rec.units.hemisphere,
+                               rec.units.vertex, rec.units.space, min_score=critical,
+                               title=f"{encoder}: best layer per vertex (r > {critical:.2f}), subject {subject} ({sweep})",
+                               output_file=out)
+    if layer is None:
+        chosen = max(cells, key=lambda c: float(np.nanmean(c[1]["score"][keep])))
+    else:
+        matching = [c for c in cells if c[0]["layer"] == layer]
+        if not matching:
+            raise WorkbenchError(f"encoder {encoder!r} has no layer {layer!r} in sweep {sweep!r}; layers: "
+                                 f"{', '.join(c[0]['layer'] for c in cells)}")
+        chosen = matching[0]
+    if value not in chosen[1]:
+        raise WorkbenchError(f"cells have no per-unit {value!r}; choose from {', '.join(chosen[1])} or best-layer")
+    threshold = critical if value in ("score", "score_normalized") else -np.inf
+    data = np.where(keep & (chosen[1]["score"] >= threshold), chosen[1][value], np.nan)
+    label = {"score": "Pearson r (test split)", "score_normalized": "r / noise ceiling", "r2": "R² (test split)",
+             "alpha": "ridge alpha"}.get(value, value)
+    shown = f" (r > {critical:.2f})" if np.isfinite(threshold) else ""
+    return plot_surface_scores(data, rec.units.hemisphere, rec.units.vertex, rec.units.space,
+                               title=f"{encoder} · {chosen[0]['layer']} · subject {subject}{shown} ({sweep})",
+                               colorbar_label=label, vmax=1.0 if value == "score_normalized" else None, output_file=out)
+
+
+def write_figures(store_obj: Store, sweep: str, out_dir: Path) -> list[Path]:
+    """The standard figure set of a sweep: layer profiles and, for surface data, brain maps."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    table = results_table(store_obj, sweep)
+    frame = table[table["kind"] == "encoding"]
+    metric_paths = [plot_layer_profiles(rows, "value", title=f"{sweep}: {metric} per layer (test stimuli, no fitting)",
+                                        output_file=out_dir / f"layers_{metric}.png")
+                    for metric, rows in table[table["kind"] == "metric"].groupby("head", sort=False)]
+    if frame.empty:
+        return metric_paths
+    paths = [plot_layer_profiles(frame, "mean_r", title=f"{sweep}: test-set Pearson r per layer",
+                                 output_file=out_dir / "layers.png")]
+    if "mean_r_normalized" in frame.columns and frame["mean_r_normalized"].notna().any():
+        paths.append(plot_layer_profiles(frame, "mean_r_normalized", title=f"{sweep}: r / noise ceiling per layer",
+                                         output_file=out_dir / "layers_normalized.png"))
+    paths.extend(metric_paths)
+    subject = str(frame["subject"].iloc[0])
+    for encoder in dict.fromkeys(frame["encoder"]):
+        safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in encoder)
+        try:
+            paths.append(draw_brainmap(store_obj, sweep, out_dir / f"brainmap_{safe}.png", encoder=encoder, subject=subject))
+            paths.append(draw_brainmap(store_obj, sweep, out_dir / f"best_layer_{safe}.png", encoder=encoder,
+                                       subject=subject, value="best-layer"))
+        except WorkbenchError as exc:
+            if "surface" not in str(exc):
+                raise
+    return paths

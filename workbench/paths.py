@@ -1,0 +1,42 @@
+"""Every store path the core reads or writes, in one place (features, responses, images, results)."""
+
+from __future__ import annotations
+
+from workbench.store import safe_name
+from workbench.types import digest
+
+MANIFEST = "manifest"
+
+
+def response_path(dataset_name: str, dataset_fingerprint: str, subject: str) -> str:
+    """Cached, preprocessed responses of one subject of one dataset."""
+    return f"responses/{safe_name(dataset_name)}/{safe_name(subject)}-{digest(dataset_fingerprint, subject)}"
+
+
+def features_prefix(encoder_key: str) -> str:
+    """All layers of one encoder on one stimulus set."""
+    return f"features/{encoder_key}"
+
+
+def feature_path(encoder_key: str, layer: str) -> str:
+    """Features of one layer of one encoder on one stimulus set."""
+    return f"{features_prefix(encoder_key)}/{safe_name(layer)}"
+
+
+def images_path(key: str) -> str:
+    """Images (uint8 n × H × W × 3) with their stimulus ids, e.g. one cell's reconstructions."""
+    return f"images/{key}"
+
+
+def result_path(sweep: str, cell_key: str) -> str:
+    """Scores (and fitted parameters) of one cell."""
+    return f"results/{sweep}/{cell_key}"
+
+
+def manifest_path(sweep: str) -> str:
+    """Cell keys and config of a sweep's latest run."""
+    return f"results/{sweep}/{MANIFEST}"
+
+
+def results_prefix(sweep: str | None = None) -> str:
+    return "results" if sweep is None else f"results/{sweep}"
