@@ -149,7 +149,7 @@ def make_folds(cv: Any, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
         from sklearn.model_selection import KFold
 
         if not 2 <= int(cv) <= n:
-            raise WorkbenchError(f"cv={cv} folds needs 2 ≤ folds ≤ n_samples ({n})")
+            raise WorkbenchError(f"cv={cv} folds needs 2 ≤ folds ≤ n_samples, but n_samples = {n}")
         cv = KFold(int(cv))
     if hasattr(cv, "split"):
         folds = [(np.asarray(tr), np.asarray(te)) for tr, te in cv.split(np.zeros((n, 1)))]

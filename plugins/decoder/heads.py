@@ -14,7 +14,8 @@ from typing import Annotated, Any, Callable, Literal, Sequence
 import numpy as np
 
 from sklearn.base import BaseEstimator
-from sklearn.utils.validation import check_array, check_is_fitted
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+from torch import nn
 
 from workbench.sdk import (
     DEFAULT_ALPHAS, Option, WorkbenchError, make_folds, pearson_per_output, pearson_per_unit, retrieval_topk, ridge_cv,
@@ -74,17 +75,16 @@ class DecoderHead(BaseEstimator):
         self.seed = seed
         self.n_threads = n_threads
 
-    def fit(self, X: np.ndarray, Y: np.ndarray) -> "DecoderHead":
+    def fit(self, X: np.ndarray, y: np.ndarray) -> "DecoderHead":
         """Fit the brain → embedding map on trials X (n × units) and embeddings Y (n × dims)."""
-        X = check_array(X, dtype=(np.float64, np.float32))
-        Y = check_array(Y, dtype=(np.float64, np.float32), ensure_2d=False)
+        X = validate_data(self, X, dtype=(np.float64, np.float32))
+        Y = check_array(y, dtype=(np.float64, np.float32), ensure_2d=False)
         if X.shape[0] != Y.shape[0]:
             raise WorkbenchError(f"X has {X.shape[0]} trials but Y has {Y.shape[0]} embeddings; rows must match")
         if self.method not in METHODS:
             raise WorkbenchError(f"unknown decoder method {self.method!r}; use one of {', '.join(METHODS)}")
         self._ravel = Y.ndim == 1
         Y2 = Y[:, None] if self._ravel else Y
-        self.n_features_in_ = X.shape[1]
         if self.method == "ridge":
             alphas = DEFAULT_ALPHAS if self.alphas is None else self.alphas
             res = ridge_cv(X, Y2, alphas, self.cv, fit_intercept=self.fit_intercept, backend=self.backend,
@@ -116,7 +116,7 @@ class DecoderHead(BaseEstimator):
         n = len(Xt)
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             torch.manual_seed(self.seed)
-            model = _ContrastiveMLP(Xt.shape[1], Yt.shape[1], self.hidden, self.dropout).to(device)
+            model = ContrastiveMLP(Xt.shape[1], Yt.shape[1], self.hidden, self.dropout).to(device)
             opt = torch.optim.AdamW(model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
             gen = torch.Generator(device="cpu").manual_seed(self.seed)
             bs = min(self.batch_size, n)
@@ -141,9 +141,7 @@ class DecoderHead(BaseEstimator):
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Predicted embeddings, one row per trial."""
         check_is_fitted(self, "n_features_in_")
-        X = check_array(X, dtype=(np.float64, np.float32))
-        if X.shape[1] != self.n_features_in_:
-            raise WorkbenchError(f"X has {X.shape[1]} units but the decoder was fit on {self.n_features_in_}")
+        X = validate_data(self, X, dtype=(np.float64, np.float32), reset=False)
         if self.method == "ridge":
             pred = X.astype(self.coef_.dtype, copy=False) @ self.coef_ + self.intercept_
         else:
@@ -154,9 +152,9 @@ class DecoderHead(BaseEstimator):
                 pred = self.model_(Xt).numpy().astype(np.float64) * self.y_scale_ + self.y_mean_
         return pred[:, 0] if getattr(self, "_ravel", False) else pred
 
-    def score(self, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    def score(self, X: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Pearson r between predicted and true embeddings, one value per embedding dimension."""
-        return pearson_per_output(Y, self.predict(X))
+        return pearson_per_output(np.asarray(y), self.predict(X))
 
     def retrieval(self, X: np.ndarray, Y: np.ndarray, k: Sequence[int] = (1, 5),
                   n_candidates: int | None = None, metric: str = "cosine") -> dict[int, float]:
@@ -174,22 +172,17 @@ def _info_nce(pred: Any, target: Any, temperature: float) -> Any:
     return 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels))
 
 
-def _ContrastiveMLP(n_in: int, n_out: int, hidden: int, dropout: float) -> Any:
-    import torch.nn as nn
+class ContrastiveMLP(nn.Module):
+    """Linear skip path plus a one-hidden-layer residual MLP (module level, so fitted heads pickle)."""
 
-    class ContrastiveMLP(nn.Module):
-        """Linear skip path plus a one-hidden-layer residual MLP."""
+    def __init__(self, n_in: int, n_out: int, hidden: int, dropout: float) -> None:
+        super().__init__()
+        self.skip = nn.Linear(n_in, n_out)
+        self.mlp = nn.Sequential(nn.Linear(n_in, hidden), nn.LayerNorm(hidden), nn.GELU(),
+                                 nn.Dropout(dropout), nn.Linear(hidden, n_out))
 
-        def __init__(self) -> None:
-            super().__init__()
-            self.skip = nn.Linear(n_in, n_out)
-            self.mlp = nn.Sequential(nn.Linear(n_in, hidden), nn.LayerNorm(hidden), nn.GELU(),
-                                     nn.Dropout(dropout), nn.Linear(hidden, n_out))
-
-        def forward(self, x: Any) -> Any:
-            return self.skip(x) + self.mlp(x)
-
-    return ContrastiveMLP()
+    def forward(self, x: Any) -> Any:
+        return self.skip(x) + self.mlp(x)
 
 
 def mean_pearson(y_true: np.ndarray, y_pred: np.ndarray) -> float:

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal, Sequence
 
 import numpy as np
 from sklearn.base import BaseEstimator
-from sklearn.utils.validation import check_array, check_is_fitted
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from workbench.sdk import (
     DEFAULT_ALPHAS, Option, WorkbenchError, banded_ridge_cv, bands_from_columns, pearson_per_output, r2_per_unit,
@@ -82,15 +82,14 @@ class RidgeHead(BaseEstimator):
     def _alphas(self) -> np.ndarray:
         return np.asarray(DEFAULT_ALPHAS if self.alphas is None else self.alphas, dtype=np.float64).ravel()
 
-    def fit(self, X: np.ndarray, Y: np.ndarray) -> "RidgeHead":
+    def fit(self, X: np.ndarray, y: np.ndarray) -> "RidgeHead":
         """Choose each unit's alpha (and band weights) by CV, then refit on all of X, Y."""
-        X = check_array(X, dtype=(np.float64, np.float32))
-        Y = check_array(Y, dtype=(np.float64, np.float32), ensure_2d=False)
+        X = validate_data(self, X, dtype=(np.float64, np.float32))
+        Y = check_array(y, dtype=(np.float64, np.float32), ensure_2d=False)
         if X.shape[0] != Y.shape[0]:
             raise WorkbenchError(f"X has {X.shape[0]} samples but Y has {Y.shape[0]}; rows must match")
         self._ravel = Y.ndim == 1
         Y2 = Y[:, None] if self._ravel else Y
-        self.n_features_in_ = X.shape[1]
         common = dict(fit_intercept=self.fit_intercept, scoring=self.scoring, backend=self.backend,
                       device=self.device, dtype=self.dtype, n_units_chunk=self.n_units_chunk, method=self.method)
         bands = _as_bands(self.bands, X.shape[1])
@@ -116,15 +115,13 @@ class RidgeHead(BaseEstimator):
     def predict(self, X: np.ndarray) -> np.ndarray:
         """X @ coef_ + intercept_ (one column per unit)."""
         check_is_fitted(self, "coef_")
-        X = check_array(X, dtype=(np.float64, np.float32))
-        if X.shape[1] != self.n_features_in_:
-            raise WorkbenchError(f"X has {X.shape[1]} features but the head was fit on {self.n_features_in_}")
+        X = validate_data(self, X, dtype=(np.float64, np.float32), reset=False)
         pred = X.astype(self.coef_.dtype, copy=False) @ self.coef_ + self.intercept_
         return pred[:, 0] if getattr(self, "_ravel", False) else pred
 
-    def score(self, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    def score(self, X: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Pearson r between predicted and measured responses, one value per unit."""
-        return pearson_per_output(Y, self.predict(X))
+        return pearson_per_output(np.asarray(y), self.predict(X))
 
 
 class BandedRidgeHead(RidgeHead):
