@@ -73,7 +73,7 @@ def test_clone_and_refusals(data):
     assert clone(head).get_params() == head.get_params()
     with pytest.raises(ValueError):
         RidgeHead().fit(np.where(X == X[0, 0], np.nan, X), Y)
-    with pytest.raises(WorkbenchError, match="features"):
+    with pytest.raises(ValueError, match="features"):
         RidgeHead().fit(X, Y).predict(X[:, :5])
     with pytest.raises(WorkbenchError, match="band sizes"):
         RidgeHead(bands=[5, 5]).fit(X, Y)
