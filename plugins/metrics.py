@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Callable, Literal, Sequence
 
 import numpy as np
+from scipy.spatial.distance import squareform
 
 from workbench.sdk import Option, WorkbenchError, hookimpl
 
@@ -48,13 +49,8 @@ def _offsets(n: int) -> np.ndarray:
 
 
 def condensed(M: np.ndarray) -> np.ndarray:
-    """Upper triangle (i < j, row-major) of a square matrix, copied row by row (no index arrays)."""
-    n = M.shape[0]
-    out = np.empty(n * (n - 1) // 2, dtype=M.dtype)
-    off = _offsets(n)
-    for i in range(n - 1):
-        out[off[i]:off[i] + n - 1 - i] = M[i, i + 1:]
-    return out
+    """Upper triangle (i < j, row-major) of a square matrix, as scipy's ``squareform`` lays it out."""
+    return squareform(M, checks=False)
 
 
 def n_from_condensed(m: int) -> int:
@@ -63,18 +59,6 @@ def n_from_condensed(m: int) -> int:
     if n * (n - 1) // 2 != m:
         raise WorkbenchError(f"a condensed RDM of length {m} is not n(n−1)/2 for any n")
     return n
-
-
-def squareform(v: np.ndarray, dtype: Any = None) -> np.ndarray:
-    """Square symmetric matrix (zero diagonal) from a condensed RDM."""
-    v = np.asarray(v)
-    n = n_from_condensed(v.shape[-1])
-    out = np.zeros((n, n), dtype=dtype or v.dtype)
-    off = _offsets(n)
-    for i in range(n - 1):
-        out[i, i + 1:] = v[off[i]:off[i] + n - 1 - i]
-    out += out.T
-    return out
 
 
 def _row_sums(v: np.ndarray, n: int) -> np.ndarray:

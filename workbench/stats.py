@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import numpy as np
+from scipy.spatial.distance import squareform
+from scipy.stats import false_discovery_control
 
 from workbench.types import WorkbenchError
 
@@ -49,7 +51,7 @@ class PermutationResult:
     null: np.ndarray
 
 
-def _pvalue(observed: float, null: np.ndarray, alternative: str) -> float:
+def permutation_pvalue(observed: float, null: np.ndarray, alternative: str = "greater") -> float:
     """(1 + #null at least as extreme) / (1 + #null): exact-size, never zero (Phipson & Smyth 2010)."""
     if alternative == "greater":
         k = np.sum(null >= observed)
@@ -75,22 +77,16 @@ def permutation_test(statistic: Callable[[np.ndarray, np.ndarray], float], X: np
     rng = np.random.default_rng(seed)
     observed = float(statistic(X, Y))
     null = np.array([statistic(X, Y[rng.permutation(len(Y))]) for _ in range(n_permutations)], dtype=float)
-    return PermutationResult(observed, _pvalue(observed, null, alternative), null)
+    return PermutationResult(observed, permutation_pvalue(observed, null, alternative), null)
 
 
 def _square(v: np.ndarray, dtype: Any) -> np.ndarray:
-    """Symmetric square form (zero diagonal) of a condensed vector, filled row by row."""
+    """Symmetric square form (zero diagonal) of a condensed vector (scipy's ``squareform``)."""
     m = len(v)
     n = int(round((1 + np.sqrt(1 + 8 * m)) / 2))
     if n * (n - 1) // 2 != m:
         raise WorkbenchError(f"a condensed RDM of length {m} is not n(n−1)/2 for any n")
-    out = np.zeros((n, n), dtype=dtype)
-    start = 0
-    for i in range(n - 1):
-        out[i, i + 1:] = v[start:start + n - 1 - i]
-        start += n - 1 - i
-    out += out.T
-    return out
+    return squareform(np.asarray(v, dtype=dtype), checks=False)
 
 
 def permutation_test_rdms(rdm_a: np.ndarray, rdm_b: np.ndarray, method: str = "spearman",
@@ -136,7 +132,7 @@ def permutation_test_rdms(rdm_a: np.ndarray, rdm_b: np.ndarray, method: str = "s
                 part = np.take(A[perm[s:s + h]], perm[s:], axis=1)
                 total += float(np.vdot(part, Bs)) - 0.5 * float(np.vdot(part[:, :h].copy(), Bs[:, :h].copy()))
             null[k] = total / norm
-    return PermutationResult(observed, _pvalue(observed, null, alternative), null)
+    return PermutationResult(observed, permutation_pvalue(observed, null, alternative), null)
 
 
 # ---- bootstrap ------------------------------------------------------------------------------
@@ -229,15 +225,8 @@ def fdr_bh(pvalues: np.ndarray, alpha: float = 0.05) -> tuple[np.ndarray, np.nda
     if np.any((flat[ok] < 0) | (flat[ok] > 1)):
         raise WorkbenchError("p-values must lie in [0, 1]")
     q = np.full(flat.shape, np.nan)
-    vals = flat[ok]
-    m = len(vals)
-    if m:
-        order = np.argsort(vals)
-        ranked = vals[order] * m / np.arange(1, m + 1)
-        adj = np.minimum.accumulate(ranked[::-1])[::-1]
-        out = np.empty(m)
-        out[order] = np.minimum(adj, 1.0)
-        q[ok] = out
+    if ok.any():
+        q[ok] = false_discovery_control(flat[ok], method="bh")
     q = q.reshape(p.shape)
     return np.nan_to_num(q, nan=np.inf) <= alpha, q
 

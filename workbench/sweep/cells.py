@@ -16,6 +16,7 @@ import numpy as np
 import workbench as wb
 from workbench.features import load_features
 from workbench.scoring import normalize_by_ceiling, pearson_per_unit, r2_per_unit
+from workbench.stats import permutation_pvalue
 from workbench.store import Store
 from workbench.paths import result_path
 from workbench.types import Recording, WorkbenchError, digest
@@ -165,7 +166,7 @@ def compute_cell(store_url: str, cell: Cell) -> dict[str, Any]:
         if task["permutations"] and name != "all":
             null = permutation_null(Y_test[:, mask], pred[:, mask], task["permutations"], task["seed"] + i)
             row["null_mean_r_95"] = float(np.quantile(null, 0.95))
-            row["p_permutation"] = float((1 + np.sum(null >= observed)) / (1 + len(null)))
+            row["p_permutation"] = permutation_pvalue(observed, null)
         summary.append(row)
     if data["n_times"] > 1:
         n_units, n_times = data["n_units"], data["n_times"]
