@@ -5,10 +5,19 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from workbench.hooks import KIND_HOOKS
 from workbench.types import WorkbenchError
 
-KIND_HOOK = {"dataset": "register_datasets", "encoder": "register_encoders", "head": "register_heads",
-             "metric": "register_metrics"}
+SCAFFOLD_KINDS = ("dataset", "encoder", "head", "metric")
+IMPORTS = {
+    "encoder": ("from typing import Annotated\n\nimport numpy as np\n\n"
+                "from workbench.sdk import LayerInfo, Option, digest, hookimpl"),
+    "dataset": ("from pathlib import Path\nfrom typing import Annotated\n\nimport numpy as np\n\n"
+                "from workbench.sdk import Option, Recording, StimulusSet, Units, digest, hookimpl"),
+    "head": ("from typing import Annotated\n\nimport numpy as np\nfrom sklearn.base import BaseEstimator\n\n"
+             "from workbench.sdk import Option, hookimpl, pearson_per_unit"),
+    "metric": "import numpy as np\n\nfrom workbench.sdk import hookimpl",
+}
 
 IMPLEMENTATIONS = {
     "encoder": '''
@@ -18,7 +27,8 @@ class {cls}:
     name = "{name}"
     modality = "image"
 
-    def __init__(self, bins: int = 8, seed: int = 0) -> None:
+    def __init__(self, bins: Annotated[int, Option("histogram bins per colour channel")] = 8,
+                 seed: Annotated[int, Option("seed of the random projection")] = 0) -> None:
         self.bins, self.seed = bins, seed
         self._projection = np.random.default_rng(seed).standard_normal((3 * bins, 16)).astype(np.float32)
 
@@ -43,7 +53,8 @@ class {cls}:
     name = "{name}"
     modalities = ("image",)
 
-    def __init__(self, local_path: str | None = None, n_stimuli: int = 40) -> None:
+    def __init__(self, local_path: Annotated[str | None, Option("folder with your files (unused by the example)")] = None,
+                 n_stimuli: Annotated[int, Option("number of synthetic stimuli")] = 40) -> None:
         self.local_path, self.n = local_path, n_stimuli
         self.ids = tuple(f"{name}-{{i:04d}}" for i in range(n_stimuli))
 
@@ -78,20 +89,20 @@ class {cls}(BaseEstimator):
 
     direction = "encode"
 
-    def __init__(self, alpha: float = 1.0) -> None:
+    def __init__(self, alpha: Annotated[float, Option("ridge penalty")] = 1.0) -> None:
         self.alpha = alpha
 
-    def fit(self, X, Y):
+    def fit(self, X, y):
         from sklearn.linear_model import Ridge
 
-        self.model_ = Ridge(alpha=self.alpha).fit(np.asarray(X), np.asarray(Y))
+        self.model_ = Ridge(alpha=self.alpha).fit(np.asarray(X), np.asarray(y))
         return self
 
     def predict(self, X):
         return self.model_.predict(np.asarray(X))
 
-    def score(self, X, Y):
-        return pearson_per_unit(np.asarray(Y), self.predict(X))
+    def score(self, X, y):
+        return pearson_per_unit(np.asarray(y), self.predict(X))
 ''',
     "metric": '''
 class {cls}:
@@ -109,21 +120,20 @@ class {cls}:
 ''',
 }
 
-MODULE = '''"""{name}: a brain-workbench {kind} plugin."""
+MODULE = '''"""{name}: a brain-workbench {kind} plugin.
+
+Options are the keyword parameters of ``__init__``: give each a default and, for its help text,
+``Annotated[type, Option("help")]`` (``Literal[...]`` types list their choices). That one signature
+feeds ``workbench {kind}s info {name}``, option validation and sweep configs.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
+{imports}
 
-import numpy as np
-from sklearn.base import BaseEstimator
-
-import workbench
-from workbench.scoring import pearson_per_unit
-from workbench.types import LayerInfo, Recording, StimulusSet, Units, digest
 {impl}
 
-@workbench.hookimpl
+@hookimpl
 def {hook}(register) -> None:
     register("{name}", {cls}, description="TODO: one line on what {name} is", citation="TODO")
 '''
@@ -144,18 +154,19 @@ dependencies = ["brain-workbench"]
 '''
 
 TEST = '''import workbench
-from workbench.testing import check_{kind}
+from workbench.testing import parametrize_with_checks
 
 
-def test_{module}_passes_the_{kind}_conformance_check():
-    check_{kind}(workbench.{kind}("{name}"))
+@parametrize_with_checks([workbench.{kind}("{name}")])
+def test_{module}_conformance(plugin, check):
+    check(plugin)
 '''
 
 
 def scaffold_plugin(name: str, kind: str, dest: Path) -> Path:
     """Write ``workbench-<name>/`` with a pyproject entry point, a working module and its test."""
-    if kind not in KIND_HOOK:
-        raise WorkbenchError(f"unknown kind {kind!r}; use one of {', '.join(KIND_HOOK)}")
+    if kind not in SCAFFOLD_KINDS:
+        raise WorkbenchError(f"unknown kind {kind!r}; use one of {', '.join(SCAFFOLD_KINDS)}")
     if not re.fullmatch(r"[a-z][a-z0-9-]*", name):
         raise WorkbenchError(f"plugin name {name!r} must be lower-case letters, digits and '-', starting with a letter")
     module = "workbench_" + name.replace("-", "_")
@@ -167,7 +178,8 @@ def scaffold_plugin(name: str, kind: str, dest: Path) -> Path:
     (root / "tests").mkdir()
     (root / "pyproject.toml").write_text(PYPROJECT.format(name=name, kind=kind, module=module))
     (root / module / "__init__.py").write_text(
-        MODULE.format(name=name, kind=kind, cls=cls, hook=KIND_HOOK[kind], impl=IMPLEMENTATIONS[kind].format(cls=cls, name=name)))
+        MODULE.format(name=name, kind=kind, cls=cls, hook=KIND_HOOKS[kind], imports=IMPORTS[kind],
+                      impl=IMPLEMENTATIONS[kind].format(cls=cls, name=name)))
     (root / "tests" / f"test_{module}.py").write_text(TEST.format(kind=kind, name=name, module=module))
     (root / "README.md").write_text(f"# workbench-{name}\n\nA brain-workbench {kind} plugin. Install with "
                                     f"`pip install -e .`; it then appears in `workbench plugins list`.\n")
