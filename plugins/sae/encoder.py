@@ -17,12 +17,12 @@ import json
 import warnings
 from typing import Annotated, Any, Literal, Sequence
 
-from workbench.sdk import LayerInfo, Option, WorkbenchError, build_encoder, digest, resolve_layers
+from workbench.sdk import EncoderBase, LayerInfo, Option, WorkbenchError, build_encoder, digest, resolve_layers
 
 CODE_VERSION = "1"
 OUTPUTS = ("latents", "reconstruction")
 
-class SAEEncoder:
+class SAEEncoder(EncoderBase):
     """A sparse autoencoder over one layer of a base encoder: layers ``latents`` and ``reconstruction``."""
 
     name = "sae"
@@ -64,9 +64,7 @@ class SAEEncoder:
         self.random = {"d_sae": d_sae, "k": int(k), "seed": int(seed)}
         self.device_option = device
         self._sae: Any = None
-        self._loaded = False
         self._base_layer: str | None = None
-        self._fingerprint: str | None = None
 
     def __repr__(self) -> str:
         source = self.path or self.checkpoint or f"random(seed={self.random['seed']})"
@@ -81,9 +79,7 @@ class SAEEncoder:
             wanted = recorded if recorded in names else 1.0
         return resolve_layers(available, [wanted])[0]
 
-    def _load(self) -> None:
-        if self._loaded:
-            return
+    def load_model(self) -> None:
         from workbench.sdk import resolve_device
         from workbench_plugins.sae.model import load_saelens
 
@@ -104,7 +100,6 @@ class SAEEncoder:
                           f"fingerprint than {self.base_name} with these options", stacklevel=2)
         self.device = resolve_device(self.device_option)
         self._sae = None if sae is None else sae.to(self.device)
-        self._loaded = True
 
     def _ensure_sae(self, d_in: int) -> Any:
         """The loaded SAE, or the untrained baseline built for inputs of width ``d_in`` on first use."""
@@ -121,26 +116,23 @@ class SAEEncoder:
     @property
     def base_layer(self) -> str:
         """The base encoder layer the SAE reads."""
-        self._load()
+        self.ensure_loaded()
         assert self._base_layer is not None
         return self._base_layer
 
     # ---- protocol ------------------------------------------------------------------------
-    def layers(self) -> list[LayerInfo]:
+    def list_layers(self) -> list[LayerInfo]:
         """``latents`` (depth 1) and ``reconstruction`` (the SAE's estimate of the base layer, depth 1)."""
-        return [LayerInfo("latents", 1.0), LayerInfo("reconstruction", 1.0)]
+        return [LayerInfo(name, 1.0) for name in OUTPUTS]
 
-    def fingerprint(self) -> str:
+    def compute_fingerprint(self) -> str:
         """Base encoder fingerprint and layer, SAE weights digest and config, and code version."""
-        if self._fingerprint is None:
-            from workbench.sdk import weights_digest
+        from workbench.sdk import weights_digest
 
-            self._load()
-            weights: Any = {"untrained": self.random} if not (self.path or self.checkpoint) \
-                else [self._sae.cfg.summary(), weights_digest(self._sae)]
-            self._fingerprint = digest("sae", CODE_VERSION, self.base_name, self.base.fingerprint(), self._base_layer,
-                                       weights, length=32)
-        return self._fingerprint
+        weights: Any = {"untrained": self.random} if not (self.path or self.checkpoint) \
+            else [self._sae.cfg.summary(), weights_digest(self._sae)]
+        return digest("sae", CODE_VERSION, self.base_name, self.base.fingerprint(), self._base_layer, weights,
+                      length=32)
 
     def encode(self, batch: Sequence[Any], layers: Sequence[str]) -> dict[str, Any]:
         """Run the base encoder on its layer, then the SAE; return latents and/or the reconstruction."""
@@ -148,10 +140,8 @@ class SAEEncoder:
 
         from workbench.sdk import to_numpy
 
-        unknown = [layer for layer in layers if layer not in OUTPUTS]
-        if unknown:
-            raise WorkbenchError(f"sae has no layer {unknown[0]!r}; its layers are {', '.join(OUTPUTS)}")
-        self._load()
+        self.check_layers(layers)
+        self.ensure_loaded()
         x = self.base.encode(list(batch), [self.base_layer])[self.base_layer]
         sae = self._ensure_sae(int(x.shape[1]))
         if x.shape[1] != sae.cfg.d_in:
