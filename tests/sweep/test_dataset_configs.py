@@ -29,6 +29,18 @@ def test_nsd_config_runs_on_the_published_layout(tmp_path):
     assert set(frame["subject"]) == {"1"} and "all" in set(frame["roi"])
     (cell, arrays), = list(load_cell_scores(Sweep(cfg).store, "nsd-clip"))
     assert np.isfinite(arrays["score"]).all() and arrays["score"].ndim == 1
+    store = Sweep(cfg).store
+    rec = store.load_recording(cell["response_path"])
+    assert set(rec.units.hemisphere) == {"left", "right"}, "NSD's lh/rh files give left/right units"
+    from workbench.figures.brainmap import surface_arrays
+    from workbench.figures.sweep import draw_brainmap
+    from workbench.report import write_report
+
+    hemis = surface_arrays(arrays["score"], rec.units.hemisphere, rec.units.vertex, rec.units.space)
+    assert all(np.isfinite(hemis[h]).any() for h in ("left", "right")), "both hemispheres carry values"
+    assert draw_brainmap(store, "nsd-clip", tmp_path / "map.png", value="alpha").stat().st_size > 10_000
+    page = write_report(store, "nsd-clip", tmp_path / "report").read_text()
+    assert "brainmap_" in page
 
 
 def test_things_eeg2_config_keeps_channels_and_times(tmp_path):

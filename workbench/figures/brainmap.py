@@ -44,8 +44,9 @@ def _draw(hemis: dict[str, np.ndarray], title: str, cmap: str, vmin: float | Non
     mesh = datasets.load_fsaverage("fsaverage5")
     sulc = datasets.load_fsaverage_data("fsaverage5", data_type="sulcal")
     finite = np.concatenate([h[np.isfinite(h)] for h in hemis.values()])
-    if finite.size == 0:
-        raise WorkbenchError("nothing to draw: every value is missing")
+    if finite.size == 0:  # e.g. no unit passes the significance threshold: draw the bare surface, say so
+        finite = np.array([0.0, 1.0])
+        title = f"{title}\nno unit has a value to show" if title else "no unit has a value to show"
     if vmax is None:
         vmax = float(np.nanpercentile(np.abs(finite) if symmetric else finite, 99)) or 1.0
     if vmin is None:
