@@ -72,14 +72,29 @@ def results_show(
     if as_json:
         print_json(json.loads(frame.to_json(orient="records")))
         return
-    if value not in frame.columns:
+    encoding = frame[frame["kind"] == "encoding"]
+    if not encoding.empty and value not in frame.columns:
         raise WorkbenchError(f"no column {value!r}; choose one of {', '.join(frame.columns)}")
-    encoding = frame[frame["kind"] == "encoding"] if "kind" in frame.columns else frame
     if not encoding.empty:
         _print_pivot(encoding, value, f"{sweep}: {value} (mean over subjects)")
     if "kind" in frame.columns:
         for metric, rows in frame[frame["kind"] == "metric"].groupby("head", sort=False):
             _print_pivot(rows, "value", f"{sweep}: {metric} (mean over subjects, no fitting)")
+        for head, rows in frame[frame["kind"] == "decoding"].groupby("head", sort=False):
+            _print_decoding(rows, f"{sweep}: decoding with {head} (mean over subjects; chance in brackets)")
+
+
+def _print_decoding(frame, title: str) -> None:
+    """One row per encoder × layer × unit set: per-dimension r, retrieval and two-way identification."""
+    scores = [c for c in frame.columns if (c.startswith("top") or c == "two_way") and not c.startswith("chance_")]
+    scores = [c for c in scores if "image_to_brain" not in c]
+    table = Table("encoder", "layer", "units", "mean r", *[c.replace("_brain_to_image", " b→i").replace("_", " ") for c in scores],
+                  title=title)
+    group = frame.groupby(["encoder", "depth", "layer", "roi"], sort=False)
+    for (encoder, _, layer, roi), rows in group:
+        cells = [f"{rows[c].mean():.3f} [{rows['chance_' + c].mean():.3f}]" for c in scores]
+        table.add_row(encoder, layer, roi, _fmt(rows["mean_r"].mean()), *cells)
+    console.print(table)
 
 
 def _print_pivot(frame, value: str, title: str) -> None:

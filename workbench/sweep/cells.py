@@ -37,7 +37,7 @@ class Cell:
     head: str
     feature_path: str
     response_path: str
-    kind: str = "encoding"  # encoding (a fitted head) | metric (a comparison without fitting)
+    kind: str = "encoding"  # encoding (features → units) | decoding (units → features) | metric (no fitting)
     task: dict[str, Any] = field(hash=False, compare=False, default_factory=dict)
 
     def result_path(self, sweep: str) -> str:
@@ -125,10 +125,80 @@ def compute_metric_cell(store_url: str, cell: Cell) -> dict[str, Any]:
     return {"rois": summary, "n_test": int(len(X)), "timing_s": round(time.time() - started, 3)}
 
 
+def decoding_inputs(data: dict[str, Any], roi: str, time_window: list[float] | None) -> tuple[np.ndarray, np.ndarray, int]:
+    """Train and test brain patterns of one unit set (all units or an ROI; one time window or all times)."""
+    n_units, n_times = data["n_units"], data["n_times"]
+    if roi == "all":
+        units = np.ones(n_units, dtype=bool)
+    elif roi in data["rois"]:
+        units = data["rois"][roi].reshape(n_units, n_times)[:, 0]
+    else:
+        raise WorkbenchError(f"cannot decode from ROI {roi!r}: the recording's ROIs are "
+                             f"{', '.join(data['rois']) or 'none'} (or use 'all')")
+    parts = []
+    for Y in (data["Y_train"], data["Y_test"]):
+        Y = Y.reshape(len(Y), n_units, n_times)[:, units]
+        if time_window is not None:
+            if n_times == 1:
+                raise WorkbenchError("decoding.time_windows needs time-resolved responses (M/EEG)")
+            t = np.asarray(data["times"])
+            pick = (t >= time_window[0]) & (t <= time_window[1])
+            if not pick.any():
+                raise WorkbenchError(f"time window {time_window} holds no sample; the recording spans "
+                                     f"{t.min():.3f}–{t.max():.3f} s")
+            Y = Y[:, :, pick].mean(axis=2)
+        parts.append(Y.reshape(len(Y), -1))
+    return parts[0], parts[1], int(units.sum())
+
+
+def compute_decode_cell(store_url: str, cell: Cell) -> dict[str, Any]:
+    """Fit a decode head brain → layer features on the training split; score retrieval on the test split."""
+    from workbench.decoding import decoding_scores
+
+    started = time.time()
+    task = cell.task
+    spec = task["decoding"]
+    data = _cell_data(store_url, task)
+    store = Store(store_url)
+    B_train, B_test, n_units = decoding_inputs(data, task["roi"], task["time_window"])
+    mean, sd = B_train.mean(axis=0), B_train.std(axis=0)
+    sd = np.where(sd > 1e-8, sd, 1.0)
+    B_train, B_test = (B_train - mean) / sd, (B_test - mean) / sd
+    F_train = load_features(store, task["feature_path"], data["train_ids"]).astype(np.float32)
+    F_test = load_features(store, task["feature_path"], data["test_ids"]).astype(np.float32)
+    if spec["standardize_targets"]:
+        f_mean, f_sd = F_train.mean(axis=0), F_train.std(axis=0)
+        f_sd = np.where(f_sd > 1e-8, f_sd, 1.0)
+        F_train, F_test = (F_train - f_mean) / f_sd, (F_test - f_mean) / f_sd
+    head = wb.head(task["head"]["name"], **task["head"]["options"])
+    head.fit(B_train, F_train)
+    pred = np.asarray(head.predict(B_test), dtype=np.float32).reshape(len(F_test), -1)
+    score = pearson_per_unit(F_test, pred).astype(np.float32)
+    scores = decoding_scores(pred, F_test, spec["top_k"], spec["n_way"], spec["n_subsets"], task["permutations"],
+                             task["seed"], spec["similarity"])
+    row: dict[str, Any] = {"roi": task["roi"], "n_units": n_units, "mean_r": float(np.nanmean(score)),
+                           "median_r": float(np.nanmedian(score))}
+    if task["time_window"] is not None:
+        row["time_window"] = f"{task['time_window'][0]:g}–{task['time_window'][1]:g} s"
+    for name, values in scores.items():
+        row[name] = values["value"]
+        row[f"chance_{name}"] = values["chance"]
+        if "p_permutation" in values:
+            row[f"p_{name}"] = values["p_permutation"]
+    result: dict[str, Any] = {"score": score}
+    if spec["keep_predictions"]:
+        result["prediction"] = pred
+        result["test_ids"] = np.asarray(data["test_ids"], dtype=str)
+    result.update(rois=[row], n_test=int(len(F_test)), timing_s=round(time.time() - started, 3))
+    return result
+
+
 def compute_cell(store_url: str, cell: Cell) -> dict[str, Any]:
     """Fit the head of one cell on the training split and score it on the test split."""
     if cell.kind == "metric":
         return compute_metric_cell(store_url, cell)
+    if cell.kind == "decoding":
+        return compute_decode_cell(store_url, cell)
     started = time.time()
     task = cell.task
     prep = task["prep"]

@@ -43,6 +43,31 @@ class MetricSpec(_Spec):
     options: dict[str, Any] = Field(default_factory=dict)
 
 
+class DecodingSpec(_Spec):
+    """How decode heads are fitted and scored (brain → features of each encoder layer)."""
+
+    rois: list[str] = Field(default_factory=lambda: ["all"],
+                            description="unit sets to decode from: 'all' units or ROI names, one cell each")
+    time_windows: list[tuple[float, float]] | None = Field(
+        None, description="time-resolved data: [start, end] windows in seconds, responses averaged within each "
+                          "(one cell per window); all times as separate features when omitted")
+    top_k: list[int] = Field(default_factory=lambda: [1, 5], description="k of top-k retrieval over the test set")
+    n_way: list[int] = Field(default_factory=list, description="N of N-way retrieval in random test subsets "
+                                                               "(MindEye: 300)")
+    n_subsets: int = Field(30, ge=1, description="seeded random shuffles into N-way batches")
+    similarity: Literal["cosine", "pearson"] = "cosine"
+    standardize_targets: bool = Field(True, description="z-score each target dimension with training statistics "
+                                                         "before fitting and retrieval (removes the mean stimulus)")
+    keep_predictions: bool = Field(False, description="store the decoded test embeddings with the cell")
+
+    @field_validator("top_k", "n_way")
+    @classmethod
+    def _positive(cls, value: list[int]) -> list[int]:
+        if any(v < 1 for v in value):
+            raise ValueError("top_k and n_way values must be positive")
+        return value
+
+
 class SweepConfig(_Spec):
     """One alignment sweep: dataset × subjects × encoders × layers × heads (and optional metrics)."""
 
@@ -56,6 +81,8 @@ class SweepConfig(_Spec):
     encoders: list[EncoderSpec] = Field(min_length=1)
     heads: list[HeadSpec] = Field(default_factory=lambda: [HeadSpec()])
     metrics: list[MetricSpec] = Field(default_factory=list)
+    decoding: DecodingSpec = Field(default_factory=DecodingSpec,
+                                   description="unit sets and scores of heads whose direction is decode")
     permutations: int = Field(200, ge=0, description="test-set permutations for the per-ROI null")
     seed: int = 0
 

@@ -42,6 +42,7 @@ class Sweep:
         self.store = store if isinstance(store, Store) else open_store(store or config.store)
         self.dataset = wb.dataset(config.dataset.name, **config.dataset.options)
         self._encoders: dict[int, Any] = {}
+        self._directions: dict[int, str] = {}
 
     # ---- planning --------------------------------------------------------------------------
     def encoder(self, index: int) -> Any:
@@ -109,6 +110,10 @@ class Sweep:
                 for layer in layers:
                     fpath = feature_path(key, layer)
                     for h_index, h_spec in enumerate(cfg.heads):
+                        if self.head_direction(h_index) == "decode":
+                            cells.extend(self._decode_cells(subject, e_spec, layer, float(depth[layer]), fpath,
+                                                            h_spec, responses[subject], prep, ds_fp, key))
+                            continue
                         ckey = digest(CELL_CODE_VERSION, ds_fp, subject, prep, key, layer, h_spec.model_dump(),
                                       cfg.seed, cfg.permutations)
                         task = {"response_path": responses[subject], "feature_path": fpath, "head": h_spec.model_dump(),
@@ -126,6 +131,31 @@ class Sweep:
                                           head=m_spec.name, feature_path=fpath, response_path=responses[subject],
                                           kind="metric", task=task))
         return Plan(cfg, cells, extractions, subjects, responses)
+
+    def head_direction(self, index: int) -> str:
+        """``encode`` or ``decode``, as the head itself declares it (built once, without fitting)."""
+        if index not in self._directions:
+            spec = self.config.heads[index]
+            self._directions[index] = wb.head(spec.name, **spec.options).direction
+        return self._directions[index]
+
+    def _decode_cells(self, subject: str, e_spec: Any, layer: str, depth: float, fpath: str, h_spec: Any,
+                      response: str, prep: dict[str, Any], ds_fp: str, key: str) -> list[Cell]:
+        """One decoding cell per unit set (all units or an ROI) and time window."""
+        cfg = self.config
+        spec = cfg.decoding.model_dump()
+        cells = []
+        for roi in cfg.decoding.rois:
+            for window in cfg.decoding.time_windows or [None]:
+                unit_set = {"roi": roi, "time_window": None if window is None else list(window)}
+                ckey = digest(CELL_CODE_VERSION, ds_fp, subject, prep, key, layer, "decode", h_spec.model_dump(),
+                              unit_set, spec, cfg.seed, cfg.permutations)
+                task = {"response_path": response, "feature_path": fpath, "head": h_spec.model_dump(), "prep": prep,
+                        "seed": cfg.seed, "permutations": cfg.permutations, "decoding": spec, **unit_set}
+                cells.append(Cell(key=f"{safe_name(subject)}-d{ckey}", subject=subject, encoder=e_spec.display,
+                                  encoder_name=e_spec.name, layer=layer, depth=depth, head=h_spec.name,
+                                  feature_path=fpath, response_path=response, kind="decoding", task=task))
+        return cells
 
     def status(self, plan: Plan | None = None) -> dict[str, Any]:
         plan = plan or self.plan()

@@ -6,6 +6,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from workbench.stats import fdr_bh
 from workbench.store import Store
 from workbench.paths import manifest_path, result_path
 from workbench.types import WorkbenchError
@@ -15,7 +16,8 @@ def results_table(store: Store, sweep: str):
     """One row per cell × ROI of the sweep's latest run, as a pandas DataFrame.
 
     ``q_fdr`` is the Benjamini–Hochberg adjusted permutation p-value over every subject × encoder ×
-    layer × ROI row of the sweep (the whole-brain ``all`` rows are not part of the family).
+    layer × ROI row of the sweep (the whole-brain ``all`` rows of encoding cells are not part of the
+    family). Decoding rows carry ``p_<score>`` per score; each gets ``q_<score>`` over the decoding rows.
     """
     import pandas as pd
 
@@ -38,11 +40,11 @@ def results_table(store: Store, sweep: str):
                          "kind": cell.get("kind", "encoding"), "head": cell["head"], "cell": key, **roi})
     frame = pd.DataFrame(rows)
     if "p_permutation" in frame.columns:
-        from workbench.stats import fdr_bh
-
         family = frame["roi"] != "all"
         frame["q_fdr"] = np.nan
         frame.loc[family, "q_fdr"] = fdr_bh(frame.loc[family, "p_permutation"].to_numpy(dtype=float))[1]
+    for column in [c for c in frame.columns if c.startswith("p_") and c != "p_permutation"]:
+        frame[f"q_{column[2:]}"] = fdr_bh(frame[column].to_numpy(dtype=float))[1]
     return frame
 
 
@@ -66,8 +68,10 @@ def export_table(store: Store, sweep: str) -> str:
 
 
 def load_cell_scores(store: Store, sweep: str, subject: str | None = None, encoder: str | None = None,
-                     layer: str | None = None) -> Iterable[tuple[dict[str, Any], dict[str, np.ndarray]]]:
-    """Per-unit arrays of the matching encoding cells of a sweep, with their cell description."""
+                     layer: str | None = None, kinds: Iterable[str] = ("encoding",),
+                     ) -> Iterable[tuple[dict[str, Any], dict[str, np.ndarray]]]:
+    """Per-unit (or per-dimension) arrays of the matching cells of a sweep, with their description and task."""
+    kinds = tuple(kinds)
     keys = store.open(manifest_path(sweep))["cells"].astype(str)
     for key in keys:
         path = result_path(sweep, key)
@@ -75,9 +79,10 @@ def load_cell_scores(store: Store, sweep: str, subject: str | None = None, encod
             continue
         reader = store.open(path)
         cell = reader.attrs["cell"]
-        if cell.get("kind", "encoding") != "encoding":
+        if cell.get("kind", "encoding") not in kinds:
             continue
         if (subject and cell["subject"] != subject) or (encoder and cell["encoder"] != encoder) or \
                 (layer and cell["layer"] != layer):
             continue
-        yield {**cell, "n_test": reader.attrs.get("n_test")}, {name: reader[name] for name in reader.names()}
+        yield ({**cell, "n_test": reader.attrs.get("n_test"), "task": reader.attrs.get("task", {})},
+               {name: reader[name] for name in reader.names()})

@@ -1,0 +1,109 @@
+"""Decode cells: a decode head fits brain → features (not features → brain) and is scored by retrieval."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import workbench as wb
+from workbench.decoding import chance_levels, decoding_scores, score_similarity
+from workbench.sweep import Sweep, load_cell_scores, results_table
+from workbench.sweep.cells import decoding_inputs, prepare_recording
+from workbench.sweep.config import config_from_dict
+from workbench.types import LayerInfo, WorkbenchError, digest
+
+
+class PixelEncoder:
+    """8 × 8 thumbnails: the low-level statistics the demo's early visual ROIs follow."""
+
+    name = "pixel-decode-test"
+    modality = "image"
+
+    def layers(self) -> list[LayerInfo]:
+        return [LayerInfo("thumbnail", 1.0)]
+
+    def encode(self, batch, layers):
+        arrays = [np.asarray(im.convert("L").resize((8, 8)), dtype=np.float32).ravel() / 255 for im in batch]
+        return {"thumbnail": np.stack(arrays)}
+
+    def fingerprint(self) -> str:
+        return digest("pixel-decode-test", 1)
+
+
+@pytest.fixture(autouse=True)
+def _encoder():
+    wb.register("pixel-decode-test", PixelEncoder, kind="encoder", replace=True)
+
+
+def config(tmp_path: Path, **changes) -> dict:
+    data = {
+        "name": "decode", "store": str(tmp_path / "store.zarr"),
+        "dataset": {"name": "demo", "options": {"n_subjects": 1, "n_train": 160, "n_test": 40, "noise": 0.5}},
+        "encoders": [{"name": "pixel-decode-test"}],
+        "heads": [{"name": "decoder", "options": {"alphas": [1.0, 100.0, 10000.0], "cv": 3}}],
+        "decoding": {"rois": ["all", "V1"], "n_way": [10], "n_subsets": 5},
+        "permutations": 50,
+    }
+    data.update(changes)
+    return data
+
+
+def test_decode_head_fits_brain_to_features_and_scores_retrieval(tmp_path):
+    cfg = config_from_dict(config(tmp_path))
+    summary = Sweep(cfg).run()
+    assert summary["computed"] == 2, "one decode cell per unit set"
+    frame = results_table(Sweep(cfg).store, "decode")
+    assert set(frame["kind"]) == {"decoding"} and set(frame["roi"]) == {"all", "V1"}
+    v1 = frame[frame["roi"] == "V1"].iloc[0]
+    assert v1["top5_brain_to_image"] > 2 * v1["chance_top5_brain_to_image"]
+    assert v1["top1_10way_brain_to_image"] > 2 * v1["chance_top1_10way_brain_to_image"] == 0.2
+    assert v1["two_way"] > 0.7 and v1["p_two_way"] < 0.05 and v1["q_two_way"] < 0.05
+    (cell, arrays), = [c for c in load_cell_scores(Sweep(cfg).store, "decode", kinds=("decoding",))
+                       if c[0]["task"]["roi"] == "V1"]
+    assert arrays["score"].shape == (64,), "one r per feature dimension"
+
+
+def test_decode_cell_equals_a_direct_fit(tmp_path):
+    cfg = config_from_dict(config(tmp_path, decoding={"rois": ["V1"]}, permutations=0))
+    sweep = Sweep(cfg)
+    sweep.run()
+    rec = sweep.dataset.recording("1")
+    data = prepare_recording(rec, True, "test", None)
+    B_train, B_test, _ = decoding_inputs(data, "V1", None)
+    mean, sd = B_train.mean(0), B_train.std(0)
+    enc = PixelEncoder()
+    images = sweep.dataset.stimuli("image")
+    F_train = enc.encode(images.get(data["train_ids"]), ["thumbnail"])["thumbnail"]
+    F_test = enc.encode(images.get(data["test_ids"]), ["thumbnail"])["thumbnail"]
+    head = wb.head("decoder", alphas=[1.0, 100.0, 10000.0], cv=3).fit((B_train - mean) / sd, F_train)
+    direct = head.score((B_test - mean) / sd, F_test)
+    (_, arrays), = list(load_cell_scores(sweep.store, "decode", kinds=("decoding",)))
+    np.testing.assert_allclose(arrays["score"], direct, atol=1e-4)
+    encode_r = results_table(sweep.store, "decode")["mean_r"].iloc[0]
+    assert np.isclose(encode_r, np.nanmean(direct), atol=1e-4)
+
+
+def test_scores_on_known_similarities():
+    S = np.eye(4) + 0.1 * np.arange(16).reshape(4, 4) / 16
+    out = score_similarity(S, ks=(1,), n_way=(2,), n_subsets=3)
+    assert out["top1_brain_to_image"] == 1.0 and out["top1_image_to_brain"] == 1.0 and out["two_way"] == 1.0
+    tied = np.ones((3, 3))
+    assert score_similarity(tied, ks=(1,))["top1_brain_to_image"] == 0.0, "ties count as failures"
+    assert score_similarity(tied, ks=(1,))["two_way"] == 0.0
+    assert chance_levels(100, (1, 5), (10,)) == {
+        "top1_brain_to_image": 0.01, "top1_image_to_brain": 0.01, "top5_brain_to_image": 0.05,
+        "top5_image_to_brain": 0.05, "top1_10way_brain_to_image": 0.1, "top1_10way_image_to_brain": 0.1,
+        "two_way": 0.5}
+    rng = np.random.default_rng(0)
+    null = decoding_scores(rng.standard_normal((60, 5)), rng.standard_normal((60, 5)), permutations=99)
+    assert 0.35 < null["two_way"]["value"] < 0.65 and null["two_way"]["p_permutation"] > 0.01
+
+
+def test_bad_decoding_input_is_one_sentence(tmp_path):
+    with pytest.raises(WorkbenchError, match="20-way retrieval needs at least 20 test stimuli; the test set has 12"):
+        decoding_scores(np.eye(12), np.eye(12), n_way=(20,))
+    cfg = config_from_dict(config(tmp_path, decoding={"rois": ["nowhere"]}, permutations=0))
+    with pytest.raises(WorkbenchError, match="cannot decode from ROI 'nowhere'"):
+        Sweep(cfg).run()
