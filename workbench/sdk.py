@@ -47,6 +47,9 @@ _LAZY: dict[str, str] = {
     "safe_name": "workbench.store", "load_features": "workbench.features",
     # optional base classes
     "EncoderBase": "workbench.bases",
+    # images (codecs, image metrics, reconstructions)
+    "check_images": "workbench.images", "images_to_tensor": "workbench.images", "resize_images": "workbench.images",
+    "to_uint8": "workbench.images", "write_images": "workbench.images", "read_images": "workbench.images",
     # downloads and local files
     "RemoteFile": "workbench.fetch", "fetch_files": "workbench.fetch", "get_json": "workbench.fetch",
     "require_terms": "workbench.fetch", "local_root": "workbench.fetch", "local_file": "workbench.fetch",

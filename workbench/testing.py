@@ -23,9 +23,11 @@ from workbench.types import (
     HEMISPHERES,
     METRIC_KINDS,
     MODALITIES,
+    Codec,
     Dataset,
     Encoder,
     Head,
+    ImageMetric,
     LayerInfo,
     Metric,
     Recording,
@@ -400,3 +402,78 @@ def parametrize_with_checks(plugins: Sequence[Any]) -> Any:
     pairs = list(iter_checks(plugins))
     return pytest.mark.parametrize("plugin, check", pairs,
                                    ids=[f"{_plugin_id(p)}-{c.__name__.removeprefix('check_')}" for p, c in pairs])
+def sample_images(n: int = 4, size: int = 48, seed: int = 0) -> np.ndarray:
+    """Smooth, varied uint8 RGB images (n, size, size, 3): colour gradients with a bright disc each."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size] / max(size - 1, 1)
+    out = np.empty((n, size, size, 3), dtype=np.uint8)
+    for i in range(n):
+        a, b, c = rng.uniform(-1, 1, (3, 3))
+        img = 0.5 + 0.35 * np.tanh(a * xx[..., None] + b * yy[..., None] + c)
+        cy, cx, r = rng.uniform(0.25, 0.75), rng.uniform(0.25, 0.75), rng.uniform(0.1, 0.25)
+        img[(yy - cy) ** 2 + (xx - cx) ** 2 < r ** 2] = rng.uniform(0, 1, 3)
+        out[i] = np.clip(np.rint(img * 255), 0, 255)
+    return out
+
+
+def check_codec(codec: Codec, images: np.ndarray | None = None, atol: float = 1e-4) -> None:
+    """encode → float32 (n, latent_dim), deterministic and batch-invariant; decode → uint8 (n, S, S, 3)."""
+    assert isinstance(codec, Codec), f"{codec!r} lacks parts of the Codec protocol"
+    images = sample_images(3, 40) if images is None else images
+    dim = codec.latent_dim
+    assert isinstance(dim, (int, np.integer)) and dim > 0, f"latent_dim must be a positive int, got {dim!r}"
+    fp = codec.fingerprint()
+    assert isinstance(fp, str) and fp and fp == codec.fingerprint(), "fingerprint must be a stable string"
+    z = codec.encode(images)
+    assert isinstance(z, np.ndarray) and z.dtype == np.float32, f"encode must return float32, got {type(z)} {getattr(z, 'dtype', '')}"
+    assert z.shape == (len(images), dim), f"encode returned {z.shape}, expected ({len(images)}, {dim})"
+    assert np.isfinite(z).all(), "encode returned NaN or infinite latents"
+    np.testing.assert_allclose(codec.encode(images), z, atol=atol, err_msg="encode must be deterministic")
+    np.testing.assert_allclose(codec.encode(images[1:2]), z[1:2], atol=atol, rtol=1e-3,
+                               err_msg="a latent must not depend on the other images of the batch")
+    out = codec.decode(z)
+    side = codec.image_size
+    assert isinstance(out, np.ndarray) and out.dtype == np.uint8, "decode must return uint8 images"
+    assert out.shape == (len(images), side, side, 3), f"decode returned {out.shape}, expected ({len(images)}, {side}, {side}, 3)"
+    for bad in (images.astype(np.float32), images[0]):
+        try:
+            codec.encode(bad)
+        except WorkbenchError:
+            pass
+        else:
+            raise AssertionError(f"encode must refuse {bad.dtype} {bad.shape} input with a WorkbenchError")
+    try:
+        codec.decode(z[:, :-1])
+    except WorkbenchError:
+        pass
+    else:
+        raise AssertionError("decode must refuse latents of the wrong width with a WorkbenchError")
+
+
+def check_image_metric(metric: ImageMetric, images: np.ndarray | None = None) -> None:
+    """One finite value per pair, row-order equivariant, identical pairs better than mismatched ones."""
+    assert isinstance(metric, ImageMetric), f"{metric!r} lacks parts of the ImageMetric protocol"
+    assert metric.kind in ("similarity", "distance"), f"kind {metric.kind!r} is not similarity or distance"
+    targets = sample_images(4, 48) if images is None else images
+    n = len(targets)
+    rng = np.random.default_rng(1)
+    noisy = np.clip(targets.astype(np.int16) + rng.integers(-30, 31, targets.shape), 0, 255).astype(np.uint8)
+    small = noisy[:, ::2, ::2]
+    values = np.asarray(metric.score(small, targets))
+    assert values.shape == (n,), f"score must return one value per image pair, got shape {values.shape}"
+    assert np.isfinite(values).all(), f"score returned non-finite values {values}"
+    order = rng.permutation(n)
+    np.testing.assert_allclose(np.asarray(metric.score(small[order], targets[order])), values[order], atol=1e-6,
+                               err_msg="scores must follow the pairs when rows are reordered")
+    same = np.asarray(metric.score(targets, targets)).mean()
+    swapped = np.asarray(metric.score(np.roll(targets, 1, axis=0), targets)).mean()
+    if metric.kind == "similarity":
+        assert same > swapped, f"identical pairs must score higher than mismatched ones ({same} vs {swapped})"
+    else:
+        assert same < swapped, f"identical pairs must be closer than mismatched ones ({same} vs {swapped})"
+    try:
+        metric.score(targets[:-1], targets)
+    except WorkbenchError:
+        pass
+    else:
+        raise AssertionError("score must refuse unequal numbers of reconstructions and targets with a WorkbenchError")

@@ -1,4 +1,4 @@
-"""Figures of sweep results: brain maps on the cortical surface and score-per-layer curves.
+"""Figures of sweep results: brain maps on the cortical surface, score-per-layer curves, reconstructions.
 
 Signatures follow nilearn's plotting functions: data first, then ``title``, ``cmap``, ``vmax``,
 ``threshold``, ``output_file`` (saved and closed when given, returned otherwise).
@@ -6,5 +6,6 @@ Signatures follow nilearn's plotting functions: data first, then ``title``, ``cm
 
 from workbench.figures.brainmap import plot_best_layer, plot_surface_scores
 from workbench.figures.layers import plot_layer_profiles
+from workbench.figures.reconstructions import plot_reconstructions, plot_retrieval
 
-__all__ = ["plot_best_layer", "plot_layer_profiles", "plot_surface_scores"]
+__all__ = ["plot_best_layer", "plot_layer_profiles", "plot_reconstructions", "plot_retrieval", "plot_surface_scores"]
