@@ -44,6 +44,10 @@ _LAZY: dict[str, str] = {
     "Store": "workbench.store", "ArraySpec": "workbench.store", "open_store": "workbench.store",
     "cache_store": "workbench.store", "files_signature": "workbench.store", "check_key": "workbench.store",
     "safe_name": "workbench.store", "load_features": "workbench.features",
+    "cached_recording": "workbench.store", "recording_key": "workbench.store",
+    "CorruptEntryError": "workbench.store", "DamagedEntryError": "workbench.store",
+    # loading downloaded files safely
+    "load_npy_dict": "workbench.safe_pickle",
     # downloads and local files
     "RemoteFile": "workbench.fetch", "fetch_files": "workbench.fetch", "get_json": "workbench.fetch",
     "require_terms": "workbench.fetch", "local_root": "workbench.fetch", "local_file": "workbench.fetch",

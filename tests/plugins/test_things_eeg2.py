@@ -123,7 +123,7 @@ def test_second_load_comes_from_the_store(built: tuple[Path, dict], tmp_store: S
     root, _ = built
     first = dataset(root, tmp_store).recording("1")
     [entry] = tmp_store.ls()
-    assert entry.path.startswith("responses/things-eeg2/sub-01/")
+    assert entry.path.startswith("responses/things-eeg2/sub-01-")
     monkeypatch.setattr(te.ThingsEEG2Dataset, "_build_recording", lambda *a: pytest.fail("data were read again"))
     again = dataset(root, tmp_store).recording("1")
     np.testing.assert_array_equal(again.responses, first.responses)

@@ -89,15 +89,18 @@ def load_recording(store: Store, path: str) -> Recording:
     )
 
 
-def recording_key(dataset: str, subject: str | int, fingerprint: str, inputs: Any = None) -> str:
+def recording_key(dataset: str, subject: str | int, fingerprint: str, inputs: Any = None,
+                  non_finite: str = "error") -> str:
     """Store path of a subject's cached recording: ``responses/<dataset>/<subject>-<hash>``.
 
-    The hash covers ``fingerprint`` (the dataset's options and code version), the subject and,
-    when given, ``inputs`` (e.g. :func:`files_signature` of the files read), so editing the data
-    on disk makes a new key.
+    The hash covers ``fingerprint`` (the dataset's options and code version), the subject, when
+    given ``inputs`` (e.g. :func:`files_signature` of the files read, so editing the data on disk
+    makes a new key), and the ``non_finite`` policy when it is not the default.
     """
     subject = str(subject)
-    parts = (fingerprint, subject) if inputs is None else (fingerprint, subject, inputs)
+    parts: tuple[Any, ...] = (fingerprint, subject) if inputs is None else (fingerprint, subject, inputs)
+    if non_finite != "error":
+        parts += ({"non_finite": non_finite},)
     return f"responses/{safe_name(dataset)}/{safe_name(subject)}-{digest(*parts)}"
 
 
@@ -153,6 +156,7 @@ def cached_recording(store: Store | None, key: str, build: Callable[[], Recordin
 
     A complete entry at ``key`` is returned as it is (read with checksum checks); an incomplete one
     is rebuilt. ``store=None`` only builds and checks. A failed save leaves nothing half-written.
+    With ``non_finite="drop_units"`` build the key with the same policy (:func:`recording_key`).
     """
     if non_finite not in NON_FINITE:
         raise WorkbenchError(f"unknown non_finite policy {non_finite!r}; use one of {', '.join(NON_FINITE)}")
