@@ -22,9 +22,14 @@ NON_FINITE = ("error", "drop_units")
 _CHECK_BYTES = 64 * 2**20
 
 
-def save_recording(store: Store, path: str, recording: Recording, attrs: Mapping[str, Any] | None = None) -> None:
-    """Cache a recording (responses chunked by units for fast per-ROI reads, plus unit metadata)."""
-    r = recording
+def save_recording(store: Store, path: str, recording: Recording, attrs: Mapping[str, Any] | None = None,
+                   check_finite: bool = True) -> None:
+    """Cache a recording (responses chunked by units for fast per-ROI reads, plus unit metadata).
+
+    Responses with NaN or infinite values are refused before anything is written (``check_finite``
+    is for callers that already ran :func:`finite_recording`).
+    """
+    r = finite_recording(recording, "error") if check_finite else recording
     n_trials = r.responses.shape[0]
     unit_cols = suggest_block_rows(n_trials * 4 * (r.responses.shape[2] if r.responses.ndim == 3 else 1),
                                    r.units.n)
@@ -166,7 +171,7 @@ def cached_recording(store: Store | None, key: str, build: Callable[[], Recordin
     if store is None or store.is_complete(key):  # ``build`` may itself have cached it at the same key
         return recording
     try:
-        save_recording(store, key, recording, attrs)
+        save_recording(store, key, recording, attrs, check_finite=False)
     except BaseException:
         writer = (store.meta(key) or {}).get("writer") or {}
         ours = not writer or (writer.get("pid") == os.getpid() and writer.get("host") == socket.gethostname())
