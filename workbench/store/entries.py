@@ -363,6 +363,11 @@ class Store:
             raise _damaged(self, path, f"is unreadable ({type(exc).__name__}: {exc})") from None
         return doc
 
+    def _damaged_is_group(self, path: str) -> bool:
+        """Whether a node without a usable zarr.json was a plain group (it holds nodes but no arrays)."""
+        inside = self._children(path)
+        return bool(inside) and not any(self._is_array(f"{path}/{name}") for name in inside)
+
     def _is_array(self, path: str) -> bool:
         try:
             doc = self._node(path)
@@ -385,10 +390,13 @@ class Store:
         DamagedEntryError naming the file, so it is never taken for a missing entry and recomputed.
         """
         path = check_key(path)
-        doc = self._node(path)
+        try:
+            doc, how = self._node(path), "is missing"
+        except DamagedEntryError as exc:
+            doc, how = None, exc.how
         if doc is None:
-            if self._children(path):
-                raise _damaged(self, path, "is missing")
+            if how != "is missing" or self._children(path):
+                raise _damaged(self, path, how, group=self._damaged_is_group(path))
             return None
         attrs = doc.get("attributes") or {}
         meta = attrs.get(META) if doc.get("node_type") == "group" else None
@@ -442,8 +450,6 @@ class Store:
         try:
             doc, how = self._node(base), "is missing"
         except DamagedEntryError as exc:
-            if not damaged:
-                raise
             doc, how = None, exc.how
         if doc is None:
             if how != "is missing" or self._children(base):
@@ -468,8 +474,6 @@ class Store:
             try:
                 doc, how = self._node(child), "is missing"
             except DamagedEntryError as exc:
-                if not damaged:
-                    raise
                 doc, how = None, exc.how
             if doc is not None:
                 if doc.get("node_type") != "group":
@@ -486,8 +490,7 @@ class Store:
 
     def _damaged_node(self, path: str, how: str, damaged: bool) -> Iterator[EntryInfo]:
         """A node without a usable zarr.json: an entry if it holds arrays (or nothing), else a group."""
-        inside = self._children(path)
-        group = bool(inside) and not any(self._is_array(f"{path}/{name}") for name in inside)
+        group = self._damaged_is_group(path)
         if not damaged:
             raise _damaged(self, path, how, group=group)
         yield EntryInfo(path, "group" if group else "", False, 0, 0, {}, damage=f"{self.node_file(path)} {how}")
@@ -553,9 +556,6 @@ class Store:
                 self.delete(problem.path)
         return fixed
 
-    def _damaged_is_group(self, path: str) -> bool:
-        inside = self._children(path)
-        return bool(inside) and not any(self._is_array(f"{path}/{name}") for name in inside)
 
     # ---- recordings (serialisation lives in workbench.store.recordings) ----------------------
     def save_recording(self, path: str, recording: "Recording", attrs: Mapping[str, Any] | None = None) -> None:
