@@ -49,7 +49,7 @@ _LAZY: dict[str, str] = {
     # loading downloaded files safely
     "load_npy_dict": "workbench.safe_pickle",
     # downloads and local files
-    "RemoteFile": "workbench.fetch", "fetch_files": "workbench.fetch", "get_json": "workbench.fetch",
+    "RemoteFile": "workbench.fetch", "fetch_files": "workbench.fetch", "get_json": "workbench.http",
     "require_terms": "workbench.fetch", "local_root": "workbench.fetch", "local_file": "workbench.fetch",
     # numerics shared by heads and metrics
     "DEFAULT_ALPHAS": "workbench.linalg", "make_folds": "workbench.linalg",
