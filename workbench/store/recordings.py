@@ -67,10 +67,10 @@ def save_recording(store: Store, path: str, recording: Recording, attrs: Mapping
         w.finish()
 
 
-def load_recording(store: Store, path: str) -> Recording:
+def load_recording(store: Store, path: str, verify: bool = True) -> Recording:
     """Read back a recording cached by ``save_recording`` (ROI and split order included), checked
-    against its checksums."""
-    reader = store.open(path)
+    against its checksums (``verify``)."""
+    reader = store.open(path, verify=verify)
     meta = reader.attrs.get("recording")
     if not isinstance(meta, dict):
         raise WorkbenchError(f"entry {path!r} in {store.url} is not a cached recording")
