@@ -35,10 +35,16 @@ def _as_2d(name: str, A: Any) -> np.ndarray:
     return A
 
 
-def _pair(X: Any, Y: Any) -> tuple[np.ndarray, np.ndarray]:
+MIN_STIMULI = 3  # with 2 stimuli every centred representation is one line: RSA, CKA, SVCCA, Procrustes are fixed
+
+
+def _pair(X: Any, Y: Any, metric: str = "", minimum: int = MIN_STIMULI) -> tuple[np.ndarray, np.ndarray]:
     X, Y = _as_2d("X", X), _as_2d("Y", Y)
     if X.shape[0] != Y.shape[0]:
         raise WorkbenchError(f"X has {X.shape[0]} stimuli but Y has {Y.shape[0]}; rows must be the same stimuli")
+    if metric and X.shape[0] < minimum:
+        raise WorkbenchError(f"{metric} needs at least {minimum} stimuli, got {X.shape[0]}: with fewer its value is "
+                             "fixed by the arithmetic, not the data; compare more stimuli")
     return X, Y
 
 
@@ -332,8 +338,11 @@ class RSA:
         return rdm(X, self.rdm, noise=nx, **kw), rdm(Y, self.rdm, noise=ny, **kw)
 
     def compare(self, X: np.ndarray, Y: np.ndarray) -> float:
-        X, Y = _pair(X, Y)
+        X, Y = _pair(X, Y, "RSA")
         a, b = self.rdms(X, Y)
+        if len(a) < 3:
+            raise WorkbenchError(f"RSA needs at least {MIN_STIMULI} conditions, got {n_from_condensed(len(a))}: two "
+                                 "conditions make a single dissimilarity, which no comparison can rank; use more")
         return compare_rdms(a, b, self.comparison)
 
 
@@ -392,7 +401,7 @@ class CKA:
         self.sigma = sigma
 
     def compare(self, X: np.ndarray, Y: np.ndarray) -> float:
-        X, Y = _pair(X, Y)
+        X, Y = _pair(X, Y, "CKA", 4 if self.debiased else MIN_STIMULI)
         X, Y = _center(X), _center(Y)
         n = X.shape[0]
         if self.kernel == "linear" and not self.debiased and max(X.shape[1], Y.shape[1]) < n:
@@ -440,9 +449,15 @@ class SVCCA:
         self.keep = keep
 
     def canonical_correlations(self, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
-        X, Y = _pair(X, Y)
+        X, Y = _pair(X, Y, "SVCCA")
         Ux = _svd_reduce(_center(X), self.keep)
         Uy = _svd_reduce(_center(Y), self.keep)
+        n = X.shape[0]
+        if max(Ux.shape[1], Uy.shape[1]) >= n - 1:
+            raise WorkbenchError(
+                f"SVCCA kept {max(Ux.shape[1], Uy.shape[1])} components of {n} stimuli, which span every centred "
+                "direction, so every canonical correlation would be 1 whatever the data; use more stimuli or a "
+                "smaller keep")
         return np.clip(np.linalg.svd(Ux.T @ Uy, compute_uv=False), 0.0, 1.0)
 
     def compare(self, X: np.ndarray, Y: np.ndarray) -> float:
@@ -465,7 +480,7 @@ class Procrustes:
         self.angular = angular
 
     def compare(self, X: np.ndarray, Y: np.ndarray) -> float:
-        X, Y = _pair(X, Y)
+        X, Y = _pair(X, Y, "Procrustes")
         X, Y = _center(X), _center(Y)
         nx, ny = np.linalg.norm(X), np.linalg.norm(Y)
         if nx == 0 or ny == 0:

@@ -389,10 +389,10 @@ class NSDDataset:
         return self._cache_key(self._root(), subj, self._sessions(self._root(), subj)[0])
 
     def _cache_key(self, root: Path, subj: int, sessions: list[int]) -> str:
-        from workbench.sdk import files_signature
+        from workbench.sdk import files_signature, recording_key
 
         stats = files_signature(root, self._input_files(root, subj, sessions))
-        return f"responses/{NAME}/subj{subj:02d}/{digest(self.fingerprint(), subj, sessions, stats)}"
+        return recording_key(NAME, f"subj{subj:02d}", self.fingerprint(), inputs=[sessions, stats])
 
     def _open_store(self):
         from workbench.sdk import cache_store
@@ -404,19 +404,13 @@ class NSDDataset:
         subj = subject_number(subject)
         root = self._root()
         sessions, missing = self._sessions(root, subj)
+        from workbench.sdk import cached_recording
+
         store = self._open_store()
-        key = self._cache_key(root, subj, sessions) if store is not None else None
-        if store is not None and store.is_complete(key):
-            return store.load_recording(key)
-        rec = self._build_recording(subj, sessions, missing)
-        if store is not None:
-            try:
-                store.save_recording(key, rec, attrs={"source": str(self._root()), "dataset_options": {
-                    "space": self.space, "beta_version": self.beta_version, "mask": self.mask}})
-            except BaseException:
-                store.delete(key)
-                raise
-        return rec
+        key = self._cache_key(root, subj, sessions) if store is not None else ""
+        attrs = {"source": str(root), "dataset_options": {"space": self.space, "beta_version": self.beta_version,
+                                                          "mask": self.mask}}
+        return cached_recording(store, key, lambda: self._build_recording(subj, sessions, missing), attrs=attrs)
 
     def _build_recording(self, subj: int, sessions: list[int], missing: list[int]) -> Recording:
         root = self._root()

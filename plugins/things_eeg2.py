@@ -96,22 +96,21 @@ def noise_ceiling_per_channel(test: np.ndarray, inverse_n: float) -> np.ndarray:
     return np.nan_to_num(nc, nan=0.0).mean(axis=-1).astype(np.float32)
 
 
+FETCH_HINT = "`workbench data fetch things-eeg2 --dest DIR --accept-terms`"
+
+
 def _fail_read(path: Path, exc: BaseException) -> WorkbenchError:
     return WorkbenchError(
         f"cannot read {path} ({type(exc).__name__}: {exc}); the file is truncated or corrupt: delete it and "
-        "download it again with `workbench data fetch things-eeg2 --dest DIR --accept-terms`"
+        f"download it again with {FETCH_HINT}"
     )
 
 
 def _load_pickle(path: Path) -> dict:
-    try:
-        value = np.load(path, allow_pickle=True)
-        value = value.item() if isinstance(value, np.ndarray) and value.dtype == object and value.shape == () else value
-    except Exception as exc:
-        raise _fail_read(path, exc) from None
-    if not isinstance(value, dict):
-        raise WorkbenchError(f"{path} holds a {type(value).__name__}, not THINGS-EEG2's dict; download it again")
-    return value
+    """One of the release's pickled dicts, through the SDK's restricted unpickler (no code runs)."""
+    from workbench.sdk import load_npy_dict
+
+    return load_npy_dict(path, hint=f"delete it and download it again with {FETCH_HINT}")
 
 
 class ThingsEEG2Dataset:
@@ -255,10 +254,10 @@ class ThingsEEG2Dataset:
         """Store path of this subject's recording (changes with options and input files)."""
         subj = subject_number(subject)
         root = self._root()
-        from workbench.sdk import files_signature
+        from workbench.sdk import files_signature, recording_key
 
         stats = files_signature(root, self._input_files(subj))
-        return f"responses/{NAME}/sub-{subj:02d}/{digest(self.fingerprint(), subj, stats)}"
+        return recording_key(NAME, f"sub-{subj:02d}", self.fingerprint(), inputs=stats)
 
     def _open_store(self):
         from workbench.sdk import cache_store
@@ -268,19 +267,12 @@ class ThingsEEG2Dataset:
     def recording(self, subject: str | int) -> Recording:
         """EEG of one subject (trials × channels × times), loaded once and then read from the store."""
         subj = subject_number(subject)
+        from workbench.sdk import cached_recording
+
         store = self._open_store()
-        key = self.cache_key(subj) if store is not None else None
-        if store is not None and store.is_complete(key):
-            return store.load_recording(key)
-        rec = self._build_recording(subj)
-        if store is not None:
-            try:
-                store.save_recording(key, rec, attrs={"source": str(self._root()),
-                                                      "dataset_options": {"data": self.data}})
-            except BaseException:
-                store.delete(key)
-                raise
-        return rec
+        key = self.cache_key(subj) if store is not None else ""
+        attrs = {"source": str(self._root()), "dataset_options": {"data": self.data}}
+        return cached_recording(store, key, lambda: self._build_recording(subj), attrs=attrs)
 
     def _build_recording(self, subj: int) -> Recording:
         train_ids, test_ids = self._ids()

@@ -18,7 +18,7 @@ import zarr
 from typer.testing import CliRunner
 
 from workbench.cli import app
-from workbench.store import META, ArraySpec, Store, check_key, open_store, safe_name
+from workbench.store import ArraySpec, META, Store, check_key, load_recording, open_store, safe_name, save_recording
 from workbench.types import Recording, Units, WorkbenchError
 
 runner = CliRunner()
@@ -345,8 +345,8 @@ def _recording(three_d: bool) -> Recording:
 @pytest.mark.parametrize("three_d", [False, True])
 def test_recording_round_trip(three_d: bool, tmp_store: Store) -> None:
     rec = _recording(three_d)
-    tmp_store.save_recording("responses/demo/sub-01", rec, attrs={"source": "test"})
-    back = tmp_store.load_recording("responses/demo/sub-01")
+    save_recording(tmp_store, "responses/demo/sub-01", rec, attrs={"source": "test"})
+    back = load_recording(tmp_store, "responses/demo/sub-01")
     np.testing.assert_array_equal(back.responses, rec.responses)
     assert back.responses.shape == rec.responses.shape and back.responses.dtype == np.float32
     np.testing.assert_array_equal(back.trial_stimulus_ids, rec.trial_stimulus_ids)
@@ -376,4 +376,4 @@ def test_recording_round_trip(three_d: bool, tmp_store: Store) -> None:
 def test_load_recording_refuses_other_entries(tmp_store: Store) -> None:
     write_entry(tmp_store)
     with pytest.raises(WorkbenchError, match="not a cached recording"):
-        tmp_store.load_recording(PATH)
+        load_recording(tmp_store, PATH)

@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 import numpy as np
 
 from workbench import paths as store_paths
-from workbench.store import ArraySpec, EntryWriter, Store, read_rows, safe_name, suggest_block_rows
+from workbench.store import ArraySpec, EntryWriter, Store, safe_name, suggest_block_rows
 from workbench.types import Encoder, StimulusSet, WorkbenchError, digest, resolve_layers
 
 Progress = Callable[[int], None]
@@ -170,16 +170,19 @@ def extract_features(
     return paths
 
 
-def load_features(store: Store, path: str, ids: Sequence[str] | None = None) -> np.ndarray:
-    """Read a cached feature matrix, optionally rows for ``ids`` in that order."""
-    entry = store.open(path)
-    data = entry.array("data")
+def load_features(store: Store, path: str, ids: Sequence[str] | None = None, verify: bool = True) -> np.ndarray:
+    """Read a cached feature matrix, optionally rows for ``ids`` in that order.
+
+    Every block read is checked against the checksum recorded when it was written (``verify``), so
+    features changed on disk are refused with a CorruptEntryError instead of being fitted.
+    """
+    entry = store.open(path, verify=verify)
     if ids is None:
-        return np.asarray(data[...])
+        return entry["data"]
     stored = entry["stimulus_ids"].astype(str)
     position = {s: i for i, s in enumerate(stored)}
     try:
         index = np.array([position[s] for s in ids], dtype=np.int64)
     except KeyError as exc:
         raise WorkbenchError(f"stimulus {exc.args[0]!r} has no cached features in {path}") from None
-    return read_rows(data, index)
+    return entry.rows("data", index)

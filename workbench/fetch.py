@@ -1,6 +1,7 @@
-"""Resumable HTTPS downloads of dataset files, with a terms gate, a manifest and checksum checks.
+"""Dataset downloads: remote file lists, a terms gate, a manifest, checksum checks and local files.
 
-A dataset plugin builds a list of :class:`RemoteFile` (destination path, URL, and whatever size and
+The HTTP transport (requests, ranged resumable transfers, content and stall checks) lives in
+:mod:`workbench.http`. A dataset plugin builds a list of :class:`RemoteFile` (destination path, URL, and whatever size and
 checksums it knows) and calls :func:`fetch_files`. Nothing is downloaded before the user accepts the
 dataset's terms; sizes are asked with ``HEAD`` requests and printed as a manifest first. Each file is
 streamed into ``<name>.part`` and resumed with an HTTP ``Range`` request after an interruption (in
@@ -13,26 +14,21 @@ hashing them again.
 from __future__ import annotations
 
 import hashlib
-import http.client
 import json
 import os
 import re
 import shutil
-import socket
-import time
-import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
 
+from workbench import http
+from workbench.http import Limits, get_json, md5_from_etag
 from workbench.types import WorkbenchError
 
-CHUNK = 1 << 20
+CHUNK = http.CHUNK
 STATE_FILE = ".workbench-fetch.json"
-_MD5_ETAG = re.compile(r'^(?:W/)?"?([0-9a-fA-F]{32})"?$')
-_RETRYABLE = (urllib.error.URLError, http.client.HTTPException, ConnectionError, socket.timeout, TimeoutError)
 
 
 @dataclass(frozen=True)
@@ -107,69 +103,14 @@ def local_file(root: Path, rel: str, what: str, dataset: str, fetch_hint: str = 
     return path
 
 
-def _user_agent() -> str:
-    try:
-        from importlib.metadata import version
-
-        return f"brain-workbench/{version('brain-workbench')}"
-    except Exception:
-        return "brain-workbench"
-
-
-def _request(url: str, method: str = "GET", headers: Mapping[str, str] | None = None) -> urllib.request.Request:
-    if not url.lower().startswith(("https://", "http://")):
-        raise WorkbenchError(f"refusing to download {url!r}: only http(s) URLs are supported")
-    return urllib.request.Request(url, method=method, headers={"User-Agent": _user_agent(), **dict(headers or {})})
-
-
-def md5_from_etag(etag: str | None) -> str | None:
-    """The md5 hex digest an S3-style ETag carries, or None (multipart uploads carry no plain md5)."""
-    if not etag:
-        return None
-    match = _MD5_ETAG.match(etag.strip())
-    return match.group(1).lower() if match else None
-
-
-def get_json(url: str, timeout: float = 60.0, retries: int = 3, retry_wait: float = 1.0) -> dict:
-    """GET a JSON document (an API listing), retrying transient network errors."""
-    for attempt in range(retries + 1):
-        try:
-            with urllib.request.urlopen(_request(url, headers={"Accept": "application/json"}), timeout=timeout) as resp:
-                return json.loads(resp.read().decode("utf-8"))
-        except urllib.error.HTTPError as exc:
-            if exc.code < 500 or attempt == retries:
-                raise WorkbenchError(f"cannot list {url}: HTTP {exc.code} {exc.reason}; check the URL option "
-                                     "or try again later") from None
-        except _RETRYABLE as exc:
-            if attempt == retries:
-                raise WorkbenchError(f"cannot reach {url}: {exc}; check your network connection and rerun") from None
-        except ValueError as exc:
-            raise WorkbenchError(f"{url} did not return JSON ({exc}); check the URL option") from None
-        time.sleep(retry_wait * 2**attempt)
-    raise AssertionError("unreachable")
-
-
 def head(file: RemoteFile, timeout: float = 30.0, retries: int = 3, retry_wait: float = 1.0) -> RemoteFile | None:
     """Fill in size and md5 (from the ETag) with a HEAD request; None when the server lacks the file."""
-    for attempt in range(retries + 1):
-        try:
-            with urllib.request.urlopen(_request(file.url, "HEAD"), timeout=timeout) as resp:
-                length = resp.headers.get("Content-Length")
-                size = file.size if file.size is not None else (int(length) if length and length.isdigit() else None)
-                md5 = file.md5 or md5_from_etag(resp.headers.get("ETag"))
-                return replace(file, size=size, md5=md5)
-        except urllib.error.HTTPError as exc:
-            if exc.code in (403, 404, 410):
-                return None
-            if exc.code < 500 or attempt == retries:
-                raise WorkbenchError(f"cannot check {file.url}: HTTP {exc.code} {exc.reason}; "
-                                     "try again later") from None
-        except _RETRYABLE as exc:
-            if attempt == retries:
-                raise WorkbenchError(f"cannot reach {file.url}: {exc}; check your network connection "
-                                     "(or the base_url option) and rerun") from None
-        time.sleep(retry_wait * 2**attempt)
-    raise AssertionError("unreachable")
+    info = http.head(file.url, timeout=timeout, retries=retries, retry_wait=retry_wait,
+                     html_ok=http.html_expected(file.path))
+    if info is None:
+        return None
+    size = file.size if file.size is not None else info["size"]
+    return replace(file, size=size, md5=file.md5 or md5_from_etag(info["etag"]))
 
 
 def probe(files: Sequence[RemoteFile], workers: int = 8, **kwargs) -> tuple[list[RemoteFile], list[RemoteFile]]:
@@ -278,58 +219,14 @@ def download_file(
     timeout: float = 60.0,
     retry_wait: float = 1.0,
     progress: Callable[[int], None] | None = None,
+    limits: Limits | None = None,
 ) -> Path:
-    """Download ``file`` under ``dest``, resuming ``<name>.part`` with Range requests; verify, then rename."""
-    dest = Path(dest)
-    final = dest / file.path
+    """Download ``file`` under ``dest`` into ``<name>.part`` (resumed with Range requests), verify its
+    size and checksums, then give it its final name; ``limits`` bounds stalls and total time."""
+    final = Path(dest) / file.path
     part = final.with_name(final.name + ".part")
-    final.parent.mkdir(parents=True, exist_ok=True)
-    failures = 0
-    while True:
-        offset = part.stat().st_size if part.exists() else 0
-        if file.size is not None and offset > file.size:
-            part.unlink()
-            offset = 0
-        if file.size is not None and offset == file.size:
-            break
-        headers = {"Range": f"bytes={offset}-"} if offset else {}
-        try:
-            with urllib.request.urlopen(_request(file.url, headers=headers), timeout=timeout) as resp:
-                if offset and resp.status != 206:
-                    offset = 0
-                written = offset
-                with open(part, "ab" if offset else "wb") as fh:
-                    if progress:
-                        progress(written)
-                    while chunk := resp.read(CHUNK):
-                        fh.write(chunk)
-                        written += len(chunk)
-                        if progress:
-                            progress(written)
-            if file.size is None or part.stat().st_size >= file.size:
-                break
-            raise ConnectionError(f"connection closed after {part.stat().st_size} of {file.size} bytes")
-        except urllib.error.HTTPError as exc:
-            if exc.code == 416 and offset:
-                part.unlink()
-                failures += 1
-            elif exc.code in (403, 404, 410):
-                raise WorkbenchError(f"the server has no {file.url} (HTTP {exc.code}); check the base URL option "
-                                     "and the dataset release") from None
-            elif exc.code < 500 or failures >= retries:
-                raise WorkbenchError(f"downloading {file.url} failed with HTTP {exc.code} {exc.reason}; "
-                                     "rerun the command later to resume") from None
-            else:
-                failures += 1
-        except _RETRYABLE as exc:
-            failures += 1
-            if failures > retries:
-                have = part.stat().st_size if part.exists() else 0
-                raise WorkbenchError(
-                    f"downloading {file.url} failed {failures} times ({type(exc).__name__}: {exc}); "
-                    f"{have} bytes are kept in {part}: rerun the same command to resume"
-                ) from None
-        time.sleep(retry_wait * 2 ** max(0, failures - 1))
+    http.download(file.url, part, file.size, retries=retries, retry_wait=retry_wait,
+                  limits=limits or Limits(timeout=timeout), progress=progress, html_ok=http.html_expected(file.path))
     try:
         verify_file(part, file)
     except WorkbenchError:
@@ -384,8 +281,12 @@ def fetch_files(
     dry_run: bool = False,
     quiet: bool = False,
     console=None,
+    limits: Limits | None = None,
 ) -> FetchReport:
-    """Gate on the terms, probe sizes, print the manifest, then download and verify each missing file."""
+    """Gate on the terms, probe sizes, print the manifest, then download and verify each missing file.
+
+    ``limits`` (default: ``Limits(timeout=timeout)``) cuts off transfers that stall below a minimum rate.
+    """
     require_terms(accept_terms, dataset, terms_url, terms_note)
     dest = Path(dest).expanduser()
     dest.mkdir(parents=True, exist_ok=True)
@@ -423,7 +324,7 @@ def fetch_files(
                 bar.update(task, completed=_base + n)
 
             final = download_file(f, dest, retries=retries, timeout=timeout, retry_wait=retry_wait,
-                                  progress=on_progress)
+                                  progress=on_progress, limits=limits)
             stat = final.stat()
             state[f.path] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, **_expected(f)}
             _save_state(dest, state)
@@ -436,6 +337,6 @@ def fetch_files(
     return report
 
 
-__all__ = ["FetchReport", "RemoteFile", "download_file", "fetch_files", "file_hashes", "get_json", "head",
+__all__ = ["FetchReport", "Limits", "RemoteFile", "download_file", "fetch_files", "file_hashes", "get_json", "head",
            "human_size", "md5_from_etag", "print_manifest", "probe", "read_sha256_manifest", "require_terms",
            "verify_file"]

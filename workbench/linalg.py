@@ -21,6 +21,10 @@ from workbench.types import WorkbenchError
 DEFAULT_ALPHAS = np.logspace(-2, 6, 20)
 SCORINGS = ("mse", "r2")
 
+
+class AlphaGridWarning(UserWarning):
+    """The candidate alphas do not reach the scale of the features (so CV cannot choose well)."""
+
 # ---- backends -------------------------------------------------------------------------------
 
 
@@ -207,9 +211,10 @@ class _Chunk:
 class RidgeSolver:
     """Decompositions of one design matrix for ridge cross-validation and per-unit refits.
 
-    ``X`` is copied once, centred when ``fit_intercept``; decompositions run in float64 (cheap next
-    to the target products, and accurate for small eigenvalues) while the products with targets run
-    in ``dtype``. ``flops`` counts the floating-point operations the solver has executed. Memory:
+    ``X`` is copied once, centred when ``fit_intercept`` and divided by its RMS value ``scale`` (alphas
+    by ``scale²``, the same ridge problem), so features of any magnitude neither overflow nor underflow
+    ``dtype``; decompositions run in float64 (cheap next to the target products, and accurate for small
+    eigenvalues) while the products with targets run in ``dtype``. ``flops`` counts the floating-point operations the solver has executed. Memory:
     per fold a p × p basis plus the test rows (primal), or n_train² plus n_test × n_train (dual).
     """
 
@@ -238,6 +243,10 @@ class RidgeSolver:
         Xd = bk.asarray(X, self.ddtype)
         if self.fit_intercept:
             Xd = Xd - bk.asarray(self.x_mean, self.ddtype)
+        rms = float(bk.colsumsq(Xd).sum() / max(1, self.n * self.p)) ** 0.5
+        self.scale = rms if np.isfinite(rms) and rms > 0 else 1.0
+        Xd = Xd / self.scale
+        self._alphas = self.alphas / self.scale ** 2
         self.Xg = bk.asarray(Xd, self.dtype)
         self.folds = list(folds) if folds is not None else []
         kinds = [self._kind(len(tr)) for tr, _ in self.folds] + [self._kind(self.n)]
@@ -400,7 +409,7 @@ class RidgeSolver:
         out = np.zeros((k, t))
         buf = bk.empty((group * (edges[1] - edges[0] + 1), t), self.dtype)
         for start in range(0, k, group):
-            a = self.alphas[start:start + group]
+            a = self._alphas[start:start + group]
             g = len(a)
             d = bk.asarray(1.0 / (dec.s[None, :] + a[:, None]), self.dtype)
             for i0, i1 in zip(edges[:-1], edges[1:]):
@@ -422,7 +431,7 @@ class RidgeSolver:
         bk = self.backend
         dec = self.full
         t = chunk.Yg.shape[1]
-        alphas = np.broadcast_to(np.asarray(alphas, dtype=np.float64), (t,))
+        alphas = np.broadcast_to(np.asarray(alphas, dtype=np.float64), (t,)) / self.scale ** 2
         D = bk.asarray(1.0 / (dec.s[:, None] + alphas[None, :]), self.dtype)
         r = dec.basis.shape[1]
         if dec.kind == "primal":
@@ -432,9 +441,34 @@ class RidgeSolver:
             dual = dec.basis @ (D * (dec.basis.T @ chunk.Yg))
             W = self.Xg.T @ dual
             self.flops += 4.0 * self.n * r * t + 2.0 * self.n * self.p * t
-        W = bk.to_numpy(W)
+        W = bk.to_numpy(W) / np.asarray(self.scale, dtype=self.dtype)
         intercept = chunk.y_mean - self.x_mean @ W.astype(np.float64)
         return W, intercept
+
+    def alpha_grid_problem(self) -> str | None:
+        """Why the candidate alphas cannot regularise these features, or None when they can.
+
+        Alphas act on the eigenvalues of the centred XᵀX: far above the largest, every weight shrinks
+        to about zero (predictions are nearly constant, r ≈ 0); far below the smallest non-zero one,
+        no candidate regularises at all.
+        """
+        s = self.full.s * self.scale ** 2
+        top = float(s.max()) if s.size else 0.0
+        if top <= 0:
+            return None
+        low = float(s[s > top * 1e-9].min())
+        square = self.scale ** 2
+        fix = (f"standardise the features (their RMS value is {self.scale:.3g}) or multiply the alphas by their "
+               f"mean square, e.g. np.logspace(-2, 6, 20) * {square:.3g}")
+        if self.alphas.min() > 100 * top:
+            return (f"every candidate alpha ({self.alphas.min():.3g}–{self.alphas.max():.3g}) is over 100× the largest "
+                    f"eigenvalue of the centred XᵀX ({top:.3g}), so all weights shrink to about zero and predictions "
+                    f"are nearly constant (r ≈ 0): {fix}")
+        if self.alphas.max() < 0.01 * low:
+            return (f"every candidate alpha ({self.alphas.min():.3g}–{self.alphas.max():.3g}) is under 1% of the "
+                    f"smallest eigenvalue of the centred XᵀX ({low:.3g}), so none regularises (plain least squares): "
+                    f"{fix}")
+        return None
 
 
 def select_alphas(scores: np.ndarray, alphas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -501,6 +535,7 @@ def ridge_cv(X: np.ndarray, Y: np.ndarray, alphas: Sequence[float] | np.ndarray 
     folds = make_folds(cv, X.shape[0])
     solver = RidgeSolver(X, alphas, folds, fit_intercept=fit_intercept, backend=backend, device=device,
                          dtype=dtype, method=method, scoring=scoring)
+    _warn_alpha_grid(solver)
     t = Y.shape[1]
     size = n_units_chunk or default_chunk(solver.n, solver.p, min(solver.n, solver.p), t,
                                           solver.backend.chunk_budget)
@@ -518,6 +553,14 @@ def ridge_cv(X: np.ndarray, Y: np.ndarray, alphas: Sequence[float] | np.ndarray 
     return RidgeCVResult(coef, intercept, best_alphas, cv_scores, solver.alphas,
                          method=solver.full.kind, flops=solver.flops,
                          extra={"fold_methods": [d.kind for d in solver.fold_decs]})
+
+
+def _warn_alpha_grid(solver: RidgeSolver) -> None:
+    problem = solver.alpha_grid_problem()
+    if problem:
+        import warnings
+
+        warnings.warn(f"ridge: {problem}", AlphaGridWarning, stacklevel=3)
 
 
 def ridge_fit(X: np.ndarray, Y: np.ndarray, alpha: float | np.ndarray = 1.0, *, fit_intercept: bool = True,
@@ -624,6 +667,8 @@ def banded_ridge_cv(X: np.ndarray, Y: np.ndarray, bands: Sequence[Sequence[int] 
     for g in range(len(gammas)):
         solver = RidgeSolver(X * scale_of_col[g], alphas, folds, fit_intercept=fit_intercept, backend=backend,
                              device=device, dtype=dtype, method=method, scoring=scoring)
+        if g == 0:
+            _warn_alpha_grid(solver)
         for sl in _chunks(t, size):
             solver_chunk = solver.prepare(Y, sl)
             scores = solver.cv_scores(solver_chunk)

@@ -1,16 +1,13 @@
-"""Every store path the core reads or writes, in one place (features, responses, images, results)."""
+"""Every store path the core reads or writes, in one place (features, images, results).
+
+Cached recordings are keyed by :func:`workbench.store.recording_key`, beside their serialisation.
+"""
 
 from __future__ import annotations
 
 from workbench.store import safe_name
-from workbench.types import digest
 
 MANIFEST = "manifest"
-
-
-def response_path(dataset_name: str, dataset_fingerprint: str, subject: str) -> str:
-    """Cached, preprocessed responses of one subject of one dataset."""
-    return f"responses/{safe_name(dataset_name)}/{safe_name(subject)}-{digest(dataset_fingerprint, subject)}"
 
 
 def features_prefix(encoder_key: str) -> str:

@@ -50,8 +50,12 @@ _LAZY: dict[str, str] = {
     # images (codecs, image metrics, reconstructions)
     "check_images": "workbench.images", "images_to_tensor": "workbench.images", "resize_images": "workbench.images",
     "to_uint8": "workbench.images", "write_images": "workbench.images", "read_images": "workbench.images",
+    "cached_recording": "workbench.store", "recording_key": "workbench.store",
+    "CorruptEntryError": "workbench.store", "DamagedEntryError": "workbench.store",
+    # loading downloaded files safely
+    "load_npy_dict": "workbench.safe_pickle",
     # downloads and local files
-    "RemoteFile": "workbench.fetch", "fetch_files": "workbench.fetch", "get_json": "workbench.fetch",
+    "RemoteFile": "workbench.fetch", "fetch_files": "workbench.fetch", "get_json": "workbench.http",
     "require_terms": "workbench.fetch", "local_root": "workbench.fetch", "local_file": "workbench.fetch",
     # numerics shared by heads and metrics
     "DEFAULT_ALPHAS": "workbench.linalg", "make_folds": "workbench.linalg",

@@ -271,10 +271,10 @@ def split_half_reliability(responses: np.ndarray, stimulus_ids: Sequence[Any], n
         B -= B.mean(0)
         den = np.sqrt((A * A).sum(0) * (B * B).sum(0))
         with np.errstate(invalid="ignore", divide="ignore"):
-            rs.append(np.where(den > 0, (A * B).sum(0) / den, 0.0))
+            rs.append(np.where(np.isnan(den), np.nan, np.where(den > 0, (A * B).sum(0) / den, 0.0)))
     r = np.mean(rs, axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        sb = np.where(r > -1, 2 * r / (1 + r), 0.0)
+        sb = np.where(np.isnan(r), np.nan, np.where(r > -1, 2 * r / (1 + r), 0.0))
     return np.clip(sb, 0.0, 1.0).reshape(np.asarray(responses).shape[1:])
 
 
@@ -306,6 +306,7 @@ def ncsnr(responses: np.ndarray, stimulus_ids: Sequence[Any], sessions: Sequence
     signal_sd = np.sqrt(np.clip(1.0 - noise_sd ** 2, 0.0, None))
     with np.errstate(divide="ignore", invalid="ignore"):
         out = np.where(noise_sd > 0, signal_sd / noise_sd, np.inf)
+    out[np.isnan(noise_sd)] = np.nan  # a unit with NaN responses has no ncsnr (never an infinite one)
     return out.reshape(shape)
 
 

@@ -273,11 +273,7 @@ class Recording:
 
     def non_finite_units(self) -> np.ndarray:
         """Indices of units with any NaN or infinite response (the core refuses to cache these)."""
-        flat = self.responses.reshape(self.responses.shape[0], self.responses.shape[1], -1)
-        bad = np.zeros(self.units.n, dtype=bool)
-        for c0 in range(0, self.units.n, 4096):
-            bad[c0:c0 + 4096] = ~np.isfinite(flat[:, c0:c0 + 4096]).all(axis=(0, 2))
-        return np.flatnonzero(bad)
+        return non_finite_units(self.responses)
 
     @property
     def n_units(self) -> int:
@@ -345,6 +341,19 @@ class Recording:
         splits = {k: v[np.isin(v, list(left))] for k, v in self.splits.items()}
         return replace(self, responses=self.responses[keep], trial_stimulus_ids=self.trial_stimulus_ids[keep],
                        splits=splits, trial_groups={k: v[keep] for k, v in self.trial_groups.items()})
+
+
+def non_finite_units(responses: Any, slice_bytes: int = 64 * 2**20) -> np.ndarray:
+    """Indices of units (axis 1) with any NaN or infinite response, read in bounded slices of trials."""
+    responses = np.asarray(responses)
+    if responses.dtype.kind not in "fc":
+        return np.zeros(0, dtype=np.int64)
+    step = max(1, slice_bytes // max(1, responses[:1].nbytes))
+    bad = np.zeros(responses.shape[1], dtype=bool)
+    for start in range(0, responses.shape[0], step):
+        block = responses[start:start + step]
+        bad |= ~np.isfinite(block).reshape(block.shape[0], block.shape[1], -1).all(axis=(0, 2))
+    return np.flatnonzero(bad)
 
 
 def rescale_noise_ceiling(noise_ceiling: np.ndarray, n_before: float, n_after: float) -> np.ndarray:

@@ -226,3 +226,25 @@ def test_bad_input_is_refused(reps):
         RSA().compare(np.where(X > 2, np.nan, X), Y)
     with pytest.raises(WorkbenchError, match="comparison"):
         RSA(comparison="dtw")
+
+
+# ---- degenerate inputs ----------------------------------------------------------------------
+@pytest.mark.parametrize("metric, n", [(RSA(), 2), (RSA(rdm="euclidean", comparison="pearson"), 2), (CKA(), 2),
+                                       (CKA(kernel="rbf"), 2), (SVCCA(), 2), (SVCCA(), 0), (Procrustes(), 2)])
+def test_too_few_stimuli_are_refused(metric, n: int) -> None:
+    rng = np.random.default_rng(0)
+    with pytest.raises(WorkbenchError, match=rf"needs at least 3 stimuli, got {n}"):
+        metric.compare(rng.standard_normal((n, 4)), rng.standard_normal((n, 5)))
+
+
+def test_three_stimuli_are_enough_and_a_full_span_svcca_is_refused() -> None:
+    rng = np.random.default_rng(1)
+    X, Y = rng.standard_normal((3, 4)), rng.standard_normal((3, 5))
+    for metric in (RSA(), CKA(), Procrustes()):
+        assert np.isfinite(metric.compare(X, Y))
+    with pytest.raises(WorkbenchError, match="SVCCA kept 2 components of 3 stimuli.*would be 1 whatever the data"):
+        SVCCA().compare(X, Y)
+    X, Y = rng.standard_normal((12, 4)), rng.standard_normal((12, 30))
+    with pytest.raises(WorkbenchError, match="SVCCA kept 11 components of 12 stimuli"):
+        SVCCA(keep=1.0).compare(X, Y)
+    assert 0 < SVCCA(keep=3).compare(X, Y) < 1

@@ -193,7 +193,7 @@ def test_second_load_comes_from_the_store(built: tuple[Path, dict], tmp_store: S
     ds = dataset(root, tmp_store, space="func1pt8mm", average_repetitions=True)
     first = ds.recording("1")
     [entry] = tmp_store.ls()
-    assert entry.path.startswith("responses/nsd/subj01/") and entry.complete
+    assert entry.path.startswith("responses/nsd/subj01-") and entry.complete
     monkeypatch.setattr(nsd.NSDDataset, "_build_recording", lambda *a: pytest.fail("betas were read again"))
     again = dataset(root, tmp_store, space="func1pt8mm", average_repetitions=True).recording("1")
     np.testing.assert_array_equal(again.responses, first.responses)

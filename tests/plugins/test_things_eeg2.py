@@ -123,7 +123,7 @@ def test_second_load_comes_from_the_store(built: tuple[Path, dict], tmp_store: S
     root, _ = built
     first = dataset(root, tmp_store).recording("1")
     [entry] = tmp_store.ls()
-    assert entry.path.startswith("responses/things-eeg2/sub-01/")
+    assert entry.path.startswith("responses/things-eeg2/sub-01-")
     monkeypatch.setattr(te.ThingsEEG2Dataset, "_build_recording", lambda *a: pytest.fail("data were read again"))
     again = dataset(root, tmp_store).recording("1")
     np.testing.assert_array_equal(again.responses, first.responses)
@@ -262,3 +262,26 @@ def test_fingerprint_follows_options_and_data_on_disk(copy: Path) -> None:
     assert base == dataset(copy).fingerprint() != dataset(copy, average_repetitions=True).fingerprint()
     shutil.rmtree(copy / "Preprocessed_data" / "sub-02")
     assert dataset(copy).fingerprint() != base
+
+
+class _MakeDir:
+    def __init__(self, marker: Path) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        import os
+
+        return os.mkdir, (self.marker,)
+
+
+def test_a_malicious_download_runs_no_code(copy: Path, tmp_path: Path, tmp_store: Store) -> None:
+    """A preprocessed file that would run code when unpickled is refused, naming the file."""
+    marker = tmp_path / "pwned"
+    path = copy / te.preprocessed_file(1, "training")
+    content = np.load(path, allow_pickle=True).item()
+    np.save(path, {**content, "ch_names": [_MakeDir(marker)]}, allow_pickle=True)
+    with pytest.raises(WorkbenchError, match="refusing to load") as err:
+        dataset(copy, tmp_store).recording("1")
+    assert str(path) in str(err.value) and "workbench data fetch things-eeg2" in str(err.value)
+    assert not marker.exists()
+    assert tmp_store.ls() == []

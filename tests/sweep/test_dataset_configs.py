@@ -6,6 +6,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
+
+from workbench.store import load_recording, save_recording
 import pytest
 
 from workbench.sweep import Sweep, load_config
@@ -30,7 +32,7 @@ def test_nsd_config_runs_on_the_published_layout(tmp_path):
     (cell, arrays), = list(load_cell_scores(Sweep(cfg).store, "nsd-clip"))
     assert np.isfinite(arrays["score"]).all() and arrays["score"].ndim == 1
     store = Sweep(cfg).store
-    rec = store.load_recording(cell["response_path"])
+    rec = load_recording(store, cell["response_path"])
     assert set(rec.units.hemisphere) == {"left", "right"}, "NSD's lh/rh files give left/right units"
     from workbench.figures.brainmap import surface_arrays
     from workbench.figures.sweep import draw_brainmap

@@ -8,6 +8,8 @@ early layers of an ImageNet-trained network, later ROIs at later layers, the cap
 from __future__ import annotations
 
 import numpy as np
+
+from workbench.store import load_recording, save_recording
 import pytest
 from scipy import stats
 
@@ -69,7 +71,7 @@ def test_semantic_roi_is_explained_by_the_text_encoder_only(demo_results):
 
 def test_no_signal_outside_the_rois(demo_results):
     sweep, _ = demo_results
-    rec = sweep.store.load_recording(sweep.plan().response_paths["1"])
+    rec = load_recording(sweep.store, sweep.plan().response_paths["1"])
     outside = ~np.any(np.stack(list(rec.units.rois.values())), axis=0)
     for cell, arrays in load_cell_scores(sweep.store, "structure"):
         r = arrays["score"][outside]

@@ -29,7 +29,7 @@ def figure_brainmap(
     store: Optional[str] = StoreOption,
 ) -> None:
     """Draw per-vertex scores (or the best layer per vertex) on the inflated fsaverage5 surface."""
-    path = draw_brainmap(open_store(store or default_store(sweep)), sweep, out, encoder, layer, subject, value, roi)
+    path = draw_brainmap(open_store(store or default_store(sweep), mode="r"), sweep, out, encoder, layer, subject, value, roi)
     console.print(f"wrote {path}")
 
 
@@ -45,7 +45,7 @@ def figure_layers(
     """Plot score per layer depth, one line per ROI, one panel per encoder."""
     if metric:
         value = "value"
-    frame = results_table(open_store(store or default_store(sweep)), sweep)
+    frame = results_table(open_store(store or default_store(sweep), mode="r"), sweep)
     if value in frame.columns:
         frame = frame[frame[value].notna()]
     if metric:
@@ -59,5 +59,5 @@ def report(sweep: str = typer.Argument(..., help="Sweep name."),
            out: Path = typer.Option(..., "--out", help="Folder for index.html and its figures."),
            store: Optional[str] = StoreOption) -> None:
     """Write a static HTML report: the results table and every standard figure."""
-    path = write_report(open_store(store or default_store(sweep), create=False), sweep, out)
+    path = write_report(open_store(store or default_store(sweep), mode="r"), sweep, out)
     console.print(f"wrote {path}")

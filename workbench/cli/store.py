@@ -18,13 +18,14 @@ store_app = typer.Typer(help="Inspect, check and clean the zarr store.", no_args
 def store_ls(store: Optional[str] = StoreOption, prefix: Optional[str] = typer.Argument(None, help="Only entries below this path."),
              as_json: bool = JsonOption) -> None:
     """List the entries in the store and whether each is complete."""
-    entries = open_store(store, create=False).ls(prefix)
+    entries = open_store(store, mode="r").ls(prefix)
     if as_json:
         print_json([e.as_json() for e in entries])
         return
     table = Table("entry", "kind", "state", "blocks")
     for e in entries:
-        table.add_row(escape(e.path), escape(e.kind), "[green]complete[/]" if e.complete else "[yellow]incomplete[/]",
+        table.add_row(escape(e.path), escape(e.kind), {"complete": "[green]complete[/]", "incomplete": "[yellow]incomplete[/]",
+                                                       "damaged": "[red]damaged[/]"}[e.state],
                       f"{e.blocks_done}/{e.n_blocks}")
     console.print(table)
 
@@ -33,7 +34,7 @@ def store_ls(store: Optional[str] = StoreOption, prefix: Optional[str] = typer.A
 def store_verify(store: Optional[str] = StoreOption, as_json: bool = JsonOption,
                  quick: bool = typer.Option(False, "--quick", help="Skip checksum verification of complete entries.")) -> None:
     """Report incomplete entries and complete ones whose data no longer match their checksums."""
-    s = open_store(store, create=False)
+    s = open_store(store, mode="r")
     problems = s.verify(checksums=not quick)
     if as_json:
         print_json([p.as_json() for p in problems])
@@ -48,10 +49,21 @@ def store_verify(store: Optional[str] = StoreOption, as_json: bool = JsonOption,
 
 @store_app.command("gc")
 def store_gc(store: Optional[str] = StoreOption,
-             dry_run: bool = typer.Option(False, "--dry-run", help="Only list what would be removed.")) -> None:
+             dry_run: bool = typer.Option(False, "--dry-run", help="Only list what would be removed."),
+             force: bool = typer.Option(False, "--force", help="Also remove incomplete entries whose writer seems alive.")) -> None:
     """Remove incomplete entries that no running process is writing."""
-    removed = open_store(store, create=False).gc(dry_run=dry_run)
+    removed = open_store(store, create=False).gc(dry_run=dry_run, force=force)
     verb = "would remove" if dry_run else "removed"
     for path in removed:
         console.print(f"{verb} {escape(path)}")
     console.print(f"{verb} {len(removed)} entries.")
+
+
+@store_app.command("repair")
+def store_repair(store: Optional[str] = StoreOption,
+                 dry_run: bool = typer.Option(False, "--dry-run", help="Only list what would be repaired.")) -> None:
+    """Remove corrupt or unreadable entries (rebuild damaged groups) so a rerun recomputes exactly them."""
+    fixed = open_store(store, create=False).repair(dry_run=dry_run)
+    for p in fixed:
+        console.print(f"[red]{p.status}[/] {escape(p.path)}: {escape(p.detail)}")
+    console.print(f"{'would repair' if dry_run else 'repaired'} {len(fixed)} entries; rerun the jobs that wrote them.")

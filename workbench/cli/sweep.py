@@ -48,7 +48,8 @@ def sweep_status(config: Path = typer.Argument(..., help="Sweep YAML."), store: 
                  overrides: list[str] = typer.Option([], "--set", help="Override a config value."),
                  as_json: bool = JsonOption) -> None:
     """Show how much of a sweep is already in the store."""
-    status = Sweep(load_config(config, overrides), store).status()
+    cfg = load_config(config, overrides)
+    status = Sweep(cfg, open_store(store or cfg.store, mode="r")).status()
     if as_json:
         print_json(status)
         return
@@ -66,7 +67,7 @@ def results_show(
     as_json: bool = JsonOption,
 ) -> None:
     """Per-ROI scores of every encoder layer, averaged over subjects (full rows with --json)."""
-    frame = results_table(open_store(store or default_store(sweep)), sweep)
+    frame = results_table(open_store(store or default_store(sweep), mode="r"), sweep)
     if parquet:
         frame.to_parquet(parquet, index=False)
     if as_json:

@@ -9,7 +9,7 @@ import numpy as np
 
 from workbench.figures.brainmap import plot_best_layer, plot_surface_scores
 from workbench.figures.layers import plot_layer_profiles
-from workbench.store import Store
+from workbench.store import Store, load_recording
 from workbench.sweep import load_cell_scores, results_table
 from workbench.scoring import critical_r
 from workbench.types import WorkbenchError
@@ -23,7 +23,7 @@ def _cells_for_map(store_obj: Store, sweep: str, subject: Optional[str], encoder
 
 
 def _units(store_obj: Store, response_path: str):
-    rec = store_obj.load_recording(response_path)
+    rec = load_recording(store_obj, response_path)
     if rec.units.hemisphere is None or rec.units.vertex is None:
         raise WorkbenchError(f"{rec.dataset} units are in space {rec.units.space!r} without surface vertices; "
                              "brain maps need surface data")

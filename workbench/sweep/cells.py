@@ -17,7 +17,7 @@ import workbench as wb
 from workbench.features import load_features
 from workbench.scoring import normalize_by_ceiling, pearson_per_unit, r2_per_unit
 from workbench.stats import permutation_pvalue
-from workbench.store import Store
+from workbench.store import Store, load_recording
 from workbench.paths import result_path
 from workbench.types import Recording, WorkbenchError, digest
 
@@ -47,7 +47,7 @@ class Cell:
 @functools.lru_cache(maxsize=4)
 def _prepared_recording(store_url: str, path: str, prep_key: str, average: bool, test_split: str,
                         rois: tuple[str, ...] | None) -> dict[str, Any]:
-    rec = Store(store_url).load_recording(path)
+    rec = load_recording(Store(store_url, mode="r"), path)
     return prepare_recording(rec, average, test_split, list(rois) if rois else None)
 
 

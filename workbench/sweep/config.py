@@ -76,6 +76,9 @@ class SweepConfig(_Spec):
     dataset: DatasetSpec
     subjects: Union[Literal["all"], list[str]] = "all"
     average_repetitions: bool = True
+    non_finite: Literal["error", "drop_units"] = Field(
+        "error", description="responses with NaN or infinite values: refuse them (naming the units), or drop "
+                             "those units (recorded in the recording's preprocessing)")
     test_split: str = "test"
     rois: list[str] | None = Field(None, description="restrict units to these ROIs; all units when omitted")
     encoders: list[EncoderSpec] = Field(min_length=1)

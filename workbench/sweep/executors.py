@@ -2,12 +2,16 @@
 
 ``inline`` runs in this process (default, easiest to debug); ``local`` uses a process pool on this
 machine; ``dask`` submits to a dask.distributed scheduler (dask-jobqueue reaches Slurm/PBS). Workers
-only compute and return arrays: the coordinating process alone writes to the store.
+only compute and return arrays: the coordinating process alone writes to the store. Worker processes
+this machine starts (the ``local`` pool, a local dask cluster) exit when their coordinator dies, even
+by SIGKILL, instead of holding their memory until their cell finishes.
 """
 
 from __future__ import annotations
 
 import os
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any, Callable, Iterator
 
@@ -15,7 +19,23 @@ from workbench.sweep.cells import Cell, compute_cell
 from workbench.types import WorkbenchError
 
 CellRunner = Callable[[str, list[Cell]], Iterator[tuple[Cell, dict[str, Any]]]]
+CellFunction = Callable[[str, Any], dict[str, Any]]
 EXECUTORS = ("inline", "local", "dask")
+PARENT_POLL_S = 0.2
+
+
+def exit_with_parent(parent: int, interval: float = PARENT_POLL_S) -> None:
+    """Watch, in a daemon thread, that this process's parent is still ``parent``; exit at once when it is
+    not (the coordinator died and this worker was re-parented), so no orphan keeps running."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval)
+        os._exit(1)
+
+    if os.getppid() != parent:
+        os._exit(1)
+    threading.Thread(target=watch, name="workbench-exit-with-parent", daemon=True).start()
 
 
 def run_inline(store_url: str, cells: list[Cell]) -> Iterator[tuple[Cell, dict[str, Any]]]:
@@ -23,7 +43,9 @@ def run_inline(store_url: str, cells: list[Cell]) -> Iterator[tuple[Cell, dict[s
         yield cell, compute_cell(store_url, cell)
 
 
-def _init_worker() -> None:
+def _init_worker(coordinator: int | None = None) -> None:
+    if coordinator is not None:
+        exit_with_parent(coordinator)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     try:
         import torch
@@ -33,13 +55,15 @@ def _init_worker() -> None:
         pass
 
 
-def run_local(store_url: str, cells: list[Cell], workers: int | None = None) -> Iterator[tuple[Cell, dict[str, Any]]]:
+def run_local(store_url: str, cells: list[Cell], workers: int | None = None,
+              fn: CellFunction = compute_cell) -> Iterator[tuple[Cell, dict[str, Any]]]:
+    """Run ``fn(store_url, cell)`` for each cell in a pool of spawned processes that die with this one."""
     import multiprocessing
 
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 1, mp_context=context,
-                             initializer=_init_worker) as pool:
-        futures = {pool.submit(compute_cell, store_url, cell): cell for cell in cells}
+                             initializer=_init_worker, initargs=(os.getpid(),)) as pool:
+        futures = {pool.submit(fn, store_url, cell): cell for cell in cells}
         try:
             for future in as_completed(futures):
                 yield futures[future], future.result()
@@ -50,9 +74,10 @@ def run_local(store_url: str, cells: list[Cell], workers: int | None = None) -> 
 
 
 def run_dask(store_url: str, cells: list[Cell], address: str | None = None,
-             workers: int | None = None) -> Iterator[tuple[Cell, dict[str, Any]]]:
+             workers: int | None = None, fn: CellFunction = compute_cell) -> Iterator[tuple[Cell, dict[str, Any]]]:
     """Submit cells to the scheduler at ``address`` (e.g. one a dask-jobqueue SLURMCluster started),
-    or to a local cluster of ``workers`` processes when no address is given."""
+    or to a local cluster of ``workers`` processes when no address is given (distributed's worker
+    processes already exit when the process that started them dies; a test checks it)."""
     try:
         from dask.distributed import Client, as_completed as dask_completed
     except ImportError:
@@ -60,7 +85,7 @@ def run_dask(store_url: str, cells: list[Cell], address: str | None = None,
     local = {"n_workers": workers} if workers else {}
     client = Client(address) if address else Client(processes=True, dashboard_address=None, **local)
     try:
-        futures = {client.submit(compute_cell, store_url, cell, pure=False): cell for cell in cells}
+        futures = {client.submit(fn, store_url, cell, pure=False): cell for cell in cells}
         for future in dask_completed(list(futures)):
             yield futures[future], future.result()
     finally:

@@ -16,11 +16,11 @@ import numpy as np
 
 import workbench as wb
 from workbench.features import encoder_key, extract_features
-from workbench.store import ArraySpec, Store, open_store, safe_name
+from workbench.store import ArraySpec, Store, cached_recording, open_store, recording_key, recording_key_for, safe_name
 from workbench.sweep.cells import CELL_CODE_VERSION, Cell
 from workbench.sweep.config import SweepConfig
 from workbench.sweep.executors import get_executor
-from workbench.paths import feature_path, manifest_path, response_path
+from workbench.paths import feature_path, manifest_path
 from workbench.sweep.tables import export_table
 from workbench.types import StimulusSet, WorkbenchError, digest, resolve_layers
 
@@ -78,7 +78,7 @@ class Sweep:
         Encoding only these keeps a one-subject NSD sweep from paying for all 73k images; the
         feature key then depends on the subject set, so adding a subject re-extracts the union.
         """
-        paths = [response_path(self.config.dataset.name, self.dataset.fingerprint(), s) for s in self.subjects()]
+        paths = [self.recording_key(s) for s in self.subjects()]
         if not all(self.store.is_complete(p) for p in paths):
             return None
         key = tuple(paths)
@@ -93,7 +93,7 @@ class Sweep:
         cfg = self.config
         subjects = self.subjects()
         ds_fp = self.dataset.fingerprint()
-        responses = {s: response_path(cfg.dataset.name, ds_fp, s) for s in subjects}
+        responses = {s: self.recording_key(s) for s in subjects}
         prep = {"average_repetitions": cfg.average_repetitions, "test_split": cfg.test_split, "rois": cfg.rois,
                 "standardize_features": True}
         cells: list[Cell] = []
@@ -131,6 +131,13 @@ class Sweep:
                                           head=m_spec.name, feature_path=fpath, response_path=responses[subject],
                                           kind="metric", task=task))
         return Plan(cfg, cells, extractions, subjects, responses)
+
+    def recording_key(self, subject: str) -> str:
+        """Where the subject's recording is cached (one key per dataset files, options and non-finite policy)."""
+        if self.config.non_finite == "error":
+            return recording_key_for(self.dataset, subject)
+        return recording_key(self.config.dataset.name, subject, self.dataset.fingerprint(),
+                             non_finite=self.config.non_finite)
 
     def head_direction(self, index: int) -> str:
         """``encode`` or ``decode``, as the head itself declares it (built once, without fitting)."""
@@ -173,8 +180,9 @@ class Sweep:
     def cache_recordings(self, plan: Plan, on_subject: Callable[[str], None] | None = None) -> None:
         for subject, path in plan.response_paths.items():
             if not self.store.is_complete(path):
-                rec = self.dataset.recording(subject)
-                self.store.save_recording(path, rec, attrs={"dataset_fingerprint": self.dataset.fingerprint()})
+                cached_recording(self.store, path, lambda s=subject: self.dataset.recording(s),
+                                 attrs={"dataset_fingerprint": self.dataset.fingerprint()},
+                                 non_finite=self.config.non_finite)
             if on_subject:
                 on_subject(subject)
 

@@ -1,0 +1,47 @@
+"""The zarr v3 store that caches features, responses and results under content-hashed keys.
+
+``workbench.store.entries`` holds the generic machinery (keys, resumable block writes, reads checked
+against checksums, verify / gc / repair); ``workbench.store.recordings`` serialises recordings and
+owns the recording cache.
+"""
+
+from workbench.store.entries import (
+    DEFAULT_STORE,
+    META,
+    STALE_WRITER_S,
+    ArraySpec,
+    CorruptEntryError,
+    DamagedEntryError,
+    EntryInfo,
+    EntryReader,
+    EntryWriter,
+    Problem,
+    Store,
+    block_digest,
+    cache_store,
+    check_key,
+    files_signature,
+    open_store,
+    provenance,
+    read_rows,
+    safe_name,
+    suggest_block_rows,
+    writer_identity,
+)
+from workbench.store.recordings import (
+    NON_FINITE,
+    cached_recording,
+    finite_recording,
+    load_recording,
+    recording_key,
+    recording_key_for,
+    save_recording,
+)
+
+__all__ = [
+    "ArraySpec", "block_digest", "cache_store", "cached_recording", "check_key", "CorruptEntryError",
+    "DamagedEntryError", "DEFAULT_STORE", "EntryInfo", "EntryReader", "EntryWriter", "files_signature",
+    "finite_recording", "load_recording", "META", "NON_FINITE", "open_store", "Problem", "provenance",
+    "read_rows", "recording_key", "recording_key_for", "safe_name", "save_recording", "STALE_WRITER_S", "Store",
+    "suggest_block_rows", "writer_identity",
+]
