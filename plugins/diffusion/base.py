@@ -54,7 +54,7 @@ COMMON_OPTIONS: dict[str, dict[str, Any]] = {
     "rank_options": {"type": "dict", "default": {}, "help": "options of the ranking encoder (a dict or JSON text)"},
     "rank_layer": {"type": "str", "default": "embedding", "help": "layer of the ranking encoder compared with the embedding"},
     "cpu_offload": {"type": "bool", "default": False,
-                    "help": "diffusers enable_model_cpu_offload (GPU only; needs accelerate: pip install 'brain-workbench[offload]')"},
+                    "help": "diffusers enable_model_cpu_offload (GPU only; needs accelerate, the 'offload' extra of brain-workbench)"},
     "variant": {"type": "str", "default": None, "help": "weight file variant in the folder, e.g. fp16"},
     "digest": {"type": "str", "default": "stat", "choices": list(DIGESTS),
                "help": "folder digest for the fingerprint: 'stat' hashes config files and the size and mtime of weight "
@@ -313,7 +313,7 @@ class DiffusionGenerator:
             pipe = self._load_pipeline(self.torch_dtype())
         except WorkbenchError:
             raise
-        except (OSError, ValueError, EnvironmentError) as exc:
+        except (OSError, ValueError, RuntimeError) as exc:
             raise WorkbenchError(f"{self.name}: cannot load the pipeline from {self.root}: {exc}") from exc
         if self.options["cpu_offload"]:
             pipe.enable_model_cpu_offload(device=device)
@@ -347,6 +347,8 @@ class DiffusionGenerator:
 
     # ---- fingerprint ----------------------------------------------------------------------------
     FINGERPRINT_EXCLUDES = ("path", "device", "batch_size", "seed", "cpu_offload", "digest")
+    #: options naming files: their digests (``extra_digests``) enter the fingerprint, not their paths
+    PATH_OPTIONS: tuple[str, ...] = ()
 
     def extra_digests(self) -> dict[str, str]:
         """Digests of files beyond the pipeline folder that change the images (adapter weights, negatives)."""
@@ -361,7 +363,10 @@ class DiffusionGenerator:
             import diffusers
 
             mode = self.options["digest"]
-            options = {k: v for k, v in self.options.items() if k not in self.FINGERPRINT_EXCLUDES}
+            skip = set(self.FINGERPRINT_EXCLUDES) | set(self.PATH_OPTIONS)
+            if self.options["best_of"] == 1:
+                skip |= {"rank_with", "rank_options", "rank_layer"}
+            options = {k: v for k, v in self.options.items() if k not in skip}
             ranker = None
             if self.options["best_of"] > 1 and self.options["rank_with"] != "pipeline":
                 ranker = self._rank_encoder().fingerprint()

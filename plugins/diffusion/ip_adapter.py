@@ -51,6 +51,7 @@ class IPAdapterGenerator(DiffusionGenerator):
     required_components = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
     supports_init = True
     supports_text = True
+    PATH_OPTIONS = ("ip_adapter", "image_encoder")
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
@@ -141,11 +142,12 @@ class IPAdapterGenerator(DiffusionGenerator):
                                  f"{self.embedding_shape[0]}")
 
     def _ip_embeds(self, embeds: np.ndarray) -> list[Any]:
-        """The one-adapter list diffusers wants: (b, 1, d), with zero rows first under guidance."""
+        """The one-adapter list diffusers wants: (b, 1, d), with zero rows first under guidance (when the
+        pipeline's ``do_classifier_free_guidance`` holds: guidance > 1 and no guidance-embedding UNet)."""
         import torch
 
         x = self.tensor(embeds)[:, None, :]
-        if self.options["guidance_scale"] > 1.0:
+        if self.options["guidance_scale"] > 1.0 and self.pipe.unet.config.get("time_cond_proj_dim") is None:
             x = torch.cat([torch.zeros_like(x), x])
         return [x]
 

@@ -40,6 +40,7 @@ class KandinskyGenerator(DiffusionGenerator):
     required_components = ("unet", "movq", "scheduler")
     supports_init = True
     supports_text = False
+    PATH_OPTIONS = ("negative_embeds",)
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
@@ -65,7 +66,9 @@ class KandinskyGenerator(DiffusionGenerator):
 
     def extra_digests(self) -> dict[str, str]:
         path = self._negative_path()
-        return {} if path is None or not path.is_file() else {"negative_embeds": file_digest(path, "content")}
+        if path is None:
+            return {"negative_embeds": "zeros"}
+        return {"negative_embeds": file_digest(path, "content") if path.is_file() else f"missing:{path}"}
 
     def _negative(self) -> np.ndarray:
         width = self.embedding_shape[0]

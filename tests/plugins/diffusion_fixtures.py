@@ -81,13 +81,14 @@ def image_processor(size: int = 32) -> Any:
     return CLIPImageProcessor(crop_size={"height": size, "width": size}, size={"shortest_edge": size})
 
 
-def vae(seed: int = 0) -> Any:
-    """A two-level AutoencoderKL (scale factor 2, 4 latent channels)."""
+def vae(seed: int = 0, levels: int = 2) -> Any:
+    """An AutoencoderKL with 4 latent channels and scale factor 2^(levels − 1) (2 for tests, 8 like SD with 4)."""
     from diffusers import AutoencoderKL
 
     torch.manual_seed(seed)
-    return AutoencoderKL(block_out_channels=[16, 32], in_channels=3, out_channels=3, latent_channels=4,
-                         down_block_types=["DownEncoderBlock2D"] * 2, up_block_types=["UpDecoderBlock2D"] * 2,
+    channels = [16, 32, 32, 32][:levels]
+    return AutoencoderKL(block_out_channels=channels, in_channels=3, out_channels=3, latent_channels=4,
+                         down_block_types=["DownEncoderBlock2D"] * levels, up_block_types=["UpDecoderBlock2D"] * levels,
                          norm_num_groups=8, sample_size=32)
 
 
@@ -153,11 +154,11 @@ def unclip_pipeline(with_image_encoder: bool = True) -> Any:
 
 
 # ---- SD / SDXL with an IP-Adapter --------------------------------------------------------------------------
-def sd_pipeline() -> Any:
+def sd_pipeline(vae_levels: int = 2) -> Any:
     """A StableDiffusionPipeline (text-to-image layout, as SD 1.5 ships) without safety checker."""
     from diffusers import StableDiffusionPipeline
 
-    return StableDiffusionPipeline(vae=vae(), text_encoder=clip_text_model(), tokenizer=clip_tokenizer(),
+    return StableDiffusionPipeline(vae=vae(levels=vae_levels), text_encoder=clip_text_model(), tokenizer=clip_tokenizer(),
                                    unet=sd_unet(), scheduler=ddim(), safety_checker=None, feature_extractor=None,
                                    image_encoder=None, requires_safety_checker=False)
 
