@@ -1,6 +1,6 @@
 """Tiny random diffusers pipelines for the diffusion generator tests, saved the way real weights ship.
 
-Each builder makes a pipeline from random components (UNets of about 0.1–1 M parameters, a tiny VAE
+Each builder makes a pipeline from random components (UNets of about 1 M parameters, a tiny VAE
 or MoVQ, tiny CLIP text and vision towers), writes it with ``save_pretrained`` into a folder and
 returns that folder, so the plugins load it back through their ``path`` option exactly as they load
 downloaded weights. The tokenizer is a real CLIP BPE tokenizer built from the vocabulary that

@@ -285,6 +285,17 @@ def test_ip_adapter_sd_img2img_carries_the_negative_half(folders: dict[str, Path
     assert not np.array_equal(text, ours)
 
 
+def test_ip_adapter_ranks_with_its_image_encoder_folder(folders: dict[str, Path], tmp_path: Path) -> None:
+    encoder = F.clip_vision_model(seed=3)
+    encoder.save_pretrained(str(tmp_path / "image_encoder"))
+    gen = make("ip-adapter", path=str(folders["sd"]), ip_adapter=str(folders["sd-ip"]), best_of=2,
+               image_encoder=str(tmp_path / "image_encoder"))
+    out = gen.generate(embeds(1, 32), seed=0)
+    assert out.shape == (1, 32, 32, 3) and gen.last_selection["similarities"].shape == (1, 2)
+    with pytest.raises(WorkbenchError, match="no image encoder to rank"):
+        make("ip-adapter", path=str(folders["sd"]), ip_adapter=str(folders["sd-ip"]), best_of=2).generate(embeds(1, 32))
+
+
 def test_ip_adapter_sdxl_and_adapter_checks(folders: dict[str, Path], tmp_path: Path) -> None:
     gen = make("ip-adapter", path=str(folders["sdxl"]), ip_adapter=str(folders["sdxl-ip"]))
     assert gen.generate(embeds(2, 32), init_images=init_images(2), seed=0).shape == (2, 32, 32, 3)
@@ -383,6 +394,10 @@ def test_fingerprint_covers_folder_options_and_not_the_device(folders: dict[str,
     assert touched != fp  # stat mode: a weight file's mtime is part of the digest
     content = make("kandinsky-2.2", path=str(copy), digest="content").fingerprint()
     os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns + 2 * 10**9))
+    assert make("kandinsky-2.2", path=str(copy), digest="content").fingerprint() == content
+    hidden = copy / ".cache" / "huggingface" / "download" / "unet.metadata"  # written by `hf download --local-dir`
+    hidden.parent.mkdir(parents=True)
+    hidden.write_text("etag")
     assert make("kandinsky-2.2", path=str(copy), digest="content").fingerprint() == content
     config = copy / "scheduler" / "scheduler_config.json"
     config.write_text(config.read_text().replace('"steps_offset": 0', '"steps_offset": 1'))
