@@ -120,12 +120,17 @@ class Entry:
         factory = self.load()
         return {f: getattr(factory, f) for f in INSTANCE_FIELDS.get(self.kind, ()) if hasattr(factory, f)}
 
-    def as_json(self, with_options: bool = False) -> dict[str, Any]:
-        card = self.card.model_dump(exclude_none=True)
-        out = {"name": self.name, "plugin": self.plugin, "plugin_kind": self.kind, **card, **self.declared()}
-        if with_options:
-            schema = self.options()
-            out["options"] = None if schema is None else {k: v.as_json() for k, v in schema.items()}
+    def as_json(self, with_options: bool = True) -> dict[str, Any]:
+        """The card, what the class declares and (by default) its options; a factory that cannot load says so."""
+        out = {"name": self.name, "plugin": self.plugin, "plugin_kind": self.kind,
+               **self.card.model_dump(exclude_none=True)}
+        try:
+            out.update(self.declared())
+            if with_options:
+                schema = self.options()
+                out["options"] = None if schema is None else {k: v.as_json() for k, v in schema.items()}
+        except WorkbenchError as exc:
+            out["error"] = str(exc)
         return out
 
 

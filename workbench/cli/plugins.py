@@ -56,7 +56,7 @@ def add_kind_commands(app: typer.Typer, kind: str) -> None:
              as_json: bool = JsonOption) -> None:
         reg = get_registry()
         entry = reg.get(kind, name)
-        data = entry.as_json(with_options=True)
+        data = entry.as_json()
         if kind == "encoder":
             enc = reg.create(kind, name, **parse_options(option))
             data["modality"] = enc.modality
