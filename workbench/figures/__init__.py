@@ -4,7 +4,8 @@ Signatures follow nilearn's plotting functions: data first, then ``title``, ``cm
 ``threshold``, ``output_file`` (saved and closed when given, returned otherwise).
 """
 
+from workbench.figures.adaptation import plot_adaptation_curve
 from workbench.figures.brainmap import plot_best_layer, plot_surface_scores
 from workbench.figures.layers import plot_layer_profiles
 
-__all__ = ["plot_best_layer", "plot_layer_profiles", "plot_surface_scores"]
+__all__ = ["plot_adaptation_curve", "plot_best_layer", "plot_layer_profiles", "plot_surface_scores"]
