@@ -28,7 +28,7 @@ _COMMON = {
     "seed": {"type": "int", "default": 0, "help": "seed of initialisation, batches and dropout"},
     "n_threads": {"type": "int", "default": 1, "help": "torch CPU threads while training (fixed for reproducibility)"},
     "store": _STORE,
-    "name": {"type": "str", "default": None, "help": "run name under shared-models/ (default: hash of data and options)"},
+    "run_name": {"type": "str", "default": None, "help": "run name under shared-models/ (default: hash of data and options)"},
     "checkpoint_every": {"type": "int", "default": 10, "help": "epochs between checkpoints"},
     "keep": {"type": "int", "default": 2, "help": "checkpoints kept per run"},
 }

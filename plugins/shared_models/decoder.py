@@ -68,7 +68,7 @@ class SharedDecoder(BaseEstimator):
                  dropout: float = 0.1, batch_size: int = 128, train_maps: bool = True,
                  alphas: Sequence[float] | None = None, cv: Any = 5, map_prior: str = "none",
                  adapt_epochs: int = 0, adapt_lr: float = 1e-3, device: str = "cpu", seed: int = 0,
-                 n_threads: int | None = 1, store: Any = None, name: str | None = None,
+                 n_threads: int | None = 1, store: Any = None, run_name: str | None = None,
                  checkpoint_every: int = 10, keep: int = 2) -> None:
         self.latent_dim = latent_dim
         self.hidden = hidden
@@ -89,7 +89,7 @@ class SharedDecoder(BaseEstimator):
         self.seed = seed
         self.n_threads = n_threads
         self.store = store
-        self.name = name
+        self.run_name = run_name
         self.checkpoint_every = checkpoint_every
         self.keep = keep
 
@@ -185,7 +185,7 @@ class SharedDecoder(BaseEstimator):
 
         store = training.as_store(self.store)
         identity = self._identity(data_digest(subjects))
-        key = training.run_key(self.name or f"decoder-{digest(identity)}") if store is not None else None
+        key = training.run_key(self.run_name or f"decoder-{digest(identity)}") if store is not None else None
         for p in (p for pair in self.maps_.values() for p in pair):
             p.requires_grad_(bool(self.train_maps))
         trainer = training.Trainer(self._named_params(), float(self.lr), float(self.weight_decay), int(self.seed),

@@ -58,7 +58,7 @@ class SharedEncoder(BaseEstimator):
     def __init__(self, latent_dim: int = 32, hidden: int = 0, epochs: int = 30, lr: float = 1e-3,
                  weight_decay: float = 0.0, batch_size: int = 256, alphas: Sequence[float] | None = None,
                  cv: Any = 5, embedding_prior: str = "none", device: str = "cpu", seed: int = 0,
-                 n_threads: int | None = 1, store: Any = None, name: str | None = None,
+                 n_threads: int | None = 1, store: Any = None, run_name: str | None = None,
                  checkpoint_every: int = 10, keep: int = 2) -> None:
         self.latent_dim = latent_dim
         self.hidden = hidden
@@ -73,7 +73,7 @@ class SharedEncoder(BaseEstimator):
         self.seed = seed
         self.n_threads = n_threads
         self.store = store
-        self.name = name
+        self.run_name = run_name
         self.checkpoint_every = checkpoint_every
         self.keep = keep
 
@@ -161,7 +161,7 @@ class SharedEncoder(BaseEstimator):
 
         store = training.as_store(self.store)
         identity = self._identity(data_digest(subjects))
-        key = training.run_key(self.name or f"encoder-{digest(identity)}") if store is not None else None
+        key = training.run_key(self.run_name or f"encoder-{digest(identity)}") if store is not None else None
         params = {f"transform.{n}": p for n, p in self.transform_.named_parameters()}
         for i, s in enumerate(self.subject_names_):
             params[f"emb.{i}.E"], params[f"emb.{i}.b"] = self.emb_[s]
