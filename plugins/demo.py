@@ -29,7 +29,8 @@ Generating model (what the demo should reveal):
 * **Design.** Like NSD, ``n_test`` images form a ``test`` split shown to every subject; each
   subject sees its own ``n_train`` training images from the remaining pool (consecutive subjects
   overlap by two thirds). Trials are presented in a random order, cut into ``n_sessions``
-  consecutive sessions of equal length: ``trial_groups["session"]`` labels them ``"1"`` … ``"n"``.
+  consecutive sessions of equal length (±1 trial); ``trial_groups["session"]`` labels them
+  ``"1"`` … ``"n"``.
 
 Expected result: early ROIs are best explained by early layers of an ImageNet-trained network,
 later ROIs by later layers; the semantic ROI only by the caption (text) encoder; vertices outside
