@@ -94,6 +94,11 @@ class SharedDecoder(BaseEstimator):
         self.keep = keep
 
     # ---- helpers ---------------------------------------------------------------------------
+    def _solver(self) -> dict[str, Any]:
+        """Closed-form ridge runs on the training device too (torch backend for CUDA)."""
+        on_cuda = str(self.device or "cpu").startswith("cuda")
+        return {"backend": "torch", "device": self.device} if on_cuda else {"backend": "numpy"}
+
     def _alphas(self) -> np.ndarray:
         from workbench.sdk import DEFAULT_ALPHAS
 
@@ -136,7 +141,8 @@ class SharedDecoder(BaseEstimator):
         for i, (s, p) in enumerate(subjects.items()):
             y_mean, y_scale = standardiser(p.a)
             Yz, Xz = (p.a - y_mean) / y_scale, (p.b - x_mean) / x_scale
-            res = ridge_cv(Yz, Xz, self._alphas(), folds_for(self.cv, len(Yz)), dtype="float64")
+            res = ridge_cv(Yz, Xz, self._alphas(), folds_for(self.cv, len(Yz)),
+                           dtype="float64", **self._solver())
             coefs[s] = (res.coef, res.intercept)
             fitted.append(Yz @ res.coef + res.intercept)
             fixed[f"y_mean_{i}"], fixed[f"y_scale_{i}"] = y_mean, y_scale
@@ -274,7 +280,8 @@ class SharedDecoder(BaseEstimator):
         Xz = (p.b - self.fixed_["x_mean"]) / self.fixed_["x_scale"]
         L = self._latent_targets(Xz)
         P, c0 = self._prior(Yz.shape[1])
-        res = ridge_cv(Yz, L - Yz @ P - c0, self._alphas(), folds_for(self.cv, len(Yz)), dtype="float64")
+        res = ridge_cv(Yz, L - Yz @ P - c0, self._alphas(), folds_for(self.cv, len(Yz)),
+                       dtype="float64", **self._solver())
         W, c = P + res.coef, c0 + res.intercept
         if int(self.adapt_epochs) > 0:
             W, c = self._finetune(Yz, Xz, W, c, progress)

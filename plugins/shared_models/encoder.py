@@ -77,6 +77,11 @@ class SharedEncoder(BaseEstimator):
         self.checkpoint_every = checkpoint_every
         self.keep = keep
 
+    def _solver(self) -> dict[str, Any]:
+        """Closed-form ridge runs on the training device too (torch backend for CUDA)."""
+        on_cuda = str(self.device or "cpu").startswith("cuda")
+        return {"backend": "torch", "device": self.device} if on_cuda else {"backend": "numpy"}
+
     def _alphas(self) -> np.ndarray:
         from workbench.sdk import DEFAULT_ALPHAS
 
@@ -115,7 +120,7 @@ class SharedEncoder(BaseEstimator):
             y_mean, y_scale = standardiser(p.b)
             fixed[f"y_mean_{i}"], fixed[f"y_scale_{i}"] = y_mean, y_scale
             res = ridge_cv(Xz[s], (p.b - y_mean) / y_scale, self._alphas(), folds_for(self.cv, len(p.b)),
-                           dtype="float64")
+                           dtype="float64", **self._solver())
             M += res.coef @ res.coef.T / p.b.shape[1]
         evals, evecs = np.linalg.eigh(C)
         evals = np.clip(evals, 1e-6 * max(evals.max(), 1e-12), None)
@@ -127,7 +132,8 @@ class SharedEncoder(BaseEstimator):
         embeddings = {}
         for i, (s, p) in enumerate(subjects.items()):
             Yz = (p.b - fixed[f"y_mean_{i}"]) / fixed[f"y_scale_{i}"]
-            res = ridge_cv(F[s], Yz, self._alphas(), folds_for(self.cv, len(Yz)), dtype="float64")
+            res = ridge_cv(F[s], Yz, self._alphas(), folds_for(self.cv, len(Yz)),
+                           dtype="float64", **self._solver())
             embeddings[s] = (res.coef, res.intercept)
         fixed["A"] = A
         return fixed, {"subjects": list(subjects), "embeddings": embeddings, "Xz": Xz}
@@ -250,7 +256,8 @@ class SharedEncoder(BaseEstimator):
                                      f"has {Yz.shape[1]} units, the training subjects {sorted(widths)}")
             E0 = np.mean([self.subjects_[s][0] for s in self.subject_names_], axis=0)
             b0 = np.mean([self.subjects_[s][1] for s in self.subject_names_], axis=0)
-        res = ridge_cv(F, Yz - F @ E0 - b0, self._alphas(), folds_for(self.cv, len(Yz)), dtype="float64")
+        res = ridge_cv(F, Yz - F @ E0 - b0, self._alphas(), folds_for(self.cv, len(Yz)),
+                       dtype="float64", **self._solver())
         self.subjects_[str(subject)] = (E0 + res.coef, b0 + res.intercept)
         self.stats_[str(subject)] = (y_mean, y_scale)
         return self
