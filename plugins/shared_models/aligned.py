@@ -19,7 +19,7 @@ from sklearn.base import BaseEstimator
 
 from workbench.sdk import WorkbenchError, as_str_array, build_head, hyperalign, pearson_per_output, procrustes
 
-from workbench_plugins.shared_models.data import Pair, parse_subjects, standardiser
+from workbench_plugins.shared_models.data import SINGLE, Pair, parse_subjects, standardiser
 from workbench_plugins.shared_models.decoder import decode_scores
 
 METHODS = ("hyperalignment", "procrustes")
@@ -67,13 +67,22 @@ class AlignedDecoder(BaseEstimator):
         Z = (Y - y_mean) / y_scale
         return Z if P is None else Z @ P
 
-    def fit(self, data: Mapping[str, Any], y: Any = None) -> "AlignedDecoder":
-        """Align ``{subject: (Y_brain, X_target, stimulus_ids)}`` and fit the head on the pooled data."""
+    def fit(self, data: Any, y: Any = None) -> "AlignedDecoder":
+        """Align ``{subject: (Y_brain, X_target, stimulus_ids)}`` and fit the head on the pooled data.
+
+        ``fit(Y, X)`` (one subject, scikit-learn style) is the subject's own space: no alignment.
+        """
         if self.method not in METHODS:
             raise WorkbenchError(f"unknown alignment method {self.method!r}; use one of {', '.join(METHODS)}")
+        subjects = parse_subjects(data, y, what=("brain", "target"))
         if not isinstance(data, Mapping):
-            raise WorkbenchError("AlignedDecoder needs several subjects: fit({subject: (Y, X, stimulus_ids)})")
-        subjects = parse_subjects(data, what=("brain", "target"))
+            self.stats_ = {}
+            self._space(SINGLE, subjects[SINGLE])
+            self.maps_ = {SINGLE: None}
+            self.subject_names_ = [SINGLE]
+            self.head_ = build_head(self.head, **dict(self.head_options or {})).fit(
+                self._to_space(SINGLE, subjects[SINGLE].a), subjects[SINGLE].b)
+            return self
         if len(subjects) < 2 or any(p.ids is None for p in subjects.values()):
             raise WorkbenchError("functional alignment needs at least 2 subjects, each given as "
                                  "(Y_brain, X_target, stimulus_ids)")
@@ -125,12 +134,22 @@ class AlignedDecoder(BaseEstimator):
         self.maps_[str(subject)] = procrustes(source, self.template_[[position[s] for s in common]])
         return self
 
-    def predict(self, subject: str, Y: np.ndarray) -> np.ndarray:
-        if str(subject) not in self.maps_:
-            raise WorkbenchError(f"subject {subject!r} is not aligned; known: {', '.join(self.maps_)} (call adapt)")
-        return np.asarray(self.head_.predict(self.maps_[str(subject)].transform(self._to_space(str(subject), Y))))
+    def predict(self, subject: Any, Y: np.ndarray | None = None) -> np.ndarray:
+        """Predicted targets of ``subject``'s responses (``predict(Y)`` after a single-subject fit)."""
+        if Y is None:
+            subject, Y = SINGLE, subject
+        subject = str(subject)
+        if not hasattr(self, "maps_") or subject not in self.maps_:
+            known = ", ".join(getattr(self, "maps_", {})) or "none"
+            raise WorkbenchError(f"subject {subject!r} is not aligned; known: {known} (fit, or adapt a new subject)")
+        Z = self._to_space(subject, Y)
+        mapping = self.maps_[subject]
+        return np.asarray(self.head_.predict(Z if mapping is None else mapping.transform(Z)))
 
-    def score(self, subject: str, Y: np.ndarray, X: np.ndarray) -> np.ndarray:
+    def score(self, subject: Any, Y: np.ndarray, X: np.ndarray | None = None) -> np.ndarray:
+        """Pearson r per target dimension (``score(Y, X)`` after a single-subject fit)."""
+        if X is None:
+            subject, Y, X = SINGLE, subject, Y
         return pearson_per_output(np.asarray(X), self.predict(subject, Y))
 
     def decode_scores(self, subject: str, Y: np.ndarray, X: np.ndarray, n_candidates: int | None = None,

@@ -108,7 +108,7 @@ class SharedDecoder(BaseEstimator):
         keys = ("latent_dim", "hidden", "epochs", "lr", "weight_decay", "temperature", "mse_weight", "dropout",
                 "batch_size", "train_maps", "cv", "seed")
         return {"model": "shared-decoder", "data": digest_, "alphas": self._alphas().tolist(),
-                **{k: getattr(self, k) for k in keys if k != "epochs"}}
+                **{k: getattr(self, k) for k in keys}}
 
     def _check_options(self) -> None:
         if self.map_prior not in MAP_PRIORS:

@@ -58,9 +58,11 @@ def test_plugin_registers_heads_without_importing_torch():
         assert entry.plugin == "shared-models" and entry.card["multi_subject"]
 
 
-@pytest.mark.parametrize("name", ["shared-decoder", "shared-encoder"])
-def test_single_subject_use_passes_the_head_conformance_check(name):
-    check_head(wb.head(name, epochs=5, latent_dim=8))
+@pytest.mark.parametrize("name, options", [("shared-decoder", {"epochs": 5, "latent_dim": 8}),
+                                           ("shared-encoder", {"epochs": 5, "latent_dim": 8}),
+                                           ("aligned-decoder", {})])
+def test_single_subject_use_passes_the_head_conformance_check(name, options):
+    check_head(wb.head(name, **options))
 
 
 def test_shared_decoder_beats_per_subject_decoders_with_little_data_and_the_gap_shrinks(demo):
@@ -217,3 +219,18 @@ def test_a_training_run_killed_mid_way_resumes_and_ends_identical(tmp_path: Path
     for s in data:
         np.testing.assert_array_equal(resumed.subjects_[s][0], reference.subjects_[s][0])
         np.testing.assert_array_equal(resumed.predict(s, data[s][0]), reference.predict(s, data[s][0]))
+
+
+def test_encoder_training_extended_from_a_checkpoint_equals_one_longer_run(tmp_path: Path):
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((90, 12))
+    data = {s: (X[30 * i:30 * i + 60], X[30 * i:30 * i + 60] @ rng.standard_normal((12, 25))
+                + rng.standard_normal((60, 25))) for i, s in enumerate(("a", "b"))}
+    options = {"latent_dim": 4, "hidden": 8, "batch_size": 16, "checkpoint_every": 3, "seed": 1}
+    store = str(tmp_path / "enc.zarr")
+    wb.head("shared-encoder", **options, epochs=6, store=store, run_name="enc").fit(data)
+    longer = wb.head("shared-encoder", **options, epochs=10, store=store, run_name="enc").fit(data)
+    plain = wb.head("shared-encoder", **options, epochs=10).fit(data)
+    assert longer.resumed_from_ == 6 and len(longer.loss_curve_) == 10
+    np.testing.assert_array_equal(longer.predict("b", X), plain.predict("b", X))
+    assert plain.loss_curve_[-1] < plain.loss_curve_[0]
