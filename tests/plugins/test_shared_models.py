@@ -185,6 +185,7 @@ def test_training_is_seeded_and_identical_with_or_without_checkpoints(tmp_path: 
         wb.head("shared-decoder", **{**OPTIONS, "lr": 5e-3}, store=str(tmp_path / "s.zarr"), run_name="run").fit(data)
 
 
+@pytest.mark.filterwarnings("ignore:Object at zarr.*partial is not recognized")  # polling races the writer
 def test_a_training_run_killed_mid_way_resumes_and_ends_identical(tmp_path: Path):
     data = synthetic_subjects()
     np.savez(tmp_path / "data.npz", **{f"{k}{s}": v for s, (Y, X) in data.items() for k, v in (("Y", Y), ("X", X))})
@@ -198,7 +199,10 @@ def test_a_training_run_killed_mid_way_resumes_and_ends_identical(tmp_path: Path
             if proc.poll() is not None:
                 pytest.fail(f"training ended before it could be killed: {proc.stderr.read().decode()[-2000:]}")
             if (Path(store_path) / "shared-models").exists():
-                found = checkpoints(open_store(store_path), run_key("run"))
+                try:
+                    found = checkpoints(open_store(store_path), run_key("run"))
+                except (KeyError, FileNotFoundError):  # a listing raced with the writer's temporary files
+                    found = []
                 if found and found[-1][0] >= 4:
                     break
             time.sleep(0.05)
