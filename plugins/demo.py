@@ -11,14 +11,26 @@ Generating model (what the demo should reveal):
   ROIs are rings of increasing angular distance from the occipital pole on the registered sphere:
   V1, V2, V3, then hV4 (ventral) / LO (lateral-dorsal), then VOT (ventral temporal) and a
   lateral "semantic" ROI. Vertices outside every ROI carry noise only.
-* **Responses.** Each ROI mixes four feature spaces with weights that move up the hierarchy:
-  low-level image statistics computed from the pixels (mean colour, luminance contrast, oriented
-  gradient energy, spatial-frequency energy; V1 ≈ all low-level), mid-level texture (kind,
-  orientation, frequency, contrast) and object area (V2–hV4), shape category (LO, VOT) and caption topic (semantic ROI). A vertex's response is a
-  random linear read-out of its ROI's mixture plus Gaussian noise, independent per repetition
-  (3 per image), so the per-vertex noise ceiling is finite and known.
+* **Shared latent factors.** Every subject's brain is driven by the same stimulus-dependent latent
+  factors: four standardised feature spaces, ``z(s) = [low(s), mid(s), shape(s), topic(s)]``
+  (``feature_spaces``; 43 columns): low-level image statistics computed from the pixels (mean
+  colour, luminance contrast, oriented gradient energy, spatial-frequency energy), mid-level
+  texture (kind, orientation, frequency, contrast) and object area, shape category, and caption
+  topic. Each ROI weighs them by ``ROI_MIX`` (V1 ≈ all low-level; V2–hV4 add mid-level; LO and VOT
+  shape; the semantic ROI topic).
+* **Subject-specific mixing.** Subject ``j``'s vertex ``v`` in ROI ``r`` responds to stimulus ``s`` on
+  trial ``t`` as ``y = snr_r · Σ_f √w_rf · z_f(s) · m_jvf + b_jv + noise · ε_t``, where the mixing
+  weights ``m_jvf = √(1-ρ) · a_jvf + √ρ · c_vf`` combine a subject's own Gaussian draw ``a`` with a
+  draw ``c`` common to all subjects at the same vertex (``shared_topography`` = ρ; 0 by default,
+  so subjects share the latent factors but no vertex-to-vertex correspondence, the setting of
+  hyperalignment and shared-subject decoders; ρ > 0 adds the partial anatomical correspondence of
+  data on a common surface). ``b`` is a per-vertex baseline, ``ε`` independent Gaussian noise per
+  trial (3 repetitions per image), so the per-vertex noise ceiling is finite and known.
 * **Design.** Like NSD, ``n_test`` images form a ``test`` split shown to every subject; each
-  subject sees its own ``n_train`` training images from the remaining pool.
+  subject sees its own ``n_train`` training images from the remaining pool (consecutive subjects
+  overlap by two thirds). Trials are presented in a random order, cut into ``n_sessions``
+  consecutive sessions of equal length (±1 trial); ``trial_groups["session"]`` labels them
+  ``"1"`` … ``"n"``.
 
 Expected result: early ROIs are best explained by early layers of an ImageNet-trained network,
 later ROIs by later layers; the semantic ROI only by the caption (text) encoder; vertices outside
@@ -29,7 +41,7 @@ from __future__ import annotations
 
 import csv
 import math
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Sequence
 
@@ -161,6 +173,7 @@ def _pixel_statistics(image) -> np.ndarray:
                     dtype=np.float64)
 
 
+@lru_cache(maxsize=2)
 def _fsaverage5_rois(seed: int) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
     """ROI masks over both hemispheres, laid out as rings around the occipital pole of the sphere."""
     from nilearn import datasets
@@ -206,12 +219,25 @@ class DemoDataset:
         n_repetitions: Annotated[int, Option("repetitions per image")] = 3,
         noise: Annotated[float, Option("noise standard deviation per trial")] = 1.0,
         seed: Annotated[int, Option("generator seed")] = 0,
+        n_sessions: Annotated[int, Option(
+            "consecutive sessions the trials are cut into (trial_groups['session'])")] = 10,
+        shared_topography: Annotated[float, Option(
+            "fraction of mixing-weight variance common to all subjects at a vertex "
+            "(0: shared latent factors, no vertex correspondence)")] = 0.0,
         local_path: Annotated[str | None, Option("unused: the demo is generated")] = None,
     ) -> None:
         if n_subjects < 1 or n_train < 10 or n_test < 10 or n_repetitions < 2:
             raise WorkbenchError("demo needs n_subjects ≥ 1, n_train ≥ 10, n_test ≥ 10 and n_repetitions ≥ 2")
+        n_trials = (n_train + n_test) * n_repetitions
+        if not 1 <= n_sessions <= n_trials:
+            raise WorkbenchError(f"demo n_sessions={n_sessions} must lie between 1 and the {n_trials} trials "
+                                 "of a subject")
+        if not 0.0 <= shared_topography <= 1.0:
+            raise WorkbenchError(f"demo shared_topography={shared_topography} must lie in [0, 1] (the fraction "
+                                 "of mixing-weight variance common to all subjects)")
         self.n_subjects, self.n_train, self.n_test = n_subjects, n_train, n_test
         self.n_repetitions, self.noise, self.seed = n_repetitions, float(noise), seed
+        self.n_sessions, self.shared_topography = int(n_sessions), float(shared_topography)
         self.local_path = local_path
         pool = n_test + n_train + (n_subjects - 1) * (n_train // 3)
         self.n_images = pool
@@ -265,7 +291,8 @@ class DemoDataset:
         return [str(i + 1) for i in range(self.n_subjects)]
 
     def fingerprint(self) -> str:
-        return digest("demo-v2", self.n_subjects, self.n_train, self.n_test, self.n_repetitions, self.noise, self.seed)
+        return digest("demo-v3", self.n_subjects, self.n_train, self.n_test, self.n_repetitions, self.noise, self.seed,
+                      self.n_sessions, self.shared_topography)
 
     # ---- features of the generating model ----------------------------------------------------
     @cached_property
@@ -304,32 +331,40 @@ class DemoDataset:
         rois, hemis, vertex = _fsaverage5_rois(self.seed)
         n_units = len(hemis)
         rng = np.random.default_rng([self.seed, int(subject)])
-        spaces = self.feature_spaces
-        signal = np.zeros((self.n_images, n_units), dtype=np.float64)
+        common = np.random.default_rng([self.seed, 0, 7]) if self.shared_topography > 0 else None
+        own, shared = math.sqrt(1.0 - self.shared_topography), math.sqrt(self.shared_topography)
+        train, test = self._design(subject)
+        images = np.concatenate([train, test])
+        spaces = {k: v[images] for k, v in self.feature_spaces.items()}
+        signal = np.zeros((len(images), n_units), dtype=np.float64)
         for name in ROI_ORDER:
             mask = rois[name]
             for weight, key in zip(ROI_MIX[name], ("low", "mid", "shape", "topic")):
                 if weight == 0:
                     continue
                 f = spaces[key]
-                w = rng.standard_normal((f.shape[1], int(mask.sum()))) / math.sqrt(f.shape[1])
-                signal[:, mask] += math.sqrt(weight) * (f @ w)
+                w = rng.standard_normal((f.shape[1], int(mask.sum())))
+                if common is not None:
+                    w = own * w + shared * common.standard_normal(w.shape)
+                signal[:, mask] += math.sqrt(weight) * (f @ (w / math.sqrt(f.shape[1])))
             signal[:, mask] *= ROI_SNR[name]
-        train, test = self._design(subject)
-        images = np.concatenate([train, test])
         order = rng.permutation(np.repeat(images, self.n_repetitions))
+        row = np.empty(self.n_images, dtype=np.intp)
+        row[images] = np.arange(len(images))
         baseline = rng.uniform(-0.5, 0.5, n_units)
         noise = self.noise * rng.standard_normal((len(order), n_units))
-        responses = (signal[order] + baseline + noise).astype(np.float32)
+        responses = (signal[row[order]] + baseline + noise).astype(np.float32)
+        sessions = np.arange(len(order)) * self.n_sessions // len(order) + 1
         from workbench.sdk import noise_ceiling_nsd
 
         ids = np.asarray(self.ids)
         return Recording(
             dataset=self.name, subject=subject, responses=responses, trial_stimulus_ids=ids[order],
             units=Units(space=self.space, n=n_units, rois=rois, hemisphere=hemis, vertex=vertex),
-            splits={"train": ids[train], "test": ids[test]},
+            splits={"train": ids[train], "test": ids[test]}, trial_groups={"session": sessions.astype(str)},
             noise_ceiling=noise_ceiling_nsd(responses, ids[order], n_average=1).astype(np.float32),
-            preprocessing=[{"step": "simulate", "generator": "demo-v2", "seed": self.seed, "noise": self.noise},
+            preprocessing=[{"step": "simulate", "generator": "demo-v3", "seed": self.seed, "noise": self.noise,
+                            "n_sessions": self.n_sessions, "shared_topography": self.shared_topography},
                            {"step": "noise_ceiling", "method": "ncsnr", "n": 1}],
         )
 
@@ -351,5 +386,5 @@ def register_datasets(register) -> None:
     register(
         "demo", DemoDataset,
         description="Simulated NSD-shaped fMRI on fsaverage5 with planted layer-to-ROI structure (offline default).",
-        modalities=("image", "text"), citation="brain-workbench demo generator v2",
+        modalities=("image", "text"), citation="brain-workbench demo generator v3",
     )

@@ -60,10 +60,13 @@ _LAZY: dict[str, str] = {
     # numerics shared by heads and metrics
     "DEFAULT_ALPHAS": "workbench.linalg", "make_folds": "workbench.linalg",
     "bands_from_columns": "workbench.linalg", "ridge_cv": "workbench.linalg", "banded_ridge_cv": "workbench.linalg",
+    "ridge_fit": "workbench.linalg",
     "pearson_per_unit": "workbench.scoring", "pearson_per_output": "workbench.scoring",
     "r2_per_unit": "workbench.scoring", "retrieval_topk": "workbench.scoring",
     "two_way_identification": "workbench.scoring",
     "rankdata": "workbench.stats", "noise_ceiling_nsd": "workbench.stats",
+    # functional alignment across subjects
+    "ProcrustesMap": "workbench.alignment", "procrustes": "workbench.alignment", "hyperalign": "workbench.alignment",
 }
 
 
@@ -73,10 +76,17 @@ def build_encoder(name: str, **options: Any) -> Encoder:
 
     return workbench.encoder(name, **options)
 
+
+def build_head(name: str, **options: Any) -> Head:
+    """Build another registered head by name (how a multi-subject model fits its ordinary per-space head)."""
+    import workbench
+
+    return workbench.head(name, **options)
+
 __all__ = [
     "Codec", "Dataset", "Encoder", "Generator", "Head", "ImageMetric", "LayerInfo", "Metric", "Option",
     "Recording", "StimulusSet", "Units", "WorkbenchError", "as_str_array", "digest", "hookimpl",
-    "resolve_layers", "build_encoder", *_LAZY,
+    "resolve_layers", "build_encoder", "build_head", *_LAZY,
 ]
 
 

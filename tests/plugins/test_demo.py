@@ -81,3 +81,46 @@ def test_fetch_writes_images_and_captions(tmp_path):
     out = ds.fetch(tmp_path / "demo")
     assert len(list((out / "images").glob("*.png"))) == ds.n_images
     assert (out / "captions.csv").read_text().count("\n") == ds.n_images + 1
+
+
+def test_trials_carry_equal_consecutive_sessions(small):
+    rec = small.recording("1")
+    sessions = rec.trial_groups["session"]
+    assert list(dict.fromkeys(sessions.tolist())) == [str(i) for i in range(1, 11)]
+    counts = np.unique(sessions, return_counts=True)[1]
+    assert counts.sum() == len(sessions) and counts.max() - counts.min() <= 1
+    assert np.all(np.diff(sessions.astype(int)) >= 0), "sessions are consecutive blocks of trials"
+
+
+def test_default_design_is_unchanged_by_the_new_options(small):
+    ds = DemoDataset(n_subjects=2, n_train=30, n_test=12, n_sessions=3, shared_topography=0.0)
+    a, b = small.recording("2"), ds.recording("2")
+    np.testing.assert_array_equal(a.responses, b.responses)
+    assert small.fingerprint() != ds.fingerprint()
+
+
+def test_subjects_share_latent_factors_and_optionally_their_topography():
+    def tuning_similarity(rho: float) -> tuple[float, float]:
+        ds = DemoDataset(n_subjects=2, n_train=10, n_test=40, noise=0.1, shared_topography=rho)
+        recs = [ds.recording(s) for s in ("1", "2")]
+        recs = [r.select_units(r.units.rois["VOT"]).average_repetitions() for r in recs]
+        test = [r.select_trials(r.splits["test"]) for r in recs]
+        order = [np.argsort(t.trial_stimulus_ids) for t in test]
+        a, b = (t.responses[o] for t, o in zip(test, order))
+        same_vertex = np.mean([np.corrcoef(a[:, u], b[:, u])[0, 1] for u in range(a.shape[1])])
+        # the shared latent: a linear read-out of subject 1's vertices predicts subject 2's
+        coef, *_ = np.linalg.lstsq(a[:20], b[:20], rcond=None)
+        pred = a[20:] @ coef
+        shared = np.mean([np.corrcoef(pred[:, u], b[20:, u])[0, 1] for u in range(b.shape[1])])
+        return float(same_vertex), float(shared)
+
+    independent, correspondent = tuning_similarity(0.0), tuning_similarity(0.5)
+    assert abs(independent[0]) < 0.1 and correspondent[0] > 0.4
+    assert independent[1] > 0.5
+
+
+def test_new_options_are_checked():
+    with pytest.raises(wb.WorkbenchError, match="n_sessions"):
+        DemoDataset(n_sessions=0)
+    with pytest.raises(wb.WorkbenchError, match="shared_topography"):
+        DemoDataset(shared_topography=1.5)

@@ -4,8 +4,10 @@ Signatures follow nilearn's plotting functions: data first, then ``title``, ``cm
 ``threshold``, ``output_file`` (saved and closed when given, returned otherwise).
 """
 
+from workbench.figures.adaptation import plot_adaptation_curve
 from workbench.figures.brainmap import plot_best_layer, plot_surface_scores
 from workbench.figures.layers import plot_layer_profiles
 from workbench.figures.reconstructions import plot_reconstructions, plot_retrieval
 
-__all__ = ["plot_best_layer", "plot_layer_profiles", "plot_reconstructions", "plot_retrieval", "plot_surface_scores"]
+__all__ = ["plot_adaptation_curve", "plot_best_layer", "plot_layer_profiles", "plot_reconstructions", "plot_retrieval",
+           "plot_surface_scores"]
