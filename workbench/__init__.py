@@ -55,6 +55,21 @@ def metric(name: str, **options: Any) -> Metric:
     return get_registry().create("metric", name, **options)
 
 
+def codec(name: str, **options: Any) -> Any:
+    """Build the image codec ``name`` (images ↔ latents, e.g. ``wb.codec("taef2", image_size=64)``)."""
+    return get_registry().create("codec", name, **options)
+
+
+def generator(name: str, **options: Any) -> Any:
+    """Build the image generator ``name`` (decoded embeddings → images through a local diffusers pipeline)."""
+    return get_registry().create("generator", name, **options)
+
+
+def image_metric(name: str, **options: Any) -> Any:
+    """Build the reconstruction metric ``name`` (PixCorr, SSIM, two-way identification, ...)."""
+    return get_registry().create("image-metric", name, **options)
+
+
 def register(name: str, factory: Callable[..., Any], kind: str, replace: bool = False, **card: Any):
     """Register a plugin at runtime, e.g. an encoder defined in a notebook cell."""
     return get_registry().register(name, factory, kind=kind, replace=replace, **card)
@@ -62,6 +77,7 @@ def register(name: str, factory: Callable[..., Any], kind: str, replace: bool = 
 
 __all__ = [
     "Dataset", "Encoder", "Head", "LayerInfo", "Metric", "Recording", "StimulusSet", "Units",
-    "WorkbenchError", "dataset", "encoder", "head", "hookimpl", "metric", "register",
+    "WorkbenchError", "codec", "dataset", "encoder", "generator", "head", "hookimpl", "image_metric", "metric",
+    "register",
     "reset_registry", "__version__",
 ]

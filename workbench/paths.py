@@ -1,6 +1,7 @@
-"""Every store path the core reads or writes, in one place (features, images, results).
+"""Store paths of features and results.
 
-Cached recordings are keyed by :func:`workbench.store.recording_key`, beside their serialisation.
+Cached recordings are keyed by :func:`workbench.store.recording_key` and images by
+:func:`workbench.images.images_path`, beside the code that writes them.
 """
 
 from __future__ import annotations
@@ -18,11 +19,6 @@ def features_prefix(encoder_key: str) -> str:
 def feature_path(encoder_key: str, layer: str) -> str:
     """Features of one layer of one encoder on one stimulus set."""
     return f"{features_prefix(encoder_key)}/{safe_name(layer)}"
-
-
-def images_path(key: str) -> str:
-    """Images (uint8 n × H × W × 3) with their stimulus ids, e.g. one cell's reconstructions."""
-    return f"images/{key}"
 
 
 def result_path(sweep: str, cell_key: str) -> str:

@@ -193,12 +193,8 @@ def compute_decode_cell(store_url: str, cell: Cell) -> dict[str, Any]:
     return result
 
 
-def compute_cell(store_url: str, cell: Cell) -> dict[str, Any]:
-    """Fit the head of one cell on the training split and score it on the test split."""
-    if cell.kind == "metric":
-        return compute_metric_cell(store_url, cell)
-    if cell.kind == "decoding":
-        return compute_decode_cell(store_url, cell)
+def compute_encoding_cell(store_url: str, cell: Cell) -> dict[str, Any]:
+    """Fit the encoding head of one cell on the training split and score it per unit on the test split."""
     started = time.time()
     task = cell.task
     prep = task["prep"]

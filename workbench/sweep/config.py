@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from workbench.store import check_key
 from workbench.types import WorkbenchError, digest
@@ -68,6 +68,33 @@ class DecodingSpec(_Spec):
         return value
 
 
+class PluginSpec(_Spec):
+    name: str
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class ImageMetricSpec(_Spec):
+    name: str
+    options: dict[str, Any] = Field(default_factory=dict)
+    label: str | None = Field(None, description="column name in tables (defaults to the metric name)")
+
+
+def _default_image_metrics() -> list["ImageMetricSpec"]:
+    return [ImageMetricSpec(name="pixcorr"), ImageMetricSpec(name="ssim"), ImageMetricSpec(name="two-way")]
+
+
+class ReconstructionSpec(_Spec):
+    """Stage-1 reconstruction: brain → latents of an image codec → decoded images, scored per image."""
+
+    codec: PluginSpec = Field(default_factory=lambda: PluginSpec(name="taef2", options={"image_size": 64}))
+    head: HeadSpec = Field(default_factory=lambda: HeadSpec(name="decoder"),
+                           description="brain → latent regression (any head; fitted on z-scored latents)")
+    rois: list[str] = Field(default_factory=lambda: ["all"], description="unit sets to reconstruct from")
+    metrics: list[ImageMetricSpec] = Field(default_factory=_default_image_metrics)
+    seen_size: int = Field(256, ge=8, description="side the seen images are stored and compared at, in pixels")
+    batch_size: int = Field(16, ge=1, description="stimuli per codec forward pass when caching latents")
+
+
 class SweepConfig(_Spec):
     """One alignment sweep: dataset × subjects × encoders × layers × heads (and optional metrics)."""
 
@@ -81,9 +108,11 @@ class SweepConfig(_Spec):
                              "those units (recorded in the recording's preprocessing)")
     test_split: str = "test"
     rois: list[str] | None = Field(None, description="restrict units to these ROIs; all units when omitted")
-    encoders: list[EncoderSpec] = Field(min_length=1)
+    encoders: list[EncoderSpec] = Field(default_factory=list)
     heads: list[HeadSpec] = Field(default_factory=lambda: [HeadSpec()])
     metrics: list[MetricSpec] = Field(default_factory=list)
+    reconstruction: ReconstructionSpec | None = Field(
+        None, description="reconstruct the test images from the brain through an image codec (stage 1)")
     decoding: DecodingSpec = Field(default_factory=DecodingSpec,
                                    description="unit sets and scores of heads whose direction is decode")
     permutations: int = Field(200, ge=0, description="test-set permutations for the per-ROI null")
@@ -105,6 +134,14 @@ class SweepConfig(_Spec):
         if isinstance(value, (int, float)):
             return [str(value)]
         return value
+
+    @model_validator(mode="after")
+    def _has_work(self) -> "SweepConfig":
+        if not self.encoders and self.reconstruction is None:
+            raise ValueError("a sweep needs encoders (or a reconstruction section)")
+        if self.encoders and not (self.heads or self.metrics):
+            raise ValueError("a sweep with encoders needs heads or metrics to compute")
+        return self
 
     def digest(self) -> str:
         return digest(self.model_dump(exclude={"store"}))

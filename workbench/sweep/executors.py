@@ -15,7 +15,8 @@ import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any, Callable, Iterator
 
-from workbench.sweep.cells import Cell, compute_cell
+from workbench.sweep.cells import Cell
+from workbench.sweep.compute import compute_cell
 from workbench.types import WorkbenchError
 
 CellRunner = Callable[[str, list[Cell]], Iterator[tuple[Cell, dict[str, Any]]]]

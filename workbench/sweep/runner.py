@@ -20,6 +20,7 @@ from workbench.store import ArraySpec, Store, cached_recording, open_store, reco
 from workbench.sweep.cells import CELL_CODE_VERSION, Cell
 from workbench.sweep.config import SweepConfig
 from workbench.sweep.executors import get_executor
+from workbench.sweep.reconstruction import LATENTS, CodecEncoder, load_seen_images, seen_images_key
 from workbench.paths import feature_path, manifest_path
 from workbench.sweep.tables import export_table
 from workbench.types import StimulusSet, WorkbenchError, digest, resolve_layers
@@ -43,6 +44,7 @@ class Sweep:
         self.dataset = wb.dataset(config.dataset.name, **config.dataset.options)
         self._encoders: dict[int, Any] = {}
         self._directions: dict[int, str] = {}
+        self._codec: CodecEncoder | None = None
 
     # ---- planning --------------------------------------------------------------------------
     def encoder(self, index: int) -> Any:
@@ -130,7 +132,68 @@ class Sweep:
                                           encoder_name=e_spec.name, layer=layer, depth=float(depth[layer]),
                                           head=m_spec.name, feature_path=fpath, response_path=responses[subject],
                                           kind="metric", task=task))
+        if cfg.reconstruction is not None:
+            cells.extend(self._reconstruction_cells(subjects, responses, prep, ds_fp, extractions))
         return Plan(cfg, cells, extractions, subjects, responses)
+
+    def codec_encoder(self) -> CodecEncoder:
+        if self._codec is None:
+            spec = self.config.reconstruction.codec
+            self._codec = CodecEncoder(spec.name, spec.options)
+        return self._codec
+
+    def _reconstruction_cells(self, subjects: list[str], responses: dict[str, str], prep: dict[str, Any],
+                              ds_fp: str, extractions: list[dict[str, Any]]) -> list[Cell]:
+        """One reconstruction cell per subject and unit set, on the codec latents of the image stimuli."""
+        spec = self.config.reconstruction
+        if "image" not in self.dataset.modalities:
+            raise WorkbenchError(f"reconstruction needs image stimuli, but dataset {self.dataset.name!r} offers "
+                                 f"{', '.join(self.dataset.modalities)}")
+        enc = self.codec_encoder()
+        stimuli = self.image_stimuli()
+        key = encoder_key(enc, stimuli)
+        extractions.append({"index": "codec", "layers": [LATENTS], "key": key})
+        seen_key = seen_images_key(stimuli.digest, spec.seen_size)
+        fpath = feature_path(key, LATENTS)
+        label = f"{spec.codec.name} latents"
+        cells = []
+        for subject in subjects:
+            for roi in spec.rois:
+                ckey = digest(CELL_CODE_VERSION, ds_fp, subject, prep, key, "reconstruction", spec.model_dump(), roi,
+                              self.config.seed)
+                task = {"response_path": responses[subject], "feature_path": fpath, "prep": prep, "roi": roi,
+                        "seed": self.config.seed, "reconstruction": spec.model_dump(), "seen_key": seen_key}
+                cells.append(Cell(key=f"{safe_name(subject)}-r{ckey}", subject=subject, encoder=label,
+                                  encoder_name=enc.name, layer=LATENTS, depth=1.0, head=spec.head.name,
+                                  feature_path=fpath, response_path=responses[subject], kind="reconstruction",
+                                  task=task))
+        return cells
+
+    def image_stimuli(self) -> StimulusSet:
+        full = self.dataset.stimuli("image")
+        used = self.used_stimulus_ids()
+        if used is None or len(used) == len(full):
+            return full
+        return full.subset([s for s in full.ids if s in used])
+
+    def write_seen_images(self, plan: Plan) -> None:
+        """The seen test images every reconstruction cell is scored against, written once by the coordinator."""
+        cells = [c for c in plan.cells if c.kind == "reconstruction"]
+        if not cells:
+            return
+        from workbench.images import write_images
+
+        split = f"split_{safe_name(self.config.test_split)}"
+        ids: list[str] = []
+        for path in plan.response_paths.values():
+            entry = self.store.open(path)
+            if split not in entry.names():
+                raise WorkbenchError(f"{path} has no split {self.config.test_split!r} to reconstruct")
+            ids.extend(s for s in entry[split].tolist() if s not in ids)
+        images = self.image_stimuli()
+        size = self.config.reconstruction.seen_size
+        write_images(self.store, cells[0].task["seen_key"], ids, lambda block: load_seen_images(images, block, size),
+                     attrs={"what": "seen test images", "size": size})
 
     def recording_key(self, subject: str) -> str:
         """Where the subject's recording is cached (one key per dataset files, options and non-finite policy)."""
@@ -190,20 +253,32 @@ class Sweep:
         """Extract every pending feature matrix; cached encoders are reported, not re-encoded."""
         reporter = reporter or Reporter()
         for job in plan.extractions:
-            spec = self.config.encoders[job["index"]]
+            if job["index"] == "codec":
+                label, enc, stimuli = f"{self.config.reconstruction.codec.name} latents", self.codec_encoder(), \
+                    self.image_stimuli()
+                batch_size = self.config.reconstruction.batch_size
+            else:
+                spec = self.config.encoders[job["index"]]
+                label, enc, stimuli, batch_size = spec.display, None, None, spec.batch_size
             paths = [feature_path(job["key"], layer) for layer in job["layers"]]
             if all(self.store.is_complete(p) for p in paths):
-                reporter.message(f"features {spec.display}: {len(paths)} layer(s) already in the store")
+                reporter.message(f"features {label}: {len(paths)} layer(s) already in the store")
                 continue
-            enc = self.encoder(job["index"])
-            stimuli = self.stimuli_for(job["index"])
-            progress = reporter.progress(f"features {spec.display}", len(stimuli))
-            extract_features(self.store, enc, stimuli, job["layers"], batch_size=spec.batch_size, progress=progress)
+            enc = enc or self.encoder(job["index"])
+            stimuli = stimuli or self.stimuli_for(job["index"])
+            progress = reporter.progress(f"features {label}", len(stimuli))
+            extract_features(self.store, enc, stimuli, job["layers"], batch_size=batch_size, progress=progress)
 
     def pending_cells(self, plan: Plan) -> list[Cell]:
         return [c for c in plan.cells if not self.store.is_complete(c.result_path(self.config.name))]
 
     def write_cell(self, cell: Cell, result: dict[str, Any]) -> None:
+        """Write a finished cell as one complete entry (its images first, as their own entry)."""
+        if "images" in result:
+            from workbench.images import write_images
+
+            write_images(self.store, cell.key, result.pop("test_ids"), result.pop("images"),
+                         attrs={"cell": cell.key, "sweep": self.config.name})
         arrays = {k: v for k, v in result.items() if isinstance(v, np.ndarray)}
         specs = {k: ArraySpec(v.shape, str(v.dtype), blocked=False) for k, v in arrays.items()}
         attrs = {"cell": {k: v for k, v in asdict(cell).items() if k != "task"}, "task": cell.task,
@@ -234,6 +309,7 @@ class Sweep:
         self.cache_recordings(plan)
         plan = self.plan()  # feature keys follow the stimuli the cached recordings use
         self.extract(plan, reporter)
+        self.write_seen_images(plan)
         pending = self.pending_cells(plan)
         if pending:
             advance = reporter.progress("fitting cells", len(pending))
