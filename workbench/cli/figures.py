@@ -9,6 +9,7 @@ import typer
 
 from workbench.cli.common import StoreOption, console, default_store
 from workbench.figures import plot_layer_profiles
+from workbench.figures.reconstructions import draw_sweep_reconstructions
 from workbench.figures.sweep import draw_brainmap
 from workbench.report import write_report
 from workbench.store import open_store
@@ -52,6 +53,19 @@ def figure_layers(
         frame = frame[frame["head"] == metric]
     path = plot_layer_profiles(frame, value=value, rois=roi or None, title=f"{sweep}: {metric or value} per layer",
                                output_file=out)
+    console.print(f"wrote {path}")
+
+
+@figure_app.command("reconstructions")
+def figure_reconstructions(
+    sweep: str = typer.Argument(..., help="Sweep name."),
+    out: Path = typer.Option(..., "--out", help="PNG file to write."),
+    metric: Optional[str] = typer.Option(None, "--metric", help="Per-image score that picks the examples "
+                                                               "(default: the first configured, e.g. pixcorr)."),
+    store: Optional[str] = StoreOption,
+) -> None:
+    """Draw test images beside their reconstructions: best, median, worst and random per subject."""
+    path = draw_sweep_reconstructions(open_store(store or default_store(sweep), mode="r"), sweep, out, metric)
     console.print(f"wrote {path}")
 
 

@@ -83,6 +83,18 @@ def results_show(
             _print_pivot(rows, "value", f"{sweep}: {metric} (mean over subjects, no fitting)")
         for head, rows in frame[frame["kind"] == "decoding"].groupby("head", sort=False):
             _print_decoding(rows, f"{sweep}: decoding with {head} (mean over subjects; chance in brackets)")
+        recon = frame[frame["kind"] == "reconstruction"]
+        if not recon.empty:
+            _print_reconstruction(recon, f"{sweep}: reconstruction (mean over subjects; shuffled pairs | mean image)")
+
+
+def _print_reconstruction(frame, title: str) -> None:
+    metrics = [c[:-5] for c in frame.columns if c.endswith("_kind") and frame[c].notna().any()]
+    table = Table("codec", "units", *metrics, title=title)
+    for (encoder, roi), rows in frame.groupby(["encoder", "roi"], sort=False):
+        table.add_row(encoder, roi, *[f"{rows[m].mean():.3f} ({rows['shuffled_' + m].mean():.3f} | "
+                                      f"{rows['mean_image_' + m].mean():.3f})" for m in metrics])
+    console.print(table)
 
 
 def _print_decoding(frame, title: str) -> None:

@@ -180,3 +180,36 @@ def plot_retrieval(similarity: np.ndarray, candidates: np.ndarray, *, true_index
 
 
 __all__ = ["pick_examples", "plot_reconstructions", "plot_retrieval"]
+
+
+def draw_sweep_reconstructions(store: Any, sweep: str, out: str | Path, metric: str | None = None,
+                               per_group: int = 2) -> Path:
+    """The reconstruction grid of a finished sweep: each subject's best, median, worst and random test images.
+
+    Examples are chosen by ``metric`` (a per-image score the cells stored; default: the first one).
+    """
+    from workbench.images import read_images, stored_image_ids
+    from workbench.sweep import load_cell_scores
+
+    cells = list(load_cell_scores(store, sweep, kinds=("reconstruction",)))
+    if not cells:
+        raise WorkbenchError(f"sweep {sweep!r} has no reconstruction cells; add a reconstruction section to its config")
+    available = [name[6:] for name in cells[0][1] if name.startswith("image_")]
+    metric = metric or available[0]
+    if metric not in available:
+        raise WorkbenchError(f"no per-image {metric!r} scores; the cells have {', '.join(available)}")
+    cells = [c for c in cells if c[0]["task"]["roi"] == cells[0][0]["task"]["roi"]]
+    first = cells[0][0]
+    ids = [str(s) for s in stored_image_ids(store, first["key"])]
+    seen = read_images(store, first["task"]["seen_key"], ids)
+    recons, scores = {}, {}
+    for cell, arrays in cells:
+        if [str(s) for s in stored_image_ids(store, cell["key"])] != ids:
+            continue
+        recons[cell["subject"]] = read_images(store, cell["key"], ids)
+        scores[cell["subject"]] = arrays[f"image_{metric}"]
+    codec = first["task"]["reconstruction"]["codec"]["name"]
+    return plot_reconstructions(seen, recons, scores, score_name=metric, per_group=per_group, ids=ids,
+                                title=f"{sweep}: test images (top) and {codec} reconstructions from "
+                                      f"{first['task']['roi']} units, by {metric}",
+                                output_file=out)

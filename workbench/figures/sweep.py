@@ -9,6 +9,7 @@ import numpy as np
 
 from workbench.figures.brainmap import plot_best_layer, plot_surface_scores
 from workbench.figures.layers import plot_layer_profiles
+from workbench.figures.reconstructions import draw_sweep_reconstructions
 from workbench.store import Store, load_recording
 from workbench.sweep import load_cell_scores, results_table
 from workbench.scoring import critical_r
@@ -79,6 +80,8 @@ def write_figures(store_obj: Store, sweep: str, out_dir: Path) -> list[Path]:
     metric_paths = [plot_layer_profiles(rows, "value", title=f"{sweep}: {metric} per layer (test stimuli, no fitting)",
                                         output_file=out_dir / f"layers_{metric}.png")
                     for metric, rows in table[table["kind"] == "metric"].groupby("head", sort=False)]
+    if (table["kind"] == "reconstruction").any():
+        metric_paths.append(draw_sweep_reconstructions(store_obj, sweep, out_dir / "reconstructions.png"))
     if frame.empty:
         return metric_paths
     paths = [plot_layer_profiles(frame, "mean_r", title=f"{sweep}: test-set Pearson r per layer",

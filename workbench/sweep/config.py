@@ -36,6 +36,9 @@ class EncoderSpec(_Spec):
 class HeadSpec(_Spec):
     name: str = "ridge"
     options: dict[str, Any] = Field(default_factory=dict)
+    encoders: list[str] | None = Field(None, description="only these encoders (names or labels); all when omitted")
+    layers: list[Union[float, str]] | None = Field(
+        None, description="only these layers (names or relative depths 0–1) of each encoder; all when omitted")
 
 
 class MetricSpec(_Spec):

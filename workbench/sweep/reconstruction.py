@@ -38,8 +38,15 @@ class CodecEncoder:
         return [LayerInfo(LATENTS, 1.0)]
 
     def encode(self, batch: Sequence[Any], layers: Sequence[str]) -> dict[str, np.ndarray]:
-        rows = [self.codec.encode(np.asarray(image.convert("RGB"), dtype=np.uint8)[None]) for image in batch]
-        return {LATENTS: np.concatenate(rows).astype(np.float32)}
+        """Latents of a batch of PIL images; images of one size go through the codec together."""
+        arrays = [np.asarray(image.convert("RGB"), dtype=np.uint8) for image in batch]
+        out = np.empty((len(arrays), self.codec.latent_dim), dtype=np.float32)
+        by_size: dict[tuple[int, ...], list[int]] = {}
+        for i, a in enumerate(arrays):
+            by_size.setdefault(a.shape, []).append(i)
+        for rows in by_size.values():
+            out[rows] = self.codec.encode(np.stack([arrays[i] for i in rows]))
+        return {LATENTS: out}
 
     def fingerprint(self) -> str:
         return digest("codec-encoder", self.codec_name, self.codec.fingerprint())

@@ -112,6 +112,8 @@ class Sweep:
                 for layer in layers:
                     fpath = feature_path(key, layer)
                     for h_index, h_spec in enumerate(cfg.heads):
+                        if not self._head_applies(h_spec, e_spec, layer, available):
+                            continue
                         if self.head_direction(h_index) == "decode":
                             cells.extend(self._decode_cells(subject, e_spec, layer, float(depth[layer]), fpath,
                                                             h_spec, responses[subject], prep, ds_fp, key))
@@ -201,6 +203,13 @@ class Sweep:
             return recording_key_for(self.dataset, subject)
         return recording_key(self.config.dataset.name, subject, self.dataset.fingerprint(),
                              non_finite=self.config.non_finite)
+
+    @staticmethod
+    def _head_applies(h_spec: Any, e_spec: Any, layer: str, available: list[Any]) -> bool:
+        """Whether a head's ``encoders``/``layers`` filters admit this encoder layer."""
+        if h_spec.encoders is not None and not ({e_spec.name, e_spec.display} & set(h_spec.encoders)):
+            return False
+        return h_spec.layers is None or layer in resolve_layers(available, h_spec.layers)
 
     def head_direction(self, index: int) -> str:
         """``encode`` or ``decode``, as the head itself declares it (built once, without fitting)."""
