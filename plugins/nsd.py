@@ -34,7 +34,9 @@ from urllib.parse import quote
 
 import numpy as np
 
-from workbench.sdk import Option, Recording, StimulusSet, Units, WorkbenchError, digest, hookimpl
+from workbench.sdk import (
+    Option, Recording, StimulusSet, Units, WorkbenchError, digest, hookimpl, noise_ceiling_from_ncsnr,
+)
 
 NAME = "nsd"
 CODE_VERSION = "1"
@@ -132,13 +134,6 @@ def _ranges(values: Sequence[int]) -> str:
         else:
             out.append(str(v))
     return ", ".join(out)
-
-
-def noise_ceiling(ncsnr: np.ndarray, inverse_n: float) -> np.ndarray:
-    """NSD's noise ceiling as a fraction: ncsnr² / (ncsnr² + 1/n)."""
-    s2 = np.asarray(ncsnr, dtype=np.float64) ** 2
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return (s2 / (s2 + inverse_n)).astype(np.float32)
 
 
 def _fail_read(path: Path, exc: BaseException) -> WorkbenchError:
@@ -465,7 +460,7 @@ class NSDDataset:
             rec = rec.average_repetitions()
             inverse_n = float(np.mean(1.0 / np.asarray(test, dtype=np.float64)))
         if ncsnr is not None:
-            rec = replace(rec, noise_ceiling=noise_ceiling(ncsnr, inverse_n), preprocessing=[*rec.preprocessing, {
+            rec = replace(rec, noise_ceiling=noise_ceiling_from_ncsnr(ncsnr, inverse_n), preprocessing=[*rec.preprocessing, {
                 "step": "noise_ceiling", "formula": "ncsnr^2 / (ncsnr^2 + 1/n)", "n": round(1.0 / inverse_n, 6),
                 "source": "ncsnr", "n_rule": "mean 1/count over test images" if self.average else "single trial"}])
         return rec

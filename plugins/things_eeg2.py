@@ -32,7 +32,9 @@ from typing import Annotated, Any, Literal, Sequence
 
 import numpy as np
 
-from workbench.sdk import Option, Recording, StimulusSet, Units, WorkbenchError, digest, hookimpl
+from workbench.sdk import (
+    Option, Recording, StimulusSet, Units, WorkbenchError, digest, hookimpl, noise_ceiling_from_ncsnr,
+)
 
 NAME = "things-eeg2"
 CODE_VERSION = "1"
@@ -92,7 +94,7 @@ def noise_ceiling_per_channel(test: np.ndarray, inverse_n: float) -> np.ndarray:
     total = x.reshape(-1, *x.shape[2:]).var(axis=0, ddof=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         snr2 = np.maximum(total - noise, 0.0) / noise
-        nc = snr2 / (snr2 + inverse_n)
+    nc = noise_ceiling_from_ncsnr(np.sqrt(snr2), inverse_n).astype(np.float64)
     return np.nan_to_num(nc, nan=0.0).mean(axis=-1).astype(np.float32)
 
 

@@ -31,6 +31,7 @@ from workbench.types import (
     WorkbenchError,
     as_str_array,
     digest,
+    noise_ceiling_from_ncsnr,
     resolve_layers,
 )
 
@@ -86,7 +87,7 @@ def build_head(name: str, **options: Any) -> Head:
 __all__ = [
     "Codec", "Dataset", "Encoder", "Generator", "Head", "ImageMetric", "LayerInfo", "Metric", "Option",
     "Recording", "StimulusSet", "Units", "WorkbenchError", "as_str_array", "digest", "hookimpl",
-    "resolve_layers", "build_encoder", "build_head", *_LAZY,
+    "resolve_layers", "build_encoder", "noise_ceiling_from_ncsnr", "build_head", *_LAZY,
 ]
 
 

@@ -14,7 +14,7 @@ import numpy as np
 from scipy.spatial.distance import squareform
 from scipy.stats import false_discovery_control
 
-from workbench.types import WorkbenchError
+from workbench.types import WorkbenchError, noise_ceiling_from_ncsnr
 
 ALTERNATIVES = ("greater", "less", "two-sided")
 
@@ -315,8 +315,7 @@ def ncsnr_to_noise_ceiling(snr: np.ndarray, n_average: int | Sequence[int] = 1) 
     number of trials averaged per stimulus (a scalar, or one count per stimulus for mixtures)."""
     inv = float(np.mean(1.0 / np.asarray(n_average, dtype=np.float64)))
     snr = np.asarray(snr, dtype=np.float64)
-    with np.errstate(invalid="ignore"):
-        return np.where(np.isinf(snr), 1.0, snr ** 2 / (snr ** 2 + inv))
+    return np.where(np.isinf(snr), 1.0, noise_ceiling_from_ncsnr(snr, inv).astype(np.float64))
 
 
 def noise_ceiling_nsd(responses: np.ndarray, stimulus_ids: Sequence[Any], sessions: Sequence[Any] | None = None,

@@ -356,11 +356,18 @@ def non_finite_units(responses: Any, slice_bytes: int = 64 * 2**20) -> np.ndarra
     return np.flatnonzero(bad)
 
 
+def noise_ceiling_from_ncsnr(ncsnr: Any, inverse_n: float) -> np.ndarray:
+    """NSD's noise ceiling as a fraction of variance: NC = ncsnr² / (ncsnr² + 1/n), with ``inverse_n``
+    the mean of 1/count over the stimuli scored (1 for single trials). NaN stays NaN."""
+    s2 = np.asarray(ncsnr, dtype=np.float64) ** 2
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (s2 / (s2 + inverse_n)).astype(np.float32)
+
+
 def rescale_noise_ceiling(noise_ceiling: np.ndarray, n_before: float, n_after: float) -> np.ndarray:
-    """NSD's NC = ncsnr²/(ncsnr² + 1/n) for ``n_after`` repetitions, from the same NC for ``n_before``."""
+    """The noise ceiling for ``n_after`` repetitions, from the same ceiling for ``n_before`` (NSD's formula)."""
     nc = np.clip(np.asarray(noise_ceiling, dtype=np.float64), 0.0, 1.0 - 1e-9)
-    ncsnr2 = nc / (n_before * (1.0 - nc))
-    return (ncsnr2 / (ncsnr2 + 1.0 / n_after)).astype(np.float32)
+    return noise_ceiling_from_ncsnr(np.sqrt(nc / (n_before * (1.0 - nc))), 1.0 / n_after)
 
 
 @dataclass(frozen=True)
