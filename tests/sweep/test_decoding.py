@@ -105,5 +105,25 @@ def test_bad_decoding_input_is_one_sentence(tmp_path):
     with pytest.raises(WorkbenchError, match="20-way retrieval needs at least 20 test stimuli; the test set has 12"):
         decoding_scores(np.eye(12), np.eye(12), n_way=(20,))
     cfg = config_from_dict(config(tmp_path, decoding={"rois": ["nowhere"]}, permutations=0))
-    with pytest.raises(WorkbenchError, match="cannot decode from ROI 'nowhere'"):
-        Sweep(cfg).run()
+    sweep = Sweep(cfg)
+    with pytest.raises(WorkbenchError, match="demo/1 has no ROI 'nowhere'; its ROIs are V1, V2"):
+        sweep.run()
+    assert not sweep.store.ls("features"), "the typo is caught before any feature is computed"
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"heads": [{"name": "decoder", "options": {"cv": 1}}]}, "cv=1 needs at least 2 folds"),
+    ({"heads": [{"name": "decodr"}]}, "unknown head 'decodr'"),
+    ({"heads": [{"name": "decoder", "options": {"alpha": 1}}]}, "has no option 'alpha'"),
+    ({"metrics": [{"name": "rsa", "options": {"rdm": "cosine"}}]}, "option rdm='cosine' is not one of"),
+])
+def test_typos_are_refused_before_any_work(tmp_path, changes, message):
+    sweep = Sweep(config_from_dict(config(tmp_path, **changes)))
+    with pytest.raises(WorkbenchError, match=message):
+        sweep.run()
+    assert not (tmp_path / "store.zarr" / "responses").exists(), "nothing was cached"
+
+
+def test_an_unknown_executor_is_refused_even_when_nothing_is_pending(tmp_path):
+    with pytest.raises(WorkbenchError, match="unknown executor 'bogus'"):
+        Sweep(config_from_dict(config(tmp_path))).run(executor="bogus")

@@ -20,7 +20,9 @@ from workbench.store import ArraySpec, Store, cached_recording, open_store, reco
 from workbench.sweep.cells import CELL_CODE_VERSION, Cell
 from workbench.sweep.config import SweepConfig
 from workbench.sweep.executors import get_executor
-from workbench.sweep.reconstruction import LATENTS, CodecEncoder, load_seen_images, seen_images_key
+from workbench.sweep.reconstruction import (
+    LATENTS, CodecEncoder, check_reconstruction_metrics, load_seen_images, seen_images_key,
+)
 from workbench.paths import feature_path, manifest_path
 from workbench.sweep.tables import export_table
 from workbench.types import StimulusSet, WorkbenchError, digest, resolve_layers
@@ -307,15 +309,49 @@ class Sweep:
             w.put("cells", keys)
             w.finish(config=self.config.model_dump(), seed=self.config.seed, sweep_started=started)
 
+    def validate(self, executor: str = "inline", workers: int | None = None) -> None:
+        """Check everything a typo can break before any work: executor, heads, metrics and their options."""
+        get_executor(executor, workers=workers)
+        if workers is not None and workers < 1:
+            raise WorkbenchError(f"-j/--workers must be at least 1, got {workers}")
+        for index, spec in enumerate(self.config.heads):
+            cv = spec.options.get("cv")
+            if isinstance(cv, int) and not isinstance(cv, bool) and cv < 2:
+                raise WorkbenchError(f"head {spec.name!r}: cv={cv} needs at least 2 folds to choose alphas")
+            self.head_direction(index)
+        for spec in self.config.metrics:
+            wb.metric(spec.name, **spec.options)
+        if self.config.reconstruction is not None:
+            check_reconstruction_metrics([m.model_dump() for m in self.config.reconstruction.metrics])
+            self.codec_encoder()
+
+    def check_recordings(self, plan: Plan) -> None:
+        """Once recordings are cached and before features are computed: the split and every ROI named exist."""
+        cfg = self.config
+        wanted = {*(cfg.rois or []), *(r for r in cfg.decoding.rois if r != "all"),
+                  *((r for r in cfg.reconstruction.rois if r != "all") if cfg.reconstruction else ())}
+        for subject, path in plan.response_paths.items():
+            meta = self.store.open(path).attrs.get("recording", {})
+            splits, rois = list(meta.get("splits", {}).values()), list(meta.get("rois", {}).values())
+            if cfg.test_split not in splits:
+                raise WorkbenchError(f"{cfg.dataset.name}/{subject} has no split {cfg.test_split!r}; its splits are "
+                                     f"{', '.join(splits) or 'none'} (set test_split)")
+            missing = sorted(wanted - set(rois))
+            if missing:
+                raise WorkbenchError(f"{cfg.dataset.name}/{subject} has no ROI {missing[0]!r}; its ROIs are "
+                                     f"{', '.join(rois) or 'none'} (or use 'all')")
+
     def run(self, executor: str = "inline", workers: int | None = None, reporter: "Reporter | None" = None,
             address: str | None = None) -> dict[str, Any]:
         """Run every pending piece of the sweep; returns counts and timing."""
         started = time.time()
         reporter = reporter or Reporter()
+        self.validate(executor, workers)
         plan = self.plan()
         reporter.message(f"sweep {self.config.name}: {len(plan.cells)} cells, {len(plan.subjects)} subject(s), "
                          f"{len(plan.extractions)} encoder(s), store {self.store.url}")
         self.cache_recordings(plan)
+        self.check_recordings(plan)
         plan = self.plan()  # feature keys follow the stimuli the cached recordings use
         self.extract(plan, reporter)
         self.write_seen_images(plan)
