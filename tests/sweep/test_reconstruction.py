@@ -56,3 +56,56 @@ def test_a_dataset_without_images_is_refused(tmp_path):
 def test_a_sweep_needs_something_to_compute(tmp_path):
     with pytest.raises(WorkbenchError, match="needs encoders"):
         config_from_dict({"name": "x", "dataset": {"name": "demo"}})
+
+
+class Thumbnail32:
+    """A 32-wide 'embedding' (4 × 4 grey thumbnails, two scales): the width of the tiny test pipelines."""
+
+    name, modality = "thumb32", "image"
+
+    def layers(self):
+        from workbench.types import LayerInfo
+
+        return [LayerInfo("embedding", 1.0)]
+
+    def encode(self, batch, layers):
+        rows = [np.r_[np.asarray(im.convert("L").resize((4, 4)), np.float32).ravel(),
+                      np.asarray(im.convert("L").resize((4, 4)).resize((2, 2)), np.float32).ravel().repeat(4)] / 255
+                for im in batch]
+        return {"embedding": np.stack(rows)}
+
+    def fingerprint(self):
+        return "thumb32-v1"
+
+
+def test_generation_cells_turn_decoded_embeddings_into_images(tmp_path):
+    import sys
+
+    import workbench as wb
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugins"))
+    import diffusion_fixtures as F
+
+    wb.register("thumb32", Thumbnail32, kind="encoder", replace=True)
+    folder = F.save(F.kandinsky_pipeline(), tmp_path / "kandinsky")
+    data = config(tmp_path)
+    data.update(
+        encoders=[{"name": "thumb32"}],
+        heads=[{"name": "decoder", "options": {"alphas": [10.0, 1000.0], "cv": 3}}],
+        decoding={"rois": ["V1"]},
+        generation={"generator": {"name": "kandinsky-2.2", "options": {
+                        "path": str(folder), "embedding_space": "tiny/test", "steps": 2, "size": 32,
+                        "strength": 0.5, "device": "cpu"}},
+                    "encoder": "thumb32", "roi": "V1", "init_from_reconstruction": True,
+                    "metrics": [{"name": "pixcorr", "options": {"size": 64}}]},
+    )
+    data["reconstruction"]["rois"] = ["V1"]
+    summary = Sweep(config_from_dict(data)).run()
+    assert summary["computed"] == 3, "decode, reconstruction and generation cells"
+    sweep = Sweep(config_from_dict(data))
+    frame = results_table(sweep.store, "rec")
+    row = frame[frame["kind"] == "generation"].iloc[0]
+    assert np.isfinite(row["pixcorr"]) and row["encoder"] == "kandinsky-2.2"
+    (cell, arrays), = list(load_cell_scores(sweep.store, "rec", kinds=("generation",)))
+    assert read_images(sweep.store, cell["key"]).shape == (24, 32, 32, 3)
+    assert sweep.run()["computed"] == 0

@@ -166,6 +166,7 @@ def compute_decode_cell(store_url: str, cell: Cell) -> dict[str, Any]:
     B_train, B_test = (B_train - mean) / sd, (B_test - mean) / sd
     F_train = load_features(store, task["feature_path"], data["train_ids"]).astype(np.float32)
     F_test = load_features(store, task["feature_path"], data["test_ids"]).astype(np.float32)
+    f_mean, f_sd = np.zeros(F_train.shape[1], np.float32), np.ones(F_train.shape[1], np.float32)
     if spec["standardize_targets"]:
         f_mean, f_sd = F_train.mean(axis=0), F_train.std(axis=0)
         f_sd = np.where(f_sd > 1e-8, f_sd, 1.0)
@@ -187,7 +188,7 @@ def compute_decode_cell(store_url: str, cell: Cell) -> dict[str, Any]:
             row[f"p_{name}"] = values["p_permutation"]
     result: dict[str, Any] = {"score": score}
     if spec["keep_predictions"]:
-        result["prediction"] = pred
+        result["prediction"] = (pred * f_sd + f_mean).astype(np.float32)  # in the features' own units
         result["test_ids"] = np.asarray(data["test_ids"], dtype=str)
     result.update(rois=[row], n_test=int(len(F_test)), timing_s=round(time.time() - started, 3))
     return result

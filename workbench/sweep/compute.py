@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from workbench.sweep.cells import Cell, compute_decode_cell, compute_encoding_cell, compute_metric_cell
-from workbench.sweep.reconstruction import compute_reconstruction_cell
+from workbench.sweep.reconstruction import compute_generation_cell, compute_reconstruction_cell
 
 COMPUTATIONS: dict[str, Callable[[str, Cell], dict[str, Any]]] = {
     "encoding": compute_encoding_cell,
     "decoding": compute_decode_cell,
     "metric": compute_metric_cell,
     "reconstruction": compute_reconstruction_cell,
+    "generation": compute_generation_cell,
 }
 
 

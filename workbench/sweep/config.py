@@ -98,6 +98,19 @@ class ReconstructionSpec(_Spec):
     batch_size: int = Field(16, ge=1, description="stimuli per codec forward pass when caching latents")
 
 
+class GenerationSpec(_Spec):
+    """Stage 3: decoded image embeddings (and optionally stage-1 images as the start) → a diffusers generator."""
+
+    generator: PluginSpec = Field(description="a registered generator, e.g. kandinsky-2.2 with options.path")
+    encoder: str = Field(description="encoder (name or label) whose decoded layer the generator takes")
+    layer: Union[str, float] = Field("embedding", description="that encoder's layer (name or relative depth)")
+    head: str = Field("decoder", description="the decode head whose predictions are used")
+    roi: str = Field("all", description="unit set of the decode (and reconstruction) cell used")
+    init_from_reconstruction: bool = Field(False, description="start from the stage-1 reconstruction (img2img)")
+    metrics: list[ImageMetricSpec] = Field(default_factory=_default_image_metrics)
+    seed: int = 0
+
+
 class SweepConfig(_Spec):
     """One alignment sweep: dataset × subjects × encoders × layers × heads (and optional metrics)."""
 
@@ -116,6 +129,8 @@ class SweepConfig(_Spec):
     metrics: list[MetricSpec] = Field(default_factory=list)
     reconstruction: ReconstructionSpec | None = Field(
         None, description="reconstruct the test images from the brain through an image codec (stage 1)")
+    generation: GenerationSpec | None = Field(
+        None, description="generate images from decoded embeddings with a diffusion pipeline (stage 3)")
     decoding: DecodingSpec = Field(default_factory=DecodingSpec,
                                    description="unit sets and scores of heads whose direction is decode")
     permutations: int = Field(200, ge=0, description="test-set permutations for the per-ROI null")

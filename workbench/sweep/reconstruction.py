@@ -121,3 +121,33 @@ def check_reconstruction_metrics(metrics: Sequence[dict[str, Any]]) -> None:
             raise WorkbenchError(f"reconstruction metric {name!r} is listed twice; give one a label")
         seen.add(name)
         wb.image_metric(m["name"], **m["options"])
+
+
+def compute_generation_cell(store_url: str, cell: Cell) -> dict[str, Any]:
+    """Stage 3: a decode cell's predicted embeddings (and optionally stage-1 images) through a generator."""
+    started = time.time()
+    task = cell.task
+    store = Store(store_url, mode="r")
+    decoded = store.open(task["decode_path"])
+    embeds, ids = decoded["prediction"], [str(s) for s in decoded["test_ids"]]
+    init = read_images(store, task["reconstruction_key"], ids) if task.get("reconstruction_key") else None
+    spec = task["generation"]
+    generator = wb.generator(spec["generator"]["name"], **spec["generator"]["options"])
+    if embeds.shape[1] != generator.embedding_dim:
+        raise WorkbenchError(f"generator {spec['generator']['name']!r} takes {generator.embedding_dim}-wide embeddings "
+                             f"({generator.embedding_space}) but {cell.encoder}/{cell.layer} gives "
+                             f"{embeds.shape[1]}: decode the embedding the pipeline was trained on")
+    images = generator.generate(embeds, init_images=init, seed=spec["seed"])
+    seen = read_images(store, task["seen_key"], ids)
+    row: dict[str, Any] = {"roi": spec["roi"], "n_units": None}
+    result: dict[str, Any] = {"images": images, "test_ids": np.asarray(ids, dtype=str)}
+    for m_spec in spec["metrics"]:
+        metric = wb.image_metric(m_spec["name"], **m_spec["options"])
+        name = m_spec.get("label") or m_spec["name"]
+        scored = _score_pairs(metric, images, seen, task["seed"])
+        row[name] = float(np.nanmean(scored["per_image"]))
+        row[f"shuffled_{name}"] = scored["shuffled"]
+        row[f"{name}_kind"] = metric.kind
+        result[f"image_{name}"] = scored["per_image"].astype(np.float32)
+    result.update(rois=[row], n_test=len(ids), timing_s=round(time.time() - started, 3))
+    return result

@@ -19,6 +19,7 @@ from workbench.features import encoder_key, extract_features
 from workbench.store import ArraySpec, Store, cached_recording, open_store, recording_key, recording_key_for, safe_name
 from workbench.sweep.cells import CELL_CODE_VERSION, Cell
 from workbench.sweep.config import SweepConfig
+from workbench.sweep.compute import compute_cell
 from workbench.sweep.executors import get_executor
 from workbench.sweep.reconstruction import (
     LATENTS, CodecEncoder, check_reconstruction_metrics, load_seen_images, seen_images_key,
@@ -138,7 +139,40 @@ class Sweep:
                                           kind="metric", task=task))
         if cfg.reconstruction is not None:
             cells.extend(self._reconstruction_cells(subjects, responses, prep, ds_fp, extractions))
+        if cfg.generation is not None:
+            cells.extend(self._generation_cells(cells))
         return Plan(cfg, cells, extractions, subjects, responses)
+
+    def _generation_cells(self, cells: list[Cell]) -> list[Cell]:
+        """One generation cell per subject, on the decode cell (and reconstruction cell) it names."""
+        spec = self.config.generation
+        out = []
+        for decode in [c for c in cells if c.kind == "decoding" and c.task["roi"] == spec.roi
+                       and c.head == spec.head and spec.encoder in (c.encoder, c.encoder_name)]:
+            enc = self.encoder(next(i for i, e in enumerate(self.config.encoders) if e.display == decode.encoder))
+            if decode.layer != resolve_layers(enc.layers(), [spec.layer])[0]:
+                continue
+            recon = next((c for c in cells if c.kind == "reconstruction" and c.subject == decode.subject
+                          and c.task["roi"] == spec.roi), None) if spec.init_from_reconstruction else None
+            if spec.init_from_reconstruction and recon is None:
+                raise WorkbenchError(f"generation.init_from_reconstruction needs a reconstruction cell from ROI "
+                                     f"{spec.roi!r}; add it to reconstruction.rois")
+            ckey = digest(CELL_CODE_VERSION, decode.key, None if recon is None else recon.key, spec.model_dump())
+            task = {"decode_path": decode.result_path(self.config.name), "generation": spec.model_dump(),
+                    "reconstruction_key": None if recon is None else recon.key, "seen_key": self.seen_key(),
+                    "seed": spec.seed, "roi": spec.roi}
+            out.append(Cell(key=f"{safe_name(decode.subject)}-g{ckey}", subject=decode.subject,
+                            encoder=spec.generator.name, encoder_name=spec.generator.name, layer=decode.layer,
+                            depth=decode.depth, head=decode.head, feature_path=decode.feature_path,
+                            response_path=decode.response_path, kind="generation", task=task))
+        if not out:
+            raise WorkbenchError(f"generation names decode cells of encoder {spec.encoder!r}, layer {spec.layer!r}, "
+                                 f"head {spec.head!r}, ROI {spec.roi!r}, but the sweep plans none; add that decode head")
+        return out
+
+    def seen_key(self) -> str:
+        size = self.config.reconstruction.seen_size if self.config.reconstruction else 256
+        return seen_images_key(self.image_stimuli().digest, size)
 
     def codec_encoder(self) -> CodecEncoder:
         if self._codec is None:
@@ -157,7 +191,7 @@ class Sweep:
         stimuli = self.image_stimuli()
         key = encoder_key(enc, stimuli)
         extractions.append({"index": "codec", "layers": [LATENTS], "key": key})
-        seen_key = seen_images_key(stimuli.digest, spec.seen_size)
+        seen_key = self.seen_key()
         fpath = feature_path(key, LATENTS)
         label = f"{spec.codec.name} latents"
         cells = []
@@ -182,7 +216,7 @@ class Sweep:
 
     def write_seen_images(self, plan: Plan) -> None:
         """The seen test images every reconstruction cell is scored against, written once by the coordinator."""
-        cells = [c for c in plan.cells if c.kind == "reconstruction"]
+        cells = [c for c in plan.cells if c.kind in ("reconstruction", "generation")]
         if not cells:
             return
         from workbench.images import write_images
@@ -195,7 +229,7 @@ class Sweep:
                 raise WorkbenchError(f"{path} has no split {self.config.test_split!r} to reconstruct")
             ids.extend(s for s in entry[split].tolist() if s not in ids)
         images = self.image_stimuli()
-        size = self.config.reconstruction.seen_size
+        size = self.config.reconstruction.seen_size if self.config.reconstruction else 256
         write_images(self.store, cells[0].task["seen_key"], ids, lambda block: load_seen_images(images, block, size),
                      attrs={"what": "seen test images", "size": size})
 
@@ -225,6 +259,8 @@ class Sweep:
         """One decoding cell per unit set (all units or an ROI) and time window."""
         cfg = self.config
         spec = cfg.decoding.model_dump()
+        if cfg.generation is not None:
+            spec["keep_predictions"] = True
         cells = []
         for roi in cfg.decoding.rois:
             for window in cfg.decoding.time_windows or [None]:
@@ -356,11 +392,18 @@ class Sweep:
         self.extract(plan, reporter)
         self.write_seen_images(plan)
         pending = self.pending_cells(plan)
-        if pending:
-            advance = reporter.progress("fitting cells", len(pending))
+        fitted = [c for c in pending if c.kind != "generation"]
+        if fitted:
+            advance = reporter.progress("fitting cells", len(fitted))
             run_cells = get_executor(executor, workers=workers, address=address)
-            for cell, result in run_cells(self.store.url, pending):
+            for cell, result in run_cells(self.store.url, fitted):
                 self.write_cell(cell, result)
+                advance(1)
+        generated = [c for c in pending if c.kind == "generation"]
+        if generated:  # after the decode cells they read; in this process, where the GPU is
+            advance = reporter.progress("generating images", len(generated))
+            for cell in generated:
+                self.write_cell(cell, compute_cell(self.store.url, cell))
                 advance(1)
         self.write_manifest(plan, started)
         table_path = export_table(self.store, self.config.name)
