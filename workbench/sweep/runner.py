@@ -327,7 +327,8 @@ class Sweep:
             write_images(self.store, cell.key, result.pop("test_ids"), result.pop("images"),
                          attrs={"cell": cell.key, "sweep": self.config.name})
         arrays = {k: v for k, v in result.items() if isinstance(v, np.ndarray)}
-        specs = {k: ArraySpec(v.shape, str(v.dtype), blocked=False) for k, v in arrays.items()}
+        specs = {k: ArraySpec(v.shape, "str" if v.dtype.kind in "OUT" else str(v.dtype), blocked=False)
+                 for k, v in arrays.items()}
         attrs = {"cell": {k: v for k, v in asdict(cell).items() if k != "task"}, "task": cell.task,
                  "sweep": self.config.name, "dataset": self.config.dataset.name,
                  "rois": result["rois"], "n_test": result["n_test"], "timing_s": result["timing_s"]}
