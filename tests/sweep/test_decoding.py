@@ -127,3 +127,14 @@ def test_typos_are_refused_before_any_work(tmp_path, changes, message):
 def test_an_unknown_executor_is_refused_even_when_nothing_is_pending(tmp_path):
     with pytest.raises(WorkbenchError, match="unknown executor 'bogus'"):
         Sweep(config_from_dict(config(tmp_path))).run(executor="bogus")
+
+
+def test_a_head_can_name_its_own_layers(tmp_path):
+    from workbench.sweep.config import config_from_dict as cfg_from
+
+    data = config(tmp_path, encoders=[{"name": "pixel-decode-test", "layers": []}],
+                  heads=[{"name": "ridge", "options": {"cv": 3}},
+                         {"name": "decoder", "layers": ["thumbnail"], "options": {"cv": 3}}])
+    plan = Sweep(cfg_from(data)).plan()
+    assert [c.kind for c in plan.cells] == ["decoding", "decoding"], "ridge has no listed layer; decoder names its own"
+    assert plan.extractions[0]["layers"] == ["thumbnail"]

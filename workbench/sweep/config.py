@@ -38,7 +38,8 @@ class HeadSpec(_Spec):
     options: dict[str, Any] = Field(default_factory=dict)
     encoders: list[str] | None = Field(None, description="only these encoders (names or labels); all when omitted")
     layers: list[Union[float, str]] | None = Field(
-        None, description="only these layers (names or relative depths 0–1) of each encoder; all when omitted")
+        None, description="fit on these layers (names or relative depths 0–1; extracted too) instead of each "
+                          "encoder's own list")
 
 
 class MetricSpec(_Spec):

@@ -107,7 +107,10 @@ class Sweep:
             enc = self.encoder(e_index)
             stimuli = self.stimuli_for(e_index)
             available = enc.layers()
-            layers = resolve_layers(available, e_spec.layers)
+            listed = resolve_layers(available, e_spec.layers)
+            chosen = {i: self._head_layers(h, e_spec, listed, available) for i, h in enumerate(cfg.heads)}
+            layers = [layer.name for layer in available
+                      if layer.name in listed or any(layer.name in c for c in chosen.values())]
             depth = {layer.name: layer.depth for layer in available}
             key = encoder_key(enc, stimuli)
             extractions.append({"index": e_index, "layers": layers, "key": key})
@@ -115,7 +118,7 @@ class Sweep:
                 for layer in layers:
                     fpath = feature_path(key, layer)
                     for h_index, h_spec in enumerate(cfg.heads):
-                        if not self._head_applies(h_spec, e_spec, layer, available):
+                        if layer not in chosen[h_index]:
                             continue
                         if self.head_direction(h_index) == "decode":
                             cells.extend(self._decode_cells(subject, e_spec, layer, float(depth[layer]), fpath,
@@ -129,7 +132,7 @@ class Sweep:
                                           encoder_name=e_spec.name, layer=layer, depth=float(depth[layer]),
                                           head=h_spec.name, feature_path=fpath, response_path=responses[subject],
                                           task=task))
-                    for m_spec in cfg.metrics:
+                    for m_spec in cfg.metrics if layer in listed else ():
                         ckey = digest(CELL_CODE_VERSION, ds_fp, subject, prep, key, layer, "metric", m_spec.model_dump())
                         task = {"response_path": responses[subject], "feature_path": fpath, "prep": prep,
                                 "metric": m_spec.model_dump(), "seed": cfg.seed}
@@ -241,11 +244,11 @@ class Sweep:
                              non_finite=self.config.non_finite)
 
     @staticmethod
-    def _head_applies(h_spec: Any, e_spec: Any, layer: str, available: list[Any]) -> bool:
-        """Whether a head's ``encoders``/``layers`` filters admit this encoder layer."""
+    def _head_layers(h_spec: Any, e_spec: Any, listed: list[str], available: list[Any]) -> list[str]:
+        """The layers of an encoder a head is fitted on: its own ``layers`` (extracted too), else the encoder's."""
         if h_spec.encoders is not None and not ({e_spec.name, e_spec.display} & set(h_spec.encoders)):
-            return False
-        return h_spec.layers is None or layer in resolve_layers(available, h_spec.layers)
+            return []
+        return listed if h_spec.layers is None else resolve_layers(available, h_spec.layers)
 
     def head_direction(self, index: int) -> str:
         """``encode`` or ``decode``, as the head itself declares it (built once, without fitting)."""
