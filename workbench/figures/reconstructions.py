@@ -204,10 +204,12 @@ def draw_sweep_reconstructions(store: Any, sweep: str, out: str | Path, metric: 
     seen = read_images(store, first["task"]["seen_key"], ids)
     recons, scores = {}, {}
     for cell, arrays in cells:
-        if [str(s) for s in stored_image_ids(store, cell["key"])] != ids:
+        own = [str(s) for s in stored_image_ids(store, cell["key"])]
+        if set(own) != set(ids):  # subjects with other test images get their own figure
             continue
+        order = np.array([own.index(s) for s in ids])
         recons[cell["subject"]] = read_images(store, cell["key"], ids)
-        scores[cell["subject"]] = arrays[f"image_{metric}"]
+        scores[cell["subject"]] = np.asarray(arrays[f"image_{metric}"])[order]
     codec = first["task"]["reconstruction"]["codec"]["name"]
     return plot_reconstructions(seen, recons, scores, score_name=metric, per_group=per_group, ids=ids,
                                 title=f"{sweep}: test images (top) and {codec} reconstructions from "
