@@ -68,6 +68,22 @@ class DecodingSpec(_Spec):
         return value
 
 
+class CVSpec(_Spec):
+    """How encoding cells are cross-validated; every fold reuses the same cached features and responses."""
+
+    scheme: Literal["split", "kfold", "group"] = Field(
+        "split", description="split: one named test split; kfold: seeded k-fold over stimuli; group: "
+                             "leave-one-group-out over a trial grouping of the dataset (session, run)")
+    split: str | None = Field(None, description="scheme split: the test split (default: the sweep's test_split)")
+    k: int = Field(5, ge=2, description="scheme kfold: number of folds")
+    group: str = Field("session", description="scheme group: the trial grouping left out one group at a time")
+    seed: int = Field(0, description="scheme kfold: shuffling seed")
+    keep_predictions: bool = Field(False, description="store each fold's test predictions and, with the "
+                                                      "fold-averaged scores, the out-of-fold predictions")
+    inner_group: str | None = Field(None, description="trial grouping whose labels become the head's inner "
+                                                      "cv folds (alpha selection); the head's own cv otherwise")
+
+
 class SweepConfig(_Spec):
     """One alignment sweep: dataset × subjects × encoders × layers × heads (and optional metrics)."""
 
@@ -86,7 +102,11 @@ class SweepConfig(_Spec):
     metrics: list[MetricSpec] = Field(default_factory=list)
     decoding: DecodingSpec = Field(default_factory=DecodingSpec,
                                    description="unit sets and scores of heads whose direction is decode")
-    permutations: int = Field(200, ge=0, description="test-set permutations for the per-ROI null")
+    cv: CVSpec | None = Field(None, description="cross-validation of encoding cells; test_split alone when omitted")
+    permutations: int = Field(200, ge=0, description="test-set permutations for the per-ROI null (encoding and "
+                                                     "metric cells)")
+    bootstrap: int = Field(0, ge=0, description="bootstrap resamples of the test stimuli for a 95% interval "
+                                                "of each ROI's score (encoding and metric cells); none when 0")
     seed: int = 0
 
     @field_validator("name")
@@ -105,6 +125,12 @@ class SweepConfig(_Spec):
         if isinstance(value, (int, float)):
             return [str(value)]
         return value
+
+    def cv_spec(self) -> dict[str, Any]:
+        """The cross-validation scheme as plain data (``test_split`` alone is the split scheme)."""
+        spec = (self.cv or CVSpec()).model_dump()
+        spec["split"] = spec["split"] or self.test_split
+        return spec
 
     def digest(self) -> str:
         return digest(self.model_dump(exclude={"store"}))
