@@ -11,6 +11,7 @@ import functools
 import json
 import time
 import tracemalloc
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -362,7 +363,9 @@ def compute_fold_mean_cell(store_url: str, cell: Cell) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for name in FOLD_AVERAGED:
         if all(name in r.names() for r in readers):
-            result[name] = np.nanmean(np.stack([r[name] for r in readers]), axis=0).astype(np.float32)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # units NaN in every fold stay NaN
+                result[name] = np.nanmean(np.stack([r[name] for r in readers]), axis=0).astype(np.float32)
     if readers and "times" in readers[0].names():
         result["times"] = readers[0]["times"]
     if all("prediction" in r.names() for r in readers):
