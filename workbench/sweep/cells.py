@@ -43,6 +43,7 @@ class Cell:
     feature_path: str
     response_path: str
     kind: str = "encoding"  # encoding (features → units) | decoding (units → features) | metric (no fitting)
+    analysis: str = ""  # the head or metric as tables name it (its label, or its name numbered when repeated)
     fold: str = ""  # cross-validated encoding: the fold index, or "mean" for the fold-averaged cell
     task: dict[str, Any] = field(hash=False, compare=False, default_factory=dict)
 

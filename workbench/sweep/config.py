@@ -36,11 +36,22 @@ class EncoderSpec(_Spec):
 class HeadSpec(_Spec):
     name: str = "ridge"
     options: dict[str, Any] = Field(default_factory=dict)
+    label: str | None = Field(None, description="analysis name in tables; the head name, numbered when two "
+                                                "heads share it")
 
 
 class MetricSpec(_Spec):
     name: str
     options: dict[str, Any] = Field(default_factory=dict)
+    label: str | None = Field(None, description="analysis name in tables; the metric name, numbered when two "
+                                                "metrics share it")
+
+
+def analysis_names(specs: list[Any]) -> list[str]:
+    """Table names of heads or metrics: the label, else the name, numbered (``ridge-2``) where names repeat."""
+    names = [s.name for s in specs]
+    return [s.label or (s.name if names.count(s.name) == 1 else f"{s.name}-{names[:i + 1].count(s.name)}")
+            for i, s in enumerate(specs)]
 
 
 class DecodingSpec(_Spec):

@@ -18,7 +18,7 @@ import workbench as wb
 from workbench.features import encoder_key, extract_features
 from workbench.store import ArraySpec, Store, cached_recording, open_store, recording_key, recording_key_for, safe_name
 from workbench.sweep.cells import CELL_CODE_VERSION, Cell
-from workbench.sweep.config import SweepConfig
+from workbench.sweep.config import SweepConfig, analysis_names
 from workbench.sweep.executors import get_executor
 from workbench.sweep.folds import fold_count
 from workbench.paths import feature_path, manifest_path
@@ -103,6 +103,7 @@ class Sweep:
         metric_prep = prep if cv["scheme"] == "split" else {**prep, "cv": {"scheme": "all"}}
         folds = {s: self.fold_count(cv, responses[s]) for s in subjects}
         stats = {"seed": cfg.seed, "permutations": cfg.permutations, "bootstrap": cfg.bootstrap}
+        head_names, metric_names = analysis_names(cfg.heads), analysis_names(cfg.metrics)
         cells: list[Cell] = []
         extractions = []
         for e_index, e_spec in enumerate(cfg.encoders):
@@ -119,35 +120,37 @@ class Sweep:
                     common = dict(subject=subject, encoder=e_spec.display, encoder_name=e_spec.name, layer=layer,
                                   depth=float(depth[layer]), feature_path=fpath, response_path=responses[subject])
                     for h_index, h_spec in enumerate(cfg.heads):
+                        head_dump = h_spec.model_dump(exclude={"label"})
                         if self.head_direction(h_index) == "decode":
                             cells.extend(self._decode_cells(subject, e_spec, layer, float(depth[layer]), fpath,
                                                             h_spec, responses[subject], prep, ds_fp, key))
                             continue
-                        task = {"response_path": responses[subject], "feature_path": fpath, "head": h_spec.model_dump(),
+                        task = {"response_path": responses[subject], "feature_path": fpath, "head": head_dump,
                                 "prep": enc_prep, "seed": cfg.seed, "permutations": cfg.permutations}
                         if cfg.bootstrap:
                             task["bootstrap"] = cfg.bootstrap
-                        base = [CELL_CODE_VERSION, ds_fp, subject, enc_prep, key, layer, h_spec.model_dump(),
+                        base = [CELL_CODE_VERSION, ds_fp, subject, enc_prep, key, layer, head_dump,
                                 cfg.seed, cfg.permutations] + ([cfg.bootstrap] if cfg.bootstrap else [])
                         if cv["scheme"] == "split":
-                            cells.append(Cell(key=f"{safe_name(subject)}-{digest(*base)}", head=h_spec.name,
+                            cells.append(Cell(key=f"{safe_name(subject)}-{digest(*base)}", head=h_spec.name, analysis=head_names[h_index],
                                               task=task, **common))
                             continue
-                        fold_cells = [Cell(key=f"{safe_name(subject)}-f{i}-{digest(*base, i)}", head=h_spec.name,
+                        fold_cells = [Cell(key=f"{safe_name(subject)}-f{i}-{digest(*base, i)}", head=h_spec.name, analysis=head_names[h_index],
                                            fold=str(i), task={**task, "fold": i}, **common)
                                       for i in range(folds[subject])]
                         cells.extend(fold_cells)
                         if fold_cells:
                             paths = [c.result_path(cfg.name) for c in fold_cells]
                             cells.append(Cell(key=f"{safe_name(subject)}-cv-{digest(*base, 'mean', len(paths))}",
-                                              head=h_spec.name, fold="mean",
+                                              head=h_spec.name, analysis=head_names[h_index], fold="mean",
                                               task={**task, "fold_paths": paths, "n_folds": len(paths)}, **common))
-                    for m_spec in cfg.metrics:
-                        ckey = digest(CELL_CODE_VERSION, ds_fp, subject, metric_prep, key, layer, "metric",
-                                      m_spec.model_dump(), stats)
+                    for m_index, m_spec in enumerate(cfg.metrics):
+                        m_dump = m_spec.model_dump(exclude={"label"})
+                        ckey = digest(CELL_CODE_VERSION, ds_fp, subject, metric_prep, key, layer, "metric", m_dump, stats)
                         task = {"response_path": responses[subject], "feature_path": fpath, "prep": metric_prep,
-                                "metric": m_spec.model_dump(), **stats}
-                        cells.append(Cell(key=f"{safe_name(subject)}-m{ckey}", head=m_spec.name, kind="metric",
+                                "metric": m_dump, **stats}
+                        cells.append(Cell(key=f"{safe_name(subject)}-m{ckey}", head=m_spec.name,
+                                          analysis=metric_names[m_index], kind="metric",
                                           task=task, **common))
         return Plan(cfg, cells, extractions, subjects, responses)
 
@@ -189,9 +192,9 @@ class Sweep:
         for roi in cfg.decoding.rois:
             for window in cfg.decoding.time_windows or [None]:
                 unit_set = {"roi": roi, "time_window": None if window is None else list(window)}
-                ckey = digest(CELL_CODE_VERSION, ds_fp, subject, prep, key, layer, "decode", h_spec.model_dump(),
+                ckey = digest(CELL_CODE_VERSION, ds_fp, subject, prep, key, layer, "decode", h_spec.model_dump(exclude={"label"}),
                               unit_set, spec, cfg.seed, cfg.permutations)
-                task = {"response_path": response, "feature_path": fpath, "head": h_spec.model_dump(), "prep": prep,
+                task = {"response_path": response, "feature_path": fpath, "head": h_spec.model_dump(exclude={"label"}), "prep": prep,
                         "seed": cfg.seed, "permutations": cfg.permutations, "decoding": spec, **unit_set}
                 cells.append(Cell(key=f"{safe_name(subject)}-d{ckey}", subject=subject, encoder=e_spec.display,
                                   encoder_name=e_spec.name, layer=layer, depth=depth, head=h_spec.name,

@@ -44,7 +44,7 @@ def results_table(store: Store, sweep: str, folds: bool = False):
         for roi in attrs["rois"]:
             rows.append({"sweep": sweep, "dataset": attrs["dataset"], "subject": cell["subject"],
                          "encoder": cell["encoder"], "layer": cell["layer"], "depth": cell["depth"],
-                         "kind": cell.get("kind", "encoding"), "head": cell["head"], "analysis": cell["head"],
+                         "kind": cell.get("kind", "encoding"), "head": cell["head"], "analysis": cell.get("analysis") or cell["head"],
                          "fold": fold, "cell": key, **extra, **roi})
     frame = pd.DataFrame(rows)
     if "p_permutation" in frame.columns:
