@@ -257,27 +257,63 @@ def compute_decode_cell(store_url: str, cell: Cell) -> dict[str, Any]:
     return result
 
 
+def _proc_memory_kib() -> dict[str, int] | None:
+    """Linux: the process's resident set and its peak since the last reset (``/proc/self/status``)."""
+    try:
+        with open("/proc/self/status") as fh:
+            values = {k: int(v.split()[0]) for k, _, v in (line.partition(":") for line in fh)
+                      if k in ("VmHWM", "VmRSS")}
+    except OSError:
+        return None
+    return values if len(values) == 2 else None
+
+
+def _reset_peak_rss() -> bool:
+    """Reset the kernel's peak-RSS mark (Linux ≥ 4.0: ``5`` into ``/proc/self/clear_refs``)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+    except OSError:
+        return False
+    return _proc_memory_kib() is not None
+
+
 def compute_cell(store_url: str, cell: Cell) -> dict[str, Any]:
-    """Compute one cell; the result carries its fit time and its own peak of traced memory."""
+    """Compute one cell; the result carries its fit time and its own peak memory.
+
+    On Linux the peak is the rise of the process's peak RSS over the cell (the mark is reset first:
+    no overhead); elsewhere it is tracemalloc's peak of traced allocations (about 15% slower cells).
+    ``peak_memory_source`` says which.
+    """
+    if _reset_peak_rss():
+        before = _proc_memory_kib()["VmRSS"]
+        result = _compute(store_url, cell)
+        result["peak_memory_mb"] = round(max(_proc_memory_kib()["VmHWM"] - before, 0) / 1024, 3)
+        result["peak_memory_source"] = "rss"
+        return result
     tracing = not tracemalloc.is_tracing()
     if tracing:
         tracemalloc.start()
     tracemalloc.reset_peak()
-    before = tracemalloc.get_traced_memory()[0]
+    start = tracemalloc.get_traced_memory()[0]
     try:
-        if cell.kind == "metric":
-            result = compute_metric_cell(store_url, cell)
-        elif cell.kind == "decoding":
-            result = compute_decode_cell(store_url, cell)
-        elif cell.fold == "mean":
-            result = compute_fold_mean_cell(store_url, cell)
-        else:
-            result = compute_encoding_cell(store_url, cell)
-        result["peak_memory_mb"] = round((tracemalloc.get_traced_memory()[1] - before) / 2**20, 3)
+        result = _compute(store_url, cell)
+        result["peak_memory_mb"] = round((tracemalloc.get_traced_memory()[1] - start) / 2**20, 3)
+        result["peak_memory_source"] = "tracemalloc"
     finally:
         if tracing:
             tracemalloc.stop()
     return result
+
+
+def _compute(store_url: str, cell: Cell) -> dict[str, Any]:
+    if cell.kind == "metric":
+        return compute_metric_cell(store_url, cell)
+    if cell.kind == "decoding":
+        return compute_decode_cell(store_url, cell)
+    if cell.fold == "mean":
+        return compute_fold_mean_cell(store_url, cell)
+    return compute_encoding_cell(store_url, cell)
 
 
 def compute_encoding_cell(store_url: str, cell: Cell) -> dict[str, Any]:

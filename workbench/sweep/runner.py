@@ -246,7 +246,7 @@ class Sweep:
         attrs = {"cell": {k: v for k, v in asdict(cell).items() if k != "task"}, "task": cell.task,
                  "sweep": self.config.name, "dataset": self.config.dataset.name,
                  "rois": result["rois"], "n_test": result["n_test"], "timing_s": result["timing_s"],
-                 **{k: result[k] for k in ("fit_s", "peak_memory_mb") if k in result}}
+                 **{k: result[k] for k in ("fit_s", "peak_memory_mb", "peak_memory_source") if k in result}}
         with self.store.writer(cell.result_path(self.config.name), specs, kind="cell", attrs=attrs) as w:
             for name, value in arrays.items():
                 w.put(name, value)

@@ -40,7 +40,7 @@ def results_table(store: Store, sweep: str, folds: bool = False):
         fold = cell.get("fold", "")
         if fold not in ("", "mean") and not folds:
             continue
-        extra = {k: attrs[k] for k in ("fit_s", "peak_memory_mb") if k in attrs}
+        extra = {k: attrs[k] for k in ("fit_s", "peak_memory_mb", "peak_memory_source") if k in attrs}
         for roi in attrs["rois"]:
             rows.append({"sweep": sweep, "dataset": attrs["dataset"], "subject": cell["subject"],
                          "encoder": cell["encoder"], "layer": cell["layer"], "depth": cell["depth"],
@@ -57,7 +57,7 @@ def results_table(store: Store, sweep: str, folds: bool = False):
 
 
 ID_COLUMNS = ("sweep", "dataset", "subject", "encoder", "layer", "depth", "kind", "analysis", "fold", "roi",
-              "n_units", "fit_s", "peak_memory_mb", "cell")
+              "n_units", "fit_s", "peak_memory_mb", "peak_memory_source", "cell")
 NOT_SCORES = {"head", "metric_kind", "score_name", "time_window", "n_folds"}
 
 
