@@ -324,6 +324,11 @@ class RSA:
         return self.rdm == "crossnobis"
 
     @property
+    def score_name(self) -> str:
+        """What the value is, for tidy tables (``rsa_spearman``, ``rsa_cosine``, ...)."""
+        return f"rsa_{self.comparison}"
+
+    @property
     def invariances(self) -> tuple[str, ...]:
         if self.rdm == "correlation":
             return ("permutation", "isotropic_scaling")
@@ -398,6 +403,7 @@ class CKA:
             raise WorkbenchError(f"unknown CKA kernel {kernel!r}; use 'linear' or 'rbf'")
         self.kernel = kernel
         self.debiased = debiased
+        self.score_name = f"cka_{kernel}{'_debiased' if debiased else ''}"
         self.sigma = sigma
 
     def compare(self, X: np.ndarray, Y: np.ndarray) -> float:

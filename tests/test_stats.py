@@ -133,3 +133,28 @@ def test_split_half_reliability_agrees_with_the_ncsnr_ceiling():
     np.testing.assert_allclose(rel, gain ** 2 / (gain ** 2 + 1 / 4), atol=0.1)  # truth, up to sampling error
     with pytest.raises(WorkbenchError, match="twice"):
         stats.split_half_reliability(trials[:3], ids[:3])
+
+
+@pytest.mark.parametrize("method", ["cosine", "corr", "spearman"])
+def test_rdm_noise_ceiling_matches_rsatoolbox(method):
+    import rsatoolbox
+    from rsatoolbox.inference import boot_noise_ceiling
+
+    from workbench.stats import rdm_noise_ceiling
+
+    rng = np.random.default_rng(4)
+    shared = rng.random(45)
+    vectors = np.abs(shared + 0.6 * rng.standard_normal((5, 45)))
+    expected = boot_noise_ceiling(rsatoolbox.rdm.RDMs(vectors), method=method)
+    np.testing.assert_allclose(rdm_noise_ceiling(vectors, method), expected, rtol=1e-9)
+    square = np.stack([squareform(v) for v in vectors])
+    np.testing.assert_allclose(rdm_noise_ceiling(square, method), expected, rtol=1e-9)
+    lower, upper = expected
+    assert lower < upper
+
+
+def test_rdm_noise_ceiling_refuses_one_subject():
+    from workbench.stats import rdm_noise_ceiling
+
+    with pytest.raises(WorkbenchError, match="at least two subjects"):
+        rdm_noise_ceiling(np.ones((1, 10)))

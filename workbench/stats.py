@@ -327,3 +327,56 @@ def noise_ceiling_nsd(responses: np.ndarray, stimulus_ids: Sequence[Any], sessio
         _, counts = np.unique(np.asarray(stimulus_ids), return_counts=True)
         n_average = counts
     return ncsnr_to_noise_ceiling(snr, n_average)
+
+
+RDM_CEILING_METHODS = ("cosine", "corr", "spearman")
+
+
+def _condensed_rdms(rdms: Any) -> np.ndarray:
+    """Subjects × pairs from a stack of condensed vectors or of square RDMs."""
+    arr = np.asarray(rdms, dtype=np.float64)
+    if arr.ndim == 3:
+        if arr.shape[1] != arr.shape[2]:
+            raise WorkbenchError(f"square RDMs must be n × n, got {arr.shape[1]} × {arr.shape[2]}")
+        arr = np.stack([squareform(m, checks=False) for m in arr])
+    if arr.ndim != 2 or arr.shape[0] < 2:
+        raise WorkbenchError(f"an RDM noise ceiling needs RDMs of at least two subjects (subjects × pairs or "
+                             f"subjects × n × n), got shape {np.shape(rdms)}")
+    if not np.isfinite(arr).all():
+        raise WorkbenchError("RDMs for the noise ceiling hold NaN or infinite dissimilarities; drop those pairs first")
+    return arr
+
+
+def _rdm_pool(V: np.ndarray, method: str) -> np.ndarray:
+    if method == "cosine":
+        V = V / np.sqrt(np.mean(V ** 2, axis=1, keepdims=True))
+    elif method == "corr":
+        V = (V - V.mean(axis=1, keepdims=True)) / V.std(axis=1, keepdims=True)
+    else:
+        V = np.array([rankdata(v) for v in V])
+    return V.mean(axis=0)
+
+
+def _rdm_compare(a: np.ndarray, b: np.ndarray, method: str) -> float:
+    if method == "spearman":
+        a, b = rankdata(a), rankdata(b)
+    if method in ("corr", "spearman"):
+        a, b = a - a.mean(), b - b.mean()
+    return float(a @ b / np.sqrt((a @ a) * (b @ b)))
+
+
+def rdm_noise_ceiling(rdms: Any, method: str = "spearman") -> tuple[float, float]:
+    """Lower and upper bound of the RDM noise ceiling over subjects, as rsatoolbox's ``boot_noise_ceiling``.
+
+    Upper: each subject's RDM against the pool of all subjects; lower: against the pool of the others
+    (leave-one-subject-out). The pool is the mean RDM after the transform the comparison is invariant
+    to (RMS scaling for cosine, z-scoring for corr, ranks for spearman), averaged over subjects.
+    """
+    if method not in RDM_CEILING_METHODS:
+        raise WorkbenchError(f"unknown RDM comparison {method!r} for the noise ceiling; use one of "
+                             f"{', '.join(RDM_CEILING_METHODS)}")
+    V = _condensed_rdms(rdms)
+    pooled = _rdm_pool(V, method)
+    upper = [_rdm_compare(pooled, v, method) for v in V]
+    lower = [_rdm_compare(_rdm_pool(np.delete(V, i, axis=0), method), v, method) for i, v in enumerate(V)]
+    return float(np.mean(lower)), float(np.mean(upper))

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 import yaml
 from typer.testing import CliRunner
@@ -15,7 +16,7 @@ import workbench as wb
 from workbench.sweep import Sweep, load_config
 from workbench.sweep.config import config_from_dict
 from workbench.sweep import Reporter, load_cell_scores, results_table
-from workbench.sweep.tables import table_path
+from workbench.sweep.tables import table_path, tidy_table
 from workbench.types import LayerInfo, WorkbenchError, digest
 
 CALLS = {"encode": 0, "fit": 0, "fail_after": None}
@@ -163,7 +164,9 @@ def test_results_table_and_parquet_export(tmp_path):
     assert frame.loc[frame["roi"] != "all", "q_fdr"].between(0, 1).all()
     parquet = pd.read_parquet(summary["table"])
     assert summary["table"] == table_path(sweep.store, "tiny")
-    pd.testing.assert_frame_equal(parquet, frame)
+    pd.testing.assert_frame_equal(parquet, tidy_table(sweep.store, "tiny"))
+    meta = json.loads(pq.read_schema(summary["table"]).metadata[b"workbench"])
+    assert meta["config"]["name"] == "tiny" and "numpy" in meta["versions"] and "code_revision" in meta
 
 
 def test_local_executor_matches_inline(tmp_path):

@@ -76,8 +76,8 @@ def results_show(
     encoding = frame[frame["kind"] == "encoding"]
     if not encoding.empty and value not in frame.columns:
         raise WorkbenchError(f"no column {value!r}; choose one of {', '.join(frame.columns)}")
-    if not encoding.empty:
-        _print_pivot(encoding, value, f"{sweep}: {value} (mean over subjects)")
+    for head, rows in encoding.groupby("analysis" if "analysis" in encoding else "head", sort=False):
+        _print_pivot(rows, value, f"{sweep}: {head} {value} (mean over subjects)")
     if "kind" in frame.columns:
         for metric, rows in frame[frame["kind"] == "metric"].groupby("head", sort=False):
             _print_pivot(rows, "value", f"{sweep}: {metric} (mean over subjects, no fitting)")

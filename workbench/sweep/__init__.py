@@ -2,7 +2,7 @@
 
 from workbench.sweep.config import SweepConfig, load_config
 from workbench.sweep.runner import Plan, Reporter, Sweep
-from workbench.sweep.tables import export_table, load_cell_scores, results_table
+from workbench.sweep.tables import export_table, load_cell_scores, results_table, summary_table, tidy_table
 
 __all__ = ["Plan", "Reporter", "Sweep", "SweepConfig", "export_table", "load_cell_scores", "load_config",
-           "results_table"]
+           "results_table", "summary_table", "tidy_table"]

@@ -6,20 +6,25 @@ coordinating process writes results (see :mod:`workbench.sweep.runner`).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import json
 import time
+import tracemalloc
+import warnings
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 import workbench as wb
 from workbench.features import load_features
 from workbench.scoring import normalize_by_ceiling, pearson_per_unit, r2_per_unit
-from workbench.stats import permutation_pvalue
+from workbench.stats import bootstrap_ci, bootstrap_stimuli, permutation_pvalue, permutation_test
 from workbench.store import Store, load_recording
+from workbench.sweep.folds import inner_labels, test_mask
 from workbench.paths import result_path
-from workbench.types import Recording, WorkbenchError, digest
+from workbench.types import Recording, WorkbenchError
 
 CELL_CODE_VERSION = "cell-v1"
 
@@ -38,6 +43,8 @@ class Cell:
     feature_path: str
     response_path: str
     kind: str = "encoding"  # encoding (features → units) | decoding (units → features) | metric (no fitting)
+    analysis: str = ""  # the head or metric as tables name it (its label, or its name numbered when repeated)
+    fold: str = ""  # cross-validated encoding: the fold index, or "mean" for the fold-averaged cell
     task: dict[str, Any] = field(hash=False, compare=False, default_factory=dict)
 
     def result_path(self, sweep: str) -> str:
@@ -45,20 +52,28 @@ class Cell:
 
 
 @functools.lru_cache(maxsize=4)
-def _prepared_recording(store_url: str, path: str, prep_key: str, average: bool, test_split: str,
-                        rois: tuple[str, ...] | None) -> dict[str, Any]:
+def _prepared_recording(store_url: str, path: str, prep_json: str, fold: int) -> dict[str, Any]:
+    prep = json.loads(prep_json)
     rec = load_recording(Store(store_url, mode="r"), path)
-    return prepare_recording(rec, average, test_split, list(rois) if rois else None)
+    cv = prep.get("cv")
+    if cv is None or (cv["scheme"] == "split" and not cv.get("inner_group")):
+        return prepare_recording(rec, prep["average_repetitions"], prep["test_split"], prep["rois"])
+    return prepare_fold(rec, prep["average_repetitions"], prep["rois"], cv, fold)
+
+
+def _select_rois(rec: Recording, rois: list[str] | None) -> Recording:
+    if not rois:
+        return rec
+    unknown = [r for r in rois if r not in rec.units.rois]
+    if unknown:
+        raise WorkbenchError(f"ROI {unknown[0]!r} is not defined for {rec.dataset}/{rec.subject}; "
+                             f"known ROIs: {', '.join(rec.units.rois)}")
+    return rec.select_units(np.any([rec.units.rois[r] for r in rois], axis=0))
 
 
 def prepare_recording(rec: Recording, average: bool, test_split: str, rois: list[str] | None) -> dict[str, Any]:
     """Train/test response matrices in the order of their stimulus ids, plus unit metadata."""
-    if rois:
-        unknown = [r for r in rois if r not in rec.units.rois]
-        if unknown:
-            raise WorkbenchError(f"ROI {unknown[0]!r} is not defined for {rec.dataset}/{rec.subject}; "
-                                 f"known ROIs: {', '.join(rec.units.rois)}")
-        rec = rec.select_units(np.any([rec.units.rois[r] for r in rois], axis=0))
+    rec = _select_rois(rec, rois)
     if test_split not in rec.splits:
         raise WorkbenchError(f"{rec.dataset}/{rec.subject} has no split {test_split!r}; "
                              f"its splits are {', '.join(rec.splits) or 'none'}")
@@ -68,21 +83,55 @@ def prepare_recording(rec: Recording, average: bool, test_split: str, rois: list
     is_test = np.array([s in test_ids for s in rec.trial_stimulus_ids])
     if is_test.all() or not is_test.any():
         raise WorkbenchError(f"split {test_split!r} of {rec.dataset}/{rec.subject} leaves no training or no test trials")
-    responses = rec.responses
-    n_times = responses.shape[2] if responses.ndim == 3 else 1
-    rois = dict(rec.units.rois)
-    noise_ceiling = rec.noise_ceiling
-    if responses.ndim == 3:
+    return _split_arrays(rec, rec, ~is_test, is_test, rec.noise_ceiling)
+
+
+def prepare_fold(rec: Recording, average: bool, rois: list[str] | None, cv: dict[str, Any], fold: int) -> dict[str, Any]:
+    """Train/test matrices of one cross-validation fold; each side is averaged over its own repetitions.
+
+    The ``all`` scheme (metric cells of a cross-validated sweep) puts every stimulus on the test side.
+    """
+    rec = _select_rois(rec, rois)
+    is_test = test_mask(rec, cv, fold)
+    if not is_test.any() or (is_test.all() and cv["scheme"] != "all"):
+        raise WorkbenchError(f"fold {fold} of cv scheme {cv['scheme']!r} leaves no training or no test trials "
+                             f"for {rec.dataset}/{rec.subject}")
+    test = _trials(rec, is_test)
+    test = test.average_repetitions() if average else test
+    train = test if is_test.all() else _trials(rec, ~is_test)
+    train = train.average_repetitions() if average and train is not test else train
+    train_rows = np.full(len(train.trial_stimulus_ids), train is not test)
+    data = _split_arrays(train, test, train_rows, np.ones(len(test.trial_stimulus_ids), dtype=bool),
+                         test.noise_ceiling)
+    if cv.get("inner_group") and cv["scheme"] != "all":
+        data["inner_groups"] = inner_labels(_trials(rec, ~is_test), cv["inner_group"], data["train_ids"])
+    return data
+
+
+def _trials(rec: Recording, mask: np.ndarray) -> Recording:
+    """The trials under a boolean mask (splits keep only the stimuli that remain)."""
+    left = np.unique(rec.trial_stimulus_ids[mask])
+    splits = {k: v[np.isin(v, left)] for k, v in rec.splits.items()}
+    return dataclasses.replace(rec, responses=rec.responses[mask], trial_stimulus_ids=rec.trial_stimulus_ids[mask],
+                               splits={k: v for k, v in splits.items() if len(v)},
+                               trial_groups={k: np.asarray(v)[mask] for k, v in rec.trial_groups.items()})
+
+
+def _split_arrays(train: Recording, test: Recording, train_rows: np.ndarray, test_rows: np.ndarray,
+                  noise_ceiling: np.ndarray | None) -> dict[str, Any]:
+    n_times = test.responses.shape[2] if test.responses.ndim == 3 else 1
+    flat = lambda r: r.responses.reshape(r.responses.shape[0], -1)  # noqa: E731
+    rois = dict(test.units.rois)
+    if n_times > 1:
         # Time-resolved data: every (unit, time) pair becomes a column, unit-major, so one head fit is
         # a per-time-point encoding model; results are reshaped back to units × times.
-        responses = responses.reshape(responses.shape[0], -1)
         rois = {k: np.repeat(v, n_times) for k, v in rois.items()}
         noise_ceiling = None if noise_ceiling is None else np.repeat(noise_ceiling, n_times)
     return {
-        "train_ids": rec.trial_stimulus_ids[~is_test], "test_ids": rec.trial_stimulus_ids[is_test],
-        "Y_train": responses[~is_test].astype(np.float32), "Y_test": responses[is_test].astype(np.float32),
-        "noise_ceiling": noise_ceiling, "rois": rois, "n_units": rec.n_units, "n_times": n_times,
-        "times": rec.times,
+        "train_ids": train.trial_stimulus_ids[train_rows], "test_ids": test.trial_stimulus_ids[test_rows],
+        "Y_train": flat(train)[train_rows].astype(np.float32), "Y_test": flat(test)[test_rows].astype(np.float32),
+        "noise_ceiling": noise_ceiling, "rois": rois, "n_units": test.n_units, "n_times": n_times,
+        "times": test.times,
     }
 
 
@@ -93,31 +142,46 @@ def permutation_null(Y: np.ndarray, pred: np.ndarray, n: int, seed: int) -> np.n
 
 
 def _cell_data(store_url: str, task: dict[str, Any]) -> dict[str, Any]:
-    prep = task["prep"]
-    return _prepared_recording(store_url, task["response_path"], digest(prep), prep["average_repetitions"],
-                               prep["test_split"], tuple(prep["rois"]) if prep["rois"] else None)
+    return _prepared_recording(store_url, task["response_path"], json.dumps(task["prep"], sort_keys=True),
+                               int(task.get("fold") or 0))
 
 
 def compute_metric_cell(store_url: str, cell: Cell) -> dict[str, Any]:
     """Compare the layer's features with each ROI's responses on the test stimuli (no fitting).
 
     Time-resolved responses are compared per time point; the row keeps the mean over time and the peak.
+    With ``permutations`` the stimulus labels of the model side are shuffled for a null (p-value one-sided
+    towards more similar: greater for similarities, smaller for distances); with ``bootstrap`` the
+    stimuli are resampled for a 95% percentile interval.
     """
     started = time.time()
-    data = _cell_data(store_url, cell.task)
-    spec = cell.task["metric"]
+    task = cell.task
+    data = _cell_data(store_url, task)
+    spec = task["metric"]
     metric = wb.metric(spec["name"], **spec["options"])
-    X = load_features(Store(store_url), cell.task["feature_path"], data["test_ids"]).astype(np.float64)
+    X = load_features(Store(store_url), task["feature_path"], data["test_ids"]).astype(np.float64)
     n_units, n_times = data["n_units"], data["n_times"]
     Y = data["Y_test"].reshape(len(X), n_units, n_times)
     rois = {"all": np.ones(n_units * n_times, dtype=bool), **data["rois"]}
+    alternative = "less" if metric.kind == "distance" else "greater"
     summary = []
-    for name, mask in rois.items():
+    for i, (name, mask) in enumerate(rois.items()):
         units = mask.reshape(n_units, n_times)[:, 0]
         if not units.any():
             continue
-        course = np.array([float(metric.compare(X, Y[:, units, t])) for t in range(n_times)])
-        row = {"roi": name, "n_units": int(units.sum()), "value": float(course.mean()), "metric_kind": metric.kind}
+        Y_roi = Y[:, units]
+        course = np.array([float(metric.compare(X, Y_roi[:, :, t])) for t in range(n_times)])
+        row = {"roi": name, "n_units": int(units.sum()), "value": float(course.mean()), "metric_kind": metric.kind,
+               "score_name": str(getattr(metric, "score_name", spec["name"]))}
+        statistic = lambda A, B: float(np.mean([metric.compare(A, B[:, :, t]) for t in range(n_times)]))  # noqa: E731
+        if task.get("permutations"):
+            result = permutation_test(statistic, X, Y_roi, n_permutations=task["permutations"],
+                                      seed=task["seed"] + i, alternative=alternative)
+            row["null_value_95"] = float(np.quantile(result.null, 0.05 if alternative == "less" else 0.95))
+            row["p_permutation"] = float(result.pvalue)
+        if task.get("bootstrap"):
+            ci = bootstrap_stimuli(statistic, X, Y_roi, n_boot=task["bootstrap"], seed=task["seed"] + i)
+            row["ci_low"], row["ci_high"] = float(ci.low), float(ci.high)
         if n_times > 1:
             row["peak_time"] = float(data["times"][int(np.argmax(course))])
             row["peak_value"] = float(course.max())
@@ -194,8 +258,57 @@ def compute_decode_cell(store_url: str, cell: Cell) -> dict[str, Any]:
     return result
 
 
+def _proc_memory_kib() -> dict[str, int] | None:
+    """Linux: the process's resident set and its peak since the last reset (``/proc/self/status``)."""
+    try:
+        with open("/proc/self/status") as fh:
+            values = {k: int(v.split()[0]) for k, _, v in (line.partition(":") for line in fh)
+                      if k in ("VmHWM", "VmRSS")}
+    except OSError:
+        return None
+    return values if len(values) == 2 else None
+
+
+def _reset_peak_rss() -> bool:
+    """Reset the kernel's peak-RSS mark (Linux ≥ 4.0: ``5`` into ``/proc/self/clear_refs``)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+    except OSError:
+        return False
+    return _proc_memory_kib() is not None
+
+
+def measured(compute: Callable[[str, Cell], dict[str, Any]], store_url: str, cell: Cell) -> dict[str, Any]:
+    """``compute(store_url, cell)``, its result carrying the cell's own peak memory.
+
+    On Linux the peak is the rise of the process's peak RSS over the cell (the mark is reset first:
+    no overhead); elsewhere it is tracemalloc's peak of traced allocations (about 15% slower cells).
+    ``peak_memory_source`` says which.
+    """
+    if _reset_peak_rss():
+        before = _proc_memory_kib()["VmRSS"]
+        result = compute(store_url, cell)
+        result["peak_memory_mb"] = round(max(_proc_memory_kib()["VmHWM"] - before, 0) / 1024, 3)
+        result["peak_memory_source"] = "rss"
+        return result
+    tracing = not tracemalloc.is_tracing()
+    if tracing:
+        tracemalloc.start()
+    tracemalloc.reset_peak()
+    start = tracemalloc.get_traced_memory()[0]
+    try:
+        result = compute(store_url, cell)
+        result["peak_memory_mb"] = round((tracemalloc.get_traced_memory()[1] - start) / 2**20, 3)
+        result["peak_memory_source"] = "tracemalloc"
+    finally:
+        if tracing:
+            tracemalloc.stop()
+    return result
+
+
 def compute_encoding_cell(store_url: str, cell: Cell) -> dict[str, Any]:
-    """Fit the encoding head of one cell on the training split and score it per unit on the test split."""
+    """Fit the head of one cell (one fold) on its training rows and score it on its test rows."""
     started = time.time()
     task = cell.task
     prep = task["prep"]
@@ -209,8 +322,12 @@ def compute_encoding_cell(store_url: str, cell: Cell) -> dict[str, Any]:
         sd = np.where(sd > 1e-8, sd, 1.0)
         X_train = (X_train - mean) / sd
         X_test = (X_test - mean) / sd
-    head = wb.head(task["head"]["name"], **task["head"]["options"])
+    options = dict(task["head"]["options"])
+    if "inner_groups" in data:
+        options["cv"] = data["inner_groups"]
+    head = wb.head(task["head"]["name"], **options)
     head.fit(X_train, data["Y_train"])
+    fit_s = time.time() - started
     pred = np.asarray(head.predict(X_test), dtype=np.float32)
     Y_test = data["Y_test"]
     score = pearson_per_unit(Y_test, pred).astype(np.float32)
@@ -220,6 +337,9 @@ def compute_encoding_cell(store_url: str, cell: Cell) -> dict[str, Any]:
     alphas = getattr(head, "best_alphas_", None)
     if alphas is not None and np.size(alphas) == len(score):
         result["alpha"] = np.asarray(alphas, dtype=np.float32).reshape(-1)
+    if (prep.get("cv") or {}).get("keep_predictions"):
+        result["prediction"] = pred
+        result["test_ids"] = np.asarray(data["test_ids"], dtype=str)
     rois = {"all": np.ones(len(score), dtype=bool), **data["rois"]}
     summary = []
     for i, (name, mask) in enumerate(rois.items()):
@@ -234,6 +354,10 @@ def compute_encoding_cell(store_url: str, cell: Cell) -> dict[str, Any]:
             null = permutation_null(Y_test[:, mask], pred[:, mask], task["permutations"], task["seed"] + i)
             row["null_mean_r_95"] = float(np.quantile(null, 0.95))
             row["p_permutation"] = permutation_pvalue(observed, null)
+        if task.get("bootstrap"):
+            ci = bootstrap_ci(lambda a, b: float(pearson_per_unit(a, b).mean()), Y_test[:, mask], pred[:, mask],
+                              n_boot=task["bootstrap"], seed=task["seed"] + i)
+            row["ci_low"], row["ci_high"] = float(ci.low), float(ci.high)
         summary.append(row)
     if data["n_times"] > 1:
         n_units, n_times = data["n_units"], data["n_times"]
@@ -247,5 +371,52 @@ def compute_encoding_cell(store_url: str, cell: Cell) -> dict[str, Any]:
         result["times"] = np.asarray(data["times"], dtype=np.float64)
     result["rois"] = summary
     result["n_test"] = int(len(Y_test))
+    result["fit_s"] = round(fit_s, 3)
+    result["timing_s"] = round(time.time() - started, 3)
+    return result
+
+
+FOLD_AVERAGED = ("score", "r2", "score_normalized")
+
+
+def compute_fold_mean_cell(store_url: str, cell: Cell) -> dict[str, Any]:
+    """Fold-averaged per-unit scores of a cross-validated cell, read from its finished fold cells.
+
+    Each ROI row averages the folds' rows (``sem_folds`` is their standard error); with
+    ``keep_predictions`` the folds' test predictions are gathered as out-of-fold predictions.
+    """
+    started = time.time()
+    store = Store(store_url, mode="r")
+    readers = [store.open(path) for path in cell.task["fold_paths"]]
+    result: dict[str, Any] = {}
+    for name in FOLD_AVERAGED:
+        if all(name in r.names() for r in readers):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # units NaN in every fold stay NaN
+                result[name] = np.nanmean(np.stack([r[name] for r in readers]), axis=0).astype(np.float32)
+    if readers and "times" in readers[0].names():
+        result["times"] = readers[0]["times"]
+    if all("prediction" in r.names() for r in readers):
+        result["prediction"] = np.concatenate([r["prediction"] for r in readers])
+        result["test_ids"] = np.concatenate([r["test_ids"] for r in readers]).astype(str)
+        result["fold"] = np.concatenate([np.full(len(r["test_ids"]), i, dtype=np.int32)
+                                         for i, r in enumerate(readers)])
+    by_roi: dict[str, list[dict[str, Any]]] = {}
+    for reader in readers:
+        for row in reader.attrs["rois"]:
+            by_roi.setdefault(row["roi"], []).append(row)
+    summary = []
+    for name, rows in by_roi.items():
+        row: dict[str, Any] = {"roi": name, "n_units": rows[0]["n_units"], "n_folds": len(rows)}
+        for column in ("mean_r", "median_r", "mean_r_normalized", "peak_mean_r"):
+            values = np.array([r[column] for r in rows if r.get(column) is not None], dtype=float)
+            if len(values):
+                row[column] = float(values.mean())
+        values = np.array([r["mean_r"] for r in rows], dtype=float)
+        row["sem_folds"] = float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else None
+        summary.append(row)
+    result["rois"] = summary
+    result["n_test"] = int(sum(r.attrs["n_test"] for r in readers))
+    result["fit_s"] = float(sum(r.attrs.get("fit_s", 0.0) for r in readers))
     result["timing_s"] = round(time.time() - started, 3)
     return result

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from workbench.sweep.cells import Cell, compute_decode_cell, compute_encoding_cell, compute_metric_cell
+from workbench.sweep.cells import (
+    Cell, compute_decode_cell, compute_encoding_cell, compute_fold_mean_cell, compute_metric_cell, measured,
+)
 from workbench.sweep.reconstruction import compute_generation_cell, compute_reconstruction_cell
 
+
+def _encoding(store_url: str, cell: Cell) -> dict[str, Any]:
+    return compute_fold_mean_cell(store_url, cell) if cell.fold == "mean" else compute_encoding_cell(store_url, cell)
+
+
 COMPUTATIONS: dict[str, Callable[[str, Cell], dict[str, Any]]] = {
-    "encoding": compute_encoding_cell,
+    "encoding": _encoding,
     "decoding": compute_decode_cell,
     "metric": compute_metric_cell,
     "reconstruction": compute_reconstruction_cell,
@@ -17,5 +24,5 @@ COMPUTATIONS: dict[str, Callable[[str, Cell], dict[str, Any]]] = {
 
 
 def compute_cell(store_url: str, cell: Cell) -> dict[str, Any]:
-    """Compute one cell of any kind from the store at ``store_url``; returns arrays and table rows."""
-    return COMPUTATIONS[cell.kind](store_url, cell)
+    """Compute one cell of any kind from the store at ``store_url``; the result carries its own peak memory."""
+    return measured(COMPUTATIONS[cell.kind], store_url, cell)

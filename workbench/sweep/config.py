@@ -40,11 +40,22 @@ class HeadSpec(_Spec):
     layers: list[Union[float, str]] | None = Field(
         None, description="fit on these layers (names or relative depths 0–1; extracted too) instead of each "
                           "encoder's own list")
+    label: str | None = Field(None, description="analysis name in tables; the head name, numbered when two "
+                                                "heads share it")
 
 
 class MetricSpec(_Spec):
     name: str
     options: dict[str, Any] = Field(default_factory=dict)
+    label: str | None = Field(None, description="analysis name in tables; the metric name, numbered when two "
+                                                "metrics share it")
+
+
+def analysis_names(specs: list[Any]) -> list[str]:
+    """Table names of heads or metrics: the label, else the name, numbered (``ridge-2``) where names repeat."""
+    names = [s.name for s in specs]
+    return [s.label or (s.name if names.count(s.name) == 1 else f"{s.name}-{names[:i + 1].count(s.name)}")
+            for i, s in enumerate(specs)]
 
 
 class DecodingSpec(_Spec):
@@ -110,6 +121,20 @@ class GenerationSpec(_Spec):
     init_from_reconstruction: bool = Field(False, description="start from the stage-1 reconstruction (img2img)")
     metrics: list[ImageMetricSpec] = Field(default_factory=_default_image_metrics)
     seed: int = 0
+class CVSpec(_Spec):
+    """How encoding cells are cross-validated; every fold reuses the same cached features and responses."""
+
+    scheme: Literal["split", "kfold", "group"] = Field(
+        "split", description="split: one named test split; kfold: seeded k-fold over stimuli; group: "
+                             "leave-one-group-out over a trial grouping of the dataset (session, run)")
+    split: str | None = Field(None, description="scheme split: the test split (default: the sweep's test_split)")
+    k: int = Field(5, ge=2, description="scheme kfold: number of folds")
+    group: str = Field("session", description="scheme group: the trial grouping left out one group at a time")
+    seed: int = Field(0, description="scheme kfold: shuffling seed")
+    keep_predictions: bool = Field(False, description="store each fold's test predictions and, with the "
+                                                      "fold-averaged scores, the out-of-fold predictions")
+    inner_group: str | None = Field(None, description="trial grouping whose labels become the head's inner "
+                                                      "cv folds (alpha selection); the head's own cv otherwise")
 
 
 class SweepConfig(_Spec):
@@ -134,7 +159,11 @@ class SweepConfig(_Spec):
         None, description="generate images from decoded embeddings with a diffusion pipeline (stage 3)")
     decoding: DecodingSpec = Field(default_factory=DecodingSpec,
                                    description="unit sets and scores of heads whose direction is decode")
-    permutations: int = Field(200, ge=0, description="test-set permutations for the per-ROI null")
+    cv: CVSpec | None = Field(None, description="cross-validation of encoding cells; test_split alone when omitted")
+    permutations: int = Field(200, ge=0, description="test-set permutations for the per-ROI null (encoding and "
+                                                     "metric cells)")
+    bootstrap: int = Field(0, ge=0, description="bootstrap resamples of the test stimuli for a 95% interval "
+                                                "of each ROI's score (encoding and metric cells); none when 0")
     seed: int = 0
 
     @field_validator("name")
@@ -161,6 +190,12 @@ class SweepConfig(_Spec):
         if self.encoders and not (self.heads or self.metrics):
             raise ValueError("a sweep with encoders needs heads or metrics to compute")
         return self
+
+    def cv_spec(self) -> dict[str, Any]:
+        """The cross-validation scheme as plain data (``test_split`` alone is the split scheme)."""
+        spec = (self.cv or CVSpec()).model_dump()
+        spec["split"] = spec["split"] or self.test_split
+        return spec
 
     def digest(self) -> str:
         return digest(self.model_dump(exclude={"store"}))

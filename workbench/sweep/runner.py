@@ -18,9 +18,10 @@ import workbench as wb
 from workbench.features import encoder_key, extract_features
 from workbench.store import ArraySpec, Store, cached_recording, open_store, recording_key, recording_key_for, safe_name
 from workbench.sweep.cells import CELL_CODE_VERSION, Cell
-from workbench.sweep.config import SweepConfig
 from workbench.sweep.compute import compute_cell
+from workbench.sweep.config import SweepConfig, analysis_names
 from workbench.sweep.executors import get_executor
+from workbench.sweep.folds import fold_count
 from workbench.sweep.reconstruction import (
     LATENTS, CodecEncoder, check_reconstruction_metrics, load_seen_images, seen_images_key,
 )
@@ -99,8 +100,15 @@ class Sweep:
         subjects = self.subjects()
         ds_fp = self.dataset.fingerprint()
         responses = {s: self.recording_key(s) for s in subjects}
-        prep = {"average_repetitions": cfg.average_repetitions, "test_split": cfg.test_split, "rois": cfg.rois,
+        cv = cfg.cv_spec()
+        prep = {"average_repetitions": cfg.average_repetitions, "test_split": cv["split"], "rois": cfg.rois,
                 "standardize_features": True}
+        legacy = cv["scheme"] == "split" and not cv["inner_group"] and not cv["keep_predictions"]
+        enc_prep = prep if legacy else {**prep, "cv": cv}
+        metric_prep = prep if cv["scheme"] == "split" else {**prep, "cv": {"scheme": "all"}}
+        folds = {s: self.fold_count(cv, responses[s]) for s in subjects}
+        stats = {"seed": cfg.seed, "permutations": cfg.permutations, "bootstrap": cfg.bootstrap}
+        head_names, metric_names = analysis_names(cfg.heads), analysis_names(cfg.metrics)
         cells: list[Cell] = []
         extractions = []
         for e_index, e_spec in enumerate(cfg.encoders):
@@ -117,29 +125,43 @@ class Sweep:
             for subject in subjects:
                 for layer in layers:
                     fpath = feature_path(key, layer)
+                    common = dict(subject=subject, encoder=e_spec.display, encoder_name=e_spec.name, layer=layer,
+                                  depth=float(depth[layer]), feature_path=fpath, response_path=responses[subject])
                     for h_index, h_spec in enumerate(cfg.heads):
                         if layer not in chosen[h_index]:
                             continue
+                        head_dump = h_spec.model_dump(exclude={"label"})
                         if self.head_direction(h_index) == "decode":
                             cells.extend(self._decode_cells(subject, e_spec, layer, float(depth[layer]), fpath,
                                                             h_spec, responses[subject], prep, ds_fp, key))
                             continue
-                        ckey = digest(CELL_CODE_VERSION, ds_fp, subject, prep, key, layer, h_spec.model_dump(),
-                                      cfg.seed, cfg.permutations)
-                        task = {"response_path": responses[subject], "feature_path": fpath, "head": h_spec.model_dump(),
-                                "prep": prep, "seed": cfg.seed, "permutations": cfg.permutations}
-                        cells.append(Cell(key=f"{safe_name(subject)}-{ckey}", subject=subject, encoder=e_spec.display,
-                                          encoder_name=e_spec.name, layer=layer, depth=float(depth[layer]),
-                                          head=h_spec.name, feature_path=fpath, response_path=responses[subject],
-                                          task=task))
-                    for m_spec in cfg.metrics if layer in listed else ():
-                        ckey = digest(CELL_CODE_VERSION, ds_fp, subject, prep, key, layer, "metric", m_spec.model_dump())
-                        task = {"response_path": responses[subject], "feature_path": fpath, "prep": prep,
-                                "metric": m_spec.model_dump(), "seed": cfg.seed}
-                        cells.append(Cell(key=f"{safe_name(subject)}-m{ckey}", subject=subject, encoder=e_spec.display,
-                                          encoder_name=e_spec.name, layer=layer, depth=float(depth[layer]),
-                                          head=m_spec.name, feature_path=fpath, response_path=responses[subject],
-                                          kind="metric", task=task))
+                        task = {"response_path": responses[subject], "feature_path": fpath, "head": head_dump,
+                                "prep": enc_prep, "seed": cfg.seed, "permutations": cfg.permutations}
+                        if cfg.bootstrap:
+                            task["bootstrap"] = cfg.bootstrap
+                        base = [CELL_CODE_VERSION, ds_fp, subject, enc_prep, key, layer, head_dump,
+                                cfg.seed, cfg.permutations] + ([cfg.bootstrap] if cfg.bootstrap else [])
+                        if cv["scheme"] == "split":
+                            cells.append(Cell(key=f"{safe_name(subject)}-{digest(*base)}", head=h_spec.name, analysis=head_names[h_index],
+                                              task=task, **common))
+                            continue
+                        fold_cells = [Cell(key=f"{safe_name(subject)}-f{i}-{digest(*base, i)}", head=h_spec.name, analysis=head_names[h_index],
+                                           fold=str(i), task={**task, "fold": i}, **common)
+                                      for i in range(folds[subject])]
+                        cells.extend(fold_cells)
+                        if fold_cells:
+                            paths = [c.result_path(cfg.name) for c in fold_cells]
+                            cells.append(Cell(key=f"{safe_name(subject)}-cv-{digest(*base, 'mean', len(paths))}",
+                                              head=h_spec.name, analysis=head_names[h_index], fold="mean",
+                                              task={**task, "fold_paths": paths, "n_folds": len(paths)}, **common))
+                    for m_index, m_spec in enumerate(cfg.metrics if layer in listed else ()):
+                        m_dump = m_spec.model_dump(exclude={"label"})
+                        ckey = digest(CELL_CODE_VERSION, ds_fp, subject, metric_prep, key, layer, "metric", m_dump, stats)
+                        task = {"response_path": responses[subject], "feature_path": fpath, "prep": metric_prep,
+                                "metric": m_dump, **stats}
+                        cells.append(Cell(key=f"{safe_name(subject)}-m{ckey}", head=m_spec.name,
+                                          analysis=metric_names[m_index], kind="metric",
+                                          task=task, **common))
         if cfg.reconstruction is not None:
             cells.extend(self._reconstruction_cells(subjects, responses, prep, ds_fp, extractions))
         if cfg.generation is not None:
@@ -236,6 +258,22 @@ class Sweep:
         write_images(self.store, cells[0].task["seen_key"], ids, lambda block: load_seen_images(images, block, size),
                      attrs={"what": "seen test images", "size": size})
 
+
+    def fold_count(self, cv: dict[str, Any], response_path: str) -> int:
+        """Folds of the scheme for one subject; leave-one-group-out reads the cached recording's group
+        labels, so before the recording is cached it plans none (the run re-plans after caching)."""
+        if cv["scheme"] != "group":
+            return fold_count(cv)
+        if not self.store.is_complete(response_path):
+            return 0
+        reader = self.store.open(response_path)
+        names = reader.attrs["recording"].get("trial_groups", {})
+        key = next((k for k, name in names.items() if name == cv["group"]), None)
+        if key is None:
+            raise WorkbenchError(f"cv.group {cv['group']!r} is not a trial grouping of dataset "
+                                 f"{self.config.dataset.name!r}; its groupings are {', '.join(names.values()) or 'none'}")
+        return fold_count(cv, group_labels=reader[f"group_{key}"])
+
     def recording_key(self, subject: str) -> str:
         """Where the subject's recording is cached (one key per dataset files, options and non-finite policy)."""
         if self.config.non_finite == "error":
@@ -268,9 +306,9 @@ class Sweep:
         for roi in cfg.decoding.rois:
             for window in cfg.decoding.time_windows or [None]:
                 unit_set = {"roi": roi, "time_window": None if window is None else list(window)}
-                ckey = digest(CELL_CODE_VERSION, ds_fp, subject, prep, key, layer, "decode", h_spec.model_dump(),
+                ckey = digest(CELL_CODE_VERSION, ds_fp, subject, prep, key, layer, "decode", h_spec.model_dump(exclude={"label"}),
                               unit_set, spec, cfg.seed, cfg.permutations)
-                task = {"response_path": response, "feature_path": fpath, "head": h_spec.model_dump(), "prep": prep,
+                task = {"response_path": response, "feature_path": fpath, "head": h_spec.model_dump(exclude={"label"}), "prep": prep,
                         "seed": cfg.seed, "permutations": cfg.permutations, "decoding": spec, **unit_set}
                 cells.append(Cell(key=f"{safe_name(subject)}-d{ckey}", subject=subject, encoder=e_spec.display,
                                   encoder_name=e_spec.name, layer=layer, depth=depth, head=h_spec.name,
@@ -334,7 +372,8 @@ class Sweep:
                  for k, v in arrays.items()}
         attrs = {"cell": {k: v for k, v in asdict(cell).items() if k != "task"}, "task": cell.task,
                  "sweep": self.config.name, "dataset": self.config.dataset.name,
-                 "rois": result["rois"], "n_test": result["n_test"], "timing_s": result["timing_s"]}
+                 "rois": result["rois"], "n_test": result["n_test"], "timing_s": result["timing_s"],
+                 **{k: result[k] for k in ("fit_s", "peak_memory_mb", "peak_memory_source") if k in result}}
         with self.store.writer(cell.result_path(self.config.name), specs, kind="cell", attrs=attrs) as w:
             for name, value in arrays.items():
                 w.put(name, value)
@@ -400,9 +439,11 @@ class Sweep:
         if fitted:
             advance = reporter.progress("fitting cells", len(fitted))
             run_cells = get_executor(executor, workers=workers, address=address)
-            for cell, result in run_cells(self.store.url, fitted):
-                self.write_cell(cell, result)
-                advance(1)
+            # fold-averaged cells read their finished folds, so they run after every other cell
+            for phase in ([c for c in fitted if c.fold != "mean"], [c for c in fitted if c.fold == "mean"]):
+                for cell, result in run_cells(self.store.url, phase) if phase else ():
+                    self.write_cell(cell, result)
+                    advance(1)
         generated = [c for c in pending if c.kind == "generation"]
         if generated:  # after the decode cells they read; in this process, where the GPU is
             advance = reporter.progress("generating images", len(generated))

@@ -1,0 +1,185 @@
+"""Cross-validation schemes of sweeps, each checked against a direct scikit-learn loop."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import Ridge
+from sklearn.model_selection import KFold, LeaveOneGroupOut
+
+import workbench as wb
+from workbench.scoring import pearson_per_unit
+from workbench.sweep import Sweep, results_table, tidy_table
+from workbench.sweep.config import config_from_dict
+from workbench.sweep.tables import load_cell_scores
+from workbench.paths import result_path
+from workbench.types import LayerInfo, WorkbenchError, digest
+
+ALPHA = 10.0
+
+
+class ColourEncoder:
+    """Colour statistics of each image: a cheap deterministic 6-feature encoder."""
+
+    name = "colour-test"
+    modality = "image"
+
+    def layers(self) -> list[LayerInfo]:
+        return [LayerInfo("colour", 1.0)]
+
+    def encode(self, batch, layers):
+        arrays = [np.asarray(im.convert("RGB").resize((8, 8)), dtype=np.float32) / 255 for im in batch]
+        return {"colour": np.stack([np.r_[a.mean((0, 1)), a.std((0, 1))] for a in arrays])}
+
+    def fingerprint(self) -> str:
+        return digest("colour-test", 1)
+
+
+@pytest.fixture(autouse=True)
+def _encoder():
+    wb.register("colour-test", ColourEncoder, kind="encoder", replace=True)
+
+
+def config(tmp_path: Path, cv: dict | None, **changes) -> dict:
+    data = {"name": "cv", "store": str(tmp_path / "store.zarr"), "subjects": ["1"],
+            "dataset": {"name": "demo", "options": {"n_subjects": 2, "n_train": 40, "n_test": 12, "n_sessions": 4}},
+            "encoders": [{"name": "colour-test", "batch_size": 64}],
+            "heads": [{"name": "ridge", "options": {"alphas": [ALPHA]}}], "permutations": 0}
+    if cv is not None:
+        data["cv"] = cv
+    data.update(changes)
+    return data
+
+
+def averaged(responses: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    frame = pd.DataFrame(responses.astype(np.float64)).groupby(ids, sort=True).mean()
+    return frame.to_numpy(), frame.index.to_numpy().astype(str)
+
+
+def reference_folds(sweep: Sweep, splits) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Per fold: per-unit r, test stimulus ids and predictions of scikit-learn's Ridge on z-scored features."""
+    rec = sweep.dataset.recording("1")
+    stimuli = sweep.dataset.stimuli("image")
+    out = []
+    for train, test in splits:
+        Y_tr, id_tr = averaged(rec.responses[train], rec.trial_stimulus_ids[train])
+        Y_te, id_te = averaged(rec.responses[test], rec.trial_stimulus_ids[test])
+        X_tr = ColourEncoder().encode(stimuli.get(id_tr), ["colour"])["colour"].astype(np.float64)
+        X_te = ColourEncoder().encode(stimuli.get(id_te), ["colour"])["colour"].astype(np.float64)
+        mean, sd = X_tr.mean(0), X_tr.std(0)
+        sd = np.where(sd > 1e-8, sd, 1.0)
+        pred = Ridge(alpha=ALPHA).fit((X_tr - mean) / sd, Y_tr).predict((X_te - mean) / sd)
+        out.append((pearson_per_unit(Y_te, pred), id_te, pred))
+    return out
+
+
+def fold_scores(sweep: Sweep) -> tuple[list[dict], dict]:
+    """The fold cells (in fold order) and the fold-averaged cell of the sweep's only layer × head."""
+    store = sweep.store
+    plan = sweep.plan()
+    folds = sorted((c for c in plan.cells if c.fold not in ("", "mean")), key=lambda c: int(c.fold))
+    mean = next(c for c in plan.cells if c.fold == "mean")
+    read = lambda c: store.open(result_path("cv", c.key))  # noqa: E731
+    return [read(c) for c in folds], read(mean)
+
+
+def test_kfold_matches_a_scikit_learn_loop(tmp_path):
+    sweep = Sweep(config_from_dict(config(tmp_path, {"scheme": "kfold", "k": 4, "seed": 3, "keep_predictions": True})))
+    summary = sweep.run()
+    assert summary["cells"] == 4 + 1
+    rec = sweep.dataset.recording("1")
+    stimuli = np.unique(rec.trial_stimulus_ids)
+    splits = [(np.isin(rec.trial_stimulus_ids, stimuli[tr]), np.isin(rec.trial_stimulus_ids, stimuli[te]))
+              for tr, te in KFold(4, shuffle=True, random_state=3).split(stimuli)]
+    expected = reference_folds(sweep, splits)
+    folds, mean = fold_scores(sweep)
+    for reader, (r, ids, pred) in zip(folds, expected):
+        order = np.argsort(reader["test_ids"])
+        assert list(reader["test_ids"][order]) == list(ids)
+        np.testing.assert_allclose(reader["score"], r, atol=1e-6)
+        np.testing.assert_allclose(reader["prediction"][order], pred, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(mean["score"], np.mean([r for r, _, _ in expected], axis=0), atol=1e-6)
+    assert sorted(mean["test_ids"]) == sorted(stimuli)  # out-of-fold: every stimulus once
+    table = results_table(sweep.store, "cv")
+    assert set(table["fold"]) == {"mean"} and (table["n_folds"] == 4).all()
+    assert set(results_table(sweep.store, "cv", folds=True)["fold"]) == {"0", "1", "2", "3", "mean"}
+    (_, arrays), = load_cell_scores(sweep.store, "cv")
+    np.testing.assert_array_equal(arrays["score"], mean["score"])
+
+
+def test_leave_one_session_out_matches_a_scikit_learn_loop(tmp_path):
+    sweep = Sweep(config_from_dict(config(tmp_path, {"scheme": "group", "group": "session", "keep_predictions": True})))
+    sweep.run()
+    rec = sweep.dataset.recording("1")
+    labels = rec.trial_groups["session"]
+    splits = [(np.isin(np.arange(len(labels)), tr), np.isin(np.arange(len(labels)), te))
+              for tr, te in LeaveOneGroupOut().split(labels, groups=labels)]
+    expected = reference_folds(sweep, splits)
+    folds, mean = fold_scores(sweep)
+    assert len(folds) == len(np.unique(labels)) == 4
+    for reader, (r, ids, _) in zip(folds, expected):
+        assert sorted(reader["test_ids"]) == list(ids)
+        np.testing.assert_allclose(reader["score"], r, atol=1e-6)
+    np.testing.assert_allclose(mean["score"], np.mean([r for r, _, _ in expected], axis=0), atol=1e-6)
+
+
+def test_rerun_skips_finished_folds_and_a_lost_fold_is_recomputed(tmp_path):
+    cfg = config_from_dict(config(tmp_path, {"scheme": "kfold", "k": 3}))
+    Sweep(cfg).run()
+    sweep = Sweep(cfg)
+    again = sweep.run()
+    assert again["computed"] == 0 and again["skipped"] == 4
+    folds = [c for c in sweep.plan().cells if c.fold == "1"]
+    mean = [c for c in sweep.plan().cells if c.fold == "mean"]
+    before = sweep.store.open(result_path("cv", mean[0].key))["score"]
+    sweep.store.delete(result_path("cv", folds[0].key))
+    sweep.store.delete(result_path("cv", mean[0].key))
+    third = sweep.run()
+    assert third["computed"] == 2
+    np.testing.assert_array_equal(sweep.store.open(result_path("cv", mean[0].key))["score"], before)
+
+
+def test_inner_groups_choose_alphas_like_a_grouped_scikit_learn_search(tmp_path):
+    alphas = [0.1, 10.0, 1000.0]
+    cv = {"scheme": "split", "inner_group": "session"}
+    sweep = Sweep(config_from_dict(config(tmp_path, cv, heads=[{"name": "ridge", "options": {"alphas": alphas}}])))
+    sweep.run()
+    rec = sweep.dataset.recording("1")
+    is_test = np.isin(rec.trial_stimulus_ids, rec.splits["test"])
+    Y_tr, id_tr = averaged(rec.responses[~is_test], rec.trial_stimulus_ids[~is_test])
+    first = pd.Series(rec.trial_groups["session"][~is_test]).groupby(rec.trial_stimulus_ids[~is_test]).first()
+    groups = first.loc[id_tr].to_numpy()
+    X = ColourEncoder().encode(sweep.dataset.stimuli("image").get(id_tr), ["colour"])["colour"].astype(np.float64)
+    X = (X - X.mean(0)) / np.where(X.std(0) > 1e-8, X.std(0), 1.0)
+    mse = np.zeros((len(alphas), Y_tr.shape[1]))
+    for tr, te in LeaveOneGroupOut().split(X, groups=groups):
+        for a, alpha in enumerate(alphas):
+            pred = Ridge(alpha=alpha).fit(X[tr], Y_tr[tr]).predict(X[te])
+            mse[a] += ((pred - Y_tr[te]) ** 2).mean(0)
+    expected = np.asarray(alphas)[mse.argmin(0)]
+    (_, arrays), = load_cell_scores(sweep.store, "cv")
+    np.testing.assert_allclose(arrays["alpha"], expected, rtol=1e-6)
+    assert len(set(expected)) > 1  # the choice is per unit, not one alpha for all
+
+
+def test_an_unknown_grouping_is_one_sentence(tmp_path):
+    sweep = Sweep(config_from_dict(config(tmp_path, {"scheme": "group", "group": "run"})))
+    with pytest.raises(WorkbenchError, match="cv.group 'run' is not a trial grouping.*session"):
+        sweep.run()
+
+
+def test_metric_cells_of_a_cross_validated_sweep_use_every_stimulus(tmp_path):
+    sweep = Sweep(config_from_dict(config(tmp_path, {"scheme": "kfold", "k": 3}, metrics=[{"name": "cka"}])))
+    sweep.run()
+    rows = results_table(sweep.store, "cv")
+    metric = rows[rows["kind"] == "metric"]
+    rec = sweep.dataset.recording("1").average_repetitions()
+    assert metric["n_units"].iloc[0] == rec.n_units
+    X = ColourEncoder().encode(sweep.dataset.stimuli("image").get(rec.trial_stimulus_ids), ["colour"])["colour"]
+    expected = wb.metric("cka").compare(X.astype(np.float64), rec.responses.astype(np.float64))
+    assert metric.loc[metric["roi"] == "all", "value"].iloc[0] == pytest.approx(expected, rel=1e-5)
+    tidy = tidy_table(sweep.store, "cv")
+    assert {"mean_r", "cka_linear"} <= set(tidy["score"])
