@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from workbench.sweep import Reporter, load_config
+from workbench.sweep.index import lookup_store
 from workbench.types import WorkbenchError
 
 console = Console()
@@ -72,7 +73,10 @@ def is_number(text: str) -> bool:
 
 
 def default_store(sweep: str) -> str | None:
-    """A sweep's own store when its config in configs/ names one (so `results show demo` just works)."""
+    """Where sweep ``sweep`` finished last (the per-user index), else the store its configs/ file names."""
+    recorded = lookup_store(sweep)
+    if recorded:
+        return recorded
     try:
         cfg = load_config(Path("configs") / f"{sweep}.yaml", [])
     except WorkbenchError:

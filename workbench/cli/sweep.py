@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import time
 from importlib import resources
 from pathlib import Path
@@ -16,6 +17,7 @@ from workbench.cli.common import JsonOption, StoreOption, console, default_store
 from workbench.figures.sweep import write_figures
 from workbench.store import open_store
 from workbench.sweep import Sweep, load_config, results_table
+from workbench.sweep.index import store_location
 from workbench.types import WorkbenchError
 
 sweep_app = typer.Typer(help="Run alignment sweeps from YAML configs (see configs/).", no_args_is_help=True)
@@ -40,7 +42,16 @@ def sweep_run(
         summary = Sweep(cfg, store).run(executor=executor, workers=workers, reporter=reporter, address=address)
     console.print(f"[green]done[/]: {summary['computed']} cell(s) computed, {summary['skipped']} already in the store, "
                   f"{summary['wall_time_s']} s. Table: {summary['table']}")
-    console.print(f"Next: workbench results show {cfg.name} --store {store or cfg.store or 'stores/default.zarr'}")
+    print_follow_ups(cfg.name, summary["store"])
+
+
+def print_follow_ups(sweep: str, store_url: str) -> None:
+    """The exact commands that show a finished sweep, with its store spelled out (they work from any folder)."""
+    where = shlex.quote(store_location(store_url))
+    name = shlex.quote(sweep)
+    console.print("Next:", highlight=False)
+    for command in (f"results show {name}", f"figure layers {name} --out layers.png", f"report {name} --out report/"):
+        console.print(f"  workbench {command} --store {where}", highlight=False, soft_wrap=True)
 
 
 @sweep_app.command("status")
@@ -133,3 +144,4 @@ def demo(out: Path = typer.Option(Path("figures/demo"), "--out", help="Folder fo
                   f"({summary['computed']} cells computed, {summary['skipped']} reused).")
     console.print(f"Figures in [bold]{out}[/]: " + ", ".join(p.name for p in paths))
     console.print(f"Results table: {summary['table']}")
+    print_follow_ups(cfg.name, sweep.store.url)

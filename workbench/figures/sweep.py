@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Optional
 
@@ -9,6 +10,7 @@ import numpy as np
 
 from workbench.figures.brainmap import plot_best_layer, plot_surface_scores
 from workbench.figures.layers import plot_layer_profiles
+from workbench.paths import manifest_path, result_path
 from workbench.store import Store, load_recording
 from workbench.sweep import load_cell_scores, results_table
 from workbench.scoring import critical_r
@@ -16,10 +18,37 @@ from workbench.types import WorkbenchError
 
 
 def _cells_for_map(store_obj: Store, sweep: str, subject: Optional[str], encoder: Optional[str]):
+    if encoder is not None:
+        labels = encoder_labels(store_obj, sweep)
+        encoder = resolve_encoder_label(encoder, labels, sweep)
     cells = list(load_cell_scores(store_obj, sweep, subject=subject, encoder=encoder))
     if not cells:
         raise WorkbenchError(f"no cells of sweep {sweep!r} match subject={subject} encoder={encoder}")
     return cells
+
+
+def encoder_labels(store_obj: Store, sweep: str) -> list[str]:
+    """Encoder labels of the sweep's latest run, in config order, read from cell attributes only (no arrays)."""
+    if not store_obj.is_complete(manifest_path(sweep)):
+        raise WorkbenchError(f"no finished sweep {sweep!r} in store {store_obj.url}")
+    keys = store_obj.open(manifest_path(sweep))["cells"].astype(str)
+    paths = [result_path(sweep, key) for key in keys]
+    return list(dict.fromkeys(store_obj.attrs(p)["cell"]["encoder"] for p in paths if store_obj.is_complete(p)))
+
+
+def resolve_encoder_label(encoder: str, labels: list[str], sweep: str) -> str:
+    """The sweep's label for ``encoder``: exact, or the config label a " (random weights)" suffix was added to."""
+    if encoder in labels:
+        return encoder
+    marked = [label for label in labels if label.endswith(" (random weights)") and label[:-len(" (random weights)")] == encoder]
+    if marked:
+        return marked[0]
+    raise WorkbenchError(f"sweep {sweep!r} has no encoder {encoder!r}; its encoders are {', '.join(map(repr, labels))}")
+
+
+def file_label(label: str) -> str:
+    """A label as a file-name part: runs of anything but letters, digits, - and _ become one underscore."""
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", label).strip("_")
 
 
 def _units(store_obj: Store, response_path: str):
@@ -35,7 +64,7 @@ def draw_brainmap(store_obj: Store, sweep: str, out: Path, encoder: Optional[str
     """Draw one cell's per-vertex map, or the best layer per vertex with ``value='best-layer'``."""
     cells = _cells_for_map(store_obj, sweep, subject, encoder)
     subject = subject or cells[0][0]["subject"]
-    encoder = encoder or cells[0][0]["encoder"]
+    encoder = cells[0][0]["encoder"]
     cells = [c for c in cells if c[0]["subject"] == subject and c[0]["encoder"] == encoder]
     rec = _units(store_obj, cells[0][0]["response_path"])
     keep = np.ones(rec.units.n, dtype=bool)
@@ -89,7 +118,7 @@ def write_figures(store_obj: Store, sweep: str, out_dir: Path) -> list[Path]:
     paths.extend(metric_paths)
     subject = str(frame["subject"].iloc[0])
     for encoder in dict.fromkeys(frame["encoder"]):
-        safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in encoder)
+        safe = file_label(encoder)
         try:
             paths.append(draw_brainmap(store_obj, sweep, out_dir / f"brainmap_{safe}.png", encoder=encoder, subject=subject))
             paths.append(draw_brainmap(store_obj, sweep, out_dir / f"best_layer_{safe}.png", encoder=encoder,

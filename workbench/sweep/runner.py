@@ -20,9 +20,12 @@ from workbench.store import ArraySpec, Store, cached_recording, open_store, reco
 from workbench.sweep.cells import CELL_CODE_VERSION, Cell
 from workbench.sweep.config import SweepConfig
 from workbench.sweep.executors import get_executor
+from workbench.sweep.index import record_sweep
 from workbench.paths import feature_path, manifest_path
 from workbench.sweep.tables import export_table
 from workbench.types import StimulusSet, WorkbenchError, digest, resolve_layers
+
+RANDOM_WEIGHTS_LABEL = " (random weights)"
 
 
 @dataclass
@@ -50,6 +53,13 @@ class Sweep:
             spec = self.config.encoders[index]
             self._encoders[index] = wb.encoder(spec.name, **spec.options)
         return self._encoders[index]
+
+    def encoder_label(self, index: int) -> str:
+        """The encoder's name in tables, figures and the report; random-weight encoders say so."""
+        label = self.config.encoders[index].display
+        if getattr(self.encoder(index), "random_weights", False) and RANDOM_WEIGHTS_LABEL not in label:
+            label += RANDOM_WEIGHTS_LABEL
+        return label
 
     def subjects(self) -> list[str]:
         available = self.dataset.subjects()
@@ -100,6 +110,7 @@ class Sweep:
         extractions = []
         for e_index, e_spec in enumerate(cfg.encoders):
             enc = self.encoder(e_index)
+            label = self.encoder_label(e_index)
             stimuli = self.stimuli_for(e_index)
             available = enc.layers()
             layers = resolve_layers(available, e_spec.layers)
@@ -111,14 +122,14 @@ class Sweep:
                     fpath = feature_path(key, layer)
                     for h_index, h_spec in enumerate(cfg.heads):
                         if self.head_direction(h_index) == "decode":
-                            cells.extend(self._decode_cells(subject, e_spec, layer, float(depth[layer]), fpath,
+                            cells.extend(self._decode_cells(subject, e_spec, label, layer, float(depth[layer]), fpath,
                                                             h_spec, responses[subject], prep, ds_fp, key))
                             continue
                         ckey = digest(CELL_CODE_VERSION, ds_fp, subject, prep, key, layer, h_spec.model_dump(),
                                       cfg.seed, cfg.permutations)
                         task = {"response_path": responses[subject], "feature_path": fpath, "head": h_spec.model_dump(),
                                 "prep": prep, "seed": cfg.seed, "permutations": cfg.permutations}
-                        cells.append(Cell(key=f"{safe_name(subject)}-{ckey}", subject=subject, encoder=e_spec.display,
+                        cells.append(Cell(key=f"{safe_name(subject)}-{ckey}", subject=subject, encoder=label,
                                           encoder_name=e_spec.name, layer=layer, depth=float(depth[layer]),
                                           head=h_spec.name, feature_path=fpath, response_path=responses[subject],
                                           task=task))
@@ -126,7 +137,7 @@ class Sweep:
                         ckey = digest(CELL_CODE_VERSION, ds_fp, subject, prep, key, layer, "metric", m_spec.model_dump())
                         task = {"response_path": responses[subject], "feature_path": fpath, "prep": prep,
                                 "metric": m_spec.model_dump(), "seed": cfg.seed}
-                        cells.append(Cell(key=f"{safe_name(subject)}-m{ckey}", subject=subject, encoder=e_spec.display,
+                        cells.append(Cell(key=f"{safe_name(subject)}-m{ckey}", subject=subject, encoder=label,
                                           encoder_name=e_spec.name, layer=layer, depth=float(depth[layer]),
                                           head=m_spec.name, feature_path=fpath, response_path=responses[subject],
                                           kind="metric", task=task))
@@ -146,7 +157,7 @@ class Sweep:
             self._directions[index] = wb.head(spec.name, **spec.options).direction
         return self._directions[index]
 
-    def _decode_cells(self, subject: str, e_spec: Any, layer: str, depth: float, fpath: str, h_spec: Any,
+    def _decode_cells(self, subject: str, e_spec: Any, label: str, layer: str, depth: float, fpath: str, h_spec: Any,
                       response: str, prep: dict[str, Any], ds_fp: str, key: str) -> list[Cell]:
         """One decoding cell per unit set (all units or an ROI) and time window."""
         cfg = self.config
@@ -159,7 +170,7 @@ class Sweep:
                               unit_set, spec, cfg.seed, cfg.permutations)
                 task = {"response_path": response, "feature_path": fpath, "head": h_spec.model_dump(), "prep": prep,
                         "seed": cfg.seed, "permutations": cfg.permutations, "decoding": spec, **unit_set}
-                cells.append(Cell(key=f"{safe_name(subject)}-d{ckey}", subject=subject, encoder=e_spec.display,
+                cells.append(Cell(key=f"{safe_name(subject)}-d{ckey}", subject=subject, encoder=label,
                                   encoder_name=e_spec.name, layer=layer, depth=depth, head=h_spec.name,
                                   feature_path=fpath, response_path=response, kind="decoding", task=task))
         return cells
@@ -231,6 +242,10 @@ class Sweep:
         plan = self.plan()
         reporter.message(f"sweep {self.config.name}: {len(plan.cells)} cells, {len(plan.subjects)} subject(s), "
                          f"{len(plan.extractions)} encoder(s), store {self.store.url}")
+        for index, spec in enumerate(self.config.encoders):
+            if getattr(self.encoder(index), "random_weights", False):
+                reporter.message(f"warning: encoder {spec.display!r} ({spec.name}) has random weights, no pretrained "
+                                 f"checkpoint; its scores are an untrained-architecture baseline")
         self.cache_recordings(plan)
         plan = self.plan()  # feature keys follow the stimuli the cached recordings use
         self.extract(plan, reporter)
@@ -243,8 +258,9 @@ class Sweep:
                 advance(1)
         self.write_manifest(plan, started)
         table_path = export_table(self.store, self.config.name)
+        record_sweep(self.config.name, self.store.url)
         return {"cells": len(plan.cells), "computed": len(pending), "skipped": len(plan.cells) - len(pending),
-                "wall_time_s": round(time.time() - started, 2), "table": table_path}
+                "wall_time_s": round(time.time() - started, 2), "table": table_path, "store": self.store.url}
 
 
 class Reporter:
