@@ -12,7 +12,7 @@ import typer
 from rich.markup import escape
 
 import workbench
-from workbench.cli.common import console, err_console
+from workbench.cli.common import console, err_console, set_verbosity
 from workbench.cli.data import data_app, extract
 from workbench.cli.figures import figure_app, report
 from workbench.cli.plugins import add_kind_commands, plugin_app, plugins_app
@@ -49,8 +49,11 @@ def _version_callback(value: bool) -> None:
 def _root(
     version: bool = typer.Option(False, "--version", callback=_version_callback, is_eager=True, help="Show the version and exit."),
     debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress or messages; warnings and errors only."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Also show the library's log messages."),
 ) -> None:
     """Compare any model representation with any brain recording."""
+    set_verbosity(quiet, verbose)
 
 
 

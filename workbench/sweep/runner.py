@@ -9,6 +9,7 @@ Only this coordinating process writes to the store.
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
@@ -244,7 +245,7 @@ class Sweep:
                          f"{len(plan.extractions)} encoder(s), store {self.store.url}")
         for index, spec in enumerate(self.config.encoders):
             if getattr(self.encoder(index), "random_weights", False):
-                reporter.message(f"warning: encoder {spec.display!r} ({spec.name}) has random weights, no pretrained "
+                reporter.warning(f"encoder {spec.display!r} ({spec.name}) has random weights, no pretrained "
                                  f"checkpoint; its scores are an untrained-architecture baseline")
         self.cache_recordings(plan)
         plan = self.plan()  # feature keys follow the stimuli the cached recordings use
@@ -268,6 +269,10 @@ class Reporter:
 
     def message(self, text: str) -> None:  # noqa: D401 - a sink
         pass
+
+    def warning(self, text: str) -> None:
+        """Something the user must know about the run (e.g. random weights): a Python warning unless a CLI shows it."""
+        warnings.warn(text, UserWarning, stacklevel=3)
 
     def progress(self, label: str, total: int) -> Callable[[int], None]:
         return lambda n: None
