@@ -27,7 +27,7 @@ app = typer.Typer(
          "Start with `workbench demo`, then `workbench plugins list` to see what is installed.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,
 )
 for _sub, _name in ((plugins_app, "plugins"), (store_app, "store"), (data_app, "data"), (sweep_app, "sweep"),
                     (results_app, "results"), (figure_app, "figure"), (plugin_app, "plugin")):

@@ -7,7 +7,7 @@ import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Literal
 
 import typer
 from rich.console import Console
@@ -23,7 +23,10 @@ if not console.is_terminal:
     console = Console(width=160)  # logs and pipes: wide enough for results tables
 err_console = Console(stderr=True, soft_wrap=True)
 
-StoreOption = typer.Option(None, "--store", help="Store path or fsspec URL [default: $WORKBENCH_STORE or stores/default.zarr].")
+StoreOption = typer.Option(None, "--store", help="Store path or fsspec URL (default: for a sweep, where it last finished; "
+                           "else $WORKBENCH_STORE, else stores/default.zarr).")
+ExecutorOption = typer.Option("inline", "--executor", "-e", help="inline (this process), local (process pool) or dask.")
+ExecutorName = Literal["inline", "local", "dask"]
 JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON.")
 
 

@@ -13,6 +13,7 @@ from workbench.figures.sweep import draw_brainmap
 from workbench.report import write_report
 from workbench.store import open_store
 from workbench.sweep import results_table
+from workbench.types import WorkbenchError
 
 figure_app = typer.Typer(help="Brain maps and layer profiles as PNG files.", no_args_is_help=True)
 
@@ -46,6 +47,12 @@ def figure_layers(
     if metric:
         value = "value"
     frame = results_table(open_store(store or default_store(sweep), mode="r"), sweep)
+    check_choice("ROI", roi, [r for r in dict.fromkeys(frame["roi"]) if r != "all"], sweep)
+    if metric:
+        check_choice("metric", [metric], list(dict.fromkeys(frame.loc[frame["kind"] == "metric", "head"])), sweep)
+    elif value not in frame.columns:
+        raise WorkbenchError(f"the results of sweep {sweep!r} have no column {value!r}; plottable: "
+                             f"{', '.join(c for c in ('mean_r', 'mean_r_normalized', 'median_r', 'value') if c in frame.columns)}")
     if value in frame.columns:
         frame = frame[frame[value].notna()]
     if metric:
@@ -53,6 +60,14 @@ def figure_layers(
     path = plot_layer_profiles(frame, value=value, rois=roi or None, title=f"{sweep}: {metric or value} per layer",
                                output_file=out)
     console.print(f"wrote {path}")
+
+
+def check_choice(what: str, given: list[str], known: list[str], sweep: str) -> None:
+    """Refuse a value the sweep does not have, in one sentence listing the ones it has."""
+    unknown = [g for g in given if g not in known]
+    if unknown:
+        has = ", ".join(known) if known else "none"
+        raise WorkbenchError(f"sweep {sweep!r} has no {what} {unknown[0]!r} cells; it has: {has}")
 
 
 def report(sweep: str = typer.Argument(..., help="Sweep name."),

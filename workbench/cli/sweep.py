@@ -15,7 +15,7 @@ from rich import box
 from rich.measure import Measurement
 from rich.table import Column, Table
 
-from workbench.cli.common import JsonOption, StoreOption, console, default_store, print_json, rich_reporter
+from workbench.cli.common import ExecutorName, ExecutorOption, JsonOption, StoreOption, console, default_store, print_json, rich_reporter
 from workbench.figures.sweep import write_figures
 from workbench.store import open_store
 from workbench.sweep import Sweep, load_config, results_table
@@ -30,7 +30,7 @@ results_app = typer.Typer(help="Tables of sweep results.", no_args_is_help=True)
 def sweep_run(
     config: Path = typer.Argument(..., help="Sweep YAML, e.g. configs/demo.yaml."),
     store: Optional[str] = StoreOption,
-    executor: str = typer.Option("inline", "--executor", "-e", help="inline (this process), local (process pool) or dask."),
+    executor: ExecutorName = ExecutorOption,
     workers: Optional[int] = typer.Option(None, "--workers", "-j", help="Worker processes for --executor local."),
     address: Optional[str] = typer.Option(None, "--address", help="dask scheduler address for --executor dask."),
     overrides: list[str] = typer.Option([], "--set", help="Override a config value: key.path=value (repeatable)."),
@@ -167,7 +167,7 @@ def demo_config_path() -> Path:
 
 def demo(out: Path = typer.Option(Path("figures/demo"), "--out", help="Folder for the figures."),
          store: Optional[str] = StoreOption,
-         executor: str = typer.Option("inline", "--executor", "-e", help="inline, local or dask."),
+         executor: ExecutorName = ExecutorOption,
          overrides: list[str] = typer.Option([], "--set", help="Override a demo config value.")) -> None:
     """Run the demo sweep (configs/demo.yaml) on embedded simulated data and draw its figures."""
     started = time.time()
