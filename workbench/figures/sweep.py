@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
 from pathlib import Path
 from typing import Optional
@@ -14,7 +16,7 @@ from workbench.paths import manifest_path, result_path
 from workbench.store import Store, load_recording
 from workbench.sweep import load_cell_scores, results_table
 from workbench.scoring import critical_r
-from workbench.types import WorkbenchError
+from workbench.types import WorkbenchError, digest
 
 
 def _cells_for_map(store_obj: Store, sweep: str, subject: Optional[str], encoder: Optional[str]):
@@ -29,11 +31,7 @@ def _cells_for_map(store_obj: Store, sweep: str, subject: Optional[str], encoder
 
 def encoder_labels(store_obj: Store, sweep: str) -> list[str]:
     """Encoder labels of the sweep's latest run, in config order, read from cell attributes only (no arrays)."""
-    if not store_obj.is_complete(manifest_path(sweep)):
-        raise WorkbenchError(f"no finished sweep {sweep!r} in store {store_obj.url}")
-    keys = store_obj.open(manifest_path(sweep))["cells"].astype(str)
-    paths = [result_path(sweep, key) for key in keys]
-    return list(dict.fromkeys(store_obj.attrs(p)["cell"]["encoder"] for p in paths if store_obj.is_complete(p)))
+    return list(dict.fromkeys(cell["encoder"] for _, cell in _sweep_cells(store_obj, sweep)))
 
 
 def resolve_encoder_label(encoder: str, labels: list[str], sweep: str) -> str:
@@ -100,30 +98,88 @@ def draw_brainmap(store_obj: Store, sweep: str, out: Path, encoder: Optional[str
                                colorbar_label=label, vmax=1.0 if value == "score_normalized" else None, output_file=out)
 
 
+FIGURES_VERSION = 1
+FIGURE_INDEX = ".figures.json"
+
+
+def _sweep_cells(store_obj: Store, sweep: str) -> list[tuple[str, dict]]:
+    """(cell key, description) of every finished cell of the sweep's latest run; attributes only, no arrays."""
+    if not store_obj.is_complete(manifest_path(sweep)):
+        raise WorkbenchError(f"no finished sweep {sweep!r} in store {store_obj.url}")
+    keys = store_obj.open(manifest_path(sweep))["cells"].astype(str)
+    out = []
+    for key in keys:
+        path = result_path(sweep, key)
+        if store_obj.is_complete(path):
+            out.append((str(key), store_obj.attrs(path)["cell"]))
+    return out
+
+
+def _read_index(out_dir: Path) -> dict:
+    try:
+        data = json.loads((out_dir / FIGURE_INDEX).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def write_figures(store_obj: Store, sweep: str, out_dir: Path) -> list[Path]:
-    """The standard figure set of a sweep: layer profiles and, for surface data, brain maps."""
+    """The standard figure set of a sweep: layer profiles and, for surface data, brain maps.
+
+    Each figure's inputs (the keys of the cells it shows, which hash everything that changes their
+    numbers) are digested into ``.figures.json`` beside the PNGs; a figure whose digest and file are
+    unchanged is not redrawn, so a cached rerun draws nothing.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
+    cells = _sweep_cells(store_obj, sweep)
+    whole = digest(FIGURES_VERSION, sweep, sorted(key for key, _ in cells))
+    index = _read_index(out_dir)
+    drawn: dict = index.get("figures", {}) if isinstance(index.get("figures"), dict) else {}
+    if index.get("inputs") == whole and drawn and all((out_dir / name).exists() for name in drawn):
+        return [out_dir / name for name in drawn]
+
+    def keys_of(kind: str, head: str | None = None, encoder: str | None = None) -> list[str]:
+        return sorted(k for k, c in cells if c.get("kind", "encoding") == kind and head in (None, c.get("head"))
+                      and encoder in (None, c.get("encoder")))
+
+    done: dict[str, str] = {}
+
+    def draw(name: str, inputs: object, make) -> Path:
+        path = out_dir / name
+        key = digest(FIGURES_VERSION, sweep, name, inputs)
+        if drawn.get(name) != key or not path.exists():
+            make(path)
+        done[name] = key
+        return path
+
     table = results_table(store_obj, sweep)
     frame = table[table["kind"] == "encoding"]
-    metric_paths = [plot_layer_profiles(rows, "value", title=f"{sweep}: {metric} per layer (test stimuli, no fitting)",
-                                        output_file=out_dir / f"layers_{metric}.png")
+    metric_paths = [draw(f"layers_{metric}.png", keys_of("metric", head=metric), lambda p, rows=rows, metric=metric:
+                         plot_layer_profiles(rows, "value", title=f"{sweep}: {metric} per layer (test stimuli, no fitting)",
+                                             output_file=p))
                     for metric, rows in table[table["kind"] == "metric"].groupby("head", sort=False)]
-    if frame.empty:
-        return metric_paths
-    paths = [plot_layer_profiles(frame, "mean_r", title=f"{sweep}: test-set Pearson r per layer",
-                                 output_file=out_dir / "layers.png")]
-    if "mean_r_normalized" in frame.columns and frame["mean_r_normalized"].notna().any():
-        paths.append(plot_layer_profiles(frame, "mean_r_normalized", title=f"{sweep}: r / noise ceiling per layer",
-                                         output_file=out_dir / "layers_normalized.png"))
+    paths = []
+    if not frame.empty:
+        encoding = keys_of("encoding")
+        paths.append(draw("layers.png", encoding, lambda p: plot_layer_profiles(
+            frame, "mean_r", title=f"{sweep}: test-set Pearson r per layer", output_file=p)))
+        if "mean_r_normalized" in frame.columns and frame["mean_r_normalized"].notna().any():
+            paths.append(draw("layers_normalized.png", encoding, lambda p: plot_layer_profiles(
+                frame, "mean_r_normalized", title=f"{sweep}: r / noise ceiling per layer", output_file=p)))
     paths.extend(metric_paths)
-    subject = str(frame["subject"].iloc[0])
-    for encoder in dict.fromkeys(frame["encoder"]):
-        safe = file_label(encoder)
-        try:
-            paths.append(draw_brainmap(store_obj, sweep, out_dir / f"brainmap_{safe}.png", encoder=encoder, subject=subject))
-            paths.append(draw_brainmap(store_obj, sweep, out_dir / f"best_layer_{safe}.png", encoder=encoder,
-                                       subject=subject, value="best-layer"))
-        except WorkbenchError as exc:
-            if "surface" not in str(exc):
-                raise
+    if not frame.empty:
+        subject = str(frame["subject"].iloc[0])
+        for encoder in dict.fromkeys(frame["encoder"]):
+            safe, inputs = file_label(encoder), (keys_of("encoding", encoder=encoder), subject)
+            try:
+                paths.append(draw(f"brainmap_{safe}.png", inputs, lambda p, e=encoder: draw_brainmap(
+                    store_obj, sweep, p, encoder=e, subject=subject)))
+                paths.append(draw(f"best_layer_{safe}.png", inputs, lambda p, e=encoder: draw_brainmap(
+                    store_obj, sweep, p, encoder=e, subject=subject, value="best-layer")))
+            except WorkbenchError as exc:
+                if "surface" not in str(exc):
+                    raise
+    tmp = out_dir / (FIGURE_INDEX + ".tmp")
+    tmp.write_text(json.dumps({"inputs": whole, "figures": done}, indent=1))
+    os.replace(tmp, out_dir / FIGURE_INDEX)
     return paths
