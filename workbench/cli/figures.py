@@ -27,10 +27,22 @@ def figure_brainmap(
     subject: Optional[str] = typer.Option(None, "--subject", help="Subject; default: the first."),
     roi: Optional[str] = typer.Option(None, "--roi", help="Only colour vertices of this ROI."),
     value: str = typer.Option("score", "--value", help="score, score_normalized, r2, alpha, or best-layer."),
+    cmap: str = typer.Option("inferno", "--cmap", help="matplotlib colour map."),
+    vmin: Optional[float] = typer.Option(None, "--vmin", help="Bottom of the colour scale (default: 0, or the data's minimum)."),
+    vmax: Optional[float] = typer.Option(None, "--vmax", help="Top of the colour scale (default: 99th percentile)."),
+    threshold: Optional[float] = typer.Option(None, "--threshold", help="Hide units below this value (scores: default the r for p < 0.001)."),
+    view: list[str] = typer.Option([], "--view", help="lateral, medial, dorsal, ventral, anterior, posterior (repeatable)."),
+    hemi: list[str] = typer.Option([], "--hemi", help="left or right (repeatable); default both."),
+    log: Optional[bool] = typer.Option(None, "--log/--linear", help="Log colour scale (default: on for alpha)."),
     store: Optional[str] = StoreOption,
 ) -> None:
     """Draw per-vertex scores (or the best layer per vertex) on the inflated fsaverage5 surface."""
-    path = draw_brainmap(open_store(store or default_store(sweep), mode="r"), sweep, out, encoder, layer, subject, value, roi)
+    surface = {k: v for k, v in {"cmap": cmap, "vmin": vmin, "vmax": vmax, "threshold": threshold, "views": view or None,
+                                  "hemispheres": hemi or None, "log": log}.items() if v is not None}
+    if value == "best-layer":
+        surface = {}
+    path = draw_brainmap(open_store(store or default_store(sweep), mode="r"), sweep, out, encoder, layer, subject, value, roi,
+                         **surface)
     console.print(f"wrote {path}")
 
 

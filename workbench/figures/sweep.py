@@ -6,7 +6,7 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 
@@ -58,8 +58,13 @@ def _units(store_obj: Store, response_path: str):
 
 
 def draw_brainmap(store_obj: Store, sweep: str, out: Path, encoder: Optional[str] = None, layer: Optional[str] = None,
-                  subject: Optional[str] = None, value: str = "score", roi: Optional[str] = None) -> Path:
-    """Draw one cell's per-vertex map, or the best layer per vertex with ``value='best-layer'``."""
+                  subject: Optional[str] = None, value: str = "score", roi: Optional[str] = None,
+                  **surface: Any) -> Path:
+    """Draw one cell's per-vertex map, or the best layer per vertex with ``value='best-layer'``.
+
+    ``surface`` passes nilearn-style options to :func:`plot_surface_scores` (cmap, vmin, vmax, threshold,
+    views, hemispheres, log); ridge alphas are log-scaled unless ``log=False``.
+    """
     cells = _cells_for_map(store_obj, sweep, subject, encoder)
     subject = subject or cells[0][0]["subject"]
     encoder = cells[0][0]["encoder"]
@@ -89,13 +94,17 @@ def draw_brainmap(store_obj: Store, sweep: str, out: Path, encoder: Optional[str
     if value not in chosen[1]:
         raise WorkbenchError(f"cells have no per-unit {value!r}; choose from {', '.join(chosen[1])} or best-layer")
     threshold = critical if value in ("score", "score_normalized") else -np.inf
+    if surface.get("threshold") is not None and value in ("score", "score_normalized"):
+        threshold = float(surface.pop("threshold"))
     data = np.where(keep & (chosen[1]["score"] >= threshold), chosen[1][value], np.nan)
+    surface.setdefault("log", value == "alpha")
     label = {"score": "Pearson r (test split)", "score_normalized": "r / noise ceiling", "r2": "R² (test split)",
              "alpha": "ridge alpha"}.get(value, value)
     shown = f" (r > {critical:.2f})" if np.isfinite(threshold) else ""
     return plot_surface_scores(data, rec.units.hemisphere, rec.units.vertex, rec.units.space,
                                title=f"{encoder} · {chosen[0]['layer']} · subject {subject}{shown} ({sweep})",
-                               colorbar_label=label, vmax=1.0 if value == "score_normalized" else None, output_file=out)
+                               colorbar_label=label, output_file=out,
+                               **{"vmax": 1.0 if value == "score_normalized" else None, **surface})
 
 
 FIGURES_VERSION = 1
