@@ -51,6 +51,11 @@ class ClipEncoder(EncoderBase):
         self.name = "clip"
         self.modality = "image" if self.tower == "image" else "text"
 
+    @property
+    def random_weights(self) -> bool:
+        """True when no checkpoint is loaded (``pretrained=None``): features of a seeded random network."""
+        return self.pretrained is None and not self.model_name.startswith(("local-dir:", "hf-hub:"))
+
     def __repr__(self) -> str:
         return f"ClipEncoder(model={self.model_name!r}, pretrained={self.pretrained!r}, tower={self.tower!r})"
 

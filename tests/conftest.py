@@ -26,8 +26,9 @@ COMMON_PLUGINS = ("workbench-fakeplugin", "workbench-brokenplugin", "workbench-b
 
 @pytest.fixture(autouse=True)
 def _isolated_default_store(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Commands run without --store write to a temporary store, never to the working tree."""
+    """Commands run without --store write to a temporary store and sweep index, never to the working tree or home."""
     monkeypatch.setenv("WORKBENCH_STORE", str(tmp_path_factory.mktemp("default-store") / "default.zarr"))
+    monkeypatch.setenv("WORKBENCH_SWEEP_INDEX", str(tmp_path_factory.mktemp("sweep-index") / "sweeps.json"))
 
 
 @pytest.fixture

@@ -76,7 +76,8 @@ def test_listings_as_json(with_plugins: Registry) -> None:
 
 def test_info_as_json(with_plugins: Registry) -> None:
     enc = json.loads(_invoke("encoders", "info", "fake-encoder", "-o", "n_layers=5", "--json").stdout)
-    assert [layer["depth"] for layer in enc["layers"]] == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert [layer["depth"] for layer in enc["layers"]] == [0.0, 0.25, 0.5, 0.75, 1.0] and "fingerprint" not in enc
+    enc = json.loads(_invoke("encoders", "info", "fake-encoder", "-o", "n_layers=5", "--fingerprint", "--json").stdout)
     assert enc["fingerprint"] == wb.encoder("fake-encoder", n_layers=5).fingerprint()
     ds = json.loads(_invoke("datasets", "info", "fake-data", "--json").stdout)
     assert ds["subjects"] == ["s1", "s2"] and ds["modalities"] == ["text"]

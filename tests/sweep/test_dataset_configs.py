@@ -24,7 +24,7 @@ def test_nsd_config_runs_on_the_published_layout(tmp_path):
     root = tmp_path / "nsd"
     make_nsd(root, subjects=(1,), n_shared=6, n_unique=14)
     cfg = load_config(CONFIGS / "nsd-clip.yaml", [f"dataset.options.local_path={root}", f"store={tmp_path / 's.zarr'}",
-                                                   "encoders.0.layers=[1.0]", "permutations=10", "heads.0.options.cv=3"])
+                                                   "encoders.0.layers=[1.0]", "encoders.0.options.pretrained=null", "permutations=10", "heads.0.options.cv=3"])
     summary = Sweep(cfg).run()
     assert summary["computed"] == 1
     frame = results_table(Sweep(cfg).store, "nsd-clip")
@@ -50,7 +50,7 @@ def test_things_eeg2_config_keeps_channels_and_times(tmp_path):
     make_things_eeg2(root, subjects=(1,), n_train_concepts=6, n_test=4)
     cfg = load_config(CONFIGS / "things-eeg2-clip.yaml",
                       [f"dataset.options.local_path={root}", f"store={tmp_path / 's.zarr'}",
-                       "encoders.0.layers=[1.0]", "permutations=10", "heads.0.options.cv=3"])
+                       "encoders.0.layers=[1.0]", "encoders.0.options.pretrained=null", "permutations=10", "heads.0.options.cv=3"])
     Sweep(cfg).run()
     (cell, arrays), = list(load_cell_scores(Sweep(cfg).store, "things-eeg2-clip"))
     from fixtures_datasets import EEG_CHANNELS

@@ -12,7 +12,7 @@ import typer
 from rich.markup import escape
 
 import workbench
-from workbench.cli.common import console, err_console
+from workbench.cli.common import console, err_console, set_verbosity
 from workbench.cli.data import data_app, extract
 from workbench.cli.figures import figure_app, report
 from workbench.cli.plugins import add_kind_commands, plugin_app, plugins_app
@@ -27,7 +27,7 @@ app = typer.Typer(
          "Start with `workbench demo`, then `workbench plugins list` to see what is installed.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,
 )
 for _sub, _name in ((plugins_app, "plugins"), (store_app, "store"), (data_app, "data"), (sweep_app, "sweep"),
                     (results_app, "results"), (figure_app, "figure"), (plugin_app, "plugin")):
@@ -49,8 +49,11 @@ def _version_callback(value: bool) -> None:
 def _root(
     version: bool = typer.Option(False, "--version", callback=_version_callback, is_eager=True, help="Show the version and exit."),
     debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress or messages; warnings and errors only."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Also show the library's log messages."),
 ) -> None:
     """Compare any model representation with any brain recording."""
+    set_verbosity(quiet, verbose)
 
 
 

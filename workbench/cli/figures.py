@@ -14,6 +14,7 @@ from workbench.figures.sweep import draw_brainmap
 from workbench.report import write_report
 from workbench.store import open_store
 from workbench.sweep import results_table
+from workbench.types import WorkbenchError
 
 figure_app = typer.Typer(help="Brain maps and layer profiles as PNG files.", no_args_is_help=True)
 
@@ -27,10 +28,22 @@ def figure_brainmap(
     subject: Optional[str] = typer.Option(None, "--subject", help="Subject; default: the first."),
     roi: Optional[str] = typer.Option(None, "--roi", help="Only colour vertices of this ROI."),
     value: str = typer.Option("score", "--value", help="score, score_normalized, r2, alpha, or best-layer."),
+    cmap: str = typer.Option("inferno", "--cmap", help="matplotlib colour map."),
+    vmin: Optional[float] = typer.Option(None, "--vmin", help="Bottom of the colour scale (default: 0, or the data's minimum)."),
+    vmax: Optional[float] = typer.Option(None, "--vmax", help="Top of the colour scale (default: 99th percentile)."),
+    threshold: Optional[float] = typer.Option(None, "--threshold", help="Hide units below this value (scores: default the r for p < 0.001)."),
+    view: list[str] = typer.Option([], "--view", help="lateral, medial, dorsal, ventral, anterior, posterior (repeatable)."),
+    hemi: list[str] = typer.Option([], "--hemi", help="left or right (repeatable); default both."),
+    log: Optional[bool] = typer.Option(None, "--log/--linear", help="Log colour scale (default: on for alpha)."),
     store: Optional[str] = StoreOption,
 ) -> None:
     """Draw per-vertex scores (or the best layer per vertex) on the inflated fsaverage5 surface."""
-    path = draw_brainmap(open_store(store or default_store(sweep), mode="r"), sweep, out, encoder, layer, subject, value, roi)
+    surface = {k: v for k, v in {"cmap": cmap, "vmin": vmin, "vmax": vmax, "threshold": threshold, "views": view or None,
+                                  "hemispheres": hemi or None, "log": log}.items() if v is not None}
+    if value == "best-layer":
+        surface = {}
+    path = draw_brainmap(open_store(store or default_store(sweep), mode="r"), sweep, out, encoder, layer, subject, value, roi,
+                         **surface)
     console.print(f"wrote {path}")
 
 
@@ -47,6 +60,12 @@ def figure_layers(
     if metric:
         value = "value"
     frame = results_table(open_store(store or default_store(sweep), mode="r"), sweep)
+    check_choice("ROI", roi, [r for r in dict.fromkeys(frame["roi"]) if r != "all"], sweep)
+    if metric:
+        check_choice("metric", [metric], list(dict.fromkeys(frame.loc[frame["kind"] == "metric", "head"])), sweep)
+    elif value not in frame.columns:
+        raise WorkbenchError(f"the results of sweep {sweep!r} have no column {value!r}; plottable: "
+                             f"{', '.join(c for c in ('mean_r', 'mean_r_normalized', 'median_r', 'value') if c in frame.columns)}")
     if value in frame.columns:
         frame = frame[frame[value].notna()]
     if metric:
@@ -67,6 +86,14 @@ def figure_reconstructions(
     """Draw test images beside their reconstructions: best, median, worst and random per subject."""
     path = draw_sweep_reconstructions(open_store(store or default_store(sweep), mode="r"), sweep, out, metric)
     console.print(f"wrote {path}")
+
+
+def check_choice(what: str, given: list[str], known: list[str], sweep: str) -> None:
+    """Refuse a value the sweep does not have, in one sentence listing the ones it has."""
+    unknown = [g for g in given if g not in known]
+    if unknown:
+        has = ", ".join(known) if known else "none"
+        raise WorkbenchError(f"sweep {sweep!r} has no {what} {unknown[0]!r} cells; it has: {has}")
 
 
 def report(sweep: str = typer.Argument(..., help="Sweep name."),

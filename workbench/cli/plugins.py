@@ -53,6 +53,8 @@ def add_kind_commands(app: typer.Typer, kind: str) -> None:
     @sub.command("info")
     def info(name: str = typer.Argument(..., help=f"The {kind} name."),
              option: list[str] = typer.Option([], "--option", "-o", help="Build option KEY=VALUE (repeatable)."),
+             fingerprint: bool = typer.Option(False, "--fingerprint",
+                                              help="Encoders: also load the model and compute its fingerprint (slow)."),
              as_json: bool = JsonOption) -> None:
         reg = get_registry()
         entry = reg.get(kind, name)
@@ -61,7 +63,10 @@ def add_kind_commands(app: typer.Typer, kind: str) -> None:
             enc = reg.create(kind, name, **parse_options(option))
             data["modality"] = enc.modality
             data["layers"] = [{"name": layer.name, "depth": round(layer.depth, 4)} for layer in enc.layers()]
-            data["fingerprint"] = enc.fingerprint()
+            if getattr(enc, "random_weights", False):
+                data["weights"] = "random (no pretrained checkpoint)"
+            if fingerprint:
+                data["fingerprint"] = enc.fingerprint()
         if kind == "dataset":
             ds = reg.create(kind, name, **parse_options(option))
             data["subjects"] = ds.subjects()
@@ -84,7 +89,8 @@ def add_kind_commands(app: typer.Typer, kind: str) -> None:
             elif value not in (None, "", []):
                 console.print(f"[bold]{key}[/]: {escape(str(value))}")
 
-    info.__doc__ = f"Describe one {kind} (its card; layers for encoders, subjects for datasets)."
+    info.__doc__ = (f"Describe one {kind} (its card; layers for encoders, without loading weights where the "
+                    f"architecture allows; subjects for datasets).")
     app.add_typer(sub, name=f"{kind}s")
 
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Optional
 
 import typer
+from rich.filesize import decimal
 from rich.markup import escape
 from rich.table import Table
 
 from workbench.cli.common import JsonOption, StoreOption, console, print_json
 from workbench.store import open_store
+from workbench.store.listing import describe_entries
 
 store_app = typer.Typer(help="Inspect, check and clean the zarr store.", no_args_is_help=True)
 
@@ -17,17 +19,22 @@ store_app = typer.Typer(help="Inspect, check and clean the zarr store.", no_args
 @store_app.command("ls")
 def store_ls(store: Optional[str] = StoreOption, prefix: Optional[str] = typer.Argument(None, help="Only entries below this path."),
              as_json: bool = JsonOption) -> None:
-    """List the entries in the store and whether each is complete."""
-    entries = open_store(store, mode="r").ls(prefix)
+    """List the entries: kind, state, size on disk, what each holds and the options that made it."""
+    s = open_store(store, mode="r")
+    described = describe_entries(s, s.ls(prefix))
     if as_json:
-        print_json([e.as_json() for e in entries])
+        print_json([d.as_json() for d in described])
         return
-    table = Table("entry", "kind", "state", "blocks")
-    for e in entries:
-        table.add_row(escape(e.path), escape(e.kind), {"complete": "[green]complete[/]", "incomplete": "[yellow]incomplete[/]",
-                                                       "damaged": "[red]damaged[/]"}[e.state],
-                      f"{e.blocks_done}/{e.n_blocks}")
+    table = Table("entry", "kind", "state", "size", "holds", "options", title=f"{s.url}: {len(described)} entries")
+    for d in described:
+        e = d.info
+        state = {"complete": "[green]complete[/]", "incomplete": f"[yellow]incomplete {e.blocks_done}/{e.n_blocks}[/]",
+                 "damaged": "[red]damaged[/]"}[e.state]
+        table.add_row(escape(e.path), escape(e.kind), state, "" if d.size is None else decimal(d.size),
+                      escape(d.label), escape(d.options))
+    total = sum(d.size or 0 for d in described)
     console.print(table)
+    console.print(f"total {decimal(total)}", highlight=False)
 
 
 @store_app.command("verify")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import time
 from importlib import resources
 from pathlib import Path
@@ -10,12 +11,15 @@ from typing import Optional
 
 import numpy as np
 import typer
-from rich.table import Table
+from rich import box
+from rich.measure import Measurement
+from rich.table import Column, Table
 
-from workbench.cli.common import JsonOption, StoreOption, console, default_store, print_json, rich_reporter
+from workbench.cli.common import ExecutorName, ExecutorOption, JsonOption, StoreOption, console, default_store, print_json, rich_reporter
 from workbench.figures.sweep import write_figures
 from workbench.store import open_store
 from workbench.sweep import Sweep, load_config, results_table
+from workbench.sweep.index import store_location
 from workbench.types import WorkbenchError
 
 sweep_app = typer.Typer(help="Run alignment sweeps from YAML configs (see configs/).", no_args_is_help=True)
@@ -26,7 +30,7 @@ results_app = typer.Typer(help="Tables of sweep results.", no_args_is_help=True)
 def sweep_run(
     config: Path = typer.Argument(..., help="Sweep YAML, e.g. configs/demo.yaml."),
     store: Optional[str] = StoreOption,
-    executor: str = typer.Option("inline", "--executor", "-e", help="inline (this process), local (process pool) or dask."),
+    executor: ExecutorName = ExecutorOption,
     workers: Optional[int] = typer.Option(None, "--workers", "-j", help="Worker processes for --executor local."),
     address: Optional[str] = typer.Option(None, "--address", help="dask scheduler address for --executor dask."),
     overrides: list[str] = typer.Option([], "--set", help="Override a config value: key.path=value (repeatable)."),
@@ -40,7 +44,16 @@ def sweep_run(
         summary = Sweep(cfg, store).run(executor=executor, workers=workers, reporter=reporter, address=address)
     console.print(f"[green]done[/]: {summary['computed']} cell(s) computed, {summary['skipped']} already in the store, "
                   f"{summary['wall_time_s']} s. Table: {summary['table']}")
-    console.print(f"Next: workbench results show {cfg.name} --store {store or cfg.store or 'stores/default.zarr'}")
+    print_follow_ups(cfg.name, summary["store"])
+
+
+def print_follow_ups(sweep: str, store_url: str) -> None:
+    """The exact commands that show a finished sweep, with its store spelled out (they work from any folder)."""
+    where = shlex.quote(store_location(store_url))
+    name = shlex.quote(sweep)
+    console.print("Next:", highlight=False)
+    for command in (f"results show {name}", f"figure layers {name} --out layers.png", f"report {name} --out report/"):
+        console.print(f"  workbench {command} --store {where}", highlight=False, soft_wrap=True)
 
 
 @sweep_app.command("status")
@@ -64,6 +77,7 @@ def results_show(
     store: Optional[str] = StoreOption,
     value: str = typer.Option("mean_r", "--value", help="Column to tabulate: mean_r, mean_r_normalized, median_r."),
     parquet: Optional[Path] = typer.Option(None, "--parquet", help="Also write the full table to this Parquet file."),
+    wide: bool = typer.Option(False, "--wide", help="One table with every column, however wide (default: fit 80 columns)."),
     as_json: bool = JsonOption,
 ) -> None:
     """Per-ROI scores of every encoder layer, averaged over subjects (full rows with --json)."""
@@ -77,12 +91,12 @@ def results_show(
     if not encoding.empty and value not in frame.columns:
         raise WorkbenchError(f"no column {value!r}; choose one of {', '.join(frame.columns)}")
     for head, rows in encoding.groupby("analysis" if "analysis" in encoding else "head", sort=False):
-        _print_pivot(rows, value, f"{sweep}: {head} {value} (mean over subjects)")
+        _print_pivot(rows, value, f"{sweep}: {head} {value} (mean over subjects)", wide)
     if "kind" in frame.columns:
         for metric, rows in frame[frame["kind"] == "metric"].groupby("head", sort=False):
-            _print_pivot(rows, "value", f"{sweep}: {metric} (mean over subjects, no fitting)")
+            _print_pivot(rows, "value", f"{sweep}: {metric} (mean over subjects, no fitting)", wide)
         for head, rows in frame[frame["kind"] == "decoding"].groupby("head", sort=False):
-            _print_decoding(rows, f"{sweep}: decoding with {head} (mean over subjects; chance in brackets)")
+            _print_decoding(rows, f"{sweep}: decoding with {head} (mean over subjects; chance in brackets)", wide)
         recon = frame[frame["kind"] == "reconstruction"]
         if not recon.empty:
             _print_reconstruction(recon, f"{sweep}: reconstruction (mean over subjects; shuffled pairs | mean image)")
@@ -97,26 +111,60 @@ def _print_reconstruction(frame, title: str) -> None:
     console.print(table)
 
 
-def _print_decoding(frame, title: str) -> None:
+def _print_decoding(frame, title: str, wide: bool = False) -> None:
     """One row per encoder × layer × unit set: per-dimension r, retrieval and two-way identification."""
     scores = [c for c in frame.columns if (c.startswith("top") or c == "two_way") and not c.startswith("chance_")]
     scores = [c for c in scores if "image_to_brain" not in c]
-    table = Table("encoder", "layer", "units", "mean r", *[c.replace("_brain_to_image", " b→i").replace("_", " ") for c in scores],
-                  title=title)
-    group = frame.groupby(["encoder", "depth", "layer", "roi"], sort=False)
-    for (encoder, _, layer, roi), rows in group:
-        cells = [f"{rows[c].mean():.3f} [{rows['chance_' + c].mean():.3f}]" for c in scores]
-        table.add_row(encoder, layer, roi, _fmt(rows["mean_r"].mean()), *cells)
-    console.print(table)
+    keys, values = [], []
+    for (encoder, _, layer, roi), rows in frame.groupby(["encoder", "depth", "layer", "roi"], sort=False):
+        keys.append([encoder, layer, roi])
+        values.append([_fmt(rows["mean_r"].mean())]
+                      + [f"{rows[c].mean():.3f} [{rows['chance_' + c].mean():.3f}]" for c in scores])
+    print_table(title, ["encoder", "layer", "units"],
+                ["mean r", *[c.replace("_brain_to_image", " b→i").replace("_", " ") for c in scores]], keys, values, wide)
 
 
-def _print_pivot(frame, value: str, title: str) -> None:
+def _print_pivot(frame, value: str, title: str, wide: bool = False) -> None:
     pivot = frame.pivot_table(index=["encoder", "depth", "layer"], columns="roi", values=value, aggfunc="mean", sort=False)
     rois = [c for c in dict.fromkeys(frame["roi"]) if c != "all"] + (["all"] if "all" in pivot.columns else [])
-    table = Table("encoder", "layer", "depth", *rois, title=title)
+    keys, values = [], []
     for (encoder, depth, layer), row in pivot.sort_index(level=[0, 1], sort_remaining=False).iterrows():
-        table.add_row(encoder, layer, f"{depth:.2f}", *[_fmt(row.get(r)) for r in rois])
-    console.print(table)
+        keys.append([encoder, layer, f"{depth:.2f}"])
+        values.append([_fmt(row.get(r)) for r in rois])
+    print_table(title, ["encoder", "layer", "depth"], rois, keys, values, wide)
+
+
+TABLE_WIDTH = 80
+
+
+def print_table(title: str, key_names: list[str], value_names: list[str], keys: list[list[str]],
+                values: list[list[str]], wide: bool = False) -> None:
+    """Print rows as tables that fit 80 columns (value columns split over several tables, keys repeated).
+
+    ``wide`` prints one table with every column, however wide it gets.
+    """
+    def build(columns: list[int], suffix: str = "") -> Table:
+        table = Table(*key_names, *[Column(value_names[i], justify="right") for i in columns], title=title + suffix,
+                      box=box.SIMPLE_HEAD, pad_edge=False)
+        for key, row in zip(keys, values):
+            table.add_row(*key, *[row[i] for i in columns])
+        return table
+
+    def natural_width(columns: list[int]) -> int:
+        return Measurement.get(console, console.options.update(width=10**4), build(columns)).maximum
+
+    if wide:
+        table = build(list(range(len(value_names))))
+        console.print(table, width=natural_width(list(range(len(value_names)))), crop=False)
+        return
+    limit = min(TABLE_WIDTH, console.width)
+    groups: list[list[int]] = [[]]
+    for i in range(len(value_names)):
+        if groups[-1] and natural_width(groups[-1] + [i]) > limit:
+            groups.append([])
+        groups[-1].append(i)
+    for part, columns in enumerate(groups):
+        console.print(build(columns, f" ({part + 1}/{len(groups)})" if len(groups) > 1 else ""), width=limit)
 
 
 def _fmt(x: object) -> str:
@@ -131,7 +179,7 @@ def demo_config_path() -> Path:
 
 def demo(out: Path = typer.Option(Path("figures/demo"), "--out", help="Folder for the figures."),
          store: Optional[str] = StoreOption,
-         executor: str = typer.Option("inline", "--executor", "-e", help="inline, local or dask."),
+         executor: ExecutorName = ExecutorOption,
          overrides: list[str] = typer.Option([], "--set", help="Override a demo config value.")) -> None:
     """Run the demo sweep (configs/demo.yaml) on embedded simulated data and draw its figures."""
     started = time.time()
@@ -140,8 +188,9 @@ def demo(out: Path = typer.Option(Path("figures/demo"), "--out", help="Folder fo
         sweep = Sweep(cfg, store)
         summary = sweep.run(executor=executor, reporter=reporter)
     paths = write_figures(sweep.store, cfg.name, out)
-    results_show(cfg.name, store=sweep.store.url, value="mean_r", parquet=None, as_json=False)
+    results_show(cfg.name, store=sweep.store.url, value="mean_r", parquet=None, wide=False, as_json=False)
     console.print(f"[green]demo finished[/] in {time.time() - started:.0f} s "
                   f"({summary['computed']} cells computed, {summary['skipped']} reused).")
     console.print(f"Figures in [bold]{out}[/]: " + ", ".join(p.name for p in paths))
     console.print(f"Results table: {summary['table']}")
+    print_follow_ups(cfg.name, sweep.store.url)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -13,6 +13,20 @@ from workbench.types import WorkbenchError
 FSAVERAGE5_VERTICES = 10242
 SURFACE_SPACES = {"fsaverage5": FSAVERAGE5_VERTICES, "fsaverage": 163842, "fsaverage6": 40962}
 VIEWS = [("left", "lateral"), ("left", "medial"), ("right", "medial"), ("right", "lateral")]
+VIEW_NAMES = ("lateral", "medial", "dorsal", "ventral", "anterior", "posterior")
+HEMISPHERES = ("left", "right")
+
+
+def panels(views: Sequence[str] | None, hemispheres: Sequence[str] | None) -> list[tuple[str, str]]:
+    """(hemisphere, view) panels to draw: the four standard ones, or every chosen hemisphere × view."""
+    if views is None and hemispheres is None:
+        return list(VIEWS)
+    views, hemispheres = list(views or ("lateral", "medial")), list(hemispheres or HEMISPHERES)
+    for what, given, known in (("view", views, VIEW_NAMES), ("hemisphere", hemispheres, HEMISPHERES)):
+        bad = [g for g in given if g not in known]
+        if bad:
+            raise WorkbenchError(f"unknown {what} {bad[0]!r}; choose from {', '.join(known)}")
+    return [(h, v) for h in hemispheres for v in views]
 
 
 def surface_arrays(values: np.ndarray, hemisphere: np.ndarray, vertex: np.ndarray, space: str) -> dict[str, np.ndarray]:
@@ -33,7 +47,8 @@ def surface_arrays(values: np.ndarray, hemisphere: np.ndarray, vertex: np.ndarra
 
 
 def _draw(hemis: dict[str, np.ndarray], title: str, cmap: str, vmin: float | None, vmax: float | None,
-          colorbar_label: str, output_file: str | Path | None, symmetric: bool, threshold: float | None):
+          colorbar_label: str, output_file: str | Path | None, symmetric: bool, threshold: float | None,
+          views: Sequence[tuple[str, str]] = tuple(VIEWS), log: bool = False):
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -43,6 +58,11 @@ def _draw(hemis: dict[str, np.ndarray], title: str, cmap: str, vmin: float | Non
 
     mesh = datasets.load_fsaverage("fsaverage5")
     sulc = datasets.load_fsaverage_data("fsaverage5", data_type="sulcal")
+    if log:
+        keep = {h: (v > 0) & (np.abs(v) >= (threshold or 0.0)) for h, v in hemis.items()}
+        hemis = {h: np.where(keep[h], np.log10(np.where(v > 0, v, 1.0)), np.nan) for h, v in hemis.items()}
+        vmin, vmax = (None if x is None else float(np.log10(x)) for x in (vmin, vmax))
+        threshold = None
     finite = np.concatenate([h[np.isfinite(h)] for h in hemis.values()])
     if finite.size == 0:  # e.g. no unit passes the significance threshold: draw the bare surface, say so
         finite = np.array([0.0, 1.0])
@@ -51,9 +71,11 @@ def _draw(hemis: dict[str, np.ndarray], title: str, cmap: str, vmin: float | Non
         vmax = float(np.nanpercentile(np.abs(finite) if symmetric else finite, 99)) or 1.0
     if vmin is None:
         vmin = -vmax if symmetric else float(np.nanmin(finite))
-    fig = plt.figure(figsize=(16, 4.6))
-    axes = [fig.add_axes([0.01 + i * 0.225, 0.06, 0.22, 0.78], projection="3d") for i in range(4)]
-    for ax, (hemi, view) in zip(axes, VIEWS):
+    n = len(views)
+    fig = plt.figure(figsize=(4 * n, 4.6))
+    width = 0.9 / n
+    axes = [fig.add_axes([0.01 + i * width, 0.06, width * 0.98, 0.78], projection="3d") for i in range(n)]
+    for ax, (hemi, view) in zip(axes, views):
         data = hemis[hemi].copy()
         if threshold is not None:
             data[np.abs(data) < threshold] = np.nan
@@ -68,18 +90,30 @@ def _draw(hemis: dict[str, np.ndarray], title: str, cmap: str, vmin: float | Non
         )
         ax.set_title(f"{hemi} hemisphere, {view}", fontsize=11, pad=0)
     cax = fig.add_axes([0.915, 0.16, 0.012, 0.6])
-    fig.colorbar(cm.ScalarMappable(norm=colors.Normalize(vmin, vmax), cmap=cmap), cax=cax, label=colorbar_label)
+    norm = colors.LogNorm(10**vmin, 10**vmax) if log else colors.Normalize(vmin, vmax)
+    fig.colorbar(cm.ScalarMappable(norm=norm, cmap=cmap), cax=cax, label=colorbar_label)
     fig.suptitle(title, fontsize=14, y=0.97)
     return save_or_return(fig, output_file)
 
 
 def plot_surface_scores(values: np.ndarray, hemisphere: np.ndarray, vertex: np.ndarray, space: str = "fsaverage5",
                         title: str = "", cmap: str = "inferno", vmax: float | None = None, threshold: float | None = None,
-                        colorbar_label: str = "Pearson r (test split)", output_file: str | Path | None = None) -> Any:
-    """Draw one value per unit (e.g. a score) on the inflated surface, four views and a colour bar."""
+                        colorbar_label: str = "Pearson r (test split)", output_file: str | Path | None = None,
+                        vmin: float | None = None, views: Sequence[str] | None = None,
+                        hemispheres: Sequence[str] | None = None, log: bool = False) -> Any:
+    """Draw one value per unit (e.g. a score) on the inflated surface with a colour bar.
+
+    nilearn-style options: ``cmap``, ``vmin``/``vmax``, ``threshold`` (|value| below it is not drawn),
+    ``views`` (lateral, medial, dorsal, ventral, anterior, posterior) × ``hemispheres``, and ``log``
+    (log-scaled colours, e.g. for ridge alphas; values <= 0 are not drawn).
+    """
+    if log and (vmin is not None and vmin <= 0 or vmax is not None and vmax <= 0):
+        raise WorkbenchError(f"a log colour scale needs positive vmin/vmax, got vmin={vmin}, vmax={vmax}")
     hemis = surface_arrays(np.asarray(values, dtype=np.float64), hemisphere, vertex, space)
-    return _draw(hemis, title, cmap, 0.0 if vmax is None or vmax > 0 else None, vmax, colorbar_label, output_file,
-                 symmetric=False, threshold=threshold)
+    if vmin is None and not log:
+        vmin = 0.0 if vmax is None or vmax > 0 else None
+    return _draw(hemis, title, cmap, vmin, vmax, colorbar_label, output_file, symmetric=False, threshold=threshold,
+                 views=panels(views, hemispheres), log=log)
 
 
 def plot_best_layer(scores: np.ndarray, depths: np.ndarray, hemisphere: np.ndarray, vertex: np.ndarray,

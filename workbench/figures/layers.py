@@ -11,12 +11,25 @@ from workbench.figures.output import save_or_return
 from workbench.types import WorkbenchError
 
 
+def depth_profile(rows: Any, value: str) -> Any:
+    """Per depth: the mean over subjects of each subject's ``value``, its SEM (scipy) and the subject count."""
+    from scipy.stats import sem
+
+    per_subject = rows.groupby(["depth", "subject"], as_index=False)[value].mean()
+    grouped = per_subject.groupby("depth")[value]
+    out = grouped.mean().to_frame(value)
+    out["sem"] = grouped.agg(lambda x: sem(x, nan_policy="omit") if x.notna().sum() > 1 else np.nan)
+    out["n_subjects"] = grouped.count()
+    return out.reset_index().sort_values("depth")
+
+
 def plot_layer_profiles(table: Any, value: str = "mean_r", rois: Sequence[str] | None = None,
-                        encoders: Sequence[str] | None = None, title: str = "",
+                        encoders: Sequence[str] | None = None, title: str = "", sem: bool = True,
                         output_file: str | Path | None = None) -> Any:
     """Plot ``value`` against relative layer depth from a results table (averaged over subjects).
 
-    Dots mark each ROI's best layer; the grey band is the mean 95th percentile of the permutation null.
+    Dots mark each ROI's best layer; the shaded band around a line is the SEM across subjects (with
+    two or more subjects); the grey band is the mean 95th percentile of the permutation null.
     """
     import matplotlib
 
@@ -39,10 +52,13 @@ def plot_layer_profiles(table: Any, value: str = "mean_r", rois: Sequence[str] |
     for ax, encoder in zip(axes[0], names):
         sub = frame[frame["encoder"] == encoder]
         for colour, roi in zip(palette, roi_order):
-            rows = sub[sub["roi"] == roi].groupby("depth", as_index=False)[value].mean().sort_values("depth")
+            rows = depth_profile(sub[sub["roi"] == roi], value)
             if rows.empty:
                 continue
             ax.plot(rows["depth"], rows[value], "-", color=colour, lw=2, label=roi)
+            if sem and (rows["n_subjects"] > 1).any():
+                ax.fill_between(rows["depth"], rows[value] - rows["sem"], rows[value] + rows["sem"], color=colour,
+                                alpha=0.18, lw=0, gid=f"sem-{roi}")
             best = rows.loc[rows[value].idxmax()]
             ax.plot([best["depth"]], [best[value]], "o", color=colour, ms=7, mec="black")
         if "null_mean_r_95" in sub.columns and value == "mean_r":

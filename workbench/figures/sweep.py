@@ -2,25 +2,52 @@
 
 from __future__ import annotations
 
+import json
+import os
+import re
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 
 from workbench.figures.brainmap import plot_best_layer, plot_surface_scores
 from workbench.figures.layers import plot_layer_profiles
 from workbench.figures.reconstructions import draw_sweep_reconstructions
+from workbench.paths import manifest_path, result_path
 from workbench.store import Store, load_recording
 from workbench.sweep import load_cell_scores, results_table
 from workbench.scoring import critical_r
-from workbench.types import WorkbenchError
+from workbench.types import WorkbenchError, digest
 
 
 def _cells_for_map(store_obj: Store, sweep: str, subject: Optional[str], encoder: Optional[str]):
+    if encoder is not None:
+        labels = encoder_labels(store_obj, sweep)
+        encoder = resolve_encoder_label(encoder, labels, sweep)
     cells = list(load_cell_scores(store_obj, sweep, subject=subject, encoder=encoder))
     if not cells:
         raise WorkbenchError(f"no cells of sweep {sweep!r} match subject={subject} encoder={encoder}")
     return cells
+
+
+def encoder_labels(store_obj: Store, sweep: str) -> list[str]:
+    """Encoder labels of the sweep's latest run, in config order, read from cell attributes only (no arrays)."""
+    return list(dict.fromkeys(cell["encoder"] for _, cell in _sweep_cells(store_obj, sweep)))
+
+
+def resolve_encoder_label(encoder: str, labels: list[str], sweep: str) -> str:
+    """The sweep's label for ``encoder``: exact, or the config label a " (random weights)" suffix was added to."""
+    if encoder in labels:
+        return encoder
+    marked = [label for label in labels if label.endswith(" (random weights)") and label[:-len(" (random weights)")] == encoder]
+    if marked:
+        return marked[0]
+    raise WorkbenchError(f"sweep {sweep!r} has no encoder {encoder!r}; its encoders are {', '.join(map(repr, labels))}")
+
+
+def file_label(label: str) -> str:
+    """A label as a file-name part: runs of anything but letters, digits, - and _ become one underscore."""
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", label).strip("_")
 
 
 def _units(store_obj: Store, response_path: str):
@@ -32,11 +59,16 @@ def _units(store_obj: Store, response_path: str):
 
 
 def draw_brainmap(store_obj: Store, sweep: str, out: Path, encoder: Optional[str] = None, layer: Optional[str] = None,
-                  subject: Optional[str] = None, value: str = "score", roi: Optional[str] = None) -> Path:
-    """Draw one cell's per-vertex map, or the best layer per vertex with ``value='best-layer'``."""
+                  subject: Optional[str] = None, value: str = "score", roi: Optional[str] = None,
+                  **surface: Any) -> Path:
+    """Draw one cell's per-vertex map, or the best layer per vertex with ``value='best-layer'``.
+
+    ``surface`` passes nilearn-style options to :func:`plot_surface_scores` (cmap, vmin, vmax, threshold,
+    views, hemispheres, log); ridge alphas are log-scaled unless ``log=False``.
+    """
     cells = _cells_for_map(store_obj, sweep, subject, encoder)
     subject = subject or cells[0][0]["subject"]
-    encoder = encoder or cells[0][0]["encoder"]
+    encoder = cells[0][0]["encoder"]
     cells = [c for c in cells if c[0]["subject"] == subject and c[0]["encoder"] == encoder]
     rec = _units(store_obj, cells[0][0]["response_path"])
     keep = np.ones(rec.units.n, dtype=bool)
@@ -63,41 +95,104 @@ def draw_brainmap(store_obj: Store, sweep: str, out: Path, encoder: Optional[str
     if value not in chosen[1]:
         raise WorkbenchError(f"cells have no per-unit {value!r}; choose from {', '.join(chosen[1])} or best-layer")
     threshold = critical if value in ("score", "score_normalized") else -np.inf
+    if surface.get("threshold") is not None and value in ("score", "score_normalized"):
+        threshold = float(surface.pop("threshold"))
     data = np.where(keep & (chosen[1]["score"] >= threshold), chosen[1][value], np.nan)
+    surface.setdefault("log", value == "alpha")
     label = {"score": "Pearson r (test split)", "score_normalized": "r / noise ceiling", "r2": "R² (test split)",
              "alpha": "ridge alpha"}.get(value, value)
     shown = f" (r > {critical:.2f})" if np.isfinite(threshold) else ""
     return plot_surface_scores(data, rec.units.hemisphere, rec.units.vertex, rec.units.space,
                                title=f"{encoder} · {chosen[0]['layer']} · subject {subject}{shown} ({sweep})",
-                               colorbar_label=label, vmax=1.0 if value == "score_normalized" else None, output_file=out)
+                               colorbar_label=label, output_file=out,
+                               **{"vmax": 1.0 if value == "score_normalized" else None, **surface})
+
+
+FIGURES_VERSION = 1
+FIGURE_INDEX = ".figures.json"
+
+
+def _sweep_cells(store_obj: Store, sweep: str) -> list[tuple[str, dict]]:
+    """(cell key, description) of every finished cell of the sweep's latest run; attributes only, no arrays."""
+    if not store_obj.is_complete(manifest_path(sweep)):
+        raise WorkbenchError(f"no finished sweep {sweep!r} in store {store_obj.url}")
+    keys = store_obj.open(manifest_path(sweep))["cells"].astype(str)
+    out = []
+    for key in keys:
+        path = result_path(sweep, key)
+        if store_obj.is_complete(path):
+            out.append((str(key), store_obj.attrs(path)["cell"]))
+    return out
+
+
+def _read_index(out_dir: Path) -> dict:
+    try:
+        data = json.loads((out_dir / FIGURE_INDEX).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def write_figures(store_obj: Store, sweep: str, out_dir: Path) -> list[Path]:
-    """The standard figure set of a sweep: layer profiles and, for surface data, brain maps."""
+    """The standard figure set of a sweep: layer profiles and, for surface data, brain maps.
+
+    Each figure's inputs (the keys of the cells it shows, which hash everything that changes their
+    numbers) are digested into ``.figures.json`` beside the PNGs; a figure whose digest and file are
+    unchanged is not redrawn, so a cached rerun draws nothing.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
+    cells = _sweep_cells(store_obj, sweep)
+    whole = digest(FIGURES_VERSION, sweep, sorted(key for key, _ in cells))
+    index = _read_index(out_dir)
+    drawn: dict = index.get("figures", {}) if isinstance(index.get("figures"), dict) else {}
+    if index.get("inputs") == whole and drawn and all((out_dir / name).exists() for name in drawn):
+        return [out_dir / name for name in drawn]
+
+    def keys_of(kind: str, head: str | None = None, encoder: str | None = None) -> list[str]:
+        return sorted(k for k, c in cells if c.get("kind", "encoding") == kind and head in (None, c.get("head"))
+                      and encoder in (None, c.get("encoder")))
+
+    done: dict[str, str] = {}
+
+    def draw(name: str, inputs: object, make) -> Path:
+        path = out_dir / name
+        key = digest(FIGURES_VERSION, sweep, name, inputs)
+        if drawn.get(name) != key or not path.exists():
+            make(path)
+        done[name] = key
+        return path
+
     table = results_table(store_obj, sweep)
     frame = table[table["kind"] == "encoding"]
-    metric_paths = [plot_layer_profiles(rows, "value", title=f"{sweep}: {metric} per layer (test stimuli, no fitting)",
-                                        output_file=out_dir / f"layers_{metric}.png")
+    metric_paths = [draw(f"layers_{metric}.png", keys_of("metric", head=metric), lambda p, rows=rows, metric=metric:
+                         plot_layer_profiles(rows, "value", title=f"{sweep}: {metric} per layer (test stimuli, no fitting)",
+                                             output_file=p))
                     for metric, rows in table[table["kind"] == "metric"].groupby("head", sort=False)]
     if (table["kind"] == "reconstruction").any():
-        metric_paths.append(draw_sweep_reconstructions(store_obj, sweep, out_dir / "reconstructions.png"))
-    if frame.empty:
-        return metric_paths
-    paths = [plot_layer_profiles(frame, "mean_r", title=f"{sweep}: test-set Pearson r per layer",
-                                 output_file=out_dir / "layers.png")]
-    if "mean_r_normalized" in frame.columns and frame["mean_r_normalized"].notna().any():
-        paths.append(plot_layer_profiles(frame, "mean_r_normalized", title=f"{sweep}: r / noise ceiling per layer",
-                                         output_file=out_dir / "layers_normalized.png"))
+        metric_paths.append(draw("reconstructions.png", keys_of("reconstruction"),
+                                 lambda p: draw_sweep_reconstructions(store_obj, sweep, p)))
+    paths = []
+    if not frame.empty:
+        encoding = keys_of("encoding")
+        paths.append(draw("layers.png", encoding, lambda p: plot_layer_profiles(
+            frame, "mean_r", title=f"{sweep}: test-set Pearson r per layer", output_file=p)))
+        if "mean_r_normalized" in frame.columns and frame["mean_r_normalized"].notna().any():
+            paths.append(draw("layers_normalized.png", encoding, lambda p: plot_layer_profiles(
+                frame, "mean_r_normalized", title=f"{sweep}: r / noise ceiling per layer", output_file=p)))
     paths.extend(metric_paths)
-    subject = str(frame["subject"].iloc[0])
-    for encoder in dict.fromkeys(frame["encoder"]):
-        safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in encoder)
-        try:
-            paths.append(draw_brainmap(store_obj, sweep, out_dir / f"brainmap_{safe}.png", encoder=encoder, subject=subject))
-            paths.append(draw_brainmap(store_obj, sweep, out_dir / f"best_layer_{safe}.png", encoder=encoder,
-                                       subject=subject, value="best-layer"))
-        except WorkbenchError as exc:
-            if "surface" not in str(exc):
-                raise
+    if not frame.empty:
+        subject = str(frame["subject"].iloc[0])
+        for encoder in dict.fromkeys(frame["encoder"]):
+            safe, inputs = file_label(encoder), (keys_of("encoding", encoder=encoder), subject)
+            try:
+                paths.append(draw(f"brainmap_{safe}.png", inputs, lambda p, e=encoder: draw_brainmap(
+                    store_obj, sweep, p, encoder=e, subject=subject)))
+                paths.append(draw(f"best_layer_{safe}.png", inputs, lambda p, e=encoder: draw_brainmap(
+                    store_obj, sweep, p, encoder=e, subject=subject, value="best-layer")))
+            except WorkbenchError as exc:
+                if "surface" not in str(exc):
+                    raise
+    tmp = out_dir / (FIGURE_INDEX + ".tmp")
+    tmp.write_text(json.dumps({"inputs": whole, "figures": done}, indent=1))
+    os.replace(tmp, out_dir / FIGURE_INDEX)
     return paths

@@ -9,6 +9,7 @@ Only this coordinating process writes to the store.
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
@@ -25,9 +26,12 @@ from workbench.sweep.folds import fold_count
 from workbench.sweep.reconstruction import (
     LATENTS, CodecEncoder, check_reconstruction_metrics, load_seen_images, seen_images_key,
 )
+from workbench.sweep.index import record_sweep
 from workbench.paths import feature_path, manifest_path
 from workbench.sweep.tables import export_table
 from workbench.types import StimulusSet, WorkbenchError, digest, resolve_layers
+
+RANDOM_WEIGHTS_LABEL = " (random weights)"
 
 
 @dataclass
@@ -56,6 +60,13 @@ class Sweep:
             spec = self.config.encoders[index]
             self._encoders[index] = wb.encoder(spec.name, **spec.options)
         return self._encoders[index]
+
+    def encoder_label(self, index: int) -> str:
+        """The encoder's name in tables, figures and the report; random-weight encoders say so."""
+        label = self.config.encoders[index].display
+        if getattr(self.encoder(index), "random_weights", False) and RANDOM_WEIGHTS_LABEL not in label:
+            label += RANDOM_WEIGHTS_LABEL
+        return label
 
     def subjects(self) -> list[str]:
         available = self.dataset.subjects()
@@ -113,6 +124,7 @@ class Sweep:
         extractions = []
         for e_index, e_spec in enumerate(cfg.encoders):
             enc = self.encoder(e_index)
+            label = self.encoder_label(e_index)
             stimuli = self.stimuli_for(e_index)
             available = enc.layers()
             listed = resolve_layers(available, e_spec.layers)
@@ -125,14 +137,14 @@ class Sweep:
             for subject in subjects:
                 for layer in layers:
                     fpath = feature_path(key, layer)
-                    common = dict(subject=subject, encoder=e_spec.display, encoder_name=e_spec.name, layer=layer,
+                    common = dict(subject=subject, encoder=label, encoder_name=e_spec.name, layer=layer,
                                   depth=float(depth[layer]), feature_path=fpath, response_path=responses[subject])
                     for h_index, h_spec in enumerate(cfg.heads):
                         if layer not in chosen[h_index]:
                             continue
                         head_dump = h_spec.model_dump(exclude={"label"})
                         if self.head_direction(h_index) == "decode":
-                            cells.extend(self._decode_cells(subject, e_spec, layer, float(depth[layer]), fpath,
+                            cells.extend(self._decode_cells(subject, e_spec, label, layer, float(depth[layer]), fpath,
                                                             h_spec, responses[subject], prep, ds_fp, key))
                             continue
                         task = {"response_path": responses[subject], "feature_path": fpath, "head": head_dump,
@@ -295,7 +307,7 @@ class Sweep:
             self._directions[index] = wb.head(spec.name, **spec.options).direction
         return self._directions[index]
 
-    def _decode_cells(self, subject: str, e_spec: Any, layer: str, depth: float, fpath: str, h_spec: Any,
+    def _decode_cells(self, subject: str, e_spec: Any, label: str, layer: str, depth: float, fpath: str, h_spec: Any,
                       response: str, prep: dict[str, Any], ds_fp: str, key: str) -> list[Cell]:
         """One decoding cell per unit set (all units or an ROI) and time window."""
         cfg = self.config
@@ -310,7 +322,7 @@ class Sweep:
                               unit_set, spec, cfg.seed, cfg.permutations)
                 task = {"response_path": response, "feature_path": fpath, "head": h_spec.model_dump(exclude={"label"}), "prep": prep,
                         "seed": cfg.seed, "permutations": cfg.permutations, "decoding": spec, **unit_set}
-                cells.append(Cell(key=f"{safe_name(subject)}-d{ckey}", subject=subject, encoder=e_spec.display,
+                cells.append(Cell(key=f"{safe_name(subject)}-d{ckey}", subject=subject, encoder=label,
                                   encoder_name=e_spec.name, layer=layer, depth=depth, head=h_spec.name,
                                   feature_path=fpath, response_path=response, kind="decoding", task=task))
         return cells
@@ -429,6 +441,10 @@ class Sweep:
         plan = self.plan()
         reporter.message(f"sweep {self.config.name}: {len(plan.cells)} cells, {len(plan.subjects)} subject(s), "
                          f"{len(plan.extractions)} encoder(s), store {self.store.url}")
+        for index, spec in enumerate(self.config.encoders):
+            if getattr(self.encoder(index), "random_weights", False):
+                reporter.warning(f"encoder {spec.display!r} ({spec.name}) has random weights, no pretrained "
+                                 f"checkpoint; its scores are an untrained-architecture baseline")
         self.cache_recordings(plan)
         self.check_recordings(plan)
         plan = self.plan()  # feature keys follow the stimuli the cached recordings use
@@ -452,8 +468,9 @@ class Sweep:
                 advance(1)
         self.write_manifest(plan, started)
         table_path = export_table(self.store, self.config.name)
+        record_sweep(self.config.name, self.store.url)
         return {"cells": len(plan.cells), "computed": len(pending), "skipped": len(plan.cells) - len(pending),
-                "wall_time_s": round(time.time() - started, 2), "table": table_path}
+                "wall_time_s": round(time.time() - started, 2), "table": table_path, "store": self.store.url}
 
 
 class Reporter:
@@ -461,6 +478,10 @@ class Reporter:
 
     def message(self, text: str) -> None:  # noqa: D401 - a sink
         pass
+
+    def warning(self, text: str) -> None:
+        """Something the user must know about the run (e.g. random weights): a Python warning unless a CLI shows it."""
+        warnings.warn(text, UserWarning, stacklevel=3)
 
     def progress(self, label: str, total: int) -> Callable[[int], None]:
         return lambda n: None
