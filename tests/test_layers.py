@@ -20,7 +20,7 @@ RANKS: dict[str, int] = {
     "workbench.options": 1, "workbench.hooks": 1, "workbench.bases": 1,
     "workbench.store": 2, "workbench.fetch": 2, "workbench.http": 2, "workbench.nn": 2, "workbench.linalg": 2,
     "workbench.stats": 2, "workbench.scoring": 2, "workbench.registry": 2, "workbench.safe_pickle": 2,
-    "workbench.decoding": 2,
+    "workbench.decoding": 2, "workbench.ridge_predict": 2,
     "workbench.paths": 3, "workbench.features": 3, "workbench.images": 3, "workbench.testing": 3,
     "workbench": 3, "workbench.sdk": 3, "workbench.alignment": 3,
     "workbench.sweep": 4,

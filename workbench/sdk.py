@@ -62,6 +62,7 @@ _LAZY: dict[str, str] = {
     "DEFAULT_ALPHAS": "workbench.linalg", "make_folds": "workbench.linalg",
     "bands_from_columns": "workbench.linalg", "ridge_cv": "workbench.linalg", "banded_ridge_cv": "workbench.linalg",
     "ridge_fit": "workbench.linalg",
+    "ridge_cv_predict": "workbench.ridge_predict",
     "pearson_per_unit": "workbench.scoring", "pearson_per_output": "workbench.scoring",
     "r2_per_unit": "workbench.scoring", "retrieval_topk": "workbench.scoring",
     "two_way_identification": "workbench.scoring",
