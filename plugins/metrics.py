@@ -342,6 +342,18 @@ class RSA:
         kw = dict(conditions=self.conditions, partitions=self.partitions)
         return rdm(X, self.rdm, noise=nx, **kw), rdm(Y, self.rdm, noise=ny, **kw)
 
+    def pairwise_form(self, X: np.ndarray) -> np.ndarray | None:
+        """X's square RDM, whose rows and columns permute with the stimuli (None when rows are trials
+        of conditions, as for crossnobis): lets permutation tests compute each RDM once."""
+        if self.conditions is not None or self.partitions is not None:
+            return None
+        noise = self.noise[0] if isinstance(self.noise, tuple) else self.noise
+        return squareform(rdm(_as_2d("X", X), self.rdm, noise=noise), checks=False)
+
+    def compare_pairwise(self, A: np.ndarray, B: np.ndarray) -> float:
+        """:meth:`compare` on two square RDMs from :meth:`pairwise_form`."""
+        return compare_rdms(condensed(A), condensed(B), self.comparison)
+
     def compare(self, X: np.ndarray, Y: np.ndarray) -> float:
         X, Y = _pair(X, Y, "RSA")
         a, b = self.rdms(X, Y)
@@ -406,6 +418,18 @@ class CKA:
         self.score_name = f"cka_{kernel}{'_debiased' if debiased else ''}"
         self.sigma = sigma
 
+    def pairwise_form(self, X: np.ndarray) -> np.ndarray:
+        """The kernel of X's centred rows (stimuli × stimuli), which permutes with the stimuli."""
+        X = _center(_as_2d("X", X))
+        return X @ X.T if self.kernel == "linear" else _rbf(X, self.sigma)
+
+    def compare_pairwise(self, K: np.ndarray, L: np.ndarray) -> float:
+        """:meth:`compare` on two kernels from :meth:`pairwise_form`."""
+        xy = _hsic(K, L, self.debiased)
+        xx = _hsic(K, K, self.debiased)
+        yy = _hsic(L, L, self.debiased)
+        return float(xy / np.sqrt(xx * yy)) if xx > 0 and yy > 0 else 0.0
+
     def compare(self, X: np.ndarray, Y: np.ndarray) -> float:
         X, Y = _pair(X, Y, "CKA", 4 if self.debiased else MIN_STIMULI)
         X, Y = _center(X), _center(Y)
@@ -415,14 +439,7 @@ class CKA:
             xx = np.sqrt(np.sum((X.T @ X) ** 2))
             yy = np.sqrt(np.sum((Y.T @ Y) ** 2))
             return float(xy / (xx * yy)) if xx > 0 and yy > 0 else 0.0
-        if self.kernel == "linear":
-            K, L = X @ X.T, Y @ Y.T
-        else:
-            K, L = _rbf(X, self.sigma), _rbf(Y, self.sigma)
-        xy = _hsic(K, L, self.debiased)
-        xx = _hsic(K, K, self.debiased)
-        yy = _hsic(L, L, self.debiased)
-        return float(xy / np.sqrt(xx * yy)) if xx > 0 and yy > 0 else 0.0
+        return self.compare_pairwise(self.pairwise_form(X), self.pairwise_form(Y))
 
 
 def _svd_reduce(A: np.ndarray, keep: float | int) -> np.ndarray:

@@ -158,3 +158,33 @@ def test_rdm_noise_ceiling_refuses_one_subject():
 
     with pytest.raises(WorkbenchError, match="at least two subjects"):
         rdm_noise_ceiling(np.ones((1, 10)))
+
+
+@pytest.mark.parametrize("name,options", [
+    ("rsa", {}), ("rsa", {"rdm": "euclidean", "comparison": "pearson"}), ("rsa", {"comparison": "kendall_tau_a"}),
+    ("cka", {}), ("cka", {"kernel": "rbf"}), ("cka", {"debiased": True}),
+])
+def test_pairwise_permutation_null_equals_recomputing_the_metric(name, options):
+    import workbench as wb
+
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((30, 12))
+    Y = X @ rng.standard_normal((12, 3 * 20)) + 2.0 * rng.standard_normal((30, 3 * 20))
+    Y = Y.reshape(30, 20, 3)  # three time points
+    metric = wb.metric(name, **options)
+
+    def statistic(A, B):
+        return float(np.mean([metric.compare(A, B[:, :, t]) for t in range(B.shape[2])]))
+
+    slow = stats.permutation_test(statistic, X, Y, n_permutations=40, seed=5)
+    fast = stats.permutation_test_pairwise(metric.compare_pairwise, metric.pairwise_form(X),
+                                           [metric.pairwise_form(Y[:, :, t]) for t in range(3)],
+                                           n_permutations=40, seed=5)
+    np.testing.assert_allclose(fast.statistic, slow.statistic, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(fast.null, slow.null, rtol=1e-9, atol=1e-12)
+    assert fast.pvalue == slow.pvalue
+
+
+def test_pairwise_permutation_refuses_mismatched_forms():
+    with pytest.raises(WorkbenchError, match="pairwise forms"):
+        stats.permutation_test_pairwise(lambda a, b: 0.0, np.zeros((4, 4)), [np.zeros((5, 5))], n_permutations=2)

@@ -80,6 +80,30 @@ def permutation_test(statistic: Callable[[np.ndarray, np.ndarray], float], X: np
     return PermutationResult(observed, permutation_pvalue(observed, null, alternative), null)
 
 
+def permutation_test_pairwise(compare_pairwise: Callable[[np.ndarray, np.ndarray], float], A: np.ndarray,
+                              Bs: Sequence[np.ndarray], n_permutations: int = 1000, seed: int | None = 0,
+                              alternative: str = "greater") -> PermutationResult:
+    """:func:`permutation_test` for metrics with a stimulus × stimulus form (an RDM, a kernel).
+
+    Permuting the stimuli of Y permutes the rows and columns of its pairwise form together, so the
+    forms are computed once and each permutation is a gather. ``Bs`` holds one form of Y per time
+    point; the statistic is the mean over them. The same ``seed`` draws the same permutations as
+    :func:`permutation_test`, so the null is the same up to rounding.
+    """
+    A = np.asarray(A)
+    n = A.shape[0]
+    if any(np.shape(B) != (n, n) for B in Bs) or A.shape != (n, n):
+        raise WorkbenchError(f"pairwise forms must all be {n} × {n} (one row and column per stimulus)")
+
+    def statistic(order: np.ndarray | None) -> float:
+        return float(np.mean([compare_pairwise(A, B if order is None else B[np.ix_(order, order)]) for B in Bs]))
+
+    rng = np.random.default_rng(seed)
+    observed = statistic(None)
+    null = np.array([statistic(rng.permutation(n)) for _ in range(n_permutations)], dtype=float)
+    return PermutationResult(observed, permutation_pvalue(observed, null, alternative), null)
+
+
 def _square(v: np.ndarray, dtype: Any) -> np.ndarray:
     """Symmetric square form (zero diagonal) of a condensed vector (scipy's ``squareform``)."""
     m = len(v)

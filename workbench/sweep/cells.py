@@ -20,7 +20,9 @@ import numpy as np
 import workbench as wb
 from workbench.features import load_features
 from workbench.scoring import normalize_by_ceiling, pearson_per_unit, r2_per_unit
-from workbench.stats import bootstrap_ci, bootstrap_stimuli, permutation_pvalue, permutation_test
+from workbench.stats import (
+    bootstrap_ci, bootstrap_stimuli, permutation_pvalue, permutation_test, permutation_test_pairwise,
+)
 from workbench.store import Store, load_recording
 from workbench.sweep.folds import inner_labels, test_mask
 from workbench.paths import result_path
@@ -146,6 +148,24 @@ def _cell_data(store_url: str, task: dict[str, Any]) -> dict[str, Any]:
                                int(task.get("fold") or 0))
 
 
+def _pairwise_form(metric: Any, X: np.ndarray) -> np.ndarray | None:
+    """The metric's stimulus × stimulus form of X, when it offers one (see :meth:`RSA.pairwise_form`)."""
+    form = getattr(metric, "pairwise_form", None)
+    return None if form is None or not hasattr(metric, "compare_pairwise") else form(X)
+
+
+def _metric_permutations(metric: Any, statistic: Callable[[np.ndarray, np.ndarray], float], X_form: np.ndarray | None,
+                         X: np.ndarray, Y: np.ndarray, n: int, seed: int, alternative: str) -> Any:
+    """Stimulus-permutation null of a metric cell: from pairwise forms when the metric has them (each
+    permutation a gather, not a recomputation), else by recomputing ``statistic`` per permutation."""
+    if X_form is not None:
+        Y_forms = [metric.pairwise_form(Y[:, :, t]) for t in range(Y.shape[2])]
+        if all(f is not None for f in Y_forms):
+            return permutation_test_pairwise(metric.compare_pairwise, X_form, Y_forms, n_permutations=n, seed=seed,
+                                             alternative=alternative)
+    return permutation_test(statistic, X, Y, n_permutations=n, seed=seed, alternative=alternative)
+
+
 def compute_metric_cell(store_url: str, cell: Cell) -> dict[str, Any]:
     """Compare the layer's features with each ROI's responses on the test stimuli (no fitting).
 
@@ -164,6 +184,7 @@ def compute_metric_cell(store_url: str, cell: Cell) -> dict[str, Any]:
     Y = data["Y_test"].reshape(len(X), n_units, n_times)
     rois = {"all": np.ones(n_units * n_times, dtype=bool), **data["rois"]}
     alternative = "less" if metric.kind == "distance" else "greater"
+    X_form = _pairwise_form(metric, X) if task.get("permutations") else None
     summary = []
     for i, (name, mask) in enumerate(rois.items()):
         units = mask.reshape(n_units, n_times)[:, 0]
@@ -175,8 +196,8 @@ def compute_metric_cell(store_url: str, cell: Cell) -> dict[str, Any]:
                "score_name": str(getattr(metric, "score_name", spec["name"]))}
         statistic = lambda A, B: float(np.mean([metric.compare(A, B[:, :, t]) for t in range(n_times)]))  # noqa: E731
         if task.get("permutations"):
-            result = permutation_test(statistic, X, Y_roi, n_permutations=task["permutations"],
-                                      seed=task["seed"] + i, alternative=alternative)
+            result = _metric_permutations(metric, statistic, X_form, X, Y_roi, task["permutations"],
+                                          task["seed"] + i, alternative)
             row["null_value_95"] = float(np.quantile(result.null, 0.05 if alternative == "less" else 0.95))
             row["p_permutation"] = float(result.pvalue)
         if task.get("bootstrap"):
