@@ -290,3 +290,72 @@ def test_decoding_heads_refuse_a_cv_scheme(tmp_path):
                   heads=[{"name": "decoder"}], metrics=[], cv={"scheme": "kfold", "k": 3})
     with pytest.raises(WorkbenchError, match="decoding and reconstruction cells use test_split"):
         Sweep(config_from_dict(data)).run()
+
+
+def test_results_show_and_figures_keep_two_rsa_analyses_apart(finished, tmp_path):
+    from typer.testing import CliRunner
+
+    from workbench.cli import app
+    from workbench.figures.sweep import write_figures
+
+    result = CliRunner().invoke(app, ["results", "show", "rdms", "--store", finished.store.url, "--wide"])
+    assert result.exit_code == 0, result.output
+    assert "rdms: rsa (mean" in result.output and "rdms: rsa-r (mean" in result.output
+    one = CliRunner().invoke(app, ["results", "show", "rdms", "--store", finished.store.url, "--subject", "2",
+                                   "--analysis", "rsa-r", "--json"])
+    assert one.exit_code == 0, one.output
+    import json
+
+    rows = json.loads(one.output)
+    assert rows and {r["subject"] for r in rows} == {"2"} and {r["analysis"] for r in rows} == {"rsa-r"}
+    bad = CliRunner().invoke(app, ["results", "show", "rdms", "--store", finished.store.url, "--subject", "9"])
+    assert bad.exit_code != 0 and "no subject '9'" in str(bad.exception)
+    names = {p.name for p in write_figures(finished.store, "rdms", tmp_path)}
+    assert {"layers_rsa.png", "layers_rsa-r.png"} <= names
+
+
+class SessionRDMs:
+    """The demo's RDMs cut into two sessions per ROI (first and second half of the stimuli's pairs: the
+    same RDM with noise), to check that sessions stay apart in tables."""
+
+    name, modalities, provides = "session-rdms", ("image", "text"), "rdms"
+
+    def __init__(self):
+        self._demo = wb.dataset("demo", **DEMO)
+
+    def subjects(self):
+        return self._demo.subjects()
+
+    def stimuli(self, modality=None):
+        return self._demo.stimuli(modality)
+
+    def recording(self, subject):
+        raise WorkbenchError("session-rdms provides RDMs only")
+
+    def fetch(self, dest, accept_terms=False, **options):
+        raise WorkbenchError("nothing to fetch")
+
+    def fingerprint(self):
+        return digest("session-rdms", self._demo.fingerprint())
+
+    def rdms(self, subject):
+        rng = np.random.default_rng(int(subject))
+        return [replace(r, dataset=self.name, session=s, rdm=r.rdm + rng.uniform(0, 0.2, r.rdm.shape))
+                for r in self._demo.rdms(subject)[:2] for s in ("a", "b")]
+
+
+def test_rdm_sessions_stay_apart_in_tidy_and_summary_tables(tmp_path):
+    from workbench.sweep import summary_table
+
+    wb.register("session-rdms", SessionRDMs, kind="dataset", replace=True)
+    sweep = Sweep(config_from_dict(config(tmp_path, dataset={"name": "session-rdms"}, metrics=[{"name": "rsa"}],
+                                          permutations=0, bootstrap=0)))
+    sweep.run()
+    long = tidy_table(sweep.store, "rdms")
+    assert set(long["session"]) == {"a", "b"}
+    summary = summary_table(sweep.store, "rdms")
+    summary = summary[summary["score"] == "rsa_spearman"]
+    assert len(summary) == 2 * 2 and (summary["n_subjects"] == 3).all()
+    roi = summary["roi"].iloc[0]
+    direct = long[(long.roi == roi) & (long.session == "b") & (long.score == "rsa_spearman")]["value"].mean()
+    assert summary[(summary.roi == roi) & (summary.session == "b")]["mean"].iloc[0] == pytest.approx(direct)
