@@ -166,6 +166,8 @@ class SweepConfig(_Spec):
                                                      "metric cells)")
     bootstrap: int = Field(0, ge=0, description="bootstrap resamples of the test stimuli for a 95% interval "
                                                 "of each ROI's score (encoding and metric cells); none when 0")
+    all_units_row: bool = Field(True, description="tables keep each cell's row over all units ('all') beside its "
+                                                  "ROI rows; false drops it wherever the cell has ROI rows")
     seed: int = 0
 
     @field_validator("name")
