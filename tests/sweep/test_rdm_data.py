@@ -359,3 +359,18 @@ def test_rdm_sessions_stay_apart_in_tidy_and_summary_tables(tmp_path):
     roi = summary["roi"].iloc[0]
     direct = long[(long.roi == roi) & (long.session == "b") & (long.score == "rsa_spearman")]["value"].mean()
     assert summary[(summary.roi == roi) & (summary.session == "b")]["mean"].iloc[0] == pytest.approx(direct)
+
+
+def test_figure_layers_draws_one_analysis_and_refuses_to_average_two(finished, tmp_path):
+    from typer.testing import CliRunner
+
+    from workbench.cli import app
+
+    base = ["figure", "layers", "rdms", "--store", finished.store.url]
+    mixed = CliRunner().invoke(app, [*base, "--value", "value", "--out", str(tmp_path / "a.png")])
+    assert mixed.exit_code != 0 and "choose one with --analysis" in str(mixed.exception)
+    for extra in (["--analysis", "rsa-r", "--value", "value"], ["--metric", "rsa"]):
+        result = CliRunner().invoke(app, [*base, *extra, "--out", str(tmp_path / "b.png")])
+        assert result.exit_code == 0, result.output
+        assert (tmp_path / "b.png").stat().st_size > 1000
+        (tmp_path / "b.png").unlink()
