@@ -47,7 +47,7 @@ from typing import Annotated, Any, Sequence
 
 import numpy as np
 
-from workbench.sdk import Option, Recording, StimulusSet, Units, WorkbenchError, digest, hookimpl
+from workbench.sdk import BrainRDMs, Option, Recording, StimulusSet, Units, WorkbenchError, digest, hookimpl
 
 SHAPES = ["circle", "square", "triangle", "star", "cross", "ring", "diamond", "arrow"]
 TEXTURES = ["plain", "striped", "checkered", "dotted", "noisy"]
@@ -225,6 +225,9 @@ class DemoDataset:
             "fraction of mixing-weight variance common to all subjects at a vertex "
             "(0: shared latent factors, no vertex correspondence)")] = 0.0,
         local_path: Annotated[str | None, Option("unused: the demo is generated")] = None,
+        as_rdms: Annotated[bool, Option(
+            "provide brain RDMs instead of responses: per subject and ROI, the correlation-distance RDM "
+            "(1 − Pearson r) of the repetition-averaged responses to the shared test images")] = False,
     ) -> None:
         if n_subjects < 1 or n_train < 10 or n_test < 10 or n_repetitions < 2:
             raise WorkbenchError("demo needs n_subjects ≥ 1, n_train ≥ 10, n_test ≥ 10 and n_repetitions ≥ 2")
@@ -239,6 +242,8 @@ class DemoDataset:
         self.n_repetitions, self.noise, self.seed = n_repetitions, float(noise), seed
         self.n_sessions, self.shared_topography = int(n_sessions), float(shared_topography)
         self.local_path = local_path
+        self.as_rdms = bool(as_rdms)
+        self.provides = "rdms" if self.as_rdms else "responses"
         pool = n_test + n_train + (n_subjects - 1) * (n_train // 3)
         self.n_images = pool
 
@@ -292,7 +297,7 @@ class DemoDataset:
 
     def fingerprint(self) -> str:
         return digest("demo-v3", self.n_subjects, self.n_train, self.n_test, self.n_repetitions, self.noise, self.seed,
-                      self.n_sessions, self.shared_topography)
+                      self.n_sessions, self.shared_topography, *(["rdms"] if self.as_rdms else []))
 
     # ---- features of the generating model ----------------------------------------------------
     @cached_property
@@ -367,6 +372,20 @@ class DemoDataset:
                             "n_sessions": self.n_sessions, "shared_topography": self.shared_topography},
                            {"step": "noise_ceiling", "method": "ncsnr", "n": 1}],
         )
+
+    def rdms(self, subject: str) -> list[BrainRDMs]:
+        """One correlation-distance RDM per ROI over the shared test images (the same stimuli for every
+        subject, so RDM noise ceilings apply), from the repetition-averaged simulated responses."""
+        rec = self.recording(subject).average_repetitions()
+        test = np.flatnonzero(np.isin(rec.trial_stimulus_ids, rec.splits["test"]))
+        test = test[np.argsort(rec.trial_stimulus_ids[test])]  # one stimulus order for every subject
+        ids = rec.trial_stimulus_ids[test]
+        out = []
+        for roi, mask in rec.units.rois.items():
+            patterns = rec.responses[test][:, mask].astype(np.float64)
+            out.append(BrainRDMs(dataset=self.name, subject=subject, roi=roi, stimulus_ids=ids,
+                                 rdm=1.0 - np.corrcoef(patterns), distance="correlation"))
+        return out
 
     def fetch(self, dest: str | Path, accept_terms: bool = False, **options: Any) -> Path:
         """Nothing to download: write the stimuli as PNG files and a captions CSV into ``dest``."""

@@ -362,6 +362,47 @@ class RSA:
                                  "conditions make a single dissimilarity, which no comparison can rank; use more")
         return compare_rdms(a, b, self.comparison)
 
+    def model_rdm(self, X: np.ndarray) -> np.ndarray:
+        """The condensed RDM of one representation (rows = stimuli), as :meth:`compare` builds it."""
+        noise = self.noise[0] if isinstance(self.noise, tuple) else self.noise
+        return rdm(_as_2d("X", X), self.rdm, noise=noise, conditions=self.conditions, partitions=self.partitions)
+
+    def compare_to_rdm(self, X: np.ndarray, given: Any) -> float:
+        """A representation (stimuli × features) against a given RDM of the same stimuli in the same order
+        (condensed or square, e.g. a dataset's ``BrainRDMs.rdm``)."""
+        a = self.model_rdm(X)
+        return self.compare_given(a, given)
+
+    def compare_given(self, a: Any, b: Any) -> float:
+        """Two given RDMs (condensed or square arrays, or ``BrainRDMs``; these are first put in the same
+        stimulus order), compared with this metric's comparison."""
+        if hasattr(a, "stimulus_ids") and hasattr(b, "stimulus_ids"):
+            b = b.select(a.stimulus_ids.tolist())
+        a, b = (_condensed_vector(v) for v in (a, b))
+        if len(a) != len(b):
+            raise WorkbenchError(f"the RDMs differ in size ({n_from_condensed(len(a))} and {n_from_condensed(len(b))} "
+                                 "stimuli); compare RDMs of the same stimuli")
+        if len(a) < 3:
+            raise WorkbenchError(f"RSA needs at least {MIN_STIMULI} conditions, got {n_from_condensed(len(a))}")
+        return compare_rdms(a, b, self.comparison)
+
+    def compare_dissimilarities(self, a: np.ndarray, b: np.ndarray) -> float:
+        """Two aligned vectors of dissimilarities (any subset of pairs, e.g. a bootstrap sample), compared."""
+        return compare_rdms(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64), self.comparison)
+
+
+def _condensed_vector(v: Any) -> np.ndarray:
+    """A condensed RDM from a ``BrainRDMs``, a condensed vector or a square matrix."""
+    v = np.asarray(getattr(v, "rdm", v), dtype=np.float64)
+    if v.ndim == 2:
+        if v.shape[0] != v.shape[1]:
+            raise WorkbenchError(f"a square RDM must be n × n, got {v.shape}")
+        return condensed(v)
+    if v.ndim != 1:
+        raise WorkbenchError(f"an RDM must be condensed (1-D) or square (n × n), got shape {v.shape}")
+    n_from_condensed(len(v))
+    return v
+
 
 def _center(A: np.ndarray) -> np.ndarray:
     return A - A.mean(0, keepdims=True)

@@ -16,13 +16,19 @@ def write_report(s: Store, sweep: str, out: Path) -> Path:
     frame = results_table(s, sweep)
     fmt = {"float_format": lambda x: f"{x:.3f}"}
     tables = []
-    encoding = frame[frame["kind"] == "encoding"]
-    if not encoding.empty:
-        pivot = encoding.pivot_table(index=["encoder", "layer"], columns="roi", values="mean_r", aggfunc="mean")
-        tables.append(f"<h2>Mean Pearson r per ROI (test split)</h2>{pivot.to_html(**fmt)}")
-    for metric, rows in frame[frame["kind"] == "metric"].groupby("head", sort=False):
+    analysis = frame["analysis"] if "analysis" in frame else frame["head"]
+    for name, rows in frame[frame["kind"] == "encoding"].groupby(analysis, sort=False):
+        pivot = rows.pivot_table(index=["encoder", "layer"], columns="roi", values="mean_r", aggfunc="mean")
+        tables.append(f"<h2>{html.escape(str(name))}: mean Pearson r per ROI (mean over subjects)</h2>"
+                      f"{pivot.to_html(**fmt)}")
+    metrics = frame[frame["kind"] == "metric"]
+    sessions = "session" in metrics and metrics["session"].notna().any()
+    for facet, rows in metrics.groupby([analysis[metrics.index], *([metrics["session"]] if sessions else [])],
+                                       sort=False, dropna=False):
+        what = f"{facet[0]}, session {facet[1]}" if sessions and facet[1] == facet[1] else facet[0]
         pivot = rows.pivot_table(index=["encoder", "layer"], columns="roi", values="value", aggfunc="mean")
-        tables.append(f"<h2>{html.escape(str(metric))} per ROI (test stimuli)</h2>{pivot.to_html(**fmt)}")
+        tables.append(f"<h2>{html.escape(str(what))} per ROI (mean over subjects, no fitting)</h2>"
+                      f"{pivot.to_html(**fmt)}")
     body = "".join(f'<figure><img src="{html.escape(p.name)}" style="max-width:100%"><figcaption>{html.escape(p.stem)}'
                    f"</figcaption></figure>" for p in figures)
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(sweep)}</title>"

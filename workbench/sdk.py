@@ -17,6 +17,7 @@ from typing import Any
 from workbench.hooks import hookimpl
 from workbench.options import Option
 from workbench.types import (
+    BrainRDMs,
     Codec,
     Dataset,
     Encoder,
@@ -30,6 +31,7 @@ from workbench.types import (
     Units,
     WorkbenchError,
     as_str_array,
+    dataset_provides,
     digest,
     noise_ceiling_from_ncsnr,
     resolve_layers,
@@ -66,7 +68,7 @@ _LAZY: dict[str, str] = {
     "pearson_per_unit": "workbench.scoring", "pearson_per_output": "workbench.scoring",
     "r2_per_unit": "workbench.scoring", "retrieval_topk": "workbench.scoring",
     "two_way_identification": "workbench.scoring",
-    "rankdata": "workbench.stats", "noise_ceiling_nsd": "workbench.stats",
+    "rankdata": "workbench.stats", "noise_ceiling_nsd": "workbench.stats", "rdm_noise_ceiling": "workbench.stats",
     # functional alignment across subjects
     "ProcrustesMap": "workbench.alignment", "procrustes": "workbench.alignment", "hyperalign": "workbench.alignment",
 }
@@ -86,7 +88,7 @@ def build_head(name: str, **options: Any) -> Head:
     return workbench.head(name, **options)
 
 __all__ = [
-    "Codec", "Dataset", "Encoder", "Generator", "Head", "ImageMetric", "LayerInfo", "Metric", "Option",
+    "BrainRDMs", "Codec", "Dataset", "dataset_provides", "Encoder", "Generator", "Head", "ImageMetric", "LayerInfo", "Metric", "Option",
     "Recording", "StimulusSet", "Units", "WorkbenchError", "as_str_array", "digest", "hookimpl",
     "resolve_layers", "build_encoder", "noise_ceiling_from_ncsnr", "build_head", *_LAZY,
 ]

@@ -404,3 +404,23 @@ def rdm_noise_ceiling(rdms: Any, method: str = "spearman") -> tuple[float, float
     upper = [_rdm_compare(pooled, v, method) for v in V]
     lower = [_rdm_compare(_rdm_pool(np.delete(V, i, axis=0), method), v, method) for i, v in enumerate(V)]
     return float(np.mean(lower)), float(np.mean(upper))
+
+
+def given_rdm_noise_ceilings(rdms: Sequence[Any], method: str = "spearman") -> dict[tuple[str, str | None], tuple[float, float]]:
+    """RDM noise ceiling (lower, upper) per ROI and session over the subjects of given ``BrainRDMs``.
+
+    Each subject's RDM is first put in the stimulus order of the first subject's; every subject must
+    have an RDM of the same stimuli (else one sentence names the subject).
+    """
+    groups: dict[tuple[str, str | None], list[Any]] = {}
+    for r in rdms:
+        groups.setdefault((r.roi, r.session), []).append(r)
+    out = {}
+    for (roi, session), group in groups.items():
+        ids = group[0].stimulus_ids.tolist()
+        for r in group[1:]:
+            if set(r.stimulus_ids.tolist()) != set(ids):
+                raise WorkbenchError(f"the RDM of subject {r.subject}, ROI {roi!r} holds other stimuli than subject "
+                                     f"{group[0].subject}'s; a noise ceiling needs RDMs of the same stimuli")
+        out[(roi, session)] = rdm_noise_ceiling(np.stack([r.select(ids).rdm for r in group]), method)
+    return out

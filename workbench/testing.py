@@ -27,6 +27,7 @@ from workbench.types import (
     Dataset,
     Encoder,
     Head,
+    BrainRDMs,
     ImageMetric,
     LayerInfo,
     Metric,
@@ -136,6 +137,27 @@ DATASET_CHECKS: tuple[Check, ...] = (
     check_dataset_protocol, check_dataset_subjects, check_dataset_fingerprint, check_dataset_stimuli,
     check_dataset_modalities_share_ids, check_dataset_trials_known, check_dataset_test_split,
     check_dataset_responses_finite, check_dataset_units,
+)
+
+
+def check_dataset_rdms(dataset: Dataset) -> None:
+    """A dataset that provides RDMs returns, for its first subject, a non-empty list of ``BrainRDMs`` of
+    that subject, of known stimuli, with one RDM per ROI and session."""
+    subject = dataset.subjects()[0]
+    rdms = dataset.rdms(subject)
+    assert isinstance(rdms, list) and rdms, f"rdms({subject!r}) must return a non-empty list of BrainRDMs"
+    assert all(isinstance(r, BrainRDMs) for r in rdms), f"rdms({subject!r}) must hold BrainRDMs only"
+    assert all(r.subject == subject for r in rdms), f"rdms({subject!r}) returned RDMs of another subject"
+    labels = [(r.roi, r.session) for r in rdms]
+    assert len(set(labels)) == len(labels), "two RDMs share ROI and session; each must have its own"
+    known = set(dataset.stimuli(dataset.modalities[0]).ids)
+    unknown = {s for r in rdms for s in r.stimulus_ids.tolist()} - known
+    assert not unknown, f"RDMs refer to unknown stimuli, e.g. {sorted(unknown)[:3]}"
+
+
+RDM_DATASET_CHECKS: tuple[Check, ...] = (
+    check_dataset_protocol, check_dataset_subjects, check_dataset_fingerprint, check_dataset_stimuli,
+    check_dataset_modalities_share_ids, check_dataset_rdms,
 )
 
 
@@ -339,7 +361,7 @@ METRIC_CHECKS: tuple[Check, ...] = (
 def checks_for(plugin: Any) -> tuple[Check, ...]:
     """The named checks that apply to ``plugin``, chosen by the protocol it claims to follow."""
     if hasattr(plugin, "recording") and hasattr(plugin, "subjects"):
-        return DATASET_CHECKS
+        return RDM_DATASET_CHECKS if getattr(plugin, "provides", "responses") == "rdms" else DATASET_CHECKS
     if hasattr(plugin, "encode") and hasattr(plugin, "layers"):
         return ENCODER_CHECKS
     if hasattr(plugin, "fit") and hasattr(plugin, "predict"):
@@ -356,6 +378,11 @@ def _run(plugin: Any, checks: Sequence[Check]) -> None:
 
 def check_dataset(dataset: Dataset, subjects: Sequence[str] | None = None) -> None:
     """Every dataset check (``subjects`` are also loaded and validated when given)."""
+    if getattr(dataset, "provides", "responses") == "rdms":
+        _run(dataset, RDM_DATASET_CHECKS)
+        for s in subjects or ():
+            assert all(r.subject == s for r in dataset.rdms(s)), f"rdms({s!r}) is wrong"
+        return
     _run(dataset, DATASET_CHECKS)
     for s in subjects or ():
         rec = dataset.recording(s)

@@ -343,6 +343,84 @@ class Recording:
                        splits=splits, trial_groups={k: v[keep] for k, v in self.trial_groups.items()})
 
 
+RDM_DISTANCES = ("correlation", "euclidean", "mahalanobis", "crossnobis", "custom")
+
+
+@dataclass(frozen=True)
+class BrainRDMs:
+    """A brain RDM a dataset provides instead of responses: one subject, ROI (and session, if any).
+
+    ``rdm`` may be given square (n × n) or condensed (the upper triangle, i < j, row-major, as
+    scipy's ``squareform``); it is stored condensed. ``distance`` names the dissimilarity that made it
+    (``correlation`` = 1 − Pearson r, as rsatoolbox; ``custom`` for anything else). Validated once:
+    ids unique, at least 3 stimuli, finite, and for square input symmetric with a zero diagonal.
+    """
+
+    dataset: str
+    subject: str
+    roi: str
+    stimulus_ids: np.ndarray
+    rdm: np.ndarray
+    distance: str = "correlation"
+    session: str | None = None
+
+    def __post_init__(self) -> None:
+        from scipy.spatial.distance import squareform
+
+        set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731
+        where = f"RDM {self.dataset}/{self.subject}/{self.roi}" + (f"/{self.session}" if self.session else "")
+        set_("subject", str(self.subject))
+        set_("roi", str(self.roi))
+        if self.session is not None:
+            set_("session", str(self.session))
+        check_value(f"{where}: distance", self.distance, RDM_DISTANCES)
+        ids = as_str_array(self.stimulus_ids)
+        if ids.ndim != 1 or len(ids) < 3:
+            raise WorkbenchError(f"{where}: needs one id per stimulus and at least 3 stimuli, got {ids.shape}")
+        if len(np.unique(ids)) != len(ids):
+            raise WorkbenchError(f"{where}: stimulus ids repeat; each RDM row must be one stimulus")
+        values = np.asarray(self.rdm, dtype=np.float64)
+        if not np.isfinite(values).all():
+            raise WorkbenchError(f"{where}: dissimilarities must be finite (NaN or infinite values found)")
+        n = len(ids)
+        if values.ndim == 2:
+            if values.shape != (n, n):
+                raise WorkbenchError(f"{where}: a square RDM must be {n} × {n} for {n} stimuli, got {values.shape}")
+            tol = 1e-8 * max(1.0, float(np.abs(values).max()))
+            if not np.allclose(values, values.T, rtol=1e-6, atol=tol):
+                raise WorkbenchError(f"{where}: a square RDM must be symmetric")
+            if np.any(np.abs(np.diag(values)) > tol):
+                raise WorkbenchError(f"{where}: a square RDM must have a zero diagonal")
+            values = squareform((values + values.T) / 2, checks=False)
+        elif values.ndim != 1 or len(values) != n * (n - 1) // 2:
+            raise WorkbenchError(f"{where}: a condensed RDM of {n} stimuli has {n * (n - 1) // 2} values, got "
+                                 f"shape {values.shape}")
+        values = values.copy()
+        values.flags.writeable = False
+        ids.flags.writeable = False
+        set_("stimulus_ids", ids)
+        set_("rdm", values)
+
+    @property
+    def n_stimuli(self) -> int:
+        return len(self.stimulus_ids)
+
+    def square(self) -> np.ndarray:
+        """The n × n form (a new array)."""
+        from scipy.spatial.distance import squareform
+
+        return squareform(self.rdm, checks=False)
+
+    def select(self, ids: Sequence[str]) -> "BrainRDMs":
+        """The RDM of the stimuli ``ids``, in that order (each must be one of this RDM's)."""
+        position = {s: i for i, s in enumerate(self.stimulus_ids.tolist())}
+        missing = [s for s in ids if s not in position]
+        if missing:
+            raise WorkbenchError(f"RDM {self.dataset}/{self.subject}/{self.roi} has no stimulus {missing[0]!r}")
+        index = np.array([position[s] for s in ids])
+        return replace(self, stimulus_ids=np.asarray(ids), rdm=self.square()[np.ix_(index, index)])
+
+
 def non_finite_units(responses: Any, slice_bytes: int = 64 * 2**20) -> np.ndarray:
     """Indices of units (axis 1) with any NaN or infinite response, read in bounded slices of trials."""
     responses = np.asarray(responses)
@@ -390,6 +468,22 @@ class Dataset(Protocol):
     def recording(self, subject: str) -> Recording: ...
     def fetch(self, dest: str | Path, accept_terms: bool = False, **options: Any) -> Path: ...
     def fingerprint(self) -> str: ...
+
+    # Optional: a dataset published as RDMs sets ``provides = "rdms"`` and defines
+    # ``rdms(subject) -> list[BrainRDMs]`` (one per ROI and session); sweeps then run metric cells only.
+
+
+DATASET_PROVIDES = ("responses", "rdms")
+
+
+def dataset_provides(dataset: Any) -> str:
+    """``responses`` (a :class:`Recording` per subject) or ``rdms`` (a list of :class:`BrainRDMs`)."""
+    provides = getattr(dataset, "provides", "responses")
+    check_value(f"dataset {getattr(dataset, 'name', dataset)!r}: provides", provides, DATASET_PROVIDES)
+    if provides == "rdms" and not callable(getattr(dataset, "rdms", None)):
+        raise WorkbenchError(f"dataset {getattr(dataset, 'name', dataset)!r} provides rdms but has no rdms(subject) "
+                             "method")
+    return provides
 
 
 @runtime_checkable

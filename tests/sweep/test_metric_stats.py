@@ -115,3 +115,16 @@ def test_results_show_prints_each_analysis_apart(finished):
     assert result.exit_code == 0, result.output
     assert "ridge-1 mean_r" in result.output and "ridge-2 mean_r" in result.output
     assert "cka" in result.output and "procrustes" in result.output
+
+
+def test_report_tables_keep_two_heads_and_two_metrics_apart(finished, tmp_path):
+    from workbench.report import write_report
+
+    page = write_report(finished.store, "stats", tmp_path).read_text()
+    for heading in ("ridge-1: mean Pearson r per ROI", "ridge-2: mean Pearson r per ROI", "cka per ROI",
+                    "procrustes per ROI"):
+        assert page.count(heading) == 1, heading
+    frame = results_table(finished.store, "stats")
+    ridge1 = frame[(frame.analysis == "ridge-1") & (frame.roi == "V1")]["mean_r"].mean()
+    ridge2 = frame[(frame.analysis == "ridge-2") & (frame.roi == "V1")]["mean_r"].mean()
+    assert f"{ridge1:.3f}" in page.split("ridge-2: mean")[0] and f"{ridge2:.3f}" in page.split("ridge-2: mean")[1]

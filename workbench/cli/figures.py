@@ -53,25 +53,38 @@ def figure_layers(
     out: Path = typer.Option(..., "--out", help="PNG file to write."),
     value: str = typer.Option("mean_r", "--value", help="mean_r, mean_r_normalized, or value (metric cells)."),
     metric: Optional[str] = typer.Option(None, "--metric", help="Plot this metric's values (implies --value value)."),
+    analysis: Optional[str] = typer.Option(None, "--analysis", help="The head or metric (its table name) to plot; "
+                                                                    "needed when several share the value."),
     roi: list[str] = typer.Option([], "--roi", help="ROIs to include (repeatable); default all."),
     store: Optional[str] = StoreOption,
 ) -> None:
-    """Plot score per layer depth, one line per ROI, one panel per encoder."""
+    """Plot score per layer depth, one line per ROI, one panel per encoder (one analysis at a time)."""
     if metric:
         value = "value"
     frame = results_table(open_store(store or default_store(sweep), mode="r"), sweep)
     check_choice("ROI", roi, [r for r in dict.fromkeys(frame["roi"]) if r != "all"], sweep)
     if metric:
-        check_choice("metric", [metric], list(dict.fromkeys(frame.loc[frame["kind"] == "metric", "head"])), sweep)
+        metrics = frame[frame["kind"] == "metric"]
+        names = list(dict.fromkeys(metrics["analysis"]))
+        by_head = {h: list(dict.fromkeys(rows["analysis"])) for h, rows in metrics.groupby("head", sort=False)}
+        if metric not in names and len(by_head.get(metric, [])) == 1:
+            metric = by_head[metric][0]
+        check_choice("metric", [metric], names, sweep)
+        analysis = metric
     elif value not in frame.columns:
         raise WorkbenchError(f"the results of sweep {sweep!r} have no column {value!r}; plottable: "
                              f"{', '.join(c for c in ('mean_r', 'mean_r_normalized', 'median_r', 'value') if c in frame.columns)}")
     if value in frame.columns:
         frame = frame[frame[value].notna()]
-    if metric:
-        frame = frame[frame["head"] == metric]
-    path = plot_layer_profiles(frame, value=value, rois=roi or None, title=f"{sweep}: {metric or value} per layer",
-                               output_file=out)
+    if analysis:
+        check_choice("analysis", [analysis], list(dict.fromkeys(frame["analysis"])), sweep)
+        frame = frame[frame["analysis"] == analysis]
+    several = list(dict.fromkeys(frame["analysis"]))
+    if len(several) > 1:
+        raise WorkbenchError(f"{value} of sweep {sweep!r} comes from {len(several)} analyses ({', '.join(several)}), "
+                             "which one line cannot average; choose one with --analysis")
+    path = plot_layer_profiles(frame, value=value, rois=roi or None,
+                               title=f"{sweep}: {analysis or metric or value} per layer", output_file=out)
     console.print(f"wrote {path}")
 
 

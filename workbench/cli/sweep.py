@@ -78,10 +78,20 @@ def results_show(
     value: str = typer.Option("mean_r", "--value", help="Column to tabulate: mean_r, mean_r_normalized, median_r."),
     parquet: Optional[Path] = typer.Option(None, "--parquet", help="Also write the full table to this Parquet file."),
     wide: bool = typer.Option(False, "--wide", help="One table with every column, however wide (default: fit 80 columns)."),
+    subject: Optional[list[str]] = typer.Option(None, "--subject", help="Only these subjects (repeatable)."),
+    analysis: Optional[list[str]] = typer.Option(None, "--analysis", help="Only these heads or metrics (repeatable)."),
     as_json: bool = JsonOption,
 ) -> None:
     """Per-ROI scores of every encoder layer, averaged over subjects (full rows with --json)."""
     frame = results_table(open_store(store or default_store(sweep), mode="r"), sweep)
+    for column, wanted in (("subject", subject), ("analysis", analysis)):
+        if wanted:
+            known = [str(v) for v in dict.fromkeys(frame[column])]
+            unknown = [w for w in wanted if w not in known]
+            if unknown:
+                raise WorkbenchError(f"sweep {sweep!r} has no {column} {unknown[0]!r}; its {column}s are "
+                                     f"{', '.join(known)}")
+            frame = frame[frame[column].astype(str).isin(wanted)]
     if parquet:
         frame.to_parquet(parquet, index=False)
     if as_json:
@@ -93,8 +103,12 @@ def results_show(
     for head, rows in encoding.groupby("analysis" if "analysis" in encoding else "head", sort=False):
         _print_pivot(rows, value, f"{sweep}: {head} {value} (mean over subjects)", wide)
     if "kind" in frame.columns:
-        for metric, rows in frame[frame["kind"] == "metric"].groupby("head", sort=False):
-            _print_pivot(rows, "value", f"{sweep}: {metric} (mean over subjects, no fitting)", wide)
+        metrics = frame[frame["kind"] == "metric"]
+        sessions = "session" in metrics and metrics["session"].notna().any()
+        for facet, rows in metrics.groupby(["analysis", "session"] if sessions else ["analysis"], sort=False,
+                                           dropna=False):
+            what = f"{facet[0]}, session {facet[1]}" if sessions and facet[1] == facet[1] else facet[0]
+            _print_pivot(rows, "value", f"{sweep}: {what} (mean over subjects, no fitting)", wide)
         for head, rows in frame[frame["kind"] == "decoding"].groupby("head", sort=False):
             _print_decoding(rows, f"{sweep}: decoding with {head} (mean over subjects; chance in brackets)", wide)
         recon = frame[frame["kind"] == "reconstruction"]

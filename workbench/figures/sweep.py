@@ -164,10 +164,17 @@ def write_figures(store_obj: Store, sweep: str, out_dir: Path) -> list[Path]:
 
     table = results_table(store_obj, sweep)
     frame = table[table["kind"] == "encoding"]
-    metric_paths = [draw(f"layers_{metric}.png", keys_of("metric", head=metric), lambda p, rows=rows, metric=metric:
-                         plot_layer_profiles(rows, "value", title=f"{sweep}: {metric} per layer (test stimuli, no fitting)",
-                                             output_file=p))
-                    for metric, rows in table[table["kind"] == "metric"].groupby("head", sort=False)]
+    metric_rows = table[table["kind"] == "metric"]
+    facets = ["analysis", "session"] if "session" in metric_rows and metric_rows["session"].notna().any() \
+        else ["analysis"]
+    metric_paths = []
+    for facet, rows in metric_rows.groupby(facets, sort=False, dropna=False):
+        analysis, session = (facet[0], facet[1] if len(facets) > 1 else None)
+        name = analysis if session is None or session != session else f"{analysis}_{session}"
+        what = analysis if name == analysis else f"{analysis}, session {session}"
+        metric_paths.append(draw(f"layers_{file_label(name)}.png", sorted(rows["cell"].unique().tolist()),
+                                 lambda p, rows=rows, what=what: plot_layer_profiles(
+                                     rows, "value", title=f"{sweep}: {what} per layer (no fitting)", output_file=p)))
     if (table["kind"] == "reconstruction").any():
         metric_paths.append(draw("reconstructions.png", keys_of("reconstruction"),
                                  lambda p: draw_sweep_reconstructions(store_obj, sweep, p)))

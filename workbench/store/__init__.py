@@ -32,16 +32,19 @@ from workbench.store.recordings import (
     NON_FINITE,
     cached_recording,
     finite_recording,
+    load_rdms,
     load_recording,
+    rdms_key,
     recording_key,
     recording_key_for,
+    save_rdms,
     save_recording,
 )
 
 __all__ = [
     "ArraySpec", "block_digest", "cache_store", "cached_recording", "check_key", "CorruptEntryError",
     "DamagedEntryError", "DEFAULT_STORE", "EntryInfo", "EntryReader", "EntryWriter", "files_signature",
-    "finite_recording", "load_recording", "META", "NON_FINITE", "open_store", "Problem", "provenance",
+    "finite_recording", "load_rdms", "load_recording", "rdms_key", "save_rdms", "META", "NON_FINITE", "open_store", "Problem", "provenance",
     "read_rows", "recording_key", "recording_key_for", "safe_name", "save_recording", "STALE_WRITER_S", "Store",
     "suggest_block_rows", "writer_identity",
 ]

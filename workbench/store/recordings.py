@@ -16,7 +16,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from workbench.store.entries import ArraySpec, Store, safe_name, suggest_block_rows
-from workbench.types import non_finite_units, Recording, Units, WorkbenchError, as_str_array, digest
+from workbench.types import BrainRDMs, non_finite_units, Recording, Units, WorkbenchError, as_str_array, digest
 
 NON_FINITE = ("error", "drop_units")
 _CHECK_BYTES = 64 * 2**20
@@ -166,5 +166,39 @@ def cached_recording(store: Store | None, key: str, build: Callable[[], Recordin
     return recording
 
 
-__all__ = ["cached_recording", "finite_recording", "load_recording", "non_finite_units", "NON_FINITE",
+def rdms_key(dataset: str, subject: str | int, fingerprint: str) -> str:
+    """Store path of the brain RDMs a dataset provides for one subject: ``rdms/<dataset>/<subject>-<hash>``."""
+    subject = str(subject)
+    return f"rdms/{safe_name(dataset)}/{safe_name(subject)}-{digest(fingerprint, subject)}"
+
+
+def save_rdms(store: Store, path: str, rdms: list[BrainRDMs], attrs: Mapping[str, Any] | None = None) -> None:
+    """Cache one subject's RDMs as one entry: ``rdm_<i>`` (condensed) and ``ids_<i>`` per RDM."""
+    if not rdms or not all(isinstance(r, BrainRDMs) for r in rdms):
+        raise WorkbenchError(f"{path}: rdms(subject) must return a non-empty list of BrainRDMs")
+    labels = [(r.roi, r.session) for r in rdms]
+    if len(set(labels)) != len(labels):
+        raise WorkbenchError(f"{path}: two RDMs share ROI and session {labels[0]!r}; give each its own ROI or session")
+    arrays: dict[str, np.ndarray] = {}
+    for i, r in enumerate(rdms):
+        arrays[f"rdm_{i}"] = np.asarray(r.rdm, dtype=np.float64)
+        arrays[f"ids_{i}"] = as_str_array(r.stimulus_ids)
+    specs = {k: ArraySpec(v.shape, "str" if v.dtype.kind in "OUT" else str(v.dtype), blocked=False)
+             for k, v in arrays.items()}
+    meta = [{"dataset": r.dataset, "subject": r.subject, "roi": r.roi, "session": r.session, "distance": r.distance}
+            for r in rdms]
+    with store.writer(path, specs, kind="rdms", attrs={**dict(attrs or {}), "rdms": meta}) as w:
+        for name, value in arrays.items():
+            w.put(name, value)
+        w.finish()
+
+
+def load_rdms(store: Store, path: str) -> list[BrainRDMs]:
+    """The RDMs :func:`save_rdms` cached (reads checked)."""
+    reader = store.open(path)
+    return [BrainRDMs(stimulus_ids=reader[f"ids_{i}"].astype(str), rdm=reader[f"rdm_{i}"], **meta)
+            for i, meta in enumerate(reader.attrs["rdms"])]
+
+
+__all__ = ["cached_recording", "load_rdms", "rdms_key", "save_rdms", "finite_recording", "load_recording", "non_finite_units", "NON_FINITE",
            "recording_key", "recording_key_for", "save_recording"]

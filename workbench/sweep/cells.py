@@ -21,9 +21,10 @@ import workbench as wb
 from workbench.features import load_features
 from workbench.scoring import normalize_by_ceiling, pearson_per_unit, r2_per_unit
 from workbench.stats import (
-    bootstrap_ci, bootstrap_stimuli, permutation_pvalue, permutation_test, permutation_test_pairwise,
+    bootstrap_ci, bootstrap_rdm_ci, bootstrap_stimuli, permutation_pvalue, permutation_test,
+    permutation_test_pairwise,
 )
-from workbench.store import Store, load_recording
+from workbench.store import Store, load_rdms, load_recording
 from workbench.sweep.folds import inner_labels, test_mask
 from workbench.paths import result_path
 from workbench.types import Recording, WorkbenchError
@@ -59,7 +60,8 @@ def _prepared_recording(store_url: str, path: str, prep_json: str, fold: int) ->
     rec = load_recording(Store(store_url, mode="r"), path)
     cv = prep.get("cv")
     if cv is None or (cv["scheme"] == "split" and not cv.get("inner_group")):
-        return prepare_recording(rec, prep["average_repetitions"], prep["test_split"], prep["rois"])
+        return prepare_recording(rec, prep["average_repetitions"], prep["test_split"], prep["rois"],
+                                 need_training=fold >= 0)
     return prepare_fold(rec, prep["average_repetitions"], prep["rois"], cv, fold)
 
 
@@ -73,8 +75,12 @@ def _select_rois(rec: Recording, rois: list[str] | None) -> Recording:
     return rec.select_units(np.any([rec.units.rois[r] for r in rois], axis=0))
 
 
-def prepare_recording(rec: Recording, average: bool, test_split: str, rois: list[str] | None) -> dict[str, Any]:
-    """Train/test response matrices in the order of their stimulus ids, plus unit metadata."""
+def prepare_recording(rec: Recording, average: bool, test_split: str, rois: list[str] | None,
+                      need_training: bool = True) -> dict[str, Any]:
+    """Train/test response matrices in the order of their stimulus ids, plus unit metadata.
+
+    Metric cells (``need_training=False``) use only the test side, so a test split may hold every stimulus.
+    """
     rec = _select_rois(rec, rois)
     if test_split not in rec.splits:
         raise WorkbenchError(f"{rec.dataset}/{rec.subject} has no split {test_split!r}; "
@@ -83,7 +89,7 @@ def prepare_recording(rec: Recording, average: bool, test_split: str, rois: list
         rec = rec.average_repetitions()
     test_ids = set(rec.splits[test_split])
     is_test = np.array([s in test_ids for s in rec.trial_stimulus_ids])
-    if is_test.all() or not is_test.any():
+    if not is_test.any() or (is_test.all() and need_training):
         raise WorkbenchError(f"split {test_split!r} of {rec.dataset}/{rec.subject} leaves no training or no test trials")
     return _split_arrays(rec, rec, ~is_test, is_test, rec.noise_ceiling)
 
@@ -143,9 +149,10 @@ def permutation_null(Y: np.ndarray, pred: np.ndarray, n: int, seed: int) -> np.n
     return np.array([pearson_per_unit(Y, pred[rng.permutation(len(pred))]).mean() for _ in range(n)])
 
 
-def _cell_data(store_url: str, task: dict[str, Any]) -> dict[str, Any]:
+def _cell_data(store_url: str, task: dict[str, Any], test_only: bool = False) -> dict[str, Any]:
+    """The cell's prepared responses (``test_only``: metric cells, which need no training side; fold -1)."""
     return _prepared_recording(store_url, task["response_path"], json.dumps(task["prep"], sort_keys=True),
-                               int(task.get("fold") or 0))
+                               -1 if test_only else int(task.get("fold") or 0))
 
 
 def _pairwise_form(metric: Any, X: np.ndarray) -> np.ndarray | None:
@@ -176,7 +183,7 @@ def compute_metric_cell(store_url: str, cell: Cell) -> dict[str, Any]:
     """
     started = time.time()
     task = cell.task
-    data = _cell_data(store_url, task)
+    data = _cell_data(store_url, task, test_only=True)
     spec = task["metric"]
     metric = wb.metric(spec["name"], **spec["options"])
     X = load_features(Store(store_url), task["feature_path"], data["test_ids"]).astype(np.float64)
@@ -208,6 +215,61 @@ def compute_metric_cell(store_url: str, cell: Cell) -> dict[str, Any]:
             row["peak_value"] = float(course.max())
         summary.append(row)
     return {"rois": summary, "n_test": int(len(X)), "timing_s": round(time.time() - started, 3)}
+
+
+def rdm_metric(spec: dict[str, Any]) -> Any:
+    """The metric of a cell on given RDMs; only metrics that compare with RDMs (``compare_to_rdm``) can."""
+    metric = wb.metric(spec["name"], **spec["options"])
+    if not callable(getattr(metric, "compare_to_rdm", None)):
+        raise WorkbenchError(f"metric {spec['name']!r} cannot compare a model with given brain RDMs (it has no "
+                             "compare_to_rdm); use rsa on a dataset that provides RDMs")
+    return metric
+
+
+def compute_rdm_metric_cell(store_url: str, cell: Cell) -> dict[str, Any]:
+    """Compare the layer's model RDM with each brain RDM the dataset gave for the subject (ROI × session).
+
+    With ``permutations`` the stimulus labels of the brain RDM are permuted (rows and columns together,
+    a Mantel test; p one-sided towards more similar); with ``bootstrap`` stimuli are resampled, pairs of
+    a stimulus with its own copy dropped, for a 95% percentile interval.
+    """
+    started = time.time()
+    task = cell.task
+    store = Store(store_url, mode="r")
+    metric = rdm_metric(task["metric"])
+    wanted = task.get("rois")
+    summary = []
+    n_test = 0
+    for i, given in enumerate(load_rdms(store, task["rdm_path"])):
+        if wanted and given.roi not in wanted:
+            continue
+        X = load_features(store, task["feature_path"], given.stimulus_ids).astype(np.float64)
+        model = metric.model_rdm(X)
+        value = float(metric.compare_given(model, given.rdm))
+        row: dict[str, Any] = {"roi": given.roi, "n_units": None, "value": value, "metric_kind": metric.kind,
+                               "score_name": str(getattr(metric, "score_name", task["metric"]["name"])),
+                               "n_stimuli": given.n_stimuli, "brain_distance": given.distance}
+        if given.session is not None:
+            row["session"] = given.session
+        alternative = "less" if metric.kind == "distance" else "greater"
+        if task.get("permutations"):
+            rng = np.random.default_rng(task["seed"] + i)
+            square = given.square()
+            null = np.empty(task["permutations"])
+            for k in range(len(null)):
+                perm = rng.permutation(given.n_stimuli)
+                null[k] = metric.compare_given(model, square[np.ix_(perm, perm)])
+            row["null_value_95"] = float(np.quantile(null, 0.05 if alternative == "less" else 0.95))
+            row["p_permutation"] = permutation_pvalue(value, null, alternative)
+        if task.get("bootstrap"):
+            ci = bootstrap_rdm_ci(model, given.rdm, metric.compare_dissimilarities, n_boot=task["bootstrap"],
+                                  seed=task["seed"] + i)
+            row["ci_low"], row["ci_high"] = float(ci.low), float(ci.high)
+        summary.append(row)
+        n_test = max(n_test, given.n_stimuli)
+    if not summary:
+        raise WorkbenchError(f"no brain RDM of {cell.subject} is in ROIs {', '.join(wanted or [])}")
+    return {"rois": summary, "n_test": n_test, "timing_s": round(time.time() - started, 3)}
 
 
 def decoding_inputs(data: dict[str, Any], roi: str, time_window: list[float] | None) -> tuple[np.ndarray, np.ndarray, int]:

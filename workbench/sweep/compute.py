@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from workbench.sweep.cells import (
-    Cell, compute_decode_cell, compute_encoding_cell, compute_fold_mean_cell, compute_metric_cell, measured,
+    Cell, compute_decode_cell, compute_encoding_cell, compute_fold_mean_cell, compute_metric_cell, compute_rdm_metric_cell, measured,
 )
 from workbench.sweep.reconstruction import compute_generation_cell, compute_reconstruction_cell
 
@@ -14,10 +14,14 @@ def _encoding(store_url: str, cell: Cell) -> dict[str, Any]:
     return compute_fold_mean_cell(store_url, cell) if cell.fold == "mean" else compute_encoding_cell(store_url, cell)
 
 
+def _metric(store_url: str, cell: Cell) -> dict[str, Any]:
+    return compute_rdm_metric_cell(store_url, cell) if "rdm_path" in cell.task else compute_metric_cell(store_url, cell)
+
+
 COMPUTATIONS: dict[str, Callable[[str, Cell], dict[str, Any]]] = {
     "encoding": _encoding,
     "decoding": compute_decode_cell,
-    "metric": compute_metric_cell,
+    "metric": _metric,
     "reconstruction": compute_reconstruction_cell,
     "generation": compute_generation_cell,
 }

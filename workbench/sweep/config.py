@@ -124,9 +124,10 @@ class GenerationSpec(_Spec):
 class CVSpec(_Spec):
     """How encoding cells are cross-validated; every fold reuses the same cached features and responses."""
 
-    scheme: Literal["split", "kfold", "group"] = Field(
+    scheme: Literal["split", "kfold", "group", "all"] = Field(
         "split", description="split: one named test split; kfold: seeded k-fold over stimuli; group: "
-                             "leave-one-group-out over a trial grouping of the dataset (session, run)")
+                             "leave-one-group-out over a trial grouping of the dataset (session, run); all: "
+                             "every stimulus, no training side (metric-only sweeps: no split needed)")
     split: str | None = Field(None, description="scheme split: the test split (default: the sweep's test_split)")
     k: int = Field(5, ge=2, description="scheme kfold: number of folds")
     group: str = Field("session", description="scheme group: the trial grouping left out one group at a time")
@@ -159,11 +160,14 @@ class SweepConfig(_Spec):
         None, description="generate images from decoded embeddings with a diffusion pipeline (stage 3)")
     decoding: DecodingSpec = Field(default_factory=DecodingSpec,
                                    description="unit sets and scores of heads whose direction is decode")
-    cv: CVSpec | None = Field(None, description="cross-validation of encoding cells; test_split alone when omitted")
+    cv: CVSpec | None = Field(None, description="cross-validation of encoding cells; test_split alone when omitted "
+                                                "(metric cells of kfold, group and all schemes use every stimulus)")
     permutations: int = Field(200, ge=0, description="test-set permutations for the per-ROI null (encoding and "
                                                      "metric cells)")
     bootstrap: int = Field(0, ge=0, description="bootstrap resamples of the test stimuli for a 95% interval "
                                                 "of each ROI's score (encoding and metric cells); none when 0")
+    all_units_row: bool = Field(True, description="tables keep each cell's row over all units ('all') beside its "
+                                                  "ROI rows; false drops it wherever the cell has ROI rows")
     seed: int = 0
 
     @field_validator("name")

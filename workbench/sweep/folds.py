@@ -23,7 +23,7 @@ def _groups(rec: Recording, name: str, what: str) -> np.ndarray:
 
 def fold_count(cv: dict[str, Any], rec: Recording | None = None, group_labels: np.ndarray | None = None) -> int:
     """How many folds the scheme makes (``group`` needs the recording's labels)."""
-    if cv["scheme"] == "split":
+    if cv["scheme"] in ("split", "all"):
         return 1
     if cv["scheme"] == "kfold":
         return int(cv["k"])

@@ -17,8 +17,10 @@ import numpy as np
 
 import workbench as wb
 from workbench.features import encoder_key, extract_features
-from workbench.store import ArraySpec, Store, cached_recording, open_store, recording_key, recording_key_for, safe_name
-from workbench.sweep.cells import CELL_CODE_VERSION, Cell
+from workbench.store import (
+    ArraySpec, Store, cached_recording, open_store, rdms_key, recording_key, recording_key_for, safe_name, save_rdms,
+)
+from workbench.sweep.cells import CELL_CODE_VERSION, Cell, rdm_metric
 from workbench.sweep.compute import compute_cell
 from workbench.sweep.config import SweepConfig, analysis_names
 from workbench.sweep.executors import get_executor
@@ -29,7 +31,7 @@ from workbench.sweep.reconstruction import (
 from workbench.sweep.index import record_sweep
 from workbench.paths import feature_path, manifest_path
 from workbench.sweep.tables import export_table
-from workbench.types import StimulusSet, WorkbenchError, digest, resolve_layers
+from workbench.types import StimulusSet, WorkbenchError, dataset_provides, digest, resolve_layers
 
 RANDOM_WEIGHTS_LABEL = " (random weights)"
 
@@ -50,6 +52,7 @@ class Sweep:
         self.config = config
         self.store = store if isinstance(store, Store) else open_store(store or config.store)
         self.dataset = wb.dataset(config.dataset.name, **config.dataset.options)
+        self.provides = dataset_provides(self.dataset)
         self._encoders: dict[int, Any] = {}
         self._directions: dict[int, str] = {}
         self._codec: CodecEncoder | None = None
@@ -102,12 +105,19 @@ class Sweep:
         if getattr(self, "_used", (None, None))[0] != key:
             ids: set[str] = set()
             for path in paths:
-                ids.update(self.store.open(path)["trial_stimulus_ids"].tolist())
+                reader = self.store.open(path)
+                names = [n for n in reader.names() if n.startswith("ids_")] if self.provides == "rdms" \
+                    else ["trial_stimulus_ids"]
+                for name in names:
+                    ids.update(reader[name].tolist())
             self._used = (key, ids)
         return self._used[1]
 
     def plan(self) -> Plan:
         cfg = self.config
+        self._check_scheme()
+        if self.provides == "rdms":
+            return self._plan_rdms()
         subjects = self.subjects()
         ds_fp = self.dataset.fingerprint()
         responses = {s: self.recording_key(s) for s in subjects}
@@ -179,6 +189,61 @@ class Sweep:
         if cfg.generation is not None:
             cells.extend(self._generation_cells(cells))
         return Plan(cfg, cells, extractions, subjects, responses)
+
+    def _check_scheme(self) -> None:
+        """Refuse analyses the cross-validation scheme (or a dataset of RDMs) cannot serve, in one sentence."""
+        cfg = self.config
+        scheme = cfg.cv_spec()["scheme"]
+        directions = {self.head_direction(i) for i in range(len(cfg.heads))} if cfg.encoders else set()
+        if self.provides == "rdms":
+            if "heads" in cfg.model_fields_set and cfg.heads:
+                raise WorkbenchError(f"dataset {cfg.dataset.name!r} provides brain RDMs, not responses: heads cannot be "
+                                     "fitted to it; remove heads and compare with metrics (rsa)")
+            if cfg.reconstruction is not None or cfg.generation is not None:
+                raise WorkbenchError(f"dataset {cfg.dataset.name!r} provides brain RDMs, not responses: it cannot be "
+                                     "reconstructed from; remove the reconstruction section")
+            if not cfg.metrics:
+                raise WorkbenchError(f"dataset {cfg.dataset.name!r} provides brain RDMs: add metrics (rsa) to compare "
+                                     "the encoders with them")
+            return
+        if scheme == "all" and "encode" in directions:
+            raise WorkbenchError("cv.scheme 'all' tests on every stimulus and trains on none: encoding heads need "
+                                 "split, kfold or group (or remove the heads for a metric-only sweep)")
+        if scheme != "split" and ("decode" in directions or cfg.reconstruction is not None):
+            raise WorkbenchError(f"cv.scheme {scheme!r} is supported for encoding and metric cells only; decoding and "
+                                 "reconstruction cells use test_split: remove cv or run them in a sweep of their own")
+
+    def _plan_rdms(self) -> Plan:
+        """Metric cells on the brain RDMs a dataset provides: one per subject × encoder × layer × metric, each
+        comparing the layer's model RDM with every RDM (ROI × session) of the subject."""
+        cfg = self.config
+        subjects = self.subjects()
+        ds_fp = self.dataset.fingerprint()
+        paths = {s: self.recording_key(s) for s in subjects}
+        stats = {"seed": cfg.seed, "permutations": cfg.permutations, "bootstrap": cfg.bootstrap}
+        names = analysis_names(cfg.metrics)
+        cells, extractions = [], []
+        for e_index, e_spec in enumerate(cfg.encoders):
+            enc, label = self.encoder(e_index), self.encoder_label(e_index)
+            stimuli = self.stimuli_for(e_index)
+            available = enc.layers()
+            layers = resolve_layers(available, e_spec.layers)
+            depth = {layer.name: layer.depth for layer in available}
+            key = encoder_key(enc, stimuli)
+            extractions.append({"index": e_index, "layers": layers, "key": key})
+            for subject in subjects:
+                for layer in layers:
+                    fpath = feature_path(key, layer)
+                    for m_index, m_spec in enumerate(cfg.metrics):
+                        m_dump = m_spec.model_dump(exclude={"label"})
+                        ckey = digest(CELL_CODE_VERSION, ds_fp, subject, "rdms", cfg.rois, key, layer, m_dump, stats)
+                        task = {"rdm_path": paths[subject], "feature_path": fpath, "metric": m_dump,
+                                "rois": cfg.rois, **stats}
+                        cells.append(Cell(key=f"{safe_name(subject)}-m{ckey}", subject=subject, encoder=label,
+                                          encoder_name=e_spec.name, layer=layer, depth=float(depth[layer]),
+                                          head=m_spec.name, analysis=names[m_index], kind="metric",
+                                          feature_path=fpath, response_path=paths[subject], task=task))
+        return Plan(cfg, cells, extractions, subjects, paths)
 
     def _generation_cells(self, cells: list[Cell]) -> list[Cell]:
         """One generation cell per subject, on the decode cell (and reconstruction cell) it names."""
@@ -287,7 +352,10 @@ class Sweep:
         return fold_count(cv, group_labels=reader[f"group_{key}"])
 
     def recording_key(self, subject: str) -> str:
-        """Where the subject's recording is cached (one key per dataset files, options and non-finite policy)."""
+        """Where the subject's recording (or, for a dataset that provides RDMs, its RDMs) is cached (one key
+        per dataset files, options and non-finite policy)."""
+        if self.provides == "rdms":
+            return rdms_key(self.config.dataset.name, subject, self.dataset.fingerprint())
         if self.config.non_finite == "error":
             return recording_key_for(self.dataset, subject)
         return recording_key(self.config.dataset.name, subject, self.dataset.fingerprint(),
@@ -342,7 +410,11 @@ class Sweep:
     # ---- running ---------------------------------------------------------------------------
     def cache_recordings(self, plan: Plan, on_subject: Callable[[str], None] | None = None) -> None:
         for subject, path in plan.response_paths.items():
-            if not self.store.is_complete(path):
+            if self.provides == "rdms":
+                if not self.store.is_complete(path):
+                    save_rdms(self.store, path, self.dataset.rdms(subject),
+                              attrs={"dataset_fingerprint": self.dataset.fingerprint()})
+            elif not self.store.is_complete(path):
                 cached_recording(self.store, path, lambda s=subject: self.dataset.recording(s),
                                  attrs={"dataset_fingerprint": self.dataset.fingerprint()},
                                  non_finite=self.config.non_finite)
@@ -411,7 +483,10 @@ class Sweep:
                 raise WorkbenchError(f"head {spec.name!r}: cv={cv} needs at least 2 folds to choose alphas")
             self.head_direction(index)
         for spec in self.config.metrics:
-            wb.metric(spec.name, **spec.options)
+            if self.provides == "rdms":
+                rdm_metric(spec.model_dump())
+            else:
+                wb.metric(spec.name, **spec.options)
         if self.config.reconstruction is not None:
             check_reconstruction_metrics([m.model_dump() for m in self.config.reconstruction.metrics])
             self.codec_encoder()
@@ -422,9 +497,16 @@ class Sweep:
         wanted = {*(cfg.rois or []), *(r for r in cfg.decoding.rois if r != "all"),
                   *((r for r in cfg.reconstruction.rois if r != "all") if cfg.reconstruction else ())}
         for subject, path in plan.response_paths.items():
+            if self.provides == "rdms":
+                rois = sorted({m["roi"] for m in self.store.open(path).attrs["rdms"]})
+                missing = sorted(set(cfg.rois or []) - set(rois))
+                if missing:
+                    raise WorkbenchError(f"{cfg.dataset.name}/{subject} has no RDM of ROI {missing[0]!r}; its RDMs "
+                                         f"are of {', '.join(rois)}")
+                continue
             meta = self.store.open(path).attrs.get("recording", {})
             splits, rois = list(meta.get("splits", {}).values()), list(meta.get("rois", {}).values())
-            if cfg.test_split not in splits:
+            if cfg.cv_spec()["scheme"] == "split" and cfg.test_split not in splits:
                 raise WorkbenchError(f"{cfg.dataset.name}/{subject} has no split {cfg.test_split!r}; its splits are "
                                      f"{', '.join(splits) or 'none'} (set test_split)")
             missing = sorted(wanted - set(rois))

@@ -29,7 +29,9 @@ def results_table(store: Store, sweep: str, folds: bool = False):
             store._group("results") is not None else []
         hint = f"; sweeps in this store: {', '.join(known)}" if known else ""
         raise WorkbenchError(f"no finished sweep {sweep!r} in store {store.url}{hint}")
-    keys = store.open(manifest_path(sweep))["cells"].astype(str)
+    manifest = store.open(manifest_path(sweep))
+    keys = manifest["cells"].astype(str)
+    keep_all = (manifest.attrs.get("config") or {}).get("all_units_row", True)
     rows = []
     for key in keys:
         path = result_path(sweep, key)
@@ -41,7 +43,10 @@ def results_table(store: Store, sweep: str, folds: bool = False):
         if fold not in ("", "mean") and not folds:
             continue
         extra = {k: attrs[k] for k in ("fit_s", "peak_memory_mb", "peak_memory_source") if k in attrs}
-        for roi in attrs["rois"]:
+        rois = attrs["rois"]
+        if not keep_all and any(r["roi"] != "all" for r in rois):
+            rois = [r for r in rois if r["roi"] != "all"]
+        for roi in rois:
             rows.append({"sweep": sweep, "dataset": attrs["dataset"], "subject": cell["subject"],
                          "encoder": cell["encoder"], "layer": cell["layer"], "depth": cell["depth"],
                          "kind": cell.get("kind", "encoding"), "head": cell["head"], "analysis": cell.get("analysis") or cell["head"],
@@ -57,7 +62,8 @@ def results_table(store: Store, sweep: str, folds: bool = False):
 
 
 ID_COLUMNS = ("sweep", "dataset", "subject", "encoder", "layer", "depth", "kind", "analysis", "fold", "roi",
-              "n_units", "fit_s", "peak_memory_mb", "peak_memory_source", "cell")
+              "session", "n_units", "n_stimuli", "brain_distance", "fit_s", "peak_memory_mb", "peak_memory_source",
+              "cell")
 NOT_SCORES = {"head", "metric_kind", "score_name", "time_window", "n_folds"}
 
 
@@ -92,7 +98,8 @@ def summary_table(store: Store, sweep: str):
     """The tidy table aggregated over subjects: mean, SEM (ddof 1) and the number of subjects per
     model × layer × analysis × ROI × score."""
     long = tidy_table(store, sweep)
-    keys = [c for c in ("encoder", "layer", "depth", "kind", "analysis", "fold", "roi", "score") if c in long.columns]
+    keys = [c for c in ("encoder", "layer", "depth", "kind", "analysis", "fold", "roi", "session", "score")
+            if c in long.columns]
     grouped = long.groupby(keys, sort=False, dropna=False)["value"]
     out = grouped.agg(mean="mean", sem="sem", n_subjects="count").reset_index()
     return out
