@@ -57,7 +57,8 @@ def results_table(store: Store, sweep: str, folds: bool = False):
 
 
 ID_COLUMNS = ("sweep", "dataset", "subject", "encoder", "layer", "depth", "kind", "analysis", "fold", "roi",
-              "n_units", "fit_s", "peak_memory_mb", "peak_memory_source", "cell")
+              "n_units", "model_kind", "k_sessions", "all_sessions", "n_stimuli", "n_trials", "fit_s",
+              "peak_memory_mb", "peak_memory_source", "cell")
 NOT_SCORES = {"head", "metric_kind", "score_name", "time_window", "n_folds"}
 
 
@@ -92,7 +93,8 @@ def summary_table(store: Store, sweep: str):
     """The tidy table aggregated over subjects: mean, SEM (ddof 1) and the number of subjects per
     model × layer × analysis × ROI × score."""
     long = tidy_table(store, sweep)
-    keys = [c for c in ("encoder", "layer", "depth", "kind", "analysis", "fold", "roi", "score") if c in long.columns]
+    keys = [c for c in ("encoder", "layer", "depth", "kind", "analysis", "fold", "roi", "k_sessions", "score")
+            if c in long.columns]
     grouped = long.groupby(keys, sort=False, dropna=False)["value"]
     out = grouped.agg(mean="mean", sem="sem", n_subjects="count").reset_index()
     return out
