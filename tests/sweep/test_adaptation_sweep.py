@@ -155,3 +155,21 @@ def test_shared_device_reaches_models_with_a_device_option(tmp_path):
     options = [sweep._model_options(m) for m in cfg.shared.models]
     assert options[0]["device"] == "cuda:1" and "device" not in options[1] and options[2]["device"] == "cpu"
     assert wb.head("shared-decoder", **options[0]).device == "cuda:1"
+
+
+def test_encode_direction_scores_every_unit(ran):
+    cfg, _, _ = ran
+    shared = {**cfg.shared.model_dump(), "direction": "encode", "sessions": [1, None],
+              "models": [{"name": "shared-encoder", "label": "shared encoder",
+                          "options": {"latent_dim": 8, "epochs": 3, "embedding_prior": "mean"}},
+                         {"name": "ridge", "label": "per-subject ridge", "options": {"cv": 3}}]}
+    enc = config_from_dict({**cfg.model_dump(), "name": "demo-shared-encode", "shared": shared})
+    assert Sweep(enc).run()["computed"] == 4
+    table = tidy_table(Sweep(enc).store, enc.name)
+    assert {"mean_r", "median_r"} <= set(table["score"]) and "top1" not in set(table["score"])
+    from workbench.sweep import load_cell_scores
+
+    cells = list(load_cell_scores(Sweep(enc).store, enc.name, kinds=("adaptation",)))
+    n_units = int(table["n_units"].iloc[0])
+    assert len(cells) == 4 and all(arrays["score"].shape == (n_units,) for _, arrays in cells)
+    assert score(table, "shared encoder", 1, "mean_r") > 0

@@ -17,7 +17,8 @@ from workbench.store import open_store
 from workbench.sweep import results_table
 from workbench.types import WorkbenchError
 
-figure_app = typer.Typer(help="Brain maps and layer profiles as PNG files.", no_args_is_help=True)
+figure_app = typer.Typer(help="Brain maps, layer profiles, reconstructions and adaptation curves as PNG files.",
+                         no_args_is_help=True)
 
 
 @figure_app.command("brainmap")
