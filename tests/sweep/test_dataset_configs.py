@@ -98,3 +98,17 @@ def test_nsd_shared_config_runs_on_the_published_layout(tmp_path, monkeypatch):
 
     table = tidy_table(store, "nsd-shared")
     assert set(table.loc[table["kind"] == "adaptation", "k_sessions"]) == {1, 3}
+
+
+@pytest.mark.filterwarnings("ignore:encoder 'clip'")
+def test_things_eeg2_shared_config_refuses_preprocessed_data_before_extracting(tmp_path):
+    from workbench.types import WorkbenchError
+
+    root = tmp_path / "things"
+    make_things_eeg2(root, subjects=(1, 2), n_train_concepts=4, n_test=4)
+    cfg = load_config(CONFIGS / "things-eeg2-shared.yaml", [
+        f"dataset.options.local_path={root}", "dataset.options.data=preprocessed", f"store={tmp_path / 's.zarr'}",
+        "shared.new_subjects=[2]", "shared.device=cpu", "encoders.0.options.pretrained=null"])
+    with pytest.raises(WorkbenchError, match="labels no trial 'session'.*adaptation needs each trial's session"):
+        Sweep(cfg).run()
+    assert not (tmp_path / "s.zarr" / "features").exists()

@@ -500,6 +500,17 @@ class Sweep:
             if missing:
                 raise WorkbenchError(f"{cfg.dataset.name}/{subject} has no ROI {missing[0]!r}; its ROIs are "
                                      f"{', '.join(rois) or 'none'} (or use 'all')")
+            if cfg.shared is not None:
+                for field, split in (("shared.train_split", cfg.shared.train_split),
+                                     ("shared.align.split", cfg.shared.align.split)):
+                    if split not in splits:
+                        raise WorkbenchError(f"{cfg.dataset.name}/{subject} has no split {split!r} ({field}); its "
+                                             f"splits are {', '.join(splits) or 'none'}")
+                groups = list(meta.get("trial_groups", {}).values())
+                if cfg.shared.session_group not in groups:
+                    raise WorkbenchError(f"{cfg.dataset.name}/{subject} labels no trial {cfg.shared.session_group!r} "
+                                         f"(shared.session_group); its trial groupings are "
+                                         f"{', '.join(groups) or 'none'}, and adaptation needs each trial's session")
 
     def run(self, executor: str = "inline", workers: int | None = None, reporter: "Reporter | None" = None,
             address: str | None = None) -> dict[str, Any]:
