@@ -102,6 +102,8 @@ def test_figure_from_the_table_by_cli_and_in_the_standard_set(ran, tmp_path):
     bad = CliRunner().invoke(app, ["figure", "adaptation", cfg.name, "--out", str(out), "--store", cfg.store,
                                    "--subject", "9"])
     assert bad.exit_code != 0 and "no adaptation cells for subject '9'" in str(bad.exception)
+    shown = CliRunner().invoke(app, ["results", "show", cfg.name, "--store", cfg.store, "--wide"])
+    assert shown.exit_code == 0 and "new-subject adaptation" in shown.output and "shared decoder" in shown.output
     paths = write_figures(Sweep(cfg).store, cfg.name, tmp_path / "figs")
     assert "adaptation.png" in [p.name for p in paths]
 
