@@ -16,7 +16,9 @@ Files are read in NSD's published layout (the ``natural-scenes-dataset`` bucket)
 Stimulus ids are ``"nsd-KKKKK"`` with K the **1-based** 73k id of NSD's papers and .mat files
 (``nsd-00001`` is row 0 of ``imgBrick`` and ``nsdId`` 0 of the CSV). Trial ``t`` (0-based) of session
 ``s`` (1-based) is experiment trial ``g = (s - 1) * T + t`` with ``T`` the number of trials in the
-session file (750 in NSD); its image is ``subjectim[subject - 1, masterordering[g] - 1]``.
+session file (750 in NSD); its image is ``subjectim[subject - 1, masterordering[g] - 1]``. Each trial's
+session number is ``Recording.trial_groups["session"]`` (``"1"`` … ``"40"``), what the adaptation
+sweep's "first k sessions" and leave-one-session-out cross-validation read.
 
 The noise ceiling is NSD's ``NC = ncsnr² / (ncsnr² + 1/n)`` as a 0–1 fraction. Without averaging
 ``n = 1`` (single trials). With averaging, ``1/n`` is the mean of ``1/count`` over the test-split
@@ -39,7 +41,7 @@ from workbench.sdk import (
 )
 
 NAME = "nsd"
-CODE_VERSION = "1"
+CODE_VERSION = "2"
 CITATION = ("Allen, E.J., St-Yves, G., Wu, Y. et al. A massive 7T fMRI dataset to bridge cognitive neuroscience "
             "and artificial intelligence. Nat Neurosci 25, 116–126 (2022). doi:10.1038/s41593-021-00962-x")
 BUCKET_URL = "https://natural-scenes-dataset.s3.amazonaws.com/"
@@ -412,7 +414,7 @@ class NSDDataset:
         design = self._design_arrays()
         order, subjectim = design["masterordering"], design["subjectim"][subj - 1]
         units, select, n_total, ncsnr, roi_notes = self._units(root, subj, sessions[0])
-        responses, numbers, per_session = None, [], None
+        responses, numbers, labels, per_session = None, [], [], None
         for k, s in enumerate(sessions):
             data, source = self._read_session(root, subj, s, select, n_total)
             n_trials = data.shape[0]
@@ -430,6 +432,7 @@ class NSDDataset:
             if columns.min() < 0 or columns.max() >= subjectim.size:
                 raise WorkbenchError(f"{EXPDESIGN}: masterordering points outside subjectim; download it again")
             numbers.append(subjectim[columns])
+            labels.append(np.full(n_trials, str(s)))
             if self.zscore:
                 mean, std = data.mean(0, dtype=np.float64), data.std(0, dtype=np.float64)
                 data = ((data - mean) / np.where(std > 0, std, np.inf)).astype(np.float32)
@@ -451,7 +454,7 @@ class NSDDataset:
             dataset=NAME, subject=str(subj), responses=responses, trial_stimulus_ids=ids,
             units=units, splits={"train": [stimulus_id(n) for n in seen[~shared]],
                                  "test": [stimulus_id(n) for n in seen[shared]]},
-            preprocessing=steps,
+            preprocessing=steps, trial_groups={"session": np.concatenate(labels)},
         )
         counts = dict(zip(*np.unique(ids, return_counts=True)))
         test = [counts[i] for i in rec.splits["test"]] or list(counts.values())

@@ -15,6 +15,11 @@ file names without extension (e.g. ``aardvark_01b``). Trials are image-major (al
 first training image, then the next, ..., then the test images); responses are
 trials × channels × times; ``units`` are the channels (space ``eeg-10-20``) with ROIs by scalp region.
 
+Sessions: with ``data="raw"`` each trial's recording session (``ses-YY``, 1–4) is
+``Recording.trial_groups["session"]``. The preprocessed release cannot say: its preprocessing
+(Gifford et al.'s ``save_prepr``) shuffles the repetitions of the four sessions together, so the
+preprocessed recording has no session grouping and the adaptation sweep needs ``data="raw"``.
+
 The noise ceiling is per channel: NSD's ``ncsnr² / (ncsnr² + 1/n)`` computed at each channel and time
 point from the repetitions of the test images, then averaged over time points. ``n = 1`` without
 averaging; with averaging, ``1/n`` is the mean of ``1/count`` over the test images (``n = 80``).
@@ -37,7 +42,7 @@ from workbench.sdk import (
 )
 
 NAME = "things-eeg2"
-CODE_VERSION = "1"
+CODE_VERSION = "2"
 CITATION = ("Gifford, A.T., Dwivedi, K., Roig, G., Cichy, R.M. A large and rich EEG dataset for modeling human "
             "visual object recognition. NeuroImage 264, 119754 (2022). doi:10.1016/j.neuroimage.2022.119754")
 TERMS_URL = "https://osf.io/3jk45/"
@@ -278,8 +283,9 @@ class ThingsEEG2Dataset:
 
     def _build_recording(self, subj: int) -> Recording:
         train_ids, test_ids = self._ids()
+        groups: dict[str, np.ndarray] = {}
         if self.data == "raw":
-            responses, ids, names, times, test_block, step = self._load_raw(subj, train_ids, test_ids)
+            responses, ids, names, times, test_block, step, groups = self._load_raw(subj, train_ids, test_ids)
         else:
             responses, ids, names, times, test_block, step = self._load_preprocessed(subj, train_ids, test_ids)
         rois: dict[str, np.ndarray] = {}
@@ -289,7 +295,7 @@ class ThingsEEG2Dataset:
         units = Units(space="eeg-10-20", n=len(names), names=np.asarray(names), rois=rois)
         rec = Recording(dataset=NAME, subject=str(subj), responses=responses, trial_stimulus_ids=ids, units=units,
                         splits={"train": train_ids, "test": test_ids}, times=np.asarray(times, dtype=np.float64),
-                        preprocessing=[step])
+                        preprocessing=[step], trial_groups=groups)
         counts = dict(zip(*np.unique(ids, return_counts=True)))
         test_counts = [counts[i] for i in test_ids if i in counts] or list(counts.values())
         inverse_n = 1.0
@@ -343,7 +349,7 @@ class ThingsEEG2Dataset:
             raise WorkbenchError("data='raw' needs MNE-Python, which is not installed: `pip install mne` (the "
                                  "preprocessed data need no extra package)") from None
         root = self._root()
-        blocks, ids, names, times, sessions = [], [], None, None, []
+        blocks, ids, names, times, sessions, labels = [], [], None, None, [], []
         test_trials: dict[str, list[np.ndarray]] = {}
         for part, part_ids in (("training", train_ids), ("test", test_ids)):
             for s in range(1, N_RAW_SESSIONS + 1):
@@ -373,6 +379,7 @@ class ThingsEEG2Dataset:
                 blocks.append(data)
                 ids.append(trial_ids)
                 sessions.append(f"{part}/ses-{s:02d}")
+                labels.append(np.full(len(trial_ids), str(s)))
                 if part == "test":
                     for sid, x in zip(trial_ids, data):
                         test_trials.setdefault(str(sid), []).append(x)
@@ -381,7 +388,8 @@ class ThingsEEG2Dataset:
         step = {"step": "load", "data": "raw", "sessions": sessions, "epochs": [self.raw_tmin, self.raw_tmax],
                 "baseline": "pre-stimulus mean", "resampled_hz": self.raw_sfreq, "catch_trials": "dropped",
                 "order": "recorded order (training then test)"}
-        return np.concatenate(blocks), np.concatenate(ids), names, times, test_block, step
+        return (np.concatenate(blocks), np.concatenate(ids), names, times, test_block, step,
+                {"session": np.concatenate(labels)})
 
     # ---- download ----------------------------------------------------------------------------
     def fetch(self, dest: str | Path, accept_terms: bool = False, subjects: Sequence[str | int] | None = None,

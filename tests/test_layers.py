@@ -23,6 +23,7 @@ RANKS: dict[str, int] = {
     "workbench.decoding": 2, "workbench.ridge_predict": 2,
     "workbench.paths": 3, "workbench.features": 3, "workbench.images": 3, "workbench.testing": 3,
     "workbench": 3, "workbench.sdk": 3, "workbench.alignment": 3,
+    "workbench.adaptation": 3,
     "workbench.sweep": 4,
     "workbench.figures": 5, "workbench.report": 5, "workbench.scaffold": 5,
     "workbench.cli": 6,

@@ -71,6 +71,9 @@ _LAZY: dict[str, str] = {
     "rankdata": "workbench.stats", "noise_ceiling_nsd": "workbench.stats", "rdm_noise_ceiling": "workbench.stats",
     # functional alignment across subjects
     "ProcrustesMap": "workbench.alignment", "procrustes": "workbench.alignment", "hyperalign": "workbench.alignment",
+    # the new-subject adaptation experiment
+    "adaptation_curve": "workbench.adaptation", "averaged_rows": "workbench.adaptation",
+    "session_order": "workbench.adaptation", "decode_scores": "workbench.adaptation",
 }
 
 

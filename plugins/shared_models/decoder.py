@@ -25,7 +25,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 
 from workbench.sdk import (
-    Option, WorkbenchError, digest, pearson_per_output, retrieval_topk, ridge_cv, two_way_identification,
+    Option, WorkbenchError, decode_scores, digest, pearson_per_output, ridge_cv,
 )
 
 from workbench_plugins.shared_models import training
@@ -385,10 +385,3 @@ class SharedDecoder(BaseEstimator):
         """Retrieval top-1 among ``n_candidates``-way subsets, two-way identification and mean r."""
         return decode_scores(self.predict(subject, Y), np.asarray(X), n_candidates, metric)
 
-
-def decode_scores(pred: np.ndarray, true: np.ndarray, n_candidates: int | None = None,
-                  metric: str = "cosine") -> dict[str, float]:
-    """The decode scores every model in the adaptation experiment is compared on."""
-    return {"top1": retrieval_topk(pred, true, 1, n_candidates=n_candidates, metric=metric)[1],
-            "two_way": two_way_identification(pred, true),
-            "mean_r": float(np.mean(pearson_per_output(true, pred)))}

@@ -90,6 +90,16 @@ def test_trials_map_to_images_like_the_csv(built: tuple[Path, dict]) -> None:
     assert list(rec.trial_stimulus_ids) == [f"nsd-{k:05d}" for k in expected]
 
 
+def test_each_trial_carries_its_session(built: tuple[Path, dict]) -> None:
+    root, truth = built
+    rec = dataset(root, space="fsaverage").recording("1")
+    expected = np.repeat([str(s) for s in range(1, SESSIONS + 1)], truth["tps"])
+    assert np.array_equal(rec.trial_groups["session"], expected)
+    part = dataset(root, space="fsaverage", sessions=[2, 3]).recording("1")
+    assert list(dict.fromkeys(part.trial_groups["session"])) == ["2", "3"]
+    assert np.array_equal(part.trial_stimulus_ids, rec.trial_stimulus_ids[truth["tps"]:])
+
+
 def test_volume_betas_are_int16_over_300_in_the_mask(built: tuple[Path, dict]) -> None:
     root, truth = built
     rec = dataset(root, space="func1pt8mm", zscore=False).recording("1")

@@ -87,6 +87,11 @@ def test_trials_channels_and_times(built: tuple[Path, dict]) -> None:
     assert list(rec.units.rois["parietal"]) == [False] * 5 + [True, True]
 
 
+def test_preprocessed_data_have_no_session_grouping(built: tuple[Path, dict]) -> None:
+    """The published preprocessing shuffles the sessions' repetitions together: no session to report."""
+    assert "session" not in dataset(built[0]).recording("1").trial_groups
+
+
 def test_channel_regions() -> None:
     assert te.channel_region("Fp1") == "prefrontal" and te.channel_region("FCz") == "fronto-central"
     assert te.channel_region("TP9") == "temporo-parietal" and te.channel_region("Cz") == "central"
@@ -184,6 +189,9 @@ def test_raw_data_are_epoched_with_mne(copy: Path, built: tuple[Path, dict]) -> 
     assert np.abs(baseline).max() < 1e-6 < rec.responses[:, :, (rec.times > 0.02) & (rec.times < 0.15)].mean()
     assert rec.noise_ceiling is not None and rec.noise_ceiling.shape == (4,)
     assert rec.preprocessing[0]["data"] == "raw"
+    sessions = [str(s) for s in (1, 2) for _ in truth["events"][("training", s)]]
+    sessions += [str(s) for s in (1, 2) for _ in truth["events"][("test", s)]]
+    assert list(rec.trial_groups["session"]) == sessions
 
 
 # ---- fetch from a fake OSF -----------------------------------------------------------------------

@@ -9,6 +9,7 @@ import typer
 
 from workbench.cli.common import StoreOption, console, default_store
 from workbench.figures import plot_layer_profiles
+from workbench.figures.adaptation import draw_sweep_adaptation
 from workbench.figures.reconstructions import draw_sweep_reconstructions
 from workbench.figures.sweep import draw_brainmap
 from workbench.report import write_report
@@ -16,7 +17,8 @@ from workbench.store import open_store
 from workbench.sweep import results_table
 from workbench.types import WorkbenchError
 
-figure_app = typer.Typer(help="Brain maps and layer profiles as PNG files.", no_args_is_help=True)
+figure_app = typer.Typer(help="Brain maps, layer profiles, reconstructions and adaptation curves as PNG files.",
+                         no_args_is_help=True)
 
 
 @figure_app.command("brainmap")
@@ -98,6 +100,21 @@ def figure_reconstructions(
 ) -> None:
     """Draw test images beside their reconstructions: best, median, worst and random per subject."""
     path = draw_sweep_reconstructions(open_store(store or default_store(sweep), mode="r"), sweep, out, metric)
+    console.print(f"wrote {path}")
+
+
+@figure_app.command("adaptation")
+def figure_adaptation(
+    sweep: str = typer.Argument(..., help="Sweep name (a sweep with a shared: section)."),
+    out: Path = typer.Option(..., "--out", help="PNG file to write."),
+    metric: list[str] = typer.Option([], "--metric", help="top1, two_way, mean_r or median_r (repeatable); "
+                                                           "default every score the cells have."),
+    subject: Optional[str] = typer.Option(None, "--subject", help="Only this new subject (default: mean over all)."),
+    store: Optional[str] = StoreOption,
+) -> None:
+    """Plot score against the number of the new subject's sessions, one line per model."""
+    path = draw_sweep_adaptation(open_store(store or default_store(sweep), mode="r"), sweep, out, metric or None,
+                                 subject)
     console.print(f"wrote {path}")
 
 

@@ -114,6 +114,20 @@ def results_show(
         recon = frame[frame["kind"] == "reconstruction"]
         if not recon.empty:
             _print_reconstruction(recon, f"{sweep}: reconstruction (mean over subjects; shuffled pairs | mean image)")
+        adapt = frame[frame["kind"] == "adaptation"]
+        if not adapt.empty:
+            _print_adaptation(adapt, f"{sweep}: new-subject adaptation (mean over new subjects; chance in brackets)",
+                              wide)
+
+
+def _print_adaptation(frame, title: str, wide: bool = False) -> None:
+    """One row per model × number of sessions of the new subject."""
+    scores = [c for c in ("top1", "two_way", "mean_r", "median_r") if c in frame.columns and frame[c].notna().any()]
+    keys, values = [], []
+    for (model, k), rows in frame.groupby(["analysis", "k_sessions"], sort=False):
+        keys.append([model, str(int(k)), str(int(rows["n_stimuli"].mean()))])
+        values.append([f"{rows[c].mean():.3f} [{rows['chance_' + c].mean():.3f}]" for c in scores])
+    print_table(title, ["model", "sessions", "stimuli"], [c.replace("_", " ") for c in scores], keys, values, wide)
 
 
 def _print_reconstruction(frame, title: str) -> None:

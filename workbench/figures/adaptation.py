@@ -62,3 +62,38 @@ def plot_adaptation_curve(table: Any, metrics: Sequence[str] | None = None, x: s
     fig.suptitle(title or f"New-subject adaptation (subject {subject})", fontsize=12)
     fig.tight_layout(rect=(0, 0, 0.8, 0.95))
     return save_or_return(fig, output_file)
+
+
+ADAPTATION_SCORES = ("top1", "two_way", "mean_r", "median_r")
+
+
+def adaptation_table(tidy: Any) -> Any:
+    """The adaptation rows of a sweep's tidy results table in :func:`plot_adaptation_curve`'s columns."""
+    rows = tidy[tidy["kind"] == "adaptation"] if "kind" in tidy.columns else tidy.iloc[:0]
+    if rows.empty:
+        return rows
+    scores = rows[rows["score"].isin(ADAPTATION_SCORES)]
+    chance = rows[rows["score"].str.startswith("chance_")].assign(score=lambda f: f["score"].str[len("chance_"):])
+    chance = chance.set_index(["cell", "score"])["value"]
+    out = scores.rename(columns={"analysis": "model", "score": "metric"}).assign(
+        kind=scores["model_kind"].to_numpy(), k_sessions=scores["k_sessions"].astype(int).to_numpy())
+    out["chance"] = [chance.get((c, m), np.nan) for c, m in zip(out["cell"], out["metric"])]
+    return out.reset_index(drop=True)
+
+
+def draw_sweep_adaptation(store_obj: Any, sweep: str, out: str | Path, metrics: Sequence[str] | None = None,
+                          subject: str | None = None) -> Any:
+    """The adaptation figure of a sweep with a ``shared:`` section, drawn from its results table."""
+    from workbench.sweep.tables import tidy_table
+
+    table = adaptation_table(tidy_table(store_obj, sweep))
+    if table.empty:
+        raise WorkbenchError(f"sweep {sweep!r} has no adaptation cells; add a shared: section to its config")
+    if subject is not None:
+        known = list(dict.fromkeys(table["subject"].astype(str)))
+        if str(subject) not in known:
+            raise WorkbenchError(f"sweep {sweep!r} has no adaptation cells for subject {subject!r}; it has: "
+                                 f"{', '.join(known)}")
+        table = table[table["subject"].astype(str) == str(subject)]
+    return plot_adaptation_curve(table, metrics=metrics, title=f"{sweep}: score against the new subject's sessions",
+                                 output_file=out)

@@ -175,6 +175,11 @@ def write_figures(store_obj: Store, sweep: str, out_dir: Path) -> list[Path]:
         metric_paths.append(draw(f"layers_{file_label(name)}.png", sorted(rows["cell"].unique().tolist()),
                                  lambda p, rows=rows, what=what: plot_layer_profiles(
                                      rows, "value", title=f"{sweep}: {what} per layer (no fitting)", output_file=p)))
+    if (table["kind"] == "adaptation").any():
+        from workbench.figures.adaptation import draw_sweep_adaptation
+
+        metric_paths.append(draw("adaptation.png", keys_of("adaptation"),
+                                 lambda p: draw_sweep_adaptation(store_obj, sweep, p)))
     if (table["kind"] == "reconstruction").any():
         metric_paths.append(draw("reconstructions.png", keys_of("reconstruction"),
                                  lambda p: draw_sweep_reconstructions(store_obj, sweep, p)))

@@ -7,6 +7,7 @@ from typing import Any, Callable
 from workbench.sweep.cells import (
     Cell, compute_decode_cell, compute_encoding_cell, compute_fold_mean_cell, compute_metric_cell, compute_rdm_metric_cell, measured,
 )
+from workbench.sweep.adaptation import compute_adaptation_cell
 from workbench.sweep.reconstruction import compute_generation_cell, compute_reconstruction_cell
 
 
@@ -24,6 +25,7 @@ COMPUTATIONS: dict[str, Callable[[str, Cell], dict[str, Any]]] = {
     "metric": _metric,
     "reconstruction": compute_reconstruction_cell,
     "generation": compute_generation_cell,
+    "adaptation": compute_adaptation_cell,
 }
 
 

@@ -138,6 +138,78 @@ class CVSpec(_Spec):
                                                       "cv folds (alpha selection); the head's own cv otherwise")
 
 
+class SharedTargetSpec(_Spec):
+    encoder: str = Field(description="encoder (name or label) of the sweep whose layer is the target")
+    layer: Union[str, float] = Field(description="that encoder's layer (name or relative depth 0–1)")
+
+
+class SharedModelSpec(_Spec):
+    name: str
+    options: dict[str, Any] = Field(default_factory=dict)
+    label: str | None = Field(None, description="model name in tables and the figure (defaults to the head name)")
+
+
+class AlignSpec(_Spec):
+    split: str = Field("test", description="split of stimuli every subject saw (NSD's shared1000, THINGS-EEG2's "
+                                           "test images); the new subject is evaluated on it")
+    fraction: float = Field(0.0, ge=0.0, lt=1.0, description="fraction of that split (seeded) given to every model "
+                                                             "as alignment / training stimuli and left out of the "
+                                                             "evaluation")
+
+
+class SharedSpec(_Spec):
+    """New-subject adaptation: shared models fitted on training subjects, adapted from a new one's first k sessions."""
+
+    direction: Literal["decode", "encode"] = Field("decode", description="decode: brain → target; encode: "
+                                                                         "target features → brain")
+    target: SharedTargetSpec
+    models: list[SharedModelSpec] = Field(min_length=1, description="registered heads: multi-subject ones (with "
+                                                                    "adapt) and per-subject baselines")
+    new_subjects: list[str] = Field(min_length=1, description="held out in turn; the other subjects train")
+    train_subjects: list[str] | None = Field(None, description="training subjects (default: every other subject)")
+    sessions: list[int | None] = Field(default_factory=lambda: [1, 2, 5, None],
+                                       description="k: the first k sessions of the new subject (null: all)")
+    session_group: str = Field("session", description="Recording.trial_groups key that labels sessions")
+    train_split: str = "train"
+    align: AlignSpec = Field(default_factory=AlignSpec)
+    n_candidates: int | None = Field(None, ge=2, description="N of N-way top-1 retrieval (all evaluation "
+                                                             "stimuli when omitted)")
+    time_window: tuple[float, float] | None = Field(None, description="time-resolved data: [start, end] s, "
+                                                                      "responses averaged within it")
+    device: str | None = Field(None, pattern=r"^(cpu|cuda(:\d+)?)$",
+                               description="torch device (cpu, cuda, cuda:N) given to every model with a device "
+                                           "option that does not set its own")
+
+    @field_validator("new_subjects", "train_subjects", mode="before")
+    @classmethod
+    def _as_strings(cls, value: Any) -> Any:
+        if isinstance(value, (int, float, str)):
+            value = [value]
+        return [str(v) for v in value] if isinstance(value, (list, tuple)) else value
+
+    @field_validator("sessions")
+    @classmethod
+    def _sessions(cls, value: list[int | None]) -> list[int | None]:
+        if not value:
+            raise ValueError("list at least one k (a number of sessions, or null for all)")
+        if any(v is not None and v < 1 for v in value):
+            raise ValueError("numbers of sessions must be at least 1 (null means all sessions)")
+        if len(set(value)) != len(value):
+            raise ValueError("each number of sessions may be listed once")
+        return value
+
+    @model_validator(mode="after")
+    def _subjects(self) -> "SharedSpec":
+        if len(set(self.new_subjects)) != len(self.new_subjects):
+            raise ValueError("new_subjects lists a subject twice")
+        if self.train_subjects is not None and set(self.train_subjects) & set(self.new_subjects):
+            raise ValueError("train_subjects and new_subjects overlap; a new subject is held out of training")
+        names = [m.label or m.name for m in self.models]
+        if len(set(names)) != len(names):
+            raise ValueError("two models share a name; give them distinct labels")
+        return self
+
+
 class SweepConfig(_Spec):
     """One alignment sweep: dataset × subjects × encoders × layers × heads (and optional metrics)."""
 
@@ -162,6 +234,8 @@ class SweepConfig(_Spec):
                                    description="unit sets and scores of heads whose direction is decode")
     cv: CVSpec | None = Field(None, description="cross-validation of encoding cells; test_split alone when omitted "
                                                 "(metric cells of kfold, group and all schemes use every stimulus)")
+    shared: SharedSpec | None = Field(None, description="new-subject adaptation cells of models shared across "
+                                                        "subjects (score against the new subject's sessions)")
     permutations: int = Field(200, ge=0, description="test-set permutations for the per-ROI null (encoding and "
                                                      "metric cells)")
     bootstrap: int = Field(0, ge=0, description="bootstrap resamples of the test stimuli for a 95% interval "
@@ -191,8 +265,19 @@ class SweepConfig(_Spec):
     def _has_work(self) -> "SweepConfig":
         if not self.encoders and self.reconstruction is None:
             raise ValueError("a sweep needs encoders (or a reconstruction section)")
-        if self.encoders and not (self.heads or self.metrics):
-            raise ValueError("a sweep with encoders needs heads or metrics to compute")
+        if self.encoders and not (self.heads or self.metrics or self.shared):
+            raise ValueError("a sweep with encoders needs heads, metrics or a shared section to compute")
+        if self.shared is not None:
+            target = self.shared.target.encoder
+            if not any(target in (e.name, e.display) for e in self.encoders):
+                raise ValueError(f"shared.target.encoder {target!r} is not one of the sweep's encoders "
+                                 f"({', '.join(e.display for e in self.encoders) or 'none'})")
+            if self.subjects != "all":
+                listed = set(self.subjects)
+                unknown = [s for s in [*self.shared.new_subjects, *(self.shared.train_subjects or [])]
+                           if s not in listed]
+                if unknown:
+                    raise ValueError(f"shared names subject {unknown[0]!r}, which is not in subjects")
         return self
 
     def cv_spec(self) -> dict[str, Any]:

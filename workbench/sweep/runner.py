@@ -139,11 +139,15 @@ class Sweep:
             available = enc.layers()
             listed = resolve_layers(available, e_spec.layers)
             chosen = {i: self._head_layers(h, e_spec, listed, available) for i, h in enumerate(cfg.heads)}
+            target = self._shared_layer(e_spec, available)
             layers = [layer.name for layer in available
-                      if layer.name in listed or any(layer.name in c for c in chosen.values())]
+                      if layer.name in listed or layer.name == target or any(layer.name in c for c in chosen.values())]
             depth = {layer.name: layer.depth for layer in available}
             key = encoder_key(enc, stimuli)
             extractions.append({"index": e_index, "layers": layers, "key": key})
+            if target is not None:
+                cells.extend(self._adaptation_cells(subjects, responses, ds_fp, key, label, e_spec.name, target,
+                                                    float(depth[target])))
             for subject in subjects:
                 for layer in layers:
                     fpath = feature_path(key, layer)
@@ -244,6 +248,58 @@ class Sweep:
                                           head=m_spec.name, analysis=names[m_index], kind="metric",
                                           feature_path=fpath, response_path=paths[subject], task=task))
         return Plan(cfg, cells, extractions, subjects, paths)
+
+    def _shared_layer(self, e_spec: Any, available: list[Any]) -> str | None:
+        """The target layer of the ``shared:`` section, if this encoder is its target (else None)."""
+        shared = self.config.shared
+        if shared is None or shared.target.encoder not in (e_spec.name, e_spec.display):
+            return None
+        return resolve_layers(available, [shared.target.layer])[0]
+
+    def _model_options(self, model: Any) -> dict[str, Any]:
+        """A shared model's options, with ``shared.device`` where its head has a ``device`` option it leaves unset."""
+        options = dict(model.options)
+        device = self.config.shared.device
+        if device is not None and "device" not in options and "device" in (wb.get_registry().get("head", model.name).options() or {}):
+            options["device"] = device
+        return options
+
+    def _adaptation_cells(self, subjects: list[str], responses: dict[str, str], ds_fp: str, key: str, label: str,
+                          encoder_name: str, layer: str, depth: float) -> list[Cell]:
+        """One cell per model × new subject × k sessions of the ``shared:`` section."""
+        from workbench.sweep.adaptation import ADAPTATION_CODE_VERSION
+
+        cfg, spec = self.config, self.config.shared
+        models = [{"name": m.name, "options": self._model_options(m), "label": m.label or m.name}
+                  for m in spec.models]
+        cells = []
+        for new in spec.new_subjects:
+            if new not in subjects:
+                raise WorkbenchError(f"shared.new_subjects names {new!r}, which is not a subject of the sweep "
+                                     f"({', '.join(subjects)})")
+            train = spec.train_subjects or [s for s in subjects if s != new]
+            unknown = [s for s in train if s not in subjects]
+            if unknown:
+                raise WorkbenchError(f"shared.train_subjects names {unknown[0]!r}, which is not a subject of the "
+                                     f"sweep ({', '.join(subjects)})")
+            if not train:
+                raise WorkbenchError(f"shared: no training subject is left once {new!r} is held out; "
+                                     "the sweep needs at least two subjects")
+            setup = {"responses": {s: responses[s] for s in [*train, new]}, "feature_path": feature_path(key, layer),
+                     "new_subject": new, "train_subjects": train, "train_split": spec.train_split,
+                     "align": spec.align.model_dump(), "session_group": spec.session_group, "rois": cfg.rois,
+                     "time_window": None if spec.time_window is None else list(spec.time_window), "seed": cfg.seed}
+            for model in models:
+                for k in spec.sessions:
+                    ckey = digest(ADAPTATION_CODE_VERSION, ds_fp, setup, key, model, k, spec.direction,
+                                  spec.n_candidates)
+                    task = {"setup": setup, "model": model, "k": k, "direction": spec.direction,
+                            "n_candidates": spec.n_candidates}
+                    cells.append(Cell(key=f"{safe_name(new)}-a{ckey}", subject=new, encoder=label,
+                                      encoder_name=encoder_name, layer=layer, depth=depth, head=model["name"],
+                                      analysis=model["label"], feature_path=setup["feature_path"],
+                                      response_path=responses[new], kind="adaptation", task=task))
+        return cells
 
     def _generation_cells(self, cells: list[Cell]) -> list[Cell]:
         """One generation cell per subject, on the decode cell (and reconstruction cell) it names."""
@@ -487,6 +543,19 @@ class Sweep:
                 rdm_metric(spec.model_dump())
             else:
                 wb.metric(spec.name, **spec.options)
+        if self.config.shared is not None:
+            device = self.config.shared.device or ""
+            if device.startswith("cuda"):
+                import torch
+
+                if not torch.cuda.is_available():
+                    raise WorkbenchError(f"shared.device is {device!r} but CUDA is not available here; "
+                                         "use --set shared.device=cpu")
+            for spec in self.config.shared.models:
+                direction = getattr(wb.head(spec.name, **self._model_options(spec)), "direction", "encode")
+                if direction != self.config.shared.direction:
+                    raise WorkbenchError(f"shared model {spec.label or spec.name!r} ({spec.name}) is a {direction} "
+                                         f"head, but shared.direction is {self.config.shared.direction}")
         if self.config.reconstruction is not None:
             check_reconstruction_metrics([m.model_dump() for m in self.config.reconstruction.metrics])
             self.codec_encoder()
@@ -513,6 +582,17 @@ class Sweep:
             if missing:
                 raise WorkbenchError(f"{cfg.dataset.name}/{subject} has no ROI {missing[0]!r}; its ROIs are "
                                      f"{', '.join(rois) or 'none'} (or use 'all')")
+            if cfg.shared is not None:
+                for field, split in (("shared.train_split", cfg.shared.train_split),
+                                     ("shared.align.split", cfg.shared.align.split)):
+                    if split not in splits:
+                        raise WorkbenchError(f"{cfg.dataset.name}/{subject} has no split {split!r} ({field}); its "
+                                             f"splits are {', '.join(splits) or 'none'}")
+                groups = list(meta.get("trial_groups", {}).values())
+                if cfg.shared.session_group not in groups:
+                    raise WorkbenchError(f"{cfg.dataset.name}/{subject} labels no trial {cfg.shared.session_group!r} "
+                                         f"(shared.session_group); its trial groupings are "
+                                         f"{', '.join(groups) or 'none'}, and adaptation needs each trial's session")
 
     def run(self, executor: str = "inline", workers: int | None = None, reporter: "Reporter | None" = None,
             address: str | None = None) -> dict[str, Any]:

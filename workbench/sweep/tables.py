@@ -62,8 +62,8 @@ def results_table(store: Store, sweep: str, folds: bool = False):
 
 
 ID_COLUMNS = ("sweep", "dataset", "subject", "encoder", "layer", "depth", "kind", "analysis", "fold", "roi",
-              "session", "n_units", "n_stimuli", "brain_distance", "fit_s", "peak_memory_mb", "peak_memory_source",
-              "cell")
+              "session", "n_units", "model_kind", "k_sessions", "all_sessions", "n_stimuli", "n_trials",
+              "brain_distance", "fit_s", "peak_memory_mb", "peak_memory_source", "cell")
 NOT_SCORES = {"head", "metric_kind", "score_name", "time_window", "n_folds"}
 
 
@@ -98,7 +98,7 @@ def summary_table(store: Store, sweep: str):
     """The tidy table aggregated over subjects: mean, SEM (ddof 1) and the number of subjects per
     model × layer × analysis × ROI × score."""
     long = tidy_table(store, sweep)
-    keys = [c for c in ("encoder", "layer", "depth", "kind", "analysis", "fold", "roi", "session", "score")
+    keys = [c for c in ("encoder", "layer", "depth", "kind", "analysis", "fold", "roi", "session", "k_sessions", "score")
             if c in long.columns]
     grouped = long.groupby(keys, sort=False, dropna=False)["value"]
     out = grouped.agg(mean="mean", sem="sem", n_subjects="count").reset_index()
