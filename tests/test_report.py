@@ -147,3 +147,28 @@ def test_report_renders_in_a_headless_browser(report, tmp_path: Path) -> None:
 
     pixels = np.asarray(Image.open(shot).convert("L"), dtype=float)
     assert pixels.shape[0] > 1000 and pixels.std() > 10 and (pixels < 128).mean() > 0.01, "the screenshot is blank"
+
+
+def test_figure_rois_and_outlines_from_the_cli(report, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from workbench.cli import app
+    from workbench.figures.sweep import draw_brainmap
+    from workbench.types import WorkbenchError
+
+    _, store = report
+    runner = CliRunner()
+    for args in (["figure", "rois", "rep", "--roi", "V1", "--roi", "VOT", "--view", "posterior"],
+                 ["figure", "brainmap", "rep", "--outline", "V1", "--outline", "VOT"],
+                 ["figure", "brainmap", "rep", "--outlines", "--value", "best-layer"]):
+        out = tmp_path / f"{args[1]}-{len(args)}.png"
+        result = runner.invoke(app, [*args, "--store", store.url, "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        assert out.stat().st_size > 10_000
+    result = runner.invoke(app, ["figure", "brainmap", "rep", "--outline", "V9", "--store", store.url,
+                                 "--out", str(tmp_path / "x.png")])
+    assert isinstance(result.exception, WorkbenchError) and "known: V1, V2" in str(result.exception)
+    assert not (tmp_path / "x.png").exists()
+    fig = draw_brainmap(store, "rep", None, threshold=0.0, outlines=["V1"])
+    assert "(r > 0.00)" in fig._suptitle.get_text(), "the title states the threshold drawn, not the default"
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["V1"]

@@ -103,7 +103,7 @@ def draw_brainmap(store_obj: Store, sweep: str, out: Path, encoder: Optional[str
     surface.setdefault("log", value == "alpha")
     label = {"score": "Pearson r (test split)", "score_normalized": "r / noise ceiling", "r2": "R² (test split)",
              "alpha": "ridge alpha"}.get(value, value)
-    shown = f" (r > {critical:.2f})" if np.isfinite(threshold) else ""
+    shown = f" (r > {threshold:.2f})" if np.isfinite(threshold) else ""
     return plot_surface_scores(data, rec.units.hemisphere, rec.units.vertex, rec.units.space,
                                title=f"{encoder} · {chosen[0]['layer']} · subject {subject}{shown} ({sweep})",
                                colorbar_label=label, output_file=out, outlines=drawn_outlines,
