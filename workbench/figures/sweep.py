@@ -273,6 +273,6 @@ def write_figures(store_obj: Store, sweep: str, out_dir: Path, interactive: bool
             if "surface" not in str(exc):
                 raise
     tmp = out_dir / (FIGURE_INDEX + ".tmp")
-    tmp.write_text(json.dumps({"inputs": whole, "figures": done}, indent=1))
+    tmp.write_text(json.dumps({"inputs": whole, "figures": {p.name: done[p.name] for p in paths}}, indent=1))
     os.replace(tmp, out_dir / FIGURE_INDEX)
     return paths
