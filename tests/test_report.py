@@ -172,3 +172,18 @@ def test_figure_rois_and_outlines_from_the_cli(report, tmp_path: Path) -> None:
     fig = draw_brainmap(store, "rep", None, threshold=0.0, outlines=["V1"])
     assert "(r > 0.00)" in fig._suptitle.get_text(), "the title states the threshold drawn, not the default"
     assert [t.get_text() for t in fig.legends[0].get_texts()] == ["V1"]
+
+
+def test_a_decoding_sweep_reports_retrieval_with_chance_and_its_figure(tmp_path: Path) -> None:
+    wb.register("report-pixels", Pixels, kind="encoder", replace=True)
+    cfg = config_from_dict({
+        "name": "dec", "store": str(tmp_path / "s.zarr"),
+        "dataset": {"name": "demo", "options": {"n_subjects": 2, "n_train": 60, "n_test": 16}},
+        "encoders": [{"name": "report-pixels", "layers": [0.0]}],
+        "heads": [{"name": "decoder", "options": {"alphas": [1e4, 1e6], "cv": 3}}],
+        "decoding": {"rois": ["all", "V1"], "n_way": [4], "n_subsets": 3}, "permutations": 10})
+    Sweep(cfg).run()
+    page = write_report(open_store(str(tmp_path / "s.zarr"), mode="r"), "dec", tmp_path / "out").read_text()
+    assert "<img src='decoding.png'" in page and "black ticks: chance" in page
+    assert "top1_brain_to_image" in page and "(0.062)" in page, "retrieval cells show chance (1/16 for top-1)"
+    assert "Decoding: decoder" in page

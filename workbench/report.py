@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from workbench.figures.layers import retrieval_columns
 from workbench.figures.sweep import write_figures
 from workbench.paths import manifest_path
 from workbench.store import Store, provenance
@@ -85,6 +86,20 @@ def summary_pivot(rows: Any, value: str) -> Any:
     return pd.DataFrame(wide[["encoder", "layer", "depth", *[r for r in rois if r in wide.columns]]])
 
 
+def retrieval_table(rows: Any) -> Any:
+    """Decoding rows: each retrieval score per encoder × layer × ROI as mean ± SEM (chance)."""
+    import pandas as pd
+
+    out = []
+    for (encoder, layer, depth, roi), part in _ordered(rows).groupby(["encoder", "layer", "depth", "roi"], sort=False):
+        row = {"encoder": encoder, "layer": layer, "roi": roi}
+        for score in retrieval_columns(part):
+            mean, sem = part[score].mean(), part[score].sem() if len(part) > 1 else float("nan")
+            row[score] = f"{mean:.3f}" + (f" ± {sem:.3f}" if sem == sem else "") + f" ({part[f'chance_{score}'].mean():.3f})"
+        out.append(row)
+    return pd.DataFrame(out)
+
+
 STAT_COLUMNS = ("mean_r", "mean_r_normalized", "median_r", "value", "sem", "ci_low", "ci_high",
                 "p_permutation", "q_fdr", "null_mean_r_95", "peak_time", "peak_mean_r")
 
@@ -109,6 +124,9 @@ def _captions(sweep: str, frame: Any) -> dict[str, str]:
                       "permutation null.",
         "layers_normalized.png": f"As above, with r divided by the square root of each unit's noise ceiling "
                                  f"(1 = as good as the data allow), averaged over {subjects}{sem}.",
+        "decoding.png": "Decoding: retrieval and identification from brain responses decoded into each layer's "
+                        "features, per ROI (fraction of held-out test stimuli picked correctly; bars: mean over "
+                        f"{subjects}" + (", whiskers ±1 SEM" if n_sub > 1 else "") + "; black ticks: chance).",
         "reconstructions.png": "Reconstruction: held-out test images beside the images reconstructed from brain "
                                "responses, best, median, worst and random examples per subject by the per-image score.",
         "rois.png": f"The dataset's ROIs of subject {first} on the inflated fsaverage5 surface; each colour is the "
@@ -176,18 +194,23 @@ def write_report(s: Store, sweep: str, out: Path) -> Path:
     for kind in dict.fromkeys(frame["kind"]) if not frame.empty else []:
         rows = frame[frame["kind"] == kind]
         for analysis, part in rows.groupby("analysis", sort=False):
-            value = "mean_r" if kind == "encoding" else "value"
+            value = "mean_r" if kind in ("encoding", "decoding") and "mean_r" in part.columns else "value"
             if value not in part.columns or part[value].isna().all():
                 continue
             part = part[part["roi"] != "all"] if (part["roi"] != "all").any() else part
-            what = SCORE_NAMES.get(value, value) if kind == "encoding" else str(part.get("score_name", part["analysis"]).iloc[0])
+            what = SCORE_NAMES.get(value, value) if value != "value" else str(part.get("score_name", part["analysis"]).iloc[0])
+            if kind == "decoding":
+                what = "mean Pearson r of decoded and true features"
             title = f"{kind.capitalize()}: {analysis}, {what} per ROI"
             body = (f"<p class='note'>Mean ± SEM across subjects (SEM only with two or more subjects); rows by layer "
                     f"depth, ROIs in dataset order.</p>{_html_table(summary_pivot(part, value), 3)}"
                     f"<details><summary>Statistics per subject (p: permutation test; q: Benjamini–Hochberg FDR across "
                     f"the sweep)</summary>{_html_table(statistics_table(part), 5)}</details>")
+            if kind == "decoding" and retrieval_columns(part):
+                body += ("<p class='note'>Retrieval and identification (fraction correct, test split; mean ± SEM "
+                         f"across subjects; chance in brackets):</p>{_html_table(retrieval_table(part), 3)}")
             sections.append((f"table-{_slug(kind + '-' + str(analysis))}", title, body))
-    captions = _captions(sweep, frame[frame["kind"] == "encoding"] if not frame.empty else frame)
+    captions = _captions(sweep, frame)
     figure_items = []
     for path in figures:
         anchor = f"fig-{_slug(path.stem)}"

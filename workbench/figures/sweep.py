@@ -11,7 +11,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from workbench.figures.brainmap import plot_best_layer, plot_roi_labels, plot_surface_scores, surface_arrays
-from workbench.figures.layers import plot_layer_profiles
+from workbench.figures.layers import plot_layer_profiles, plot_retrieval, retrieval_columns
 from workbench.figures.reconstructions import draw_sweep_reconstructions
 from workbench.paths import manifest_path, result_path
 from workbench.store import Store, load_recording
@@ -239,6 +239,10 @@ def write_figures(store_obj: Store, sweep: str, out_dir: Path, interactive: bool
                          plot_layer_profiles(rows, "value", title=f"{sweep}: {metric} per layer (test stimuli, no fitting)",
                                              output_file=p))
                     for metric, rows in table[table["kind"] == "metric"].groupby("head", sort=False)]
+    decoding = table[table["kind"] == "decoding"] if "kind" in table.columns else table.iloc[:0]
+    if not decoding.empty and retrieval_columns(decoding):
+        metric_paths.append(draw("decoding.png", keys_of("decoding"), lambda p: plot_retrieval(
+            decoding, title=f"{sweep}: decoding, retrieval and identification per ROI", output_file=p)))
     if (table["kind"] == "reconstruction").any():
         metric_paths.append(draw("reconstructions.png", keys_of("reconstruction"),
                                  lambda p: draw_sweep_reconstructions(store_obj, sweep, p)))
