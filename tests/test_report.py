@@ -172,6 +172,20 @@ def test_figure_rois_and_outlines_from_the_cli(report, tmp_path: Path) -> None:
     fig = draw_brainmap(store, "rep", None, threshold=0.0, outlines=["V1"])
     assert "(r > 0.00)" in fig._suptitle.get_text(), "the title states the threshold drawn, not the default"
     assert [t.get_text() for t in fig.legends[0].get_texts()] == ["V1"]
+    result = runner.invoke(app, ["figure", "brainmap", "rep", "--cmap", "viridis", "--vmin", "0.1", "--vmax", "0.5",
+                                 "--view", "ventral", "--hemi", "left", "--store", store.url, "--out", str(tmp_path / "o.png")])
+    assert result.exit_code == 0, result.output
+    fig = draw_brainmap(store, "rep", None, cmap="viridis", vmin=0.1, vmax=0.5, threshold=0.0, views=["ventral"],
+                        hemispheres=["left"])
+    assert np.allclose(fig.axes[-1].get_ylim(), (0.1, 0.5)), "the colour bar spans --vmin..--vmax"
+    mesh = fig.axes[0].collections[0]._facecolor3d
+    import matplotlib
+
+    viridis = matplotlib.colormaps["viridis"](np.linspace(0, 1, 256))[:, :3]
+    coloured = mesh[(np.ptp(mesh[:, :3], axis=1) > 0.05)][:, :3]
+    assert len(coloured) and np.min(np.abs(coloured[:, None] - viridis[None]).sum(-1), axis=1).max() < 0.02, \
+        "coloured faces are viridis colours"
+    assert [ax.get_title() for ax in fig.axes[:-1]] == ["left hemisphere, ventral"]
 
 
 def test_a_decoding_sweep_reports_retrieval_with_chance_and_its_figure(tmp_path: Path) -> None:
