@@ -100,6 +100,24 @@ def retrieval_table(rows: Any) -> Any:
     return pd.DataFrame(out)
 
 
+def score_table(rows: Any) -> Any:
+    """Every numeric score of the rows (not ids, p/q values or counts) per encoder × layer × ROI, as mean ± SEM."""
+    import pandas as pd
+
+    from workbench.sweep.tables import ID_COLUMNS, NOT_SCORES
+
+    scores = [c for c in rows.columns if c not in ID_COLUMNS and c not in NOT_SCORES and not re.match(r"^(p|q|n)_", c)
+              and pd.api.types.is_numeric_dtype(rows[c]) and rows[c].notna().any()]
+    out = []
+    for (encoder, layer, roi), part in _ordered(rows).groupby(["encoder", "layer", "roi"], sort=False):
+        row = {"encoder": encoder, "layer": layer, "roi": roi}
+        for score in scores:
+            mean, sem = part[score].mean(), part[score].sem() if part[score].count() > 1 else float("nan")
+            row[score] = f"{mean:.3f}" + (f" ± {sem:.3f}" if sem == sem else "")
+        out.append(row)
+    return pd.DataFrame(out)
+
+
 STAT_COLUMNS = ("mean_r", "mean_r_normalized", "median_r", "value", "sem", "ci_low", "ci_high",
                 "p_permutation", "q_fdr", "null_mean_r_95", "peak_time", "peak_mean_r")
 
@@ -174,7 +192,6 @@ def _run_section(s: Store, sweep: str) -> str:
              ("report written", _dt.datetime.now().astimezone().strftime("%Y-%m-%dT%H:%M:%S%z")),
              ("code revision", code_revision() or "not a git checkout"),
              ("host", made.get("host", "unknown")), ("seed", made.get("seed", "")),
-             ("wall time of the last run", f"{made['wall_time_s']:.0f} s" if "wall_time_s" in made else "unknown"),
              ("store", s.url)]
     rows = "".join(f"<tr><td class='l'>{html.escape(k)}</td><td class='l'>{html.escape(str(v))}</td></tr>" for k, v in facts)
     return (f"<h2 id='run'>How these results were made</h2><table>{rows}</table>"
@@ -196,6 +213,12 @@ def write_report(s: Store, sweep: str, out: Path) -> Path:
         for analysis, part in rows.groupby("analysis", sort=False):
             value = "mean_r" if kind in ("encoding", "decoding") and "mean_r" in part.columns else "value"
             if value not in part.columns or part[value].isna().all():
+                table = score_table(part)
+                if not table.empty and len(table.columns) > 3:
+                    sections.append((f"table-{_slug(kind + '-' + str(analysis))}", f"{kind.capitalize()}: {analysis}",
+                                     "<p class='note'>Mean ± SEM across subjects of each score (test split).</p>"
+                                     f"{_html_table(table, 3)}<details><summary>Statistics per subject</summary>"
+                                     f"{_html_table(statistics_table(part), 5)}</details>"))
                 continue
             part = part[part["roi"] != "all"] if (part["roi"] != "all").any() else part
             what = SCORE_NAMES.get(value, value) if value != "value" else str(part.get("score_name", part["analysis"]).iloc[0])
