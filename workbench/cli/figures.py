@@ -118,6 +118,6 @@ def check_choice(what: str, given: list[str], known: list[str], sweep: str) -> N
 def report(sweep: str = typer.Argument(..., help="Sweep name."),
            out: Path = typer.Option(..., "--out", help="Folder for index.html and its figures."),
            store: Optional[str] = StoreOption) -> None:
-    """Write a static HTML report: the results table and every standard figure."""
+    """Write one HTML page: contents, config, versions, statistics tables, captioned figures and a 3-D surface view."""
     path = write_report(open_store(store or default_store(sweep), mode="r"), sweep, out)
     console.print(f"wrote {path}")
