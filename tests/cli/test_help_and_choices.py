@@ -70,3 +70,29 @@ def test_unknown_metric_roi_and_encoder_list_the_known_ones(finished, tmp_path: 
     assert not Path(out).exists()
     result = runner.invoke(app, ["figure", "layers", "choices", "--metric", "rsa", "--roi", "V1", "--store", store, "--out", out])
     assert result.exit_code == 0, result.output
+
+
+def test_shell_completion_completes_commands_and_choices(tmp_path: Path) -> None:
+    """The installed script answers bash's completion protocol: sub-commands and an option's choices."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    script = shutil.which("workbench", path=str(Path(sys.executable).parent)) or "workbench"
+
+    def complete(words: str, cword: int) -> list[str]:
+        env = {**os.environ, "_WORKBENCH_COMPLETE": "complete_bash", "COMP_WORDS": words, "COMP_CWORD": str(cword)}
+        out = subprocess.run([script], env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+        assert out.returncode == 0, out.stderr
+        return out.stdout.split()
+
+    assert complete("workbench figure b", 2) == ["brainmap"]
+    assert "rois" in complete("workbench figure ", 2)
+    assert complete("workbench sweep run c.yaml --executor ", 5) == ["inline", "local", "dask"]
+    assert list(tmp_path.iterdir()) == [], "completing creates nothing"
+
+
+def test_help_shows_defaults_of_figure_options() -> None:
+    out = " ".join(runner.invoke(app, ["figure", "brainmap", "--help"], terminal_width=200).output.replace("│", " ").split())
+    assert "[default: inferno]" in out and "[default: score]" in out and "--outline" in out and "--outlines" in out

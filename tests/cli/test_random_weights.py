@@ -73,3 +73,7 @@ def test_random_weights_are_labelled_with_one_warning(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     result = runner.invoke(app, ["figure", "brainmap", "rnd", "--encoder", "nope", "--store", data["store"], "--out", str(out)])
     assert result.exit_code != 0 and "its encoders are 'pix (random weights)'" in str(result.exception)
+    result = runner.invoke(app, ["report", "rnd", "--store", data["store"], "--out", str(tmp_path / "report")])
+    assert result.exit_code == 0, result.output
+    page = (tmp_path / "report" / "index.html").read_text()
+    assert "encoders: pix (random weights)" in page and "pix (random weights)&#x27;s best layer" in page

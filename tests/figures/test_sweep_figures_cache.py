@@ -38,13 +38,13 @@ def test_cached_figures_are_not_redrawn(tmp_path: Path, monkeypatch: pytest.Monk
     sweep = Sweep(SweepConfig(**data))
     sweep.run()
     drawn: list[str] = []
-    for name in ("plot_layer_profiles", "draw_brainmap"):
+    for name in ("plot_layer_profiles", "draw_brainmap", "draw_rois", "write_surface_view"):
         real = getattr(figures, name)
         monkeypatch.setattr(figures, name, lambda *a, _real=real, **k: drawn.append(Path(k.get("output_file") or a[2]).name)
                             or _real(*a, **k))
     out = tmp_path / "figs"
     first = figures.write_figures(sweep.store, "figs", out)
-    assert sorted(drawn) == sorted(p.name for p in first) and "brainmap_colour-fig.png" in drawn
+    assert sorted(drawn) == sorted(p.name for p in first) and {"brainmap_colour-fig.png", "rois.png"} <= set(drawn)
     drawn.clear()
     assert figures.write_figures(sweep.store, "figs", out) == first and drawn == []
 
@@ -56,3 +56,8 @@ def test_cached_figures_are_not_redrawn(tmp_path: Path, monkeypatch: pytest.Monk
     with_metric.run()
     paths = figures.write_figures(with_metric.store, "figs", out)
     assert drawn == ["layers_rsa.png"] and {p.name for p in paths} == {p.name for p in first} | {"layers_rsa.png"}
+    drawn.clear()
+    interactive = figures.write_figures(with_metric.store, "figs", out, interactive=True)
+    assert drawn == ["surface_colour-fig.html"] and (out / "surface_colour-fig.html").stat().st_size > 100_000
+    drawn.clear()
+    assert figures.write_figures(with_metric.store, "figs", out, interactive=True) == interactive and drawn == []

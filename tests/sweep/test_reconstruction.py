@@ -41,6 +41,11 @@ def test_reconstructions_are_stored_and_beat_the_baselines(tmp_path):
     images = read_images(sweep.store, cell["key"])
     assert images.shape == (24, 16, 16, 3) and images.dtype == np.uint8
     assert sweep.run()["computed"] == 0, "a rerun reconstructs nothing"
+    from workbench.report import write_report
+
+    page = write_report(sweep.store, "rec", tmp_path / "report").read_text()
+    assert "<img src='reconstructions.png'" in page and "Reconstruction: held-out test images" in page
+    assert "Reconstruction: " in page and "pixcorr" in page and "shuffled_pixcorr" in page, "the scores are tabled"
 
 
 def test_a_dataset_without_images_is_refused(tmp_path):

@@ -11,7 +11,7 @@ from workbench.cli.common import StoreOption, console, default_store
 from workbench.figures import plot_layer_profiles
 from workbench.figures.adaptation import draw_sweep_adaptation
 from workbench.figures.reconstructions import draw_sweep_reconstructions
-from workbench.figures.sweep import draw_brainmap
+from workbench.figures.sweep import draw_brainmap, draw_rois
 from workbench.report import write_report
 from workbench.store import open_store
 from workbench.sweep import results_table
@@ -37,6 +37,8 @@ def figure_brainmap(
     view: list[str] = typer.Option([], "--view", help="lateral, medial, dorsal, ventral, anterior, posterior (repeatable)."),
     hemi: list[str] = typer.Option([], "--hemi", help="left or right (repeatable); default both."),
     log: Optional[bool] = typer.Option(None, "--log/--linear", help="Log colour scale (default: on for alpha)."),
+    outline: list[str] = typer.Option([], "--outline", help="Outline this ROI over the map (repeatable)."),
+    outlines: bool = typer.Option(False, "--outlines", help="Outline every ROI of the dataset."),
     store: Optional[str] = StoreOption,
 ) -> None:
     """Draw per-vertex scores (or the best layer per vertex) on the inflated fsaverage5 surface."""
@@ -44,8 +46,25 @@ def figure_brainmap(
                                   "hemispheres": hemi or None, "log": log}.items() if v is not None}
     if value == "best-layer":
         surface = {}
+    chosen = [] if outlines else (outline or None)
     path = draw_brainmap(open_store(store or default_store(sweep), mode="r"), sweep, out, encoder, layer, subject, value, roi,
-                         **surface)
+                         outlines=chosen, **surface)
+    console.print(f"wrote {path}")
+
+
+@figure_app.command("rois")
+def figure_rois(
+    sweep: str = typer.Argument(..., help="Sweep name."),
+    out: Path = typer.Option(..., "--out", help="PNG file to write."),
+    subject: Optional[str] = typer.Option(None, "--subject", help="Subject; default: the first."),
+    roi: list[str] = typer.Option([], "--roi", help="ROIs to draw (repeatable); default all, in dataset order."),
+    view: list[str] = typer.Option([], "--view", help="lateral, medial, dorsal, ventral, anterior, posterior (repeatable)."),
+    hemi: list[str] = typer.Option([], "--hemi", help="left or right (repeatable); default both."),
+    store: Optional[str] = StoreOption,
+) -> None:
+    """Draw the dataset's ROIs on the inflated fsaverage5 surface as a label map with a legend."""
+    path = draw_rois(open_store(store or default_store(sweep), mode="r"), sweep, out, subject, roi or None,
+                     view or None, hemi or None)
     console.print(f"wrote {path}")
 
 
@@ -129,6 +148,6 @@ def check_choice(what: str, given: list[str], known: list[str], sweep: str) -> N
 def report(sweep: str = typer.Argument(..., help="Sweep name."),
            out: Path = typer.Option(..., "--out", help="Folder for index.html and its figures."),
            store: Optional[str] = StoreOption) -> None:
-    """Write a static HTML report: the results table and every standard figure."""
+    """Write one HTML page: contents, config, versions, statistics tables, captioned figures and a 3-D surface view."""
     path = write_report(open_store(store or default_store(sweep), mode="r"), sweep, out)
     console.print(f"wrote {path}")

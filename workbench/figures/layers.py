@@ -80,3 +80,49 @@ def plot_layer_profiles(table: Any, value: str = "mean_r", rois: Sequence[str] |
     fig.suptitle(title or "score per layer, averaged over subjects", fontsize=13)
     fig.tight_layout(rect=(0, 0, 1 - 1.3 / fig.get_figwidth(), 0.95))
     return save_or_return(fig, output_file)
+
+
+def retrieval_columns(frame: Any) -> list[str]:
+    """The retrieval / identification scores of decoding rows: every score that has a ``chance_`` column."""
+    return [c[len("chance_"):] for c in frame.columns if c.startswith("chance_") and c[len("chance_"):] in frame.columns
+            and frame[c[len("chance_"):]].notna().any()]
+
+
+def plot_retrieval(frame: Any, title: str = "", output_file: str | Path | None = None) -> Any:
+    """Decoding: each retrieval / identification score per ROI (bars: mean over subjects, whiskers: SEM across
+    subjects), one panel per encoder × layer, with each score's chance level as a black tick."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    scores = retrieval_columns(frame)
+    if frame.empty or not scores:
+        raise WorkbenchError("the results have no decoding retrieval scores to plot")
+    groups = list(frame.groupby(["encoder", "layer"], sort=False))
+    groups.sort(key=lambda g: float(g[1]["depth"].iloc[0]))
+    rois = list(dict.fromkeys(frame["roi"]))
+    palette = plt.get_cmap("tab10")(np.arange(len(scores)) % 10)
+    fig, axes = plt.subplots(1, len(groups), figsize=(max(7.5, 1.0 + 0.3 * len(rois) * len(scores)) * len(groups), 5.4),
+                             squeeze=False, sharey=True)
+    width = 0.8 / len(scores)
+    for ax, ((encoder, layer), rows) in zip(axes[0], groups):
+        for j, (score, colour) in enumerate(zip(scores, palette)):
+            per = rows.groupby("roi", sort=False)[score]
+            means = per.mean().reindex(rois)
+            sems = per.sem().reindex(rois) if rows["subject"].nunique() > 1 else None
+            chance = rows.groupby("roi", sort=False)[f"chance_{score}"].mean().reindex(rois)
+            x = np.arange(len(rois)) + (j - (len(scores) - 1) / 2) * width
+            ax.bar(x, means.to_numpy(), width * 0.95, yerr=None if sems is None else sems.to_numpy(), color=colour,
+                   label=score.replace("_", " "), capsize=2)
+            ax.plot(x, chance.to_numpy(), "_", color="black", ms=12, mew=2, label="chance" if j == 0 else None)
+        ax.set_xticks(np.arange(len(rois)), rois, rotation=30)
+        ax.set_title(f"{encoder} · {layer}", fontsize=11)
+        ax.set_ylim(0, 1.02)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0][0].set_ylabel("fraction correct (test split)")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=3, frameon=False, fontsize=9)
+    fig.suptitle(title or "decoding: retrieval and identification per ROI", fontsize=13)
+    fig.tight_layout(rect=(0, 0.04 + 0.04 * ((len(labels) + 2) // 3), 1, 0.93))
+    return save_or_return(fig, output_file)

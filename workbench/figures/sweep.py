@@ -6,12 +6,12 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from workbench.figures.brainmap import plot_best_layer, plot_surface_scores
-from workbench.figures.layers import plot_layer_profiles
+from workbench.figures.brainmap import plot_best_layer, plot_roi_labels, plot_surface_scores, surface_arrays
+from workbench.figures.layers import plot_layer_profiles, plot_retrieval, retrieval_columns
 from workbench.figures.reconstructions import draw_sweep_reconstructions
 from workbench.paths import manifest_path, result_path
 from workbench.store import Store, load_recording
@@ -60,11 +60,12 @@ def _units(store_obj: Store, response_path: str):
 
 def draw_brainmap(store_obj: Store, sweep: str, out: Path, encoder: Optional[str] = None, layer: Optional[str] = None,
                   subject: Optional[str] = None, value: str = "score", roi: Optional[str] = None,
-                  **surface: Any) -> Path:
+                  outlines: Optional[Sequence[str]] = None, **surface: Any) -> Path:
     """Draw one cell's per-vertex map, or the best layer per vertex with ``value='best-layer'``.
 
     ``surface`` passes nilearn-style options to :func:`plot_surface_scores` (cmap, vmin, vmax, threshold,
-    views, hemispheres, log); ridge alphas are log-scaled unless ``log=False``.
+    views, hemispheres, log); ridge alphas are log-scaled unless ``log=False``. ``outlines`` names ROIs
+    to outline over the map (an empty list: every ROI of the dataset).
     """
     cells = _cells_for_map(store_obj, sweep, subject, encoder)
     subject = subject or cells[0][0]["subject"]
@@ -76,12 +77,13 @@ def draw_brainmap(store_obj: Store, sweep: str, out: Path, encoder: Optional[str
         if roi not in rec.units.rois:
             raise WorkbenchError(f"unknown ROI {roi!r}; known: {', '.join(rec.units.rois)}")
         keep = rec.units.rois[roi]
+    drawn_outlines = None if outlines is None else pick_rois(rec, outlines)
     critical = critical_r(int(cells[0][0].get("n_test") or 0))
     if value == "best-layer":
         cells.sort(key=lambda c: c[0]["depth"])
         scores = np.stack([np.where(keep, c[1]["score"], np.nan) for c in cells])
         return plot_best_layer(np.nan_to_num(scores, nan=-1), [c[0]["depth"] for c in cells], rec.units.hemisphere,
-                               rec.units.vertex, rec.units.space, min_score=critical,
+                               rec.units.vertex, rec.units.space, min_score=critical, outlines=drawn_outlines,
                                title=f"{encoder}: best layer per vertex (r > {critical:.2f}), subject {subject} ({sweep})",
                                output_file=out)
     if layer is None:
@@ -101,11 +103,34 @@ def draw_brainmap(store_obj: Store, sweep: str, out: Path, encoder: Optional[str
     surface.setdefault("log", value == "alpha")
     label = {"score": "Pearson r (test split)", "score_normalized": "r / noise ceiling", "r2": "R² (test split)",
              "alpha": "ridge alpha"}.get(value, value)
-    shown = f" (r > {critical:.2f})" if np.isfinite(threshold) else ""
+    shown = f" (r > {threshold:.2f})" if np.isfinite(threshold) else ""
     return plot_surface_scores(data, rec.units.hemisphere, rec.units.vertex, rec.units.space,
                                title=f"{encoder} · {chosen[0]['layer']} · subject {subject}{shown} ({sweep})",
-                               colorbar_label=label, output_file=out,
+                               colorbar_label=label, output_file=out, outlines=drawn_outlines,
                                **{"vmax": 1.0 if value == "score_normalized" else None, **surface})
+
+
+def pick_rois(rec: Any, names: Sequence[str]) -> dict[str, np.ndarray]:
+    """The named ROI masks of a recording in the order given (all of them, in dataset order, for none)."""
+    unknown = [n for n in names if n not in rec.units.rois]
+    if unknown:
+        raise WorkbenchError(f"unknown ROI {unknown[0]!r}; known: {', '.join(rec.units.rois)}")
+    return {n: np.asarray(rec.units.rois[n], dtype=bool) for n in (names or rec.units.rois)}
+
+
+def draw_rois(store_obj: Store, sweep: str, out: Path, subject: Optional[str] = None,
+              rois: Optional[Sequence[str]] = None, views: Optional[Sequence[str]] = None,
+              hemispheres: Optional[Sequence[str]] = None) -> Path:
+    """Draw the ROIs of a sweep's subject as a label map with a legend (:func:`plot_roi_labels`)."""
+    cells = _cells_for_map(store_obj, sweep, subject, None)
+    subject = subject or cells[0][0]["subject"]
+    mine = [c for c in cells if c[0]["subject"] == subject]
+    if not mine:
+        raise WorkbenchError(f"sweep {sweep!r} has no encoding cells of subject {subject!r}")
+    rec = _units(store_obj, mine[0][0]["response_path"])
+    return plot_roi_labels(pick_rois(rec, list(rois or [])), rec.units.hemisphere, rec.units.vertex, rec.units.space,
+                           title=f"{rec.dataset} ROIs, subject {subject}", views=views, hemispheres=hemispheres,
+                           output_file=out)
 
 
 FIGURES_VERSION = 1
@@ -133,8 +158,54 @@ def _read_index(out_dir: Path) -> dict:
     return data if isinstance(data, dict) else {}
 
 
-def write_figures(store_obj: Store, sweep: str, out_dir: Path) -> list[Path]:
-    """The standard figure set of a sweep: layer profiles and, for surface data, brain maps.
+def write_surface_view(store_obj: Store, sweep: str, out: Path, encoder: Optional[str] = None,
+                       subject: Optional[str] = None) -> Path:
+    """An interactive 3-D view (nilearn ``view_surf``, both hemispheres) of the best layer's per-vertex r.
+
+    The page is standalone: nilearn inlines its JavaScript (niivue, WebGL 2), so it opens offline.
+    """
+    from nilearn import datasets, plotting
+    from nilearn.surface import SurfaceImage
+
+    cells = _cells_for_map(store_obj, sweep, subject, encoder)
+    subject, encoder = subject or cells[0][0]["subject"], cells[0][0]["encoder"]
+    cells = [c for c in cells if c[0]["subject"] == subject and c[0]["encoder"] == encoder]
+    rec = _units(store_obj, cells[0][0]["response_path"])
+    best = max(cells, key=lambda c: float(np.nanmean(c[1]["score"])))
+    critical = critical_r(int(best[0].get("n_test") or 0))
+    hemis = surface_arrays(np.where(best[1]["score"] >= critical, best[1]["score"], 0.0), rec.units.hemisphere,
+                           rec.units.vertex, rec.units.space)
+    mesh = datasets.load_fsaverage("fsaverage5")
+    sulc = datasets.load_fsaverage_data("fsaverage5", data_type="sulcal")
+    image = SurfaceImage(mesh=mesh["inflated"], data={h: np.nan_to_num(v, nan=0.0) for h, v in hemis.items()})
+    background = SurfaceImage(mesh=mesh["inflated"], data=dict(sulc.data.parts))
+    view = plotting.view_surf(surf_map=image, bg_map=background, hemi="both", cmap="inferno", symmetric_cmap=False,
+                              threshold=1e-6, vmin=0.0, engine="niivue", title=f"{encoder} · {best[0]['layer']} · subject {subject}: "
+                              f"Pearson r > {critical:.2f}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(offline_page(view.get_standalone()))
+    return out
+
+
+def offline_page(page: str) -> str:
+    """nilearn's standalone viewer page made to open offline without errors: its favicon link (the page's one
+    network fetch) is dropped, and small inline scripts in ``<head>`` that look up page elements (which
+    do not exist yet there, an error in nilearn 0.14's niivue template) run once the document is parsed."""
+    page = re.sub(r"<link\s+rel=\"icon\"[^>]*>", "", page)
+    head, sep, body = page.rpartition("</head>")
+
+    def deferred(match: re.Match) -> str:
+        code = match.group(1)
+        if len(code) > 5000 or "getElementById" not in code:
+            return match.group(0)
+        return f"<script>document.addEventListener('DOMContentLoaded', () => {{{code}}});</script>"
+
+    return re.sub(r"<script>(.*?)</script>", deferred, head, flags=re.S) + sep + body
+
+
+def write_figures(store_obj: Store, sweep: str, out_dir: Path, interactive: bool = False) -> list[Path]:
+    """The standard figure set of a sweep: layer profiles and, for surface data, brain maps, the ROI
+    label map and (``interactive=True``) an interactive surface view ``surface_<encoder>.html``.
 
     Each figure's inputs (the keys of the cells it shows, which hash everything that changes their
     numbers) are digested into ``.figures.json`` beside the PNGs; a figure whose digest and file are
@@ -142,7 +213,7 @@ def write_figures(store_obj: Store, sweep: str, out_dir: Path) -> list[Path]:
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     cells = _sweep_cells(store_obj, sweep)
-    whole = digest(FIGURES_VERSION, sweep, sorted(key for key, _ in cells))
+    whole = digest(FIGURES_VERSION, sweep, sorted(key for key, _ in cells), interactive)
     index = _read_index(out_dir)
     drawn: dict = index.get("figures", {}) if isinstance(index.get("figures"), dict) else {}
     if index.get("inputs") == whole and drawn and all((out_dir / name).exists() for name in drawn):
@@ -180,6 +251,10 @@ def write_figures(store_obj: Store, sweep: str, out_dir: Path) -> list[Path]:
 
         metric_paths.append(draw("adaptation.png", keys_of("adaptation"),
                                  lambda p: draw_sweep_adaptation(store_obj, sweep, p)))
+    decoding = table[table["kind"] == "decoding"] if "kind" in table.columns else table.iloc[:0]
+    if not decoding.empty and retrieval_columns(decoding):
+        metric_paths.append(draw("decoding.png", keys_of("decoding"), lambda p: plot_retrieval(
+            decoding, title=f"{sweep}: decoding, retrieval and identification per ROI", output_file=p)))
     if (table["kind"] == "reconstruction").any():
         metric_paths.append(draw("reconstructions.png", keys_of("reconstruction"),
                                  lambda p: draw_sweep_reconstructions(store_obj, sweep, p)))
@@ -201,10 +276,19 @@ def write_figures(store_obj: Store, sweep: str, out_dir: Path) -> list[Path]:
                     store_obj, sweep, p, encoder=e, subject=subject)))
                 paths.append(draw(f"best_layer_{safe}.png", inputs, lambda p, e=encoder: draw_brainmap(
                     store_obj, sweep, p, encoder=e, subject=subject, value="best-layer")))
+                if interactive:
+                    paths.append(draw(f"surface_{safe}.html", inputs, lambda p, e=encoder: write_surface_view(
+                        store_obj, sweep, p, encoder=e, subject=subject)))
             except WorkbenchError as exc:
                 if "surface" not in str(exc):
                     raise
+        try:
+            paths.append(draw("rois.png", (keys_of("encoding"), subject), lambda p: draw_rois(
+                store_obj, sweep, p, subject=subject)))
+        except WorkbenchError as exc:
+            if "surface" not in str(exc):
+                raise
     tmp = out_dir / (FIGURE_INDEX + ".tmp")
-    tmp.write_text(json.dumps({"inputs": whole, "figures": done}, indent=1))
+    tmp.write_text(json.dumps({"inputs": whole, "figures": {p.name: done[p.name] for p in paths}}, indent=1))
     os.replace(tmp, out_dir / FIGURE_INDEX)
     return paths
