@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import json
 from pathlib import Path
 
@@ -121,10 +123,11 @@ def test_report_tables_keep_two_heads_and_two_metrics_apart(finished, tmp_path):
     from workbench.report import write_report
 
     page = write_report(finished.store, "stats", tmp_path).read_text()
-    for heading in ("ridge-1: mean Pearson r per ROI", "ridge-2: mean Pearson r per ROI", "cka per ROI",
-                    "procrustes per ROI"):
-        assert page.count(heading) == 1, heading
+    headings = re.findall(r"<h3 id='table-[^']*'>([^<]*)</h3>", page)
+    for start in ("Encoding: ridge-1, mean Pearson r per ROI", "Encoding: ridge-2, mean Pearson r per ROI",
+                  "Metric: cka, ", "Metric: procrustes, "):
+        assert sum(h.startswith(start) for h in headings) == 1, (start, headings)
     frame = results_table(finished.store, "stats")
     ridge1 = frame[(frame.analysis == "ridge-1") & (frame.roi == "V1")]["mean_r"].mean()
     ridge2 = frame[(frame.analysis == "ridge-2") & (frame.roi == "V1")]["mean_r"].mean()
-    assert f"{ridge1:.3f}" in page.split("ridge-2: mean")[0] and f"{ridge2:.3f}" in page.split("ridge-2: mean")[1]
+    assert f"{ridge1:.3f}" in page.split("<h3 id='table-encoding-ridge-2'>")[0] and f"{ridge2:.3f}" in page.split("<h3 id='table-encoding-ridge-2'>")[1]
