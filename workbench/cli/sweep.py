@@ -15,7 +15,9 @@ from rich import box
 from rich.measure import Measurement
 from rich.table import Column, Table
 
-from workbench.cli.common import ExecutorName, ExecutorOption, JsonOption, StoreOption, console, default_store, print_json, rich_reporter
+from workbench.cli.common import (
+    ExecutorName, ExecutorOption, JsonOption, StoreOption, console, default_store, err_console, print_json, rich_reporter,
+)
 from workbench.figures.sweep import write_figures
 from workbench.store import open_store
 from workbench.sweep import Sweep, load_config, results_table
@@ -40,11 +42,43 @@ def sweep_run(
     Finished work is never recomputed: rerunning the same config only checks the store.
     """
     cfg = load_config(config, overrides)
-    with rich_reporter() as reporter:
-        summary = Sweep(cfg, store).run(executor=executor, workers=workers, reporter=reporter, address=address)
+    sweep = Sweep(cfg, store)
+    try:
+        with rich_reporter() as reporter:
+            summary = sweep.run(executor=executor, workers=workers, reporter=reporter, address=address)
+    except KeyboardInterrupt:
+        report_interrupt(sweep, resume_command(config, sweep.store.url, executor, workers, address, overrides))
+        raise typer.Exit(130) from None
     console.print(f"[green]done[/]: {summary['computed']} cell(s) computed, {summary['skipped']} already in the store, "
                   f"{summary['wall_time_s']} s. Table: {summary['table']}")
     print_follow_ups(cfg.name, summary["store"])
+
+
+def resume_command(config: Path, store_url: str, executor: str, workers: int | None, address: str | None,
+                   overrides: list[str]) -> str:
+    """The exact ``sweep run`` command that resumes an interrupted sweep on the same store."""
+    args = ["workbench", "sweep", "run", str(config.expanduser().resolve()), "--store", store_location(store_url)]
+    if executor != "inline":
+        args += ["--executor", str(executor)]
+    if workers is not None:
+        args += ["-j", str(workers)]
+    if address:
+        args += ["--address", address]
+    for item in overrides:
+        args += ["--set", item]
+    return shlex.join(args)
+
+
+def report_interrupt(sweep: Sweep, command: str) -> None:
+    """After Ctrl-C: how many cells are saved in the store and the command that computes the rest."""
+    try:
+        status = sweep.status()
+        saved = f"{status['cells_done']} of {status['cells']} cells are saved in {sweep.store.url}"
+    except Exception as exc:  # the store is fine; only the count cannot be made (e.g. recordings not cached yet)
+        saved = f"finished entries are saved in {sweep.store.url} (cells not counted: {type(exc).__name__})"
+    err_console.print(f"[yellow]interrupted[/]: {saved}; finished work is never recomputed. Resume with:",
+                      highlight=False, soft_wrap=True)
+    err_console.print(f"  {command}", highlight=False, soft_wrap=True, markup=False)
 
 
 def print_follow_ups(sweep: str, store_url: str) -> None:

@@ -7,7 +7,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from workbench.stats import fdr_bh
-from workbench.store import Store, provenance
+from workbench.store import Store, disk_full_named, provenance
 from workbench.paths import manifest_path, result_path
 from workbench.types import WorkbenchError
 
@@ -138,7 +138,7 @@ def export_table(store: Store, sweep: str) -> str:
     path = table_path(store, sweep)
     fs, target = fsspec.core.url_to_fs(path)
     fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
-    with fs.open(target, "wb") as fh:
+    with disk_full_named(f"the results table {path}"), fs.open(target, "wb") as fh:
         pq.write_table(table, fh)
     return path
 
