@@ -1,7 +1,8 @@
-"""Two sweeps on one store and Ctrl-C, in real subprocesses running the `workbench` command."""
+"""Faults during a sweep: two sweeps on one store and Ctrl-C (real `workbench` subprocesses), a full disk."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -10,8 +11,11 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import yaml
+import zarr.storage._local as zarr_local
 
+from workbench.cli import main
 from workbench.store import open_store
 from workbench.sweep import Sweep
 from workbench.sweep.config import config_from_dict
@@ -70,3 +74,30 @@ def test_ctrl_c_says_what_was_saved_and_how_to_resume(tmp_path: Path) -> None:
     assert f"interrupted: {status['cells_done']} of 12 cells are saved in {store}" in text, err
     assert f"workbench sweep run {tmp_path / 'race.yaml'} --store {store}" in text, err
     assert "Traceback" not in err and "Aborted" not in err
+
+
+def test_a_full_disk_names_the_entry_and_the_store_and_the_rerun_resumes(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch,
+                                                                        capsys: pytest.CaptureFixture) -> None:
+    slow_plugins.register()
+    store = tmp_path / "store.zarr"
+    cfg = tmp_path / "race.yaml"
+    cfg.write_text(yaml.safe_dump(slow_plugins.config(str(store))))
+    put = zarr_local._put
+
+    def full(path, value, exclusive=False):
+        if "/results/race/" in str(path) and "manifest" not in str(path) and path.name != "zarr.json":
+            raise OSError(errno.ENOSPC, "No space left on device")  # as write() raises it: no file name
+        return put(path, value, exclusive=exclusive)
+
+    monkeypatch.setattr(zarr_local, "_put", full)
+    with pytest.raises(SystemExit) as exit_:
+        main(["sweep", "run", str(cfg), "--store", str(store)])
+    assert exit_.value.code == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"error: no space left on the disk holding 'results/race/" in err and f"in store {store}" in err, err
+    assert "free space or pass another --store" in err
+    monkeypatch.setattr(zarr_local, "_put", put)
+    sweep = Sweep(config_from_dict(slow_plugins.config(str(store))), open_store(store))
+    assert sweep.status()["cells_done"] == 0, "the cell that hit the full disk is not complete"
+    assert sweep.run()["computed"] == 12
