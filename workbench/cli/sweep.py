@@ -43,12 +43,8 @@ def sweep_run(
     """
     cfg = load_config(config, overrides)
     sweep = Sweep(cfg, store)
-    try:
-        with rich_reporter() as reporter:
-            summary = sweep.run(executor=executor, workers=workers, reporter=reporter, address=address)
-    except KeyboardInterrupt:
-        report_interrupt(sweep, resume_command(config, sweep.store.url, executor, workers, address, overrides))
-        raise typer.Exit(130) from None
+    summary = run_or_report_interrupt(sweep, resume_command(config, sweep.store.url, executor, workers, address, overrides),
+                                      executor=executor, workers=workers, address=address)
     console.print(f"[green]done[/]: {summary['computed']} cell(s) computed, {summary['skipped']} already in the store, "
                   f"{summary['wall_time_s']} s. Table: {summary['table']}")
     print_follow_ups(cfg.name, summary["store"])
@@ -67,6 +63,20 @@ def resume_command(config: Path, store_url: str, executor: str, workers: int | N
     for item in overrides:
         args += ["--set", item]
     return shlex.join(args)
+
+
+def run_or_report_interrupt(sweep: Sweep, resume: str, **options: object) -> dict:
+    """Run the sweep with progress; on Ctrl-C say what was saved and how to resume, and exit 130.
+
+    Typer/Click would turn the KeyboardInterrupt into a bare exit before ``main`` could say anything,
+    so it is caught here, inside the command.
+    """
+    try:
+        with rich_reporter() as reporter:
+            return sweep.run(reporter=reporter, **options)
+    except KeyboardInterrupt:
+        report_interrupt(sweep, resume)
+        raise typer.Exit(130) from None
 
 
 def report_interrupt(sweep: Sweep, command: str) -> None:
@@ -218,9 +228,10 @@ def demo(out: Path = typer.Option(Path("figures/demo"), "--out", help="Folder fo
     """Run the demo sweep (configs/demo.yaml) on embedded simulated data and draw its figures."""
     started = time.time()
     cfg = load_config(demo_config_path(), overrides)
-    with rich_reporter() as reporter:
-        sweep = Sweep(cfg, store)
-        summary = sweep.run(executor=executor, reporter=reporter)
+    sweep = Sweep(cfg, store)
+    resume = ["workbench", "demo", "--out", str(out), "--store", store_location(sweep.store.url)]
+    resume += (["--executor", str(executor)] if executor != "inline" else []) + [a for o in overrides for a in ("--set", o)]
+    summary = run_or_report_interrupt(sweep, shlex.join(resume), executor=executor)
     paths = write_figures(sweep.store, cfg.name, out)
     results_show(cfg.name, store=sweep.store.url, value="mean_r", parquet=None, wide=False, as_json=False)
     console.print(f"[green]demo finished[/] in {time.time() - started:.0f} s "

@@ -12,7 +12,7 @@ import time
 import warnings
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
@@ -281,7 +281,7 @@ class Sweep:
         images = self.image_stimuli()
         size = self.config.reconstruction.seen_size if self.config.reconstruction else 256
         key = cells[0].task["seen_key"]
-        with self._hold(f"images/{key}", "the seen test images"):
+        with self._hold(images_path(key), "the seen test images"):
             write_images(self.store, key, ids, lambda block: load_seen_images(images, block, size),
                          attrs={"what": "seen test images", "size": size})
 
