@@ -412,9 +412,14 @@ class Sweep:
             w.finish(config=self.config.model_dump(), seed=self.config.seed)
 
     def write_manifest(self, plan: Plan, started: float) -> None:
+        """Record the run's cell keys and config; an identical manifest is kept, so readers never miss it."""
         path = manifest_path(self.config.name)
-        self.store.delete(path)
         keys = np.asarray([c.key for c in plan.cells], dtype=str)
+        if self.store.is_complete(path):
+            old = self.store.open(path)
+            if old.attrs.get("config") == self.config.model_dump() and old["cells"].astype(str).tolist() == keys.tolist():
+                return
+        self.store.delete(path)
         with self.store.writer(path, {"cells": ArraySpec(keys.shape, "str", blocked=False)}, kind="manifest",
                                attrs={"config": self.config.model_dump(), "sweep": self.config.name}) as w:
             w.put("cells", keys)

@@ -124,6 +124,7 @@ def export_table(store: Store, sweep: str) -> str:
     """Write the tidy results table as Parquet next to the store (pandas / DuckDB friendly); the file's
     metadata hold the sweep config, package versions and code revision (``workbench`` key, JSON)."""
     import json
+    import os
 
     import fsspec
     import pyarrow as pa
@@ -138,8 +139,15 @@ def export_table(store: Store, sweep: str) -> str:
     path = table_path(store, sweep)
     fs, target = fsspec.core.url_to_fs(path)
     fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
-    with disk_full_named(f"the results table {path}"), fs.open(target, "wb") as fh:
-        pq.write_table(table, fh)
+    partial = f"{target}.{os.getpid()}.partial"  # then renamed, so a reader never sees half a table
+    try:
+        with disk_full_named(f"the results table {path}"):
+            with fs.open(partial, "wb") as fh:
+                pq.write_table(table, fh)
+            fs.mv(partial, target)
+    finally:
+        if fs.exists(partial):
+            fs.rm(partial)
     return path
 
 
