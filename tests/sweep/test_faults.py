@@ -101,3 +101,17 @@ def test_a_full_disk_names_the_entry_and_the_store_and_the_rerun_resumes(tmp_pat
     sweep = Sweep(config_from_dict(slow_plugins.config(str(store))), open_store(store))
     assert sweep.status()["cells_done"] == 0, "the cell that hit the full disk is not complete"
     assert sweep.run()["computed"] == 12
+
+
+def test_an_identical_rerun_never_removes_the_manifest(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another sweep's reader must never find them missing while this one finishes."""
+    slow_plugins.register()
+    sweep = Sweep(config_from_dict(slow_plugins.config(str(tmp_path / "store.zarr"))))
+    table = Path(sweep.run()["table"])
+    deleted: list[str] = []
+    delete = sweep.store.delete
+    monkeypatch.setattr(sweep.store, "delete", lambda path: (deleted.append(path), delete(path)))
+    assert sweep.run()["computed"] == 0
+    assert deleted == [], "the identical manifest is kept, not deleted and rewritten"
+    assert table.exists() and not list(table.parent.glob("*.partial")), "the table is replaced by a rename"
