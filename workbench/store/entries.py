@@ -48,6 +48,7 @@ _SEGMENT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,199}$")
 _RESERVED = {"zarr.json"}
 TARGET_CHUNK_BYTES = 4 * 2**20
 STALE_WRITER_S = 6 * 3600.0
+_IN_FLIGHT = re.compile(r"^zarr\.[0-9a-f]{32}\.partial$")  # zarr writing a node's zarr.json: not yet a node
 _EMPTY_GROUP = b'{"zarr_format": 3, "node_type": "group", "attributes": {}}'
 
 
@@ -368,7 +369,7 @@ class Store:
         async def collect() -> list[str]:
             return [name async for name in self.root.store.list_dir(self._key(path))]
 
-        return sorted(name for name in sync(collect()) if name != NODE_FILE)
+        return sorted(name for name in sync(collect()) if name != NODE_FILE and not _IN_FLIGHT.match(name))
 
     def _node(self, path: str) -> dict[str, Any] | None:
         """The parsed ``zarr.json`` of ``path``; None when absent; DamagedEntryError when unreadable."""
