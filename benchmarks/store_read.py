@@ -45,7 +45,7 @@ def synthetic(store: Store, args: argparse.Namespace) -> None:
     for subject in range(args.subjects):
         units = Units(space="fsaverage5", n=args.units, vertex=np.arange(args.units),
                       rois={f"roi{k}": rng.random(args.units) < 0.1 for k in range(8)},
-                      hemisphere=np.where(np.arange(args.units) < args.units // 2, "L", "R"))
+                      hemisphere=np.where(np.arange(args.units) < args.units // 2, "left", "right"))
         rec = Recording(dataset="bench", subject=str(subject), trial_stimulus_ids=np.resize(np.array(ids), args.trials),
                         responses=rng.standard_normal((args.trials, args.units)).astype(np.float32), units=units,
                         splits={"test": np.array(ids[:args.test])},

@@ -305,3 +305,17 @@ def test_readers_never_create(tmp_path: Path, capsys: pytest.CaptureFixture) -> 
             attempt()
     after = sorted(str(p.relative_to(store.url)) + str(p.stat().st_mtime_ns) for p in Path(store.url).rglob("*"))
     assert before == after
+
+
+def test_a_node_whose_zarr_json_is_being_written_is_not_yet_a_node(tmp_store: Store) -> None:
+    """zarr creates a node's folder, then writes ``zarr.<uuid>.partial`` and renames it: a reader polling
+    in between (another sweep waiting for this entry) must see no entry, not a damaged one."""
+    tmp_store.root.require_group("results/race")
+    folder = Path(tmp_store.url) / "results" / "race" / "s1-abc"
+    folder.mkdir()
+    (folder / f"zarr.{'0123456789abcdef' * 2}.partial").write_bytes(b'{"zarr_format": 3, "node_')
+    assert not tmp_store.is_complete("results/race/s1-abc") and tmp_store.attrs("results/race/s1-abc") is None
+    assert [e.path for e in tmp_store.ls() if e.state == "damaged"] == []
+    (folder / "stray.bin").write_bytes(b"x")
+    with pytest.raises(DamagedEntryError, match="s1-abc"):
+        tmp_store.is_complete("results/race/s1-abc")

@@ -138,3 +138,23 @@ def test_a_head_can_name_its_own_layers(tmp_path):
     plan = Sweep(cfg_from(data)).plan()
     assert [c.kind for c in plan.cells] == ["decoding", "decoding"], "ridge has no listed layer; decoder names its own"
     assert plan.extractions[0]["layers"] == ["thumbnail"]
+
+
+@pytest.mark.parametrize("where", ["encoders", "heads"])
+def test_a_boolean_layer_is_refused_not_read_as_depth_one(tmp_path, where):
+    data = config(tmp_path)
+    data[where][0]["layers"] = [True]
+    with pytest.raises(WorkbenchError, match=rf"{where}\.0\.layers.*not true; write 1.0 for the last layer"):
+        config_from_dict(data)
+
+
+def test_bad_workers_no_work_and_an_unknown_split_are_refused_before_features(tmp_path):
+    with pytest.raises(WorkbenchError, match="-j/--workers must be at least 1, got -1"):
+        Sweep(config_from_dict(config(tmp_path))).run(workers=-1)
+    assert not (tmp_path / "store.zarr" / "responses").exists(), "nothing was cached"
+    with pytest.raises(WorkbenchError, match="a sweep with encoders needs heads or metrics"):
+        config_from_dict(config(tmp_path, heads=[], metrics=[]))
+    sweep = Sweep(config_from_dict(config(tmp_path, test_split="tset")))
+    with pytest.raises(WorkbenchError, match="demo/1 has no split 'tset'; its splits are"):
+        sweep.run()
+    assert not sweep.store.ls("features"), "the typo is caught before any feature is computed"

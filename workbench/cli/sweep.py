@@ -15,7 +15,9 @@ from rich import box
 from rich.measure import Measurement
 from rich.table import Column, Table
 
-from workbench.cli.common import ExecutorName, ExecutorOption, JsonOption, StoreOption, console, default_store, print_json, rich_reporter
+from workbench.cli.common import (
+    ExecutorName, ExecutorOption, JsonOption, StoreOption, console, default_store, err_console, print_json, rich_reporter,
+)
 from workbench.figures.sweep import write_figures
 from workbench.store import open_store
 from workbench.sweep import Sweep, load_config, results_table
@@ -40,11 +42,53 @@ def sweep_run(
     Finished work is never recomputed: rerunning the same config only checks the store.
     """
     cfg = load_config(config, overrides)
-    with rich_reporter() as reporter:
-        summary = Sweep(cfg, store).run(executor=executor, workers=workers, reporter=reporter, address=address)
+    sweep = Sweep(cfg, store)
+    summary = run_or_report_interrupt(sweep, resume_command(config, sweep.store.url, executor, workers, address, overrides),
+                                      executor=executor, workers=workers, address=address)
     console.print(f"[green]done[/]: {summary['computed']} cell(s) computed, {summary['skipped']} already in the store, "
                   f"{summary['wall_time_s']} s. Table: {summary['table']}")
     print_follow_ups(cfg.name, summary["store"])
+
+
+def resume_command(config: Path, store_url: str, executor: str, workers: int | None, address: str | None,
+                   overrides: list[str]) -> str:
+    """The exact ``sweep run`` command that resumes an interrupted sweep on the same store."""
+    args = ["workbench", "sweep", "run", str(config.expanduser().resolve()), "--store", store_location(store_url)]
+    if executor != "inline":
+        args += ["--executor", str(executor)]
+    if workers is not None:
+        args += ["-j", str(workers)]
+    if address:
+        args += ["--address", address]
+    for item in overrides:
+        args += ["--set", item]
+    return shlex.join(args)
+
+
+def run_or_report_interrupt(sweep: Sweep, resume: str, **options: object) -> dict:
+    """Run the sweep with progress; on Ctrl-C say what was saved and how to resume, and exit 130.
+
+    Typer/Click would turn the KeyboardInterrupt into a bare exit before ``main`` could say anything,
+    so it is caught here, inside the command.
+    """
+    try:
+        with rich_reporter() as reporter:
+            return sweep.run(reporter=reporter, **options)
+    except KeyboardInterrupt:
+        report_interrupt(sweep, resume)
+        raise typer.Exit(130) from None
+
+
+def report_interrupt(sweep: Sweep, command: str) -> None:
+    """After Ctrl-C: how many cells are saved in the store and the command that computes the rest."""
+    try:
+        status = sweep.status()
+        saved = f"{status['cells_done']} of {status['cells']} cells are saved in {sweep.store.url}"
+    except Exception as exc:  # the store is fine; only the count cannot be made (e.g. recordings not cached yet)
+        saved = f"finished entries are saved in {sweep.store.url} (cells not counted: {type(exc).__name__})"
+    err_console.print(f"[yellow]interrupted[/]: {saved}; finished work is never recomputed. Resume with:",
+                      highlight=False, soft_wrap=True)
+    err_console.print(f"  {command}", highlight=False, soft_wrap=True, markup=False)
 
 
 def print_follow_ups(sweep: str, store_url: str) -> None:
@@ -212,9 +256,10 @@ def demo(out: Path = typer.Option(Path("figures/demo"), "--out", help="Folder fo
     """Run the demo sweep (configs/demo.yaml) on embedded simulated data and draw its figures."""
     started = time.time()
     cfg = load_config(demo_config_path(), overrides)
-    with rich_reporter() as reporter:
-        sweep = Sweep(cfg, store)
-        summary = sweep.run(executor=executor, reporter=reporter)
+    sweep = Sweep(cfg, store)
+    resume = ["workbench", "demo", "--out", str(out), "--store", store_location(sweep.store.url)]
+    resume += (["--executor", str(executor)] if executor != "inline" else []) + [a for o in overrides for a in ("--set", o)]
+    summary = run_or_report_interrupt(sweep, shlex.join(resume), executor=executor)
     paths = write_figures(sweep.store, cfg.name, out)
     results_show(cfg.name, store=sweep.store.url, value="mean_r", parquet=None, wide=False, as_json=False)
     console.print(f"[green]demo finished[/] in {time.time() - started:.0f} s "

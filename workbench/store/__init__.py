@@ -2,7 +2,7 @@
 
 ``workbench.store.entries`` holds the generic machinery (keys, resumable block writes, reads checked
 against checksums, verify / gc / repair); ``workbench.store.recordings`` serialises recordings and
-owns the recording cache.
+owns the recording cache; ``workbench.store.claims`` lets two coordinators share one store.
 """
 
 from workbench.store.entries import (
@@ -20,6 +20,7 @@ from workbench.store.entries import (
     block_digest,
     cache_store,
     check_key,
+    disk_full_named,
     files_signature,
     open_store,
     provenance,
@@ -43,8 +44,9 @@ from workbench.store.recordings import (
 
 __all__ = [
     "ArraySpec", "block_digest", "cache_store", "cached_recording", "check_key", "CorruptEntryError",
-    "DamagedEntryError", "DEFAULT_STORE", "EntryInfo", "EntryReader", "EntryWriter", "files_signature",
-    "finite_recording", "load_rdms", "load_recording", "rdms_key", "save_rdms", "META", "NON_FINITE", "open_store", "Problem", "provenance",
+    "DamagedEntryError", "DEFAULT_STORE", "disk_full_named", "EntryInfo", "EntryReader", "EntryWriter",
+    "files_signature", "finite_recording", "load_rdms", "load_recording", "rdms_key", "save_rdms", "META", "NON_FINITE",
+    "open_store", "Problem", "provenance",
     "read_rows", "recording_key", "recording_key_for", "safe_name", "save_recording", "STALE_WRITER_S", "Store",
     "suggest_block_rows", "writer_identity",
 ]

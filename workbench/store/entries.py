@@ -13,6 +13,8 @@ entries whose ``zarr.json`` is missing or unreadable) so that a rerun recomputes
 
 from __future__ import annotations
 
+import errno
+import functools
 import hashlib
 import json
 import os
@@ -21,11 +23,12 @@ import re
 import resource
 import socket
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import zarr
@@ -45,6 +48,7 @@ _SEGMENT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,199}$")
 _RESERVED = {"zarr.json"}
 TARGET_CHUNK_BYTES = 4 * 2**20
 STALE_WRITER_S = 6 * 3600.0
+_IN_FLIGHT = re.compile(r"^zarr\.[0-9a-f]{32}\.partial$")  # zarr writing a node's zarr.json: not yet a node
 _EMPTY_GROUP = b'{"zarr_format": 3, "node_type": "group", "attributes": {}}'
 
 
@@ -74,6 +78,23 @@ def _corrupt(store: "Store", path: str, detail: str) -> CorruptEntryError:
                             f"`workbench store repair --store {store.url}` to remove it and rerun to recompute it")
     err.path = path
     return err
+
+
+@contextmanager
+def disk_full_named(where: str) -> Iterator[None]:
+    """Turn a full disk or exhausted quota while writing ``where`` into one sentence naming it.
+
+    The ``OSError`` a failed ``write`` raises names no file, so without this a full disk reads as
+    ``[Errno 28] No space left on device`` with no hint of which store filled up.
+    """
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        raise WorkbenchError(f"no space left on the disk holding {where} ({os.strerror(exc.errno)}); free space "
+                             "or pass another --store; finished entries and blocks are kept and a rerun resumes"
+                             ) from exc
 
 
 def check_key(path: str) -> str:
@@ -348,7 +369,7 @@ class Store:
         async def collect() -> list[str]:
             return [name async for name in self.root.store.list_dir(self._key(path))]
 
-        return sorted(name for name in sync(collect()) if name != NODE_FILE)
+        return sorted(name for name in sync(collect()) if name != NODE_FILE and not _IN_FLIGHT.match(name))
 
     def _node(self, path: str) -> dict[str, Any] | None:
         """The parsed ``zarr.json`` of ``path``; None when absent; DamagedEntryError when unreadable."""
@@ -671,6 +692,15 @@ class EntryReader:
         return None
 
 
+def _names_full_disk(method: Callable[..., Any]) -> Callable[..., Any]:
+    """An ``EntryWriter`` method whose full-disk errors name the entry and the store."""
+    @functools.wraps(method)
+    def wrapped(self: "EntryWriter", *args: Any, **kwargs: Any) -> Any:
+        with disk_full_named(f"{self.path!r} in store {self.store.url}"):
+            return method(self, *args, **kwargs)
+    return wrapped
+
+
 class EntryWriter:
     """Writes one entry block by block; use as a context manager and call ``finish()`` at the end.
 
@@ -682,6 +712,12 @@ class EntryWriter:
                  attrs: dict[str, Any], block_rows: int | None, force: bool = False) -> None:
         self.store, self.path, self.specs, self.kind = store, path, arrays, kind
         self.started = time.time()
+        with disk_full_named(f"{path!r} in store {store.url}"):
+            self._open(arrays, kind, attrs, block_rows, force)
+
+    def _open(self, arrays: dict[str, ArraySpec], kind: str, attrs: dict[str, Any], block_rows: int | None,
+              force: bool) -> None:
+        store, path = self.store, self.path
         blocked = [s for s in arrays.values() if s.blocked]
         n_rows = {s.shape[0] for s in blocked}
         if len(n_rows) > 1:
@@ -761,6 +797,7 @@ class EntryWriter:
         return slice(block * self.block_rows, min((block + 1) * self.block_rows, self.n_rows))
 
     # ---- writes ----------------------------------------------------------------------------
+    @_names_full_disk
     def write_block(self, block: int, data: Mapping[str, np.ndarray]) -> None:
         """Write row block ``block`` of every blocked array, then record it as done."""
         if self.complete:
@@ -790,6 +827,7 @@ class EntryWriter:
             self.meta["writer"]["updated"] = time.time()
         self.group.attrs[META] = self.meta
 
+    @_names_full_disk
     def put(self, name: str, value: np.ndarray, chunks: tuple[int, ...] | None = None) -> None:
         """Write a whole non-blocked array (ids, metadata, per-unit scores) in one go."""
         if self.complete:
@@ -806,6 +844,7 @@ class EntryWriter:
             self.meta["writer"]["updated"] = time.time()
         self.group.attrs[META] = self.meta
 
+    @_names_full_disk
     def finish(self, **provenance_extra: Any) -> None:
         """Mark the entry complete; refuses while blocks or arrays are still missing."""
         if self.complete:

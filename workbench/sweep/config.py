@@ -21,12 +21,27 @@ class DatasetSpec(_Spec):
     options: dict[str, Any] = Field(default_factory=dict)
 
 
+def _check_layers(value: Any) -> Any:
+    """Refuse ``true``/``false`` as layers: YAML booleans are not depths (pydantic would read ``true`` as 1.0)."""
+    if isinstance(value, (list, tuple)):
+        bad = [v for v in value if isinstance(v, bool)]
+        if bad:
+            raise ValueError(f"layers are names or relative depths 0–1, not {str(bad[0]).lower()}; "
+                             "write 1.0 for the last layer")
+    return value
+
+
 class EncoderSpec(_Spec):
     name: str
     options: dict[str, Any] = Field(default_factory=dict)
     layers: list[Union[float, str]] | None = Field(None, description="layer names or relative depths 0–1; all when omitted")
     batch_size: int = Field(32, ge=1)
     label: str | None = Field(None, description="name shown in tables and figures; defaults to the encoder name")
+
+    @field_validator("layers", mode="before")
+    @classmethod
+    def _layers_not_bool(cls, value: Any) -> Any:
+        return _check_layers(value)
 
     @property
     def display(self) -> str:
@@ -42,6 +57,11 @@ class HeadSpec(_Spec):
                           "encoder's own list")
     label: str | None = Field(None, description="analysis name in tables; the head name, numbered when two "
                                                 "heads share it")
+
+    @field_validator("layers", mode="before")
+    @classmethod
+    def _layers_not_bool(cls, value: Any) -> Any:
+        return _check_layers(value)
 
 
 class MetricSpec(_Spec):

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import time
 import warnings
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
@@ -20,6 +21,7 @@ from workbench.features import encoder_key, extract_features
 from workbench.store import (
     ArraySpec, Store, cached_recording, open_store, rdms_key, recording_key, recording_key_for, safe_name, save_rdms,
 )
+from workbench.store.claims import Claims, describe_holder
 from workbench.sweep.cells import CELL_CODE_VERSION, Cell, rdm_metric
 from workbench.sweep.compute import compute_cell
 from workbench.sweep.config import SweepConfig, analysis_names
@@ -29,7 +31,7 @@ from workbench.sweep.reconstruction import (
     LATENTS, CodecEncoder, check_reconstruction_metrics, load_seen_images, seen_images_key,
 )
 from workbench.sweep.index import record_sweep
-from workbench.paths import feature_path, manifest_path
+from workbench.paths import feature_path, features_prefix, manifest_path
 from workbench.sweep.tables import export_table
 from workbench.types import StimulusSet, WorkbenchError, dataset_provides, digest, resolve_layers
 
@@ -56,6 +58,17 @@ class Sweep:
         self._encoders: dict[int, Any] = {}
         self._directions: dict[int, str] = {}
         self._codec: CodecEncoder | None = None
+        self._claims: Claims | None = None
+        self._reporter: Reporter | None = None
+
+    # ---- claims: two coordinators on one store never compute the same entry --------------------
+    def _hold(self, path: str, what: str) -> AbstractContextManager[None]:
+        """Hold the claim on ``path`` while writing it, first waiting for another sweep computing it."""
+        if self._claims is None:
+            return nullcontext()
+        reporter = self._reporter or Reporter()
+        return self._claims.hold(path, on_wait=lambda h: reporter.message(
+            f"waiting for {what}: another sweep ({describe_holder(h)}) is computing it"))
 
     # ---- planning --------------------------------------------------------------------------
     def encoder(self, index: int) -> Any:
@@ -377,7 +390,7 @@ class Sweep:
         cells = [c for c in plan.cells if c.kind in ("reconstruction", "generation")]
         if not cells:
             return
-        from workbench.images import write_images
+        from workbench.images import images_path, write_images
 
         split = f"split_{safe_name(self.config.test_split)}"
         ids: list[str] = []
@@ -388,8 +401,10 @@ class Sweep:
             ids.extend(s for s in entry[split].tolist() if s not in ids)
         images = self.image_stimuli()
         size = self.config.reconstruction.seen_size if self.config.reconstruction else 256
-        write_images(self.store, cells[0].task["seen_key"], ids, lambda block: load_seen_images(images, block, size),
-                     attrs={"what": "seen test images", "size": size})
+        key = cells[0].task["seen_key"]
+        with self._hold(images_path(key), "the seen test images"):
+            write_images(self.store, key, ids, lambda block: load_seen_images(images, block, size),
+                         attrs={"what": "seen test images", "size": size})
 
 
     def fold_count(self, cv: dict[str, Any], response_path: str) -> int:
@@ -466,14 +481,17 @@ class Sweep:
     # ---- running ---------------------------------------------------------------------------
     def cache_recordings(self, plan: Plan, on_subject: Callable[[str], None] | None = None) -> None:
         for subject, path in plan.response_paths.items():
-            if self.provides == "rdms":
-                if not self.store.is_complete(path):
-                    save_rdms(self.store, path, self.dataset.rdms(subject),
-                              attrs={"dataset_fingerprint": self.dataset.fingerprint()})
-            elif not self.store.is_complete(path):
-                cached_recording(self.store, path, lambda s=subject: self.dataset.recording(s),
-                                 attrs={"dataset_fingerprint": self.dataset.fingerprint()},
-                                 non_finite=self.config.non_finite)
+            if not self.store.is_complete(path):
+                with self._hold(path, f"the recording of subject {subject}"):
+                    if self.store.is_complete(path):
+                        pass  # the other sweep holding the claim cached it meanwhile
+                    elif self.provides == "rdms":
+                        save_rdms(self.store, path, self.dataset.rdms(subject),
+                                  attrs={"dataset_fingerprint": self.dataset.fingerprint()})
+                    else:
+                        cached_recording(self.store, path, lambda s=subject: self.dataset.recording(s),
+                                         attrs={"dataset_fingerprint": self.dataset.fingerprint()},
+                                         non_finite=self.config.non_finite)
             if on_subject:
                 on_subject(subject)
 
@@ -492,10 +510,13 @@ class Sweep:
             if all(self.store.is_complete(p) for p in paths):
                 reporter.message(f"features {label}: {len(paths)} layer(s) already in the store")
                 continue
-            enc = enc or self.encoder(job["index"])
-            stimuli = stimuli or self.stimuli_for(job["index"])
-            progress = reporter.progress(f"features {label}", len(stimuli))
-            extract_features(self.store, enc, stimuli, job["layers"], batch_size=batch_size, progress=progress)
+            with self._hold(features_prefix(job["key"]), f"features {label}"):
+                if all(self.store.is_complete(p) for p in paths):
+                    continue
+                enc = enc or self.encoder(job["index"])
+                stimuli = stimuli or self.stimuli_for(job["index"])
+                progress = reporter.progress(f"features {label}", len(stimuli))
+                extract_features(self.store, enc, stimuli, job["layers"], batch_size=batch_size, progress=progress)
 
     def pending_cells(self, plan: Plan) -> list[Cell]:
         return [c for c in plan.cells if not self.store.is_complete(c.result_path(self.config.name))]
@@ -520,9 +541,14 @@ class Sweep:
             w.finish(config=self.config.model_dump(), seed=self.config.seed)
 
     def write_manifest(self, plan: Plan, started: float) -> None:
+        """Record the run's cell keys and config; an identical manifest is kept, so readers never miss it."""
         path = manifest_path(self.config.name)
-        self.store.delete(path)
         keys = np.asarray([c.key for c in plan.cells], dtype=str)
+        if self.store.is_complete(path):
+            old = self.store.open(path)
+            if old.attrs.get("config") == self.config.model_dump() and old["cells"].astype(str).tolist() == keys.tolist():
+                return
+        self.store.delete(path)
         with self.store.writer(path, {"cells": ArraySpec(keys.shape, "str", blocked=False)}, kind="manifest",
                                attrs={"config": self.config.model_dump(), "sweep": self.config.name}) as w:
             w.put("cells", keys)
@@ -596,10 +622,23 @@ class Sweep:
 
     def run(self, executor: str = "inline", workers: int | None = None, reporter: "Reporter | None" = None,
             address: str | None = None) -> dict[str, Any]:
-        """Run every pending piece of the sweep; returns counts and timing."""
+        """Run every pending piece of the sweep; returns counts and timing.
+
+        Each recording, feature matrix and cell is claimed before it is computed, so a second sweep
+        on the same store waits for what this one computes and then reads it, never computing it again.
+        """
         started = time.time()
         reporter = reporter or Reporter()
         self.validate(executor, workers)
+        with Claims(self.store) as claims:
+            self._claims, self._reporter = claims, reporter
+            try:
+                return self._run(executor, workers, reporter, address, started)
+            finally:
+                self._claims = self._reporter = None
+
+    def _run(self, executor: str, workers: int | None, reporter: "Reporter", address: str | None,
+             started: float) -> dict[str, Any]:
         plan = self.plan()
         reporter.message(f"sweep {self.config.name}: {len(plan.cells)} cells, {len(plan.subjects)} subject(s), "
                          f"{len(plan.extractions)} encoder(s), store {self.store.url}")
@@ -613,26 +652,64 @@ class Sweep:
         self.extract(plan, reporter)
         self.write_seen_images(plan)
         pending = self.pending_cells(plan)
+        computed = 0
         fitted = [c for c in pending if c.kind != "generation"]
         if fitted:
             advance = reporter.progress("fitting cells", len(fitted))
             run_cells = get_executor(executor, workers=workers, address=address)
             # fold-averaged cells read their finished folds, so they run after every other cell
             for phase in ([c for c in fitted if c.fold != "mean"], [c for c in fitted if c.fold == "mean"]):
-                for cell, result in run_cells(self.store.url, phase) if phase else ():
-                    self.write_cell(cell, result)
-                    advance(1)
+                computed += self._run_claimed(phase, lambda cells: run_cells(self.store.url, cells), advance)
         generated = [c for c in pending if c.kind == "generation"]
         if generated:  # after the decode cells they read; in this process, where the GPU is
             advance = reporter.progress("generating images", len(generated))
-            for cell in generated:
-                self.write_cell(cell, compute_cell(self.store.url, cell))
-                advance(1)
-        self.write_manifest(plan, started)
-        table_path = export_table(self.store, self.config.name)
+            computed += self._run_claimed(
+                generated, lambda cells: ((c, compute_cell(self.store.url, c)) for c in cells), advance)
+        with self._hold(manifest_path(self.config.name), "the manifest"):
+            self.write_manifest(plan, started)
+            table_path = export_table(self.store, self.config.name)
         record_sweep(self.config.name, self.store.url)
-        return {"cells": len(plan.cells), "computed": len(pending), "skipped": len(plan.cells) - len(pending),
+        return {"cells": len(plan.cells), "computed": computed, "skipped": len(plan.cells) - computed,
                 "wall_time_s": round(time.time() - started, 2), "table": table_path, "store": self.store.url}
+
+    def _run_claimed(self, cells: list[Cell], compute: Callable[[list[Cell]], Iterable[tuple[Cell, dict[str, Any]]]],
+                     advance: Callable[[int], None], poll_s: float = 0.5) -> int:
+        """Compute the cells no other sweep has claimed; wait for the others and count them when they land.
+
+        A cell whose claimant goes away without finishing it (killed, interrupted) is claimed and
+        computed here. Returns how many cells this process computed.
+        """
+        claims, computed, told = self._claims, 0, False
+        remaining = list(cells)
+        while remaining:
+            mine, others = [], []
+            for cell in remaining:
+                path = cell.result_path(self.config.name)
+                if self.store.is_complete(path):
+                    advance(1)  # finished by another sweep
+                elif claims is None or claims.try_claim(path):
+                    mine.append(cell)
+                else:
+                    others.append(cell)
+            if mine:
+                try:
+                    for cell, result in compute(mine):
+                        self.write_cell(cell, result)
+                        if claims is not None:
+                            claims.release(cell.result_path(self.config.name))
+                        computed += 1
+                        advance(1)
+                finally:
+                    if claims is not None:
+                        for cell in mine:
+                            claims.release(cell.result_path(self.config.name))
+            elif others:
+                if not told and self._reporter is not None:
+                    self._reporter.message(f"waiting for {len(others)} cell(s) another sweep is computing")
+                    told = True
+                time.sleep(poll_s)
+            remaining = others
+        return computed
 
 
 class Reporter:

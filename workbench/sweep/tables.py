@@ -7,7 +7,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from workbench.stats import fdr_bh
-from workbench.store import Store, provenance
+from workbench.store import Store, disk_full_named, provenance
 from workbench.paths import manifest_path, result_path
 from workbench.types import WorkbenchError
 
@@ -131,6 +131,7 @@ def export_table(store: Store, sweep: str) -> str:
     """Write the tidy results table as Parquet next to the store (pandas / DuckDB friendly); the file's
     metadata hold the sweep config, package versions and code revision (``workbench`` key, JSON)."""
     import json
+    import os
 
     import fsspec
     import pyarrow as pa
@@ -145,8 +146,15 @@ def export_table(store: Store, sweep: str) -> str:
     path = table_path(store, sweep)
     fs, target = fsspec.core.url_to_fs(path)
     fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
-    with fs.open(target, "wb") as fh:
-        pq.write_table(table, fh)
+    partial = f"{target}.{os.getpid()}.partial"  # then renamed, so a reader never sees half a table
+    try:
+        with disk_full_named(f"the results table {path}"):
+            with fs.open(partial, "wb") as fh:
+                pq.write_table(table, fh)
+            fs.mv(partial, target)
+    finally:
+        if fs.exists(partial):
+            fs.rm(partial)
     return path
 
 
