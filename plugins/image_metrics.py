@@ -47,6 +47,7 @@ encoder's own preprocessing (bicubic shorter side 256, centre crop 224, (x − 1
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal, Sequence
@@ -261,6 +262,9 @@ class FeatureNetwork:
             if not self.weights.is_file():
                 raise WorkbenchError(f"{self.owner}: the weights file {str(self.weights)!r} does not exist; {self.fix}")
         self._model: Any = None
+        self._cache: dict[bytes, np.ndarray] = {}
+
+    cache_size = 4096  # images whose features are kept (each a few KB to a few hundred KB)
 
     def _load(self) -> None:
         if self._model is not None:
@@ -311,6 +315,22 @@ class FeatureNetwork:
         return Embedding(tower)
 
     def features(self, images: np.ndarray) -> np.ndarray:
+        """Features of each image; an image seen before (by content) is not run again, so scoring the
+        same targets against reconstructions, a shuffled pairing and a mean image costs one pass each."""
+        images = np.asarray(images)
+        digests = [hashlib.blake2b(im.tobytes(), digest_size=16).digest() for im in images]
+        unique = list(dict.fromkeys(digests))
+        if len(self._cache) + len(unique) > self.cache_size:
+            self._cache.clear()
+        todo = [d for d in unique if d not in self._cache]
+        if todo:
+            first: dict[bytes, int] = {}
+            for i, d in enumerate(digests):
+                first.setdefault(d, i)
+            self._cache.update(zip(todo, self._forward(images[[first[d] for d in todo]])))
+        return np.stack([self._cache[d] for d in digests])
+
+    def _forward(self, images: np.ndarray) -> np.ndarray:
         import torch
 
         from workbench.sdk import images_to_tensor

@@ -250,3 +250,21 @@ def test_bad_inputs(pairs) -> None:
         metric("two-way", device="cpu").score(recons[:1], targets[:1])
     with pytest.raises(WorkbenchError, match="has no option"):
         metric("pixcorr", network="alexnet2")
+
+
+def test_feature_network_runs_each_distinct_image_once(pairs) -> None:
+    from workbench_plugins.image_metrics import FeatureNetwork
+
+    recons, targets = pairs
+    net = FeatureNetwork("efficientnet-lite0", device="cpu")
+    passes = []
+    forward = net._forward
+    net._forward = lambda images: passes.append(len(images)) or forward(images)
+    direct = forward(targets)
+    order = np.random.default_rng(0).permutation(len(targets))
+    np.testing.assert_allclose(net.features(targets), direct, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(net.features(targets[order]), direct[order], rtol=1e-5, atol=1e-6)
+    repeated = np.repeat(recons[:1], len(targets), axis=0)
+    np.testing.assert_allclose(net.features(repeated), np.repeat(forward(recons[:1]), len(targets), axis=0),
+                               rtol=1e-5, atol=1e-6)
+    assert passes == [len(targets), 1]
