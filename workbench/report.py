@@ -145,6 +145,9 @@ def _captions(sweep: str, frame: Any) -> dict[str, str]:
         "decoding.png": "Decoding: retrieval and identification from brain responses decoded into each layer's "
                         "features, per ROI (fraction of held-out test stimuli picked correctly; bars: mean over "
                         f"{subjects}" + (", whiskers ±1 SEM" if n_sub > 1 else "") + "; black ticks: chance).",
+        "retrieval.png": "Retrieval: for a seeded random draw of held-out test stimuli, the test images whose true "
+                         "features are most similar to the features decoded from the brain response (seen image "
+                         "outlined in green; similarity above each; one subject and unit set).",
         "reconstructions.png": "Reconstruction: held-out test images beside the images reconstructed from brain "
                                "responses, best, median, worst and random examples per subject by the per-image score.",
         "rois.png": f"The dataset's ROIs of subject {first} on the inflated fsaverage5 surface; each colour is the "

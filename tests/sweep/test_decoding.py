@@ -152,9 +152,42 @@ def test_bad_workers_no_work_and_an_unknown_split_are_refused_before_features(tm
     with pytest.raises(WorkbenchError, match="-j/--workers must be at least 1, got -1"):
         Sweep(config_from_dict(config(tmp_path))).run(workers=-1)
     assert not (tmp_path / "store.zarr" / "responses").exists(), "nothing was cached"
-    with pytest.raises(WorkbenchError, match="a sweep with encoders needs heads or metrics"):
+    with pytest.raises(WorkbenchError, match="a sweep with encoders needs heads, metrics or a shared section"):
         config_from_dict(config(tmp_path, heads=[], metrics=[]))
     sweep = Sweep(config_from_dict(config(tmp_path, test_split="tset")))
     with pytest.raises(WorkbenchError, match="demo/1 has no split 'tset'; its splits are"):
         sweep.run()
     assert not sweep.store.ls("features"), "the typo is caught before any feature is computed"
+
+
+def test_retrieval_figure_shows_the_similarities_the_scores_came_from(tmp_path, monkeypatch):
+    from workbench.decoding import score_similarity as scored
+    from workbench.figures import reconstructions
+    from workbench.figures.sweep import write_figures
+
+    cfg = config_from_dict(config(tmp_path, decoding={"rois": ["V1"], "keep_predictions": True}, permutations=0))
+    Sweep(cfg).run()
+    store = Sweep(cfg).store
+    (cell, arrays), = load_cell_scores(store, "decode", kinds=("decoding",))
+    S = np.asarray(arrays["similarity"])
+    assert S.shape == (40, 40)
+    row = results_table(store, "decode").iloc[0]
+    assert scored(S.astype(np.float64))["top1_brain_to_image"] == pytest.approx(row["top1_brain_to_image"], abs=1e-9)
+    shown = {}
+    real = reconstructions.plot_retrieval
+    monkeypatch.setattr(reconstructions, "plot_retrieval",
+                        lambda S, candidates, **kw: shown.update(S=S, candidates=candidates, **kw) or real(S, candidates, **kw))
+    paths = write_figures(store, "decode", tmp_path / "figures")
+    assert tmp_path / "figures" / "retrieval.png" in paths
+    np.testing.assert_array_equal(shown["S"], S)
+    assert shown["candidates"].shape[0] == 40 and shown["candidates"].dtype == np.uint8
+    assert len(shown["queries"]) == 6
+
+
+def test_retrieval_figure_without_kept_predictions_says_what_to_set(tmp_path):
+    from workbench.figures.reconstructions import draw_sweep_retrieval
+
+    cfg = config_from_dict(config(tmp_path, decoding={"rois": ["V1"]}, permutations=0))
+    Sweep(cfg).run()
+    with pytest.raises(WorkbenchError, match="keep_predictions: true"):
+        draw_sweep_retrieval(Sweep(cfg).store, "decode", tmp_path / "r.png")

@@ -84,4 +84,4 @@ def test_non_surface_units_get_tables_figures_and_a_report(tmp_path, kind):
     assert (summary[summary.score == "mean_r"]["n_subjects"] == 2).all()
     page = write_report(sweep.store, kind, tmp_path / "report").read_text()
     assert "layers.png" in page and "layers_cka.png" in page and "brainmap_" not in page
-    assert "ridge: mean Pearson r per ROI" in page
+    assert "Encoding: ridge, mean Pearson r per ROI" in page

@@ -10,7 +10,7 @@ import typer
 from workbench.cli.common import StoreOption, console, default_store
 from workbench.figures import plot_layer_profiles
 from workbench.figures.adaptation import draw_sweep_adaptation
-from workbench.figures.reconstructions import draw_sweep_reconstructions
+from workbench.figures.reconstructions import draw_sweep_reconstructions, draw_sweep_retrieval
 from workbench.figures.sweep import draw_brainmap, draw_rois
 from workbench.report import write_report
 from workbench.store import open_store
@@ -119,6 +119,22 @@ def figure_reconstructions(
 ) -> None:
     """Draw test images beside their reconstructions: best, median, worst and random per subject."""
     path = draw_sweep_reconstructions(open_store(store or default_store(sweep), mode="r"), sweep, out, metric)
+    console.print(f"wrote {path}")
+
+
+@figure_app.command("retrieval")
+def figure_retrieval(
+    sweep: str = typer.Argument(..., help="Sweep name."),
+    out: Path = typer.Option(..., "--out", help="PNG file to write."),
+    subject: Optional[str] = typer.Option(None, "--subject", help="Subject (default: the first)."),
+    roi: Optional[str] = typer.Option(None, "--roi", help="Unit set the decoder read (default: the first)."),
+    queries: int = typer.Option(6, "--queries", min=1, help="Brain patterns shown (a seeded random draw)."),
+    k: int = typer.Option(5, "-k", min=1, help="Retrieved images per pattern."),
+    store: Optional[str] = StoreOption,
+) -> None:
+    """Draw each brain pattern's top-k retrieved test images (needs decoding.keep_predictions: true)."""
+    path = draw_sweep_retrieval(open_store(store or default_store(sweep), mode="r"), sweep, out, subject, roi,
+                                n_queries=queries, k=k)
     console.print(f"wrote {path}")
 
 

@@ -179,7 +179,7 @@ def plot_retrieval(similarity: np.ndarray, candidates: np.ndarray, *, true_index
     return save_or_return(fig, output_file)
 
 
-__all__ = ["pick_examples", "plot_reconstructions", "plot_retrieval"]
+__all__ = ["draw_sweep_reconstructions", "draw_sweep_retrieval", "pick_examples", "plot_reconstructions", "plot_retrieval"]
 
 
 def draw_sweep_reconstructions(store: Any, sweep: str, out: str | Path, metric: str | None = None,
@@ -215,3 +215,31 @@ def draw_sweep_reconstructions(store: Any, sweep: str, out: str | Path, metric: 
                                 title=f"{sweep}: test images (top) and {codec} reconstructions from "
                                       f"{first['task']['roi']} units, by {metric}",
                                 output_file=out)
+
+
+def draw_sweep_retrieval(store: Any, sweep: str, out: str | Path, subject: str | None = None, roi: str | None = None,
+                         n_queries: int = 6, k: int = 5, seed: int = 0) -> Path:
+    """Top-``k`` retrieved test images for a few brain patterns of one decode cell of a finished sweep.
+
+    The similarity shown is the one the cell's retrieval scores were computed from (decoded vs true
+    embeddings of the test images); queries are a seeded random draw of test stimuli, not a choice.
+    """
+    from workbench.images import read_images
+    from workbench.sweep import load_cell_scores
+
+    cells = [(c, a) for c, a in load_cell_scores(store, sweep, subject=subject, kinds=("decoding",))
+             if "similarity" in a and c["task"].get("seen_key") and (roi is None or c["task"]["roi"] == roi)]
+    if not cells:
+        raise WorkbenchError(f"sweep {sweep!r} has no decode cell that kept its predictions"
+                             + (f" for subject {subject!r}" if subject else "") + (f" and ROI {roi!r}" if roi else "")
+                             + " on an image dataset; set decoding.keep_predictions: true and rerun")
+    cell, arrays = cells[0]
+    ids = [str(s) for s in np.asarray(arrays["test_ids"])]
+    S = np.asarray(arrays["similarity"], dtype=np.float64)
+    candidates = read_images(store, cell["task"]["seen_key"], ids)
+    queries = np.sort(np.random.default_rng(seed).choice(len(ids), size=min(n_queries, len(ids)), replace=False))
+    return plot_retrieval(S, candidates, queries=queries, k=k, query_labels=[f"test image {i}" for i in ids],
+                          title=f"{sweep}: top-{k} of {len(ids)} test images retrieved from subject {cell['subject']}'s "
+                                f"{cell['task']['roi']} responses ({cell['encoder']} {cell['layer']}; seen image "
+                                "outlined, similarity above each)",
+                          output_file=out)

@@ -255,6 +255,12 @@ def write_figures(store_obj: Store, sweep: str, out_dir: Path, interactive: bool
     if not decoding.empty and retrieval_columns(decoding):
         metric_paths.append(draw("decoding.png", keys_of("decoding"), lambda p: plot_retrieval(
             decoding, title=f"{sweep}: decoding, retrieval and identification per ROI", output_file=p)))
+    kept = [key for key, c in cells if c.get("kind") == "decoding"
+            and store_obj.attrs(result_path(sweep, key)).get("task", {}).get("seen_key")]
+    if kept:
+        from workbench.figures.reconstructions import draw_sweep_retrieval
+
+        metric_paths.append(draw("retrieval.png", sorted(kept), lambda p: draw_sweep_retrieval(store_obj, sweep, p)))
     if (table["kind"] == "reconstruction").any():
         metric_paths.append(draw("reconstructions.png", keys_of("reconstruction"),
                                  lambda p: draw_sweep_reconstructions(store_obj, sweep, p)))

@@ -19,7 +19,7 @@ import numpy as np
 
 import workbench as wb
 from workbench.features import load_features
-from workbench.scoring import normalize_by_ceiling, pearson_per_unit, r2_per_unit
+from workbench.scoring import normalize_by_ceiling, pearson_per_unit, r2_per_unit, similarity_matrix
 from workbench.stats import (
     bootstrap_ci, bootstrap_rdm_ci, bootstrap_stimuli, permutation_pvalue, permutation_test,
     permutation_test_pairwise,
@@ -337,6 +337,7 @@ def compute_decode_cell(store_url: str, cell: Cell) -> dict[str, Any]:
     if spec["keep_predictions"]:
         result["prediction"] = (pred * f_sd + f_mean).astype(np.float32)  # in the features' own units
         result["test_ids"] = np.asarray(data["test_ids"], dtype=str)
+        result["similarity"] = similarity_matrix(pred, F_test, spec["similarity"]).astype(np.float32)
     result.update(rois=[row], n_test=int(len(F_test)), timing_s=round(time.time() - started, 3))
     return result
 

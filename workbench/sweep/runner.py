@@ -386,8 +386,9 @@ class Sweep:
         return full.subset([s for s in full.ids if s in used])
 
     def write_seen_images(self, plan: Plan) -> None:
-        """The seen test images every reconstruction cell is scored against, written once by the coordinator."""
-        cells = [c for c in plan.cells if c.kind in ("reconstruction", "generation")]
+        """The seen test images every reconstruction cell is scored against (and that the retrieval figure
+        shows as candidates), written once by the coordinator."""
+        cells = [c for c in plan.cells if c.kind in ("reconstruction", "generation") or "seen_key" in c.task]
         if not cells:
             return
         from workbench.images import images_path, write_images
@@ -461,6 +462,8 @@ class Sweep:
                               unit_set, spec, cfg.seed, cfg.permutations)
                 task = {"response_path": response, "feature_path": fpath, "head": h_spec.model_dump(exclude={"label"}), "prep": prep,
                         "seed": cfg.seed, "permutations": cfg.permutations, "decoding": spec, **unit_set}
+                if spec["keep_predictions"] and "image" in self.dataset.modalities:
+                    task["seen_key"] = self.seen_key()  # candidates of the retrieval figure
                 cells.append(Cell(key=f"{safe_name(subject)}-d{ckey}", subject=subject, encoder=label,
                                   encoder_name=e_spec.name, layer=layer, depth=depth, head=h_spec.name,
                                   feature_path=fpath, response_path=response, kind="decoding", task=task))
