@@ -261,7 +261,8 @@ def demo(out: Path = typer.Option(Path("figures/demo"), "--out", help="Folder fo
     resume += (["--executor", str(executor)] if executor != "inline" else []) + [a for o in overrides for a in ("--set", o)]
     summary = run_or_report_interrupt(sweep, shlex.join(resume), executor=executor)
     paths = write_figures(sweep.store, cfg.name, out)
-    results_show(cfg.name, store=sweep.store.url, value="mean_r", parquet=None, wide=False, as_json=False)
+    results_show(cfg.name, store=sweep.store.url, value="mean_r", parquet=None, wide=False, subject=None, analysis=None,
+                 as_json=False)
     console.print(f"[green]demo finished[/] in {time.time() - started:.0f} s "
                   f"({summary['computed']} cells computed, {summary['skipped']} reused).")
     console.print(f"Figures in [bold]{out}[/]: " + ", ".join(p.name for p in paths))
