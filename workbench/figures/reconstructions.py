@@ -238,8 +238,9 @@ def draw_sweep_retrieval(store: Any, sweep: str, out: str | Path, subject: str |
     S = np.asarray(arrays["similarity"], dtype=np.float64)
     candidates = read_images(store, cell["task"]["seen_key"], ids)
     queries = np.sort(np.random.default_rng(seed).choice(len(ids), size=min(n_queries, len(ids)), replace=False))
+    units = "all units" if cell["task"]["roi"] == "all" else f"{cell['task']['roi']} units"
     return plot_retrieval(S, candidates, queries=queries, k=k, query_labels=[f"test image {i}" for i in ids],
                           title=f"{sweep}: top-{k} of {len(ids)} test images retrieved from subject {cell['subject']}'s "
-                                f"{cell['task']['roi']} responses ({cell['encoder']} {cell['layer']}; seen image "
+                                f"responses ({units}; decoded into {cell['encoder']} {cell['layer']}; seen image "
                                 "outlined, similarity above each)",
                           output_file=out)
