@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,26 +17,12 @@ from workbench.sweep import Sweep, results_table, tidy_table
 from workbench.sweep.config import config_from_dict
 from workbench.sweep.tables import load_cell_scores
 from workbench.paths import result_path
-from workbench.types import LayerInfo, WorkbenchError, digest
+from workbench.types import WorkbenchError
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from fixtures_encoders import ColourEncoder  # noqa: E402
 
 ALPHA = 10.0
-
-
-class ColourEncoder:
-    """Colour statistics of each image: a cheap deterministic 6-feature encoder."""
-
-    name = "colour-test"
-    modality = "image"
-
-    def layers(self) -> list[LayerInfo]:
-        return [LayerInfo("colour", 1.0)]
-
-    def encode(self, batch, layers):
-        arrays = [np.asarray(im.convert("RGB").resize((8, 8)), dtype=np.float32) / 255 for im in batch]
-        return {"colour": np.stack([np.r_[a.mean((0, 1)), a.std((0, 1))] for a in arrays])}
-
-    def fingerprint(self) -> str:
-        return digest("colour-test", 1)
 
 
 @pytest.fixture(autouse=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import re
 
 import json
@@ -15,35 +17,22 @@ from typer.testing import CliRunner
 import workbench as wb
 from workbench.sweep import Sweep, results_table, summary_table, tidy_table
 from workbench.sweep.config import config_from_dict
-from workbench.types import LayerInfo, digest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from fixtures_encoders import ColourEncoder  # noqa: E402
 
 SEED = 7
 
 
-class ColourEncoder:
-    name = "colour-stats-test"
-    modality = "image"
-
-    def layers(self) -> list[LayerInfo]:
-        return [LayerInfo("colour", 1.0)]
-
-    def encode(self, batch, layers):
-        arrays = [np.asarray(im.convert("RGB").resize((8, 8)), dtype=np.float32) / 255 for im in batch]
-        return {"colour": np.stack([np.r_[a.mean((0, 1)), a.std((0, 1))] for a in arrays])}
-
-    def fingerprint(self) -> str:
-        return digest("colour-stats-test", 1)
-
-
 @pytest.fixture(autouse=True)
 def _encoder():
-    wb.register("colour-stats-test", ColourEncoder, kind="encoder", replace=True)
+    wb.register("colour-test", ColourEncoder, kind="encoder", replace=True)
 
 
 def config(tmp_path: Path, **changes) -> dict:
     data = {"name": "stats", "store": str(tmp_path / "store.zarr"), "seed": SEED,
             "dataset": {"name": "demo", "options": {"n_subjects": 2, "n_train": 40, "n_test": 12}},
-            "encoders": [{"name": "colour-stats-test", "batch_size": 64}],
+            "encoders": [{"name": "colour-test", "batch_size": 64}],
             "heads": [{"name": "ridge", "options": {"alphas": [10.0]}},
                       {"name": "ridge", "options": {"alphas": [1e4]}}],
             "metrics": [{"name": "cka"}, {"name": "procrustes"}], "permutations": 30, "bootstrap": 20}
@@ -54,7 +43,7 @@ def config(tmp_path: Path, **changes) -> dict:
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("stats")
-    wb.register("colour-stats-test", ColourEncoder, kind="encoder", replace=True)
+    wb.register("colour-test", ColourEncoder, kind="encoder", replace=True)
     sweep = Sweep(config_from_dict(config(tmp_path)))
     sweep.run()
     return sweep

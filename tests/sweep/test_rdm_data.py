@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,36 +16,24 @@ from workbench.stats import given_rdm_noise_ceilings, rdm_noise_ceiling
 from workbench.sweep import Sweep, results_table, tidy_table
 from workbench.sweep.config import config_from_dict
 from workbench.testing import RDM_DATASET_CHECKS, check_dataset, check_dataset_rdms, checks_for
-from workbench.types import BrainRDMs, LayerInfo, WorkbenchError, digest
+from workbench.types import BrainRDMs, WorkbenchError, digest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from fixtures_encoders import ColourEncoder  # noqa: E402
 
 SEED = 3
 DEMO = {"n_subjects": 3, "n_train": 20, "n_test": 14, "as_rdms": True}
 
 
-class ColourEncoder:
-    name = "colour-rdm-test"
-    modality = "image"
-
-    def layers(self) -> list[LayerInfo]:
-        return [LayerInfo("colour", 1.0)]
-
-    def encode(self, batch, layers):
-        arrays = [np.asarray(im.convert("RGB").resize((8, 8)), dtype=np.float32) / 255 for im in batch]
-        return {"colour": np.stack([np.r_[a.mean((0, 1)), a.std((0, 1))] for a in arrays])}
-
-    def fingerprint(self) -> str:
-        return digest("colour-rdm-test", 1)
-
-
 @pytest.fixture(autouse=True)
 def _encoder():
-    wb.register("colour-rdm-test", ColourEncoder, kind="encoder", replace=True)
+    wb.register("colour-test", ColourEncoder, kind="encoder", replace=True)
 
 
 def config(tmp_path: Path, **changes) -> dict:
     data = {"name": "rdms", "store": str(tmp_path / "store.zarr"), "seed": SEED,
             "dataset": {"name": "demo", "options": DEMO},
-            "encoders": [{"name": "colour-rdm-test", "batch_size": 64}],
+            "encoders": [{"name": "colour-test", "batch_size": 64}],
             "metrics": [{"name": "rsa", "label": "rsa"}, {"name": "rsa", "options": {"comparison": "pearson"}, "label": "rsa-r"}],
             "permutations": 25, "bootstrap": 10}
     data.update(changes)
@@ -54,7 +43,7 @@ def config(tmp_path: Path, **changes) -> dict:
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("rdms")
-    wb.register("colour-rdm-test", ColourEncoder, kind="encoder", replace=True)
+    wb.register("colour-test", ColourEncoder, kind="encoder", replace=True)
     sweep = Sweep(config_from_dict(config(tmp_path)))
     sweep.run()
     return sweep
