@@ -15,10 +15,10 @@ import time
 
 import numpy as np
 
-import workbench as wb
-from workbench.sweep import Sweep
-from workbench.sweep.cells import compute_cell, compute_encoding_cell
-from workbench.sweep.config import config_from_dict
+import brain_workbench as wb
+from brain_workbench.sweep import Sweep
+from brain_workbench.sweep.cells import compute_cell, compute_encoding_cell
+from brain_workbench.sweep.config import config_from_dict
 
 
 class ThumbnailEncoder:

@@ -1,4 +1,4 @@
-"""Brain → codec-latent ridge at NSD size: workbench.ridge_predict against himalaya and scikit-learn.
+"""Brain → codec-latent ridge at NSD size: brain_workbench.numerics.ridge_predict against himalaya and scikit-learn.
 
 Full size is one NSD subject decoding 256-px TAEF2 latents: n = 9,000 training trials, p = 15,724
 voxels (features), t = 32,768 latent values (targets), 1,000 test trials, 20 alphas, 5 folds; flags
@@ -84,7 +84,7 @@ def worker(args: argparse.Namespace) -> None:
     info: dict = {}
     t0 = time.perf_counter()
     if args.worker == "workbench":
-        from workbench.ridge_predict import ridge_cv_predict
+        from brain_workbench.numerics.ridge_predict import ridge_cv_predict
 
         res = ridge_cv_predict(X, Y, X_new, alphas, cv, backend=args.backend, device=args.device,
                                n_targets_chunk=args.chunk or None)

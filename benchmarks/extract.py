@@ -1,4 +1,4 @@
-"""Extraction overhead: workbench.features.extract_features against a bare PyTorch loop, same process.
+"""Extraction overhead: brain_workbench.store.features.extract_features against a bare PyTorch loop, same process.
 
 Both paths run the same random-weight open_clip model with the same preprocessing, batch size and
 forward hooks on the same three layers, over the same procedurally generated images held in
@@ -51,7 +51,7 @@ def bare_loop(encoder, images: list, layers: list[str], batch_size: int) -> dict
     """The reference: preprocess, forward with hooks on the same blocks, pool, copy to NumPy."""
     import torch
 
-    from workbench.nn import autocast
+    from brain_workbench.numerics.nn import autocast
 
     visual, device = encoder.module, encoder.device
     blocks = {name: encoder.blocks[int(name[5:])] for name in layers if name != "embedding"}
@@ -76,9 +76,9 @@ def bare_loop(encoder, images: list, layers: list[str], batch_size: int) -> dict
 
 
 def workbench_run(encoder, images: list, layers: list[str], batch_size: int, root: Path) -> dict[str, np.ndarray]:
-    from workbench.features import extract_features, load_features
-    from workbench.store import Store
-    from workbench.types import StimulusSet
+    from brain_workbench.store.features import extract_features, load_features
+    from brain_workbench.store import Store
+    from brain_workbench.types import StimulusSet
 
     ids = tuple(f"img{id(images)}-{i:05d}" for i in range(len(images)))
     position = {s: i for i, s in enumerate(ids)}
@@ -102,7 +102,7 @@ def main() -> None:
 
     import torch
 
-    import workbench as wb
+    import brain_workbench as wb
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -111,7 +111,7 @@ def main() -> None:
     encoder = wb.encoder("clip", model=args.model, device=args.device, precision=args.precision)
     encoder.fingerprint()
     load_s = time.perf_counter() - t0
-    from workbench.types import resolve_layers
+    from brain_workbench.types import resolve_layers
 
     layers = resolve_layers(encoder.layers(), [0.25, 0.5, 1.0])
     print(f"model {args.model} (random weights) on {encoder.device}, precision {args.precision}, "

@@ -86,8 +86,7 @@ def main() -> None:
     import torch
     import yaml
 
-    import workbench
-
+    import brain_workbench
     if args.threads:
         torch.set_num_threads(args.threads)
     options: dict[str, Any] = {}
@@ -103,7 +102,7 @@ def main() -> None:
         options[key] = yaml.safe_load(value)
     options.update(steps=args.steps, size=args.size, guidance_scale=args.guidance_scale, device=args.device,
                    dtype=args.dtype, batch_size=args.batch_size)
-    gen = workbench.get_registry().create("generator", args.generator, **options)
+    gen = brain_workbench.get_registry().create("generator", args.generator, **options)
     t0 = time.perf_counter()
     gen.load()
     load_s = time.perf_counter() - t0

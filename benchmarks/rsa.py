@@ -47,8 +47,8 @@ def worker(args: argparse.Namespace) -> None:
     if args.worker == "workbench":
         import scipy.stats  # noqa: F401  (imported before timing, as rsatoolbox's import does)
 
-        from workbench.stats import permutation_test_rdms
-        from workbench_plugins.metrics import compare_rdms, rdm
+        from brain_workbench.numerics.stats import permutation_test_rdms
+        from brain_workbench_plugins.metrics import compare_rdms, rdm
 
         t0 = time.perf_counter()
         a, b = rdm(X, "correlation"), rdm(Y, "correlation")

@@ -25,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from workbench.features import load_features
-from workbench.store import ArraySpec, Store, load_recording, save_recording
-from workbench.types import Recording, Units
+from brain_workbench.store.features import load_features
+from brain_workbench.store import ArraySpec, Store, load_recording, save_recording
+from brain_workbench.types import Recording, Units
 
 
 def synthetic(store: Store, args: argparse.Namespace) -> None:

@@ -47,7 +47,7 @@ from typing import Annotated, Any, Sequence
 
 import numpy as np
 
-from workbench.sdk import BrainRDMs, Option, Recording, StimulusSet, Units, WorkbenchError, digest, hookimpl
+from brain_workbench.sdk import BrainRDMs, Option, Recording, StimulusSet, Units, WorkbenchError, digest, hookimpl
 
 SHAPES = ["circle", "square", "triangle", "star", "cross", "ring", "diamond", "arrow"]
 TEXTURES = ["plain", "striped", "checkered", "dotted", "noisy"]
@@ -360,7 +360,7 @@ class DemoDataset:
         noise = self.noise * rng.standard_normal((len(order), n_units))
         responses = (signal[row[order]] + baseline + noise).astype(np.float32)
         sessions = np.arange(len(order)) * self.n_sessions // len(order) + 1
-        from workbench.sdk import noise_ceiling_nsd
+        from brain_workbench.sdk import noise_ceiling_nsd
 
         ids = np.asarray(self.ids)
         return Recording(

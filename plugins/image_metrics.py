@@ -2,7 +2,7 @@
 
 Inputs are uint8 ``(n, H, W, 3)`` arrays; reconstructions and targets may have different sizes
 because each is resized on its own to the size a metric works at. Every resize is
-``workbench.images.images_to_tensor``: ``torch.nn.functional.interpolate`` on [0, 1] floats to a
+``brain_workbench.store.images.images_to_tensor``: ``torch.nn.functional.interpolate`` on [0, 1] floats to a
 square (non-square images are stretched), ``align_corners=False``, antialiased by default as
 torchvision ≥ 0.17's tensor ``Resize`` is (``antialias=False`` reproduces older torchvision, which
 MindEye's published numbers were computed with). Averaging the per-image values over the test set
@@ -54,7 +54,7 @@ from typing import Annotated, Any, Literal, Sequence
 
 import numpy as np
 
-from workbench.sdk import Option, WorkbenchError, hookimpl
+from brain_workbench.sdk import Option, WorkbenchError, hookimpl
 
 IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 CLIP_NORM = ((0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711))
@@ -98,7 +98,7 @@ NETWORKS: dict[str, Network] = {
 
 
 def _pair(reconstructions: Any, targets: Any, owner: str, at_least: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    from workbench.sdk import check_images
+    from brain_workbench.sdk import check_images
 
     recons = check_images(reconstructions, name=f"{owner}: reconstructions")
     truth = check_images(targets, name=f"{owner}: targets")
@@ -151,7 +151,7 @@ class PixCorr:
         self.name = "pixcorr"
 
     def score(self, reconstructions: np.ndarray, targets: np.ndarray) -> np.ndarray:
-        from workbench.sdk import images_to_tensor
+        from brain_workbench.sdk import images_to_tensor
 
         recons, truth = _pair(reconstructions, targets, self.name)
         out = np.empty(recons.shape[0])
@@ -182,7 +182,7 @@ class SSIM:
         from skimage.color import rgb2gray
         from skimage.metrics import structural_similarity
 
-        from workbench.sdk import resize_images
+        from brain_workbench.sdk import resize_images
 
         recons, truth = _pair(reconstructions, targets, self.name)
         out = np.empty(recons.shape[0])
@@ -269,7 +269,7 @@ class FeatureNetwork:
     def _load(self) -> None:
         if self._model is not None:
             return
-        from workbench.sdk import build_encoder, resolve_device
+        from brain_workbench.sdk import build_encoder, resolve_device
 
         self.device = resolve_device(self.device_option)
         if self.spec.weights_file is None:
@@ -333,7 +333,7 @@ class FeatureNetwork:
     def _forward(self, images: np.ndarray) -> np.ndarray:
         import torch
 
-        from workbench.sdk import images_to_tensor
+        from brain_workbench.sdk import images_to_tensor
 
         self._load()
         if self.spec.weights_file is None:

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Callable, Literal, Sequence
 import numpy as np
 from scipy.spatial.distance import squareform
 
-from workbench.sdk import Option, WorkbenchError, hookimpl
+from brain_workbench.sdk import Option, WorkbenchError, hookimpl
 
 RDM_METHODS = ("correlation", "euclidean", "mahalanobis", "crossnobis")
 COMPARISONS = ("spearman", "pearson", "kendall_tau_a", "cosine", "corr_cov", "cosine_cov", "rho_a")
@@ -251,7 +251,7 @@ def compare_rdms(a: np.ndarray, b: np.ndarray, method: str = "spearman") -> floa
     double-centred second-moment matrices, i.e. rsatoolbox's default identity pattern covariance).
     NaN entries (pairs never measured) are dropped from both RDMs, as rsatoolbox does.
     """
-    from workbench.sdk import rankdata
+    from brain_workbench.sdk import rankdata
 
     method = _ALIASES.get(method, method)
     a = np.asarray(a, dtype=np.float64).ravel()

@@ -16,12 +16,12 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ["MPLBACKEND"] = "Agg"
 
-import workbench  # noqa: E402
-from workbench.registry import DISABLE_ENV, Registry, get_registry  # noqa: E402
-from workbench.store import Store  # noqa: E402
+import brain_workbench  # noqa: E402
+from brain_workbench.plugin.registry import DISABLE_ENV, Registry, get_registry  # noqa: E402
+from brain_workbench.store import Store  # noqa: E402
 
 FAKE_PLUGINS = Path(__file__).parent / "fake_plugins"
-COMMON_PLUGINS = ("workbench-fakeplugin", "workbench-brokenplugin", "workbench-badhook")
+COMMON_PLUGINS = ("brain-workbench-fakeplugin", "brain-workbench-brokenplugin", "brain-workbench-badhook")
 
 
 @pytest.fixture(autouse=True)
@@ -40,9 +40,9 @@ def tmp_store(tmp_path: Path) -> Store:
 @pytest.fixture
 def fresh_registry() -> Iterator[None]:
     """Forget loaded plugins before and after the test, so each test sees its own environment."""
-    workbench.reset_registry()
+    brain_workbench.reset_registry()
     yield
-    workbench.reset_registry()
+    brain_workbench.reset_registry()
 
 
 def install_plugins(dest: Path, projects: tuple[str, ...]) -> Path:
@@ -78,7 +78,7 @@ def plugin_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def dup_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder holding a plugin whose encoder name clashes with the fake plugin's."""
-    return install_plugins(tmp_path_factory.mktemp("dup-plugins") / "site", ("workbench-dupplugin",))
+    return install_plugins(tmp_path_factory.mktemp("dup-plugins") / "site", ("brain-workbench-dupplugin",))
 
 
 @pytest.fixture
@@ -93,7 +93,7 @@ def with_plugins(plugin_site: Path, monkeypatch: pytest.MonkeyPatch, fresh_regis
 def run_cli() -> Callable[..., subprocess.CompletedProcess]:
     """Run the installed ``workbench`` console script in a subprocess, finding plugins in ``paths``."""
     script = Path(sys.executable).with_name("workbench")
-    base = [str(script)] if script.exists() else [sys.executable, "-m", "workbench.cli"]
+    base = [str(script)] if script.exists() else [sys.executable, "-m", "brain_workbench.cli"]
 
     def run(*args: str, paths: tuple[Path, ...] = (), env: dict[str, str] | None = None,
             timeout: float = 60) -> subprocess.CompletedProcess:

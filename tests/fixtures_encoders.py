@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from workbench.types import LayerInfo, digest
+from brain_workbench.types import LayerInfo, digest
 
 
 class ColourEncoder:

@@ -7,8 +7,8 @@ import pytest
 from scipy.linalg import orthogonal_procrustes
 from scipy.stats import ortho_group
 
-from workbench.alignment import hyperalign, procrustes
-from workbench.types import WorkbenchError
+from brain_workbench.numerics.alignment import hyperalign, procrustes
+from brain_workbench.types import WorkbenchError
 
 
 def test_procrustes_equals_scipy_when_stimuli_outnumber_units():

@@ -10,10 +10,10 @@ import pytest
 import typer
 from typer.testing import CliRunner, Result
 
-import workbench as wb
-from workbench.cli import app, main
-from workbench.registry import DISABLE_ENV, Registry
-from workbench.store import ArraySpec, Store
+import brain_workbench as wb
+from brain_workbench.cli import app, main
+from brain_workbench.plugin.registry import DISABLE_ENV, Registry
+from brain_workbench.store import ArraySpec, Store
 
 runner = CliRunner()
 GROUPS = {

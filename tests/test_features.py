@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import workbench.features as features
-from workbench.features import extract_features, feature_path, load_features
-from workbench.store import EntryWriter, Store
-from workbench.types import LayerInfo, StimulusSet, WorkbenchError
+import brain_workbench.store.features as features
+from brain_workbench.store.features import extract_features, feature_path, load_features
+from brain_workbench.store import EntryWriter, Store
+from brain_workbench.types import LayerInfo, StimulusSet, WorkbenchError
 
 N = 45
 BLOCK = 10

@@ -1,4 +1,4 @@
-"""workbench.fetch against a local HTTP server: terms gate, manifest, resume, checksums."""
+"""brain_workbench.downloads.fetch against a local HTTP server: terms gate, manifest, resume, checksums."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from workbench.fetch import RemoteFile, fetch_files, md5_from_etag, read_sha256_manifest
-from workbench.types import WorkbenchError
+from brain_workbench.downloads.fetch import RemoteFile, fetch_files, md5_from_etag, read_sha256_manifest
+from brain_workbench.types import WorkbenchError
 
 sys.path.insert(0, str(Path(__file__).parent))
 from fixtures_datasets import FileServer  # noqa: E402

@@ -1,4 +1,4 @@
-"""workbench.http against a misbehaving server on 127.0.0.1: error pages, wrong ranges, trickles, short bodies."""
+"""brain_workbench.downloads.http against a misbehaving server on 127.0.0.1: error pages, wrong ranges, trickles, short bodies."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from workbench.fetch import RemoteFile, fetch_files
-from workbench.types import WorkbenchError
+from brain_workbench.downloads.fetch import RemoteFile, fetch_files
+from brain_workbench.types import WorkbenchError
 
 DATA = bytes(range(256)) * 600  # 150 KiB of binary data
 PAGE = b"<!DOCTYPE html><html><body><h1>503 Service Unavailable</h1><p>try again</p></body></html>"
@@ -181,7 +181,7 @@ def test_a_trickling_server_is_cut_off(tmp_path: Path) -> None:
 
 
 def test_a_total_deadline_applies(tmp_path: Path) -> None:
-    from workbench.http import Limits, download
+    from brain_workbench.downloads.http import Limits, download
 
     with Flaky(["trickle"], trickle_s=0.01) as server:
         with pytest.raises(WorkbenchError, match=r"took longer than 0.3 s"):
@@ -190,7 +190,7 @@ def test_a_total_deadline_applies(tmp_path: Path) -> None:
 
 
 def test_a_stalled_transfer_resumes_after_the_cut(tmp_path: Path) -> None:
-    from workbench.http import Limits
+    from brain_workbench.downloads.http import Limits
 
     with Flaky(["trickle", "ok"], trickle_s=0.05) as server:
         path = fetch(server, tmp_path / "d", retries=2, limits=Limits(timeout=5.0, min_rate=1000.0, stall_s=0.3))

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torchvision.transforms.functional as TF
 
-from workbench.images import (
+from brain_workbench.store.images import (
     check_images,
     images_path,
     read_images,
@@ -16,9 +16,9 @@ from workbench.images import (
     to_uint8,
     write_images,
 )
-from workbench.store import Store
-from workbench.testing import sample_images
-from workbench.types import WorkbenchError
+from brain_workbench.store import Store
+from brain_workbench.plugin.testing import sample_images
+from brain_workbench.types import WorkbenchError
 
 IDS = [f"nsd-{i:05d}" for i in range(1, 12)]
 

@@ -1,4 +1,4 @@
-"""Ridge solvers of workbench.linalg against scikit-learn and himalaya on the same data and folds.
+"""Ridge solvers of brain_workbench.numerics.linalg against scikit-learn and himalaya on the same data and folds.
 
 Tolerances: float64 runs must match the references to rtol 1e-7 (coefficients, intercepts, CV
 scores) with identical chosen alphas; float32 runs to rtol 1e-3 of the largest coefficient, with at
@@ -14,8 +14,8 @@ import pytest
 from sklearn.linear_model import Ridge
 from sklearn.model_selection import GridSearchCV, KFold, PredefinedSplit
 
-from workbench import linalg
-from workbench.types import WorkbenchError
+from brain_workbench.numerics import linalg
+from brain_workbench.types import WorkbenchError
 
 himalaya_ridge = pytest.importorskip("himalaya.ridge")
 ALPHAS = np.logspace(-2, 5, 15)

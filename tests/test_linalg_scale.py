@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from sklearn.linear_model import RidgeCV
 
-from workbench.linalg import DEFAULT_ALPHAS, AlphaGridWarning, ridge_cv
-from workbench.scoring import pearson_per_unit
+from brain_workbench.numerics.linalg import DEFAULT_ALPHAS, AlphaGridWarning, ridge_cv
+from brain_workbench.numerics.scoring import pearson_per_unit
 
 
 @pytest.fixture(scope="module")

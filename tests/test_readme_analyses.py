@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from workbench.sweep.config import load_config
+from brain_workbench.sweep.config import load_config
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

@@ -16,13 +16,13 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-import workbench as wb
-from workbench.options import Option
-from workbench import cli
-from workbench.cli import app
-from workbench.registry import DISABLE_ENV, Registry, get_registry
-from workbench.testing import check_dataset, check_encoder, check_head, check_metric
-from workbench.types import WorkbenchError
+import brain_workbench as wb
+from brain_workbench.plugin.options import Option
+from brain_workbench import cli
+from brain_workbench.cli import app
+from brain_workbench.plugin.registry import DISABLE_ENV, Registry, get_registry
+from brain_workbench.plugin.testing import check_dataset, check_encoder, check_head, check_metric
+from brain_workbench.types import WorkbenchError
 
 runner = CliRunner()
 FAKE_PLUGINS = Path(__file__).parent / "fake_plugins"
@@ -35,12 +35,12 @@ def _by_name(listing: list[dict]) -> dict[str, dict]:
 def _assert_test_plugins(plugins: dict[str, dict]) -> None:
     fake = plugins["fake"]
     assert fake["status"] == "ok" and fake["error"] is None
-    assert fake["source"] == "workbench-fakeplugin" and fake["version"] == "0.3.1"
-    assert fake["module"] == "workbench_fakeplugin"
+    assert fake["source"] == "brain-workbench-fakeplugin" and fake["version"] == "0.3.1"
+    assert fake["module"] == "brain_workbench_fakeplugin"
     assert fake["provides"] == {"dataset": ["fake-data"], "encoder": ["fake-encoder"],
                                 "head": ["fake-ridge"], "metric": ["fake-cka"]}
     broken = plugins["broken-import"]
-    assert broken["status"] == "broken" and broken["source"] == "workbench-brokenplugin"
+    assert broken["status"] == "broken" and broken["source"] == "brain-workbench-brokenplugin"
     assert "ImportError" in broken["error"] and "definitely-not-installed" in broken["error"]
     bad = plugins["bad-hook"]
     assert bad["status"] == "broken" and bad["provides"] == {}
@@ -70,7 +70,7 @@ def test_plugins_list_table_shows_errors_verbatim(with_plugins: Registry, monkey
     monkeypatch.setattr(cli.console, "width", 400)
     result = runner.invoke(app, ["plugins", "list"])
     assert result.exit_code == 0, result.output
-    assert "workbench-fakeplugin 0.3.1" in result.stdout and "broken" in result.stdout
+    assert "brain-workbench-fakeplugin 0.3.1" in result.stdout and "broken" in result.stdout
     assert "model zoo [offline]" in result.stdout, "rich markup in an error must not be swallowed"
 
 
@@ -153,7 +153,7 @@ def test_duplicate_name_between_plugins_names_both(plugin_site: Path, dup_site: 
     reg = get_registry()
     assert reg.plugins["dup"].status == "ok", "third-party plugins load in name order: dup before fake"
     fake = reg.plugins["fake"]
-    assert fake.status == "broken" and fake.source == "workbench-fakeplugin"
+    assert fake.status == "broken" and fake.source == "brain-workbench-fakeplugin"
     assert "duplicate encoder name 'fake-encoder'" in fake.error
     assert "plugin 'dup'" in fake.error and "plugin 'fake'" in fake.error
     with pytest.raises(WorkbenchError, match=r"encoder 'fake-encoder' is registered by more than one plugin \(dup, fake\)"):
@@ -163,7 +163,7 @@ def test_duplicate_name_between_plugins_names_both(plugin_site: Path, dup_site: 
     result = runner.invoke(app, ["plugins", "list", "--json"])
     assert "duplicate encoder name" in _by_name(json.loads(result.stdout))["fake"]["error"]
 
-    monkeypatch.setenv(DISABLE_ENV, "brain-workbench,workbench_dupplugin")
+    monkeypatch.setenv(DISABLE_ENV, "brain-workbench,brain_workbench_dupplugin")
     wb.reset_registry()
     assert get_registry().plugins["dup"].status == "disabled"
     check_encoder(wb.encoder("fake-encoder"))
@@ -174,8 +174,8 @@ def test_duplicate_name_with_builtin_loses_to_the_builtin(tmp_path: Path, plugin
     monkeypatch.syspath_prepend(str(plugin_site))
     monkeypatch.syspath_prepend(str(dup_site))
     monkeypatch.delenv(DISABLE_ENV, raising=False)
-    builtin = _fake_dist(tmp_path, "brain-workbench", {"zz-builtin": "workbench_fakeplugin"})
-    third_party = metadata.distribution("workbench-dupplugin")
+    builtin = _fake_dist(tmp_path, "brain-workbench", {"zz-builtin": "brain_workbench_fakeplugin"})
+    third_party = metadata.distribution("brain-workbench-dupplugin")
     reg = Registry()
     reg.load_entry_points([*third_party.entry_points, *builtin.entry_points])
     assert list(reg.plugins) == ["zz-builtin", "dup"], "built-ins load first, whatever their names"
@@ -190,16 +190,16 @@ def test_same_plugin_name_in_two_distributions(tmp_path: Path, plugin_site: Path
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.syspath_prepend(str(plugin_site))
     monkeypatch.delenv(DISABLE_ENV, raising=False)
-    imposter = _fake_dist(tmp_path, "workbench-imposter", {"fake": "workbench_fakeplugin"})
+    imposter = _fake_dist(tmp_path, "workbench-imposter", {"fake": "brain_workbench_fakeplugin"})
     reg = Registry()
-    reg.load_entry_points([*metadata.distribution("workbench-fakeplugin").entry_points, *imposter.entry_points])
+    reg.load_entry_points([*metadata.distribution("brain-workbench-fakeplugin").entry_points, *imposter.entry_points])
     assert reg.plugins["fake"].status == "ok"
     clash = reg.plugins["fake (workbench-imposter)"]
     assert clash.status == "broken"
-    assert "plugin name 'fake' is used by workbench-fakeplugin and by workbench-imposter" in clash.error
+    assert "plugin name 'fake' is used by brain-workbench-fakeplugin and by workbench-imposter" in clash.error
 
 
-@pytest.mark.parametrize("value", ["fake", "workbench-fakeplugin", " Workbench_FakePlugin ,other"])
+@pytest.mark.parametrize("value", ["fake", "brain-workbench-fakeplugin", " Brain_Workbench_FakePlugin ,other"])
 def test_disable_plugins_by_name_or_distribution(value: str, plugin_site: Path, fresh_registry: None,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.syspath_prepend(str(plugin_site))
@@ -273,19 +273,19 @@ def test_plugin_commands_are_added_once(with_plugins: Registry) -> None:
     with_plugins.add_commands(sub)
     assert [c.name for c in sub.registered_commands].count("fake-hello") == 1
     result = runner.invoke(sub, ["fake-hello", "--name", "lab"])
-    assert result.exit_code == 0 and "hello lab from workbench-fakeplugin" in result.stdout
+    assert result.exit_code == 0 and "hello lab from brain-workbench-fakeplugin" in result.stdout
 
 
 def test_plugin_command_through_main(with_plugins: Registry, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_:
         cli.main(["fake-hello", "--name", "cli"])
     assert exit_.value.code in (0, None)
-    assert "hello cli from workbench-fakeplugin" in capsys.readouterr().out
+    assert "hello cli from brain-workbench-fakeplugin" in capsys.readouterr().out
 
 
 def test_fake_plugin_installs_with_pip(tmp_path: Path, plugin_site: Path) -> None:
     """pip builds the fake plugin's pyproject into the same metadata the fixtures write by hand."""
-    source = shutil.copytree(FAKE_PLUGINS / "workbench-fakeplugin", tmp_path / "src",
+    source = shutil.copytree(FAKE_PLUGINS / "brain-workbench-fakeplugin", tmp_path / "src",
                              ignore=shutil.ignore_patterns("__pycache__", "build", "*.egg-info"))
     target = tmp_path / "target"
     proc = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
@@ -293,10 +293,10 @@ def test_fake_plugin_installs_with_pip(tmp_path: Path, plugin_site: Path) -> Non
                           capture_output=True, text=True, timeout=120)
     if proc.returncode != 0:
         pytest.skip(f"pip cannot build offline here: {proc.stderr.strip().splitlines()[-1:]}")
-    by_pip = metadata.Distribution.at(next(target.glob("workbench_fakeplugin-*.dist-info")))
-    by_hand = metadata.Distribution.at(next(plugin_site.glob("workbench_fakeplugin-*.dist-info")))
+    by_pip = metadata.Distribution.at(next(target.glob("brain_workbench_fakeplugin-*.dist-info")))
+    by_hand = metadata.Distribution.at(next(plugin_site.glob("brain_workbench_fakeplugin-*.dist-info")))
     assert (by_pip.metadata["Name"], by_pip.version) == (by_hand.metadata["Name"], by_hand.version)
     assert sorted((e.group, e.name, e.value) for e in by_pip.entry_points) == \
         sorted((e.group, e.name, e.value) for e in by_hand.entry_points)
-    assert (target / "workbench_fakeplugin" / "__init__.py").read_text() == \
-        (plugin_site / "workbench_fakeplugin" / "__init__.py").read_text()
+    assert (target / "brain_workbench_fakeplugin" / "__init__.py").read_text() == \
+        (plugin_site / "brain_workbench_fakeplugin" / "__init__.py").read_text()

@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 import yaml
 
-import workbench as wb
-from workbench.report import write_report
-from workbench.store import open_store
-from workbench.sweep import Sweep, results_table
-from workbench.sweep.config import config_from_dict
-from workbench.types import LayerInfo, digest
+import brain_workbench as wb
+from brain_workbench.report import write_report
+from brain_workbench.store import open_store
+from brain_workbench.sweep import Sweep, results_table
+from brain_workbench.sweep.config import config_from_dict
+from brain_workbench.types import LayerInfo, digest
 
 
 class Pixels:
@@ -152,9 +152,9 @@ def test_report_renders_in_a_headless_browser(report, tmp_path: Path) -> None:
 def test_figure_rois_and_outlines_from_the_cli(report, tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from workbench.cli import app
-    from workbench.figures.sweep import draw_brainmap
-    from workbench.types import WorkbenchError
+    from brain_workbench.cli import app
+    from brain_workbench.figures.sweep import draw_brainmap
+    from brain_workbench.types import WorkbenchError
 
     _, store = report
     runner = CliRunner()

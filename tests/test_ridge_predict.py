@@ -9,9 +9,9 @@ import pytest
 import zarr
 from sklearn.model_selection import KFold
 
-from workbench.linalg import ridge_cv
-from workbench.ridge_predict import ridge_cv_predict
-from workbench.types import WorkbenchError
+from brain_workbench.numerics.linalg import ridge_cv
+from brain_workbench.numerics.ridge_predict import ridge_cv_predict
+from brain_workbench.types import WorkbenchError
 
 ALPHAS = np.logspace(-1, 5, 10)
 

@@ -1,4 +1,4 @@
-"""workbench.safe_pickle: pickled .npy dicts load without running code; anything else is refused."""
+"""brain_workbench.downloads.safe_pickle: pickled .npy dicts load without running code; anything else is refused."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from workbench.safe_pickle import load_npy, load_npy_dict
-from workbench.types import WorkbenchError
+from brain_workbench.downloads.safe_pickle import load_npy, load_npy_dict
+from brain_workbench.types import WorkbenchError
 
 sys.path.insert(0, str(Path(__file__).parent))
 from fixtures_datasets import make_things_eeg2  # noqa: E402

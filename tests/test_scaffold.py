@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from workbench.scaffold import scaffold_plugin
-from workbench.types import WorkbenchError
+from brain_workbench.plugin.scaffold import scaffold_plugin
+from brain_workbench.types import WorkbenchError
 
 KINDS = ["dataset", "encoder", "head", "metric"]
 
@@ -25,23 +25,23 @@ def pip_install_target(source: Path, target: Path) -> None:
 
 
 def test_generated_plugins_install_register_and_pass_their_tests(tmp_path: Path) -> None:
-    from workbench.cli import app
+    from brain_workbench.cli import app
 
 
     target = tmp_path / "site"
     for kind in KINDS:
         result = CliRunner().invoke(app, ["plugin", "new", f"my-{kind}", "--kind", kind, "--dest", str(tmp_path)])
         assert result.exit_code == 0, result.output
-        pip_install_target(tmp_path / f"workbench-my-{kind}", target)
+        pip_install_target(tmp_path / f"brain-workbench-my-{kind}", target)
     env = {**os.environ, "PYTHONPATH": f"{target}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    listing = subprocess.run([sys.executable, "-m", "workbench.cli", "plugins", "list", "--json"], env=env,
+    listing = subprocess.run([sys.executable, "-m", "brain_workbench.cli", "plugins", "list", "--json"], env=env,
                              capture_output=True, text=True, timeout=120)
     plugins = {p["name"]: p for p in json.loads(listing.stdout)}
     for kind in KINDS:
         info = plugins[f"my-{kind}"]
-        assert info["status"] == "ok" and info["source"] == f"workbench-my-{kind}", info
+        assert info["status"] == "ok" and info["source"] == f"brain-workbench-my-{kind}", info
         assert info["provides"] == {kind: [f"my-{kind}"]}
-    tests = [str(tmp_path / f"workbench-my-{kind}" / "tests") for kind in KINDS]
+    tests = [str(tmp_path / f"brain-workbench-my-{kind}" / "tests") for kind in KINDS]
     run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests], env=env,
                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert run.returncode == 0, run.stdout + run.stderr

@@ -1,4 +1,4 @@
-"""workbench.stats: permutation p-values (exactness and uniformity under the null), bootstrap CIs,
+"""brain_workbench.numerics.stats: permutation p-values (exactness and uniformity under the null), bootstrap CIs,
 Benjamini–Hochberg FDR against scipy, and noise ceilings on simulated data with known answers."""
 
 from __future__ import annotations
@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from workbench import stats
-from workbench.types import WorkbenchError
-from workbench_plugins.metrics import compare_rdms, rdm, squareform
+from brain_workbench.numerics import stats
+from brain_workbench.types import WorkbenchError
+from brain_workbench_plugins.metrics import compare_rdms, rdm, squareform
 
 
 def test_rankdata_matches_scipy_with_ties():
@@ -140,7 +140,7 @@ def test_rdm_noise_ceiling_matches_rsatoolbox(method):
     import rsatoolbox
     from rsatoolbox.inference import boot_noise_ceiling
 
-    from workbench.stats import rdm_noise_ceiling
+    from brain_workbench.numerics.stats import rdm_noise_ceiling
 
     rng = np.random.default_rng(4)
     shared = rng.random(45)
@@ -154,7 +154,7 @@ def test_rdm_noise_ceiling_matches_rsatoolbox(method):
 
 
 def test_rdm_noise_ceiling_refuses_one_subject():
-    from workbench.stats import rdm_noise_ceiling
+    from brain_workbench.numerics.stats import rdm_noise_ceiling
 
     with pytest.raises(WorkbenchError, match="at least two subjects"):
         rdm_noise_ceiling(np.ones((1, 10)))
@@ -165,7 +165,7 @@ def test_rdm_noise_ceiling_refuses_one_subject():
     ("cka", {}), ("cka", {"kernel": "rbf"}), ("cka", {"debiased": True}),
 ])
 def test_pairwise_permutation_null_equals_recomputing_the_metric(name, options):
-    import workbench as wb
+    import brain_workbench as wb
 
     rng = np.random.default_rng(3)
     X = rng.standard_normal((30, 12))

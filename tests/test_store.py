@@ -17,9 +17,9 @@ import pytest
 import zarr
 from typer.testing import CliRunner
 
-from workbench.cli import app
-from workbench.store import ArraySpec, META, Store, check_key, load_recording, open_store, safe_name, save_recording
-from workbench.types import Recording, Units, WorkbenchError
+from brain_workbench.cli import app
+from brain_workbench.store import ArraySpec, META, Store, check_key, load_recording, open_store, safe_name, save_recording
+from brain_workbench.types import Recording, Units, WorkbenchError
 
 runner = CliRunner()
 PATH = "features/enc-1a2b/layer3"
@@ -29,7 +29,7 @@ N_BLOCKS = N_ROWS // BLOCK_ROWS
 WRITER = r"""
 import sys, time
 import numpy as np
-from workbench.store import ArraySpec, Store
+from brain_workbench.store import ArraySpec, Store
 
 url, path, log, sleep, n_rows, width, rows = sys.argv[1:8]
 n_rows, width, rows, sleep = int(n_rows), int(width), int(rows), float(sleep)
@@ -48,7 +48,7 @@ with Store(url).writer(path, specs, kind="features", block_rows=rows) as w:
 READER = r"""
 import json, sys, time
 import numpy as np
-from workbench.store import Store
+from brain_workbench.store import Store
 
 url, path, n_blocks, rows, width, timeout = sys.argv[1:7]
 n_blocks, rows, width, timeout = int(n_blocks), int(rows), int(width), float(timeout)

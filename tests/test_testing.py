@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from sklearn.base import BaseEstimator
 
-from workbench import testing
-from workbench.sdk import LayerInfo, Recording, StimulusSet, Units
+from brain_workbench.plugin import testing
+from brain_workbench.sdk import LayerInfo, Recording, StimulusSet, Units
 
 
 # ---- good reference plugins -----------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from workbench.types import LayerInfo, Recording, StimulusSet, Units, WorkbenchError, as_str_array, digest
+from brain_workbench.types import LayerInfo, Recording, StimulusSet, Units, WorkbenchError, as_str_array, digest
 
 LAYERS = [LayerInfo("embed", 0.0), LayerInfo("block1", 0.25), LayerInfo("block2", 0.5),
           LayerInfo("block3", 0.75), LayerInfo("head", 1.0)]
@@ -13,7 +13,7 @@ LAYERS = [LayerInfo("embed", 0.0), LayerInfo("block1", 0.25), LayerInfo("block2"
 
 # ---- resolve_layers -------------------------------------------------------------------------
 def test_resolve_layers_by_name_and_depth() -> None:
-    from workbench.types import resolve_layers
+    from brain_workbench.types import resolve_layers
 
     assert resolve_layers(LAYERS, None) == [layer.name for layer in LAYERS]
     assert resolve_layers(LAYERS, ["head", "embed"]) == ["head", "embed"]
@@ -31,14 +31,14 @@ def test_resolve_layers_by_name_and_depth() -> None:
     ([1.5], "outside 0–1"), ([-0.1], "outside 0–1"), (["nan"], "outside 0–1"), ([None], "unknown layer None"),
 ])
 def test_resolve_layers_errors(wanted: list, message: str) -> None:
-    from workbench.types import resolve_layers
+    from brain_workbench.types import resolve_layers
 
     with pytest.raises(WorkbenchError, match=message):
         resolve_layers(LAYERS, wanted)
 
 
 def test_resolve_layers_needs_layers() -> None:
-    from workbench.types import resolve_layers
+    from brain_workbench.types import resolve_layers
 
     with pytest.raises(WorkbenchError, match="no layers"):
         resolve_layers([], [0.5])

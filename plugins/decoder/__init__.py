@@ -1,15 +1,15 @@
-"""Decoding heads (registration only; the estimator lives in :mod:`workbench_plugins.decoder.heads`)."""
+"""Decoding heads (registration only; the estimator lives in :mod:`brain_workbench_plugins.decoder.heads`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from workbench.sdk import hookimpl
+from brain_workbench.sdk import hookimpl
 
 
 @hookimpl
 def register_heads(register: Any) -> None:
-    register("decoder", "workbench_plugins.decoder.heads:DecoderHead",
+    register("decoder", "brain_workbench_plugins.decoder.heads:DecoderHead",
              citation="Scotti et al. (2023) MindEye, NeurIPS (contrastive retrieval submodule)",
              description="Brain → embedding: ridge (alpha per dimension by CV) or a contrastive MLP "
                          "(InfoNCE + MSE); score = Pearson r per dimension; retrieval top-k")

@@ -1,10 +1,10 @@
 """Decoding heads: brain → embedding with ridge or a small contrastive MLP, plus time generalisation.
 
-``method="ridge"`` reuses :mod:`workbench.linalg` (alpha per embedding dimension by CV).
+``method="ridge"`` reuses :mod:`brain_workbench.numerics.linalg` (alpha per embedding dimension by CV).
 ``method="contrastive"`` is in the spirit of MindEye's retrieval submodule (Scotti et al. 2023): an
 MLP with a linear skip path trained with the symmetric InfoNCE (CLIP) loss between predicted and
 true embeddings, plus an MSE term that keeps predictions in the embedding's own units. Retrieval
-top-k and two-way identification live in :mod:`workbench.scoring` and work on any predictions.
+top-k and two-way identification live in :mod:`brain_workbench.numerics.scoring` and work on any predictions.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from torch import nn
 
-from workbench.sdk import (
+from brain_workbench.sdk import (
     DEFAULT_ALPHAS, Option, WorkbenchError, make_folds, pearson_per_output, pearson_per_unit, retrieval_topk, ridge_cv,
 )
 

@@ -1,7 +1,7 @@
 """The ``diffusion`` plugin: generators that turn brain-decoded embeddings into images with diffusers pipelines.
 
 Every backend loads a pipeline from a local folder only (``from_pretrained(path, local_files_only=True)``)
-and shares :class:`~workbench_plugins.diffusion.base.DiffusionGenerator` for option checks, width
+and shares :class:`~brain_workbench_plugins.diffusion.base.DiffusionGenerator` for option checks, width
 checks against the named embedding space, batching, per-row seeds, best-of-N selection and the
 fingerprint. A third party adds a backend by subclassing it and registering the class under
 ``register_generators``, as below. Importing this package does not import torch or diffusers.
@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from workbench.sdk import hookimpl
-from workbench_plugins.diffusion.base import DiffusionGenerator, options_signature
-from workbench_plugins.diffusion.ip_adapter import IPAdapterGenerator
-from workbench_plugins.diffusion.kandinsky import KandinskyGenerator
-from workbench_plugins.diffusion.unclip import UnClipGenerator
-from workbench_plugins.diffusion.versatile import VersatileGenerator
+from brain_workbench.sdk import hookimpl
+from brain_workbench_plugins.diffusion.base import DiffusionGenerator, options_signature
+from brain_workbench_plugins.diffusion.ip_adapter import IPAdapterGenerator
+from brain_workbench_plugins.diffusion.kandinsky import KandinskyGenerator
+from brain_workbench_plugins.diffusion.unclip import UnClipGenerator
+from brain_workbench_plugins.diffusion.versatile import VersatileGenerator
 
 __all__ = ["DiffusionGenerator", "IPAdapterGenerator", "KandinskyGenerator", "UnClipGenerator", "VersatileGenerator",
            "register_generators"]

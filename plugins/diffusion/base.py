@@ -20,7 +20,7 @@ from typing import Annotated, Any, Mapping, Sequence
 
 import numpy as np
 
-from workbench.sdk import Option, WorkbenchError, build_encoder, digest
+from brain_workbench.sdk import Option, WorkbenchError, build_encoder, digest
 
 CODE_VERSION = "1"
 DTYPES = ("fp32", "fp16", "bf16")
@@ -309,7 +309,7 @@ class DiffusionGenerator:
         """Load the pipeline from the local folder (once), move it to the device and check its widths."""
         if self.pipe is not None:
             return self.pipe
-        from workbench.sdk import resolve_device
+        from brain_workbench.sdk import resolve_device
 
         self.shapes()
         device = resolve_device(self.options["device"])

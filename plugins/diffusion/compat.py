@@ -24,7 +24,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from workbench_plugins.diffusion.base import dtype_kwarg
+from brain_workbench_plugins.diffusion.base import dtype_kwarg
 
 
 def dual_transformer_needs_shim() -> bool:

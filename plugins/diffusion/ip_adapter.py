@@ -17,8 +17,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from workbench.sdk import WorkbenchError
-from workbench_plugins.diffusion.base import (COMMON_OPTIONS, DiffusionGenerator, dtype_kwarg, file_digest, folder_digest,
+from brain_workbench.sdk import WorkbenchError
+from brain_workbench_plugins.diffusion.base import (COMMON_OPTIONS, DiffusionGenerator, dtype_kwarg, file_digest, folder_digest,
                                               merge_options)
 
 OPTIONS = merge_options(

@@ -8,7 +8,7 @@ towers, and Versatile Diffusion's dual-guided UNet mixes the two conditions (``m
 here feeds the decoded tokens to the pipeline's own UNet, scheduler and VAE, with the unconditional
 tokens computed by the pipeline's own encoders exactly as its ``__call__`` does (empty prompt, grey
 image). Without text embeddings only the image condition is used (``mix`` is 0 for that call). See
-:mod:`workbench_plugins.diffusion.compat` for the two compatibility shims this backend needs.
+:mod:`brain_workbench_plugins.diffusion.compat` for the two compatibility shims this backend needs.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from workbench.sdk import WorkbenchError
-from workbench_plugins.diffusion.base import COMMON_OPTIONS, DiffusionGenerator, merge_options
+from brain_workbench.sdk import WorkbenchError
+from brain_workbench_plugins.diffusion.base import COMMON_OPTIONS, DiffusionGenerator, merge_options
 
 VD_IMAGE_TOKENS = 257  # the dual-guided pipeline hard-codes this condition length
 
@@ -73,7 +73,7 @@ class VersatileGenerator(DiffusionGenerator):
         return int(unet["sample_size"]) * 2 ** (len(vae["block_out_channels"]) - 1)
 
     def _load_pipeline(self, dtype: Any) -> Any:
-        from workbench_plugins.diffusion.compat import load_versatile, patch_dual_transformers
+        from brain_workbench_plugins.diffusion.compat import load_versatile, patch_dual_transformers
 
         pipe = load_versatile(self.root, dtype, self.options["variant"])
         pipe.remove_unused_weights()

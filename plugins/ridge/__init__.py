@@ -1,4 +1,4 @@
-"""Ridge encoding heads (registration only; the estimators live in :mod:`workbench_plugins.ridge.heads`).
+"""Ridge encoding heads (registration only; the estimators live in :mod:`brain_workbench_plugins.ridge.heads`).
 
 Registering names the classes as ``"module:Class"``, so listing plugins never imports scikit-learn.
 """
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from workbench.sdk import hookimpl
+from brain_workbench.sdk import hookimpl
 
 CITATION_RIDGE = ("Dupré la Tour, Eickenberg, Nunez-Elizalde & Gallant (2022). Feature-space selection with "
                   "banded ridge regression. NeuroImage 264:119728 (himalaya).")
@@ -15,9 +15,9 @@ CITATION_RIDGE = ("Dupré la Tour, Eickenberg, Nunez-Elizalde & Gallant (2022). 
 
 @hookimpl
 def register_heads(register: Any) -> None:
-    register("ridge", "workbench_plugins.ridge.heads:RidgeHead", citation=CITATION_RIDGE,
+    register("ridge", "brain_workbench_plugins.ridge.heads:RidgeHead", citation=CITATION_RIDGE,
              description="Ridge per unit: alpha chosen by K-fold CV (test MSE), one eigh per fold; "
                          "Gram or kernel form; numpy or torch; score = Pearson r per unit")
-    register("banded-ridge", "workbench_plugins.ridge.heads:BandedRidgeHead", citation=CITATION_RIDGE,
+    register("banded-ridge", "brain_workbench_plugins.ridge.heads:BandedRidgeHead", citation=CITATION_RIDGE,
              description="Banded ridge over several feature spaces: per-unit band weights and alpha by CV "
                          "(himalaya random search or an explicit grid)")

@@ -1,6 +1,6 @@
 """Ridge encoding heads: per-unit alpha by cross-validation, banded ridge, variance partitioning.
 
-The numerical work lives in :mod:`workbench.linalg` (one eigendecomposition per fold, every alpha
+The numerical work lives in :mod:`brain_workbench.numerics.linalg` (one eigendecomposition per fold, every alpha
 scored as a diagonal rescaling); this module wraps it as scikit-learn estimators whose ``score``
 returns one Pearson r per unit.
 """
@@ -13,7 +13,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
-from workbench.sdk import (
+from brain_workbench.sdk import (
     DEFAULT_ALPHAS, Option, WorkbenchError, banded_ridge_cv, bands_from_columns, pearson_per_output, r2_per_unit,
     ridge_cv,
 )

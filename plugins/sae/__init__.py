@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from workbench.sdk import hookimpl
-from workbench_plugins.sae.encoder import SAEEncoder
+from brain_workbench.sdk import hookimpl
+from brain_workbench_plugins.sae.encoder import SAEEncoder
 
 __all__ = ["SAEEncoder", "register_commands", "register_encoders"]
 
@@ -28,6 +28,6 @@ def register_encoders(register: Any) -> None:
 
 @hookimpl
 def register_commands(app: Any) -> None:
-    from workbench_plugins.sae.cli import sae_app
+    from brain_workbench_plugins.sae.cli import sae_app
 
     app.add_typer(sae_app, name="sae")

@@ -13,7 +13,7 @@ sae_app = typer.Typer(help="Sparse autoencoders over cached features (train, lis
 
 
 def _store(url: Optional[str]) -> Any:
-    from workbench.sdk import open_store
+    from brain_workbench.sdk import open_store
 
     return open_store(url)
 
@@ -42,7 +42,7 @@ def train(
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from workbench_plugins.sae.train import TrainConfig, export_saelens, train_sae
+    from brain_workbench_plugins.sae.train import TrainConfig, export_saelens, train_sae
 
     config = TrainConfig(kind=kind, d_sae=d_sae, expansion=expansion, k=k, steps=steps, batch_size=batch_size, lr=lr,
                          seed=seed, prefixes=[int(p) for p in prefixes.split(",")] if prefixes else None,
@@ -83,7 +83,7 @@ def list_(store: Optional[str] = typer.Option(None, "--store", help="Store path 
     from rich.console import Console
     from rich.table import Table
 
-    from workbench_plugins.sae.train import PREFIX, checkpoints
+    from brain_workbench_plugins.sae.train import PREFIX, checkpoints
 
     st = _store(store)
     runs: dict[str, dict[str, Any]] = {}
@@ -116,6 +116,6 @@ def export(key: str = typer.Argument(..., help="Run key (sae/<name>) or a checkp
            dest: Path = typer.Argument(..., help="Folder to write cfg.json and sae_weights.safetensors into."),
            store: Optional[str] = typer.Option(None, "--store", help="Store path or URL.")) -> None:
     """Write a trained SAE as an SAELens folder (weights folded to act on raw features)."""
-    from workbench_plugins.sae.train import export_saelens
+    from brain_workbench_plugins.sae.train import export_saelens
 
     typer.echo(export_saelens(_store(store), key, str(dest)))

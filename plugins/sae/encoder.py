@@ -1,6 +1,6 @@
 """The ``sae`` encoder: SAE latents (and reconstructions) of one layer of any other registered encoder.
 
-The base encoder is built through the registry by name (``workbench.encoder(base, **base_options)``),
+The base encoder is built through the registry by name (``brain_workbench.encoder(base, **base_options)``),
 never by importing its plugin. Weights come from an SAELens folder (``path``), a checkpoint that
 ``workbench sae train`` wrote into a store (``checkpoint``), or, with neither, an untrained TopK SAE
 with a fixed seed (a baseline, like random CLIP weights).
@@ -17,7 +17,7 @@ import json
 import warnings
 from typing import Annotated, Any, Literal, Sequence
 
-from workbench.sdk import EncoderBase, LayerInfo, Option, WorkbenchError, build_encoder, digest, resolve_layers
+from brain_workbench.sdk import EncoderBase, LayerInfo, Option, WorkbenchError, build_encoder, digest, resolve_layers
 
 CODE_VERSION = "1"
 OUTPUTS = ("latents", "reconstruction")
@@ -80,8 +80,8 @@ class SAEEncoder(EncoderBase):
         return resolve_layers(available, [wanted])[0]
 
     def load_model(self) -> None:
-        from workbench.sdk import resolve_device
-        from workbench_plugins.sae.model import load_saelens
+        from brain_workbench.sdk import resolve_device
+        from brain_workbench_plugins.sae.model import load_saelens
 
         info: dict[str, Any] = {}
         sae, recorded = None, None
@@ -89,8 +89,8 @@ class SAEEncoder(EncoderBase):
             sae = load_saelens(self.path)
             recorded = (sae.cfg.metadata.get("workbench") or {}).get("layer") or sae.cfg.metadata.get("hook_name")
         elif self.checkpoint:
-            from workbench.sdk import Store, open_store
-            from workbench_plugins.sae.train import load_checkpoint
+            from brain_workbench.sdk import Store, open_store
+            from brain_workbench_plugins.sae.train import load_checkpoint
 
             sae, info = load_checkpoint(Store(self.store_url) if self.store_url else open_store(), self.checkpoint)
             recorded = info.get("layer")
@@ -104,7 +104,7 @@ class SAEEncoder(EncoderBase):
     def _ensure_sae(self, d_in: int) -> Any:
         """The loaded SAE, or the untrained baseline built for inputs of width ``d_in`` on first use."""
         if self._sae is None:
-            from workbench_plugins.sae.model import random_sae
+            from brain_workbench_plugins.sae.model import random_sae
 
             r = self.random
             warnings.warn("sae: no path or checkpoint given, so the latents come from an untrained TopK SAE baseline "
@@ -127,7 +127,7 @@ class SAEEncoder(EncoderBase):
 
     def compute_fingerprint(self) -> str:
         """Base encoder fingerprint and layer, SAE weights digest and config, and code version."""
-        from workbench.sdk import weights_digest
+        from brain_workbench.sdk import weights_digest
 
         weights: Any = {"untrained": self.random} if not (self.path or self.checkpoint) \
             else [self._sae.cfg.summary(), weights_digest(self._sae)]
@@ -138,7 +138,7 @@ class SAEEncoder(EncoderBase):
         """Run the base encoder on its layer, then the SAE; return latents and/or the reconstruction."""
         import torch
 
-        from workbench.sdk import to_numpy
+        from brain_workbench.sdk import to_numpy
 
         self.check_layers(layers)
         self.ensure_loaded()

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from workbench.sdk import WorkbenchError
+from brain_workbench.sdk import WorkbenchError
 
 CFG_FILE = "cfg.json"
 WEIGHTS_FILE = "sae_weights.safetensors"

@@ -36,9 +36,9 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import torch
 
-from workbench.sdk import ArraySpec, Store, WorkbenchError, check_key, digest, load_features, safe_name
+from brain_workbench.sdk import ArraySpec, Store, WorkbenchError, check_key, digest, load_features, safe_name
 
-from workbench_plugins.sae.model import SAEConfig, SparseAutoencoder, from_arrays, save_saelens
+from brain_workbench_plugins.sae.model import SAEConfig, SparseAutoencoder, from_arrays, save_saelens
 
 KINDS = ("topk", "batchtopk", "matryoshka")
 PREFIX = "sae"

@@ -1,7 +1,7 @@
-"""The new-subject adaptation experiment (its logic is core, :mod:`workbench.adaptation`, so sweeps run it too)."""
+"""The new-subject adaptation experiment (its logic is core, :mod:`brain_workbench.analysis.adaptation`, so sweeps run it too)."""
 
 from __future__ import annotations
 
-from workbench.sdk import adaptation_curve, averaged_rows, session_order
+from brain_workbench.sdk import adaptation_curve, averaged_rows, session_order
 
 __all__ = ["adaptation_curve", "averaged_rows", "session_order"]

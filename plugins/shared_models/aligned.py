@@ -3,8 +3,8 @@
 Each subject's units are z-scored (optionally reduced to ``n_components`` principal components of
 its own responses), then mapped into a common space from its responses to the stimuli every
 subject saw: ``method="procrustes"`` rotates each subject onto a reference subject
-(:func:`workbench.alignment.procrustes`), ``method="hyperalignment"`` onto the common template of
-:func:`workbench.alignment.hyperalign` (Haxby et al. 2011, PyMVPA's three levels). An ordinary
+(:func:`brain_workbench.numerics.alignment.procrustes`), ``method="hyperalignment"`` onto the common template of
+:func:`brain_workbench.numerics.alignment.hyperalign` (Haxby et al. 2011, PyMVPA's three levels). An ordinary
 registered head (default ``decoder``, ridge) is then fitted on the pooled aligned responses of the
 training subjects, so a new subject needs only its alignment: ``adapt`` fits its Procrustes map
 onto the template from whichever shared stimuli it has seen.
@@ -17,10 +17,10 @@ from typing import Annotated, Any, Literal, Mapping, Sequence
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from workbench.sdk import Option, WorkbenchError, as_str_array, build_head, hyperalign, pearson_per_output, procrustes
+from brain_workbench.sdk import Option, WorkbenchError, as_str_array, build_head, hyperalign, pearson_per_output, procrustes
 
-from workbench_plugins.shared_models.data import SINGLE, Pair, parse_subjects, standardiser
-from workbench_plugins.shared_models.decoder import decode_scores
+from brain_workbench_plugins.shared_models.data import SINGLE, Pair, parse_subjects, standardiser
+from brain_workbench_plugins.shared_models.decoder import decode_scores
 
 METHODS = ("hyperalignment", "procrustes")
 

@@ -11,7 +11,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from workbench.sdk import WorkbenchError, as_str_array, digest
+from brain_workbench.sdk import WorkbenchError, as_str_array, digest
 
 SINGLE = "0"  # the subject name used when a model is fitted scikit-learn style, fit(X, Y)
 

@@ -2,13 +2,13 @@
 
 MindEye2's recipe (Scotti et al. 2024) at workbench scale. Stage 1 is closed form: each subject's
 standardised units are ridge-regressed onto the standardised target embedding (alpha per dimension
-by CV, :func:`workbench.linalg.ridge_cv`); the stacked fitted values of all subjects give the
+by CV, :func:`brain_workbench.numerics.linalg.ridge_cv`); the stacked fitted values of all subjects give the
 ``latent_dim`` principal directions V of the target that brains predict (reduced-rank ridge), and
 subject s's map into the latent is ``W_s = B_s V``. The head is ``h(l) = l Vᵀ + MLP(l)``, a linear
 path started at V plus a residual MLP whose output layer starts at zero, so training starts from
 the reduced-rank ridge decoder. Stage 2 trains the head and all maps jointly with the symmetric
 InfoNCE loss plus an MSE term (each step takes one batch per subject), seeded and checkpointed
-(:mod:`workbench_plugins.shared_models.training`).
+(:mod:`brain_workbench_plugins.shared_models.training`).
 
 ``adapt(subject, Y, X)`` fits only a new subject's map with the shared part frozen: ridge (CV)
 from its units to the latent coordinates the frozen head decodes into the target, optionally
@@ -24,12 +24,12 @@ from typing import Annotated, Any, Literal, Mapping, Sequence
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from workbench.sdk import (
+from brain_workbench.sdk import (
     Option, WorkbenchError, decode_scores, digest, pearson_per_output, ridge_cv,
 )
 
-from workbench_plugins.shared_models import training
-from workbench_plugins.shared_models.data import SINGLE, Pair, data_digest, folds_for, parse_subjects, standardiser
+from brain_workbench_plugins.shared_models import training
+from brain_workbench_plugins.shared_models.data import SINGLE, Pair, data_digest, folds_for, parse_subjects, standardiser
 
 MAP_PRIORS = ("none", "mean")
 
@@ -122,7 +122,7 @@ class SharedDecoder(BaseEstimator):
         return {"backend": "torch", "device": self.device} if on_cuda else {"backend": "numpy"}
 
     def _alphas(self) -> np.ndarray:
-        from workbench.sdk import DEFAULT_ALPHAS
+        from brain_workbench.sdk import DEFAULT_ALPHAS
 
         return np.asarray(DEFAULT_ALPHAS if self.alphas is None else self.alphas, dtype=np.float64)
 

@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 
-from workbench.sdk import ArraySpec, Store, WorkbenchError, check_key, open_store, safe_name
+from brain_workbench.sdk import ArraySpec, Store, WorkbenchError, check_key, open_store, safe_name
 
 PREFIX = "shared-models"
 CHECKPOINT = re.compile(r"^epoch-(\d{8})$")

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from workbench.sdk import hookimpl
-from workbench_plugins.taef2.codec import Taef2Codec
+from brain_workbench.sdk import hookimpl
+from brain_workbench_plugins.taef2.codec import Taef2Codec
 
 __all__ = ["Taef2Codec"]
 

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 
-from workbench.sdk import Option, WorkbenchError, digest
+from brain_workbench.sdk import Option, WorkbenchError, digest
 
 CODE_VERSION = "1"
 WEIGHTS_DIR = Path(__file__).parent / "weights"
@@ -114,8 +114,8 @@ class Taef2Codec:
             return self._nets[part]
         import torch
 
-        from workbench.sdk import resolve_device
-        from workbench_plugins.taef2 import model
+        from brain_workbench.sdk import resolve_device
+        from brain_workbench_plugins.taef2 import model
 
         self.device = resolve_device(self.device_option)
         if self.dtype == "float16" and self.device.type == "cpu":
@@ -140,7 +140,7 @@ class Taef2Codec:
         """uint8 ``(n, H, W, 3)`` → float32 ``(n, latent_dim)``."""
         import torch
 
-        from workbench.sdk import check_images, images_to_tensor
+        from brain_workbench.sdk import check_images, images_to_tensor
 
         images = check_images(images)
         net = self._net("encoder")

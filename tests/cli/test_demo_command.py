@@ -15,7 +15,7 @@ SMALL = ["--set", "dataset.options={n_subjects: 1, n_train: 60, n_test: 20}",
 
 def test_demo_runs_from_any_folder_and_draws_both_directions(tmp_path: Path) -> None:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "WORKBENCH_SWEEP_INDEX": str(tmp_path / "index.json")}
-    done = subprocess.run([sys.executable, "-m", "workbench.cli", "demo", *SMALL], cwd=tmp_path, env=env,
+    done = subprocess.run([sys.executable, "-m", "brain_workbench.cli", "demo", *SMALL], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "demo finished" in done.stdout and "error" not in done.stderr.lower()

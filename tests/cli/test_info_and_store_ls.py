@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from workbench.cli import app
+from brain_workbench.cli import app
 
 runner = CliRunner()
 
 
 def test_clip_info_lists_layers_without_loading_weights(monkeypatch: pytest.MonkeyPatch) -> None:
-    from workbench_plugins.clip import ClipEncoder
+    from brain_workbench_plugins.clip import ClipEncoder
 
     def refuse(self) -> None:
         raise AssertionError("info built the model")
@@ -32,10 +32,10 @@ def test_clip_info_lists_layers_without_loading_weights(monkeypatch: pytest.Monk
 def test_store_ls_shows_size_label_and_options(tmp_path: Path) -> None:
     import numpy as np
 
-    import workbench as wb
-    from workbench.sweep import Sweep
-    from workbench.sweep.config import SweepConfig
-    from workbench.types import LayerInfo, digest
+    import brain_workbench as wb
+    from brain_workbench.sweep import Sweep
+    from brain_workbench.sweep.config import SweepConfig
+    from brain_workbench.types import LayerInfo, digest
 
     class Colour:
         name, modality = "colour-ls", "image"

@@ -10,12 +10,12 @@ import yaml
 from rich.console import Console
 from typer.testing import CliRunner
 
-import workbench as wb
-from workbench.cli import app
-from workbench.cli.common import LineReporter
-from workbench.features import extract_features
-from workbench.store import Store
-from workbench.types import LayerInfo, digest
+import brain_workbench as wb
+from brain_workbench.cli import app
+from brain_workbench.cli.common import LineReporter
+from brain_workbench.store.features import extract_features
+from brain_workbench.store import Store
+from brain_workbench.types import LayerInfo, digest
 
 runner = CliRunner()
 

@@ -9,11 +9,11 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-import workbench as wb
-from workbench.cli import app
-from workbench.sweep import Sweep, load_config, results_table
-from workbench.sweep.config import SweepConfig
-from workbench.types import LayerInfo, digest
+import brain_workbench as wb
+from brain_workbench.cli import app
+from brain_workbench.sweep import Sweep, load_config, results_table
+from brain_workbench.sweep.config import SweepConfig
+from brain_workbench.types import LayerInfo, digest
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 runner = CliRunner()

@@ -9,10 +9,10 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-import workbench as wb
-from workbench.cli import app
-from workbench.sweep.index import index_path, lookup_store, read_index
-from workbench.types import LayerInfo, WorkbenchError, digest
+import brain_workbench as wb
+from brain_workbench.cli import app
+from brain_workbench.sweep.index import index_path, lookup_store, read_index
+from brain_workbench.types import LayerInfo, WorkbenchError, digest
 
 runner = CliRunner()
 

@@ -6,14 +6,14 @@ from pathlib import Path
 
 import numpy as np
 
-import workbench as wb
-from workbench.cli.sweep import print_table
-from workbench.sweep import Sweep
-from workbench.sweep.config import SweepConfig
-from workbench.types import LayerInfo, digest
+import brain_workbench as wb
+from brain_workbench.cli.sweep import print_table
+from brain_workbench.sweep import Sweep
+from brain_workbench.sweep.config import SweepConfig
+from brain_workbench.types import LayerInfo, digest
 from typer.testing import CliRunner
 
-from workbench.cli import app
+from brain_workbench.cli import app
 
 runner = CliRunner()
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from workbench.figures import plot_adaptation_curve
-from workbench.types import WorkbenchError
+from brain_workbench.figures import plot_adaptation_curve
+from brain_workbench.types import WorkbenchError
 
 
 def table() -> pd.DataFrame:

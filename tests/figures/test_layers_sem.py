@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import sem
 
-from workbench.figures.layers import depth_profile, plot_layer_profiles
+from brain_workbench.figures.layers import depth_profile, plot_layer_profiles
 
 
 def _table() -> pd.DataFrame:

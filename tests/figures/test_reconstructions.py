@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from workbench.figures import plot_reconstructions, plot_retrieval
-from workbench.figures.reconstructions import pick_examples
-from workbench.testing import sample_images
-from workbench.types import WorkbenchError
+from brain_workbench.figures import plot_reconstructions, plot_retrieval
+from brain_workbench.figures.reconstructions import pick_examples
+from brain_workbench.plugin.testing import sample_images
+from brain_workbench.types import WorkbenchError
 
 
 @pytest.fixture

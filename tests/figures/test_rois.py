@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from workbench.figures.brainmap import label_map, plot_roi_labels, plot_surface_scores, roi_colours
-from workbench.types import WorkbenchError
+from brain_workbench.figures.brainmap import label_map, plot_roi_labels, plot_surface_scores, roi_colours
+from brain_workbench.types import WorkbenchError
 
 N = 10242
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from workbench.figures.brainmap import VIEWS, panels, plot_surface_scores
-from workbench.types import WorkbenchError
+from brain_workbench.figures.brainmap import VIEWS, panels, plot_surface_scores
+from brain_workbench.types import WorkbenchError
 
 
 def test_panels_follow_views_and_hemispheres() -> None:

@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import workbench as wb
-import workbench.figures.sweep as figures
-from workbench.sweep import Sweep
-from workbench.sweep.config import SweepConfig
-from workbench.types import LayerInfo, digest
+import brain_workbench as wb
+import brain_workbench.figures.sweep as figures
+from brain_workbench.sweep import Sweep
+from brain_workbench.sweep.config import SweepConfig
+from brain_workbench.types import LayerInfo, digest
 
 
 class Colour:

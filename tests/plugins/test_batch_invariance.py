@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-import workbench as wb
-from workbench.testing import check_encoder, sample_stimuli
+import brain_workbench as wb
+from brain_workbench.plugin.testing import check_encoder, sample_stimuli
 
 ENCODERS = [
     ("clip", {"model": "ViT-S-32"}),

@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import workbench as wb
-from workbench.features import extract_features, load_features
-from workbench.testing import check_encoder, sample_stimuli
-from workbench.types import StimulusSet, WorkbenchError
+import brain_workbench as wb
+from brain_workbench.store.features import extract_features, load_features
+from brain_workbench.plugin.testing import check_encoder, sample_stimuli
+from brain_workbench.types import StimulusSet, WorkbenchError
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -41,7 +41,7 @@ def text_encoder():
 
 
 def test_registration_imports_no_torch() -> None:
-    code = ("import sys, workbench_plugins.clip as m; import workbench.registry; "
+    code = ("import sys, brain_workbench_plugins.clip as m; import brain_workbench.plugin.registry; "
             "assert 'torch' not in sys.modules and 'open_clip' not in sys.modules, sorted(sys.modules)")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
@@ -105,7 +105,7 @@ def test_local_checkpoint(tmp_path: Path, image_encoder) -> None:
     import open_clip
     import torch
 
-    from workbench.nn import seeded
+    from brain_workbench.numerics.nn import seeded
 
     with seeded(123):
         model, _, preprocess = open_clip.create_model_and_transforms(MODEL, pretrained=None)

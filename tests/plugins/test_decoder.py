@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 from sklearn.base import clone
 
-import workbench as wb
-from workbench import linalg
-from workbench.scoring import retrieval_topk, similarity_matrix, two_way_identification
-from workbench.testing import check_head
-from workbench.types import WorkbenchError
-from workbench_plugins.decoder.heads import DecoderHead, per_time_decoding, time_generalization
+import brain_workbench as wb
+from brain_workbench.numerics import linalg
+from brain_workbench.numerics.scoring import retrieval_topk, similarity_matrix, two_way_identification
+from brain_workbench.plugin.testing import check_head
+from brain_workbench.types import WorkbenchError
+from brain_workbench_plugins.decoder.heads import DecoderHead, per_time_decoding, time_generalization
 
 
 @pytest.fixture(scope="module")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import workbench as wb
-from workbench.testing import check_dataset
-from workbench_plugins.demo import ROI_ORDER, DemoDataset
+import brain_workbench as wb
+from brain_workbench.plugin.testing import check_dataset
+from brain_workbench_plugins.demo import ROI_ORDER, DemoDataset
 
 
 @pytest.fixture(scope="module")

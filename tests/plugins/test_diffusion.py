@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-import workbench
-from workbench.sdk import Generator, WorkbenchError
+import brain_workbench
+from brain_workbench.sdk import Generator, WorkbenchError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import diffusion_fixtures as F  # noqa: E402
@@ -52,7 +52,7 @@ def folders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 def make(name: str, **options):
     options = {"embedding_space": TINY, "steps": 2, "device": "cpu", **options}
-    return workbench.get_registry().create("generator", name, **options)
+    return brain_workbench.get_registry().create("generator", name, **options)
 
 
 def embeds(n: int, *shape: int, seed: int = 0) -> np.ndarray:
@@ -67,7 +67,7 @@ def init_images(n: int, size: int = 40) -> np.ndarray:
 def test_every_backend_is_registered_with_its_options() -> None:
     from typer.testing import CliRunner
 
-    from workbench.cli import app
+    from brain_workbench.cli import app
 
     listed = json.loads(CliRunner().invoke(app, ["generators", "list", "--json"]).stdout)
     names = {e["name"]: e for e in listed}
@@ -110,7 +110,7 @@ def test_kandinsky_matches_the_diffusers_pipeline_called_directly(folders: dict[
     pipe.set_progress_bar_config(disable=True)
     from PIL import Image
 
-    from workbench_plugins.diffusion.base import row_seed
+    from brain_workbench_plugins.diffusion.base import row_seed
 
     ref = pipe(image_embeds=torch.from_numpy(e), negative_image_embeds=torch.zeros(2, 32),
                image=[Image.fromarray(x) for x in init], height=64, width=64, num_inference_steps=4, strength=0.5,
@@ -168,7 +168,7 @@ def test_cpu_offload_without_accelerate_names_the_extra(folders: dict[str, Path]
 def test_unclip_batches_embeddings_and_matches_the_pipeline(folders: dict[str, Path]) -> None:
     from diffusers import StableUnCLIPImg2ImgPipeline
 
-    from workbench_plugins.diffusion.base import row_seed
+    from brain_workbench_plugins.diffusion.base import row_seed
 
     gen = make("stable-unclip", path=str(folders["unclip"]), noise_level=50, batch_size=3)
     e = embeds(3, 32)
@@ -230,7 +230,7 @@ def test_best_of_n_with_a_registered_encoder_checks_its_width_first(folders: dic
             self.width = width
 
         def layers(self):
-            return [workbench.LayerInfo("embedding", 1.0)]
+            return [brain_workbench.LayerInfo("embedding", 1.0)]
 
         def fingerprint(self) -> str:
             return f"pixels-{self.width}"
@@ -239,7 +239,7 @@ def test_best_of_n_with_a_registered_encoder_checks_its_width_first(folders: dic
             arr = np.stack([np.asarray(im.resize((16, 16)), np.float32) for im in batch])
             return {"embedding": arr.reshape(len(batch), -1)[:, : self.width] - 128.0}
 
-    workbench.register("pixel-embedding", PixelEmbedding, kind="encoder", replace=True)
+    brain_workbench.register("pixel-embedding", PixelEmbedding, kind="encoder", replace=True)
     e = embeds(2, 32, seed=3)
     gen = make("kandinsky-2.2", path=str(folders["kandinsky"]), size=64, best_of=2, rank_with="pixel-embedding")
     out = gen.generate(e)
@@ -258,7 +258,7 @@ def test_ip_adapter_sd_img2img_carries_the_negative_half(folders: dict[str, Path
     from diffusers import StableDiffusionImg2ImgPipeline
     from PIL import Image
 
-    from workbench_plugins.diffusion.base import row_seed
+    from brain_workbench_plugins.diffusion.base import row_seed
 
     gen = make("ip-adapter", path=str(folders["sd"]), ip_adapter=str(folders["sd-ip"]), steps=4, strength=0.5)
     e, init = embeds(2, 32), init_images(2, 32)
@@ -315,7 +315,7 @@ def test_ip_adapter_sdxl_and_adapter_checks(folders: dict[str, Path], tmp_path: 
 
 # ---- Versatile Diffusion --------------------------------------------------------------------------------------
 def test_versatile_dual_guided_runs_with_the_shim(folders: dict[str, Path]) -> None:
-    from workbench_plugins.diffusion.compat import dual_transformer_needs_shim, load_versatile
+    from brain_workbench_plugins.diffusion.compat import dual_transformer_needs_shim, load_versatile
 
     if dual_transformer_needs_shim():  # the upstream bug the shim exists for (diffusers#13651)
         raw = load_versatile(folders["versatile"], torch.float32)
@@ -340,7 +340,7 @@ def test_versatile_loop_reproduces_the_dual_guided_pipeline(folders: dict[str, P
     """Fed the pipeline's own token encodings of a prompt and an image, the loop equals the pipeline's __call__."""
     from PIL import Image
 
-    from workbench_plugins.diffusion.base import row_seed
+    from brain_workbench_plugins.diffusion.base import row_seed
 
     gen = make("versatile-diffusion", path=str(folders["versatile"]), steps=3, mix=0.4)
     pipe = gen.load()
@@ -357,7 +357,7 @@ def test_versatile_loop_reproduces_the_dual_guided_pipeline(folders: dict[str, P
 def test_dual_transformer_shim_keeps_the_maths_and_routes_masks() -> None:
     from diffusers.models.transformers.dual_transformer_2d import DualTransformer2DModel
 
-    from workbench_plugins.diffusion.compat import masked_dual_transformer_class
+    from brain_workbench_plugins.diffusion.compat import masked_dual_transformer_class
 
     torch.manual_seed(0)
     module = DualTransformer2DModel(num_attention_heads=2, attention_head_dim=8, in_channels=16, norm_num_groups=8,

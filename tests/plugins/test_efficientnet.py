@@ -8,9 +8,9 @@ import sys
 import numpy as np
 import pytest
 
-import workbench as wb
-from workbench.testing import check_encoder
-from workbench.types import WorkbenchError
+import brain_workbench as wb
+from brain_workbench.plugin.testing import check_encoder
+from brain_workbench.types import WorkbenchError
 
 LAYERS = ["stem", *(f"stage{i}" for i in range(1, 8)), "head", "pooled", "logits"]
 
@@ -30,7 +30,7 @@ def photos():
 
 
 def test_registration_imports_no_torch() -> None:
-    code = ("import sys, workbench_plugins.efficientnet; "
+    code = ("import sys, brain_workbench_plugins.efficientnet; "
             "assert 'torch' not in sys.modules and 'efficientnet_lite_pytorch' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
@@ -50,8 +50,8 @@ def test_conformance(encoder) -> None:
 def test_weights_are_the_packaged_imagenet_weights(encoder) -> None:
     import torch
 
-    from workbench.nn import weights_digest
-    from workbench_plugins.efficientnet import packaged_weights
+    from brain_workbench.numerics.nn import weights_digest
+    from brain_workbench_plugins.efficientnet import packaged_weights
 
     encoder.fingerprint()
     assert encoder.weights_digest == weights_digest(torch.load(packaged_weights(), map_location="cpu", weights_only=True))

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import workbench as wb
-from workbench.features import extract_features, load_features
-from workbench.testing import check_encoder
-from workbench.types import StimulusSet, WorkbenchError
+import brain_workbench as wb
+from brain_workbench.store.features import extract_features, load_features
+from brain_workbench.plugin.testing import check_encoder
+from brain_workbench.types import StimulusSet, WorkbenchError
 
 SENTENCES = [
     "A man is eating food.",
@@ -39,7 +39,7 @@ def tiny_gpt2(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     import torch
     from transformers import AutoTokenizer, GPT2Config, GPT2Model
 
-    from workbench_plugins.hf_lm import default_model_path
+    from brain_workbench_plugins.hf_lm import default_model_path
 
     tokenizer = AutoTokenizer.from_pretrained(default_model_path())
     config = GPT2Config(n_layer=2, n_embd=32, n_head=2, n_positions=64, vocab_size=tokenizer.vocab_size,
@@ -57,7 +57,7 @@ def tiny_gpt2(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def test_registration_imports_no_torch() -> None:
-    code = ("import sys, workbench_plugins.hf_lm; "
+    code = ("import sys, brain_workbench_plugins.hf_lm; "
             "assert 'torch' not in sys.modules and 'transformers' not in sys.modules, sorted(sys.modules)")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 

@@ -12,10 +12,10 @@ import pytest
 import torch
 import torchvision.transforms.functional as TF
 
-import workbench as wb
-from workbench.testing import check_image_metric, sample_images
-from workbench.types import WorkbenchError
-from workbench_plugins.image_metrics import NETWORKS, two_way_per_image
+import brain_workbench as wb
+from brain_workbench.plugin.testing import check_image_metric, sample_images
+from brain_workbench.types import WorkbenchError
+from brain_workbench_plugins.image_metrics import NETWORKS, two_way_per_image
 
 IMAGENET = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
 
@@ -49,7 +49,7 @@ def mindeye_two_way(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
 
 
 def test_registration_imports_no_torch() -> None:
-    code = "import sys, workbench_plugins.image_metrics; assert 'torch' not in sys.modules"
+    code = "import sys, brain_workbench_plugins.image_metrics; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 
@@ -253,7 +253,7 @@ def test_bad_inputs(pairs) -> None:
 
 
 def test_feature_network_runs_each_distinct_image_once(pairs) -> None:
-    from workbench_plugins.image_metrics import FeatureNetwork
+    from brain_workbench_plugins.image_metrics import FeatureNetwork
 
     recons, targets = pairs
     net = FeatureNetwork("efficientnet-lite0", device="cpu")

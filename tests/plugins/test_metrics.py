@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import scipy.linalg
 
-import workbench as wb
-from workbench.testing import check_metric
-from workbench.types import WorkbenchError
-from workbench_plugins.metrics import (
+import brain_workbench as wb
+from brain_workbench.plugin.testing import check_metric
+from brain_workbench.types import WorkbenchError
+from brain_workbench_plugins.metrics import (
     CKA,
     RSA,
     SVCCA,

@@ -11,16 +11,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import workbench as wb
-from workbench.registry import get_registry
-from workbench.store import Store
-from workbench.testing import check_dataset
-from workbench.types import WorkbenchError
+import brain_workbench as wb
+from brain_workbench.plugin.registry import get_registry
+from brain_workbench.store import Store
+from brain_workbench.plugin.testing import check_dataset
+from brain_workbench.types import WorkbenchError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fixtures_datasets import FileServer, make_nsd, nsd_trial_images_from_csv  # noqa: E402
 
-nsd = pytest.importorskip("workbench_plugins.nsd")
+nsd = pytest.importorskip("brain_workbench_plugins.nsd")
 
 SESSIONS = 3
 
@@ -334,7 +334,7 @@ def test_fingerprint_follows_options_and_data_on_disk(copy: Path) -> None:
 
 
 def test_cli_fetch(built: tuple[Path, dict], tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    from workbench.cli import main
+    from brain_workbench.cli import main
 
     root, _ = built
     dest = tmp_path / "cli"

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from sklearn.base import clone
 
-import workbench as wb
-from workbench import linalg
-from workbench.scoring import pearson_per_unit
-from workbench.testing import check_head
-from workbench.types import WorkbenchError
-from workbench_plugins.ridge.heads import BandedRidgeHead, RidgeHead, partition_variance, variance_partition
+import brain_workbench as wb
+from brain_workbench.numerics import linalg
+from brain_workbench.numerics.scoring import pearson_per_unit
+from brain_workbench.plugin.testing import check_head
+from brain_workbench.types import WorkbenchError
+from brain_workbench_plugins.ridge.heads import BandedRidgeHead, RidgeHead, partition_variance, variance_partition
 
 
 @pytest.fixture(scope="module")

@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import workbench as wb
-from workbench.features import extract_features, feature_path
-from workbench.store import Store
-from workbench.testing import check_encoder
-from workbench.types import LayerInfo, StimulusSet, WorkbenchError
+import brain_workbench as wb
+from brain_workbench.store.features import extract_features, feature_path
+from brain_workbench.store import Store
+from brain_workbench.plugin.testing import check_encoder
+from brain_workbench.types import LayerInfo, StimulusSet, WorkbenchError
 
 D_IN, N_ATOMS, K = 16, 48, 3
 
@@ -99,7 +99,7 @@ def by_hand(x: np.ndarray, w: dict[str, np.ndarray], activation: str, k: int | N
 
 
 def test_registration_imports_no_torch() -> None:
-    code = "import sys, workbench_plugins.sae; assert 'torch' not in sys.modules, sorted(sys.modules)"
+    code = "import sys, brain_workbench_plugins.sae; assert 'torch' not in sys.modules, sorted(sys.modules)"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 
@@ -169,7 +169,7 @@ def test_untrained_baseline_sae() -> None:
 
 
 def test_topk_training_learns_and_is_exactly_k_sparse(tmp_store: Store, features: str) -> None:
-    from workbench_plugins.sae.train import TrainConfig, train_sae
+    from brain_workbench_plugins.sae.train import TrainConfig, train_sae
 
     result = train_sae(tmp_store, features, TrainConfig(kind="topk", d_sae=N_ATOMS, k=K, steps=400, batch_size=256,
                                                         lr=5e-3, log_every=100, checkpoint_every=200))
@@ -181,7 +181,7 @@ def test_topk_training_learns_and_is_exactly_k_sparse(tmp_store: Store, features
 
 
 def test_interrupted_training_resumes_and_matches_uninterrupted(tmp_store: Store, features: str) -> None:
-    from workbench_plugins.sae.train import TrainConfig, checkpoints, load_checkpoint, train_sae
+    from brain_workbench_plugins.sae.train import TrainConfig, checkpoints, load_checkpoint, train_sae
 
     cfg = TrainConfig(kind="topk", d_sae=N_ATOMS, k=K, steps=300, batch_size=128, lr=5e-3, log_every=50,
                       checkpoint_every=100)
@@ -209,8 +209,8 @@ def test_interrupted_training_resumes_and_matches_uninterrupted(tmp_store: Store
 
 @pytest.mark.parametrize("kind", ["batchtopk", "matryoshka"])
 def test_batch_topk_kinds_train_and_export(tmp_store: Store, features: str, tmp_path: Path, kind: str) -> None:
-    from workbench_plugins.sae.model import load_saelens
-    from workbench_plugins.sae.train import TrainConfig, export_saelens, load_checkpoint, train_sae
+    from brain_workbench_plugins.sae.model import load_saelens
+    from brain_workbench_plugins.sae.train import TrainConfig, export_saelens, load_checkpoint, train_sae
 
     result = train_sae(tmp_store, features, TrainConfig(kind=kind, d_sae=N_ATOMS, k=K, steps=300, batch_size=256,
                                                         lr=5e-3, log_every=100, prefixes=[12, 24]))
@@ -228,7 +228,7 @@ def test_batch_topk_kinds_train_and_export(tmp_store: Store, features: str, tmp_
 
 
 def test_sae_encoder_reads_a_store_checkpoint(tmp_store: Store, features: str) -> None:
-    from workbench_plugins.sae.train import TrainConfig, load_checkpoint, train_sae
+    from brain_workbench_plugins.sae.train import TrainConfig, load_checkpoint, train_sae
 
     result = train_sae(tmp_store, features, TrainConfig(kind="topk", d_sae=N_ATOMS, k=K, steps=50, batch_size=128))
     enc = wb.encoder("sae", base="table", checkpoint=result.key, store=tmp_store.url)
@@ -247,7 +247,7 @@ def test_cli_train_list_export(tmp_store: Store, features: str, tmp_path: Path) 
     import typer
     from typer.testing import CliRunner
 
-    from workbench_plugins.sae import register_commands
+    from brain_workbench_plugins.sae import register_commands
 
     app = typer.Typer()
 

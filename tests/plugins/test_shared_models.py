@@ -20,13 +20,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import workbench as wb
-from workbench.store import open_store
-from workbench.testing import check_head
-from workbench_plugins.demo import DemoDataset
-from workbench_plugins.shared_models import adaptation_curve
-from workbench_plugins.shared_models.adaptation import averaged_rows, session_order
-from workbench_plugins.shared_models.training import checkpoints, run_key
+import brain_workbench as wb
+from brain_workbench.store import open_store
+from brain_workbench.plugin.testing import check_head
+from brain_workbench_plugins.demo import DemoDataset
+from brain_workbench_plugins.shared_models import adaptation_curve
+from brain_workbench_plugins.shared_models.adaptation import averaged_rows, session_order
+from brain_workbench_plugins.shared_models.training import checkpoints, run_key
 
 N_UNITS = 500
 
@@ -50,7 +50,7 @@ def gap(table, metric: str, k: int, shared: str, single: str) -> float:
 
 
 def test_plugin_registers_heads_without_importing_torch():
-    code = "import sys, workbench_plugins.shared_models; assert 'torch' not in sys.modules and 'sklearn' not in sys.modules"
+    code = "import sys, brain_workbench_plugins.shared_models; assert 'torch' not in sys.modules and 'sklearn' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
     registry = wb.get_registry()
     for name in ("shared-decoder", "shared-encoder", "aligned-decoder"):
@@ -153,7 +153,7 @@ OPTIONS = {"latent_dim": 6, "hidden": 32, "epochs": 14, "batch_size": 16, "check
 TRAIN = textwrap.dedent("""
     import sys, time
     import numpy as np
-    from workbench_plugins.shared_models.decoder import SharedDecoder
+    from brain_workbench_plugins.shared_models.decoder import SharedDecoder
     arrays = np.load(sys.argv[1])
     data = {s: (arrays["Y" + s], arrays["X" + s]) for s in ("a", "b")}
     SharedDecoder(**{options}, store=sys.argv[2], run_name="run").fit(data, progress=lambda e, loss: time.sleep(0.2))

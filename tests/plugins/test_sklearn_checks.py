@@ -9,8 +9,8 @@ from typing import Any
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from workbench_plugins.decoder.heads import DecoderHead
-from workbench_plugins.ridge.heads import BandedRidgeHead, RidgeHead
+from brain_workbench_plugins.decoder.heads import DecoderHead
+from brain_workbench_plugins.ridge.heads import BandedRidgeHead, RidgeHead
 
 FLOAT32_ORDER = ("predictions are float32 GEMM products, whose last bit (relative 1e-7) depends on the row "
                  "order BLAS blocks them in; the check demands 1e-7")

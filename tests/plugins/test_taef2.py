@@ -14,13 +14,13 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-import workbench as wb
-from workbench.cli import app
-from workbench.images import resize_images, to_uint8
-from workbench.testing import check_codec, sample_images
-from workbench.types import WorkbenchError
-from workbench_plugins.taef2 import model
-from workbench_plugins.taef2.codec import WEIGHTS_DIR
+import brain_workbench as wb
+from brain_workbench.cli import app
+from brain_workbench.store.images import resize_images, to_uint8
+from brain_workbench.plugin.testing import check_codec, sample_images
+from brain_workbench.types import WorkbenchError
+from brain_workbench_plugins.taef2 import model
+from brain_workbench_plugins.taef2.codec import WEIGHTS_DIR
 
 SIZE = 128  # tests run the network at 128 px (latents 32 × 16 × 16) to stay fast on a CPU
 
@@ -49,7 +49,7 @@ def psnr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def test_registration_imports_no_torch() -> None:
-    code = ("import sys, workbench_plugins.taef2, workbench_plugins.codecs; "
+    code = ("import sys, brain_workbench_plugins.taef2, brain_workbench_plugins.codecs; "
             "assert 'torch' not in sys.modules, 'registration imported torch'")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 

@@ -11,16 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from workbench.store import Store
-from workbench.store.claims import Claims, claims_dir
-from workbench.store.entries import writer_identity
+from brain_workbench.store import Store
+from brain_workbench.store.claims import Claims, claims_dir
+from brain_workbench.store.entries import writer_identity
 
 KEY = "results/race/s1-abc"
 
 HOLDER = """
 import sys, time
-from workbench.store import Store
-from workbench.store.claims import Claims
+from brain_workbench.store import Store
+from brain_workbench.store.claims import Claims
 claims = Claims(Store(sys.argv[1]))
 assert claims.try_claim(sys.argv[2])
 print("held", flush=True)

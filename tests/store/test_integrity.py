@@ -13,15 +13,15 @@ import numpy as np
 import pytest
 import zarr
 
-import workbench as wb
-from workbench.cli import main
-from workbench.features import load_features
-from workbench.store import (META, ArraySpec, CorruptEntryError, DamagedEntryError, Store, open_store,
+import brain_workbench as wb
+from brain_workbench.cli import main
+from brain_workbench.store.features import load_features
+from brain_workbench.store import (META, ArraySpec, CorruptEntryError, DamagedEntryError, Store, open_store,
                              writer_identity)
-from workbench.sweep import Sweep
-from workbench.sweep.config import config_from_dict
-from workbench.sweep import results_table
-from workbench.types import LayerInfo, WorkbenchError, digest
+from brain_workbench.sweep import Sweep
+from brain_workbench.sweep.config import config_from_dict
+from brain_workbench.sweep import results_table
+from brain_workbench.types import LayerInfo, WorkbenchError, digest
 
 PATH = "features/enc-1a2b/layer3"
 ENCODED: list[tuple[str, ...]] = []

@@ -13,8 +13,8 @@ import time
 
 import numpy as np
 
-import workbench as wb
-from workbench.types import LayerInfo, digest
+import brain_workbench as wb
+from brain_workbench.types import LayerInfo, digest
 
 
 class PixelEncoder:
@@ -61,7 +61,7 @@ class LoggedRidge:
         return X @ self.coef_ + self.intercept_
 
     def score(self, X, Y):
-        from workbench.scoring import pearson_per_unit
+        from brain_workbench.numerics.scoring import pearson_per_unit
 
         return pearson_per_unit(Y, self.predict(X))
 
@@ -83,14 +83,14 @@ def config(store: str, name: str = "race") -> dict:
 
 if __name__ == "__main__":
     register()
-    from workbench.cli import main
+    from brain_workbench.cli import main
 
     try:
         main(sys.argv[1:])
     except SystemExit as exc:
         if exc.code in (0, None) and os.environ.get("TABLE_OUT"):
-            from workbench.store import open_store
-            from workbench.sweep import results_table
+            from brain_workbench.store import open_store
+            from brain_workbench.sweep import results_table
 
             args = sys.argv[1:]
             store = open_store(args[args.index("--store") + 1], mode="r")

@@ -13,14 +13,14 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-import workbench as wb
-from workbench.cli import app
-from workbench.figures.sweep import write_figures
-from workbench.store import load_recording
-from workbench.sweep import Sweep, load_config, tidy_table
-from workbench.sweep.config import config_from_dict
-from workbench.features import load_features
-from workbench.types import WorkbenchError
+import brain_workbench as wb
+from brain_workbench.cli import app
+from brain_workbench.figures.sweep import write_figures
+from brain_workbench.store import load_recording
+from brain_workbench.sweep import Sweep, load_config, tidy_table
+from brain_workbench.sweep.config import config_from_dict
+from brain_workbench.store.features import load_features
+from brain_workbench.types import WorkbenchError
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
@@ -85,7 +85,7 @@ def test_sweep_numbers_equal_the_plugin_api(ran):
         load_recording(sweep.store, p).units.rois["semantic"]) for s, p in plan.response_paths.items()}
     ids = sorted({i for r in recordings.values() for i in r.trial_stimulus_ids.tolist()})
     targets = load_features(sweep.store, cell.feature_path, ids)
-    from workbench_plugins.shared_models import adaptation_curve
+    from brain_workbench_plugins.shared_models import adaptation_curve
 
     curve = adaptation_curve(recordings, ids, targets, "4", [{"name": "decoder", "label": "per-subject ridge",
                                                               "options": {"method": "ridge"}}], sessions=(1, None))
@@ -169,7 +169,7 @@ def test_encode_direction_scores_every_unit(ran):
     assert Sweep(enc).run()["computed"] == 4
     table = tidy_table(Sweep(enc).store, enc.name)
     assert {"mean_r", "median_r"} <= set(table["score"]) and "top1" not in set(table["score"])
-    from workbench.sweep import load_cell_scores
+    from brain_workbench.sweep import load_cell_scores
 
     cells = list(load_cell_scores(Sweep(enc).store, enc.name, kinds=("adaptation",)))
     n_units = int(table["n_units"].iloc[0])

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import workbench as wb
-from workbench.sweep import Sweep, results_table, tidy_table
-from workbench.sweep.config import config_from_dict
-from workbench.types import LayerInfo, digest
+import brain_workbench as wb
+from brain_workbench.sweep import Sweep, results_table, tidy_table
+from brain_workbench.sweep.config import config_from_dict
+from brain_workbench.types import LayerInfo, digest
 
 
 class MeanEncoder:

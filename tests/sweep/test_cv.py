@@ -11,13 +11,13 @@ import pytest
 from sklearn.linear_model import Ridge
 from sklearn.model_selection import KFold, LeaveOneGroupOut
 
-import workbench as wb
-from workbench.scoring import pearson_per_unit
-from workbench.sweep import Sweep, results_table, tidy_table
-from workbench.sweep.config import config_from_dict
-from workbench.sweep.tables import load_cell_scores
-from workbench.paths import result_path
-from workbench.types import WorkbenchError
+import brain_workbench as wb
+from brain_workbench.numerics.scoring import pearson_per_unit
+from brain_workbench.sweep import Sweep, results_table, tidy_table
+from brain_workbench.sweep.config import config_from_dict
+from brain_workbench.sweep.tables import load_cell_scores
+from brain_workbench.store.paths import result_path
+from brain_workbench.types import WorkbenchError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fixtures_encoders import ColourEncoder  # noqa: E402

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
-from workbench.store import load_recording, save_recording
+from brain_workbench.store import load_recording, save_recording
 import pytest
 
-from workbench.sweep import Sweep, load_config
-from workbench.sweep import load_cell_scores, results_table
+from brain_workbench.sweep import Sweep, load_config
+from brain_workbench.sweep import load_cell_scores, results_table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fixtures_datasets import make_nsd, make_things_eeg2  # noqa: E402
@@ -34,9 +34,9 @@ def test_nsd_config_runs_on_the_published_layout(tmp_path):
     store = Sweep(cfg).store
     rec = load_recording(store, cell["response_path"])
     assert set(rec.units.hemisphere) == {"left", "right"}, "NSD's lh/rh files give left/right units"
-    from workbench.figures.brainmap import surface_arrays
-    from workbench.figures.sweep import draw_brainmap
-    from workbench.report import write_report
+    from brain_workbench.figures.brainmap import surface_arrays
+    from brain_workbench.figures.sweep import draw_brainmap
+    from brain_workbench.report import write_report
 
     hemis = surface_arrays(arrays["score"], rec.units.hemisphere, rec.units.vertex, rec.units.space)
     assert all(np.isfinite(hemis[h]).any() for h in ("left", "right")), "both hemispheres carry values"
@@ -77,7 +77,7 @@ def test_shared_configs_align_on_the_stimuli_every_subject_saw():
 @pytest.mark.filterwarnings("ignore:NSD subject")
 @pytest.mark.filterwarnings("ignore:encoder 'clip'")
 def test_nsd_shared_config_runs_on_the_published_layout(tmp_path, monkeypatch):
-    from workbench_plugins import nsd
+    from brain_workbench_plugins import nsd
 
     monkeypatch.setattr(nsd, "N_SESSIONS", {s: 3 for s in range(1, 9)})
     monkeypatch.setattr(nsd, "HELD_OUT_SESSIONS", 0)
@@ -94,7 +94,7 @@ def test_nsd_shared_config_runs_on_the_published_layout(tmp_path, monkeypatch):
     store = Sweep(cfg).store
     rec = load_recording(store, Sweep(cfg).recording_key("3"))
     assert list(dict.fromkeys(rec.trial_groups["session"])) == ["1", "2", "3"]
-    from workbench.sweep import tidy_table
+    from brain_workbench.sweep import tidy_table
 
     table = tidy_table(store, "nsd-shared")
     assert set(table.loc[table["kind"] == "adaptation", "k_sessions"]) == {1, 3}
@@ -102,7 +102,7 @@ def test_nsd_shared_config_runs_on_the_published_layout(tmp_path, monkeypatch):
 
 @pytest.mark.filterwarnings("ignore:encoder 'clip'")
 def test_things_eeg2_shared_config_refuses_preprocessed_data_before_extracting(tmp_path):
-    from workbench.types import WorkbenchError
+    from brain_workbench.types import WorkbenchError
 
     root = tmp_path / "things"
     make_things_eeg2(root, subjects=(1, 2), n_train_concepts=4, n_test=4)

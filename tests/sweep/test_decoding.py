@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import workbench as wb
-from workbench.decoding import chance_levels, decoding_scores, score_similarity
-from workbench.sweep import Sweep, load_cell_scores, results_table
-from workbench.sweep.cells import decoding_inputs, prepare_recording
-from workbench.sweep.config import config_from_dict
-from workbench.types import LayerInfo, WorkbenchError, digest
+import brain_workbench as wb
+from brain_workbench.numerics.decoding import chance_levels, decoding_scores, score_similarity
+from brain_workbench.sweep import Sweep, load_cell_scores, results_table
+from brain_workbench.sweep.cells import decoding_inputs, prepare_recording
+from brain_workbench.sweep.config import config_from_dict
+from brain_workbench.types import LayerInfo, WorkbenchError, digest
 
 
 class PixelEncoder:
@@ -130,7 +130,7 @@ def test_an_unknown_executor_is_refused_even_when_nothing_is_pending(tmp_path):
 
 
 def test_a_head_can_name_its_own_layers(tmp_path):
-    from workbench.sweep.config import config_from_dict as cfg_from
+    from brain_workbench.sweep.config import config_from_dict as cfg_from
 
     data = config(tmp_path, encoders=[{"name": "pixel-decode-test", "layers": []}],
                   heads=[{"name": "ridge", "options": {"cv": 3}},
@@ -161,9 +161,9 @@ def test_bad_workers_no_work_and_an_unknown_split_are_refused_before_features(tm
 
 
 def test_retrieval_figure_shows_the_similarities_the_scores_came_from(tmp_path, monkeypatch):
-    from workbench.decoding import score_similarity as scored
-    from workbench.figures import reconstructions
-    from workbench.figures.sweep import write_figures
+    from brain_workbench.numerics.decoding import score_similarity as scored
+    from brain_workbench.figures import reconstructions
+    from brain_workbench.figures.sweep import write_figures
 
     cfg = config_from_dict(config(tmp_path, decoding={"rois": ["V1"], "keep_predictions": True}, permutations=0))
     Sweep(cfg).run()
@@ -185,7 +185,7 @@ def test_retrieval_figure_shows_the_similarities_the_scores_came_from(tmp_path, 
 
 
 def test_retrieval_figure_without_kept_predictions_says_what_to_set(tmp_path):
-    from workbench.figures.reconstructions import draw_sweep_retrieval
+    from brain_workbench.figures.reconstructions import draw_sweep_retrieval
 
     cfg = config_from_dict(config(tmp_path, decoding={"rois": ["V1"]}, permutations=0))
     Sweep(cfg).run()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from workbench.store.entries import _pid_alive
+from brain_workbench.store.entries import _pid_alive
 
 HELPER = '''
 import os, time
@@ -29,7 +29,7 @@ COORDINATOR = '''
 import sys
 sys.path.insert(0, sys.argv[1])
 from workbench_exec_helper import hold
-from workbench.sweep.executors import run_local, run_dask
+from brain_workbench.sweep.executors import run_local, run_dask
 
 kind, cells = sys.argv[2], sys.argv[3:]
 runner = run_local(":unused:", cells, 2, fn=hold) if kind == "local" else \\

@@ -15,10 +15,10 @@ import pytest
 import yaml
 import zarr.storage._local as zarr_local
 
-from workbench.cli import main
-from workbench.store import open_store
-from workbench.sweep import Sweep
-from workbench.sweep.config import config_from_dict
+from brain_workbench.cli import main
+from brain_workbench.store import open_store
+from brain_workbench.sweep import Sweep
+from brain_workbench.sweep.config import config_from_dict
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))

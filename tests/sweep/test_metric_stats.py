@@ -14,9 +14,9 @@ import pytest
 from scipy import stats as sps
 from typer.testing import CliRunner
 
-import workbench as wb
-from workbench.sweep import Sweep, results_table, summary_table, tidy_table
-from workbench.sweep.config import config_from_dict
+import brain_workbench as wb
+from brain_workbench.sweep import Sweep, results_table, summary_table, tidy_table
+from brain_workbench.sweep.config import config_from_dict
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fixtures_encoders import ColourEncoder  # noqa: E402
@@ -100,7 +100,7 @@ def test_summary_carries_the_sem_across_subjects(finished):
 
 
 def test_results_show_prints_each_analysis_apart(finished):
-    from workbench.cli import app
+    from brain_workbench.cli import app
 
     result = CliRunner().invoke(app, ["results", "show", "stats", "--store", finished.store.url])
     assert result.exit_code == 0, result.output
@@ -109,7 +109,7 @@ def test_results_show_prints_each_analysis_apart(finished):
 
 
 def test_report_tables_keep_two_heads_and_two_metrics_apart(finished, tmp_path):
-    from workbench.report import write_report
+    from brain_workbench.report import write_report
 
     page = write_report(finished.store, "stats", tmp_path).read_text()
     headings = re.findall(r"<h3 id='table-[^']*'>([^<]*)</h3>", page)

@@ -11,12 +11,12 @@ import pytest
 from scipy import stats as sps
 from scipy.spatial.distance import squareform
 
-import workbench as wb
-from workbench.stats import given_rdm_noise_ceilings, rdm_noise_ceiling
-from workbench.sweep import Sweep, results_table, tidy_table
-from workbench.sweep.config import config_from_dict
-from workbench.testing import RDM_DATASET_CHECKS, check_dataset, check_dataset_rdms, checks_for
-from workbench.types import BrainRDMs, WorkbenchError, digest
+import brain_workbench as wb
+from brain_workbench.numerics.stats import given_rdm_noise_ceilings, rdm_noise_ceiling
+from brain_workbench.sweep import Sweep, results_table, tidy_table
+from brain_workbench.sweep.config import config_from_dict
+from brain_workbench.plugin.testing import RDM_DATASET_CHECKS, check_dataset, check_dataset_rdms, checks_for
+from brain_workbench.types import BrainRDMs, WorkbenchError, digest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fixtures_encoders import ColourEncoder  # noqa: E402
@@ -284,8 +284,8 @@ def test_decoding_heads_refuse_a_cv_scheme(tmp_path):
 def test_results_show_and_figures_keep_two_rsa_analyses_apart(finished, tmp_path):
     from typer.testing import CliRunner
 
-    from workbench.cli import app
-    from workbench.figures.sweep import write_figures
+    from brain_workbench.cli import app
+    from brain_workbench.figures.sweep import write_figures
 
     result = CliRunner().invoke(app, ["results", "show", "rdms", "--store", finished.store.url, "--wide"])
     assert result.exit_code == 0, result.output
@@ -334,7 +334,7 @@ class SessionRDMs:
 
 
 def test_rdm_sessions_stay_apart_in_tidy_and_summary_tables(tmp_path):
-    from workbench.sweep import summary_table
+    from brain_workbench.sweep import summary_table
 
     wb.register("session-rdms", SessionRDMs, kind="dataset", replace=True)
     sweep = Sweep(config_from_dict(config(tmp_path, dataset={"name": "session-rdms"}, metrics=[{"name": "rsa"}],
@@ -353,7 +353,7 @@ def test_rdm_sessions_stay_apart_in_tidy_and_summary_tables(tmp_path):
 def test_figure_layers_draws_one_analysis_and_refuses_to_average_two(finished, tmp_path):
     from typer.testing import CliRunner
 
-    from workbench.cli import app
+    from brain_workbench.cli import app
 
     base = ["figure", "layers", "rdms", "--store", finished.store.url]
     mixed = CliRunner().invoke(app, [*base, "--value", "value", "--out", str(tmp_path / "a.png")])

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from workbench.images import read_images
-from workbench.sweep import Sweep, load_cell_scores, results_table
-from workbench.sweep.config import config_from_dict
-from workbench.types import WorkbenchError
+from brain_workbench.store.images import read_images
+from brain_workbench.sweep import Sweep, load_cell_scores, results_table
+from brain_workbench.sweep.config import config_from_dict
+from brain_workbench.types import WorkbenchError
 
 
 def config(tmp_path: Path, **changes) -> dict:
@@ -41,7 +41,7 @@ def test_reconstructions_are_stored_and_beat_the_baselines(tmp_path):
     images = read_images(sweep.store, cell["key"])
     assert images.shape == (24, 16, 16, 3) and images.dtype == np.uint8
     assert sweep.run()["computed"] == 0, "a rerun reconstructs nothing"
-    from workbench.report import write_report
+    from brain_workbench.report import write_report
 
     page = write_report(sweep.store, "rec", tmp_path / "report").read_text()
     assert "<img src='reconstructions.png'" in page and "Reconstruction: held-out test images" in page
@@ -49,7 +49,7 @@ def test_reconstructions_are_stored_and_beat_the_baselines(tmp_path):
 
 
 def test_a_dataset_without_images_is_refused(tmp_path):
-    from workbench.sweep.runner import Sweep as Runner
+    from brain_workbench.sweep.runner import Sweep as Runner
 
     cfg = config_from_dict(config(tmp_path))
     runner = Runner(cfg)
@@ -69,7 +69,7 @@ class Thumbnail32:
     name, modality = "thumb32", "image"
 
     def layers(self):
-        from workbench.types import LayerInfo
+        from brain_workbench.types import LayerInfo
 
         return [LayerInfo("embedding", 1.0)]
 
@@ -86,7 +86,7 @@ class Thumbnail32:
 def test_generation_cells_turn_decoded_embeddings_into_images(tmp_path):
     import sys
 
-    import workbench as wb
+    import brain_workbench as wb
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugins"))
     import diffusion_fixtures as F

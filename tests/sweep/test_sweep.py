@@ -12,12 +12,12 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-import workbench as wb
-from workbench.sweep import Sweep, load_config
-from workbench.sweep.config import config_from_dict
-from workbench.sweep import Reporter, load_cell_scores, results_table
-from workbench.sweep.tables import table_path, tidy_table
-from workbench.types import LayerInfo, WorkbenchError, digest
+import brain_workbench as wb
+from brain_workbench.sweep import Sweep, load_config
+from brain_workbench.sweep.config import config_from_dict
+from brain_workbench.sweep import Reporter, load_cell_scores, results_table
+from brain_workbench.sweep.tables import table_path, tidy_table
+from brain_workbench.types import LayerInfo, WorkbenchError, digest
 
 CALLS = {"encode": 0, "fit": 0, "fail_after": None}
 
@@ -65,7 +65,7 @@ class CountingRidge:
         return X @ self.coef_ + self.intercept_
 
     def score(self, X, Y):
-        from workbench.scoring import pearson_per_unit
+        from brain_workbench.numerics.scoring import pearson_per_unit
 
         return pearson_per_unit(Y, self.predict(X))
 
@@ -207,7 +207,7 @@ def test_overrides_reach_nested_fields(tmp_path):
 
 
 def test_cli_sweep_results_and_figures(tmp_path):
-    from workbench.cli import app
+    from brain_workbench.cli import app
     
 
     config = tmp_path / "tiny.yaml"
@@ -257,7 +257,7 @@ class TinyEEG:
     modalities = ("image",)
 
     def __init__(self) -> None:
-        from workbench_plugins.demo import DemoDataset
+        from brain_workbench_plugins.demo import DemoDataset
 
         self.images = DemoDataset(n_subjects=1, n_train=60, n_test=20)
 
@@ -274,7 +274,7 @@ class TinyEEG:
         return dest
 
     def recording(self, subject):
-        from workbench.types import Recording, Units
+        from brain_workbench.types import Recording, Units
 
         ids = np.asarray(self.images.ids[:80])
         colour = PixelEncoder().encode(self.images.stimuli("image").get(ids), ["colour"])["colour"][:, :3]
@@ -306,7 +306,7 @@ def test_time_resolved_recordings_keep_the_time_axis(tmp_path):
 def test_unknown_executor_and_missing_dask_are_clear_errors(tmp_path, monkeypatch):
     import sys
 
-    from workbench.sweep.executors import get_executor
+    from brain_workbench.sweep.executors import get_executor
 
     with pytest.raises(WorkbenchError, match="unknown executor 'slurm'"):
         get_executor("slurm")
@@ -347,7 +347,7 @@ def test_only_stimuli_the_subjects_saw_are_encoded(tmp_path):
 
 
 def test_metric_cells_compare_without_fitting(tmp_path):
-    from workbench.cli import app
+    from brain_workbench.cli import app
     
 
     cfg = config_from_dict(tiny_config(tmp_path, metrics=[{"name": "cka"}, {"name": "rsa"}]))

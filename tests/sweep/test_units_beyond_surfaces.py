@@ -8,11 +8,11 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-import workbench as wb
-from workbench.report import write_report
-from workbench.sweep import Sweep, results_table, summary_table
-from workbench.sweep.config import config_from_dict
-from workbench.types import LayerInfo, Units, WorkbenchError, digest
+import brain_workbench as wb
+from brain_workbench.report import write_report
+from brain_workbench.sweep import Sweep, results_table, summary_table
+from brain_workbench.sweep.config import config_from_dict
+from brain_workbench.types import LayerInfo, Units, WorkbenchError, digest
 
 
 class PixelEncoder:

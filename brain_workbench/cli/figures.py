@@ -1,0 +1,169 @@
+"""Figure commands and the HTML report: thin wrappers over :mod:`brain_workbench.figures` and :mod:`brain_workbench.report`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from brain_workbench.cli.common import StoreOption, console, default_store
+from brain_workbench.figures import plot_layer_profiles
+from brain_workbench.figures.adaptation import draw_sweep_adaptation
+from brain_workbench.figures.reconstructions import draw_sweep_reconstructions, draw_sweep_retrieval
+from brain_workbench.figures.sweep import draw_brainmap, draw_rois
+from brain_workbench.report import write_report
+from brain_workbench.store import open_store
+from brain_workbench.sweep import results_table
+from brain_workbench.types import WorkbenchError
+
+figure_app = typer.Typer(help="Brain maps, layer profiles, reconstructions and adaptation curves as PNG files.",
+                         no_args_is_help=True)
+
+
+@figure_app.command("brainmap")
+def figure_brainmap(
+    sweep: str = typer.Argument(..., help="Sweep name."),
+    out: Path = typer.Option(..., "--out", help="PNG file to write."),
+    encoder: Optional[str] = typer.Option(None, "--encoder", help="Encoder (label) to show; default: the first."),
+    layer: Optional[str] = typer.Option(None, "--layer", help="Layer to show; default: the best layer overall."),
+    subject: Optional[str] = typer.Option(None, "--subject", help="Subject; default: the first."),
+    roi: Optional[str] = typer.Option(None, "--roi", help="Only colour vertices of this ROI."),
+    value: str = typer.Option("score", "--value", help="score, score_normalized, r2, alpha, or best-layer."),
+    cmap: str = typer.Option("inferno", "--cmap", help="matplotlib colour map."),
+    vmin: Optional[float] = typer.Option(None, "--vmin", help="Bottom of the colour scale (default: 0, or the data's minimum)."),
+    vmax: Optional[float] = typer.Option(None, "--vmax", help="Top of the colour scale (default: 99th percentile)."),
+    threshold: Optional[float] = typer.Option(None, "--threshold", help="Hide units below this value (scores: default the r for p < 0.001)."),
+    view: list[str] = typer.Option([], "--view", help="lateral, medial, dorsal, ventral, anterior, posterior (repeatable)."),
+    hemi: list[str] = typer.Option([], "--hemi", help="left or right (repeatable); default both."),
+    log: Optional[bool] = typer.Option(None, "--log/--linear", help="Log colour scale (default: on for alpha)."),
+    outline: list[str] = typer.Option([], "--outline", help="Outline this ROI over the map (repeatable)."),
+    outlines: bool = typer.Option(False, "--outlines", help="Outline every ROI of the dataset."),
+    store: Optional[str] = StoreOption,
+) -> None:
+    """Draw per-vertex scores (or the best layer per vertex) on the inflated fsaverage5 surface."""
+    surface = {k: v for k, v in {"cmap": cmap, "vmin": vmin, "vmax": vmax, "threshold": threshold, "views": view or None,
+                                  "hemispheres": hemi or None, "log": log}.items() if v is not None}
+    if value == "best-layer":
+        surface = {}
+    chosen = [] if outlines else (outline or None)
+    path = draw_brainmap(open_store(store or default_store(sweep), mode="r"), sweep, out, encoder, layer, subject, value, roi,
+                         outlines=chosen, **surface)
+    console.print(f"wrote {path}")
+
+
+@figure_app.command("rois")
+def figure_rois(
+    sweep: str = typer.Argument(..., help="Sweep name."),
+    out: Path = typer.Option(..., "--out", help="PNG file to write."),
+    subject: Optional[str] = typer.Option(None, "--subject", help="Subject; default: the first."),
+    roi: list[str] = typer.Option([], "--roi", help="ROIs to draw (repeatable); default all, in dataset order."),
+    view: list[str] = typer.Option([], "--view", help="lateral, medial, dorsal, ventral, anterior, posterior (repeatable)."),
+    hemi: list[str] = typer.Option([], "--hemi", help="left or right (repeatable); default both."),
+    store: Optional[str] = StoreOption,
+) -> None:
+    """Draw the dataset's ROIs on the inflated fsaverage5 surface as a label map with a legend."""
+    path = draw_rois(open_store(store or default_store(sweep), mode="r"), sweep, out, subject, roi or None,
+                     view or None, hemi or None)
+    console.print(f"wrote {path}")
+
+
+@figure_app.command("layers")
+def figure_layers(
+    sweep: str = typer.Argument(..., help="Sweep name."),
+    out: Path = typer.Option(..., "--out", help="PNG file to write."),
+    value: str = typer.Option("mean_r", "--value", help="mean_r, mean_r_normalized, or value (metric cells)."),
+    metric: Optional[str] = typer.Option(None, "--metric", help="Plot this metric's values (implies --value value)."),
+    analysis: Optional[str] = typer.Option(None, "--analysis", help="The head or metric (its table name) to plot; "
+                                                                    "needed when several share the value."),
+    roi: list[str] = typer.Option([], "--roi", help="ROIs to include (repeatable); default all."),
+    store: Optional[str] = StoreOption,
+) -> None:
+    """Plot score per layer depth, one line per ROI, one panel per encoder (one analysis at a time)."""
+    if metric:
+        value = "value"
+    frame = results_table(open_store(store or default_store(sweep), mode="r"), sweep)
+    check_choice("ROI", roi, [r for r in dict.fromkeys(frame["roi"]) if r != "all"], sweep)
+    if metric:
+        metrics = frame[frame["kind"] == "metric"]
+        names = list(dict.fromkeys(metrics["analysis"]))
+        by_head = {h: list(dict.fromkeys(rows["analysis"])) for h, rows in metrics.groupby("head", sort=False)}
+        if metric not in names and len(by_head.get(metric, [])) == 1:
+            metric = by_head[metric][0]
+        check_choice("metric", [metric], names, sweep)
+        analysis = metric
+    elif value not in frame.columns:
+        raise WorkbenchError(f"the results of sweep {sweep!r} have no column {value!r}; plottable: "
+                             f"{', '.join(c for c in ('mean_r', 'mean_r_normalized', 'median_r', 'value') if c in frame.columns)}")
+    if value in frame.columns:
+        frame = frame[frame[value].notna()]
+    if analysis:
+        check_choice("analysis", [analysis], list(dict.fromkeys(frame["analysis"])), sweep)
+        frame = frame[frame["analysis"] == analysis]
+    several = list(dict.fromkeys(frame["analysis"]))
+    if len(several) > 1:
+        raise WorkbenchError(f"{value} of sweep {sweep!r} comes from {len(several)} analyses ({', '.join(several)}), "
+                             "which one line cannot average; choose one with --analysis")
+    path = plot_layer_profiles(frame, value=value, rois=roi or None,
+                               title=f"{sweep}: {analysis or metric or value} per layer", output_file=out)
+    console.print(f"wrote {path}")
+
+
+@figure_app.command("reconstructions")
+def figure_reconstructions(
+    sweep: str = typer.Argument(..., help="Sweep name."),
+    out: Path = typer.Option(..., "--out", help="PNG file to write."),
+    metric: Optional[str] = typer.Option(None, "--metric", help="Per-image score that picks the examples "
+                                                               "(default: the first configured, e.g. pixcorr)."),
+    store: Optional[str] = StoreOption,
+) -> None:
+    """Draw test images beside their reconstructions: best, median, worst and random per subject."""
+    path = draw_sweep_reconstructions(open_store(store or default_store(sweep), mode="r"), sweep, out, metric)
+    console.print(f"wrote {path}")
+
+
+@figure_app.command("retrieval")
+def figure_retrieval(
+    sweep: str = typer.Argument(..., help="Sweep name."),
+    out: Path = typer.Option(..., "--out", help="PNG file to write."),
+    subject: Optional[str] = typer.Option(None, "--subject", help="Subject (default: the first)."),
+    roi: Optional[str] = typer.Option(None, "--roi", help="Unit set the decoder read (default: the first)."),
+    queries: int = typer.Option(6, "--queries", min=1, help="Brain patterns shown (a seeded random draw)."),
+    k: int = typer.Option(5, "-k", min=1, help="Retrieved images per pattern."),
+    store: Optional[str] = StoreOption,
+) -> None:
+    """Draw each brain pattern's top-k retrieved test images (needs decoding.keep_predictions: true)."""
+    path = draw_sweep_retrieval(open_store(store or default_store(sweep), mode="r"), sweep, out, subject, roi,
+                                n_queries=queries, k=k)
+    console.print(f"wrote {path}")
+
+
+@figure_app.command("adaptation")
+def figure_adaptation(
+    sweep: str = typer.Argument(..., help="Sweep name (a sweep with a shared: section)."),
+    out: Path = typer.Option(..., "--out", help="PNG file to write."),
+    metric: list[str] = typer.Option([], "--metric", help="top1, two_way, mean_r or median_r (repeatable); "
+                                                           "default every score the cells have."),
+    subject: Optional[str] = typer.Option(None, "--subject", help="Only this new subject (default: mean over all)."),
+    store: Optional[str] = StoreOption,
+) -> None:
+    """Plot score against the number of the new subject's sessions, one line per model."""
+    path = draw_sweep_adaptation(open_store(store or default_store(sweep), mode="r"), sweep, out, metric or None,
+                                 subject)
+    console.print(f"wrote {path}")
+
+
+def check_choice(what: str, given: list[str], known: list[str], sweep: str) -> None:
+    """Refuse a value the sweep does not have, in one sentence listing the ones it has."""
+    unknown = [g for g in given if g not in known]
+    if unknown:
+        has = ", ".join(known) if known else "none"
+        raise WorkbenchError(f"sweep {sweep!r} has no {what} {unknown[0]!r} cells; it has: {has}")
+
+
+def report(sweep: str = typer.Argument(..., help="Sweep name."),
+           out: Path = typer.Option(..., "--out", help="Folder for index.html and its figures."),
+           store: Optional[str] = StoreOption) -> None:
+    """Write one HTML page: contents, config, versions, statistics tables, captioned figures and a 3-D surface view."""
+    path = write_report(open_store(store or default_store(sweep), mode="r"), sweep, out)
+    console.print(f"wrote {path}")

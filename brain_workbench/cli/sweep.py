@@ -1,0 +1,270 @@
+"""Pipeline commands: run a sweep, its status, its results table, and the demo."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import time
+from importlib import resources
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import typer
+from rich import box
+from rich.measure import Measurement
+from rich.table import Column, Table
+
+from brain_workbench.cli.common import (
+    ExecutorName, ExecutorOption, JsonOption, StoreOption, console, default_store, err_console, print_json, rich_reporter,
+)
+from brain_workbench.figures.sweep import write_figures
+from brain_workbench.store import open_store
+from brain_workbench.sweep import Sweep, load_config, results_table
+from brain_workbench.sweep.index import store_location
+from brain_workbench.types import WorkbenchError
+
+sweep_app = typer.Typer(help="Run alignment sweeps from YAML configs (see configs/).", no_args_is_help=True)
+results_app = typer.Typer(help="Tables of sweep results.", no_args_is_help=True)
+
+
+@sweep_app.command("run")
+def sweep_run(
+    config: Path = typer.Argument(..., help="Sweep YAML, e.g. configs/demo.yaml."),
+    store: Optional[str] = StoreOption,
+    executor: ExecutorName = ExecutorOption,
+    workers: Optional[int] = typer.Option(None, "--workers", "-j", help="Worker processes for --executor local."),
+    address: Optional[str] = typer.Option(None, "--address", help="dask scheduler address for --executor dask."),
+    overrides: list[str] = typer.Option([], "--set", help="Override a config value: key.path=value (repeatable)."),
+) -> None:
+    """Run a sweep: cache responses and features, fit every cell, write scores and a Parquet table.
+
+    Finished work is never recomputed: rerunning the same config only checks the store.
+    """
+    cfg = load_config(config, overrides)
+    sweep = Sweep(cfg, store)
+    summary = run_or_report_interrupt(sweep, resume_command(config, sweep.store.url, executor, workers, address, overrides),
+                                      executor=executor, workers=workers, address=address)
+    console.print(f"[green]done[/]: {summary['computed']} cell(s) computed, {summary['skipped']} already in the store, "
+                  f"{summary['wall_time_s']} s. Table: {summary['table']}")
+    print_follow_ups(cfg.name, summary["store"])
+
+
+def resume_command(config: Path, store_url: str, executor: str, workers: int | None, address: str | None,
+                   overrides: list[str]) -> str:
+    """The exact ``sweep run`` command that resumes an interrupted sweep on the same store."""
+    args = ["workbench", "sweep", "run", str(config.expanduser().resolve()), "--store", store_location(store_url)]
+    if executor != "inline":
+        args += ["--executor", str(executor)]
+    if workers is not None:
+        args += ["-j", str(workers)]
+    if address:
+        args += ["--address", address]
+    for item in overrides:
+        args += ["--set", item]
+    return shlex.join(args)
+
+
+def run_or_report_interrupt(sweep: Sweep, resume: str, **options: object) -> dict:
+    """Run the sweep with progress; on Ctrl-C say what was saved and how to resume, and exit 130.
+
+    Typer/Click would turn the KeyboardInterrupt into a bare exit before ``main`` could say anything,
+    so it is caught here, inside the command.
+    """
+    try:
+        with rich_reporter() as reporter:
+            return sweep.run(reporter=reporter, **options)
+    except KeyboardInterrupt:
+        report_interrupt(sweep, resume)
+        raise typer.Exit(130) from None
+
+
+def report_interrupt(sweep: Sweep, command: str) -> None:
+    """After Ctrl-C: how many cells are saved in the store and the command that computes the rest."""
+    try:
+        status = sweep.status()
+        saved = f"{status['cells_done']} of {status['cells']} cells are saved in {sweep.store.url}"
+    except Exception as exc:  # the store is fine; only the count cannot be made (e.g. recordings not cached yet)
+        saved = f"finished entries are saved in {sweep.store.url} (cells not counted: {type(exc).__name__})"
+    err_console.print(f"[yellow]interrupted[/]: {saved}; finished work is never recomputed. Resume with:",
+                      highlight=False, soft_wrap=True)
+    err_console.print(f"  {command}", highlight=False, soft_wrap=True, markup=False)
+
+
+def print_follow_ups(sweep: str, store_url: str) -> None:
+    """The exact commands that show a finished sweep, with its store spelled out (they work from any folder)."""
+    where = shlex.quote(store_location(store_url))
+    name = shlex.quote(sweep)
+    console.print("Next:", highlight=False)
+    for command in (f"results show {name}", f"figure layers {name} --out layers.png", f"report {name} --out report/"):
+        console.print(f"  workbench {command} --store {where}", highlight=False, soft_wrap=True)
+
+
+@sweep_app.command("status")
+def sweep_status(config: Path = typer.Argument(..., help="Sweep YAML."), store: Optional[str] = StoreOption,
+                 overrides: list[str] = typer.Option([], "--set", help="Override a config value."),
+                 as_json: bool = JsonOption) -> None:
+    """Show how much of a sweep is already in the store."""
+    cfg = load_config(config, overrides)
+    status = Sweep(cfg, open_store(store or cfg.store, mode="r")).status()
+    if as_json:
+        print_json(status)
+        return
+    for key, value in status.items():
+        console.print(f"[bold]{key}[/]: {value}")
+
+
+# ---- results -------------------------------------------------------------------------------
+@results_app.command("show")
+def results_show(
+    sweep: str = typer.Argument(..., help="Sweep name (the config's `name`)."),
+    store: Optional[str] = StoreOption,
+    value: str = typer.Option("mean_r", "--value", help="Column to tabulate: mean_r, mean_r_normalized, median_r."),
+    parquet: Optional[Path] = typer.Option(None, "--parquet", help="Also write the full table to this Parquet file."),
+    wide: bool = typer.Option(False, "--wide", help="One table with every column, however wide (default: fit 80 columns)."),
+    subject: Optional[list[str]] = typer.Option(None, "--subject", help="Only these subjects (repeatable)."),
+    analysis: Optional[list[str]] = typer.Option(None, "--analysis", help="Only these heads or metrics (repeatable)."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Per-ROI scores of every encoder layer, averaged over subjects (full rows with --json)."""
+    frame = results_table(open_store(store or default_store(sweep), mode="r"), sweep)
+    for column, wanted in (("subject", subject), ("analysis", analysis)):
+        if wanted:
+            known = [str(v) for v in dict.fromkeys(frame[column])]
+            unknown = [w for w in wanted if w not in known]
+            if unknown:
+                raise WorkbenchError(f"sweep {sweep!r} has no {column} {unknown[0]!r}; its {column}s are "
+                                     f"{', '.join(known)}")
+            frame = frame[frame[column].astype(str).isin(wanted)]
+    if parquet:
+        frame.to_parquet(parquet, index=False)
+    if as_json:
+        print_json(json.loads(frame.to_json(orient="records")))
+        return
+    encoding = frame[frame["kind"] == "encoding"]
+    if not encoding.empty and value not in frame.columns:
+        raise WorkbenchError(f"no column {value!r}; choose one of {', '.join(frame.columns)}")
+    for head, rows in encoding.groupby("analysis" if "analysis" in encoding else "head", sort=False):
+        _print_pivot(rows, value, f"{sweep}: {head} {value} (mean over subjects)", wide)
+    if "kind" in frame.columns:
+        metrics = frame[frame["kind"] == "metric"]
+        sessions = "session" in metrics and metrics["session"].notna().any()
+        for facet, rows in metrics.groupby(["analysis", "session"] if sessions else ["analysis"], sort=False,
+                                           dropna=False):
+            what = f"{facet[0]}, session {facet[1]}" if sessions and facet[1] == facet[1] else facet[0]
+            _print_pivot(rows, "value", f"{sweep}: {what} (mean over subjects, no fitting)", wide)
+        for head, rows in frame[frame["kind"] == "decoding"].groupby("head", sort=False):
+            _print_decoding(rows, f"{sweep}: decoding with {head} (mean over subjects; chance in brackets)", wide)
+        recon = frame[frame["kind"] == "reconstruction"]
+        if not recon.empty:
+            _print_reconstruction(recon, f"{sweep}: reconstruction (mean over subjects; shuffled pairs | mean image)")
+        adapt = frame[frame["kind"] == "adaptation"]
+        if not adapt.empty:
+            _print_adaptation(adapt, f"{sweep}: new-subject adaptation (mean over new subjects; chance in brackets)",
+                              wide)
+
+
+def _print_adaptation(frame, title: str, wide: bool = False) -> None:
+    """One row per model × number of sessions of the new subject."""
+    scores = [c for c in ("top1", "two_way", "mean_r", "median_r") if c in frame.columns and frame[c].notna().any()]
+    keys, values = [], []
+    for (model, k), rows in frame.groupby(["analysis", "k_sessions"], sort=False):
+        keys.append([model, str(int(k)), str(int(rows["n_stimuli"].mean()))])
+        values.append([f"{rows[c].mean():.3f} [{rows['chance_' + c].mean():.3f}]" for c in scores])
+    print_table(title, ["model", "sessions", "stimuli"], [c.replace("_", " ") for c in scores], keys, values, wide)
+
+
+def _print_reconstruction(frame, title: str) -> None:
+    metrics = [c[:-5] for c in frame.columns if c.endswith("_kind") and frame[c].notna().any()]
+    table = Table("codec", "units", *metrics, title=title)
+    for (encoder, roi), rows in frame.groupby(["encoder", "roi"], sort=False):
+        table.add_row(encoder, roi, *[f"{rows[m].mean():.3f} ({rows['shuffled_' + m].mean():.3f} | "
+                                      f"{rows['mean_image_' + m].mean():.3f})" for m in metrics])
+    console.print(table)
+
+
+def _print_decoding(frame, title: str, wide: bool = False) -> None:
+    """One row per encoder × layer × unit set: per-dimension r, retrieval and two-way identification."""
+    scores = [c for c in frame.columns if (c.startswith("top") or c == "two_way") and not c.startswith("chance_")]
+    scores = [c for c in scores if "image_to_brain" not in c]
+    keys, values = [], []
+    for (encoder, _, layer, roi), rows in frame.groupby(["encoder", "depth", "layer", "roi"], sort=False):
+        keys.append([encoder, layer, roi])
+        values.append([_fmt(rows["mean_r"].mean())]
+                      + [f"{rows[c].mean():.3f} [{rows['chance_' + c].mean():.3f}]" for c in scores])
+    print_table(title, ["encoder", "layer", "units"],
+                ["mean r", *[c.replace("_brain_to_image", " b→i").replace("_", " ") for c in scores]], keys, values, wide)
+
+
+def _print_pivot(frame, value: str, title: str, wide: bool = False) -> None:
+    pivot = frame.pivot_table(index=["encoder", "depth", "layer"], columns="roi", values=value, aggfunc="mean", sort=False)
+    rois = [c for c in dict.fromkeys(frame["roi"]) if c != "all"] + (["all"] if "all" in pivot.columns else [])
+    keys, values = [], []
+    for (encoder, depth, layer), row in pivot.sort_index(level=[0, 1], sort_remaining=False).iterrows():
+        keys.append([encoder, layer, f"{depth:.2f}"])
+        values.append([_fmt(row.get(r)) for r in rois])
+    print_table(title, ["encoder", "layer", "depth"], rois, keys, values, wide)
+
+
+TABLE_WIDTH = 80
+
+
+def print_table(title: str, key_names: list[str], value_names: list[str], keys: list[list[str]],
+                values: list[list[str]], wide: bool = False) -> None:
+    """Print rows as tables that fit 80 columns (value columns split over several tables, keys repeated).
+
+    ``wide`` prints one table with every column, however wide it gets.
+    """
+    def build(columns: list[int], suffix: str = "") -> Table:
+        table = Table(*key_names, *[Column(value_names[i], justify="right") for i in columns], title=title + suffix,
+                      box=box.SIMPLE_HEAD, pad_edge=False)
+        for key, row in zip(keys, values):
+            table.add_row(*key, *[row[i] for i in columns])
+        return table
+
+    def natural_width(columns: list[int]) -> int:
+        return Measurement.get(console, console.options.update(width=10**4), build(columns)).maximum
+
+    if wide:
+        table = build(list(range(len(value_names))))
+        console.print(table, width=natural_width(list(range(len(value_names)))), crop=False)
+        return
+    limit = min(TABLE_WIDTH, console.width)
+    groups: list[list[int]] = [[]]
+    for i in range(len(value_names)):
+        if groups[-1] and natural_width(groups[-1] + [i]) > limit:
+            groups.append([])
+        groups[-1].append(i)
+    for part, columns in enumerate(groups):
+        console.print(build(columns, f" ({part + 1}/{len(groups)})" if len(groups) > 1 else ""), width=limit)
+
+
+def _fmt(x: object) -> str:
+    return "" if x is None or (isinstance(x, float) and np.isnan(x)) else f"{x:.3f}"
+
+
+# ---- demo ----------------------------------------------------------------------------------
+def demo_config_path() -> Path:
+    """configs/demo.yaml, shipped inside the installed package as ``brain_workbench_configs``."""
+    return Path(str(resources.files("brain_workbench_configs") / "demo.yaml"))
+
+
+def demo(out: Path = typer.Option(Path("figures/demo"), "--out", help="Folder for the figures."),
+         store: Optional[str] = StoreOption,
+         executor: ExecutorName = ExecutorOption,
+         overrides: list[str] = typer.Option([], "--set", help="Override a demo config value.")) -> None:
+    """Run the demo sweep (configs/demo.yaml) on embedded simulated data and draw its figures."""
+    started = time.time()
+    cfg = load_config(demo_config_path(), overrides)
+    sweep = Sweep(cfg, store)
+    resume = ["workbench", "demo", "--out", str(out), "--store", store_location(sweep.store.url)]
+    resume += (["--executor", str(executor)] if executor != "inline" else []) + [a for o in overrides for a in ("--set", o)]
+    summary = run_or_report_interrupt(sweep, shlex.join(resume), executor=executor)
+    paths = write_figures(sweep.store, cfg.name, out)
+    results_show(cfg.name, store=sweep.store.url, value="mean_r", parquet=None, wide=False, subject=None, analysis=None,
+                 as_json=False)
+    console.print(f"[green]demo finished[/] in {time.time() - started:.0f} s "
+                  f"({summary['computed']} cells computed, {summary['skipped']} reused).")
+    console.print(f"Figures in [bold]{out}[/]: " + ", ".join(p.name for p in paths))
+    console.print(f"Results table: {summary['table']}")
+    print_follow_ups(cfg.name, sweep.store.url)

@@ -1,0 +1,1 @@
+"""Downloads: an HTTP transport, dataset file fetching with checksums and terms, and safe loading of pickled arrays."""

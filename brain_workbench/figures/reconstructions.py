@@ -1,0 +1,246 @@
+"""Reconstruction figures: seen images beside their reconstructions, and brain-to-image retrieval.
+
+``plot_reconstructions`` picks, per subject, the best, median and worst reconstructions by a
+per-image score plus random ones, so a figure shows the spread rather than a hand-picked best case.
+``plot_retrieval`` shows each brain pattern's top-k candidate images with the seen one outlined.
+Both save and close the figure when ``output_file`` is given and return it otherwise.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from brain_workbench.figures.output import save_or_return
+from brain_workbench.store.images import check_images
+from brain_workbench.types import WorkbenchError
+
+GROUPS = ("best", "median", "worst", "random")
+TRUE_COLOUR = "#1a9850"
+
+
+def _by_subject(value: Any, name: str) -> dict[str, Any]:
+    if isinstance(value, Mapping):
+        if not value:
+            raise WorkbenchError(f"{name} is empty; pass at least one subject")
+        return {str(k): v for k, v in value.items()}
+    return {"": value}
+
+
+def pick_examples(scores: np.ndarray, per_group: int = 2, higher_is_better: bool = True,
+                  seed: int = 0) -> dict[str, list[int]]:
+    """Indices of the best, median, worst and random images by ``scores``, no image twice when n allows it."""
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.ndim != 1 or scores.size == 0 or not np.isfinite(scores).all():
+        raise WorkbenchError("scores must be a non-empty 1-D array of finite values, one per image")
+    order = np.argsort(-scores if higher_is_better else scores, kind="stable")
+    n, k = len(order), min(per_group, len(order))
+    mid = max(0, min(n - k, n // 2 - k // 2))
+    picks = {"best": order[:k].tolist(), "median": order[mid:mid + k].tolist(), "worst": order[n - k:][::-1].tolist()}
+    shown = {i for v in picks.values() for i in v}
+    rest = np.array([i for i in range(n) if i not in shown] or range(n))
+    rng = np.random.default_rng(seed)
+    picks["random"] = rng.choice(rest, size=min(k, len(rest)), replace=False).tolist()
+    return picks
+
+
+def _tile(ax: Any, image: np.ndarray, colour: str | None = None) -> None:
+    ax.imshow(image, interpolation="lanczos" if image.shape[0] < 128 else "antialiased")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(colour is not None)
+        if colour is not None:
+            spine.set_color(colour)
+            spine.set_linewidth(4)
+
+
+def plot_reconstructions(targets: np.ndarray, reconstructions: np.ndarray | Mapping[str, np.ndarray],
+                         scores: np.ndarray | Mapping[str, np.ndarray], *, score_name: str = "score",
+                         higher_is_better: bool = True, per_group: int = 2, ids: Sequence[str] | None = None,
+                         seed: int = 0, title: str = "", output_file: str | Path | None = None) -> Any:
+    """Grid of seen images above their reconstructions: best, median, worst and random by ``scores``.
+
+    ``targets`` are the seen images (n, H, W, 3); ``reconstructions`` and ``scores`` are one array
+    per subject (a mapping subject → array, rows aligned with ``targets``) or a single array. Each
+    subject gets two rows (seen, reconstructed); each reconstruction is labelled with its score.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    targets = check_images(targets, "targets")
+    recons = {s: check_images(v, f"reconstructions of {s or 'the subject'}")
+              for s, v in _by_subject(reconstructions, "reconstructions").items()}
+    per_subject = _by_subject(scores, "scores")
+    if set(per_subject) != set(recons):
+        raise WorkbenchError(f"scores name subjects {sorted(per_subject)} but reconstructions {sorted(recons)}")
+    n = len(targets)
+    for s, r in recons.items():
+        if len(r) != n or len(np.asarray(per_subject[s])) != n:
+            raise WorkbenchError(f"subject {s or '(single)'}: {len(r)} reconstructions and "
+                                 f"{len(np.asarray(per_subject[s]))} scores for {n} seen images; align them")
+    if ids is not None and len(ids) != n:
+        raise WorkbenchError(f"{len(ids)} ids for {n} seen images")
+    picks = {s: pick_examples(per_subject[s], per_group, higher_is_better, seed) for s in recons}
+    columns = [(g, j) for g in GROUPS for j in range(max(len(p[g]) for p in picks.values()))]
+    # fixed layout in inches, so labels never collide whatever the number of rows
+    tile, gap, group_gap, left, right = 1.35, 0.06, 0.28, 1.15, 0.15
+    id_h, score_h, block_gap, head_h = (0.2 if ids is not None else 0.05), 0.24, 0.22, 0.85
+    xs, x = [], left
+    for c, (group, _) in enumerate(columns):
+        if c and group != columns[c - 1][0]:
+            x += group_gap - gap
+        xs.append(x)
+        x += tile + gap
+    width = x - gap + right
+    block = id_h + tile + gap + tile + score_h
+    height = head_h + len(recons) * block + (len(recons) - 1) * block_gap + 0.1
+    fig = plt.figure(figsize=(width, height))
+
+    def axes_at(x0: float, y_top: float) -> Any:
+        return fig.add_axes((x0 / width, 1 - (y_top + tile) / height, tile / width, tile / height))
+
+    arrow = "higher is better" if higher_is_better else "lower is better"
+    for r, (subject, images) in enumerate(recons.items()):
+        label = f"subject {subject}\n" if subject else ""
+        values = np.asarray(per_subject[subject], dtype=np.float64)
+        y0 = head_h + r * (block + block_gap) + id_h
+        for c, (group, j) in enumerate(columns):
+            seen_ax, recon_ax = axes_at(xs[c], y0), axes_at(xs[c], y0 + tile + gap)
+            if j >= len(picks[subject][group]):
+                seen_ax.axis("off")
+                recon_ax.axis("off")
+                continue
+            i = picks[subject][group][j]
+            _tile(seen_ax, targets[i])
+            _tile(recon_ax, images[i])
+            if ids is not None:
+                seen_ax.set_title(str(ids[i]), fontsize=7, color="0.35", pad=2)
+            recon_ax.set_xlabel(f"{values[i]:.3f}", fontsize=9, labelpad=2)
+            if c == 0:
+                seen_ax.set_ylabel(f"{label}seen", fontsize=10)
+                recon_ax.set_ylabel(f"{label}reconstructed", fontsize=10)
+    fig.suptitle(title or f"reconstructions by {score_name} ({arrow}; value under each)", fontsize=12,
+                 y=1 - 0.12 / height, va="top")
+    for group in GROUPS:
+        cols = [c for c, (g, _) in enumerate(columns) if g == group]
+        if cols:
+            centre = (xs[cols[0]] + xs[cols[-1]] + tile) / 2
+            fig.text(centre / width, 1 - (head_h - 0.22) / height, group, ha="center", va="center", fontsize=11,
+                     weight="bold")
+    return save_or_return(fig, output_file)
+
+
+def plot_retrieval(similarity: np.ndarray, candidates: np.ndarray, *, true_index: Sequence[int] | None = None,
+                   queries: Sequence[int] | None = None, k: int = 5, query_labels: Sequence[str] | None = None,
+                   title: str = "", output_file: str | Path | None = None) -> Any:
+    """Each brain pattern's top-``k`` candidate images by ``similarity``, the seen image outlined in green.
+
+    ``similarity[i, j]`` scores brain pattern i against candidate image j (e.g. the correlation of
+    the embedding decoded from pattern i with candidate j's embedding); ``true_index[i]`` is the
+    candidate pattern i was recorded for (default: i). The first column shows that seen image.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    S = np.asarray(similarity, dtype=np.float64)
+    candidates = check_images(candidates, "candidates")
+    if S.ndim != 2 or S.shape[1] != len(candidates) or not np.isfinite(S).all():
+        raise WorkbenchError(f"similarity must be a finite (n_patterns, {len(candidates)}) array, got {S.shape}")
+    truth = np.arange(S.shape[0]) if true_index is None else np.asarray(true_index, dtype=np.int64)
+    if truth.shape != (S.shape[0],) or truth.min() < 0 or truth.max() >= len(candidates):
+        raise WorkbenchError(f"true_index needs one candidate index in 0..{len(candidates) - 1} per brain pattern")
+    rows = list(range(min(6, S.shape[0]))) if queries is None else [int(q) for q in queries]
+    if not rows or min(rows) < 0 or max(rows) >= S.shape[0]:
+        raise WorkbenchError(f"queries must be brain-pattern indices in 0..{S.shape[0] - 1}")
+    k = int(min(k, len(candidates)))
+    fig, axes = plt.subplots(len(rows), k + 1, figsize=(1.6 * (k + 1) + 1.4, 1.8 * len(rows) + 0.8), squeeze=False)
+    for r, q in enumerate(rows):
+        order = np.argsort(-S[q], kind="stable")
+        rank = int(np.flatnonzero(order == truth[q])[0]) + 1
+        _tile(axes[r, 0], candidates[truth[q]], colour=TRUE_COLOUR)
+        name = query_labels[q] if query_labels is not None else f"pattern {q}"
+        axes[r, 0].set_ylabel(f"{name}\nseen image ranked\n{rank} of {len(candidates)}", fontsize=9)
+        axes[r, 0].set_title("seen", fontsize=9, color=TRUE_COLOUR, weight="bold", pad=3)
+        for c, j in enumerate(order[:k], start=1):
+            hit = j == truth[q]
+            _tile(axes[r, c], candidates[j], colour=TRUE_COLOUR if hit else None)
+            axes[r, c].set_title(f"#{c}  {S[q, j]:.2f}", fontsize=9, color=TRUE_COLOUR if hit else "0.2",
+                                 weight="bold" if hit else "normal", pad=3)
+    fig.suptitle(title or f"top-{k} retrieved images per brain pattern (similarity above each; seen image outlined)",
+                 fontsize=11)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.45 / fig.get_figheight()), h_pad=0.8, w_pad=0.4)
+    return save_or_return(fig, output_file)
+
+
+__all__ = ["draw_sweep_reconstructions", "draw_sweep_retrieval", "pick_examples", "plot_reconstructions", "plot_retrieval"]
+
+
+def draw_sweep_reconstructions(store: Any, sweep: str, out: str | Path, metric: str | None = None,
+                               per_group: int = 2) -> Path:
+    """The reconstruction grid of a finished sweep: each subject's best, median, worst and random test images.
+
+    Examples are chosen by ``metric`` (a per-image score the cells stored; default: the first one).
+    """
+    from brain_workbench.store.images import read_images, stored_image_ids
+    from brain_workbench.sweep import load_cell_scores
+
+    cells = list(load_cell_scores(store, sweep, kinds=("reconstruction",)))
+    if not cells:
+        raise WorkbenchError(f"sweep {sweep!r} has no reconstruction cells; add a reconstruction section to its config")
+    available = [name[6:] for name in cells[0][1] if name.startswith("image_")]
+    metric = metric or available[0]
+    if metric not in available:
+        raise WorkbenchError(f"no per-image {metric!r} scores; the cells have {', '.join(available)}")
+    cells = [c for c in cells if c[0]["task"]["roi"] == cells[0][0]["task"]["roi"]]
+    first = cells[0][0]
+    ids = [str(s) for s in stored_image_ids(store, first["key"])]
+    seen = read_images(store, first["task"]["seen_key"], ids)
+    recons, scores = {}, {}
+    for cell, arrays in cells:
+        own = [str(s) for s in stored_image_ids(store, cell["key"])]
+        if set(own) != set(ids):  # subjects with other test images get their own figure
+            continue
+        order = np.array([own.index(s) for s in ids])
+        recons[cell["subject"]] = read_images(store, cell["key"], ids)
+        scores[cell["subject"]] = np.asarray(arrays[f"image_{metric}"])[order]
+    codec = first["task"]["reconstruction"]["codec"]["name"]
+    return plot_reconstructions(seen, recons, scores, score_name=metric, per_group=per_group, ids=ids,
+                                title=f"{sweep}: test images (top) and {codec} reconstructions from "
+                                      f"{first['task']['roi']} units, by {metric}",
+                                output_file=out)
+
+
+def draw_sweep_retrieval(store: Any, sweep: str, out: str | Path, subject: str | None = None, roi: str | None = None,
+                         n_queries: int = 6, k: int = 5, seed: int = 0) -> Path:
+    """Top-``k`` retrieved test images for a few brain patterns of one decode cell of a finished sweep.
+
+    The similarity shown is the one the cell's retrieval scores were computed from (decoded vs true
+    embeddings of the test images); queries are a seeded random draw of test stimuli, not a choice.
+    """
+    from brain_workbench.store.images import read_images
+    from brain_workbench.sweep import load_cell_scores
+
+    cells = [(c, a) for c, a in load_cell_scores(store, sweep, subject=subject, kinds=("decoding",))
+             if "similarity" in a and c["task"].get("seen_key") and (roi is None or c["task"]["roi"] == roi)]
+    if not cells:
+        raise WorkbenchError(f"sweep {sweep!r} has no decode cell that kept its predictions"
+                             + (f" for subject {subject!r}" if subject else "") + (f" and ROI {roi!r}" if roi else "")
+                             + " on an image dataset; set decoding.keep_predictions: true and rerun")
+    cell, arrays = cells[0]
+    ids = [str(s) for s in np.asarray(arrays["test_ids"])]
+    S = np.asarray(arrays["similarity"], dtype=np.float64)
+    candidates = read_images(store, cell["task"]["seen_key"], ids)
+    queries = np.sort(np.random.default_rng(seed).choice(len(ids), size=min(n_queries, len(ids)), replace=False))
+    units = "all units" if cell["task"]["roi"] == "all" else f"{cell['task']['roi']} units"
+    return plot_retrieval(S, candidates, queries=queries, k=k, query_labels=[f"test image {i}" for i in ids],
+                          title=f"{sweep}: top-{k} of {len(ids)} test images retrieved from subject {cell['subject']}'s "
+                                f"responses ({units}; decoded into {cell['encoder']} {cell['layer']}; seen image "
+                                "outlined, similarity above each)",
+                          output_file=out)

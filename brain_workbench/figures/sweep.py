@@ -1,0 +1,300 @@
+"""The standard figures of a finished sweep, drawn from the store (what `workbench figure` and the report call)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from brain_workbench.figures.brainmap import plot_best_layer, plot_roi_labels, plot_surface_scores, surface_arrays
+from brain_workbench.figures.layers import plot_layer_profiles, plot_retrieval, retrieval_columns
+from brain_workbench.figures.reconstructions import draw_sweep_reconstructions
+from brain_workbench.store.paths import manifest_path, result_path
+from brain_workbench.store import Store, load_recording
+from brain_workbench.sweep import load_cell_scores, results_table
+from brain_workbench.numerics.scoring import critical_r
+from brain_workbench.types import WorkbenchError, digest
+
+
+def _cells_for_map(store_obj: Store, sweep: str, subject: Optional[str], encoder: Optional[str]):
+    if encoder is not None:
+        labels = encoder_labels(store_obj, sweep)
+        encoder = resolve_encoder_label(encoder, labels, sweep)
+    cells = list(load_cell_scores(store_obj, sweep, subject=subject, encoder=encoder))
+    if not cells:
+        raise WorkbenchError(f"no cells of sweep {sweep!r} match subject={subject} encoder={encoder}")
+    return cells
+
+
+def encoder_labels(store_obj: Store, sweep: str) -> list[str]:
+    """Encoder labels of the sweep's latest run, in config order, read from cell attributes only (no arrays)."""
+    return list(dict.fromkeys(cell["encoder"] for _, cell in _sweep_cells(store_obj, sweep)))
+
+
+def resolve_encoder_label(encoder: str, labels: list[str], sweep: str) -> str:
+    """The sweep's label for ``encoder``: exact, or the config label a " (random weights)" suffix was added to."""
+    if encoder in labels:
+        return encoder
+    marked = [label for label in labels if label.endswith(" (random weights)") and label[:-len(" (random weights)")] == encoder]
+    if marked:
+        return marked[0]
+    raise WorkbenchError(f"sweep {sweep!r} has no encoder {encoder!r}; its encoders are {', '.join(map(repr, labels))}")
+
+
+def file_label(label: str) -> str:
+    """A label as a file-name part: runs of anything but letters, digits, - and _ become one underscore."""
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", label).strip("_")
+
+
+def _units(store_obj: Store, response_path: str):
+    rec = load_recording(store_obj, response_path)
+    if rec.units.hemisphere is None or rec.units.vertex is None:
+        raise WorkbenchError(f"{rec.dataset} units are in space {rec.units.space!r} without surface vertices; "
+                             "brain maps need surface data")
+    return rec
+
+
+def draw_brainmap(store_obj: Store, sweep: str, out: Path, encoder: Optional[str] = None, layer: Optional[str] = None,
+                  subject: Optional[str] = None, value: str = "score", roi: Optional[str] = None,
+                  outlines: Optional[Sequence[str]] = None, **surface: Any) -> Path:
+    """Draw one cell's per-vertex map, or the best layer per vertex with ``value='best-layer'``.
+
+    ``surface`` passes nilearn-style options to :func:`plot_surface_scores` (cmap, vmin, vmax, threshold,
+    views, hemispheres, log); ridge alphas are log-scaled unless ``log=False``. ``outlines`` names ROIs
+    to outline over the map (an empty list: every ROI of the dataset).
+    """
+    cells = _cells_for_map(store_obj, sweep, subject, encoder)
+    subject = subject or cells[0][0]["subject"]
+    encoder = cells[0][0]["encoder"]
+    cells = [c for c in cells if c[0]["subject"] == subject and c[0]["encoder"] == encoder]
+    rec = _units(store_obj, cells[0][0]["response_path"])
+    keep = np.ones(rec.units.n, dtype=bool)
+    if roi:
+        if roi not in rec.units.rois:
+            raise WorkbenchError(f"unknown ROI {roi!r}; known: {', '.join(rec.units.rois)}")
+        keep = rec.units.rois[roi]
+    drawn_outlines = None if outlines is None else pick_rois(rec, outlines)
+    critical = critical_r(int(cells[0][0].get("n_test") or 0))
+    if value == "best-layer":
+        cells.sort(key=lambda c: c[0]["depth"])
+        scores = np.stack([np.where(keep, c[1]["score"], np.nan) for c in cells])
+        return plot_best_layer(np.nan_to_num(scores, nan=-1), [c[0]["depth"] for c in cells], rec.units.hemisphere,
+                               rec.units.vertex, rec.units.space, min_score=critical, outlines=drawn_outlines,
+                               title=f"{encoder}: best layer per vertex (r > {critical:.2f}), subject {subject} ({sweep})",
+                               output_file=out)
+    if layer is None:
+        chosen = max(cells, key=lambda c: float(np.nanmean(c[1]["score"][keep])))
+    else:
+        matching = [c for c in cells if c[0]["layer"] == layer]
+        if not matching:
+            raise WorkbenchError(f"encoder {encoder!r} has no layer {layer!r} in sweep {sweep!r}; layers: "
+                                 f"{', '.join(c[0]['layer'] for c in cells)}")
+        chosen = matching[0]
+    if value not in chosen[1]:
+        raise WorkbenchError(f"cells have no per-unit {value!r}; choose from {', '.join(chosen[1])} or best-layer")
+    threshold = critical if value in ("score", "score_normalized") else -np.inf
+    if surface.get("threshold") is not None and value in ("score", "score_normalized"):
+        threshold = float(surface.pop("threshold"))
+    data = np.where(keep & (chosen[1]["score"] >= threshold), chosen[1][value], np.nan)
+    surface.setdefault("log", value == "alpha")
+    label = {"score": "Pearson r (test split)", "score_normalized": "r / noise ceiling", "r2": "R² (test split)",
+             "alpha": "ridge alpha"}.get(value, value)
+    shown = f" (r > {threshold:.2f})" if np.isfinite(threshold) else ""
+    return plot_surface_scores(data, rec.units.hemisphere, rec.units.vertex, rec.units.space,
+                               title=f"{encoder} · {chosen[0]['layer']} · subject {subject}{shown} ({sweep})",
+                               colorbar_label=label, output_file=out, outlines=drawn_outlines,
+                               **{"vmax": 1.0 if value == "score_normalized" else None, **surface})
+
+
+def pick_rois(rec: Any, names: Sequence[str]) -> dict[str, np.ndarray]:
+    """The named ROI masks of a recording in the order given (all of them, in dataset order, for none)."""
+    unknown = [n for n in names if n not in rec.units.rois]
+    if unknown:
+        raise WorkbenchError(f"unknown ROI {unknown[0]!r}; known: {', '.join(rec.units.rois)}")
+    return {n: np.asarray(rec.units.rois[n], dtype=bool) for n in (names or rec.units.rois)}
+
+
+def draw_rois(store_obj: Store, sweep: str, out: Path, subject: Optional[str] = None,
+              rois: Optional[Sequence[str]] = None, views: Optional[Sequence[str]] = None,
+              hemispheres: Optional[Sequence[str]] = None) -> Path:
+    """Draw the ROIs of a sweep's subject as a label map with a legend (:func:`plot_roi_labels`)."""
+    cells = _cells_for_map(store_obj, sweep, subject, None)
+    subject = subject or cells[0][0]["subject"]
+    mine = [c for c in cells if c[0]["subject"] == subject]
+    if not mine:
+        raise WorkbenchError(f"sweep {sweep!r} has no encoding cells of subject {subject!r}")
+    rec = _units(store_obj, mine[0][0]["response_path"])
+    return plot_roi_labels(pick_rois(rec, list(rois or [])), rec.units.hemisphere, rec.units.vertex, rec.units.space,
+                           title=f"{rec.dataset} ROIs, subject {subject}", views=views, hemispheres=hemispheres,
+                           output_file=out)
+
+
+FIGURES_VERSION = 1
+FIGURE_INDEX = ".figures.json"
+
+
+def _sweep_cells(store_obj: Store, sweep: str) -> list[tuple[str, dict]]:
+    """(cell key, description) of every finished cell of the sweep's latest run; attributes only, no arrays."""
+    if not store_obj.is_complete(manifest_path(sweep)):
+        raise WorkbenchError(f"no finished sweep {sweep!r} in store {store_obj.url}")
+    keys = store_obj.open(manifest_path(sweep))["cells"].astype(str)
+    out = []
+    for key in keys:
+        path = result_path(sweep, key)
+        if store_obj.is_complete(path):
+            out.append((str(key), store_obj.attrs(path)["cell"]))
+    return out
+
+
+def _read_index(out_dir: Path) -> dict:
+    try:
+        data = json.loads((out_dir / FIGURE_INDEX).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def write_surface_view(store_obj: Store, sweep: str, out: Path, encoder: Optional[str] = None,
+                       subject: Optional[str] = None) -> Path:
+    """An interactive 3-D view (nilearn ``view_surf``, both hemispheres) of the best layer's per-vertex r.
+
+    The page is standalone: nilearn inlines its JavaScript (niivue, WebGL 2), so it opens offline.
+    """
+    from nilearn import datasets, plotting
+    from nilearn.surface import SurfaceImage
+
+    cells = _cells_for_map(store_obj, sweep, subject, encoder)
+    subject, encoder = subject or cells[0][0]["subject"], cells[0][0]["encoder"]
+    cells = [c for c in cells if c[0]["subject"] == subject and c[0]["encoder"] == encoder]
+    rec = _units(store_obj, cells[0][0]["response_path"])
+    best = max(cells, key=lambda c: float(np.nanmean(c[1]["score"])))
+    critical = critical_r(int(best[0].get("n_test") or 0))
+    hemis = surface_arrays(np.where(best[1]["score"] >= critical, best[1]["score"], 0.0), rec.units.hemisphere,
+                           rec.units.vertex, rec.units.space)
+    mesh = datasets.load_fsaverage("fsaverage5")
+    sulc = datasets.load_fsaverage_data("fsaverage5", data_type="sulcal")
+    image = SurfaceImage(mesh=mesh["inflated"], data={h: np.nan_to_num(v, nan=0.0) for h, v in hemis.items()})
+    background = SurfaceImage(mesh=mesh["inflated"], data=dict(sulc.data.parts))
+    view = plotting.view_surf(surf_map=image, bg_map=background, hemi="both", cmap="inferno", symmetric_cmap=False,
+                              threshold=1e-6, vmin=0.0, engine="niivue", title=f"{encoder} · {best[0]['layer']} · subject {subject}: "
+                              f"Pearson r > {critical:.2f}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(offline_page(view.get_standalone()))
+    return out
+
+
+def offline_page(page: str) -> str:
+    """nilearn's standalone viewer page made to open offline without errors: its favicon link (the page's one
+    network fetch) is dropped, and small inline scripts in ``<head>`` that look up page elements (which
+    do not exist yet there, an error in nilearn 0.14's niivue template) run once the document is parsed."""
+    page = re.sub(r"<link\s+rel=\"icon\"[^>]*>", "", page)
+    head, sep, body = page.rpartition("</head>")
+
+    def deferred(match: re.Match) -> str:
+        code = match.group(1)
+        if len(code) > 5000 or "getElementById" not in code:
+            return match.group(0)
+        return f"<script>document.addEventListener('DOMContentLoaded', () => {{{code}}});</script>"
+
+    return re.sub(r"<script>(.*?)</script>", deferred, head, flags=re.S) + sep + body
+
+
+def write_figures(store_obj: Store, sweep: str, out_dir: Path, interactive: bool = False) -> list[Path]:
+    """The standard figure set of a sweep: layer profiles and, for surface data, brain maps, the ROI
+    label map and (``interactive=True``) an interactive surface view ``surface_<encoder>.html``.
+
+    Each figure's inputs (the keys of the cells it shows, which hash everything that changes their
+    numbers) are digested into ``.figures.json`` beside the PNGs; a figure whose digest and file are
+    unchanged is not redrawn, so a cached rerun draws nothing.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cells = _sweep_cells(store_obj, sweep)
+    whole = digest(FIGURES_VERSION, sweep, sorted(key for key, _ in cells), interactive)
+    index = _read_index(out_dir)
+    drawn: dict = index.get("figures", {}) if isinstance(index.get("figures"), dict) else {}
+    if index.get("inputs") == whole and drawn and all((out_dir / name).exists() for name in drawn):
+        return [out_dir / name for name in drawn]
+
+    def keys_of(kind: str, head: str | None = None, encoder: str | None = None) -> list[str]:
+        return sorted(k for k, c in cells if c.get("kind", "encoding") == kind and head in (None, c.get("head"))
+                      and encoder in (None, c.get("encoder")))
+
+    done: dict[str, str] = {}
+
+    def draw(name: str, inputs: object, make) -> Path:
+        path = out_dir / name
+        key = digest(FIGURES_VERSION, sweep, name, inputs)
+        if drawn.get(name) != key or not path.exists():
+            make(path)
+        done[name] = key
+        return path
+
+    table = results_table(store_obj, sweep)
+    frame = table[table["kind"] == "encoding"]
+    metric_rows = table[table["kind"] == "metric"]
+    facets = ["analysis", "session"] if "session" in metric_rows and metric_rows["session"].notna().any() \
+        else ["analysis"]
+    metric_paths = []
+    for facet, rows in metric_rows.groupby(facets, sort=False, dropna=False):
+        analysis, session = (facet[0], facet[1] if len(facets) > 1 else None)
+        name = analysis if session is None or session != session else f"{analysis}_{session}"
+        what = analysis if name == analysis else f"{analysis}, session {session}"
+        metric_paths.append(draw(f"layers_{file_label(name)}.png", sorted(rows["cell"].unique().tolist()),
+                                 lambda p, rows=rows, what=what: plot_layer_profiles(
+                                     rows, "value", title=f"{sweep}: {what} per layer (no fitting)", output_file=p)))
+    if (table["kind"] == "adaptation").any():
+        from brain_workbench.figures.adaptation import draw_sweep_adaptation
+
+        metric_paths.append(draw("adaptation.png", keys_of("adaptation"),
+                                 lambda p: draw_sweep_adaptation(store_obj, sweep, p)))
+    decoding = table[table["kind"] == "decoding"] if "kind" in table.columns else table.iloc[:0]
+    if not decoding.empty and retrieval_columns(decoding):
+        metric_paths.append(draw("decoding.png", keys_of("decoding"), lambda p: plot_retrieval(
+            decoding, title=f"{sweep}: decoding, retrieval and identification per ROI", output_file=p)))
+    kept = [key for key, c in cells if c.get("kind") == "decoding"
+            and store_obj.attrs(result_path(sweep, key)).get("task", {}).get("seen_key")]
+    if kept:
+        from brain_workbench.figures.reconstructions import draw_sweep_retrieval
+
+        metric_paths.append(draw("retrieval.png", sorted(kept), lambda p: draw_sweep_retrieval(store_obj, sweep, p)))
+    if (table["kind"] == "reconstruction").any():
+        metric_paths.append(draw("reconstructions.png", keys_of("reconstruction"),
+                                 lambda p: draw_sweep_reconstructions(store_obj, sweep, p)))
+    paths = []
+    if not frame.empty:
+        encoding = keys_of("encoding")
+        paths.append(draw("layers.png", encoding, lambda p: plot_layer_profiles(
+            frame, "mean_r", title=f"{sweep}: test-set Pearson r per layer", output_file=p)))
+        if "mean_r_normalized" in frame.columns and frame["mean_r_normalized"].notna().any():
+            paths.append(draw("layers_normalized.png", encoding, lambda p: plot_layer_profiles(
+                frame, "mean_r_normalized", title=f"{sweep}: r / noise ceiling per layer", output_file=p)))
+    paths.extend(metric_paths)
+    if not frame.empty:
+        subject = str(frame["subject"].iloc[0])
+        for encoder in dict.fromkeys(frame["encoder"]):
+            safe, inputs = file_label(encoder), (keys_of("encoding", encoder=encoder), subject)
+            try:
+                paths.append(draw(f"brainmap_{safe}.png", inputs, lambda p, e=encoder: draw_brainmap(
+                    store_obj, sweep, p, encoder=e, subject=subject)))
+                paths.append(draw(f"best_layer_{safe}.png", inputs, lambda p, e=encoder: draw_brainmap(
+                    store_obj, sweep, p, encoder=e, subject=subject, value="best-layer")))
+                if interactive:
+                    paths.append(draw(f"surface_{safe}.html", inputs, lambda p, e=encoder: write_surface_view(
+                        store_obj, sweep, p, encoder=e, subject=subject)))
+            except WorkbenchError as exc:
+                if "surface" not in str(exc):
+                    raise
+        try:
+            paths.append(draw("rois.png", (keys_of("encoding"), subject), lambda p: draw_rois(
+                store_obj, sweep, p, subject=subject)))
+        except WorkbenchError as exc:
+            if "surface" not in str(exc):
+                raise
+    tmp = out_dir / (FIGURE_INDEX + ".tmp")
+    tmp.write_text(json.dumps({"inputs": whole, "figures": {p.name: done[p.name] for p in paths}}, indent=1))
+    os.replace(tmp, out_dir / FIGURE_INDEX)
+    return paths

@@ -1,0 +1,1 @@
+"""Plugin machinery: hookspecs, typed options, the registry, optional base classes, conformance checks and the scaffold."""

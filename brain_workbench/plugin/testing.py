@@ -1,0 +1,506 @@
+"""Conformance checks every plugin of a kind must pass, in the spirit of scikit-learn's estimator checks.
+
+Each rule is its own named check, so a plugin's test-suite reports exactly which rule broke::
+
+    from brain_workbench.plugin.testing import parametrize_with_checks
+
+    @parametrize_with_checks([MyEncoder(), MyDataset()])
+    def test_conformance(plugin, check):
+        check(plugin)
+
+``check_dataset``, ``check_encoder``, ``check_head`` and ``check_metric`` run every check of a kind at
+once. Each check raises ``AssertionError`` with a message naming the broken rule.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+
+from brain_workbench.types import (
+    DIRECTIONS,
+    HEMISPHERES,
+    METRIC_KINDS,
+    MODALITIES,
+    Codec,
+    Dataset,
+    Encoder,
+    Head,
+    BrainRDMs,
+    ImageMetric,
+    LayerInfo,
+    Metric,
+    Recording,
+    StimulusSet,
+    WorkbenchError,
+)
+
+INVARIANCES = ("permutation", "isotropic_scaling", "orthogonal", "translation", "invertible_linear")
+SURFACE_VERTICES = {"fsaverage": 163842, "fsaverage7": 163842, "fsaverage6": 40962, "fsaverage5": 10242}
+Check = Callable[[Any], None]
+
+
+def sample_stimuli(modality: str, n: int = 4, seed: int = 0) -> list:
+    """Small, varied stimuli of a modality for checks that need real input."""
+    rng = np.random.default_rng(seed)
+    if modality == "text":
+        words = ["a red square", "two blue circles", "a striped cat on a mat", "an empty room",
+                 "a green triangle above a wave", "dark noise", "a bright yellow star", "the ocean at night"]
+        return [words[i % len(words)] + (f" number {i}" if i >= len(words) else "") for i in range(n)]
+    from PIL import Image
+
+    return [Image.fromarray(rng.integers(0, 255, size=(64 + 8 * i, 80, 3), dtype=np.uint8)) for i in range(n)]
+
+
+# ---- datasets -------------------------------------------------------------------------------
+def _first_recording(dataset: Dataset) -> Recording:
+    subject = dataset.subjects()[0]
+    rec = dataset.recording(subject)
+    assert isinstance(rec, Recording), "recording() must return a Recording"
+    assert rec.subject == subject, f"recording({subject!r}) returned subject {rec.subject!r}"
+    return rec
+
+
+def check_dataset_protocol(dataset: Any) -> None:
+    assert isinstance(dataset, Dataset), f"{dataset!r} lacks parts of the Dataset protocol"
+    assert dataset.modalities and set(dataset.modalities) <= set(MODALITIES), \
+        f"modalities {dataset.modalities!r} must be a non-empty subset of {MODALITIES}"
+
+
+def check_dataset_subjects(dataset: Dataset) -> None:
+    subjects = dataset.subjects()
+    assert subjects and all(isinstance(s, str) for s in subjects), "subjects() must list strings"
+    assert len(set(subjects)) == len(subjects), "subjects() must not repeat a subject"
+
+
+def check_dataset_fingerprint(dataset: Dataset) -> None:
+    fp = dataset.fingerprint()
+    assert isinstance(fp, str) and fp and fp == dataset.fingerprint(), "fingerprint() must be a stable string"
+
+
+def check_dataset_stimuli(dataset: Dataset) -> None:
+    for modality in dataset.modalities:
+        stim = dataset.stimuli(modality)
+        assert isinstance(stim, StimulusSet) and stim.modality == modality, f"stimuli({modality!r}) is wrong"
+        assert len(stim) > 0, f"stimuli({modality!r}) is empty"
+        loaded = stim.get(stim.ids[:2])
+        assert len(loaded) == min(2, len(stim)), "StimulusSet.get must return one item per id"
+        kind = str if modality == "text" else object
+        assert all(isinstance(x, kind) for x in loaded), f"{modality} stimuli must load as {kind.__name__}"
+
+
+def check_dataset_modalities_share_ids(dataset: Dataset) -> None:
+    ids = {m: dataset.stimuli(m).ids for m in dataset.modalities}
+    first = next(iter(ids.values()))
+    for modality, other in ids.items():
+        assert other == first, (f"stimulus ids of {modality} differ from those of {next(iter(ids))}: every modality "
+                                "must offer the same ids in the same order")
+
+
+def check_dataset_trials_known(dataset: Dataset) -> None:
+    rec = _first_recording(dataset)
+    known = set(dataset.stimuli(dataset.modalities[0]).ids)
+    unknown = set(rec.trial_stimulus_ids.tolist()) - known
+    assert not unknown, f"trials refer to unknown stimuli, e.g. {sorted(unknown)[:3]}"
+
+
+def check_dataset_test_split(dataset: Dataset) -> None:
+    rec = _first_recording(dataset)
+    assert "test" in rec.splits, f"the recording needs a 'test' split (it has {sorted(rec.splits) or 'none'})"
+    test = set(rec.splits["test"].tolist())
+    seen = set(rec.trial_stimulus_ids.tolist())
+    assert test, "the 'test' split is empty"
+    assert seen - test, "the 'test' split holds every stimulus: nothing is left to train on"
+
+
+def check_dataset_responses_finite(dataset: Dataset) -> None:
+    rec = _first_recording(dataset)
+    bad = rec.non_finite_units()
+    assert not bad.size, f"responses of {bad.size} unit(s) are NaN or infinite (first: {bad[:5].tolist()})"
+
+
+def check_dataset_units(dataset: Dataset) -> None:
+    units = _first_recording(dataset).units
+    if units.space in SURFACE_VERTICES:
+        assert units.hemisphere is not None and units.vertex is not None, \
+            f"surface units ({units.space}) need hemisphere and vertex"
+        assert set(units.hemisphere.tolist()) <= set(HEMISPHERES), f"hemispheres must be {HEMISPHERES}"
+        vertex = np.asarray(units.vertex)
+        assert vertex.min() >= 0 and vertex.max() < SURFACE_VERTICES[units.space], \
+            f"vertex indices must lie within the {units.space} mesh"
+    for name, mask in units.rois.items():
+        assert mask.any(), f"ROI {name!r} holds no unit"
+
+
+DATASET_CHECKS: tuple[Check, ...] = (
+    check_dataset_protocol, check_dataset_subjects, check_dataset_fingerprint, check_dataset_stimuli,
+    check_dataset_modalities_share_ids, check_dataset_trials_known, check_dataset_test_split,
+    check_dataset_responses_finite, check_dataset_units,
+)
+
+
+def check_dataset_rdms(dataset: Dataset) -> None:
+    """A dataset that provides RDMs returns, for its first subject, a non-empty list of ``BrainRDMs`` of
+    that subject, of known stimuli, with one RDM per ROI and session."""
+    subject = dataset.subjects()[0]
+    rdms = dataset.rdms(subject)
+    assert isinstance(rdms, list) and rdms, f"rdms({subject!r}) must return a non-empty list of BrainRDMs"
+    assert all(isinstance(r, BrainRDMs) for r in rdms), f"rdms({subject!r}) must hold BrainRDMs only"
+    assert all(r.subject == subject for r in rdms), f"rdms({subject!r}) returned RDMs of another subject"
+    labels = [(r.roi, r.session) for r in rdms]
+    assert len(set(labels)) == len(labels), "two RDMs share ROI and session; each must have its own"
+    known = set(dataset.stimuli(dataset.modalities[0]).ids)
+    unknown = {s for r in rdms for s in r.stimulus_ids.tolist()} - known
+    assert not unknown, f"RDMs refer to unknown stimuli, e.g. {sorted(unknown)[:3]}"
+
+
+RDM_DATASET_CHECKS: tuple[Check, ...] = (
+    check_dataset_protocol, check_dataset_subjects, check_dataset_fingerprint, check_dataset_stimuli,
+    check_dataset_modalities_share_ids, check_dataset_rdms,
+)
+
+
+# ---- encoders -------------------------------------------------------------------------------
+def _picked_layers(encoder: Encoder) -> list[str]:
+    names = [layer.name for layer in encoder.layers()]
+    return sorted({names[0], names[len(names) // 2], names[-1]}, key=names.index)
+
+
+def check_encoder_protocol(encoder: Any) -> None:
+    assert isinstance(encoder, Encoder), f"{encoder!r} lacks parts of the Encoder protocol"
+    assert encoder.modality in MODALITIES, f"modality {encoder.modality!r} is not one of {MODALITIES}"
+
+
+def check_encoder_layers(encoder: Encoder) -> None:
+    layers = encoder.layers()
+    assert layers and all(isinstance(layer, LayerInfo) for layer in layers), "layers() must list LayerInfo"
+    names = [layer.name for layer in layers]
+    assert len(set(names)) == len(names), "layer names must be unique"
+    depths = [layer.depth for layer in layers]
+    assert all(0.0 <= d <= 1.0 for d in depths), f"relative depths must lie in 0–1, got {depths}"
+    assert depths == sorted(depths), "layers() must be ordered from input to output"
+
+
+def check_encoder_fingerprint(encoder: Encoder) -> None:
+    fp = encoder.fingerprint()
+    assert isinstance(fp, str) and fp and fp == encoder.fingerprint(), "fingerprint() must be a stable string"
+
+
+def check_encoder_output(encoder: Encoder, stimuli: Sequence[Any] | None = None) -> None:
+    batch = list(stimuli) if stimuli is not None else sample_stimuli(encoder.modality, 3)
+    out = encoder.encode(batch, _picked_layers(encoder))
+    for layer in _picked_layers(encoder):
+        assert layer in out, f"encode() did not return layer {layer!r}"
+        arr = np.asarray(out[layer])
+        assert arr.ndim == 2 and arr.shape[0] == len(batch), f"layer {layer}: shape {arr.shape} is not (n, d)"
+        assert np.isfinite(arr).all(), f"layer {layer}: non-finite features"
+
+
+def check_encoder_deterministic(encoder: Encoder, stimuli: Sequence[Any] | None = None, atol: float = 1e-4,
+                                rtol: float = 1e-3) -> None:
+    batch = list(stimuli) if stimuli is not None else sample_stimuli(encoder.modality, 3)
+    first, second = encoder.encode(batch, _picked_layers(encoder)), encoder.encode(batch, _picked_layers(encoder))
+    for layer in first:
+        np.testing.assert_allclose(first[layer], second[layer], atol=atol, rtol=rtol,
+                                   err_msg=f"layer {layer}: encode is not deterministic")
+
+
+def check_encoder_batch_invariance(encoder: Encoder, stimuli: Sequence[Any] | None = None, atol: float = 1e-4,
+                                   rtol: float = 1e-3) -> None:
+    batch = list(stimuli) if stimuli is not None else sample_stimuli(encoder.modality, 3)
+    pick = _picked_layers(encoder)
+    whole = encoder.encode(batch, pick)
+    singles = [encoder.encode([item], pick) for item in batch]
+    for layer in pick:
+        np.testing.assert_allclose(whole[layer], np.concatenate([s[layer] for s in singles]), atol=atol, rtol=rtol,
+                                   err_msg=f"layer {layer}: features depend on batch size")
+
+
+ENCODER_CHECKS: tuple[Check, ...] = (
+    check_encoder_protocol, check_encoder_layers, check_encoder_fingerprint, check_encoder_output,
+    check_encoder_deterministic, check_encoder_batch_invariance,
+)
+
+
+# ---- heads ----------------------------------------------------------------------------------
+def _planted(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((120, 8)).astype(np.float32)
+    Y = X @ rng.standard_normal((8, 6)).astype(np.float32) + 0.1 * rng.standard_normal((120, 6)).astype(np.float32)
+    return X, Y
+
+
+def _fitted(head: Head) -> Head:
+    from sklearn.base import clone
+
+    X, Y = _planted()
+    fitted = clone(head).fit(X[:90], Y[:90])
+    assert fitted is not None, "fit() must return the fitted head (self), not None"
+    return fitted
+
+
+def check_head_protocol(head: Any) -> None:
+    assert isinstance(head, Head), f"{head!r} lacks parts of the Head protocol"
+    assert head.direction in DIRECTIONS, f"direction {head.direction!r} is not one of {DIRECTIONS}"
+
+
+def check_head_clonable(head: Head) -> None:
+    from sklearn.base import clone
+
+    try:
+        twin = clone(head)
+    except Exception as exc:
+        raise AssertionError(f"the head cannot be cloned like a scikit-learn estimator: {exc}") from None
+    assert type(twin) is type(head) and twin.get_params() == head.get_params(), \
+        "the head must be clonable like a scikit-learn estimator (get_params/set_params from __init__)"
+
+
+def check_head_fit_returns_self(head: Head) -> None:
+    from sklearn.base import clone
+
+    X, Y = _planted()
+    fresh = clone(head)
+    assert fresh.fit(X[:90], Y[:90]) is fresh, "fit() must return self"
+
+
+def check_head_predict_shape(head: Head) -> None:
+    X, _ = _planted()
+    pred = np.asarray(_fitted(head).predict(X[90:]))
+    assert pred.shape == (30, 6), f"predict returned {pred.shape}, expected (30, 6)"
+
+
+def check_head_score_per_unit(head: Head) -> None:
+    X, Y = _planted()
+    scores = np.asarray(_fitted(head).score(X[90:], Y[90:]))
+    assert scores.shape == (6,), f"score must return one value per unit, got shape {scores.shape}"
+    assert np.all(scores > 0.8), f"score on planted linear data is too low: {scores}"
+
+
+def check_head_score_uses_input(head: Head) -> None:
+    X, Y = _planted()
+    fitted = _fitted(head)
+    true = np.asarray(fitted.score(X[90:], Y[90:]), dtype=float)
+    shuffled = np.asarray(fitted.score(X[90:], Y[90:][np.random.default_rng(1).permutation(30)]), dtype=float)
+    assert np.nanmean(shuffled) < np.nanmean(true) - 0.3, \
+        "score() must compare predictions with the Y it is given (shuffled Y scored as well as the true Y)"
+
+
+def check_head_refuses_nan(head: Head) -> None:
+    from sklearn.base import clone
+
+    X, Y = _planted()
+    bad = X[:90].copy()
+    bad[0, 0] = np.nan
+    try:
+        clone(head).fit(bad, Y[:90])
+    except (ValueError, WorkbenchError):
+        return
+    raise AssertionError("fit must refuse NaN input with a ValueError or WorkbenchError")
+
+
+HEAD_CHECKS: tuple[Check, ...] = (
+    check_head_protocol, check_head_clonable, check_head_fit_returns_self, check_head_predict_shape,
+    check_head_score_per_unit, check_head_score_uses_input, check_head_refuses_nan,
+)
+
+
+# ---- metrics --------------------------------------------------------------------------------
+def _pair(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.random.Generator]:
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((40, 12))
+    Y = X @ rng.standard_normal((12, 10)) + 0.5 * rng.standard_normal((40, 10))
+    return X, Y, rng
+
+
+def check_metric_protocol(metric: Any) -> None:
+    assert isinstance(metric, Metric), f"{metric!r} lacks parts of the Metric protocol"
+    assert metric.kind in METRIC_KINDS, f"kind {metric.kind!r} is not one of {METRIC_KINDS}"
+    unknown = set(metric.invariances) - set(INVARIANCES)
+    assert not unknown, f"unknown invariances {unknown}; known: {INVARIANCES}"
+
+
+def check_metric_deterministic(metric: Metric) -> None:
+    X, Y, _ = _pair()
+    base = float(metric.compare(X, Y))
+    assert np.isfinite(base), "compare must return a finite float"
+    assert base == float(metric.compare(X, Y)), "compare must be deterministic"
+
+
+def check_metric_invariances(metric: Metric) -> None:
+    X, Y, rng = _pair()
+    base = float(metric.compare(X, Y))
+    transforms = {
+        "permutation": lambda A: A[:, rng.permutation(A.shape[1])],
+        "isotropic_scaling": lambda A: 3.7 * A,
+        "orthogonal": lambda A: A @ np.linalg.qr(rng.standard_normal((A.shape[1], A.shape[1])))[0],
+        "translation": lambda A: A + rng.standard_normal(A.shape[1]),
+        "invertible_linear": lambda A: A @ (np.eye(A.shape[1]) + 0.3 * rng.standard_normal((A.shape[1], A.shape[1]))),
+    }
+    for name in metric.invariances:
+        moved = float(metric.compare(X, transforms[name](Y)))
+        assert np.isclose(base, moved, rtol=1e-5, atol=1e-6), f"metric claims {name} invariance: {base} vs {moved}"
+
+
+def check_metric_direction(metric: Metric) -> None:
+    X, _, rng = _pair()
+    self_score = float(metric.compare(X, X))
+    other = float(metric.compare(X, rng.standard_normal(X.shape)))
+    if metric.kind == "similarity":
+        assert self_score > other, "a representation must be more similar to itself than to noise"
+    else:
+        assert self_score < other, "a representation must be closer to itself than to noise"
+
+
+METRIC_CHECKS: tuple[Check, ...] = (
+    check_metric_protocol, check_metric_deterministic, check_metric_invariances, check_metric_direction,
+)
+
+
+# ---- running checks -------------------------------------------------------------------------
+def checks_for(plugin: Any) -> tuple[Check, ...]:
+    """The named checks that apply to ``plugin``, chosen by the protocol it claims to follow."""
+    if hasattr(plugin, "recording") and hasattr(plugin, "subjects"):
+        return RDM_DATASET_CHECKS if getattr(plugin, "provides", "responses") == "rdms" else DATASET_CHECKS
+    if hasattr(plugin, "encode") and hasattr(plugin, "layers"):
+        return ENCODER_CHECKS
+    if hasattr(plugin, "fit") and hasattr(plugin, "predict"):
+        return HEAD_CHECKS
+    if hasattr(plugin, "compare"):
+        return METRIC_CHECKS
+    raise TypeError(f"{plugin!r} is not a dataset, encoder, head or metric")
+
+
+def _run(plugin: Any, checks: Sequence[Check]) -> None:
+    for check in checks:
+        check(plugin)
+
+
+def check_dataset(dataset: Dataset, subjects: Sequence[str] | None = None) -> None:
+    """Every dataset check (``subjects`` are also loaded and validated when given)."""
+    if getattr(dataset, "provides", "responses") == "rdms":
+        _run(dataset, RDM_DATASET_CHECKS)
+        for s in subjects or ():
+            assert all(r.subject == s for r in dataset.rdms(s)), f"rdms({s!r}) is wrong"
+        return
+    _run(dataset, DATASET_CHECKS)
+    for s in subjects or ():
+        rec = dataset.recording(s)
+        assert isinstance(rec, Recording) and rec.subject == s, f"recording({s!r}) is wrong"
+        bad = rec.non_finite_units()
+        assert not bad.size, f"subject {s}: responses of {bad.size} unit(s) are NaN or infinite"
+
+
+def check_encoder(encoder: Encoder, stimuli: Sequence[Any] | None = None) -> None:
+    """Every encoder check (``stimuli`` replace the sample batch where a check encodes)."""
+    for check in ENCODER_CHECKS:
+        if stimuli is not None and check in (check_encoder_output, check_encoder_deterministic,
+                                             check_encoder_batch_invariance):
+            check(encoder, stimuli=stimuli)
+        else:
+            check(encoder)
+
+
+def check_head(head: Head) -> None:
+    """Every head check."""
+    _run(head, HEAD_CHECKS)
+
+
+def check_metric(metric: Metric) -> None:
+    """Every metric check."""
+    _run(metric, METRIC_CHECKS)
+
+
+def _plugin_id(plugin: Any) -> str:
+    return getattr(plugin, "name", None) or type(plugin).__name__
+
+
+def iter_checks(plugins: Sequence[Any]) -> Iterator[tuple[Any, Check]]:
+    """``(plugin, check)`` pairs for every plugin and every check of its kind."""
+    for plugin in plugins:
+        for check in checks_for(plugin):
+            yield plugin, check
+
+
+def parametrize_with_checks(plugins: Sequence[Any]) -> Any:
+    """A pytest decorator with one test per plugin × check, ids ``<plugin>-<check>``."""
+    import pytest
+
+    pairs = list(iter_checks(plugins))
+    return pytest.mark.parametrize("plugin, check", pairs,
+                                   ids=[f"{_plugin_id(p)}-{c.__name__.removeprefix('check_')}" for p, c in pairs])
+def sample_images(n: int = 4, size: int = 48, seed: int = 0) -> np.ndarray:
+    """Smooth, varied uint8 RGB images (n, size, size, 3): colour gradients with a bright disc each."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size] / max(size - 1, 1)
+    out = np.empty((n, size, size, 3), dtype=np.uint8)
+    for i in range(n):
+        a, b, c = rng.uniform(-1, 1, (3, 3))
+        img = 0.5 + 0.35 * np.tanh(a * xx[..., None] + b * yy[..., None] + c)
+        cy, cx, r = rng.uniform(0.25, 0.75), rng.uniform(0.25, 0.75), rng.uniform(0.1, 0.25)
+        img[(yy - cy) ** 2 + (xx - cx) ** 2 < r ** 2] = rng.uniform(0, 1, 3)
+        out[i] = np.clip(np.rint(img * 255), 0, 255)
+    return out
+
+
+def check_codec(codec: Codec, images: np.ndarray | None = None, atol: float = 1e-4) -> None:
+    """encode → float32 (n, latent_dim), deterministic and batch-invariant; decode → uint8 (n, S, S, 3)."""
+    assert isinstance(codec, Codec), f"{codec!r} lacks parts of the Codec protocol"
+    images = sample_images(3, 40) if images is None else images
+    dim = codec.latent_dim
+    assert isinstance(dim, (int, np.integer)) and dim > 0, f"latent_dim must be a positive int, got {dim!r}"
+    fp = codec.fingerprint()
+    assert isinstance(fp, str) and fp and fp == codec.fingerprint(), "fingerprint must be a stable string"
+    z = codec.encode(images)
+    assert isinstance(z, np.ndarray) and z.dtype == np.float32, f"encode must return float32, got {type(z)} {getattr(z, 'dtype', '')}"
+    assert z.shape == (len(images), dim), f"encode returned {z.shape}, expected ({len(images)}, {dim})"
+    assert np.isfinite(z).all(), "encode returned NaN or infinite latents"
+    np.testing.assert_allclose(codec.encode(images), z, atol=atol, err_msg="encode must be deterministic")
+    np.testing.assert_allclose(codec.encode(images[1:2]), z[1:2], atol=atol, rtol=1e-3,
+                               err_msg="a latent must not depend on the other images of the batch")
+    out = codec.decode(z)
+    side = codec.image_size
+    assert isinstance(out, np.ndarray) and out.dtype == np.uint8, "decode must return uint8 images"
+    assert out.shape == (len(images), side, side, 3), f"decode returned {out.shape}, expected ({len(images)}, {side}, {side}, 3)"
+    for bad in (images.astype(np.float32), images[0]):
+        try:
+            codec.encode(bad)
+        except WorkbenchError:
+            pass
+        else:
+            raise AssertionError(f"encode must refuse {bad.dtype} {bad.shape} input with a WorkbenchError")
+    try:
+        codec.decode(z[:, :-1])
+    except WorkbenchError:
+        pass
+    else:
+        raise AssertionError("decode must refuse latents of the wrong width with a WorkbenchError")
+
+
+def check_image_metric(metric: ImageMetric, images: np.ndarray | None = None) -> None:
+    """One finite value per pair, row-order equivariant, identical pairs better than mismatched ones."""
+    assert isinstance(metric, ImageMetric), f"{metric!r} lacks parts of the ImageMetric protocol"
+    assert metric.kind in ("similarity", "distance"), f"kind {metric.kind!r} is not similarity or distance"
+    targets = sample_images(4, 48) if images is None else images
+    n = len(targets)
+    rng = np.random.default_rng(1)
+    noisy = np.clip(targets.astype(np.int16) + rng.integers(-30, 31, targets.shape), 0, 255).astype(np.uint8)
+    small = noisy[:, ::2, ::2]
+    values = np.asarray(metric.score(small, targets))
+    assert values.shape == (n,), f"score must return one value per image pair, got shape {values.shape}"
+    assert np.isfinite(values).all(), f"score returned non-finite values {values}"
+    order = rng.permutation(n)
+    np.testing.assert_allclose(np.asarray(metric.score(small[order], targets[order])), values[order], atol=1e-6,
+                               err_msg="scores must follow the pairs when rows are reordered")
+    same = np.asarray(metric.score(targets, targets)).mean()
+    swapped = np.asarray(metric.score(np.roll(targets, 1, axis=0), targets)).mean()
+    if metric.kind == "similarity":
+        assert same > swapped, f"identical pairs must score higher than mismatched ones ({same} vs {swapped})"
+    else:
+        assert same < swapped, f"identical pairs must be closer than mismatched ones ({same} vs {swapped})"
+    try:
+        metric.score(targets[:-1], targets)
+    except WorkbenchError:
+        pass
+    else:
+        raise AssertionError("score must refuse unequal numbers of reconstructions and targets with a WorkbenchError")

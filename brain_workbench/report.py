@@ -1,0 +1,273 @@
+"""A static HTML report of a finished sweep, fit to send to a collaborator.
+
+One page (``index.html``) with a table of contents, how the results were made (date, code revision,
+package versions, the sweep config as YAML), results tables with their statistics (mean ± SEM across
+subjects, permutation p and FDR q per subject) with layers in depth order and ROIs in dataset order,
+every standard figure with a caption saying what it shows, and an interactive surface view. Nothing
+on the page is fetched from the network.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import html
+import re
+from pathlib import Path
+from typing import Any
+
+from brain_workbench.figures.layers import retrieval_columns
+from brain_workbench.figures.sweep import write_figures
+from brain_workbench.store.paths import manifest_path
+from brain_workbench.store import Store, provenance
+from brain_workbench.sweep import results_table
+from brain_workbench.sweep.tables import code_revision
+
+STYLE = """
+body{font-family:system-ui,sans-serif;margin:0 auto;max-width:1200px;padding:1em 2em;color:#222;line-height:1.4}
+nav{background:#f5f5f5;padding:.5em 1.5em;border-radius:6px} nav ul{margin:.3em 0}
+table{border-collapse:collapse;margin:.5em 0 1.5em;font-size:90%} td,th{padding:2px 8px;border-bottom:1px solid #ddd;text-align:right}
+th{background:#fafafa} td.l,th.l{text-align:left} pre{background:#f7f7f7;padding:1em;overflow:auto;font-size:85%}
+figure{margin:1.5em 0} figure img{max-width:100%;border:1px solid #eee} figcaption{font-size:92%;color:#444;max-width:60em}
+iframe{width:100%;height:620px;border:1px solid #ddd} .note{color:#555;font-size:90%}
+"""
+
+SCORE_NAMES = {"mean_r": "mean Pearson r", "mean_r_normalized": "mean r / noise ceiling", "value": "value"}
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "section"
+
+
+def _ordered(frame: Any) -> Any:
+    """Rows in encoder (config) order, then layer depth, then ROI in the order the dataset gives them."""
+    frame = frame.copy()
+    for column in ("encoder", "roi", "subject"):
+        if column in frame.columns:
+            order = list(dict.fromkeys(frame[column]))
+            frame[f"_{column}"] = frame[column].map({v: i for i, v in enumerate(order)})
+    keys = [k for k in ("_encoder", "depth", "layer", "_roi", "_subject") if k in frame.columns]
+    return frame.sort_values(keys, kind="stable").drop(columns=[k for k in keys if k.startswith("_")])
+
+
+def _fmt(x: Any) -> str:
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return html.escape(str(x))
+    if v != v:
+        return ""
+    return f"{v:.2e}" if v != 0 and abs(v) < 1e-3 else f"{v:.3f}"
+
+
+def _html_table(frame: Any, left: int) -> str:
+    """A plain HTML table; the first ``left`` columns are labels (left-aligned)."""
+    head = "".join(f"<th class='l'>{html.escape(str(c))}</th>" if i < left else f"<th>{html.escape(str(c))}</th>"
+                   for i, c in enumerate(frame.columns))
+    rows = []
+    for values in frame.itertuples(index=False):
+        cells = [f"<td class='l'>{html.escape(str(v))}</td>" if i < left else f"<td>{_fmt(v) if not isinstance(v, str) else html.escape(v)}</td>"
+                 for i, v in enumerate(values)]
+        rows.append(f"<tr>{''.join(cells)}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def summary_pivot(rows: Any, value: str) -> Any:
+    """Mean ± SEM across subjects of ``value``: one row per encoder × layer (depth order), one column per
+    ROI (dataset order)."""
+    import pandas as pd
+
+    rois = [r for r in dict.fromkeys(rows["roi"])]
+    per = rows.groupby(["encoder", "layer", "depth", "roi"], sort=False)[value]
+    stats = per.agg(mean="mean", sem="sem", n="count").reset_index()
+    stats["text"] = [f"{m:.3f}" + (f" ± {s:.3f}" if n > 1 and s == s else "") if m == m else ""
+                     for m, s, n in zip(stats["mean"], stats["sem"], stats["n"])]
+    wide = stats.pivot(index=["encoder", "layer", "depth"], columns="roi", values="text").reset_index()
+    wide = _ordered(wide.assign(roi=None)).drop(columns="roi")
+    return pd.DataFrame(wide[["encoder", "layer", "depth", *[r for r in rois if r in wide.columns]]])
+
+
+def retrieval_table(rows: Any) -> Any:
+    """Decoding rows: each retrieval score per encoder × layer × ROI as mean ± SEM (chance)."""
+    import pandas as pd
+
+    out = []
+    for (encoder, layer, depth, roi), part in _ordered(rows).groupby(["encoder", "layer", "depth", "roi"], sort=False):
+        row = {"encoder": encoder, "layer": layer, "roi": roi}
+        for score in retrieval_columns(part):
+            mean, sem = part[score].mean(), part[score].sem() if len(part) > 1 else float("nan")
+            row[score] = f"{mean:.3f}" + (f" ± {sem:.3f}" if sem == sem else "") + f" ({part[f'chance_{score}'].mean():.3f})"
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def score_table(rows: Any) -> Any:
+    """Every numeric score of the rows (not ids, p/q values or counts) per encoder × layer × ROI, as mean ± SEM."""
+    import pandas as pd
+
+    from brain_workbench.sweep.tables import ID_COLUMNS, NOT_SCORES
+
+    scores = [c for c in rows.columns if c not in ID_COLUMNS and c not in NOT_SCORES and not re.match(r"^(p|q|n)_", c)
+              and pd.api.types.is_numeric_dtype(rows[c]) and rows[c].notna().any()]
+    out = []
+    for (encoder, layer, roi), part in _ordered(rows).groupby(["encoder", "layer", "roi"], sort=False):
+        row = {"encoder": encoder, "layer": layer, "roi": roi}
+        for score in scores:
+            mean, sem = part[score].mean(), part[score].sem() if part[score].count() > 1 else float("nan")
+            row[score] = f"{mean:.3f}" + (f" ± {sem:.3f}" if sem == sem else "")
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+STAT_COLUMNS = ("mean_r", "mean_r_normalized", "median_r", "value", "sem", "ci_low", "ci_high",
+                "p_permutation", "q_fdr", "null_mean_r_95", "peak_time", "peak_mean_r")
+
+
+def statistics_table(rows: Any) -> Any:
+    """Per subject × encoder × layer × ROI: the scores and every statistic the results table carries."""
+    extra = [c for c in rows.columns if re.match(r"^(p|q)_|(^|_)(sem|ci)(_|$)", c) and c not in STAT_COLUMNS]
+    columns = [c for c in (*STAT_COLUMNS, *extra) if c in rows.columns and rows[c].notna().any()]
+    label = ["subject", "encoder", "layer", "depth", "roi"] + (["analysis"] if rows["kind"].iloc[0] != "encoding" else [])
+    return _ordered(rows)[label + columns]
+
+
+def _captions(sweep: str, frame: Any) -> dict[str, str]:
+    n_sub = frame["subject"].nunique() if not frame.empty else 0
+    subjects = f"{n_sub} subject{'s' if n_sub != 1 else ''}"
+    sem = "; shaded bands are ±1 SEM across subjects" if n_sub > 1 else ""
+    first = str(frame["subject"].iloc[0]) if not frame.empty else ""
+    return {
+        "layers.png": f"Encoding: mean test-split Pearson r between predicted and measured responses in each ROI "
+                      f"against relative layer depth (0 = input, 1 = output), averaged over {subjects}{sem}. "
+                      "Dots mark each ROI's best layer; the grey band is the mean 95th percentile of the "
+                      "permutation null.",
+        "layers_normalized.png": f"As above, with r divided by the square root of each unit's noise ceiling "
+                                 f"(1 = as good as the data allow), averaged over {subjects}{sem}.",
+        "decoding.png": "Decoding: retrieval and identification from brain responses decoded into each layer's "
+                        "features, per ROI (fraction of held-out test stimuli picked correctly; bars: mean over "
+                        f"{subjects}" + (", whiskers ±1 SEM" if n_sub > 1 else "") + "; black ticks: chance).",
+        "retrieval.png": "Retrieval: for a seeded random draw of held-out test stimuli, the test images whose true "
+                         "features are most similar to the features decoded from the brain response (seen image "
+                         "outlined in green; similarity above each; one subject and unit set).",
+        "reconstructions.png": "Reconstruction: held-out test images beside the images reconstructed from brain "
+                               "responses, best, median, worst and random examples per subject by the per-image score.",
+        "rois.png": f"The dataset's ROIs of subject {first} on the inflated fsaverage5 surface; each colour is the "
+                    "legend's, and a vertex in several ROIs takes the first listed.",
+        "brainmap": f"Per-vertex test-split Pearson r of {{enc}}'s best layer (the layer with the highest mean r) for "
+                    f"subject {first} on the inflated fsaverage5 surface; vertices whose r is below the critical r "
+                    "for p < 0.001 are not coloured.",
+        "best_layer": f"For each vertex of subject {first}, the relative depth of the {{enc}} layer that predicts it "
+                      "best; vertices that no layer predicts above the p < 0.001 critical r are not coloured.",
+        "metric": f"{{metric}} between each layer's representation of the test stimuli and each ROI's responses, "
+                  f"computed without fitting, against relative layer depth, averaged over {subjects}{sem}.",
+        "surface": f"Interactive 3-D view of {{enc}}'s best-layer map for subject {first} (drag to rotate; runs "
+                   "offline). Vertices below the p < 0.001 critical r are not coloured.",
+    }
+
+
+def _caption(name: str, captions: dict[str, str], encoders: list[str]) -> str:
+    from brain_workbench.figures.sweep import file_label
+
+    if name in captions:
+        return captions[name]
+    stem = Path(name).stem
+    for prefix in ("brainmap", "best_layer", "surface"):
+        if stem.startswith(prefix + "_"):
+            part = stem[len(prefix) + 1:]
+            enc = next((e for e in encoders if file_label(e) == part), part)
+            return captions[prefix].format(enc=enc)
+    if stem.startswith("layers_"):
+        return captions["metric"].format(metric=stem[len("layers_"):])
+    return stem
+
+
+def _run_section(s: Store, sweep: str) -> str:
+    import yaml
+
+    meta = s.meta(manifest_path(sweep)) or {}
+    made = meta.get("provenance", {}) if isinstance(meta, dict) else {}
+    config = s.open(manifest_path(sweep)).attrs.get("config") or made.get("config") or {}
+    now = provenance()["versions"]
+    then = made.get("versions", {})
+    names = list(dict.fromkeys([*then, *now]))
+    versions = "".join(f"<tr><td class='l'>{html.escape(n)}</td><td class='l'>{html.escape(str(then.get(n, '')))}</td>"
+                       f"<td class='l'>{html.escape(str(now.get(n, '')))}</td></tr>" for n in names)
+    facts = [("sweep finished", made.get("finished_at", "unknown")),
+             ("report written", _dt.datetime.now().astimezone().strftime("%Y-%m-%dT%H:%M:%S%z")),
+             ("code revision", code_revision() or "not a git checkout"),
+             ("host", made.get("host", "unknown")), ("seed", made.get("seed", "")),
+             ("store", s.url)]
+    rows = "".join(f"<tr><td class='l'>{html.escape(k)}</td><td class='l'>{html.escape(str(v))}</td></tr>" for k, v in facts)
+    return (f"<h2 id='run'>How these results were made</h2><table>{rows}</table>"
+            f"<h3 id='versions'>Package versions</h3><table><thead><tr><th class='l'>package</th>"
+            f"<th class='l'>when the sweep ran</th><th class='l'>when the report was written</th></tr></thead>"
+            f"<tbody>{versions}</tbody></table>"
+            f"<h3 id='config'>Sweep config</h3><pre>{html.escape(yaml.safe_dump(config, sort_keys=False))}</pre>")
+
+
+def write_report(s: Store, sweep: str, out: Path) -> Path:
+    """Write ``out/index.html`` (tables, statistics, captioned figures, an interactive surface view and how
+    the results were made); returns its path."""
+    frame = results_table(s, sweep)
+    figures = write_figures(s, sweep, out, interactive=True)
+    encoders = list(dict.fromkeys(frame["encoder"])) if not frame.empty else []
+    sections: list[tuple[str, str, str]] = []
+    for kind in dict.fromkeys(frame["kind"]) if not frame.empty else []:
+        rows = frame[frame["kind"] == kind]
+        sessions = "session" in rows and rows["session"].notna().any()
+        for facet, part in rows.groupby(["analysis", *(["session"] if sessions else [])], sort=False, dropna=False):
+            analysis = facet[0] if facet[1:] == () or facet[1] != facet[1] else f"{facet[0]}, session {facet[1]}"
+            value = "mean_r" if kind in ("encoding", "decoding") and "mean_r" in part.columns else "value"
+            if value not in part.columns or part[value].isna().all():
+                table = score_table(part)
+                if not table.empty and len(table.columns) > 3:
+                    sections.append((f"table-{_slug(kind + '-' + str(analysis))}", f"{kind.capitalize()}: {analysis}",
+                                     "<p class='note'>Mean ± SEM across subjects of each score (test split).</p>"
+                                     f"{_html_table(table, 3)}<details><summary>Statistics per subject</summary>"
+                                     f"{_html_table(statistics_table(part), 5)}</details>"))
+                continue
+            part = part[part["roi"] != "all"] if (part["roi"] != "all").any() else part
+            what = SCORE_NAMES.get(value, value) if value != "value" else str(part.get("score_name", part["analysis"]).iloc[0])
+            if kind == "decoding":
+                what = "mean Pearson r of decoded and true features"
+            title = f"{kind.capitalize()}: {analysis}, {what} per ROI"
+            body = (f"<p class='note'>Mean ± SEM across subjects (SEM only with two or more subjects); rows by layer "
+                    f"depth, ROIs in dataset order.</p>{_html_table(summary_pivot(part, value), 3)}"
+                    f"<details><summary>Statistics per subject (p: permutation test; q: Benjamini–Hochberg FDR across "
+                    f"the sweep)</summary>{_html_table(statistics_table(part), 5)}</details>")
+            if kind == "decoding" and retrieval_columns(part):
+                body += ("<p class='note'>Retrieval and identification (fraction correct, test split; mean ± SEM "
+                         f"across subjects; chance in brackets):</p>{_html_table(retrieval_table(part), 3)}")
+            sections.append((f"table-{_slug(kind + '-' + str(analysis))}", title, body))
+    captions = _captions(sweep, frame)
+    figure_items = []
+    for path in figures:
+        anchor = f"fig-{_slug(path.stem)}"
+        caption = html.escape(_caption(path.name, captions, encoders))
+        if path.suffix == ".html":
+            item = (f"<figure id='{anchor}'><iframe src='{html.escape(path.name)}' title='interactive surface view'>"
+                    f"</iframe><figcaption>{caption} <a href='{html.escape(path.name)}'>Open full page</a>."
+                    f"</figcaption></figure>")
+        else:
+            item = (f"<figure id='{anchor}'><img src='{html.escape(path.name)}' alt='{caption}'>"
+                    f"<figcaption>{caption}</figcaption></figure>")
+        figure_items.append((anchor, path.stem.replace("_", " "), item))
+    toc = ["<li><a href='#run'>How these results were made</a><ul><li><a href='#versions'>Package versions</a></li>"
+           "<li><a href='#config'>Sweep config</a></li></ul></li>"]
+    if sections:
+        toc.append("<li><a href='#tables'>Results tables</a><ul>" + "".join(
+            f"<li><a href='#{a}'>{html.escape(t)}</a></li>" for a, t, _ in sections) + "</ul></li>")
+    if figure_items:
+        toc.append("<li><a href='#figures'>Figures</a><ul>" + "".join(
+            f"<li><a href='#{a}'>{html.escape(t)}</a></li>" for a, t, _ in figure_items) + "</ul></li>")
+    tables = "".join(f"<h3 id='{a}'>{html.escape(t)}</h3>{b}" for a, t, b in sections)
+    page = (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(sweep)} · workbench report"
+            f"</title><style>{STYLE}</style></head><body>"
+            f"<h1>Sweep {html.escape(sweep)}</h1>"
+            f"<p>{len(frame)} result rows; encoders: {html.escape(', '.join(encoders)) or 'none'}.</p>"
+            f"<nav><strong>Contents</strong><ul>{''.join(toc)}</ul></nav>"
+            f"{_run_section(s, sweep)}"
+            + (f"<h2 id='tables'>Results tables</h2>{tables}" if sections else "")
+            + (f"<h2 id='figures'>Figures</h2>{''.join(i for _, _, i in figure_items)}" if figure_items else "")
+            + "</body></html>")
+    (out / "index.html").write_text(page)
+    return out / "index.html"

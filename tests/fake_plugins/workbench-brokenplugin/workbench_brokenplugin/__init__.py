@@ -1,3 +1,0 @@
-"""A plugin whose import fails, as when one of its dependencies is not installed."""
-
-raise ImportError("workbench-brokenplugin needs the package 'definitely-not-installed'; pip install it")

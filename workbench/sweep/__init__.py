@@ -1,8 +1,0 @@
-"""Alignment sweeps: config (YAML + overrides), cells, planning and coordination, executors, tables."""
-
-from workbench.sweep.config import SweepConfig, load_config
-from workbench.sweep.runner import Plan, Reporter, Sweep
-from workbench.sweep.tables import export_table, load_cell_scores, results_table, summary_table, tidy_table
-
-__all__ = ["Plan", "Reporter", "Sweep", "SweepConfig", "export_table", "load_cell_scores", "load_config",
-           "results_table", "summary_table", "tidy_table"]
