@@ -40,6 +40,47 @@ class WorkbenchError(ValueError):
     """
 
 
+class NotASurfaceError(WorkbenchError):
+    """Units that cannot be drawn on a cortical surface (volume or sensor space, or no vertex indices)."""
+
+
+@dataclass(frozen=True)
+class SurfaceMesh:
+    """An fsaverage mesh: vertices per hemisphere and where nilearn keeps it.
+
+    ``folder`` is its folder under nilearn's data directory (None: bundled with nilearn); the first
+    10,242 vertices of every fsaverage mesh are fsaverage5's, so data can be drawn on a coarser mesh.
+    """
+
+    name: str
+    vertices: int
+    folder: str | None
+
+    def how_to_fetch(self) -> str:
+        """Where the mesh lives and the one call that downloads it there."""
+        if self.folder is None:
+            return f"{self.name} ships with nilearn"
+        return (f"fetch it once, online, into nilearn's data folder (~/nilearn_data/{self.folder}, or $NILEARN_DATA) "
+                f"with nilearn.datasets.load_fsaverage({self.name!r})")
+
+
+SURFACE_MESHES: dict[str, SurfaceMesh] = {mesh.name: mesh for mesh in (
+    SurfaceMesh("fsaverage5", 10242, None),
+    SurfaceMesh("fsaverage6", 40962, "fsaverage6"),
+    SurfaceMesh("fsaverage7", 163842, "fsaverage"),
+)}
+SURFACE_MESHES["fsaverage"] = SURFACE_MESHES["fsaverage7"]
+"""The fsaverage meshes unit spaces may name (``fsaverage`` is FreeSurfer's name for fsaverage7)."""
+
+
+def surface_mesh(space: str) -> SurfaceMesh:
+    """The mesh of a surface space, or :class:`NotASurfaceError` naming the spaces that are surfaces."""
+    if space not in SURFACE_MESHES:
+        raise NotASurfaceError(f"units in space {space!r} are not on a cortical surface; brain maps need one of "
+                               f"{', '.join(SURFACE_MESHES)}")
+    return SURFACE_MESHES[space]
+
+
 def check_value(what: str, value: Any, allowed: Sequence[str]) -> str:
     """``value`` if it is one of ``allowed``, else one sentence listing them."""
     if value not in allowed:
@@ -170,6 +211,13 @@ class Units:
                 set_(attr, np.asarray(value))
         if self.hemisphere is not None:
             set_("hemisphere", normalize_hemispheres(self.hemisphere))
+        if self.vertex is not None and self.space in SURFACE_MESHES and self.n:
+            mesh = SURFACE_MESHES[self.space]
+            vertex = self.vertex
+            if vertex.dtype.kind not in "iuf" or not np.array_equal(vertex, np.floor(vertex)) or vertex.min() < 0 \
+                    or vertex.max() >= mesh.vertices:
+                raise WorkbenchError(f"units.vertex must be integer indices in 0..{mesh.vertices - 1} of the "
+                                     f"{mesh.name} mesh (per hemisphere)")
         if self.shape is not None:
             set_("shape", tuple(int(v) for v in self.shape))
         if self.affine is not None and np.shape(self.affine) != (4, 4):

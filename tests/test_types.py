@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from brain_workbench.types import LayerInfo, Recording, StimulusSet, Units, WorkbenchError, as_str_array, digest
+from brain_workbench.types import (SURFACE_MESHES, LayerInfo, NotASurfaceError, Recording, StimulusSet, Units, WorkbenchError,
+                                   as_str_array, digest, surface_mesh)
 
 LAYERS = [LayerInfo("embed", 0.0), LayerInfo("block1", 0.25), LayerInfo("block2", 0.5),
           LayerInfo("block3", 0.75), LayerInfo("head", 1.0)]
@@ -104,6 +105,20 @@ def test_units_validation() -> None:
         Units("fsaverage5", 2.5)  # type: ignore[arg-type]
     with pytest.raises(WorkbenchError, match="4 × 4"):
         Units("MNI152", 2, ijk=np.zeros((2, 3), int), shape=(2, 2, 2), affine=np.eye(3))
+
+
+def test_surface_units_index_their_mesh() -> None:
+    assert {name: mesh.vertices for name, mesh in SURFACE_MESHES.items()} == {
+        "fsaverage5": 10242, "fsaverage6": 40962, "fsaverage7": 163842, "fsaverage": 163842}
+    assert Units("fsaverage7", 2, vertex=[0, 163841]).vertex.tolist() == [0, 163841]
+    with pytest.raises(WorkbenchError, match=r"indices in 0..10241 of the fsaverage5 mesh"):
+        Units("fsaverage5", 2, vertex=[0, 10242])
+    with pytest.raises(WorkbenchError, match="integer indices"):
+        Units("fsaverage6", 2, vertex=[0.5, 1.0])
+    assert surface_mesh("fsaverage").name == "fsaverage7"
+    with pytest.raises(NotASurfaceError, match="'MNI152' are not on a cortical surface"):
+        surface_mesh("MNI152")
+    assert "nilearn.datasets.load_fsaverage('fsaverage6')" in SURFACE_MESHES["fsaverage6"].how_to_fetch()
 
 
 def test_units_select() -> None:

@@ -33,11 +33,11 @@ from brain_workbench.types import (
     Metric,
     Recording,
     StimulusSet,
+    SURFACE_MESHES,
     WorkbenchError,
 )
 
 INVARIANCES = ("permutation", "isotropic_scaling", "orthogonal", "translation", "invertible_linear")
-SURFACE_VERTICES = {"fsaverage": 163842, "fsaverage7": 163842, "fsaverage6": 40962, "fsaverage5": 10242}
 Check = Callable[[Any], None]
 
 
@@ -122,12 +122,12 @@ def check_dataset_responses_finite(dataset: Dataset) -> None:
 
 def check_dataset_units(dataset: Dataset) -> None:
     units = _first_recording(dataset).units
-    if units.space in SURFACE_VERTICES:
+    if units.space in SURFACE_MESHES:
         assert units.hemisphere is not None and units.vertex is not None, \
             f"surface units ({units.space}) need hemisphere and vertex"
         assert set(units.hemisphere.tolist()) <= set(HEMISPHERES), f"hemispheres must be {HEMISPHERES}"
         vertex = np.asarray(units.vertex)
-        assert vertex.min() >= 0 and vertex.max() < SURFACE_VERTICES[units.space], \
+        assert vertex.min() >= 0 and vertex.max() < SURFACE_MESHES[units.space].vertices, \
             f"vertex indices must lie within the {units.space} mesh"
     for name, mask in units.rois.items():
         assert mask.any(), f"ROI {name!r} holds no unit"
