@@ -44,6 +44,10 @@ class NotASurfaceError(WorkbenchError):
     """Units that cannot be drawn on a cortical surface (volume or sensor space, or no vertex indices)."""
 
 
+class MeshUnavailableError(WorkbenchError):
+    """A surface mesh that is not on this machine; the message names what to fetch and where."""
+
+
 @dataclass(frozen=True)
 class SurfaceMesh:
     """An fsaverage mesh: vertices per hemisphere and where nilearn keeps it.

@@ -7,23 +7,21 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from brain_workbench.figures.output import save_or_return
+from brain_workbench.figures.output import given_axes, new_figure, panel_titles, save_or_return
 from brain_workbench.types import WorkbenchError
 
 METRIC_LABELS = {"top1": "retrieval top-1", "two_way": "two-way identification", "mean_r": "mean Pearson r",
                  "median_r": "median Pearson r"}
 
 
-def plot_adaptation_curve(table: Any, metrics: Sequence[str] | None = None, x: str = "k_sessions",
-                          title: str = "", output_file: str | Path | None = None) -> Any:
+def plot_adaptation_curve(table: Any, metrics: Sequence[str] | None = None, *, x: str = "k_sessions",
+                          title: str = "", figure: Any = None, axes: Any = None,
+                          output_file: str | Path | None = None) -> Any:
     """Plot an ``adaptation_curve`` table: one panel per metric, one line per model, x = sessions (or stimuli).
 
     Shared models are solid, per-subject ones dashed; a dotted grey line marks chance.
     """
     import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
 
     if table is None or len(table) == 0:
         raise WorkbenchError("the adaptation table is empty: run adaptation_curve first")
@@ -35,9 +33,14 @@ def plot_adaptation_curve(table: Any, metrics: Sequence[str] | None = None, x: s
     if unknown:
         raise WorkbenchError(f"the table has no metric {unknown[0]!r}; it has {', '.join(dict.fromkeys(table['metric']))}")
     models = list(dict.fromkeys(table["model"]))
-    colours = plt.get_cmap("tab10")(np.arange(len(models)) % 10)
-    fig, axes = plt.subplots(1, len(names), figsize=(4.4 * len(names) + 1.8, 3.9), squeeze=False)
-    for ax, metric in zip(axes[0], names):
+    colours = matplotlib.colormaps["tab10"](np.arange(len(models)) % 10)
+    if axes is None:
+        fig = new_figure(figure, (4.4 * len(names) + 1.8, 3.9))
+        panels = list(fig.subplots(1, len(names), squeeze=False)[0])
+    else:
+        panels = given_axes(axes, len(names), "panels (one per metric)")
+        fig = panels[0].figure
+    for ax, metric in zip(panels, names):
         rows = table[table["metric"] == metric]
         for colour, model in zip(colours, models):
             sub = rows[rows["model"] == model].groupby(x, as_index=False)["value"].mean().sort_values(x)
@@ -56,12 +59,16 @@ def plot_adaptation_curve(table: Any, metrics: Sequence[str] | None = None, x: s
         ax.set_ylabel(METRIC_LABELS.get(metric, metric))
         ax.grid(alpha=0.3)
         ax.spines[["top", "right"]].set_visible(False)
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="center right", frameon=False)
-    subject = ", ".join(dict.fromkeys(table["subject"].astype(str))) if "subject" in table.columns else ""
-    fig.suptitle(title or f"New-subject adaptation (subject {subject})", fontsize=12)
-    fig.tight_layout(rect=(0, 0, 0.8, 0.95))
-    return save_or_return(fig, output_file)
+    handles, labels = panels[0].get_legend_handles_labels()
+    if axes is None:
+        subject = ", ".join(dict.fromkeys(table["subject"].astype(str))) if "subject" in table.columns else ""
+        fig.legend(handles, labels, loc="center right", frameon=False)
+        fig.suptitle(title or f"New-subject adaptation (subject {subject})", fontsize=12)
+        fig.tight_layout(rect=(0, 0, 0.8, 0.95))
+    else:
+        panel_titles(panels, [""] * len(panels), title, fontsize=12)
+        panels[-1].legend(handles, labels, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+    return save_or_return(fig, output_file, close=figure is None and axes is None)
 
 
 ADAPTATION_SCORES = ("top1", "two_way", "mean_r", "median_r")

@@ -1,20 +1,28 @@
-"""Per-vertex maps on the inflated fsaverage5 surface, both hemispheres, lateral and medial views."""
+"""Per-vertex maps on an inflated fsaverage surface, both hemispheres, lateral and medial views.
+
+Data are drawn on their own mesh when nilearn has it locally (fsaverage5 ships with nilearn;
+fsaverage6/7 are fetched once into its data folder), else on fsaverage5, whose vertices are the first
+10,242 of every finer fsaverage mesh.
+"""
 
 from __future__ import annotations
 
+import warnings
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from brain_workbench.figures.output import save_or_return
-from brain_workbench.types import WorkbenchError
+from brain_workbench.figures.output import given_axes, new_figure, panel_titles, save_or_return
+from brain_workbench.types import (SURFACE_MESHES, MeshUnavailableError, NotASurfaceError, Units, WorkbenchError,
+                                   surface_mesh)
 
-FSAVERAGE5_VERTICES = 10242
-SURFACE_SPACES = {"fsaverage5": FSAVERAGE5_VERTICES, "fsaverage": 163842, "fsaverage6": 40962}
 VIEWS = [("left", "lateral"), ("left", "medial"), ("right", "medial"), ("right", "lateral")]
 VIEW_NAMES = ("lateral", "medial", "dorsal", "ventral", "anterior", "posterior")
 HEMISPHERES = ("left", "right")
+COARSEST = "fsaverage5"
+MESH_FILES = ("infl_left", "infl_right", "sulc_left", "sulc_right")
 
 
 def panels(views: Sequence[str] | None, hemispheres: Sequence[str] | None) -> list[tuple[str, str]]:
@@ -29,21 +37,109 @@ def panels(views: Sequence[str] | None, hemispheres: Sequence[str] | None) -> li
     return [(h, v) for h in hemispheres for v in views]
 
 
-def surface_arrays(values: np.ndarray, hemisphere: np.ndarray, vertex: np.ndarray, space: str) -> dict[str, np.ndarray]:
-    """Scatter unit values onto full fsaverage5 hemispheres (NaN where there is no unit).
+def local_mesh_folder(name: str) -> Path | None:
+    """The folder under nilearn's data directories holding mesh ``name``'s inflated surfaces and sulcal depth."""
+    from nilearn.datasets import get_data_dirs
 
-    fsaverage and fsaverage6 are icosahedral refinements whose first 10,242 vertices are the
-    fsaverage5 vertices, so their maps are shown at fsaverage5 resolution by taking those vertices.
+    folder = SURFACE_MESHES[name].folder
+    for root in get_data_dirs():
+        path = Path(root) / str(folder)
+        if all((path / f"{part}.gii.gz").is_file() for part in MESH_FILES):
+            return path
+    return None
+
+
+def mesh_available(name: str) -> bool:
+    """Whether mesh ``name`` can be drawn offline: bundled with nilearn, or already in its data folder."""
+    return SURFACE_MESHES[name].folder is None or local_mesh_folder(name) is not None
+
+
+@lru_cache(maxsize=4)
+def _load(name: str, folder: Path | None) -> tuple[Any, Any]:
+    from nilearn import datasets
+    from nilearn.surface import FileMesh, PolyMesh, SurfaceImage
+
+    if folder is None:
+        return datasets.load_fsaverage(name)["inflated"], datasets.load_fsaverage_data(name, data_type="sulcal")
+    inflated = PolyMesh(left=FileMesh(folder / "infl_left.gii.gz"), right=FileMesh(folder / "infl_right.gii.gz"))
+    return inflated, SurfaceImage(mesh=inflated, data={h: folder / f"sulc_{h}.gii.gz" for h in HEMISPHERES})
+
+
+def load_mesh(name: str) -> tuple[Any, Any]:
+    """Mesh ``name``'s inflated surfaces and sulcal depth, from disk only (nilearn is never asked to download)."""
+    mesh = SURFACE_MESHES[name]
+    folder = local_mesh_folder(mesh.name) if mesh.folder else None
+    if mesh.folder and folder is None:
+        raise MeshUnavailableError(f"the {mesh.name} mesh is not in nilearn's data folder; {mesh.how_to_fetch()}, "
+                                   f"or draw on {COARSEST} with mesh={COARSEST!r}")
+    return _load(mesh.name, folder)
+
+
+def drawing_mesh(space: str, mesh: str | None = None) -> str:
+    """The mesh to draw ``space`` data on: ``mesh`` if given, else the data's own when local, else fsaverage5."""
+    own = surface_mesh(space)
+    if mesh is not None:
+        chosen = surface_mesh(mesh)
+        if chosen.vertices > own.vertices:
+            raise WorkbenchError(f"{space} data cannot be drawn on the finer {chosen.name} mesh; choose {own.name} "
+                                 f"or a coarser one")
+        return chosen.name
+    if mesh_available(own.name):
+        return own.name
+    warnings.warn(f"{space} data are drawn on {COARSEST} (their first {SURFACE_MESHES[COARSEST].vertices:,} "
+                  f"vertices per hemisphere) because the {own.name} mesh is not local; {own.how_to_fetch()}",
+                  stacklevel=3)
+    return COARSEST
+
+
+def surface_arrays(values: np.ndarray, hemisphere: np.ndarray, vertex: np.ndarray, space: str,
+                   mesh: str = COARSEST) -> dict[str, np.ndarray]:
+    """Scatter unit values onto full hemispheres of ``mesh`` (NaN where there is no unit).
+
+    fsaverage meshes are icosahedral refinements whose first vertices are the coarser meshes', so data
+    on a fine mesh are shown on a coarser one by taking those vertices.
     """
-    if space not in SURFACE_SPACES:
-        raise WorkbenchError(f"brain maps need surface data (fsaverage, fsaverage6 or fsaverage5), not {space!r}")
+    surface_mesh(space)
+    n = SURFACE_MESHES[mesh].vertices
     out = {}
-    for hemi in ("left", "right"):
-        full = np.full(FSAVERAGE5_VERTICES, np.nan)
-        pick = (np.asarray(hemisphere).astype(str) == hemi) & (np.asarray(vertex) < FSAVERAGE5_VERTICES)
-        full[np.asarray(vertex)[pick].astype(int)] = values[pick]
+    for hemi in HEMISPHERES:
+        full = np.full(n, np.nan)
+        pick = (np.asarray(hemisphere).astype(str) == hemi) & (np.asarray(vertex) < n)
+        full[np.asarray(vertex)[pick].astype(int)] = np.asarray(values)[pick]
         out[hemi] = full
     return out
+
+
+def surface_masks(mask: np.ndarray, hemisphere: np.ndarray, vertex: np.ndarray, space: str,
+                  mesh: str = COARSEST) -> dict[str, np.ndarray]:
+    """A boolean mask over units as full hemispheres of ``mesh`` (False where there is no unit)."""
+    full = surface_arrays(np.asarray(mask, dtype=np.float64), hemisphere, vertex, space, mesh)
+    return {h: np.nan_to_num(v, nan=0.0) > 0 for h, v in full.items()}
+
+
+def _surface_units(units: Units, n_values: int | None = None) -> None:
+    surface_mesh(units.space)
+    if units.hemisphere is None or units.vertex is None:
+        raise NotASurfaceError(f"units in space {units.space!r} have no hemisphere and vertex per unit; brain maps "
+                               "need both")
+    if n_values is not None and n_values != units.n:
+        raise WorkbenchError(f"{n_values} values for {units.n} units; pass one value per unit")
+
+
+def _roi_masks(units: Units, rois: Mapping[str, np.ndarray] | Sequence[str] | None) -> dict[str, np.ndarray]:
+    if rois is None:
+        return {}
+    if isinstance(rois, Mapping):
+        masks = {str(name): np.asarray(mask, dtype=bool) for name, mask in rois.items()}
+        wrong = [name for name, mask in masks.items() if mask.shape != (units.n,)]
+        if wrong:
+            raise WorkbenchError(f"ROI {wrong[0]!r} mask has shape {masks[wrong[0]].shape}; pass one value per unit "
+                                 f"({units.n})")
+        return masks
+    unknown = [name for name in rois if name not in units.rois]
+    if unknown:
+        raise WorkbenchError(f"unknown ROI {unknown[0]!r}; the units have {', '.join(units.rois) or 'no ROIs'}")
+    return {name: units.rois[name] for name in (rois or units.rois)}
 
 
 def roi_colours(names: Sequence[str]) -> dict[str, tuple[float, float, float, float]]:
@@ -54,29 +150,47 @@ def roi_colours(names: Sequence[str]) -> dict[str, tuple[float, float, float, fl
     return {name: tuple(float(c) for c in palette(i % palette.N)) for i, name in enumerate(names)}
 
 
-def _outline(ax: Any, mesh: Any, hemi: str, outlines: Mapping[str, np.ndarray], colours: Mapping[str, Any]) -> None:
+def _outline(ax: Any, part: Any, outlines: Mapping[str, np.ndarray], colours: Mapping[str, Any]) -> None:
     from nilearn import plotting
 
-    for name, mask in outlines.items():
-        roi = np.asarray(mask[hemi], dtype=float)
+    for name, roi in outlines.items():
         if roi.any():
-            plotting.plot_surf_contours(surf_mesh=mesh, roi_map=roi, levels=[1.0], labels=[name],
+            plotting.plot_surf_contours(surf_mesh=part, roi_map=roi.astype(float), levels=[1.0], labels=[name],
                                         colors=[colours[name]], axes=ax)
 
 
-def _draw(hemis: dict[str, np.ndarray], title: str, cmap: str, vmin: float | None, vmax: float | None,
-          colorbar_label: str, output_file: str | Path | None, symmetric: bool, threshold: float | None,
-          views: Sequence[tuple[str, str]] = tuple(VIEWS), log: bool = False,
-          outlines: Mapping[str, Mapping[str, np.ndarray]] | None = None):
-    import matplotlib
+def _panel_axes(chosen: list[tuple[str, str]], figure: Any, axes: Any, bottom: float,
+                height: float, right: float) -> tuple[Any, list[Any]]:
+    """A 3-D Axes per panel: laid out in a new or given figure, or the given ones (2-D ones turned 3-D in place)."""
+    if axes is None:
+        fig = new_figure(figure, (4 * len(chosen), 4.6))
+        width = right / len(chosen)
+        return fig, [fig.add_axes((0.01 + i * width, bottom, width * 0.98, height), projection="3d")
+                     for i in range(len(chosen))]
+    out = []
+    for ax in given_axes(axes, len(chosen), "surface panels (hemisphere × view)"):
+        if ax.name != "3d":
+            spec, box, fig = ax.get_subplotspec(), ax.get_position(), ax.figure
+            ax.remove()
+            ax = fig.add_subplot(spec, projection="3d") if spec is not None else fig.add_axes(box, projection="3d")
+        out.append(ax)
+    return out[0].figure, out
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+
+def _legend(fig: Any, axes: list[Any], owned: bool, handles: list[Any], title: str) -> None:
+    if owned:
+        fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 8), frameon=False, title=title)
+    else:
+        axes[-1].legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False, title=title)
+
+
+def _draw(hemis: dict[str, np.ndarray], mesh: str, title: str, cmap: str, vmin: float | None, vmax: float | None,
+          colorbar_label: str, symmetric: bool, threshold: float | None, views: Sequence[tuple[str, str]],
+          log: bool, outlines: Mapping[str, Mapping[str, np.ndarray]], figure: Any, axes: Any) -> Any:
     from matplotlib import cm, colors
-    from nilearn import datasets, plotting
+    from nilearn import plotting
 
-    mesh = datasets.load_fsaverage("fsaverage5")
-    sulc = datasets.load_fsaverage_data("fsaverage5", data_type="sulcal")
+    inflated, sulc = load_mesh(mesh)
     if log:
         keep = {h: (v > 0) & (np.abs(v) >= (threshold or 0.0)) for h, v in hemis.items()}
         hemis = {h: np.where(keep[h], np.log10(np.where(v > 0, v, 1.0)), np.nan) for h, v in hemis.items()}
@@ -90,65 +204,61 @@ def _draw(hemis: dict[str, np.ndarray], title: str, cmap: str, vmin: float | Non
         vmax = float(np.nanpercentile(np.abs(finite) if symmetric else finite, 99)) or 1.0
     if vmin is None:
         vmin = -vmax if symmetric else float(np.nanmin(finite))
-    n = len(views)
-    fig = plt.figure(figsize=(4 * n, 4.6))
-    width = 0.9 / n
-    axes = [fig.add_axes([0.01 + i * width, 0.06, width * 0.98, 0.78], projection="3d") for i in range(n)]
-    for ax, (hemi, view) in zip(axes, views):
+    fig, panel_axes = _panel_axes(list(views), figure, axes, bottom=0.06, height=0.78, right=0.9)
+    for ax, (hemi, view) in zip(panel_axes, views):
         data = hemis[hemi].copy()
         if threshold is not None:
             data[np.abs(data) < threshold] = np.nan
         # Missing values are drawn as background: shift real values to [1, 2] and threshold below 0.5.
         shown = 1.0 + np.clip((data - vmin) / ((vmax - vmin) or 1.0), 0.0, 1.0)
         shown = np.where(np.isfinite(shown), shown, 0.0)
-        plotting.plot_surf(
-            surf_mesh=mesh["inflated"].parts[hemi], surf_map=shown, bg_map=sulc.data.parts[hemi], hemi=hemi,
-            view=view, cmap=cmap, vmin=1.0, vmax=2.0, threshold=0.5, bg_on_data=False, axes=ax, colorbar=False,
-            avg_method="median",
-            engine="matplotlib",
-        )
+        plotting.plot_surf(surf_mesh=inflated.parts[hemi], surf_map=shown, bg_map=sulc.data.parts[hemi], hemi=hemi,
+                           view=view, cmap=cmap, vmin=1.0, vmax=2.0, threshold=0.5, bg_on_data=False, axes=ax,
+                           colorbar=False, avg_method="median", engine="matplotlib")
         if outlines:
-            _outline(ax, mesh["inflated"].parts[hemi], hemi, outlines, roi_colours(list(outlines)))
-        ax.set_title(f"{hemi} hemisphere, {view}", fontsize=11, pad=0)
+            _outline(ax, inflated.parts[hemi], {n: m[hemi] for n, m in outlines.items()}, roi_colours(list(outlines)))
     if outlines:
         from matplotlib.lines import Line2D
 
         handles = [Line2D([], [], color=c, lw=3, label=n) for n, c in roi_colours(list(outlines)).items()]
-        fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 8), frameon=False, title="ROI outlines")
-    cax = fig.add_axes([0.915, 0.16, 0.012, 0.6])
+        _legend(fig, panel_axes, axes is None, handles, "ROI outlines")
     norm = colors.LogNorm(10**vmin, 10**vmax) if log else colors.Normalize(vmin, vmax)
-    fig.colorbar(cm.ScalarMappable(norm=norm, cmap=cmap), cax=cax, label=colorbar_label)
-    fig.suptitle(title, fontsize=14, y=0.97)
-    return save_or_return(fig, output_file)
+    mappable = cm.ScalarMappable(norm=norm, cmap=cmap)
+    names = [f"{hemi} hemisphere, {view}" for hemi, view in views]
+    if axes is None:
+        fig.colorbar(mappable, cax=fig.add_axes((0.915, 0.16, 0.012, 0.6)), label=colorbar_label)
+        panel_titles(panel_axes, names, "", fontsize=11, pad=0)
+        fig.suptitle(title, fontsize=14, y=0.97)
+    else:
+        fig.colorbar(mappable, ax=panel_axes, shrink=0.6, label=colorbar_label)
+        panel_titles(panel_axes, names, title, fontsize=11, pad=0)
+    return fig
 
 
-def plot_surface_scores(values: np.ndarray, hemisphere: np.ndarray, vertex: np.ndarray, space: str = "fsaverage5",
-                        title: str = "", cmap: str = "inferno", vmax: float | None = None, threshold: float | None = None,
-                        colorbar_label: str = "Pearson r (test split)", output_file: str | Path | None = None,
-                        vmin: float | None = None, views: Sequence[str] | None = None,
-                        hemispheres: Sequence[str] | None = None, log: bool = False,
-                        outlines: Mapping[str, np.ndarray] | None = None) -> Any:
+def plot_surface_scores(values: np.ndarray, units: Units, *, mesh: str | None = None, title: str = "",
+                        cmap: str = "inferno", vmin: float | None = None, vmax: float | None = None,
+                        threshold: float | None = None, colorbar_label: str = "Pearson r (test split)",
+                        views: Sequence[str] | None = None, hemispheres: Sequence[str] | None = None,
+                        log: bool = False, outlines: Mapping[str, np.ndarray] | Sequence[str] | None = None,
+                        figure: Any = None, axes: Any = None, output_file: str | Path | None = None) -> Any:
     """Draw one value per unit (e.g. a score) on the inflated surface with a colour bar.
 
-    nilearn-style options: ``cmap``, ``vmin``/``vmax``, ``threshold`` (|value| below it is not drawn),
-    ``views`` (lateral, medial, dorsal, ventral, anterior, posterior) × ``hemispheres``, and ``log``
-    (log-scaled colours, e.g. for ridge alphas; values <= 0 are not drawn). ``outlines`` maps ROI names
-    to boolean masks over the units; each ROI is outlined (nilearn ``plot_surf_contours``) in its own colour.
+    ``threshold`` hides |value| below it; ``log`` scales colours logarithmically (values <= 0 hidden);
+    ``outlines`` outlines ROIs (names of ``units.rois`` or masks over units) each in its own colour.
     """
     if log and (vmin is not None and vmin <= 0 or vmax is not None and vmax <= 0):
         raise WorkbenchError(f"a log colour scale needs positive vmin/vmax, got vmin={vmin}, vmax={vmax}")
-    hemis = surface_arrays(np.asarray(values, dtype=np.float64), hemisphere, vertex, space)
+    _surface_units(units, len(values))
+    chosen = panels(views, hemispheres)
+    drawn = drawing_mesh(units.space, mesh)
+    hemis = surface_arrays(np.asarray(values, dtype=np.float64), units.hemisphere, units.vertex, units.space, drawn)
     if vmin is None and not log:
         vmin = 0.0 if vmax is None or vmax > 0 else None
-    masks = {name: surface_masks(mask, hemisphere, vertex, space) for name, mask in (outlines or {}).items()}
-    return _draw(hemis, title, cmap, vmin, vmax, colorbar_label, output_file, symmetric=False, threshold=threshold,
-                 views=panels(views, hemispheres), log=log, outlines=masks)
-
-
-def surface_masks(mask: np.ndarray, hemisphere: np.ndarray, vertex: np.ndarray, space: str) -> dict[str, np.ndarray]:
-    """A boolean mask over units as full fsaverage5 hemispheres (False where there is no unit)."""
-    full = surface_arrays(np.asarray(mask, dtype=np.float64), hemisphere, vertex, space)
-    return {h: np.nan_to_num(v, nan=0.0) > 0 for h, v in full.items()}
+    masks = {name: surface_masks(mask, units.hemisphere, units.vertex, units.space, drawn)
+             for name, mask in _roi_masks(units, outlines).items()}
+    fig = _draw(hemis, drawn, title, cmap, vmin, vmax, colorbar_label, symmetric=False, threshold=threshold,
+                views=chosen, log=log, outlines=masks, figure=figure, axes=axes)
+    return save_or_return(fig, output_file, close=figure is None and axes is None)
 
 
 def label_map(rois: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -161,58 +271,64 @@ def label_map(rois: Mapping[str, np.ndarray]) -> np.ndarray:
     return labels
 
 
-def plot_roi_labels(rois: Mapping[str, np.ndarray], hemisphere: np.ndarray, vertex: np.ndarray,
-                    space: str = "fsaverage5", title: str = "", views: Sequence[str] | None = None,
-                    hemispheres: Sequence[str] | None = None, output_file: str | Path | None = None) -> Any:
-    """Draw a label map of ROIs (nilearn ``plot_surf_roi``) with a legend whose colours are the drawn ones.
+def plot_roi_labels(units: Units, rois: Mapping[str, np.ndarray] | Sequence[str] | None = None, *,
+                    mesh: str | None = None, title: str = "", views: Sequence[str] | None = None,
+                    hemispheres: Sequence[str] | None = None, figure: Any = None, axes: Any = None,
+                    output_file: str | Path | None = None) -> Any:
+    """Draw ROIs as a label map (nilearn ``plot_surf_roi``) with a legend whose colours are the drawn ones.
 
-    ``rois`` maps names to boolean masks over the units, in the order to label them; a unit in several
-    ROIs takes the first. The colour map is a ``ListedColormap`` with one colour per ROI and the
-    normalisation puts label k in the middle of colour k, so each label gets exactly its legend colour.
+    ``rois``: names of ``units.rois`` or masks over units (default: all of ``units.rois``), in labelling
+    order; a unit in several ROIs takes the first.
     """
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
     from matplotlib.colors import ListedColormap
     from matplotlib.patches import Patch
-    from nilearn import datasets, plotting
+    from nilearn import plotting
 
-    if not rois:
+    _surface_units(units)
+    masks = _roi_masks(units, list(units.rois) if rois is None else rois)
+    if not masks:
         raise WorkbenchError("there are no ROIs to draw")
-    names = list(rois)
+    names = list(masks)
     colours = roi_colours(names)
     cmap = ListedColormap([colours[n] for n in names], name="workbench-rois")
-    labels = surface_arrays(label_map(rois).astype(np.float64), hemisphere, vertex, space)
-    mesh = datasets.load_fsaverage("fsaverage5")
-    sulc = datasets.load_fsaverage_data("fsaverage5", data_type="sulcal")
+    drawn = drawing_mesh(units.space, mesh)
+    labels = surface_arrays(label_map(masks).astype(np.float64), units.hemisphere, units.vertex, units.space, drawn)
+    inflated, sulc = load_mesh(drawn)
     chosen = panels(views, hemispheres)
-    fig = plt.figure(figsize=(4 * len(chosen), 4.8))
-    width = 0.98 / len(chosen)
-    for i, (hemi, view) in enumerate(chosen):
-        ax = fig.add_axes([0.01 + i * width, 0.16, width * 0.98, 0.7], projection="3d")
+    fig, panel_axes = _panel_axes(chosen, figure, axes, bottom=0.16, height=0.7, right=0.98)
+    for ax, (hemi, view) in zip(panel_axes, chosen):
         roi_map = np.nan_to_num(labels[hemi], nan=0.0).astype(int)
-        plotting.plot_surf_roi(surf_mesh=mesh["inflated"].parts[hemi], roi_map=roi_map, bg_map=sulc.data.parts[hemi],
-                               hemi=hemi, view=view, cmap=cmap, vmin=0.5, vmax=len(names) + 0.5, threshold=0.5, avg_method="median",
-                               bg_on_data=False, colorbar=False, axes=ax, engine="matplotlib")
-        ax.set_title(f"{hemi} hemisphere, {view}", fontsize=11, pad=0)
+        # vmin/vmax put label k in the middle of colour k, so each label gets exactly its legend colour
+        plotting.plot_surf_roi(surf_mesh=inflated.parts[hemi], roi_map=roi_map, bg_map=sulc.data.parts[hemi],
+                               hemi=hemi, view=view, cmap=cmap, vmin=0.5, vmax=len(names) + 0.5, threshold=0.5,
+                               avg_method="median", bg_on_data=False, colorbar=False, axes=ax, engine="matplotlib")
     handles = [Patch(facecolor=colours[n], edgecolor="black", label=n) for n in names]
-    fig.legend(handles=handles, loc="lower center", ncol=min(len(names), 8), frameon=False, title="ROI")
-    fig.suptitle(title or "ROIs", fontsize=14, y=0.97)
-    return save_or_return(fig, output_file)
+    _legend(fig, panel_axes, axes is None, handles, "ROI")
+    panel_names = [f"{hemi} hemisphere, {view}" for hemi, view in chosen]
+    panel_titles(panel_axes, panel_names, "" if axes is None else title, fontsize=11, pad=0)
+    if axes is None:
+        fig.suptitle(title or "ROIs", fontsize=14, y=0.97)
+    return save_or_return(fig, output_file, close=figure is None and axes is None)
 
 
-def plot_best_layer(scores: np.ndarray, depths: np.ndarray, hemisphere: np.ndarray, vertex: np.ndarray,
-                    space: str = "fsaverage5", title: str = "", min_score: float = 0.1, cmap: str = "viridis",
-                    output_file: str | Path | None = None, outlines: Mapping[str, np.ndarray] | None = None) -> Any:
-    """Colour each vertex by the relative depth of its best layer (layers × units scores).
+def plot_best_layer(scores: np.ndarray, depths: Sequence[float], units: Units, *, mesh: str | None = None,
+                    title: str = "", min_score: float = 0.1, cmap: str = "viridis",
+                    views: Sequence[str] | None = None, hemispheres: Sequence[str] | None = None,
+                    outlines: Mapping[str, np.ndarray] | Sequence[str] | None = None, figure: Any = None,
+                    axes: Any = None, output_file: str | Path | None = None) -> Any:
+    """Colour each vertex by the relative depth of its best layer (``scores``: layers × units).
 
     Vertices whose best score stays below ``min_score`` are left uncoloured: no layer explains them.
     """
     scores = np.asarray(scores, dtype=np.float64)
+    _surface_units(units, scores.shape[-1])
     best = np.asarray(depths, dtype=np.float64)[np.argmax(scores, axis=0)]
     best[scores.max(axis=0) < min_score] = np.nan
-    hemis = surface_arrays(best, hemisphere, vertex, space)
-    masks = {name: surface_masks(mask, hemisphere, vertex, space) for name, mask in (outlines or {}).items()}
-    return _draw(hemis, title, cmap, 0.0, 1.0, "relative depth of the best layer", output_file,
-                 symmetric=False, threshold=None, outlines=masks)
+    chosen = panels(views, hemispheres)
+    drawn = drawing_mesh(units.space, mesh)
+    hemis = surface_arrays(best, units.hemisphere, units.vertex, units.space, drawn)
+    masks = {name: surface_masks(mask, units.hemisphere, units.vertex, units.space, drawn)
+             for name, mask in _roi_masks(units, outlines).items()}
+    fig = _draw(hemis, drawn, title, cmap, 0.0, 1.0, "relative depth of the best layer", symmetric=False,
+                threshold=None, views=chosen, log=False, outlines=masks, figure=figure, axes=axes)
+    return save_or_return(fig, output_file, close=figure is None and axes is None)

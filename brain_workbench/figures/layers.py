@@ -7,7 +7,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from brain_workbench.figures.output import save_or_return
+from brain_workbench.figures.output import given_axes, new_figure, panel_titles, save_or_return
 from brain_workbench.types import WorkbenchError
 
 
@@ -23,18 +23,15 @@ def depth_profile(rows: Any, value: str) -> Any:
     return out.reset_index().sort_values("depth")
 
 
-def plot_layer_profiles(table: Any, value: str = "mean_r", rois: Sequence[str] | None = None,
+def plot_layer_profiles(table: Any, value: str = "mean_r", *, rois: Sequence[str] | None = None,
                         encoders: Sequence[str] | None = None, title: str = "", sem: bool = True,
-                        output_file: str | Path | None = None) -> Any:
-    """Plot ``value`` against relative layer depth from a results table (averaged over subjects).
+                        figure: Any = None, axes: Any = None, output_file: str | Path | None = None) -> Any:
+    """Plot ``value`` against relative layer depth from a results table (averaged over subjects), a panel per encoder.
 
     Dots mark each ROI's best layer; the shaded band around a line is the SEM across subjects (with
     two or more subjects); the grey band is the mean 95th percentile of the permutation null.
     """
     import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
 
     if table.empty:
         raise WorkbenchError("the results table is empty: run the sweep first")
@@ -47,9 +44,14 @@ def plot_layer_profiles(table: Any, value: str = "mean_r", rois: Sequence[str] |
     roi_order = list(dict.fromkeys(frame["roi"]))
     if frame.empty or not names:
         raise WorkbenchError("no rows left to plot after filtering by ROI/encoder")
-    palette = plt.get_cmap("turbo")(np.linspace(0.05, 0.95, max(len(roi_order), 2)))
-    fig, axes = plt.subplots(1, len(names), figsize=(4.6 * len(names) + 1.5, 4.2), squeeze=False, sharey=True)
-    for ax, encoder in zip(axes[0], names):
+    palette = matplotlib.colormaps["turbo"](np.linspace(0.05, 0.95, max(len(roi_order), 2)))
+    if axes is None:
+        fig = new_figure(figure, (4.6 * len(names) + 1.5, 4.2))
+        panels = list(fig.subplots(1, len(names), squeeze=False, sharey=True)[0])
+    else:
+        panels = given_axes(axes, len(names), "panels (one per encoder)")
+        fig = panels[0].figure
+    for ax, encoder in zip(panels, names):
         sub = frame[frame["encoder"] == encoder]
         for colour, roi in zip(palette, roi_order):
             rows = depth_profile(sub[sub["roi"] == roi], value)
@@ -65,7 +67,6 @@ def plot_layer_profiles(table: Any, value: str = "mean_r", rois: Sequence[str] |
             null = sub.groupby("depth")["null_mean_r_95"].mean().sort_index()
             ax.fill_between(null.index, 0, null.values, color="0.6", alpha=0.35, lw=0, label="null 95%")
         ax.axhline(0, color="0.3", lw=0.8)
-        ax.set_title(encoder, fontsize=12)
         ax.set_xlabel("relative layer depth (0 = input, 1 = output)")
         ax.set_xlim(-0.03, 1.03)
         ax.grid(alpha=0.3)
@@ -73,13 +74,18 @@ def plot_layer_profiles(table: Any, value: str = "mean_r", rois: Sequence[str] |
     if value == "value" and "head" in frame.columns:
         kinds = ", ".join(str(k) for k in dict.fromkeys(frame.get("metric_kind", [])) if isinstance(k, str))
         metric_names = ", ".join(dict.fromkeys(frame["head"])) + (f" ({kinds}, test stimuli)" if kinds else "")
-    axes[0][0].set_ylabel({"mean_r": "mean Pearson r (test split)",
-                           "mean_r_normalized": "mean r / noise ceiling"}.get(value, metric_names))
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="center right", title="ROI", frameon=False)
-    fig.suptitle(title or "score per layer, averaged over subjects", fontsize=13)
-    fig.tight_layout(rect=(0, 0, 1 - 1.3 / fig.get_figwidth(), 0.95))
-    return save_or_return(fig, output_file)
+    panels[0].set_ylabel({"mean_r": "mean Pearson r (test split)",
+                          "mean_r_normalized": "mean r / noise ceiling"}.get(value, metric_names))
+    handles, labels = panels[0].get_legend_handles_labels()
+    if axes is None:
+        panel_titles(panels, names, "", fontsize=12)
+        fig.legend(handles, labels, loc="center right", title="ROI", frameon=False)
+        fig.suptitle(title or "score per layer, averaged over subjects", fontsize=13)
+        fig.tight_layout(rect=(0, 0, 1 - 1.3 / fig.get_figwidth(), 0.95))
+    else:
+        panel_titles(panels, names, title, fontsize=12)
+        panels[-1].legend(handles, labels, loc="upper left", bbox_to_anchor=(1.0, 1.0), title="ROI", frameon=False)
+    return save_or_return(fig, output_file, close=figure is None and axes is None)
 
 
 def retrieval_columns(frame: Any) -> list[str]:
@@ -88,13 +94,11 @@ def retrieval_columns(frame: Any) -> list[str]:
             and frame[c[len("chance_"):]].notna().any()]
 
 
-def plot_retrieval(frame: Any, title: str = "", output_file: str | Path | None = None) -> Any:
+def plot_retrieval_scores(frame: Any, *, title: str = "", figure: Any = None, axes: Any = None,
+                          output_file: str | Path | None = None) -> Any:
     """Decoding: each retrieval / identification score per ROI (bars: mean over subjects, whiskers: SEM across
     subjects), one panel per encoder × layer, with each score's chance level as a black tick."""
     import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
 
     scores = retrieval_columns(frame)
     if frame.empty or not scores:
@@ -102,11 +106,15 @@ def plot_retrieval(frame: Any, title: str = "", output_file: str | Path | None =
     groups = list(frame.groupby(["encoder", "layer"], sort=False))
     groups.sort(key=lambda g: float(g[1]["depth"].iloc[0]))
     rois = list(dict.fromkeys(frame["roi"]))
-    palette = plt.get_cmap("tab10")(np.arange(len(scores)) % 10)
-    fig, axes = plt.subplots(1, len(groups), figsize=(max(7.5, 1.0 + 0.3 * len(rois) * len(scores)) * len(groups), 5.4),
-                             squeeze=False, sharey=True)
+    palette = matplotlib.colormaps["tab10"](np.arange(len(scores)) % 10)
+    if axes is None:
+        fig = new_figure(figure, (max(7.5, 1.0 + 0.3 * len(rois) * len(scores)) * len(groups), 5.4))
+        panels = list(fig.subplots(1, len(groups), squeeze=False, sharey=True)[0])
+    else:
+        panels = given_axes(axes, len(groups), "panels (one per encoder × layer)")
+        fig = panels[0].figure
     width = 0.8 / len(scores)
-    for ax, ((encoder, layer), rows) in zip(axes[0], groups):
+    for ax, ((encoder, layer), rows) in zip(panels, groups):
         for j, (score, colour) in enumerate(zip(scores, palette)):
             per = rows.groupby("roi", sort=False)[score]
             means = per.mean().reindex(rois)
@@ -117,12 +125,17 @@ def plot_retrieval(frame: Any, title: str = "", output_file: str | Path | None =
                    label=score.replace("_", " "), capsize=2)
             ax.plot(x, chance.to_numpy(), "_", color="black", ms=12, mew=2, label="chance" if j == 0 else None)
         ax.set_xticks(np.arange(len(rois)), rois, rotation=30)
-        ax.set_title(f"{encoder} · {layer}", fontsize=11)
         ax.set_ylim(0, 1.02)
         ax.grid(axis="y", alpha=0.3)
-    axes[0][0].set_ylabel("fraction correct (test split)")
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=3, frameon=False, fontsize=9)
-    fig.suptitle(title or "decoding: retrieval and identification per ROI", fontsize=13)
-    fig.tight_layout(rect=(0, 0.04 + 0.04 * ((len(labels) + 2) // 3), 1, 0.93))
-    return save_or_return(fig, output_file)
+    panels[0].set_ylabel("fraction correct (test split)")
+    handles, labels = panels[0].get_legend_handles_labels()
+    names = [f"{encoder} · {layer}" for (encoder, layer), _ in groups]
+    if axes is None:
+        panel_titles(panels, names, "", fontsize=11)
+        fig.legend(handles, labels, loc="lower center", ncol=3, frameon=False, fontsize=9)
+        fig.suptitle(title or "decoding: retrieval and identification per ROI", fontsize=13)
+        fig.tight_layout(rect=(0, 0.04 + 0.04 * ((len(labels) + 2) // 3), 1, 0.93))
+    else:
+        panel_titles(panels, names, title, fontsize=11)
+        panels[-1].legend(handles, labels, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False, fontsize=9)
+    return save_or_return(fig, output_file, close=figure is None and axes is None)

@@ -3,7 +3,8 @@
 ``plot_reconstructions`` picks, per subject, the best, median and worst reconstructions by a
 per-image score plus random ones, so a figure shows the spread rather than a hand-picked best case.
 ``plot_retrieval`` shows each brain pattern's top-k candidate images with the seen one outlined.
-Both save and close the figure when ``output_file`` is given and return it otherwise.
+Both draw into a new figure, a given ``figure`` or the area of one given ``axes``; they save the figure
+when ``output_file`` is given and return it otherwise.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from brain_workbench.figures.output import save_or_return
+from brain_workbench.figures.output import new_figure, region, save_or_return
 from brain_workbench.store.images import check_images
 from brain_workbench.types import WorkbenchError
 
@@ -60,18 +61,14 @@ def _tile(ax: Any, image: np.ndarray, colour: str | None = None) -> None:
 def plot_reconstructions(targets: np.ndarray, reconstructions: np.ndarray | Mapping[str, np.ndarray],
                          scores: np.ndarray | Mapping[str, np.ndarray], *, score_name: str = "score",
                          higher_is_better: bool = True, per_group: int = 2, ids: Sequence[str] | None = None,
-                         seed: int = 0, title: str = "", output_file: str | Path | None = None) -> Any:
+                         seed: int = 0, title: str = "", figure: Any = None, axes: Any = None,
+                         output_file: str | Path | None = None) -> Any:
     """Grid of seen images above their reconstructions: best, median, worst and random by ``scores``.
 
     ``targets`` are the seen images (n, H, W, 3); ``reconstructions`` and ``scores`` are one array
     per subject (a mapping subject → array, rows aligned with ``targets``) or a single array. Each
     subject gets two rows (seen, reconstructed); each reconstruction is labelled with its score.
     """
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
     targets = check_images(targets, "targets")
     recons = {s: check_images(v, f"reconstructions of {s or 'the subject'}")
               for s, v in _by_subject(reconstructions, "reconstructions").items()}
@@ -99,10 +96,17 @@ def plot_reconstructions(targets: np.ndarray, reconstructions: np.ndarray | Mapp
     width = x - gap + right
     block = id_h + tile + gap + tile + score_h
     height = head_h + len(recons) * block + (len(recons) - 1) * block_gap + 0.1
-    fig = plt.figure(figsize=(width, height))
+    if axes is None:
+        fig, (rx, ry, rw, rh) = new_figure(figure, (width, height)), (0.0, 0.0, 1.0, 1.0)
+    else:
+        fig, (rx, ry, rw, rh) = region(axes)
+
+    def at(x0: float, y_top: float) -> tuple[float, float]:
+        return rx + rw * x0 / width, ry + rh * (1 - y_top / height)
 
     def axes_at(x0: float, y_top: float) -> Any:
-        return fig.add_axes((x0 / width, 1 - (y_top + tile) / height, tile / width, tile / height))
+        left, bottom = at(x0, y_top + tile)
+        return fig.add_axes((left, bottom, rw * tile / width, rh * tile / height))
 
     arrow = "higher is better" if higher_is_better else "lower is better"
     for r, (subject, images) in enumerate(recons.items()):
@@ -124,31 +128,29 @@ def plot_reconstructions(targets: np.ndarray, reconstructions: np.ndarray | Mapp
             if c == 0:
                 seen_ax.set_ylabel(f"{label}seen", fontsize=10)
                 recon_ax.set_ylabel(f"{label}reconstructed", fontsize=10)
-    fig.suptitle(title or f"reconstructions by {score_name} ({arrow}; value under each)", fontsize=12,
-                 y=1 - 0.12 / height, va="top")
+    heading = title or f"reconstructions by {score_name} ({arrow}; value under each)"
+    if axes is None:
+        fig.suptitle(heading, fontsize=12, x=rx + rw / 2, y=at(0, 0.12)[1], va="top")
+    else:
+        fig.text(rx + rw / 2, at(0, 0.12)[1], heading, ha="center", va="top", fontsize=12)
     for group in GROUPS:
         cols = [c for c, (g, _) in enumerate(columns) if g == group]
         if cols:
-            centre = (xs[cols[0]] + xs[cols[-1]] + tile) / 2
-            fig.text(centre / width, 1 - (head_h - 0.22) / height, group, ha="center", va="center", fontsize=11,
-                     weight="bold")
-    return save_or_return(fig, output_file)
+            x, y = at((xs[cols[0]] + xs[cols[-1]] + tile) / 2, head_h - 0.22)
+            fig.text(x, y, group, ha="center", va="center", fontsize=11, weight="bold")
+    return save_or_return(fig, output_file, close=figure is None and axes is None)
 
 
 def plot_retrieval(similarity: np.ndarray, candidates: np.ndarray, *, true_index: Sequence[int] | None = None,
                    queries: Sequence[int] | None = None, k: int = 5, query_labels: Sequence[str] | None = None,
-                   title: str = "", output_file: str | Path | None = None) -> Any:
+                   title: str = "", figure: Any = None, axes: Any = None,
+                   output_file: str | Path | None = None) -> Any:
     """Each brain pattern's top-``k`` candidate images by ``similarity``, the seen image outlined in green.
 
     ``similarity[i, j]`` scores brain pattern i against candidate image j (e.g. the correlation of
     the embedding decoded from pattern i with candidate j's embedding); ``true_index[i]`` is the
     candidate pattern i was recorded for (default: i). The first column shows that seen image.
     """
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
     S = np.asarray(similarity, dtype=np.float64)
     candidates = check_images(candidates, "candidates")
     if S.ndim != 2 or S.shape[1] != len(candidates) or not np.isfinite(S).all():
@@ -160,23 +162,32 @@ def plot_retrieval(similarity: np.ndarray, candidates: np.ndarray, *, true_index
     if not rows or min(rows) < 0 or max(rows) >= S.shape[0]:
         raise WorkbenchError(f"queries must be brain-pattern indices in 0..{S.shape[0] - 1}")
     k = int(min(k, len(candidates)))
-    fig, axes = plt.subplots(len(rows), k + 1, figsize=(1.6 * (k + 1) + 1.4, 1.8 * len(rows) + 0.8), squeeze=False)
+    if axes is None:
+        fig = new_figure(figure, (1.6 * (k + 1) + 1.4, 1.8 * len(rows) + 0.8))
+        grid = fig.subplots(len(rows), k + 1, squeeze=False)
+    else:
+        fig, (left, bottom, width, height) = region(axes)
+        grid = fig.add_gridspec(len(rows), k + 1, left=left + 0.12 * width, right=left + width, bottom=bottom,
+                                top=bottom + 0.85 * height).subplots(squeeze=False)
     for r, q in enumerate(rows):
         order = np.argsort(-S[q], kind="stable")
         rank = int(np.flatnonzero(order == truth[q])[0]) + 1
-        _tile(axes[r, 0], candidates[truth[q]], colour=TRUE_COLOUR)
+        _tile(grid[r, 0], candidates[truth[q]], colour=TRUE_COLOUR)
         name = query_labels[q] if query_labels is not None else f"pattern {q}"
-        axes[r, 0].set_ylabel(f"{name}\nseen image ranked\n{rank} of {len(candidates)}", fontsize=9)
-        axes[r, 0].set_title("seen", fontsize=9, color=TRUE_COLOUR, weight="bold", pad=3)
+        grid[r, 0].set_ylabel(f"{name}\nseen image ranked\n{rank} of {len(candidates)}", fontsize=9)
+        grid[r, 0].set_title("seen", fontsize=9, color=TRUE_COLOUR, weight="bold", pad=3)
         for c, j in enumerate(order[:k], start=1):
             hit = j == truth[q]
-            _tile(axes[r, c], candidates[j], colour=TRUE_COLOUR if hit else None)
-            axes[r, c].set_title(f"#{c}  {S[q, j]:.2f}", fontsize=9, color=TRUE_COLOUR if hit else "0.2",
+            _tile(grid[r, c], candidates[j], colour=TRUE_COLOUR if hit else None)
+            grid[r, c].set_title(f"#{c}  {S[q, j]:.2f}", fontsize=9, color=TRUE_COLOUR if hit else "0.2",
                                  weight="bold" if hit else "normal", pad=3)
-    fig.suptitle(title or f"top-{k} retrieved images per brain pattern (similarity above each; seen image outlined)",
-                 fontsize=11)
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.45 / fig.get_figheight()), h_pad=0.8, w_pad=0.4)
-    return save_or_return(fig, output_file)
+    heading = title or f"top-{k} retrieved images per brain pattern (similarity above each; seen image outlined)"
+    if axes is None:
+        fig.suptitle(heading, fontsize=11)
+        fig.tight_layout(rect=(0, 0, 1, 1 - 0.45 / fig.get_figheight()), h_pad=0.8, w_pad=0.4)
+    else:
+        fig.text(left + width / 2, bottom + height, heading, ha="center", va="top", fontsize=11)
+    return save_or_return(fig, output_file, close=figure is None and axes is None)
 
 
 __all__ = ["draw_sweep_reconstructions", "draw_sweep_retrieval", "pick_examples", "plot_reconstructions", "plot_retrieval"]

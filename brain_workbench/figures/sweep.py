@@ -11,13 +11,13 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from brain_workbench.figures.brainmap import plot_best_layer, plot_roi_labels, plot_surface_scores, surface_arrays
-from brain_workbench.figures.layers import plot_layer_profiles, plot_retrieval, retrieval_columns
+from brain_workbench.figures.layers import plot_layer_profiles, plot_retrieval_scores, retrieval_columns
 from brain_workbench.figures.reconstructions import draw_sweep_reconstructions
 from brain_workbench.store.paths import manifest_path, result_path
 from brain_workbench.store import Store, load_recording
 from brain_workbench.sweep import load_cell_scores, results_table
 from brain_workbench.numerics.scoring import critical_r
-from brain_workbench.types import WorkbenchError, digest
+from brain_workbench.types import NotASurfaceError, WorkbenchError, digest
 
 
 def _cells_for_map(store_obj: Store, sweep: str, subject: Optional[str], encoder: Optional[str]):
@@ -53,8 +53,8 @@ def file_label(label: str) -> str:
 def _units(store_obj: Store, response_path: str):
     rec = load_recording(store_obj, response_path)
     if rec.units.hemisphere is None or rec.units.vertex is None:
-        raise WorkbenchError(f"{rec.dataset} units are in space {rec.units.space!r} without surface vertices; "
-                             "brain maps need surface data")
+        raise NotASurfaceError(f"{rec.dataset} units are in space {rec.units.space!r} without surface vertices; "
+                               "brain maps need surface data")
     return rec
 
 
@@ -82,8 +82,8 @@ def draw_brainmap(store_obj: Store, sweep: str, out: Path, encoder: Optional[str
     if value == "best-layer":
         cells.sort(key=lambda c: c[0]["depth"])
         scores = np.stack([np.where(keep, c[1]["score"], np.nan) for c in cells])
-        return plot_best_layer(np.nan_to_num(scores, nan=-1), [c[0]["depth"] for c in cells], rec.units.hemisphere,
-                               rec.units.vertex, rec.units.space, min_score=critical, outlines=drawn_outlines,
+        return plot_best_layer(np.nan_to_num(scores, nan=-1), [c[0]["depth"] for c in cells], rec.units,
+                               min_score=critical, outlines=drawn_outlines,
                                title=f"{encoder}: best layer per vertex (r > {critical:.2f}), subject {subject} ({sweep})",
                                output_file=out)
     if layer is None:
@@ -104,7 +104,7 @@ def draw_brainmap(store_obj: Store, sweep: str, out: Path, encoder: Optional[str
     label = {"score": "Pearson r (test split)", "score_normalized": "r / noise ceiling", "r2": "R² (test split)",
              "alpha": "ridge alpha"}.get(value, value)
     shown = f" (r > {threshold:.2f})" if np.isfinite(threshold) else ""
-    return plot_surface_scores(data, rec.units.hemisphere, rec.units.vertex, rec.units.space,
+    return plot_surface_scores(data, rec.units,
                                title=f"{encoder} · {chosen[0]['layer']} · subject {subject}{shown} ({sweep})",
                                colorbar_label=label, output_file=out, outlines=drawn_outlines,
                                **{"vmax": 1.0 if value == "score_normalized" else None, **surface})
@@ -128,7 +128,7 @@ def draw_rois(store_obj: Store, sweep: str, out: Path, subject: Optional[str] = 
     if not mine:
         raise WorkbenchError(f"sweep {sweep!r} has no encoding cells of subject {subject!r}")
     rec = _units(store_obj, mine[0][0]["response_path"])
-    return plot_roi_labels(pick_rois(rec, list(rois or [])), rec.units.hemisphere, rec.units.vertex, rec.units.space,
+    return plot_roi_labels(rec.units, pick_rois(rec, list(rois or [])),
                            title=f"{rec.dataset} ROIs, subject {subject}", views=views, hemispheres=hemispheres,
                            output_file=out)
 
@@ -253,7 +253,7 @@ def write_figures(store_obj: Store, sweep: str, out_dir: Path, interactive: bool
                                  lambda p: draw_sweep_adaptation(store_obj, sweep, p)))
     decoding = table[table["kind"] == "decoding"] if "kind" in table.columns else table.iloc[:0]
     if not decoding.empty and retrieval_columns(decoding):
-        metric_paths.append(draw("decoding.png", keys_of("decoding"), lambda p: plot_retrieval(
+        metric_paths.append(draw("decoding.png", keys_of("decoding"), lambda p: plot_retrieval_scores(
             decoding, title=f"{sweep}: decoding, retrieval and identification per ROI", output_file=p)))
     kept = [key for key, c in cells if c.get("kind") == "decoding"
             and store_obj.attrs(result_path(sweep, key)).get("task", {}).get("seen_key")]
@@ -285,15 +285,13 @@ def write_figures(store_obj: Store, sweep: str, out_dir: Path, interactive: bool
                 if interactive:
                     paths.append(draw(f"surface_{safe}.html", inputs, lambda p, e=encoder: write_surface_view(
                         store_obj, sweep, p, encoder=e, subject=subject)))
-            except WorkbenchError as exc:
-                if "surface" not in str(exc):
-                    raise
+            except NotASurfaceError:
+                pass
         try:
             paths.append(draw("rois.png", (keys_of("encoding"), subject), lambda p: draw_rois(
                 store_obj, sweep, p, subject=subject)))
-        except WorkbenchError as exc:
-            if "surface" not in str(exc):
-                raise
+        except NotASurfaceError:
+            pass
     tmp = out_dir / (FIGURE_INDEX + ".tmp")
     tmp.write_text(json.dumps({"inputs": whole, "figures": {p.name: done[p.name] for p in paths}}, indent=1))
     os.replace(tmp, out_dir / FIGURE_INDEX)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from brain_workbench.figures.brainmap import label_map, plot_roi_labels, plot_surface_scores, roi_colours
-from brain_workbench.types import WorkbenchError
+from brain_workbench.types import Units, WorkbenchError
 
 N = 10242
 
@@ -28,7 +28,8 @@ def test_label_map_takes_the_first_roi_in_the_order_given() -> None:
 
 def test_each_legend_colour_is_the_colour_drawn_for_its_roi(left) -> None:
     faces, rois = left
-    fig = plot_roi_labels(rois, np.repeat("left", N), np.arange(N), views=["lateral"], hemispheres=["left"])
+    units = Units("fsaverage5", N, rois=rois, hemisphere=np.repeat("left", N), vertex=np.arange(N))
+    fig = plot_roi_labels(units, views=["lateral"], hemispheres=["left"])
     drawn = fig.axes[0].collections[0]._facecolor3d  # the per-face colours nilearn set, in mesh face order
     legend = {t.get_text(): p.get_facecolor() for t, p in zip(fig.legends[0].get_texts(), fig.legends[0].get_patches())}
     assert list(legend) == list(rois)
@@ -51,8 +52,9 @@ def test_outlines_colour_each_roi_edge_over_a_score_map(left) -> None:
 
     faces, rois = left
     chosen = {"back": rois["back"], "middle": rois["middle"]}
-    fig = plot_surface_scores(np.linspace(0, 1, N), np.repeat("left", N), np.arange(N), views=["lateral"],
-                              hemispheres=["left"], outlines=chosen)
+    units = Units("fsaverage5", N, rois=rois, hemisphere=np.repeat("left", N), vertex=np.arange(N))
+    fig = plot_surface_scores(np.linspace(0, 1, N), units, views=["lateral"], hemispheres=["left"],
+                              outlines=["back", "middle"])
     drawn = fig.axes[0].collections[0]._facecolor3d
     colours = roi_colours(list(chosen))
     for name, mask in chosen.items():
@@ -63,4 +65,4 @@ def test_outlines_colour_each_roi_edge_over_a_score_map(left) -> None:
 
 def test_label_map_needs_rois() -> None:
     with pytest.raises(WorkbenchError, match="no ROIs"):
-        plot_roi_labels({}, np.repeat("left", 3), np.arange(3))
+        plot_roi_labels(Units("fsaverage5", 3, hemisphere=np.repeat("left", 3), vertex=np.arange(3)))
