@@ -60,12 +60,12 @@ class SurfaceMesh:
     vertices: int
     folder: str | None
 
-    def how_to_fetch(self) -> str:
-        """Where the mesh lives and the one call that downloads it there."""
+    def how_to_fetch(self, data_dir: str | Path = "~/nilearn_data") -> str:
+        """Where the mesh goes under nilearn's ``data_dir`` and the one call that downloads it there."""
         if self.folder is None:
             return f"{self.name} ships with nilearn"
-        return (f"fetch it once, online, into nilearn's data folder (~/nilearn_data/{self.folder}, or $NILEARN_DATA) "
-                f"with nilearn.datasets.load_fsaverage({self.name!r})")
+        return (f"fetch it once, online, into {Path(data_dir) / self.folder} with "
+                f"nilearn.datasets.load_fsaverage({self.name!r})")
 
 
 SURFACE_MESHES: dict[str, SurfaceMesh] = {mesh.name: mesh for mesh in (

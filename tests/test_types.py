@@ -118,7 +118,8 @@ def test_surface_units_index_their_mesh() -> None:
     assert surface_mesh("fsaverage").name == "fsaverage7"
     with pytest.raises(NotASurfaceError, match="'MNI152' are not on a cortical surface"):
         surface_mesh("MNI152")
-    assert "nilearn.datasets.load_fsaverage('fsaverage6')" in SURFACE_MESHES["fsaverage6"].how_to_fetch()
+    assert SURFACE_MESHES["fsaverage6"].how_to_fetch("/data") == ("fetch it once, online, into /data/fsaverage6 with "
+                                                                   "nilearn.datasets.load_fsaverage('fsaverage6')")
 
 
 def test_units_select() -> None:

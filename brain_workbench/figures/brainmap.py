@@ -37,6 +37,13 @@ def panels(views: Sequence[str] | None, hemispheres: Sequence[str] | None) -> li
     return [(h, v) for h in hemispheres for v in views]
 
 
+def nilearn_data_dir() -> Path:
+    """Where nilearn puts what it downloads: $NILEARN_SHARED_DATA, $NILEARN_DATA or ~/nilearn_data."""
+    from nilearn.datasets import get_data_dirs
+
+    return Path(get_data_dirs()[0])
+
+
 def local_mesh_folder(name: str) -> Path | None:
     """The folder under nilearn's data directories holding mesh ``name``'s inflated surfaces and sulcal depth."""
     from nilearn.datasets import get_data_dirs
@@ -70,7 +77,8 @@ def load_mesh(name: str) -> tuple[Any, Any]:
     mesh = SURFACE_MESHES[name]
     folder = local_mesh_folder(mesh.name) if mesh.folder else None
     if mesh.folder and folder is None:
-        raise MeshUnavailableError(f"the {mesh.name} mesh is not in nilearn's data folder; {mesh.how_to_fetch()}, "
+        raise MeshUnavailableError(f"the {mesh.name} mesh is not in nilearn's data folder; "
+                                   f"{mesh.how_to_fetch(nilearn_data_dir())}, "
                                    f"or draw on {COARSEST} with mesh={COARSEST!r}")
     return _load(mesh.name, folder)
 
@@ -87,7 +95,8 @@ def drawing_mesh(space: str, mesh: str | None = None) -> str:
     if mesh_available(own.name):
         return own.name
     warnings.warn(f"{space} data are drawn on {COARSEST} (their first {SURFACE_MESHES[COARSEST].vertices:,} "
-                  f"vertices per hemisphere) because the {own.name} mesh is not local; {own.how_to_fetch()}",
+                  f"vertices per hemisphere) because the {own.name} mesh is not local; "
+                  f"{own.how_to_fetch(nilearn_data_dir())}",
                   stacklevel=3)
     return COARSEST
 
