@@ -67,7 +67,7 @@ def plot_adaptation_curve(table: Any, metrics: Sequence[str] | None = None, *, x
         fig.tight_layout(rect=(0, 0, 0.8, 0.95))
     else:
         panel_titles(panels, [""] * len(panels), title, fontsize=12)
-        panels[-1].legend(handles, labels, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+        panels[-1].legend(handles, labels, frameon=False, fontsize="small")
     return save_or_return(fig, output_file, close=figure is None and axes is None)
 
 

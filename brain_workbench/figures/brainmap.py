@@ -168,11 +168,11 @@ def _outline(ax: Any, part: Any, outlines: Mapping[str, np.ndarray], colours: Ma
                                         colors=[colours[name]], axes=ax)
 
 
-def _panel_axes(chosen: list[tuple[str, str]], figure: Any, axes: Any, bottom: float,
-                height: float, right: float) -> tuple[Any, list[Any]]:
+def _panel_axes(chosen: list[tuple[str, str]], figure: Any, axes: Any, bottom: float, height: float, right: float,
+                inches: float) -> tuple[Any, list[Any]]:
     """A 3-D Axes per panel: laid out in a new or given figure, or the given ones (2-D ones turned 3-D in place)."""
     if axes is None:
-        fig = new_figure(figure, (4 * len(chosen), 4.6))
+        fig = new_figure(figure, (4 * len(chosen), inches))
         width = right / len(chosen)
         return fig, [fig.add_axes((0.01 + i * width, bottom, width * 0.98, height), projection="3d")
                      for i in range(len(chosen))]
@@ -190,7 +190,8 @@ def _legend(fig: Any, axes: list[Any], owned: bool, handles: list[Any], title: s
     if owned:
         fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 8), frameon=False, title=title)
     else:
-        axes[-1].legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False, title=title)
+        axes[-1].legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.05), ncol=min(len(handles), 4),
+                        frameon=False, title=title)
 
 
 def _draw(hemis: dict[str, np.ndarray], mesh: str, title: str, cmap: str, vmin: float | None, vmax: float | None,
@@ -213,7 +214,7 @@ def _draw(hemis: dict[str, np.ndarray], mesh: str, title: str, cmap: str, vmin: 
         vmax = float(np.nanpercentile(np.abs(finite) if symmetric else finite, 99)) or 1.0
     if vmin is None:
         vmin = -vmax if symmetric else float(np.nanmin(finite))
-    fig, panel_axes = _panel_axes(list(views), figure, axes, bottom=0.06, height=0.78, right=0.9)
+    fig, panel_axes = _panel_axes(list(views), figure, axes, bottom=0.06, height=0.78, right=0.9, inches=4.6)
     for ax, (hemi, view) in zip(panel_axes, views):
         data = hemis[hemi].copy()
         if threshold is not None:
@@ -304,7 +305,7 @@ def plot_roi_labels(units: Units, rois: Mapping[str, np.ndarray] | Sequence[str]
     labels = surface_arrays(label_map(masks).astype(np.float64), units.hemisphere, units.vertex, units.space, drawn)
     inflated, sulc = load_mesh(drawn)
     chosen = panels(views, hemispheres)
-    fig, panel_axes = _panel_axes(chosen, figure, axes, bottom=0.16, height=0.7, right=0.98)
+    fig, panel_axes = _panel_axes(chosen, figure, axes, bottom=0.16, height=0.7, right=0.98, inches=4.8)
     for ax, (hemi, view) in zip(panel_axes, chosen):
         roi_map = np.nan_to_num(labels[hemi], nan=0.0).astype(int)
         # vmin/vmax put label k in the middle of colour k, so each label gets exactly its legend colour

@@ -84,7 +84,7 @@ def plot_layer_profiles(table: Any, value: str = "mean_r", *, rois: Sequence[str
         fig.tight_layout(rect=(0, 0, 1 - 1.3 / fig.get_figwidth(), 0.95))
     else:
         panel_titles(panels, names, title, fontsize=12)
-        panels[-1].legend(handles, labels, loc="upper left", bbox_to_anchor=(1.0, 1.0), title="ROI", frameon=False)
+        panels[-1].legend(handles, labels, title="ROI", frameon=False, fontsize="small")
     return save_or_return(fig, output_file, close=figure is None and axes is None)
 
 
@@ -137,5 +137,5 @@ def plot_retrieval_scores(frame: Any, *, title: str = "", figure: Any = None, ax
         fig.tight_layout(rect=(0, 0.04 + 0.04 * ((len(labels) + 2) // 3), 1, 0.93))
     else:
         panel_titles(panels, names, title, fontsize=11)
-        panels[-1].legend(handles, labels, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False, fontsize=9)
+        panels[-1].legend(handles, labels, frameon=False, fontsize="small")
     return save_or_return(fig, output_file, close=figure is None and axes is None)
