@@ -6,6 +6,7 @@ traceback of any error.
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
@@ -66,6 +67,7 @@ def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the app, turning input errors into one-line messages."""
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
+    os.environ.setdefault("MPLBACKEND", "agg")  # figures go to files: start no window toolkit unless asked to
     try:
         add_plugin_commands()
         app(args=args, prog_name="workbench", standalone_mode=True)

@@ -41,7 +41,7 @@ def figure_brainmap(
     outlines: bool = typer.Option(False, "--outlines", help="Outline every ROI of the dataset."),
     store: Optional[str] = StoreOption,
 ) -> None:
-    """Draw per-vertex scores (or the best layer per vertex) on the inflated fsaverage5 surface."""
+    """Draw per-vertex scores (or the best layer per vertex) on the inflated surface of the data's mesh."""
     surface = {k: v for k, v in {"cmap": cmap, "vmin": vmin, "vmax": vmax, "threshold": threshold, "views": view or None,
                                   "hemispheres": hemi or None, "log": log}.items() if v is not None}
     if value == "best-layer":
@@ -62,7 +62,7 @@ def figure_rois(
     hemi: list[str] = typer.Option([], "--hemi", help="left or right (repeatable); default both."),
     store: Optional[str] = StoreOption,
 ) -> None:
-    """Draw the dataset's ROIs on the inflated fsaverage5 surface as a label map with a legend."""
+    """Draw the dataset's ROIs on the inflated surface as a label map with a legend."""
     path = draw_rois(open_store(store or default_store(sweep), mode="r"), sweep, out, subject, roi or None,
                      view or None, hemi or None)
     console.print(f"wrote {path}")
