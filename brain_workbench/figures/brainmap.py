@@ -126,13 +126,14 @@ def surface_masks(mask: np.ndarray, hemisphere: np.ndarray, vertex: np.ndarray, 
     return {h: np.nan_to_num(v, nan=0.0) > 0 for h, v in full.items()}
 
 
-def _surface_units(units: Units, n_values: int | None = None) -> None:
+def _surface_units(units: Units, n_values: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     surface_mesh(units.space)
     if units.hemisphere is None or units.vertex is None:
         raise NotASurfaceError(f"units in space {units.space!r} have no hemisphere and vertex per unit; brain maps "
                                "need both")
     if n_values is not None and n_values != units.n:
         raise WorkbenchError(f"{n_values} values for {units.n} units; pass one value per unit")
+    return units.hemisphere, units.vertex
 
 
 def _roi_masks(units: Units, rois: Mapping[str, np.ndarray] | Sequence[str] | None) -> dict[str, np.ndarray]:
@@ -258,13 +259,13 @@ def plot_surface_scores(values: np.ndarray, units: Units, *, mesh: str | None = 
     """
     if log and (vmin is not None and vmin <= 0 or vmax is not None and vmax <= 0):
         raise WorkbenchError(f"a log colour scale needs positive vmin/vmax, got vmin={vmin}, vmax={vmax}")
-    _surface_units(units, len(values))
+    hemisphere, vertex = _surface_units(units, len(values))
     chosen = panels(views, hemispheres)
     drawn = drawing_mesh(units.space, mesh)
-    hemis = surface_arrays(np.asarray(values, dtype=np.float64), units.hemisphere, units.vertex, units.space, drawn)
+    hemis = surface_arrays(np.asarray(values, dtype=np.float64), hemisphere, vertex, units.space, drawn)
     if vmin is None and not log:
         vmin = 0.0 if vmax is None or vmax > 0 else None
-    masks = {name: surface_masks(mask, units.hemisphere, units.vertex, units.space, drawn)
+    masks = {name: surface_masks(mask, hemisphere, vertex, units.space, drawn)
              for name, mask in _roi_masks(units, outlines).items()}
     fig = _draw(hemis, drawn, title, cmap, vmin, vmax, colorbar_label, symmetric=False, threshold=threshold,
                 views=chosen, log=log, outlines=masks, figure=figure, axes=axes)
@@ -294,7 +295,7 @@ def plot_roi_labels(units: Units, rois: Mapping[str, np.ndarray] | Sequence[str]
     from matplotlib.patches import Patch
     from nilearn import plotting
 
-    _surface_units(units)
+    hemisphere, vertex = _surface_units(units)
     masks = _roi_masks(units, list(units.rois) if rois is None else rois)
     if not masks:
         raise WorkbenchError("there are no ROIs to draw")
@@ -302,7 +303,7 @@ def plot_roi_labels(units: Units, rois: Mapping[str, np.ndarray] | Sequence[str]
     colours = roi_colours(names)
     cmap = ListedColormap([colours[n] for n in names], name="workbench-rois")
     drawn = drawing_mesh(units.space, mesh)
-    labels = surface_arrays(label_map(masks).astype(np.float64), units.hemisphere, units.vertex, units.space, drawn)
+    labels = surface_arrays(label_map(masks).astype(np.float64), hemisphere, vertex, units.space, drawn)
     inflated, sulc = load_mesh(drawn)
     chosen = panels(views, hemispheres)
     fig, panel_axes = _panel_axes(chosen, figure, axes, bottom=0.16, height=0.7, right=0.98, inches=4.8)
@@ -331,13 +332,13 @@ def plot_best_layer(scores: np.ndarray, depths: Sequence[float], units: Units, *
     Vertices whose best score stays below ``min_score`` are left uncoloured: no layer explains them.
     """
     scores = np.asarray(scores, dtype=np.float64)
-    _surface_units(units, scores.shape[-1])
+    hemisphere, vertex = _surface_units(units, scores.shape[-1])
     best = np.asarray(depths, dtype=np.float64)[np.argmax(scores, axis=0)]
     best[scores.max(axis=0) < min_score] = np.nan
     chosen = panels(views, hemispheres)
     drawn = drawing_mesh(units.space, mesh)
-    hemis = surface_arrays(best, units.hemisphere, units.vertex, units.space, drawn)
-    masks = {name: surface_masks(mask, units.hemisphere, units.vertex, units.space, drawn)
+    hemis = surface_arrays(best, hemisphere, vertex, units.space, drawn)
+    masks = {name: surface_masks(mask, hemisphere, vertex, units.space, drawn)
              for name, mask in _roi_masks(units, outlines).items()}
     fig = _draw(hemis, drawn, title, cmap, 0.0, 1.0, "relative depth of the best layer", symmetric=False,
                 threshold=None, views=chosen, log=False, outlines=masks, figure=figure, axes=axes)
