@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import brain_workbench.store.features as features
-from brain_workbench.store.features import extract_features, feature_path, load_features
+from brain_workbench.store.features import extract_features, load_features
+from brain_workbench.store.paths import encoder_key, feature_path
 from brain_workbench.store import EntryWriter, Store
 from brain_workbench.types import LayerInfo, StimulusSet, WorkbenchError
 
@@ -95,7 +96,7 @@ def test_interrupted_extraction_resumes_at_first_unfinished_block(tmp_store: Sto
     crashing = CountingEncoder(fail_on_call=2 * per_block + 2)
     with pytest.raises(RuntimeError, match="simulated crash"):
         extract_features(tmp_store, crashing, stim, batch_size=BATCH)
-    path = feature_path(crashing, stim, "a")
+    path = feature_path(encoder_key(crashing, stim), "a")
     assert not tmp_store.is_complete(path)
     assert tmp_store.meta(path)["blocks"]["done"] == [0, 1]
 
@@ -156,7 +157,7 @@ def test_nan_features_are_refused(tmp_store: Store, small_blocks: int) -> None:
     enc = CountingEncoder(nan_at=13)
     with pytest.raises(WorkbenchError, match="NaN"):
         extract_features(tmp_store, enc, stim, batch_size=BATCH)
-    assert not tmp_store.is_complete(feature_path(enc, stim, "a"))
+    assert not tmp_store.is_complete(feature_path(encoder_key(enc, stim), "a"))
 
 
 def test_float16_storage(tmp_store: Store) -> None:

@@ -38,7 +38,7 @@ from zarr.core.sync import sync
 from brain_workbench.types import WorkbenchError, as_str_array
 
 if TYPE_CHECKING:
-    from brain_workbench.types import Recording
+    pass
 
 DEFAULT_STORE = "stores/default.zarr"
 META = "workbench"

@@ -14,20 +14,15 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from brain_workbench.store import paths as store_paths
-from brain_workbench.store import ArraySpec, EntryWriter, Store, safe_name, suggest_block_rows
-from brain_workbench.types import Encoder, StimulusSet, WorkbenchError, digest, resolve_layers
+from brain_workbench.store.paths import encoder_key, feature_path
+from brain_workbench.store import ArraySpec, EntryWriter, Store, suggest_block_rows
+from brain_workbench.types import Encoder, StimulusSet, WorkbenchError, resolve_layers
 
 Progress = Callable[[int], None]
 
 
-def encoder_key(encoder: Encoder, stimuli: StimulusSet) -> str:
-    """Store key of an encoder applied to a stimulus set: changes with weights, preprocessing or stimuli."""
-    return f"{safe_name(encoder.name)}-{digest(encoder.fingerprint(), stimuli.digest, stimuli.modality)}"
 
 
-def feature_path(encoder: Encoder, stimuli: StimulusSet, layer: str) -> str:
-    return store_paths.feature_path(encoder_key(encoder, stimuli), layer)
 
 
 def encode_checked(encoder: Encoder, batch: list, layers: Sequence[str]) -> dict[str, np.ndarray]:
@@ -99,7 +94,8 @@ def extract_features(
     if batch_size < 1:
         raise WorkbenchError(f"batch_size must be at least 1, got {batch_size}")
     names = resolve_layers(encoder.layers(), layers)
-    paths = {layer: feature_path(encoder, stimuli, layer) for layer in names}
+    key = encoder_key(encoder, stimuli)
+    paths = {layer: feature_path(key, layer) for layer in names}
     todo = [layer for layer in names if not store.is_complete(paths[layer])]
     if not todo:
         return paths

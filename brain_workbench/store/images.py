@@ -11,7 +11,8 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from brain_workbench.store import ArraySpec, Store, check_key, read_rows, suggest_block_rows
+from brain_workbench.store import ArraySpec, Store, read_rows, suggest_block_rows
+from brain_workbench.store.paths import images_path
 from brain_workbench.types import WorkbenchError, as_str_array
 
 INTERPOLATIONS = ("bilinear", "bicubic", "nearest")
@@ -76,9 +77,6 @@ def to_uint8(x: np.ndarray) -> np.ndarray:
 # ---- store entries --------------------------------------------------------------------------
 
 
-def images_path(key: str) -> str:
-    """Store path of the image entry ``key`` (e.g. a reconstruction cell key)."""
-    return check_key(f"images/{key}")
 
 
 def _check_ids(ids: Sequence[str]) -> np.ndarray:

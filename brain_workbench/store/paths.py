@@ -1,14 +1,22 @@
-"""Store paths of features and results.
+"""Every store key and path rule, in one place: features, recordings, RDMs, images, results, manifests.
 
-Cached recordings are keyed by :func:`brain_workbench.store.recording_key` and images by
-:func:`brain_workbench.store.images.images_path`, beside the code that writes them.
+A key hashes everything that changes what is stored under it, so a changed input makes a new entry
+instead of silently reusing an old one.
 """
 
 from __future__ import annotations
 
-from brain_workbench.store import safe_name
+from typing import Any
+
+from brain_workbench.store.entries import check_key, safe_name
+from brain_workbench.types import Encoder, StimulusSet, digest
 
 MANIFEST = "manifest"
+
+
+def encoder_key(encoder: Encoder, stimuli: StimulusSet) -> str:
+    """Key of an encoder applied to a stimulus set: changes with weights, preprocessing or stimuli."""
+    return f"{safe_name(encoder.name)}-{digest(encoder.fingerprint(), stimuli.digest, stimuli.modality)}"
 
 
 def features_prefix(encoder_key: str) -> str:
@@ -19,6 +27,37 @@ def features_prefix(encoder_key: str) -> str:
 def feature_path(encoder_key: str, layer: str) -> str:
     """Features of one layer of one encoder on one stimulus set."""
     return f"{features_prefix(encoder_key)}/{safe_name(layer)}"
+
+
+def recording_key(dataset: str, subject: str | int, fingerprint: str, inputs: Any = None,
+                  non_finite: str = "error") -> str:
+    """Store path of a subject's cached recording: ``responses/<dataset>/<subject>-<hash>``.
+
+    The hash covers ``fingerprint`` (the dataset's options and code version), the subject, when
+    given ``inputs`` (e.g. :func:`files_signature` of the files read, so editing the data on disk
+    makes a new key), and the ``non_finite`` policy when it is not the default.
+    """
+    subject = str(subject)
+    parts: tuple[Any, ...] = (fingerprint, subject) if inputs is None else (fingerprint, subject, inputs)
+    if non_finite != "error":
+        parts += ({"non_finite": non_finite},)
+    return f"responses/{safe_name(dataset)}/{safe_name(subject)}-{digest(*parts)}"
+
+
+def rdms_key(dataset: str, subject: str | int, fingerprint: str) -> str:
+    """Store path of the brain RDMs a dataset provides for one subject: ``rdms/<dataset>/<subject>-<hash>``."""
+    subject = str(subject)
+    return f"rdms/{safe_name(dataset)}/{safe_name(subject)}-{digest(fingerprint, subject)}"
+
+
+def images_path(key: str) -> str:
+    """Store path of the image entry ``key`` (e.g. a reconstruction cell key)."""
+    return check_key(f"images/{key}")
+
+
+def seen_images_key(stimuli_digest: str, size: int) -> str:
+    """Image entry of the seen test images at ``size`` px (shared by every cell scored on a stimulus set)."""
+    return f"seen-{stimuli_digest}-{size}"
 
 
 def result_path(sweep: str, cell_key: str) -> str:
@@ -32,4 +71,5 @@ def manifest_path(sweep: str) -> str:
 
 
 def results_prefix(sweep: str | None = None) -> str:
+    """All results, or one sweep's."""
     return "results" if sweep is None else f"results/{sweep}"

@@ -16,7 +16,8 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from brain_workbench.store.entries import ArraySpec, Store, safe_name, suggest_block_rows
-from brain_workbench.types import BrainRDMs, non_finite_units, Recording, Units, WorkbenchError, as_str_array, digest
+from brain_workbench.store.paths import rdms_key, recording_key
+from brain_workbench.types import BrainRDMs, non_finite_units, Recording, Units, WorkbenchError, as_str_array
 
 NON_FINITE = ("error", "drop_units")
 _CHECK_BYTES = 64 * 2**20
@@ -94,19 +95,6 @@ def load_recording(store: Store, path: str, verify: bool = True) -> Recording:
     )
 
 
-def recording_key(dataset: str, subject: str | int, fingerprint: str, inputs: Any = None,
-                  non_finite: str = "error") -> str:
-    """Store path of a subject's cached recording: ``responses/<dataset>/<subject>-<hash>``.
-
-    The hash covers ``fingerprint`` (the dataset's options and code version), the subject, when
-    given ``inputs`` (e.g. :func:`files_signature` of the files read, so editing the data on disk
-    makes a new key), and the ``non_finite`` policy when it is not the default.
-    """
-    subject = str(subject)
-    parts: tuple[Any, ...] = (fingerprint, subject) if inputs is None else (fingerprint, subject, inputs)
-    if non_finite != "error":
-        parts += ({"non_finite": non_finite},)
-    return f"responses/{safe_name(dataset)}/{safe_name(subject)}-{digest(*parts)}"
 
 
 def recording_key_for(dataset: Any, subject: str) -> str:
@@ -166,10 +154,6 @@ def cached_recording(store: Store | None, key: str, build: Callable[[], Recordin
     return recording
 
 
-def rdms_key(dataset: str, subject: str | int, fingerprint: str) -> str:
-    """Store path of the brain RDMs a dataset provides for one subject: ``rdms/<dataset>/<subject>-<hash>``."""
-    subject = str(subject)
-    return f"rdms/{safe_name(dataset)}/{safe_name(subject)}-{digest(fingerprint, subject)}"
 
 
 def save_rdms(store: Store, path: str, rdms: list[BrainRDMs], attrs: Mapping[str, Any] | None = None) -> None:

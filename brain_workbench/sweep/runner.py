@@ -17,7 +17,8 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 import brain_workbench as wb
-from brain_workbench.store.features import encoder_key, extract_features
+from brain_workbench.store.features import extract_features
+from brain_workbench.store.paths import encoder_key
 from brain_workbench.store import (
     ArraySpec, Store, cached_recording, open_store, rdms_key, recording_key, recording_key_for, safe_name, save_rdms,
 )

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 import brain_workbench as wb
-from brain_workbench.store.features import extract_features, feature_path
+from brain_workbench.store.features import extract_features
+from brain_workbench.store.paths import encoder_key, feature_path
 from brain_workbench.store import Store
 from brain_workbench.plugin.testing import check_encoder
 from brain_workbench.types import LayerInfo, StimulusSet, WorkbenchError
@@ -61,7 +62,7 @@ def table_encoder() -> None:
 @pytest.fixture
 def features(tmp_store: Store) -> str:
     extract_features(tmp_store, TableEncoder(), STIMULI, layers=["x"], batch_size=256)
-    return feature_path(TableEncoder(), STIMULI, "x")
+    return feature_path(encoder_key(TableEncoder(), STIMULI), "x")
 
 
 def write_saelens(folder: Path, cfg: dict, weights: dict[str, np.ndarray]) -> Path:
