@@ -17,7 +17,8 @@ from typing import Annotated, Any, Literal, Mapping, Sequence
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from brain_workbench.sdk import Option, WorkbenchError, as_str_array, build_head, hyperalign, pearson_per_output, procrustes
+from brain_workbench.sdk import Option, WorkbenchError, as_str_array, build_head
+from brain_workbench.sdk.numerics import hyperalign, pearson_per_output, procrustes
 
 from brain_workbench_plugins.shared_models.data import SINGLE, Pair, parse_subjects, standardiser
 from brain_workbench_plugins.shared_models.decoder import decode_scores

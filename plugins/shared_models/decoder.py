@@ -24,9 +24,8 @@ from typing import Annotated, Any, Literal, Mapping, Sequence
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from brain_workbench.sdk import (
-    Option, WorkbenchError, decode_scores, digest, pearson_per_output, ridge_cv,
-)
+from brain_workbench.sdk import Option, WorkbenchError, digest
+from brain_workbench.sdk.numerics import decode_scores, pearson_per_output, ridge_cv
 
 from brain_workbench_plugins.shared_models import training
 from brain_workbench_plugins.shared_models.data import SINGLE, Pair, data_digest, folds_for, parse_subjects, standardiser
@@ -122,7 +121,7 @@ class SharedDecoder(BaseEstimator):
         return {"backend": "torch", "device": self.device} if on_cuda else {"backend": "numpy"}
 
     def _alphas(self) -> np.ndarray:
-        from brain_workbench.sdk import DEFAULT_ALPHAS
+        from brain_workbench.sdk.numerics import DEFAULT_ALPHAS
 
         return np.asarray(DEFAULT_ALPHAS if self.alphas is None else self.alphas, dtype=np.float64)
 
