@@ -383,6 +383,11 @@ class NoEmbeddingSpaceGenerator(MissingFilesGenerator):
     embedding_space = ""
 
 
+class UndocumentedOptionsGenerator(MissingFilesGenerator):
+    def __init__(self, steps: int = 10) -> None:
+        self.steps = steps
+
+
 class SilentFingerprintGenerator(MissingFilesGenerator):
     def fingerprint(self) -> str:
         raise WorkbenchError("missing")
@@ -421,7 +426,8 @@ BROKEN: dict[str, Any] = {
     "check_image_metric_protocol": BadKindImageMetric, "check_image_metric_one_value_per_pair": MeanImageMetric,
     "check_image_metric_row_order": SortedImageMetric, "check_image_metric_identity": BackwardsImageMetric,
     "check_image_metric_refuses_unequal": TruncatingImageMetric,
-    "check_generator_protocol": NoEmbeddingSpaceGenerator, "check_generator_fingerprint": SilentFingerprintGenerator,
+    "check_generator_protocol": NoEmbeddingSpaceGenerator, "check_generator_options": UndocumentedOptionsGenerator,
+    "check_generator_fingerprint": SilentFingerprintGenerator,
     "check_generator_embedding_dim": NoWidthGenerator, "check_generator_generate": FloatImagesGenerator,
 }
 ALL_CHECKS = [check for checks in testing.KIND_CHECKS.values() for check in checks]

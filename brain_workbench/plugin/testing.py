@@ -21,6 +21,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
+from brain_workbench.plugin.options import option_schema
 from brain_workbench.types import (
     DIRECTIONS,
     HEMISPHERES,
@@ -528,6 +529,14 @@ def check_generator_protocol(generator: Any) -> None:
         "a generator must declare embedding_dim"
 
 
+def check_generator_options(generator: Generator) -> None:
+    schema = option_schema(type(generator))
+    assert schema is not None, ("a generator declares its options as keyword parameters of __init__ (or a "
+                                "__signature__), not **kwargs, so they can be listed and validated")
+    undocumented = sorted(name for name, option in schema.items() if not option.help)
+    assert not undocumented, f"options without help text (Annotated[type, Option('help')]): {undocumented}"
+
+
 def check_generator_fingerprint(generator: Generator) -> None:
     try:
         fp = generator.fingerprint()
@@ -563,7 +572,8 @@ def check_generator_generate(generator: Generator) -> None:
 
 
 GENERATOR_CHECKS: tuple[Check, ...] = (
-    check_generator_protocol, check_generator_fingerprint, check_generator_embedding_dim, check_generator_generate,
+    check_generator_protocol, check_generator_options, check_generator_fingerprint, check_generator_embedding_dim,
+    check_generator_generate,
 )
 KIND_CHECKS: dict[str, tuple[Check, ...]] = {
     "dataset": DATASET_CHECKS, "encoder": ENCODER_CHECKS, "head": HEAD_CHECKS, "metric": METRIC_CHECKS,
