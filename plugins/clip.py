@@ -24,6 +24,8 @@ TOKENS = ("cls", "mean")
 class ClipEncoder(EncoderBase):
     """An open_clip tower as a workbench encoder: ``block0`` … ``blockN`` and ``embedding``."""
 
+    name = "clip"
+
     def __init__(
         self,
         model: Annotated[str, Option(
@@ -40,7 +42,7 @@ class ClipEncoder(EncoderBase):
         precision: Annotated[Literal["fp32", "fp16", "bf16"], Option(
             "autocast precision of the forward pass (fp16/bf16 for GPUs)")] = "fp32",
     ) -> None:
-        from brain_workbench.sdk import PRECISIONS, check_option
+        from brain_workbench.sdk.torch import PRECISIONS, check_option
 
         self.model_name = str(model)
         self.pretrained = None if pretrained in (None, "", "none", "None", "random") else str(pretrained)
@@ -48,7 +50,6 @@ class ClipEncoder(EncoderBase):
         self.token = check_option("clip", "token", token, TOKENS)
         self.precision = check_option("clip", "precision", precision, PRECISIONS)
         self.device_option = device
-        self.name = "clip"
         self.modality = "image" if self.tower == "image" else "text"
 
     @property
@@ -93,7 +94,7 @@ class ClipEncoder(EncoderBase):
         import open_clip
         import torch
 
-        from brain_workbench.sdk import resolve_device, seeded, weights_digest
+        from brain_workbench.sdk.torch import resolve_device, seeded, weights_digest
 
         self.device = resolve_device(self.device_option)
         checkpoint, overrides = self._resolve_pretrained()
@@ -147,7 +148,7 @@ class ClipEncoder(EncoderBase):
         """Features of ``layers`` for a batch of PIL images (image tower) or strings (text tower), one pass."""
         import torch
 
-        from brain_workbench.sdk import autocast, capture, to_numpy
+        from brain_workbench.sdk.torch import autocast, capture, to_numpy
 
         self.ensure_loaded()
         self.check_layers(layers)
@@ -155,7 +156,7 @@ class ClipEncoder(EncoderBase):
         need_output = "embedding" in layers
         with torch.inference_mode(), autocast(self.device, self.precision):
             if self.tower == "image":
-                from brain_workbench.sdk import stack_images
+                from brain_workbench.sdk.torch import stack_images
 
                 x = stack_images(batch, self.preprocess).to(self.device)
                 with capture(outputs=want_blocks, stop=not need_output) as acts:
@@ -175,7 +176,7 @@ class ClipEncoder(EncoderBase):
 
     # ---- pooling -------------------------------------------------------------------------
     def _pool_image(self, x: Any) -> Any:
-        from brain_workbench.sdk import pool_spatial
+        from brain_workbench.sdk.torch import pool_spatial
 
         if self.kind == "resnet":
             return pool_spatial(x, "mean")
@@ -186,7 +187,7 @@ class ClipEncoder(EncoderBase):
     def _pool_text(self, x: Any, tokens: Any) -> Any:
         import torch
 
-        from brain_workbench.sdk import gather_tokens, masked_mean
+        from brain_workbench.sdk.torch import gather_tokens, masked_mean
 
         if not self.batch_first:
             x = x.transpose(0, 1)

@@ -41,14 +41,14 @@ class PixelCodec:
 
     def encode(self, images: np.ndarray) -> np.ndarray:
         """uint8 ``(n, H, W, 3)`` → float32 ``(n, 3·S²)`` in [0, 1]."""
-        from brain_workbench.sdk import resize_images
+        from brain_workbench.sdk.data import resize_images
 
         small = resize_images(images, self.image_size, "bilinear", antialias=True)
         return np.clip(small, 0.0, 1.0).reshape(small.shape[0], -1).astype(np.float32, copy=False)
 
     def decode(self, latents: np.ndarray) -> np.ndarray:
         """float ``(n, 3·S²)`` → uint8 ``(n, S, S, 3)`` (values clipped to [0, 1] first)."""
-        from brain_workbench.sdk import to_uint8
+        from brain_workbench.sdk.data import to_uint8
 
         z = np.asarray(latents)
         if z.ndim != 2 or z.shape[1] != self.latent_dim or z.dtype.kind not in "fiu":

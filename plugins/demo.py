@@ -360,7 +360,7 @@ class DemoDataset:
         noise = self.noise * rng.standard_normal((len(order), n_units))
         responses = (signal[row[order]] + baseline + noise).astype(np.float32)
         sessions = np.arange(len(order)) * self.n_sessions // len(order) + 1
-        from brain_workbench.sdk import noise_ceiling_nsd
+        from brain_workbench.sdk.numerics import noise_ceiling_nsd
 
         ids = np.asarray(self.ids)
         return Recording(

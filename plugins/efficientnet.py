@@ -56,7 +56,7 @@ class EfficientNetEncoder(EncoderBase):
         precision: Annotated[Literal["fp32", "fp16", "bf16"], Option(
             "autocast precision of the forward pass")] = "fp32",
     ) -> None:
-        from brain_workbench.sdk import PRECISIONS, check_option
+        from brain_workbench.sdk.torch import PRECISIONS, check_option
 
         self.variant = check_option("efficientnet", "variant", variant, VARIANTS)
         self.pool = check_option("efficientnet", "pool", pool, POOLS)
@@ -77,7 +77,7 @@ class EfficientNetEncoder(EncoderBase):
         from efficientnet_lite_pytorch import EfficientNet
         from torchvision import transforms
 
-        from brain_workbench.sdk import resolve_device, weights_digest
+        from brain_workbench.sdk.torch import resolve_device, weights_digest
 
         path = Path(self.weights_path or packaged_weights()).expanduser()
         if not path.is_file():
@@ -136,7 +136,7 @@ class EfficientNetEncoder(EncoderBase):
         """Pooled features of ``layers`` for a batch of PIL images, captured in one forward pass."""
         import torch
 
-        from brain_workbench.sdk import autocast, capture, pool_spatial, stack_images, to_numpy
+        from brain_workbench.sdk.torch import autocast, capture, pool_spatial, stack_images, to_numpy
 
         self.ensure_loaded()
         self.check_layers(layers)

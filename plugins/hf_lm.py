@@ -52,7 +52,7 @@ class HFLanguageModel(EncoderBase):
         add_special_tokens: Annotated[bool, Option(
             "let the tokenizer add its special tokens ([CLS]/[SEP], BOS, ...)")] = True,
     ) -> None:
-        from brain_workbench.sdk import PRECISIONS, check_option
+        from brain_workbench.sdk.torch import PRECISIONS, check_option
 
         self.model_path = str(model) if model else default_model_path()
         self.pooling = check_option("hf-lm", "pooling", pooling, POOLINGS)
@@ -87,7 +87,7 @@ class HFLanguageModel(EncoderBase):
         import torch
         from transformers import AutoModel, AutoTokenizer
 
-        from brain_workbench.sdk import resolve_device, weights_digest
+        from brain_workbench.sdk.torch import resolve_device, weights_digest
 
         config = self._load_config()
         self.device = resolve_device(self.device_option)
@@ -159,7 +159,7 @@ class HFLanguageModel(EncoderBase):
         """Pooled hidden states of ``layers`` for a batch of strings, from one forward pass."""
         import torch
 
-        from brain_workbench.sdk import autocast, pool_tokens, to_numpy
+        from brain_workbench.sdk.torch import autocast, pool_tokens, to_numpy
 
         self.ensure_loaded()
         self.check_layers(layers)

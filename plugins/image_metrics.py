@@ -98,7 +98,7 @@ NETWORKS: dict[str, Network] = {
 
 
 def _pair(reconstructions: Any, targets: Any, owner: str, at_least: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    from brain_workbench.sdk import check_images
+    from brain_workbench.sdk.data import check_images
 
     recons = check_images(reconstructions, name=f"{owner}: reconstructions")
     truth = check_images(targets, name=f"{owner}: targets")
@@ -137,6 +137,7 @@ def two_way_per_image(recon_features: np.ndarray, target_features: np.ndarray) -
 class PixCorr:
     """Pearson r of flattened RGB pixels after a bilinear resize of both images to 425 × 425."""
 
+    name = "pixcorr"
     kind = "similarity"
 
     def __init__(
@@ -148,10 +149,9 @@ class PixCorr:
         batch_size: Annotated[int, Option("image pairs resized at a time")] = 64,
     ) -> None:
         self.size, self.antialias, self.batch_size = int(size), bool(antialias), int(batch_size)
-        self.name = "pixcorr"
 
     def score(self, reconstructions: np.ndarray, targets: np.ndarray) -> np.ndarray:
-        from brain_workbench.sdk import images_to_tensor
+        from brain_workbench.sdk.data import images_to_tensor
 
         recons, truth = _pair(reconstructions, targets, self.name)
         out = np.empty(recons.shape[0])
@@ -165,6 +165,7 @@ class PixCorr:
 class SSIM:
     """MindEye's SSIM: 425 px bilinear, grey by rgb2gray, Gaussian σ 1.5, population covariance, data range 1."""
 
+    name = "ssim"
     kind = "similarity"
 
     def __init__(
@@ -176,13 +177,12 @@ class SSIM:
         batch_size: Annotated[int, Option("image pairs resized at a time")] = 64,
     ) -> None:
         self.size, self.antialias, self.batch_size = int(size), bool(antialias), int(batch_size)
-        self.name = "ssim"
 
     def score(self, reconstructions: np.ndarray, targets: np.ndarray) -> np.ndarray:
         from skimage.color import rgb2gray
         from skimage.metrics import structural_similarity
 
-        from brain_workbench.sdk import resize_images
+        from brain_workbench.sdk.data import resize_images
 
         recons, truth = _pair(reconstructions, targets, self.name)
         out = np.empty(recons.shape[0])
@@ -269,7 +269,8 @@ class FeatureNetwork:
     def _load(self) -> None:
         if self._model is not None:
             return
-        from brain_workbench.sdk import build_encoder, resolve_device
+        from brain_workbench.sdk import build_encoder
+        from brain_workbench.sdk.torch import resolve_device
 
         self.device = resolve_device(self.device_option)
         if self.spec.weights_file is None:
@@ -333,7 +334,7 @@ class FeatureNetwork:
     def _forward(self, images: np.ndarray) -> np.ndarray:
         import torch
 
-        from brain_workbench.sdk import images_to_tensor
+        from brain_workbench.sdk.data import images_to_tensor
 
         self._load()
         if self.spec.weights_file is None:
@@ -355,8 +356,8 @@ class FeatureNetwork:
 
 
 class _NetworkMetric:
+    name = ""
     kind = "similarity"
-    measure = ""
 
     def __init__(
         self,
@@ -373,21 +374,21 @@ class _NetworkMetric:
         clip_model: Annotated[str, Option(
             "open_clip architecture of network=clip (OpenAI weights need a -quickgelu model)")] = "ViT-L-14-quickgelu",
     ) -> None:
-        self.name = f"{self.measure}({network})"
-        self.net = FeatureNetwork(network, weights, device, batch_size, antialias, clip_model, owner=self.measure)
+        self.label = f"{self.name}({network})"
+        self.net = FeatureNetwork(network, weights, device, batch_size, antialias, clip_model, owner=self.name)
 
     def _features(self, reconstructions: np.ndarray, targets: np.ndarray, at_least: int) -> tuple[np.ndarray, np.ndarray]:
-        recons, truth = _pair(reconstructions, targets, self.name, at_least)
+        recons, truth = _pair(reconstructions, targets, self.label, at_least)
         fr, ft = self.net.features(recons), self.net.features(truth)
         if not (np.isfinite(fr).all() and np.isfinite(ft).all()):
-            raise WorkbenchError(f"{self.name}: the network returned NaN or infinite features; check its weights file")
+            raise WorkbenchError(f"{self.label}: the network returned NaN or infinite features; check its weights file")
         return fr, ft
 
 
 class TwoWay(_NetworkMetric):
     """Two-way identification on a feature network, one value per reconstruction (ties count as failures)."""
 
-    measure = "two-way"
+    name = "two-way"
 
     def score(self, reconstructions: np.ndarray, targets: np.ndarray) -> np.ndarray:
         return two_way_per_image(*self._features(reconstructions, targets, at_least=2))
@@ -397,7 +398,7 @@ class CorrelationDistance(_NetworkMetric):
     """1 − Pearson r between a reconstruction's and its target's features on a feature network."""
 
     kind = "distance"
-    measure = "correlation-distance"
+    name = "correlation-distance"
 
     def score(self, reconstructions: np.ndarray, targets: np.ndarray) -> np.ndarray:
         return 1.0 - _rows_pearson(*self._features(reconstructions, targets, at_least=1))

@@ -251,7 +251,7 @@ def compare_rdms(a: np.ndarray, b: np.ndarray, method: str = "spearman") -> floa
     double-centred second-moment matrices, i.e. rsatoolbox's default identity pattern covariance).
     NaN entries (pairs never measured) are dropped from both RDMs, as rsatoolbox does.
     """
-    from brain_workbench.sdk import rankdata
+    from brain_workbench.sdk.numerics import rankdata
 
     method = _ALIASES.get(method, method)
     a = np.asarray(a, dtype=np.float64).ravel()

@@ -193,12 +193,12 @@ class NSDDataset:
 
     # ---- files -------------------------------------------------------------------------------
     def _root(self) -> Path:
-        from brain_workbench.sdk import local_root
+        from brain_workbench.sdk.data import local_root
 
         return local_root(self.local_path, "nsd")
 
     def _file(self, rel: str, what: str) -> Path:
-        from brain_workbench.sdk import local_file
+        from brain_workbench.sdk.data import local_file
 
         return local_file(self._root(), rel, what, "nsd", f" -o space={self.space}")
 
@@ -386,13 +386,13 @@ class NSDDataset:
         return self._cache_key(self._root(), subj, self._sessions(self._root(), subj)[0])
 
     def _cache_key(self, root: Path, subj: int, sessions: list[int]) -> str:
-        from brain_workbench.sdk import files_signature, recording_key
+        from brain_workbench.sdk.data import files_signature, recording_key
 
         stats = files_signature(root, self._input_files(root, subj, sessions))
         return recording_key(NAME, f"subj{subj:02d}", self.fingerprint(), inputs=[sessions, stats])
 
     def _open_store(self):
-        from brain_workbench.sdk import cache_store
+        from brain_workbench.sdk.data import cache_store
 
         return cache_store(self.store, self.cache)
 
@@ -401,7 +401,7 @@ class NSDDataset:
         subj = subject_number(subject)
         root = self._root()
         sessions, missing = self._sessions(root, subj)
-        from brain_workbench.sdk import cached_recording
+        from brain_workbench.sdk.data import cached_recording
 
         store = self._open_store()
         key = self._cache_key(root, subj, sessions) if store is not None else ""
@@ -614,7 +614,7 @@ class NSDDataset:
     def fetch(self, dest: str | Path, accept_terms: bool = False, subjects: Sequence[str | int] | None = None,
               **options: Any) -> Path:
         """Download, over HTTPS from NSD's public bucket, only the files this analysis needs."""
-        from brain_workbench.sdk import RemoteFile, fetch_files
+        from brain_workbench.sdk.data import RemoteFile, fetch_files
 
         allowed = {"space", "beta_version", "sessions", "rois", "mask", "base_url", "include_images",
                    "include_captions", "checksums", "retries", "retry_wait", "timeout", "dry_run", "quiet"}

@@ -115,7 +115,7 @@ def _fail_read(path: Path, exc: BaseException) -> WorkbenchError:
 
 def _load_pickle(path: Path) -> dict:
     """One of the release's pickled dicts, through the SDK's restricted unpickler (no code runs)."""
-    from brain_workbench.sdk import load_npy_dict
+    from brain_workbench.sdk.data import load_npy_dict
 
     return load_npy_dict(path, hint=f"delete it and download it again with {FETCH_HINT}")
 
@@ -152,12 +152,12 @@ class ThingsEEG2Dataset:
 
     # ---- files -------------------------------------------------------------------------------
     def _root(self) -> Path:
-        from brain_workbench.sdk import local_root
+        from brain_workbench.sdk.data import local_root
 
         return local_root(self.local_path, "things-eeg2")
 
     def _file(self, rel: str, what: str) -> Path:
-        from brain_workbench.sdk import local_file
+        from brain_workbench.sdk.data import local_file
 
         return local_file(self._root(), rel, what, "things-eeg2")
 
@@ -261,20 +261,20 @@ class ThingsEEG2Dataset:
         """Store path of this subject's recording (changes with options and input files)."""
         subj = subject_number(subject)
         root = self._root()
-        from brain_workbench.sdk import files_signature, recording_key
+        from brain_workbench.sdk.data import files_signature, recording_key
 
         stats = files_signature(root, self._input_files(subj))
         return recording_key(NAME, f"sub-{subj:02d}", self.fingerprint(), inputs=stats)
 
     def _open_store(self):
-        from brain_workbench.sdk import cache_store
+        from brain_workbench.sdk.data import cache_store
 
         return cache_store(self.store, self.cache)
 
     def recording(self, subject: str | int) -> Recording:
         """EEG of one subject (trials × channels × times), loaded once and then read from the store."""
         subj = subject_number(subject)
-        from brain_workbench.sdk import cached_recording
+        from brain_workbench.sdk.data import cached_recording
 
         store = self._open_store()
         key = self.cache_key(subj) if store is not None else ""
@@ -395,7 +395,7 @@ class ThingsEEG2Dataset:
     def fetch(self, dest: str | Path, accept_terms: bool = False, subjects: Sequence[str | int] | None = None,
               **options: Any) -> Path:
         """Download the preprocessed EEG of ``subjects`` and the image set from OSF, verified and unpacked."""
-        from brain_workbench.sdk import RemoteFile, fetch_files, get_json, require_terms
+        from brain_workbench.sdk.data import RemoteFile, fetch_files, get_json, require_terms
 
         allowed = {"osf_api", "nodes", "include_images", "checksums", "retries", "retry_wait", "timeout",
                    "dry_run", "quiet", "keep_archives"}

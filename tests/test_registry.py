@@ -227,11 +227,14 @@ def test_runtime_register(with_plugins: Registry) -> None:
     assert get_registry().plugins["runtime"].provides == {"metric": ["const"]}
     assert "const" in get_registry().names("metric")
 
+    class Other(Const):
+        pass
+
     with pytest.raises(WorkbenchError, match="plugin 'fake' already registers it; .*replace=True"):
-        wb.register("fake-cka", Const, kind="metric")
+        wb.register("fake-cka", Other, kind="metric")
     check_metric(wb.metric("fake-cka"))  # a refused runtime registration leaves the plugin's entry usable
-    wb.register("fake-cka", Const, kind="metric", replace=True)
-    assert isinstance(wb.metric("fake-cka"), Const)
+    wb.register("fake-cka", Other, kind="metric", replace=True)
+    assert isinstance(wb.metric("fake-cka"), Other)
 
     with pytest.raises(WorkbenchError, match="unknown plugin kind 'model'"):
         wb.register("x", Const, kind="model")
@@ -239,6 +242,38 @@ def test_runtime_register(with_plugins: Registry) -> None:
         wb.register("a b", Const, kind="metric")
     with pytest.raises(WorkbenchError, match="factory must be callable"):
         wb.register("y", 3, kind="metric")
+
+
+def test_a_plugin_name_lives_once(with_plugins: Registry) -> None:
+    class Histo:
+        name, kind, invariances, cross_validated = "histo", "similarity", (), False
+
+        def compare(self, X: np.ndarray, Y: np.ndarray) -> float:
+            return 1.0
+
+    with pytest.raises(WorkbenchError, match=r"^metric 'colour-hist': class Histo declares name = 'histo'; register "
+                                             r"it as 'histo' or drop its name attribute, so the name lives in one place$"):
+        wb.register("colour-hist", Histo, kind="metric")
+    assert "colour-hist" not in get_registry().names("metric")
+    wb.register("histo", Histo, kind="metric")
+    assert wb.metric("histo").name == "histo"
+
+    class Nameless(Histo):  # a subclass registered under its own name gets that name, its base keeps its own
+        pass
+
+    wb.register("nameless", Nameless, kind="metric")
+    assert (Nameless.name, Histo.name, wb.metric("nameless").name) == ("nameless", "histo", "nameless")
+    with pytest.raises(WorkbenchError, match="class Nameless declares name = 'nameless'; register it as 'nameless'"):
+        wb.register("renamed", Nameless, kind="metric")
+
+
+def test_a_lazy_factory_s_name_is_checked_when_it_loads(with_plugins: Registry, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "lazy_named.py").write_text("class Histo:\n    name = 'histo'\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    wb.register("colour-hist", "lazy_named:Histo", kind="metric")
+    with pytest.raises(WorkbenchError, match="class Histo declares name = 'histo'"):
+        wb.metric("colour-hist")
 
 
 def test_invalid_plugin_objects_are_broken_not_fatal(fresh_registry: None, monkeypatch: pytest.MonkeyPatch) -> None:

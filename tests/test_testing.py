@@ -9,7 +9,7 @@ import pytest
 from sklearn.base import BaseEstimator
 
 from brain_workbench.plugin import testing
-from brain_workbench.sdk import LayerInfo, Recording, StimulusSet, Units
+from brain_workbench.sdk import LayerInfo, Recording, StimulusSet, Units, WorkbenchError
 
 
 # ---- good reference plugins -----------------------------------------------------------------
@@ -99,6 +99,75 @@ class GoodMetric:
     def compare(self, X: np.ndarray, Y: np.ndarray) -> float:
         X, Y = X - X.mean(0), Y - Y.mean(0)
         return float(np.linalg.norm(X.T @ Y) ** 2 / (np.linalg.norm(X.T @ X) * np.linalg.norm(Y.T @ Y)))
+
+
+class GoodCodec:
+    name = "good-codec"
+    image_size = 8
+
+    @property
+    def latent_dim(self) -> int:
+        return self.image_size * self.image_size * 3
+
+    def encode(self, images: np.ndarray) -> np.ndarray:
+        if images.dtype != np.uint8 or images.ndim != 4:
+            raise WorkbenchError("images must be uint8 (n, H, W, 3)")
+        rows = np.linspace(0, images.shape[1] - 1, self.image_size).astype(int)
+        cols = np.linspace(0, images.shape[2] - 1, self.image_size).astype(int)
+        return (images[:, rows][:, :, cols] / 255.0).reshape(len(images), -1).astype(np.float32)
+
+    def decode(self, latents: np.ndarray) -> np.ndarray:
+        if latents.shape[1] != self.latent_dim:
+            raise WorkbenchError("latents of the wrong width")
+        side = self.image_size
+        return np.clip(np.rint(latents * 255), 0, 255).astype(np.uint8).reshape(len(latents), side, side, 3)
+
+    def fingerprint(self) -> str:
+        return "good-codec-v1"
+
+
+class GoodImageMetric:
+    name = "good-image-metric"
+    kind = "similarity"
+
+    def score(self, reconstructions: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        if len(reconstructions) != len(targets):
+            raise WorkbenchError("unequal numbers of reconstructions and targets")
+        codec = GoodCodec()
+        return -np.mean((codec.encode(reconstructions) - codec.encode(targets)) ** 2, axis=1)
+
+
+class MissingFilesGenerator:
+    """A generator without its local pipeline folder: every use is refused with a sentence naming it."""
+
+    name = "good-generator"
+    embedding_space = "ViT-L-14"
+
+    def _refuse(self) -> WorkbenchError:
+        return WorkbenchError(f"{self.name}: no pipeline folder; download it once and pass path=DIR")
+
+    @property
+    def embedding_dim(self) -> int:
+        raise self._refuse()
+
+    def generate(self, image_embeds: np.ndarray, init_images: np.ndarray | None = None,
+                 text_embeds: np.ndarray | None = None, seed: int = 0) -> np.ndarray:
+        raise self._refuse()
+
+    def fingerprint(self) -> str:
+        raise self._refuse()
+
+
+class WorkingGenerator(MissingFilesGenerator):
+    name = "working-generator"
+    embedding_dim = 8  # type: ignore[assignment]
+
+    def generate(self, image_embeds: np.ndarray, init_images: np.ndarray | None = None,
+                 text_embeds: np.ndarray | None = None, seed: int = 0) -> np.ndarray:
+        return np.zeros((len(image_embeds), 8, 8, 3), np.uint8)
+
+    def fingerprint(self) -> str:
+        return "working-generator-v1"
 
 
 # ---- one broken plugin per rule -------------------------------------------------------------
@@ -238,6 +307,102 @@ class BackwardsMetric(GoodMetric):
         return -super().compare(X, Y)
 
 
+class NoImageSizeCodec(GoodCodec):
+    image_size = 0
+
+
+class NoLatentsCodec(GoodCodec):
+    latent_dim = 0  # type: ignore[assignment]
+
+
+class UnstableCodecFingerprint(GoodCodec):
+    def fingerprint(self) -> str:
+        return str(np.random.default_rng().random())
+
+
+class Float64Codec(GoodCodec):
+    def encode(self, images: np.ndarray) -> np.ndarray:
+        return super().encode(images).astype(np.float64)
+
+
+class NoisyCodec(GoodCodec):
+    def encode(self, images: np.ndarray) -> np.ndarray:
+        z = super().encode(images)
+        return z + np.random.default_rng().normal(0, 0.1, z.shape).astype(np.float32)
+
+
+class BatchDependentCodec(GoodCodec):
+    def encode(self, images: np.ndarray) -> np.ndarray:
+        z = super().encode(images)
+        return z - z.mean(axis=0)
+
+
+class FloatDecodeCodec(GoodCodec):
+    def decode(self, latents: np.ndarray) -> np.ndarray:
+        return super().decode(latents).astype(np.float32)
+
+
+class AcceptsFloatImagesCodec(GoodCodec):
+    def encode(self, images: np.ndarray) -> np.ndarray:
+        images = np.asarray(images)
+        images = images if images.ndim == 4 else images[None]
+        return super().encode(np.clip(images, 0, 255).astype(np.uint8))
+
+
+class AcceptsWrongLatentsCodec(GoodCodec):
+    def decode(self, latents: np.ndarray) -> np.ndarray:
+        return super().decode(np.resize(latents, (len(latents), self.latent_dim)))
+
+
+class BadKindImageMetric(GoodImageMetric):
+    kind = "closeness"
+
+
+class MeanImageMetric(GoodImageMetric):
+    def score(self, reconstructions: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        return np.asarray(super().score(reconstructions, targets).mean())
+
+
+class SortedImageMetric(GoodImageMetric):
+    def score(self, reconstructions: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        return np.sort(super().score(reconstructions, targets))
+
+
+class BackwardsImageMetric(GoodImageMetric):
+    def score(self, reconstructions: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        return -super().score(reconstructions, targets)
+
+
+class TruncatingImageMetric(GoodImageMetric):
+    def score(self, reconstructions: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        n = min(len(reconstructions), len(targets))
+        return super().score(reconstructions[:n], targets[:n])
+
+
+class NoEmbeddingSpaceGenerator(MissingFilesGenerator):
+    embedding_space = ""
+
+
+class UndocumentedOptionsGenerator(MissingFilesGenerator):
+    def __init__(self, steps: int = 10) -> None:
+        self.steps = steps
+
+
+class SilentFingerprintGenerator(MissingFilesGenerator):
+    def fingerprint(self) -> str:
+        raise WorkbenchError("missing")
+
+
+class NoWidthGenerator(WorkingGenerator):
+    embedding_dim = 0
+
+
+class FloatImagesGenerator(WorkingGenerator):
+    def generate(self, image_embeds: np.ndarray, init_images: np.ndarray | None = None,
+                 text_embeds: np.ndarray | None = None, seed: int = 0) -> np.ndarray:
+        return np.zeros((len(image_embeds), 8, 8, 3), np.float32)
+
+
 BROKEN: dict[str, Any] = {
     "check_dataset_protocol": NoModalities, "check_dataset_subjects": NoSubjects,
     "check_dataset_fingerprint": UnstableFingerprint, "check_dataset_stimuli": TextLoadsImages,
@@ -253,15 +418,28 @@ BROKEN: dict[str, Any] = {
     "check_head_refuses_nan": AcceptsNan,
     "check_metric_protocol": BadKindMetric, "check_metric_deterministic": NonDeterministicMetric,
     "check_metric_invariances": FalseInvarianceMetric, "check_metric_direction": BackwardsMetric,
+    "check_codec_protocol": NoImageSizeCodec, "check_codec_latent_dim": NoLatentsCodec,
+    "check_codec_fingerprint": UnstableCodecFingerprint, "check_codec_encode": Float64Codec,
+    "check_codec_deterministic": NoisyCodec, "check_codec_batch_invariance": BatchDependentCodec,
+    "check_codec_decode": FloatDecodeCodec, "check_codec_refuses_bad_images": AcceptsFloatImagesCodec,
+    "check_codec_refuses_bad_latents": AcceptsWrongLatentsCodec,
+    "check_image_metric_protocol": BadKindImageMetric, "check_image_metric_one_value_per_pair": MeanImageMetric,
+    "check_image_metric_row_order": SortedImageMetric, "check_image_metric_identity": BackwardsImageMetric,
+    "check_image_metric_refuses_unequal": TruncatingImageMetric,
+    "check_generator_protocol": NoEmbeddingSpaceGenerator, "check_generator_options": UndocumentedOptionsGenerator,
+    "check_generator_fingerprint": SilentFingerprintGenerator,
+    "check_generator_embedding_dim": NoWidthGenerator, "check_generator_generate": FloatImagesGenerator,
 }
-ALL_CHECKS = [*testing.DATASET_CHECKS, *testing.ENCODER_CHECKS, *testing.HEAD_CHECKS, *testing.METRIC_CHECKS]
+ALL_CHECKS = [check for checks in testing.KIND_CHECKS.values() for check in checks]
+GOOD = [GoodDataset(), GoodEncoder(), GoodHead(), GoodMetric(), GoodCodec(), GoodImageMetric(),
+        MissingFilesGenerator(), WorkingGenerator()]
 
 
 def test_every_check_has_a_broken_plugin() -> None:
     assert sorted(BROKEN) == sorted(c.__name__ for c in ALL_CHECKS)
 
 
-@testing.parametrize_with_checks([GoodDataset(), GoodEncoder(), GoodHead(), GoodMetric()])
+@testing.parametrize_with_checks(GOOD)
 def test_good_plugins_pass(plugin: Any, check: Any) -> None:
     check(plugin)
 
@@ -270,6 +448,38 @@ def test_good_plugins_pass(plugin: Any, check: Any) -> None:
 def test_broken_plugin_fails_its_check(check: Any) -> None:
     with pytest.raises(AssertionError):
         check(BROKEN[check.__name__]())
+
+
+def test_every_kind_has_checks() -> None:
+    from brain_workbench.plugin.registry import KINDS
+
+    assert set(testing.KIND_CHECKS) <= set(KINDS)
+    assert {testing.checks_for(plugin) for plugin in GOOD} == set(testing.KIND_CHECKS.values())
+
+
+def _params(decorator: Any) -> dict[str, Any]:
+    return {p.id: p for p in decorator.mark.args[1]}
+
+
+def test_expected_failures_become_xfails_with_their_reason() -> None:
+    decorator = testing.parametrize_with_checks(
+        [GoodMetric(), BackwardsMetric()],
+        expected_failed_checks=lambda m: {"check_metric_direction": "says backwards"} if isinstance(m, BackwardsMetric)
+        else {})
+    params = _params(decorator)
+    assert len(params) == 2 * len(testing.METRIC_CHECKS), "ids are unique: the plugin label is the class name"
+    marked = {i: p.marks[0] for i, p in params.items() if p.marks}
+    assert list(marked) == ["BackwardsMetric-metric_direction"]
+    assert marked["BackwardsMetric-metric_direction"].name == "xfail"
+    assert marked["BackwardsMetric-metric_direction"].kwargs["reason"] == "says backwards"
+    assert _params(testing.parametrize_with_checks([GoodCodec()], {"check_codec_decode": "why"}, ids=["c"]))[
+        "c-codec_decode"].marks[0].kwargs["reason"] == "why"
+
+
+def test_expected_failures_name_real_checks() -> None:
+    with pytest.raises(WorkbenchError, match=r"expected_failed_checks of good-codec names 'check_metric_direction', "
+                                             r"which is not one of its checks \(check_codec_batch_invariance, "):
+        testing.parametrize_with_checks([GoodCodec()], {"check_metric_direction": "wrong kind"})
 
 
 def test_fit_returning_none_is_named_in_the_message() -> None:

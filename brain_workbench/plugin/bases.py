@@ -16,7 +16,7 @@ from brain_workbench.types import LayerInfo, WorkbenchError
 class EncoderBase:
     """Lazy model loading, cached ``layers()`` and ``fingerprint()``, and layer-name checks."""
 
-    name: str = "encoder"
+    name: str
     modality: str = "image"
     _loaded: bool = False
     _layers: list[LayerInfo] | None = None
@@ -58,5 +58,5 @@ class EncoderBase:
         unknown = [layer for layer in layers if layer not in names]
         if unknown:
             shown = ", ".join(names) if len(names) <= 12 else f"{', '.join(names[:3])} … {', '.join(names[-3:])}"
-            raise WorkbenchError(f"{self.name} has no layer {unknown[0]!r}; its layers are {shown}")
+            raise WorkbenchError(f"{getattr(self, 'name', type(self).__name__)} has no layer {unknown[0]!r}; its layers are {shown}")
         return list(layers)

@@ -79,6 +79,22 @@ def validate_card(kind: str, name: str, card: dict[str, Any]) -> Card:
 Factory = Callable[..., Any] | str
 
 
+def claim_name(kind: str, name: str, factory: Any) -> None:
+    """A factory class carries its registered name as ``name``: set when the class declares none, refused when
+    it declares another (the name lives once)."""
+    if not isinstance(factory, type):
+        return
+    own = factory.__dict__.get("name")
+    if own is None:
+        try:
+            factory.name = name  # type: ignore[attr-defined]
+        except TypeError:  # built-in and extension types are immutable
+            pass
+    elif isinstance(own, str) and own != name:
+        raise WorkbenchError(f"{kind} {name!r}: class {factory.__name__} declares name = {own!r}; register it as "
+                             f"{own!r} or drop its name attribute, so the name lives in one place")
+
+
 @dataclass
 class Entry:
     """One registered plugin of a kind; ``factory(**options)`` builds it.
@@ -108,6 +124,7 @@ class Entry:
             except Exception as exc:
                 raise WorkbenchError(f"{self.kind} {self.name!r} (plugin {self.plugin}): cannot load its factory "
                                      f"{self.factory!r}: {type(exc).__name__}: {exc}") from None
+            claim_name(self.kind, self.name, target)
             self.factory = target
         return self.factory
 
@@ -273,6 +290,7 @@ class Registry:
                 f"duplicate {kind} name {name!r}: registered by plugin {existing.plugin!r} and by plugin "
                 f"{plugin!r}; disable one with {DISABLE_ENV}={plugin}"
             )
+        claim_name(kind, name, factory)
         entry = Entry(kind=kind, name=name, factory=factory, plugin=plugin, card=valid_card)
         self.entries[kind][name] = entry
         return entry

@@ -1,4 +1,9 @@
-"""``workbench plugin new``: an installable third-party plugin package that passes its conformance check."""
+"""``workbench plugin new``: an installable third-party plugin package that passes its conformance check.
+
+The generated module follows the README's recipe: a class per plugin (``EncoderBase`` for encoders, a
+scikit-learn estimator for heads), options as ``Annotated[..., Option(...)]`` keyword parameters of
+``__init__``, and the plugin's name written once.
+"""
 
 from __future__ import annotations
 
@@ -10,18 +15,18 @@ from brain_workbench.types import WorkbenchError
 
 SCAFFOLD_KINDS = ("dataset", "encoder", "head", "metric")
 IMPORTS = {
-    "encoder": ("from typing import Annotated\n\nimport numpy as np\n\n"
-                "from brain_workbench.sdk import LayerInfo, Option, digest, hookimpl"),
-    "dataset": ("from pathlib import Path\nfrom typing import Annotated\n\nimport numpy as np\n\n"
+    "encoder": ("from typing import Annotated, Any, Sequence\n\nimport numpy as np\n\n"
+                "from brain_workbench.sdk import EncoderBase, LayerInfo, Option, digest, hookimpl"),
+    "dataset": ("from pathlib import Path\nfrom typing import Annotated, Any, Sequence\n\nimport numpy as np\n\n"
                 "from brain_workbench.sdk import Option, Recording, StimulusSet, Units, digest, hookimpl"),
     "head": ("from typing import Annotated\n\nimport numpy as np\nfrom sklearn.base import BaseEstimator\n\n"
-             "from brain_workbench.sdk import Option, hookimpl, pearson_per_unit"),
+             "from brain_workbench.sdk import Option, hookimpl"),
     "metric": "import numpy as np\n\nfrom brain_workbench.sdk import hookimpl",
 }
 
 IMPLEMENTATIONS = {
     "encoder": '''
-class {cls}:
+class {cls}(EncoderBase):
     """Image encoder: colour histograms (layer ``histogram``) and a fixed random projection of them."""
 
     name = "{name}"
@@ -30,21 +35,25 @@ class {cls}:
     def __init__(self, bins: Annotated[int, Option("histogram bins per colour channel")] = 8,
                  seed: Annotated[int, Option("seed of the random projection")] = 0) -> None:
         self.bins, self.seed = bins, seed
-        self._projection = np.random.default_rng(seed).standard_normal((3 * bins, 16)).astype(np.float32)
 
-    def layers(self) -> list[LayerInfo]:
+    def load_model(self) -> None:
+        self.projection = np.random.default_rng(self.seed).standard_normal((3 * self.bins, 16)).astype(np.float32)
+
+    def list_layers(self) -> list[LayerInfo]:
         return [LayerInfo("histogram", 0.0), LayerInfo("projection", 1.0)]
 
-    def encode(self, batch: list, layers: list[str]) -> dict[str, np.ndarray]:
+    def compute_fingerprint(self) -> str:
+        return digest(self.name, "v1", self.bins, self.seed)
+
+    def encode(self, batch: list[Any], layers: Sequence[str]) -> dict[str, np.ndarray]:
+        wanted = self.check_layers(layers)
+        self.ensure_loaded()
         hist = np.stack([
             np.concatenate([np.histogram(np.asarray(im.convert("RGB"))[..., c], self.bins, (0, 255))[0]
                             for c in range(3)]) / (im.size[0] * im.size[1])
             for im in batch]).astype(np.float32)
-        out = {{"histogram": hist, "projection": hist @ self._projection}}
-        return {{layer: out[layer] for layer in layers}}
-
-    def fingerprint(self) -> str:
-        return digest("{name}", "v1", self.bins, self.seed)
+        out = {{"histogram": hist, "projection": hist @ self.projection}}
+        return {{layer: out[layer] for layer in wanted}}
 ''',
     "dataset": '''
 class {cls}:
@@ -56,12 +65,12 @@ class {cls}:
     def __init__(self, local_path: Annotated[str | None, Option("folder with your files (unused by the example)")] = None,
                  n_stimuli: Annotated[int, Option("number of synthetic stimuli")] = 40) -> None:
         self.local_path, self.n = local_path, n_stimuli
-        self.ids = tuple(f"{name}-{{i:04d}}" for i in range(n_stimuli))
+        self.ids = tuple(f"{{self.name}}-{{i:04d}}" for i in range(n_stimuli))
 
     def subjects(self) -> list[str]:
         return ["1"]
 
-    def _images(self, ids):
+    def _images(self, ids: Sequence[str]) -> list[Any]:
         from PIL import Image
 
         return [Image.new("RGB", (32, 32), (int(s[-4:]) * 6 % 255, 80, 160)) for s in ids]
@@ -77,11 +86,11 @@ class {cls}:
         return Recording(self.name, subject, responses, ids, units,
                          splits={{"train": np.asarray(self.ids[10:]), "test": np.asarray(self.ids[:10])}})
 
-    def fetch(self, dest, accept_terms: bool = False, **options) -> Path:
+    def fetch(self, dest: str | Path, accept_terms: bool = False, **options: Any) -> Path:
         return Path(dest)
 
     def fingerprint(self) -> str:
-        return digest("{name}", "v1", self.n)
+        return digest(self.name, "v1", self.n)
 ''',
     "head": '''
 class {cls}(BaseEstimator):
@@ -92,16 +101,18 @@ class {cls}(BaseEstimator):
     def __init__(self, alpha: Annotated[float, Option("ridge penalty")] = 1.0) -> None:
         self.alpha = alpha
 
-    def fit(self, X, y):
+    def fit(self, X: np.ndarray, y: np.ndarray) -> {cls}:
         from sklearn.linear_model import Ridge
 
         self.model_ = Ridge(alpha=self.alpha).fit(np.asarray(X), np.asarray(y))
         return self
 
-    def predict(self, X):
-        return self.model_.predict(np.asarray(X))
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return np.asarray(self.model_.predict(np.asarray(X)))
 
-    def score(self, X, y):
+    def score(self, X: np.ndarray, y: np.ndarray) -> np.ndarray:
+        from brain_workbench.sdk.numerics import pearson_per_unit
+
         return pearson_per_unit(np.asarray(y), self.predict(X))
 ''',
     "metric": '''
@@ -112,13 +123,15 @@ class {cls}:
     invariances = ("permutation", "isotropic_scaling", "orthogonal", "translation")
     cross_validated = False
 
-    def compare(self, X, Y) -> float:
+    def compare(self, X: np.ndarray, Y: np.ndarray) -> float:
         X = np.asarray(X, float) - np.mean(X, axis=0)
         Y = np.asarray(Y, float) - np.mean(Y, axis=0)
         cross = np.linalg.norm(Y.T @ X) ** 2
         return float(cross / (np.linalg.norm(X.T @ X) * np.linalg.norm(Y.T @ Y)))
 ''',
 }
+NAMED = {"dataset", "encoder"}
+"""Kinds whose class declares ``name`` (their protocol has one); other classes get it from ``register()``."""
 
 MODULE = '''"""{name}: a brain-workbench {kind} plugin.
 
@@ -135,7 +148,7 @@ from __future__ import annotations
 
 @hookimpl
 def {hook}(register) -> None:
-    register("{name}", {cls}, description="TODO: one line on what {name} is", citation="TODO")
+    register({registered}, {cls}, description="TODO: one line on what {name} is", citation="TODO")
 '''
 
 PYPROJECT = '''[build-system]
@@ -151,6 +164,13 @@ dependencies = ["brain-workbench"]
 
 [project.entry-points.brain_workbench]
 {name} = "{module}"
+
+[tool.setuptools.package-data]
+{module} = ["py.typed"]
+
+[[tool.mypy.overrides]]
+module = ["sklearn.*"]
+ignore_missing_imports = true
 '''
 
 TEST = '''import brain_workbench
@@ -163,6 +183,13 @@ def test_{module}_conformance(plugin, check):
 '''
 
 
+def class_name(name: str, kind: str) -> str:
+    """``my-encoder`` → ``MyEncoder``, ``colour-hist`` → ``ColourHistEncoder``: the kind is appended once."""
+    camel = "".join(part.capitalize() for part in name.split("-"))
+    suffix = kind.capitalize()
+    return camel if camel.endswith(suffix) else camel + suffix
+
+
 def scaffold_plugin(name: str, kind: str, dest: Path) -> Path:
     """Write ``brain-workbench-<name>/`` with a pyproject entry point, a working module and its test."""
     if kind not in SCAFFOLD_KINDS:
@@ -170,16 +197,18 @@ def scaffold_plugin(name: str, kind: str, dest: Path) -> Path:
     if not re.fullmatch(r"[a-z][a-z0-9-]*", name):
         raise WorkbenchError(f"plugin name {name!r} must be lower-case letters, digits and '-', starting with a letter")
     module = "brain_workbench_" + name.replace("-", "_")
-    cls = "".join(part.capitalize() for part in name.split("-")) + kind.capitalize()
+    cls = class_name(name, kind)
     root = Path(dest) / f"brain-workbench-{name}"
     if root.exists():
         raise WorkbenchError(f"{root} already exists; choose another name or --dest")
     (root / module).mkdir(parents=True)
     (root / "tests").mkdir()
     (root / "pyproject.toml").write_text(PYPROJECT.format(name=name, kind=kind, module=module))
+    registered = f"{cls}.name" if kind in NAMED else repr(name).replace("'", '"')
     (root / module / "__init__.py").write_text(
         MODULE.format(name=name, kind=kind, cls=cls, hook=KIND_HOOKS[kind], imports=IMPORTS[kind],
-                      impl=IMPLEMENTATIONS[kind].format(cls=cls, name=name)))
+                      registered=registered, impl=IMPLEMENTATIONS[kind].format(cls=cls, name=name)))
+    (root / module / "py.typed").write_text("")
     (root / "tests" / f"test_{module}.py").write_text(TEST.format(kind=kind, name=name, module=module))
     (root / "README.md").write_text(f"# brain-workbench-{name}\n\nA brain-workbench {kind} plugin. Install with "
                                     f"`pip install -e .`; it then appears in `workbench plugins list`.\n")

@@ -17,8 +17,14 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from torch import nn
 
-from brain_workbench.sdk import (
-    DEFAULT_ALPHAS, Option, WorkbenchError, make_folds, pearson_per_output, pearson_per_unit, retrieval_topk, ridge_cv,
+from brain_workbench.sdk import Option, WorkbenchError
+from brain_workbench.sdk.numerics import (
+    DEFAULT_ALPHAS,
+    make_folds,
+    pearson_per_output,
+    pearson_per_unit,
+    retrieval_topk,
+    ridge_cv,
 )
 
 METHODS = ("ridge", "contrastive")

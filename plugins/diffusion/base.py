@@ -309,7 +309,7 @@ class DiffusionGenerator:
         """Load the pipeline from the local folder (once), move it to the device and check its widths."""
         if self.pipe is not None:
             return self.pipe
-        from brain_workbench.sdk import resolve_device
+        from brain_workbench.sdk.torch import resolve_device
 
         self.shapes()
         device = resolve_device(self.options["device"])

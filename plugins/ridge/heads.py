@@ -13,8 +13,13 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
-from brain_workbench.sdk import (
-    DEFAULT_ALPHAS, Option, WorkbenchError, banded_ridge_cv, bands_from_columns, pearson_per_output, r2_per_unit,
+from brain_workbench.sdk import Option, WorkbenchError
+from brain_workbench.sdk.numerics import (
+    DEFAULT_ALPHAS,
+    banded_ridge_cv,
+    bands_from_columns,
+    pearson_per_output,
+    r2_per_unit,
     ridge_cv,
 )
 

@@ -13,7 +13,7 @@ sae_app = typer.Typer(help="Sparse autoencoders over cached features (train, lis
 
 
 def _store(url: Optional[str]) -> Any:
-    from brain_workbench.sdk import open_store
+    from brain_workbench.sdk.data import open_store
 
     return open_store(url)
 

@@ -80,7 +80,7 @@ class SAEEncoder(EncoderBase):
         return resolve_layers(available, [wanted])[0]
 
     def load_model(self) -> None:
-        from brain_workbench.sdk import resolve_device
+        from brain_workbench.sdk.torch import resolve_device
         from brain_workbench_plugins.sae.model import load_saelens
 
         info: dict[str, Any] = {}
@@ -89,7 +89,7 @@ class SAEEncoder(EncoderBase):
             sae = load_saelens(self.path)
             recorded = (sae.cfg.metadata.get("workbench") or {}).get("layer") or sae.cfg.metadata.get("hook_name")
         elif self.checkpoint:
-            from brain_workbench.sdk import Store, open_store
+            from brain_workbench.sdk.data import Store, open_store
             from brain_workbench_plugins.sae.train import load_checkpoint
 
             sae, info = load_checkpoint(Store(self.store_url) if self.store_url else open_store(), self.checkpoint)
@@ -127,7 +127,7 @@ class SAEEncoder(EncoderBase):
 
     def compute_fingerprint(self) -> str:
         """Base encoder fingerprint and layer, SAE weights digest and config, and code version."""
-        from brain_workbench.sdk import weights_digest
+        from brain_workbench.sdk.torch import weights_digest
 
         weights: Any = {"untrained": self.random} if not (self.path or self.checkpoint) \
             else [self._sae.cfg.summary(), weights_digest(self._sae)]
@@ -138,7 +138,7 @@ class SAEEncoder(EncoderBase):
         """Run the base encoder on its layer, then the SAE; return latents and/or the reconstruction."""
         import torch
 
-        from brain_workbench.sdk import to_numpy
+        from brain_workbench.sdk.torch import to_numpy
 
         self.check_layers(layers)
         self.ensure_loaded()

@@ -36,7 +36,8 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import torch
 
-from brain_workbench.sdk import ArraySpec, Store, WorkbenchError, check_key, digest, load_features, safe_name
+from brain_workbench.sdk import WorkbenchError, digest
+from brain_workbench.sdk.data import ArraySpec, Store, check_key, load_features, safe_name
 
 from brain_workbench_plugins.sae.model import SAEConfig, SparseAutoencoder, from_arrays, save_saelens
 

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from brain_workbench.sdk import adaptation_curve, averaged_rows, session_order
+from brain_workbench.sdk.numerics import adaptation_curve, averaged_rows, session_order
 
 __all__ = ["adaptation_curve", "averaged_rows", "session_order"]

@@ -17,9 +17,10 @@ from typing import Annotated, Any, Literal, Mapping, Sequence
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from brain_workbench.sdk import Option, WorkbenchError, as_str_array, build_head, hyperalign, pearson_per_output, procrustes
+from brain_workbench.sdk import Option, WorkbenchError, as_str_array, build_head
+from brain_workbench.sdk.numerics import hyperalign, pearson_per_output, procrustes
 
-from brain_workbench_plugins.shared_models.data import SINGLE, Pair, parse_subjects, standardiser
+from brain_workbench_plugins.shared_models.data import SINGLE, Pair, dense_rows, parse_subjects, standardiser, width_error
 from brain_workbench_plugins.shared_models.decoder import decode_scores
 
 METHODS = ("hyperalignment", "procrustes")
@@ -71,9 +72,9 @@ class AlignedDecoder(BaseEstimator):
 
     def _to_space(self, subject: str, Y: np.ndarray) -> np.ndarray:
         y_mean, y_scale, P = self.stats_[subject]
-        Y = np.asarray(Y, dtype=np.float64)
-        if Y.ndim != 2 or Y.shape[1] != y_mean.shape[0]:
-            raise WorkbenchError(f"subject {subject}: responses have shape {Y.shape}, expected {y_mean.shape[0]} units")
+        Y = dense_rows(f"subject {subject}: responses", Y)
+        if Y.shape[1] != y_mean.shape[0]:
+            raise width_error(self, Y.shape[1], y_mean.shape[0])
         Z = (Y - y_mean) / y_scale
         return Z if P is None else Z @ P
 
@@ -90,6 +91,7 @@ class AlignedDecoder(BaseEstimator):
             self._space(SINGLE, subjects[SINGLE])
             self.maps_ = {SINGLE: None}
             self.subject_names_ = [SINGLE]
+            self.n_features_in_ = subjects[SINGLE].a.shape[1]
             self.head_ = build_head(self.head, **dict(self.head_options or {})).fit(
                 self._to_space(SINGLE, subjects[SINGLE].a), subjects[SINGLE].b)
             return self
@@ -149,7 +151,11 @@ class AlignedDecoder(BaseEstimator):
         if Y is None:
             subject, Y = SINGLE, subject
         subject = str(subject)
-        if not hasattr(self, "maps_") or subject not in self.maps_:
+        if not hasattr(self, "maps_"):
+            from sklearn.exceptions import NotFittedError
+
+            raise NotFittedError("this AlignedDecoder is not fitted yet; call fit first")
+        if subject not in self.maps_:
             known = ", ".join(getattr(self, "maps_", {})) or "none"
             raise WorkbenchError(f"subject {subject!r} is not aligned; known: {known} (fit, or adapt a new subject)")
         Z = self._to_space(subject, Y)
@@ -160,7 +166,7 @@ class AlignedDecoder(BaseEstimator):
         """Pearson r per target dimension (``score(Y, X)`` after a single-subject fit)."""
         if X is None:
             subject, Y, X = SINGLE, subject, Y
-        return pearson_per_output(np.asarray(X), self.predict(subject, Y))
+        return pearson_per_output(dense_rows("targets", X, columns=True), self.predict(subject, Y))
 
     def decode_scores(self, subject: str, Y: np.ndarray, X: np.ndarray, n_candidates: int | None = None,
                       metric: str = "cosine") -> dict[str, float]:

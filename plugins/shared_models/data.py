@@ -25,25 +25,48 @@ class Pair:
     ids: np.ndarray | None = None
 
 
+def refuse_sparse(what: str, a: Any) -> None:
+    """A scipy sparse matrix or array (a DOK one is even a Mapping) is refused with one sentence."""
+    if hasattr(a, "tocsr") and hasattr(a, "nnz"):
+        raise TypeError(f"{what}: a sparse matrix was passed, but dense data is required; use .toarray()")
+
+
+def dense_rows(what: str, a: Any, columns: bool = False) -> np.ndarray:
+    """``a`` as a finite 2-D float64 array (a 1-D ``a`` as one column when ``columns``); sparse, complex, empty
+    or non-finite input is refused with a ``ValueError``."""
+    refuse_sparse(what, a)
+    arr = np.asarray(a)
+    if np.iscomplexobj(arr):
+        raise ValueError(f"Complex data not supported ({what})")
+    arr = arr.astype(np.float64)
+    if columns and arr.ndim == 1:
+        arr = arr[:, None]
+    if arr.ndim != 2:
+        raise ValueError(f"{what} must be 2-D (rows × columns), got shape {arr.shape}; Reshape your data with "
+                         "array.reshape(-1, 1) for one column or array.reshape(1, -1) for one row")
+    if arr.shape[1] == 0:
+        raise ValueError(f"{what}: found array with 0 feature(s) (shape={arr.shape}) while a minimum of 1 is required.")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{what} holds NaN or infinite values; drop or impute them first")
+    return arr
+
+
+def width_error(model: Any, n: int, expected: int) -> ValueError:
+    """scikit-learn's sentence for input of the wrong width."""
+    return ValueError(f"X has {n} features, but {type(model).__name__} is expecting {expected} features as input")
+
+
 def check_pair(subject: str, a: Any, b: Any, ids: Any = None, what: tuple[str, str] = ("A", "B")) -> Pair:
-    """Finite 2-D float arrays with matching rows (and one stimulus id per row when given)."""
-    A = np.asarray(a, dtype=np.float64)
-    B = np.asarray(b, dtype=np.float64)
-    if A.ndim == 1:
-        A = A[:, None]
-    if B.ndim == 1:
-        B = B[:, None]
-    if A.ndim != 2 or B.ndim != 2:
-        raise ValueError(f"subject {subject}: {what[0]} and {what[1]} must be 2-D (rows × columns), "
-                         f"got {A.shape} and {B.shape}")
+    """Finite 2-D float arrays with matching rows (and one stimulus id per row when given); a 1-D ``b`` is one
+    column."""
+    A = dense_rows(f"subject {subject}: {what[0]}", a)
+    B = dense_rows(f"subject {subject}: {what[1]}", b, columns=True)
     if A.shape[0] != B.shape[0]:
         raise WorkbenchError(f"subject {subject}: {what[0]} has {A.shape[0]} rows but {what[1]} has {B.shape[0]}; "
                              "rows must be the same stimuli")
     if A.shape[0] < 3:
-        raise WorkbenchError(f"subject {subject} has {A.shape[0]} rows; a multi-subject model needs at least 3")
-    if not (np.isfinite(A).all() and np.isfinite(B).all()):
-        raise ValueError(f"subject {subject}: {what[0]} or {what[1]} holds NaN or infinite values; "
-                         "drop or impute them first")
+        raise WorkbenchError(f"subject {subject} has {A.shape[0]} sample(s) (rows); a multi-subject model needs "
+                             "at least 3")
     stim = None
     if ids is not None:
         stim = as_str_array(ids)
@@ -54,6 +77,7 @@ def check_pair(subject: str, a: Any, b: Any, ids: Any = None, what: tuple[str, s
 
 def parse_subjects(data: Any, y: Any = None, what: tuple[str, str] = ("A", "B")) -> dict[str, Pair]:
     """``{subject: Pair}`` from a mapping of tuples, or one subject from scikit-learn's ``(X, y)``."""
+    refuse_sparse(what[0], data)
     if not isinstance(data, Mapping):
         if y is None:
             raise WorkbenchError("fit takes {subject: (A, B)} or scikit-learn's fit(X, Y)")

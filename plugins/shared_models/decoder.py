@@ -24,33 +24,22 @@ from typing import Annotated, Any, Literal, Mapping, Sequence
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from brain_workbench.sdk import (
-    Option, WorkbenchError, decode_scores, digest, pearson_per_output, ridge_cv,
-)
+from brain_workbench.sdk import Option, WorkbenchError, digest
+from brain_workbench.sdk.numerics import decode_scores, pearson_per_output, ridge_cv
 
 from brain_workbench_plugins.shared_models import training
-from brain_workbench_plugins.shared_models.data import SINGLE, Pair, data_digest, folds_for, parse_subjects, standardiser
+from brain_workbench_plugins.shared_models.data import (
+    SINGLE,
+    Pair,
+    data_digest,
+    dense_rows,
+    folds_for,
+    parse_subjects,
+    standardiser,
+    width_error,
+)
 
 MAP_PRIORS = ("none", "mean")
-
-
-def _head_module(k: int, d: int, hidden: int, dropout: float) -> Any:
-    import torch.nn as nn
-
-    class SharedHead(nn.Module):
-        """Linear path from the latent to the target plus a residual one-hidden-layer MLP."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.skip = nn.Linear(k, d)
-            self.mlp = nn.Sequential(nn.Linear(k, hidden), nn.LayerNorm(hidden), nn.GELU(), nn.Dropout(dropout),
-                                     nn.Linear(hidden, d)) if hidden > 0 else None
-
-        def forward(self, latent: Any) -> Any:
-            out = self.skip(latent)
-            return out if self.mlp is None else out + self.mlp(latent)
-
-    return SharedHead()
 
 
 class SharedDecoder(BaseEstimator):
@@ -122,7 +111,7 @@ class SharedDecoder(BaseEstimator):
         return {"backend": "torch", "device": self.device} if on_cuda else {"backend": "numpy"}
 
     def _alphas(self) -> np.ndarray:
-        from brain_workbench.sdk import DEFAULT_ALPHAS
+        from brain_workbench.sdk.numerics import DEFAULT_ALPHAS
 
         return np.asarray(DEFAULT_ALPHAS if self.alphas is None else self.alphas, dtype=np.float64)
 
@@ -183,7 +172,9 @@ class SharedDecoder(BaseEstimator):
         d, k = V.shape
         self.subject_names_ = list(init["subjects"])
         torch.manual_seed(int(self.seed))
-        head = _head_module(k, d, int(self.hidden), float(self.dropout))
+        from brain_workbench_plugins.shared_models.modules import SharedHead
+
+        head = SharedHead(k, d, int(self.hidden), float(self.dropout))
         with torch.no_grad():
             head.skip.weight.copy_(torch.as_tensor(V, dtype=torch.float32))
             head.skip.bias.zero_()
@@ -358,10 +349,10 @@ class SharedDecoder(BaseEstimator):
         if subject not in self.subjects_:
             raise WorkbenchError(f"subject {subject!r} is not fitted; known: {', '.join(self.subjects_)} "
                                  "(call adapt for a new subject)")
-        Y = np.asarray(Y, dtype=np.float64)
+        Y = dense_rows(f"subject {subject}: responses", Y)
         W, c = self.subjects_[subject]
-        if Y.ndim != 2 or Y.shape[1] != W.shape[0]:
-            raise WorkbenchError(f"subject {subject}: responses have shape {Y.shape}, the map expects {W.shape[0]} units")
+        if Y.shape[1] != W.shape[0]:
+            raise width_error(self, Y.shape[1], W.shape[0])
         y_mean, y_scale = self.stats_[subject]
         return ((Y - y_mean) / y_scale) @ W + c
 
@@ -378,7 +369,7 @@ class SharedDecoder(BaseEstimator):
         """Pearson r per target dimension (``score(Y, X)`` for a single subject)."""
         if X is None:
             subject, Y, X = SINGLE, subject, Y
-        return pearson_per_output(np.asarray(X), self.predict(subject, Y))
+        return pearson_per_output(dense_rows("targets", X, columns=True), self.predict(subject, Y))
 
     def decode_scores(self, subject: str, Y: np.ndarray, X: np.ndarray, n_candidates: int | None = None,
                       metric: str = "cosine") -> dict[str, float]:

@@ -20,30 +20,22 @@ from typing import Annotated, Any, Literal, Mapping, Sequence
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from brain_workbench.sdk import Option, WorkbenchError, digest, pearson_per_unit, ridge_cv
+from brain_workbench.sdk import Option, WorkbenchError, digest
+from brain_workbench.sdk.numerics import pearson_per_unit, ridge_cv
 
 from brain_workbench_plugins.shared_models import training
-from brain_workbench_plugins.shared_models.data import SINGLE, Pair, data_digest, folds_for, parse_subjects, standardiser
+from brain_workbench_plugins.shared_models.data import (
+    SINGLE,
+    Pair,
+    data_digest,
+    dense_rows,
+    folds_for,
+    parse_subjects,
+    standardiser,
+    width_error,
+)
 
 PRIORS = ("none", "mean")
-
-
-def _transform_module(d: int, k: int, hidden: int) -> Any:
-    import torch.nn as nn
-
-    class FeatureTransform(nn.Module):
-        """``x A + a`` plus an optional residual MLP whose output layer starts at zero."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.linear = nn.Linear(d, k)
-            self.mlp = nn.Sequential(nn.Linear(d, hidden), nn.GELU(), nn.Linear(hidden, k)) if hidden > 0 else None
-
-        def forward(self, x: Any) -> Any:
-            out = self.linear(x)
-            return out if self.mlp is None else out + self.mlp(x)
-
-    return FeatureTransform()
 
 
 class SharedEncoder(BaseEstimator):
@@ -100,7 +92,7 @@ class SharedEncoder(BaseEstimator):
         return {"backend": "torch", "device": self.device} if on_cuda else {"backend": "numpy"}
 
     def _alphas(self) -> np.ndarray:
-        from brain_workbench.sdk import DEFAULT_ALPHAS
+        from brain_workbench.sdk.numerics import DEFAULT_ALPHAS
 
         return np.asarray(DEFAULT_ALPHAS if self.alphas is None else self.alphas, dtype=np.float64)
 
@@ -158,10 +150,12 @@ class SharedEncoder(BaseEstimator):
     def _build(self, fixed: Mapping[str, np.ndarray], init: Mapping[str, Any], device: Any) -> None:
         import torch
 
+        from brain_workbench_plugins.shared_models.modules import FeatureTransform
+
         A = np.asarray(fixed["A"])
         self.subject_names_ = list(init["subjects"])
         torch.manual_seed(int(self.seed))
-        f = _transform_module(A.shape[0], A.shape[1], int(self.hidden))
+        f = FeatureTransform(A.shape[0], A.shape[1], int(self.hidden))
         with torch.no_grad():
             f.linear.weight.copy_(torch.as_tensor(A.T, dtype=torch.float32))
             f.linear.bias.zero_()
@@ -249,10 +243,9 @@ class SharedEncoder(BaseEstimator):
         import torch
 
         self._require_fitted()
-        X = np.asarray(X, dtype=np.float64)
-        if X.ndim != 2 or X.shape[1] != self.fixed_["x_mean"].shape[0]:
-            raise WorkbenchError(f"features have shape {X.shape}; the shared transform takes "
-                                 f"{self.fixed_['x_mean'].shape[0]} columns")
+        X = dense_rows("features", X)
+        if X.shape[1] != self.fixed_["x_mean"].shape[0]:
+            raise width_error(self, X.shape[1], self.fixed_["x_mean"].shape[0])
         with torch.no_grad():
             Xt = torch.as_tensor((X - self.fixed_["x_mean"]) / self.fixed_["x_scale"], dtype=torch.float32)
             return self.transform_(Xt).numpy().astype(np.float64)
@@ -296,4 +289,4 @@ class SharedEncoder(BaseEstimator):
         """Pearson r per unit on held-out stimuli (``score(X, Y)`` for a single subject)."""
         if Y is None:
             subject, X, Y = SINGLE, subject, X
-        return pearson_per_unit(np.asarray(Y, dtype=np.float64), self.predict(subject, X))
+        return pearson_per_unit(dense_rows("responses", Y, columns=True), self.predict(subject, X))

@@ -19,7 +19,8 @@ from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 
-from brain_workbench.sdk import ArraySpec, Store, WorkbenchError, check_key, open_store, safe_name
+from brain_workbench.sdk import WorkbenchError
+from brain_workbench.sdk.data import ArraySpec, Store, check_key, open_store, safe_name
 
 PREFIX = "shared-models"
 CHECKPOINT = re.compile(r"^epoch-(\d{8})$")

@@ -114,7 +114,7 @@ class Taef2Codec:
             return self._nets[part]
         import torch
 
-        from brain_workbench.sdk import resolve_device
+        from brain_workbench.sdk.torch import resolve_device
         from brain_workbench_plugins.taef2 import model
 
         self.device = resolve_device(self.device_option)
@@ -140,7 +140,7 @@ class Taef2Codec:
         """uint8 ``(n, H, W, 3)`` → float32 ``(n, latent_dim)``."""
         import torch
 
-        from brain_workbench.sdk import check_images, images_to_tensor
+        from brain_workbench.sdk.data import check_images, images_to_tensor
 
         images = check_images(images)
         net = self._net("encoder")

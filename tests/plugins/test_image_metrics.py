@@ -97,7 +97,7 @@ def test_conformance(name: str) -> None:
 def test_shipped_network_runs_offline(pairs) -> None:
     recons, targets = pairs
     two_way = metric("two-way", device="cpu")
-    assert two_way.name == "two-way(efficientnet-lite0)" and two_way.kind == "similarity"
+    assert two_way.label == "two-way(efficientnet-lite0)" and two_way.kind == "similarity"
     assert np.all(two_way.score(targets, targets) == 1.0)
     distance = metric("correlation-distance", device="cpu")
     assert distance.kind == "distance"
