@@ -13,14 +13,15 @@ import datetime as _dt
 import html
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
+from brain_workbench.analysis.contract import ReportSection
 from brain_workbench.figures.layers import retrieval_columns
 from brain_workbench.figures.sweep import write_figures
 from brain_workbench.store.paths import manifest_path
 from brain_workbench.store import Store, provenance
 from brain_workbench.sweep import results_table
-from brain_workbench.sweep.tables import code_revision
+from brain_workbench.sweep.tables import analyses_for, code_revision
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:0 auto;max-width:1200px;padding:1em 2em;color:#222;line-height:1.4}
@@ -104,9 +105,9 @@ def score_table(rows: Any) -> Any:
     """Every numeric score of the rows (not ids, p/q values or counts) per encoder × layer × ROI, as mean ± SEM."""
     import pandas as pd
 
-    from brain_workbench.sweep.tables import ID_COLUMNS, NOT_SCORES
+    from brain_workbench.sweep.tables import score_columns
 
-    scores = [c for c in rows.columns if c not in ID_COLUMNS and c not in NOT_SCORES and not re.match(r"^(p|q|n)_", c)
+    scores = [c for c in score_columns(rows) if not re.match(r"^(p|q|n)_", c)
               and pd.api.types.is_numeric_dtype(rows[c]) and rows[c].notna().any()]
     out = []
     for (encoder, layer, roi), part in _ordered(rows).groupby(["encoder", "layer", "roi"], sort=False):
@@ -128,6 +129,55 @@ def statistics_table(rows: Any) -> Any:
     columns = [c for c in (*STAT_COLUMNS, *extra) if c in rows.columns and rows[c].notna().any()]
     label = ["subject", "encoder", "layer", "depth", "roi"] + (["analysis"] if rows["kind"].iloc[0] != "encoding" else [])
     return _ordered(rows)[label + columns]
+
+
+class ReportKit:
+    """What an analysis builds its report sections with: the core's HTML tables and the default sections."""
+
+    summary_pivot = staticmethod(summary_pivot)
+    retrieval_table = staticmethod(retrieval_table)
+    score_table = staticmethod(score_table)
+    statistics_table = staticmethod(statistics_table)
+    retrieval_columns = staticmethod(retrieval_columns)
+
+    @staticmethod
+    def html_table(frame: Any, left: int) -> str:
+        return _html_table(frame, left)
+
+    @staticmethod
+    def slug(text: str) -> str:
+        return _slug(text)
+
+    @staticmethod
+    def default_sections(kind: str, rows: Any, analysis: Any = None,
+                         extra: Callable[[Any], str] | None = None) -> list[ReportSection]:
+        """One section per table name (and session): mean ± SEM of the analysis's ``summary_value`` per ROI,
+        or of every score when it has none; ``extra(rows)`` adds HTML to each section."""
+        out = []
+        sessions = "session" in rows and rows["session"].notna().any()
+        for facet, part in rows.groupby(["analysis", *(["session"] if sessions else [])], sort=False, dropna=False):
+            facet = facet if isinstance(facet, tuple) else (facet,)
+            name = facet[0] if facet[1:] == () or facet[1] != facet[1] else f"{facet[0]}, session {facet[1]}"
+            anchor = f"table-{_slug(kind + '-' + str(name))}"
+            value = getattr(analysis, "summary_value", None) or "value"
+            if value not in part.columns or part[value].isna().all():
+                table = score_table(part)
+                if not table.empty and len(table.columns) > 3:
+                    out.append(ReportSection(anchor, f"{kind.capitalize()}: {name}",
+                                             "<p class='note'>Mean ± SEM across subjects of each score (test split)."
+                                             f"</p>{_html_table(table, 3)}<details><summary>Statistics per subject"
+                                             f"</summary>{_html_table(statistics_table(part), 5)}</details>"))
+                continue
+            part = part[part["roi"] != "all"] if (part["roi"] != "all").any() else part
+            what = getattr(analysis, "summary_what", None) or (
+                SCORE_NAMES.get(value, value) if value != "value" else str(part.get("score_name", part["analysis"]).iloc[0]))
+            body = (f"<p class='note'>Mean ± SEM across subjects (SEM only with two or more subjects); rows by layer "
+                    f"depth, ROIs in dataset order.</p>{_html_table(summary_pivot(part, value), 3)}"
+                    f"<details><summary>Statistics per subject (p: permutation test; q: Benjamini–Hochberg FDR across "
+                    f"the sweep)</summary>{_html_table(statistics_table(part), 5)}</details>")
+            out.append(ReportSection(anchor, f"{kind.capitalize()}: {name}, {what} per ROI",
+                                     body + (extra(part) if extra else "")))
+        return out
 
 
 def _captions(sweep: str, frame: Any) -> dict[str, str]:
@@ -211,33 +261,12 @@ def write_report(s: Store, sweep: str, out: Path) -> Path:
     figures = write_figures(s, sweep, out, interactive=True)
     encoders = list(dict.fromkeys(frame["encoder"])) if not frame.empty else []
     sections: list[tuple[str, str, str]] = []
-    for kind in dict.fromkeys(frame["kind"]) if not frame.empty else []:
+    kit = ReportKit()
+    kinds = list(dict.fromkeys(frame["kind"])) if not frame.empty else []
+    for kind, analysis in analyses_for(kinds).items():
         rows = frame[frame["kind"] == kind]
-        sessions = "session" in rows and rows["session"].notna().any()
-        for facet, part in rows.groupby(["analysis", *(["session"] if sessions else [])], sort=False, dropna=False):
-            analysis = facet[0] if facet[1:] == () or facet[1] != facet[1] else f"{facet[0]}, session {facet[1]}"
-            value = "mean_r" if kind in ("encoding", "decoding") and "mean_r" in part.columns else "value"
-            if value not in part.columns or part[value].isna().all():
-                table = score_table(part)
-                if not table.empty and len(table.columns) > 3:
-                    sections.append((f"table-{_slug(kind + '-' + str(analysis))}", f"{kind.capitalize()}: {analysis}",
-                                     "<p class='note'>Mean ± SEM across subjects of each score (test split).</p>"
-                                     f"{_html_table(table, 3)}<details><summary>Statistics per subject</summary>"
-                                     f"{_html_table(statistics_table(part), 5)}</details>"))
-                continue
-            part = part[part["roi"] != "all"] if (part["roi"] != "all").any() else part
-            what = SCORE_NAMES.get(value, value) if value != "value" else str(part.get("score_name", part["analysis"]).iloc[0])
-            if kind == "decoding":
-                what = "mean Pearson r of decoded and true features"
-            title = f"{kind.capitalize()}: {analysis}, {what} per ROI"
-            body = (f"<p class='note'>Mean ± SEM across subjects (SEM only with two or more subjects); rows by layer "
-                    f"depth, ROIs in dataset order.</p>{_html_table(summary_pivot(part, value), 3)}"
-                    f"<details><summary>Statistics per subject (p: permutation test; q: Benjamini–Hochberg FDR across "
-                    f"the sweep)</summary>{_html_table(statistics_table(part), 5)}</details>")
-            if kind == "decoding" and retrieval_columns(part):
-                body += ("<p class='note'>Retrieval and identification (fraction correct, test split; mean ± SEM "
-                         f"across subjects; chance in brackets):</p>{_html_table(retrieval_table(part), 3)}")
-            sections.append((f"table-{_slug(kind + '-' + str(analysis))}", title, body))
+        custom = analysis.report_section(rows, kit) if analysis is not None else []
+        sections.extend((c.anchor, c.title, c.body) for c in custom or kit.default_sections(kind, rows, analysis))
     captions = _captions(sweep, frame)
     figure_items = []
     for path in figures:
