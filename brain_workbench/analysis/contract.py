@@ -77,15 +77,6 @@ def plain(value: Any) -> Any:
     return value
 
 
-def freeze(value: Any) -> Any:
-    """Plain data made hashable: mappings become sorted tuples of pairs, lists tuples."""
-    if isinstance(value, Mapping):
-        return tuple(sorted((str(k), freeze(v)) for k, v in value.items()))
-    if isinstance(value, (list, tuple)):
-        return tuple(freeze(v) for v in value)
-    return value
-
-
 @dataclass(frozen=True)
 class CellResult:
     """What a worker returns for a cell: per-unit arrays, one summary row per ROI, and timing.
@@ -199,7 +190,7 @@ class PlanContext:
     recordings: Mapping[str, RecordingInfo]
     encoders: tuple[EncoderInfo, ...]
     registry: Any
-    stimuli: Callable[[str], StimulusSet] = field(compare=False, default=lambda modality: None)  # type: ignore[assignment,return-value]
+    stimuli: Callable[[str], StimulusSet] = field(compare=False)
 
     @property
     def sweep(self) -> str:

@@ -71,6 +71,9 @@ _LAZY: dict[str, str] = {
     "rankdata": "brain_workbench.numerics.stats", "noise_ceiling_nsd": "brain_workbench.numerics.stats", "rdm_noise_ceiling": "brain_workbench.numerics.stats",
     # functional alignment across subjects
     "ProcrustesMap": "brain_workbench.numerics.alignment", "procrustes": "brain_workbench.numerics.alignment", "hyperalign": "brain_workbench.numerics.alignment",
+    # analysis plugins (everything they use: brain_workbench.sdk.analysis)
+    "Analysis": "brain_workbench.sdk.analysis", "Cell": "brain_workbench.sdk.analysis",
+    "CellResult": "brain_workbench.sdk.analysis", "PlanContext": "brain_workbench.sdk.analysis",
     # the new-subject adaptation experiment
     "adaptation_curve": "brain_workbench.analysis.adaptation", "averaged_rows": "brain_workbench.analysis.adaptation",
     "session_order": "brain_workbench.analysis.adaptation", "decode_scores": "brain_workbench.analysis.adaptation",

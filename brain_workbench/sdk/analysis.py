@@ -11,7 +11,7 @@ from typing import Any
 
 from brain_workbench.analysis.contract import (
     Analysis, Cell, CellResult, DatasetInfo, EncoderInfo, FeatureJob, ImageJob, PlanContext, RecordingInfo,
-    ReportSection, TextTable, freeze, plain, source_digest, table_labels,
+    ReportSection, TextTable, plain, source_digest, table_labels,
 )
 from brain_workbench.analysis.folds import fold_count, inner_labels, test_mask
 from brain_workbench.analysis.measure import measured
@@ -44,7 +44,7 @@ __all__ = [
     "Analysis", "CV", "Cell", "CellResult", "bootstrap_stimuli", "encoder_key", "DatasetInfo", "EncoderInfo", "FeatureJob", "ImageJob", "LayerInfo",
     "PlanContext", "Preparation", "Recording", "RecordingInfo", "ReportSection", "StimulusSet", "Store", "TextTable",
     "WorkbenchError", "bootstrap_ci", "bootstrap_rdm_ci", "build", "decoding_scores", "digest", "feature_path",
-    "fit_model", "fold_count", "freeze", "inner_labels", "load_features", "load_rdms", "load_recording", "measured",
+    "fit_model", "fold_count", "inner_labels", "load_features", "load_rdms", "load_recording", "measured",
     "normalize_by_ceiling", "pearson_per_unit", "permutation_pvalue", "permutation_test", "permutation_test_pairwise",
     "plain", "prepare_adaptation", "prepare_fold", "prepare_recording", "prepared_recording", "r2_per_unit",
     "read_images", "resolve_layers", "result_path", "safe_name", "score_sessions", "select_rois",
