@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 from brain_workbench.analysis.contract import ReportSection
 from brain_workbench.figures.layers import retrieval_columns
-from brain_workbench.figures.sweep import write_figures
+from brain_workbench.figures.sweep import figure_captions, write_figures
 from brain_workbench.store.paths import manifest_path
 from brain_workbench.store import Store, provenance
 from brain_workbench.sweep import results_table
@@ -180,56 +180,6 @@ class ReportKit:
         return out
 
 
-def _captions(sweep: str, frame: Any) -> dict[str, str]:
-    n_sub = frame["subject"].nunique() if not frame.empty else 0
-    subjects = f"{n_sub} subject{'s' if n_sub != 1 else ''}"
-    sem = "; shaded bands are ±1 SEM across subjects" if n_sub > 1 else ""
-    first = str(frame["subject"].iloc[0]) if not frame.empty else ""
-    return {
-        "layers.png": f"Encoding: mean test-split Pearson r between predicted and measured responses in each ROI "
-                      f"against relative layer depth (0 = input, 1 = output), averaged over {subjects}{sem}. "
-                      "Dots mark each ROI's best layer; the grey band is the mean 95th percentile of the "
-                      "permutation null.",
-        "layers_normalized.png": f"As above, with r divided by the square root of each unit's noise ceiling "
-                                 f"(1 = as good as the data allow), averaged over {subjects}{sem}.",
-        "decoding.png": "Decoding: retrieval and identification from brain responses decoded into each layer's "
-                        "features, per ROI (fraction of held-out test stimuli picked correctly; bars: mean over "
-                        f"{subjects}" + (", whiskers ±1 SEM" if n_sub > 1 else "") + "; black ticks: chance).",
-        "retrieval.png": "Retrieval: for a seeded random draw of held-out test stimuli, the test images whose true "
-                         "features are most similar to the features decoded from the brain response (seen image "
-                         "outlined in green; similarity above each; one subject and unit set).",
-        "reconstructions.png": "Reconstruction: held-out test images beside the images reconstructed from brain "
-                               "responses, best, median, worst and random examples per subject by the per-image score.",
-        "rois.png": f"The dataset's ROIs of subject {first} on the inflated fsaverage5 surface; each colour is the "
-                    "legend's, and a vertex in several ROIs takes the first listed.",
-        "brainmap": f"Per-vertex test-split Pearson r of {{enc}}'s best layer (the layer with the highest mean r) for "
-                    f"subject {first} on the inflated fsaverage5 surface; vertices whose r is below the critical r "
-                    "for p < 0.001 are not coloured.",
-        "best_layer": f"For each vertex of subject {first}, the relative depth of the {{enc}} layer that predicts it "
-                      "best; vertices that no layer predicts above the p < 0.001 critical r are not coloured.",
-        "metric": f"{{metric}} between each layer's representation of the test stimuli and each ROI's responses, "
-                  f"computed without fitting, against relative layer depth, averaged over {subjects}{sem}.",
-        "surface": f"Interactive 3-D view of {{enc}}'s best-layer map for subject {first} (drag to rotate; runs "
-                   "offline). Vertices below the p < 0.001 critical r are not coloured.",
-    }
-
-
-def _caption(name: str, captions: dict[str, str], encoders: list[str]) -> str:
-    from brain_workbench.figures.sweep import file_label
-
-    if name in captions:
-        return captions[name]
-    stem = Path(name).stem
-    for prefix in ("brainmap", "best_layer", "surface"):
-        if stem.startswith(prefix + "_"):
-            part = stem[len(prefix) + 1:]
-            enc = next((e for e in encoders if file_label(e) == part), part)
-            return captions[prefix].format(enc=enc)
-    if stem.startswith("layers_"):
-        return captions["metric"].format(metric=stem[len("layers_"):])
-    return stem
-
-
 def _run_section(s: Store, sweep: str) -> str:
     import yaml
 
@@ -267,11 +217,11 @@ def write_report(s: Store, sweep: str, out: Path) -> Path:
         rows = frame[frame["kind"] == kind]
         custom = analysis.report_section(rows, kit) if analysis is not None else []
         sections.extend((c.anchor, c.title, c.body) for c in custom or kit.default_sections(kind, rows, analysis))
-    captions = _captions(sweep, frame)
+    captions = figure_captions(out)
     figure_items = []
     for path in figures:
         anchor = f"fig-{_slug(path.stem)}"
-        caption = html.escape(_caption(path.name, captions, encoders))
+        caption = html.escape(captions.get(path.name) or path.stem.replace("_", " "))
         if path.suffix == ".html":
             item = (f"<figure id='{anchor}'><iframe src='{html.escape(path.name)}' title='interactive surface view'>"
                     f"</iframe><figcaption>{caption} <a href='{html.escape(path.name)}'>Open full page</a>."

@@ -210,7 +210,7 @@ class FigureKit:
     def __init__(self, store_obj: Store, sweep: str, out_dir: Path, cells: list[tuple[str, dict]], drawn: dict,
                  interactive: bool) -> None:
         self.store, self.sweep, self.out_dir, self.cells, self.interactive = store_obj, sweep, out_dir, cells, interactive
-        self._drawn, self.done = drawn, {}
+        self._drawn, self.done, self.captions = drawn, {}, {}
         self.file_label, self.retrieval_columns = file_label, retrieval_columns
         self.plot_layer_profiles, self.plot_retrieval = plot_layer_profiles, plot_retrieval
 
@@ -222,19 +222,21 @@ class FigureKit:
     def task(self, key: str) -> dict:
         return self.store.attrs(result_path(self.sweep, key)).get("task", {})
 
-    def draw(self, name: str, inputs: object, make: Callable[[Path], Any]) -> Path:
-        """``make(path)`` unless the figure's file exists and its inputs (cell keys, options) are unchanged."""
+    def draw(self, name: str, inputs: object, make: Callable[[Path], Any], caption: str = "") -> Path:
+        """``make(path)`` unless the figure's file exists and its inputs (cell keys, options) are unchanged;
+        ``caption`` says what the figure shows (the report prints it)."""
         path = self.out_dir / name
+        self.captions[name] = caption
         key = digest(FIGURES_VERSION, self.sweep, name, inputs)
         if self._drawn.get(name) != key or not path.exists():
             make(path)
         self.done[name] = key
         return path
 
-    def draw_surface(self, name: str, inputs: object, make: Callable[[Path], Any]) -> list[Path]:
+    def draw_surface(self, name: str, inputs: object, make: Callable[[Path], Any], caption: str = "") -> list[Path]:
         """As :meth:`draw`, for a figure that needs surface data: none when the units have no surface vertices."""
         try:
-            return [self.draw(name, inputs, make)]
+            return [self.draw(name, inputs, make, caption)]
         except WorkbenchError as exc:
             if "surface" not in str(exc):
                 raise
@@ -263,6 +265,12 @@ class FigureKit:
         return draw_sweep_reconstructions(self.store, self.sweep, path)
 
 
+def figure_captions(out_dir: Path) -> dict[str, str]:
+    """What each standard figure in ``out_dir`` shows, as the analysis that drew it says."""
+    captions = _read_index(out_dir).get("captions")
+    return captions if isinstance(captions, dict) else {}
+
+
 def write_figures(store_obj: Store, sweep: str, out_dir: Path, interactive: bool = False) -> list[Path]:
     """The standard figure set of a sweep: each analysis in the sweep draws its own (layer profiles, brain
     maps, the ROI label map and, ``interactive=True``, an interactive surface view, retrieval, ...).
@@ -278,7 +286,7 @@ def write_figures(store_obj: Store, sweep: str, out_dir: Path, interactive: bool
     whole = digest(FIGURES_VERSION, sweep, sorted(key for key, _ in cells), interactive)
     index = _read_index(out_dir)
     drawn: dict = index.get("figures", {}) if isinstance(index.get("figures"), dict) else {}
-    if index.get("inputs") == whole and drawn and all((out_dir / name).exists() for name in drawn):
+    if index.get("inputs") == whole and drawn and "captions" in index and all((out_dir / n).exists() for n in drawn):
         return [out_dir / name for name in drawn]
     kit = FigureKit(store_obj, sweep, out_dir, cells, drawn, interactive)
     table = results_table(store_obj, sweep)
@@ -288,6 +296,7 @@ def write_figures(store_obj: Store, sweep: str, out_dir: Path, interactive: bool
         if analysis is not None:
             paths.extend(analysis.figures(table[table["kind"] == kind], kit))
     tmp = out_dir / (FIGURE_INDEX + ".tmp")
-    tmp.write_text(json.dumps({"inputs": whole, "figures": {p.name: kit.done[p.name] for p in paths}}, indent=1))
+    tmp.write_text(json.dumps({"inputs": whole, "figures": {p.name: kit.done[p.name] for p in paths},
+                               "captions": {p.name: kit.captions.get(p.name, "") for p in paths}}, indent=1))
     os.replace(tmp, out_dir / FIGURE_INDEX)
     return paths

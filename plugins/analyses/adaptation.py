@@ -141,7 +141,9 @@ class AdaptationAnalysis(Analysis):
                           tuple(values))]
 
     def figures(self, rows: Any, kit: Any) -> list[Any]:
-        return [kit.draw("adaptation.png", kit.keys_of(self.name), kit.adaptation)]
+        return [kit.draw("adaptation.png", kit.keys_of(self.name), kit.adaptation,
+                         "New-subject adaptation: each model's score on the new subject's held-out stimuli against "
+                         "the number of the new subject's sessions it was given, averaged over the new subjects.")]
 
 
 def _window(rec: Recording, window: list[float] | None) -> Recording:

@@ -157,6 +157,12 @@ def image_metric_columns(rows: Any) -> list[str]:
     return [c[:-5] for c in rows.columns if c.endswith("_kind") and c[:-5] in rows.columns and rows[c].notna().any()]
 
 
+def over_subjects(rows: Any) -> tuple[str, str]:
+    """How a caption names the subjects a figure averages over, and its SEM band (two or more subjects)."""
+    n = rows["subject"].nunique()
+    return f"{n} subject{'s' if n != 1 else ''}", "; shaded bands are ±1 SEM across subjects" if n > 1 else ""
+
+
 # ---- tables -------------------------------------------------------------------------------------
 def fmt(x: Any) -> str:
     return "" if x is None or (isinstance(x, float) and np.isnan(x)) else f"{x:.3f}"

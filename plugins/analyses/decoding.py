@@ -125,12 +125,19 @@ class DecodingAnalysis(Analysis):
 
     def figures(self, rows: Any, kit: Any) -> list[Any]:
         paths = []
+        subjects, _ = common.over_subjects(rows)
         if kit.retrieval_columns(rows):
             paths.append(kit.draw("decoding.png", kit.keys_of(self.name), lambda p: kit.plot_retrieval(
-                rows, title=f"{kit.sweep}: decoding, retrieval and identification per ROI", output_file=p)))
+                rows, title=f"{kit.sweep}: decoding, retrieval and identification per ROI", output_file=p),
+                "Decoding: retrieval and identification from brain responses decoded into each layer's features, "
+                f"per ROI (fraction of held-out test stimuli picked correctly; bars: mean over {subjects}"
+                + (", whiskers ±1 SEM" if rows["subject"].nunique() > 1 else "") + "; black ticks: chance)."))
         kept = [key for key in kit.keys_of(self.name) if kit.task(key).get("seen_key")]
         if kept:
-            paths.append(kit.draw("retrieval.png", kept, kit.retrieval))
+            paths.append(kit.draw("retrieval.png", kept, kit.retrieval,
+                                  "Retrieval: for a seeded random draw of held-out test stimuli, the test images whose "
+                                  "true features are most similar to the features decoded from the brain response "
+                                  "(seen image outlined in green; similarity above each; one subject and unit set)."))
         return paths
 
     def report_section(self, rows: Any, kit: Any) -> list[Any]:

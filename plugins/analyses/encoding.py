@@ -144,24 +144,40 @@ class EncodingAnalysis(Analysis):
 
     def figures(self, rows: Any, kit: Any) -> list[Any]:
         sweep, keys = kit.sweep, kit.keys_of(self.name)
+        subjects, sem = common.over_subjects(rows)
         paths = [kit.draw("layers.png", keys, lambda p: kit.plot_layer_profiles(
-            rows, "mean_r", title=f"{sweep}: test-set Pearson r per layer", output_file=p))]
+            rows, "mean_r", title=f"{sweep}: test-set Pearson r per layer", output_file=p),
+            f"Encoding: mean test-split Pearson r between predicted and measured responses in each ROI against "
+            f"relative layer depth (0 = input, 1 = output), averaged over {subjects}{sem}. Dots mark each ROI's "
+            "best layer; the grey band is the mean 95th percentile of the permutation null.")]
         if "mean_r_normalized" in rows.columns and rows["mean_r_normalized"].notna().any():
             paths.append(kit.draw("layers_normalized.png", keys, lambda p: kit.plot_layer_profiles(
-                rows, "mean_r_normalized", title=f"{sweep}: r / noise ceiling per layer", output_file=p)))
+                rows, "mean_r_normalized", title=f"{sweep}: r / noise ceiling per layer", output_file=p),
+                "As above, with r divided by the square root of each unit's noise ceiling (1 = as good as the "
+                f"data allow), averaged over {subjects}{sem}."))
         subject = str(rows["subject"].iloc[0])
         for encoder in dict.fromkeys(rows["encoder"]):
             safe, inputs = kit.file_label(encoder), (kit.keys_of(self.name, encoder=encoder), subject)
             maps = kit.draw_surface(f"brainmap_{safe}.png", inputs, lambda p, e=encoder: kit.brainmap(
-                p, encoder=e, subject=subject))
+                p, encoder=e, subject=subject),
+                f"Per-vertex test-split Pearson r of {encoder}'s best layer (the layer with the highest mean r) for "
+                f"subject {subject} on the inflated fsaverage5 surface; vertices whose r is below the critical r for "
+                "p < 0.001 are not coloured.")
             if not maps:
                 continue
             paths += maps + [kit.draw(f"best_layer_{safe}.png", inputs, lambda p, e=encoder: kit.brainmap(
-                p, encoder=e, subject=subject, value="best-layer"))]
+                p, encoder=e, subject=subject, value="best-layer"),
+                f"For each vertex of subject {subject}, the relative depth of the {encoder} layer that predicts it "
+                "best; vertices that no layer predicts above the p < 0.001 critical r are not coloured.")]
             if kit.interactive:
                 paths.append(kit.draw(f"surface_{safe}.html", inputs, lambda p, e=encoder: kit.surface_view(
-                    p, encoder=e, subject=subject)))
-        return paths + kit.draw_surface("rois.png", (keys, subject), lambda p: kit.rois(p, subject=subject))
+                    p, encoder=e, subject=subject),
+                    f"Interactive 3-D view of {encoder}'s best-layer map for subject {subject} (drag to rotate; runs "
+                    "offline). Vertices below the p < 0.001 critical r are not coloured."))
+        return paths + kit.draw_surface("rois.png", (keys, subject), lambda p: kit.rois(p, subject=subject),
+                                        f"The dataset's ROIs of subject {subject} on the inflated fsaverage5 surface; "
+                                        "each colour is the legend's, and a vertex in several ROIs takes the first "
+                                        "listed.")
 
 
 def fit_and_score(store_url: str, cell: Cell) -> CellResult:

@@ -133,6 +133,7 @@ class MetricAnalysis(Analysis):
     def figures(self, rows: Any, kit: Any) -> list[Any]:
         facets = ["analysis", "session"] if "session" in rows and rows["session"].notna().any() else ["analysis"]
         paths = []
+        subjects, sem = common.over_subjects(rows)
         for facet, part in rows.groupby(facets, sort=False, dropna=False):
             facet = facet if isinstance(facet, tuple) else (facet,)
             label, session = facet[0], facet[1] if len(facets) > 1 else None
@@ -141,7 +142,10 @@ class MetricAnalysis(Analysis):
             paths.append(kit.draw(f"layers_{kit.file_label(name)}.png", sorted(part["cell"].unique().tolist()),
                                   lambda p, part=part, what=what: kit.plot_layer_profiles(
                                       part, "value", title=f"{kit.sweep}: {what} per layer (no fitting)",
-                                      output_file=p)))
+                                      output_file=p),
+                                  f"{what} between each layer's representation of the test stimuli and each ROI's "
+                                  f"responses, computed without fitting, against relative layer depth, averaged over "
+                                  f"{subjects}{sem}."))
         return paths
 
 

@@ -159,7 +159,9 @@ class ReconstructionAnalysis(Analysis):
                           ("codec", "units"), tuple(metrics), tuple(keys), tuple(values))]
 
     def figures(self, rows: Any, kit: Any) -> list[Any]:
-        return [kit.draw("reconstructions.png", kit.keys_of(self.name), kit.reconstructions)]
+        return [kit.draw("reconstructions.png", kit.keys_of(self.name), kit.reconstructions,
+                         "Reconstruction: held-out test images beside the images reconstructed from brain responses, "
+                         "best, median, worst and random examples per subject by the per-image score.")]
 
 
 def reconstruct(store_url: str, cell: Cell) -> CellResult:
