@@ -22,7 +22,7 @@ from brain_workbench.analysis.contract import (
 )
 from brain_workbench.plugin.registry import Registry, get_registry
 from brain_workbench.store import (
-    ArraySpec, Store, cached_recording, open_store, rdms_key, recording_key, recording_key_for, safe_name, save_rdms,
+    ArraySpec, Store, cached_recording, open_store, rdms_key, recording_key, recording_key_for, save_rdms,
 )
 from brain_workbench.store.claims import Claims, describe_holder
 from brain_workbench.store.features import encoder_key, extract_features
