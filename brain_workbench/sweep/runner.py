@@ -406,7 +406,11 @@ class Sweep:
                 if self.store.is_complete(path):
                     advance(1)  # finished by another sweep
                 elif claims is None or claims.try_claim(path):
-                    mine.append(cell)
+                    if claims is not None and self.store.is_complete(path):
+                        claims.release(path)  # another sweep finished it between the check and the claim
+                        advance(1)
+                    else:
+                        mine.append(cell)
                 else:
                     others.append(cell)
             if mine:
