@@ -17,7 +17,7 @@ import numpy as np
 
 import brain_workbench as wb
 from brain_workbench.sweep import Sweep
-from brain_workbench.sweep.cells import compute_cell, compute_encoding_cell
+from brain_workbench.sweep.compute import CellComputer
 from brain_workbench.sweep.config import config_from_dict
 
 
@@ -54,6 +54,8 @@ def main() -> None:
         sweep = Sweep(cfg)
         sweep.run()
         cells = [c for c in sweep.plan().cells if c.kind == "encoding"]
+        encoding = sweep.analyses()["encoding"]
+        compute_cell, compute_encoding_cell = CellComputer({"encoding": encoding}), encoding.compute
         best = {"traced": float("inf"), "untraced": float("inf")}
         for r in range(args.repeats):
             order = [("traced", compute_cell), ("untraced", compute_encoding_cell)]

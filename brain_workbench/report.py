@@ -13,14 +13,15 @@ import datetime as _dt
 import html
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
+from brain_workbench.analysis.contract import ReportSection
 from brain_workbench.figures.layers import retrieval_columns
-from brain_workbench.figures.sweep import write_figures
+from brain_workbench.figures.sweep import figure_captions, write_figures
 from brain_workbench.store.paths import manifest_path
 from brain_workbench.store import Store, provenance
 from brain_workbench.sweep import results_table
-from brain_workbench.sweep.tables import code_revision
+from brain_workbench.sweep.tables import analyses_for, code_revision
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:0 auto;max-width:1200px;padding:1em 2em;color:#222;line-height:1.4}
@@ -104,9 +105,9 @@ def score_table(rows: Any) -> Any:
     """Every numeric score of the rows (not ids, p/q values or counts) per encoder × layer × ROI, as mean ± SEM."""
     import pandas as pd
 
-    from brain_workbench.sweep.tables import ID_COLUMNS, NOT_SCORES
+    from brain_workbench.sweep.tables import score_columns
 
-    scores = [c for c in rows.columns if c not in ID_COLUMNS and c not in NOT_SCORES and not re.match(r"^(p|q|n)_", c)
+    scores = [c for c in score_columns(rows) if not re.match(r"^(p|q|n)_", c)
               and pd.api.types.is_numeric_dtype(rows[c]) and rows[c].notna().any()]
     out = []
     for (encoder, layer, roi), part in _ordered(rows).groupby(["encoder", "layer", "roi"], sort=False):
@@ -130,54 +131,53 @@ def statistics_table(rows: Any) -> Any:
     return _ordered(rows)[label + columns]
 
 
-def _captions(sweep: str, frame: Any) -> dict[str, str]:
-    n_sub = frame["subject"].nunique() if not frame.empty else 0
-    subjects = f"{n_sub} subject{'s' if n_sub != 1 else ''}"
-    sem = "; shaded bands are ±1 SEM across subjects" if n_sub > 1 else ""
-    first = str(frame["subject"].iloc[0]) if not frame.empty else ""
-    return {
-        "layers.png": f"Encoding: mean test-split Pearson r between predicted and measured responses in each ROI "
-                      f"against relative layer depth (0 = input, 1 = output), averaged over {subjects}{sem}. "
-                      "Dots mark each ROI's best layer; the grey band is the mean 95th percentile of the "
-                      "permutation null.",
-        "layers_normalized.png": f"As above, with r divided by the square root of each unit's noise ceiling "
-                                 f"(1 = as good as the data allow), averaged over {subjects}{sem}.",
-        "decoding.png": "Decoding: retrieval and identification from brain responses decoded into each layer's "
-                        "features, per ROI (fraction of held-out test stimuli picked correctly; bars: mean over "
-                        f"{subjects}" + (", whiskers ±1 SEM" if n_sub > 1 else "") + "; black ticks: chance).",
-        "retrieval.png": "Retrieval: for a seeded random draw of held-out test stimuli, the test images whose true "
-                         "features are most similar to the features decoded from the brain response (seen image "
-                         "outlined in green; similarity above each; one subject and unit set).",
-        "reconstructions.png": "Reconstruction: held-out test images beside the images reconstructed from brain "
-                               "responses, best, median, worst and random examples per subject by the per-image score.",
-        "rois.png": f"The dataset's ROIs of subject {first} on the inflated fsaverage5 surface; each colour is the "
-                    "legend's, and a vertex in several ROIs takes the first listed.",
-        "brainmap": f"Per-vertex test-split Pearson r of {{enc}}'s best layer (the layer with the highest mean r) for "
-                    f"subject {first} on the inflated fsaverage5 surface; vertices whose r is below the critical r "
-                    "for p < 0.001 are not coloured.",
-        "best_layer": f"For each vertex of subject {first}, the relative depth of the {{enc}} layer that predicts it "
-                      "best; vertices that no layer predicts above the p < 0.001 critical r are not coloured.",
-        "metric": f"{{metric}} between each layer's representation of the test stimuli and each ROI's responses, "
-                  f"computed without fitting, against relative layer depth, averaged over {subjects}{sem}.",
-        "surface": f"Interactive 3-D view of {{enc}}'s best-layer map for subject {first} (drag to rotate; runs "
-                   "offline). Vertices below the p < 0.001 critical r are not coloured.",
-    }
+class ReportKit:
+    """What an analysis builds its report sections with: the core's HTML tables and the default sections."""
 
+    summary_pivot = staticmethod(summary_pivot)
+    retrieval_table = staticmethod(retrieval_table)
+    score_table = staticmethod(score_table)
+    statistics_table = staticmethod(statistics_table)
+    retrieval_columns = staticmethod(retrieval_columns)
 
-def _caption(name: str, captions: dict[str, str], encoders: list[str]) -> str:
-    from brain_workbench.figures.sweep import file_label
+    @staticmethod
+    def html_table(frame: Any, left: int) -> str:
+        return _html_table(frame, left)
 
-    if name in captions:
-        return captions[name]
-    stem = Path(name).stem
-    for prefix in ("brainmap", "best_layer", "surface"):
-        if stem.startswith(prefix + "_"):
-            part = stem[len(prefix) + 1:]
-            enc = next((e for e in encoders if file_label(e) == part), part)
-            return captions[prefix].format(enc=enc)
-    if stem.startswith("layers_"):
-        return captions["metric"].format(metric=stem[len("layers_"):])
-    return stem
+    @staticmethod
+    def slug(text: str) -> str:
+        return _slug(text)
+
+    @staticmethod
+    def default_sections(kind: str, rows: Any, analysis: Any = None,
+                         extra: Callable[[Any], str] | None = None) -> list[ReportSection]:
+        """One section per table name (and session): mean ± SEM of the analysis's ``summary_value`` per ROI,
+        or of every score when it has none; ``extra(rows)`` adds HTML to each section."""
+        out = []
+        sessions = "session" in rows and rows["session"].notna().any()
+        for facet, part in rows.groupby(["analysis", *(["session"] if sessions else [])], sort=False, dropna=False):
+            facet = facet if isinstance(facet, tuple) else (facet,)
+            name = facet[0] if facet[1:] == () or facet[1] != facet[1] else f"{facet[0]}, session {facet[1]}"
+            anchor = f"table-{_slug(kind + '-' + str(name))}"
+            value = getattr(analysis, "summary_value", None) or "value"
+            if value not in part.columns or part[value].isna().all():
+                table = score_table(part)
+                if not table.empty and len(table.columns) > 3:
+                    out.append(ReportSection(anchor, f"{kind.capitalize()}: {name}",
+                                             "<p class='note'>Mean ± SEM across subjects of each score (test split)."
+                                             f"</p>{_html_table(table, 3)}<details><summary>Statistics per subject"
+                                             f"</summary>{_html_table(statistics_table(part), 5)}</details>"))
+                continue
+            part = part[part["roi"] != "all"] if (part["roi"] != "all").any() else part
+            what = getattr(analysis, "summary_what", None) or (
+                SCORE_NAMES.get(value, value) if value != "value" else str(part.get("score_name", part["analysis"]).iloc[0]))
+            body = (f"<p class='note'>Mean ± SEM across subjects (SEM only with two or more subjects); rows by layer "
+                    f"depth, ROIs in dataset order.</p>{_html_table(summary_pivot(part, value), 3)}"
+                    f"<details><summary>Statistics per subject (p: permutation test; q: Benjamini–Hochberg FDR across "
+                    f"the sweep)</summary>{_html_table(statistics_table(part), 5)}</details>")
+            out.append(ReportSection(anchor, f"{kind.capitalize()}: {name}, {what} per ROI",
+                                     body + (extra(part) if extra else "")))
+        return out
 
 
 def _run_section(s: Store, sweep: str) -> str:
@@ -211,38 +211,17 @@ def write_report(s: Store, sweep: str, out: Path) -> Path:
     figures = write_figures(s, sweep, out, interactive=True)
     encoders = list(dict.fromkeys(frame["encoder"])) if not frame.empty else []
     sections: list[tuple[str, str, str]] = []
-    for kind in dict.fromkeys(frame["kind"]) if not frame.empty else []:
+    kit = ReportKit()
+    kinds = list(dict.fromkeys(frame["kind"])) if not frame.empty else []
+    for kind, analysis in analyses_for(kinds).items():
         rows = frame[frame["kind"] == kind]
-        sessions = "session" in rows and rows["session"].notna().any()
-        for facet, part in rows.groupby(["analysis", *(["session"] if sessions else [])], sort=False, dropna=False):
-            analysis = facet[0] if facet[1:] == () or facet[1] != facet[1] else f"{facet[0]}, session {facet[1]}"
-            value = "mean_r" if kind in ("encoding", "decoding") and "mean_r" in part.columns else "value"
-            if value not in part.columns or part[value].isna().all():
-                table = score_table(part)
-                if not table.empty and len(table.columns) > 3:
-                    sections.append((f"table-{_slug(kind + '-' + str(analysis))}", f"{kind.capitalize()}: {analysis}",
-                                     "<p class='note'>Mean ± SEM across subjects of each score (test split).</p>"
-                                     f"{_html_table(table, 3)}<details><summary>Statistics per subject</summary>"
-                                     f"{_html_table(statistics_table(part), 5)}</details>"))
-                continue
-            part = part[part["roi"] != "all"] if (part["roi"] != "all").any() else part
-            what = SCORE_NAMES.get(value, value) if value != "value" else str(part.get("score_name", part["analysis"]).iloc[0])
-            if kind == "decoding":
-                what = "mean Pearson r of decoded and true features"
-            title = f"{kind.capitalize()}: {analysis}, {what} per ROI"
-            body = (f"<p class='note'>Mean ± SEM across subjects (SEM only with two or more subjects); rows by layer "
-                    f"depth, ROIs in dataset order.</p>{_html_table(summary_pivot(part, value), 3)}"
-                    f"<details><summary>Statistics per subject (p: permutation test; q: Benjamini–Hochberg FDR across "
-                    f"the sweep)</summary>{_html_table(statistics_table(part), 5)}</details>")
-            if kind == "decoding" and retrieval_columns(part):
-                body += ("<p class='note'>Retrieval and identification (fraction correct, test split; mean ± SEM "
-                         f"across subjects; chance in brackets):</p>{_html_table(retrieval_table(part), 3)}")
-            sections.append((f"table-{_slug(kind + '-' + str(analysis))}", title, body))
-    captions = _captions(sweep, frame)
+        custom = analysis.report_section(rows, kit) if analysis is not None else []
+        sections.extend((c.anchor, c.title, c.body) for c in custom or kit.default_sections(kind, rows, analysis))
+    captions = figure_captions(out)
     figure_items = []
     for path in figures:
         anchor = f"fig-{_slug(path.stem)}"
-        caption = html.escape(_caption(path.name, captions, encoders))
+        caption = html.escape(captions.get(path.name) or path.stem.replace("_", " "))
         if path.suffix == ".html":
             item = (f"<figure id='{anchor}'><iframe src='{html.escape(path.name)}' title='interactive surface view'>"
                     f"</iframe><figcaption>{caption} <a href='{html.escape(path.name)}'>Open full page</a>."

@@ -4,7 +4,7 @@ Multi-subject models (heads with ``adapt``) are fitted once on the training subj
 to the held-out subject from its first k sessions only; ordinary per-subject heads are fitted from
 scratch on the same rows. Every model is scored on the same held-out stimuli of the new subject
 (its ``test_split`` minus the alignment stimuli), averaged over all their repetitions. The sweep's
-``shared:`` cells (:mod:`brain_workbench.sweep.adaptation`) and :func:`adaptation_curve` both run it
+``shared:`` cells (the built-in ``adaptation`` analysis) and :func:`adaptation_curve` both run it
 through :func:`prepare_adaptation`, :func:`fit_model` and :func:`score_sessions`.
 """
 

@@ -91,7 +91,7 @@ def add_kind_commands(app: typer.Typer, kind: str) -> None:
 
     info.__doc__ = (f"Describe one {kind} (its card; layers for encoders, without loading weights where the "
                     f"architecture allows; subjects for datasets).")
-    app.add_typer(sub, name=f"{kind}s")
+    app.add_typer(sub, name="analyses" if kind == "analysis" else f"{kind}s")
 
 
 @plugin_app.command("new")

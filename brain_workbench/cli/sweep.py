@@ -9,7 +9,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
 import typer
 from rich import box
 from rich.measure import Measurement
@@ -141,69 +140,14 @@ def results_show(
     if as_json:
         print_json(json.loads(frame.to_json(orient="records")))
         return
-    encoding = frame[frame["kind"] == "encoding"]
-    if not encoding.empty and value not in frame.columns:
-        raise WorkbenchError(f"no column {value!r}; choose one of {', '.join(frame.columns)}")
-    for head, rows in encoding.groupby("analysis" if "analysis" in encoding else "head", sort=False):
-        _print_pivot(rows, value, f"{sweep}: {head} {value} (mean over subjects)", wide)
-    if "kind" in frame.columns:
-        metrics = frame[frame["kind"] == "metric"]
-        sessions = "session" in metrics and metrics["session"].notna().any()
-        for facet, rows in metrics.groupby(["analysis", "session"] if sessions else ["analysis"], sort=False,
-                                           dropna=False):
-            what = f"{facet[0]}, session {facet[1]}" if sessions and facet[1] == facet[1] else facet[0]
-            _print_pivot(rows, "value", f"{sweep}: {what} (mean over subjects, no fitting)", wide)
-        for head, rows in frame[frame["kind"] == "decoding"].groupby("head", sort=False):
-            _print_decoding(rows, f"{sweep}: decoding with {head} (mean over subjects; chance in brackets)", wide)
-        recon = frame[frame["kind"] == "reconstruction"]
-        if not recon.empty:
-            _print_reconstruction(recon, f"{sweep}: reconstruction (mean over subjects; shuffled pairs | mean image)")
-        adapt = frame[frame["kind"] == "adaptation"]
-        if not adapt.empty:
-            _print_adaptation(adapt, f"{sweep}: new-subject adaptation (mean over new subjects; chance in brackets)",
-                              wide)
+    from brain_workbench.analysis.contract import Analysis
+    from brain_workbench.sweep.tables import analyses_for
 
-
-def _print_adaptation(frame, title: str, wide: bool = False) -> None:
-    """One row per model × number of sessions of the new subject."""
-    scores = [c for c in ("top1", "two_way", "mean_r", "median_r") if c in frame.columns and frame[c].notna().any()]
-    keys, values = [], []
-    for (model, k), rows in frame.groupby(["analysis", "k_sessions"], sort=False):
-        keys.append([model, str(int(k)), str(int(rows["n_stimuli"].mean()))])
-        values.append([f"{rows[c].mean():.3f} [{rows['chance_' + c].mean():.3f}]" for c in scores])
-    print_table(title, ["model", "sessions", "stimuli"], [c.replace("_", " ") for c in scores], keys, values, wide)
-
-
-def _print_reconstruction(frame, title: str) -> None:
-    metrics = [c[:-5] for c in frame.columns if c.endswith("_kind") and frame[c].notna().any()]
-    table = Table("codec", "units", *metrics, title=title)
-    for (encoder, roi), rows in frame.groupby(["encoder", "roi"], sort=False):
-        table.add_row(encoder, roi, *[f"{rows[m].mean():.3f} ({rows['shuffled_' + m].mean():.3f} | "
-                                      f"{rows['mean_image_' + m].mean():.3f})" for m in metrics])
-    console.print(table)
-
-
-def _print_decoding(frame, title: str, wide: bool = False) -> None:
-    """One row per encoder × layer × unit set: per-dimension r, retrieval and two-way identification."""
-    scores = [c for c in frame.columns if (c.startswith("top") or c == "two_way") and not c.startswith("chance_")]
-    scores = [c for c in scores if "image_to_brain" not in c]
-    keys, values = [], []
-    for (encoder, _, layer, roi), rows in frame.groupby(["encoder", "depth", "layer", "roi"], sort=False):
-        keys.append([encoder, layer, roi])
-        values.append([_fmt(rows["mean_r"].mean())]
-                      + [f"{rows[c].mean():.3f} [{rows['chance_' + c].mean():.3f}]" for c in scores])
-    print_table(title, ["encoder", "layer", "units"],
-                ["mean r", *[c.replace("_brain_to_image", " b→i").replace("_", " ") for c in scores]], keys, values, wide)
-
-
-def _print_pivot(frame, value: str, title: str, wide: bool = False) -> None:
-    pivot = frame.pivot_table(index=["encoder", "depth", "layer"], columns="roi", values=value, aggfunc="mean", sort=False)
-    rois = [c for c in dict.fromkeys(frame["roi"]) if c != "all"] + (["all"] if "all" in pivot.columns else [])
-    keys, values = [], []
-    for (encoder, depth, layer), row in pivot.sort_index(level=[0, 1], sort_remaining=False).iterrows():
-        keys.append([encoder, layer, f"{depth:.2f}"])
-        values.append([_fmt(row.get(r)) for r in rois])
-    print_table(title, ["encoder", "layer", "depth"], rois, keys, values, wide)
+    kinds = list(dict.fromkeys(frame["kind"])) if "kind" in frame.columns else []
+    for kind, analysis in analyses_for(kinds).items():
+        for table in (analysis or Analysis()).table(frame[frame["kind"] == kind], sweep, value):
+            print_table(table.title, list(table.key_names), list(table.value_names), [list(k) for k in table.keys],
+                        [list(v) for v in table.values], wide)
 
 
 TABLE_WIDTH = 80
@@ -237,10 +181,6 @@ def print_table(title: str, key_names: list[str], value_names: list[str], keys: 
         groups[-1].append(i)
     for part, columns in enumerate(groups):
         console.print(build(columns, f" ({part + 1}/{len(groups)})" if len(groups) > 1 else ""), width=limit)
-
-
-def _fmt(x: object) -> str:
-    return "" if x is None or (isinstance(x, float) and np.isnan(x)) else f"{x:.3f}"
 
 
 # ---- demo ----------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
@@ -203,96 +203,98 @@ def offline_page(page: str) -> str:
     return re.sub(r"<script>(.*?)</script>", deferred, head, flags=re.S) + sep + body
 
 
+class FigureKit:
+    """What an analysis draws its standard figures with: the sweep's store and cells, cached drawing
+    (``draw``), and the core's plot functions (layer profiles, brain maps, retrieval, reconstructions, ...)."""
+
+    def __init__(self, store_obj: Store, sweep: str, out_dir: Path, cells: list[tuple[str, dict]], drawn: dict,
+                 interactive: bool) -> None:
+        self.store, self.sweep, self.out_dir, self.cells, self.interactive = store_obj, sweep, out_dir, cells, interactive
+        self._drawn, self.done, self.captions = drawn, {}, {}
+        self.file_label, self.retrieval_columns = file_label, retrieval_columns
+        self.plot_layer_profiles, self.plot_retrieval_scores = plot_layer_profiles, plot_retrieval_scores
+
+    def keys_of(self, kind: str, head: str | None = None, encoder: str | None = None) -> list[str]:
+        """Sorted keys of the sweep's cells of an analysis (optionally one head or encoder)."""
+        return sorted(k for k, c in self.cells if c.get("kind", "encoding") == kind and head in (None, c.get("head"))
+                      and encoder in (None, c.get("encoder")))
+
+    def task(self, key: str) -> dict:
+        return self.store.attrs(result_path(self.sweep, key)).get("task", {})
+
+    def draw(self, name: str, inputs: object, make: Callable[[Path], Any], caption: str = "") -> Path:
+        """``make(path)`` unless the figure's file exists and its inputs (cell keys, options) are unchanged;
+        ``caption`` says what the figure shows (the report prints it)."""
+        path = self.out_dir / name
+        self.captions[name] = caption
+        key = digest(FIGURES_VERSION, self.sweep, name, inputs)
+        if self._drawn.get(name) != key or not path.exists():
+            make(path)
+        self.done[name] = key
+        return path
+
+    def draw_surface(self, name: str, inputs: object, make: Callable[[Path], Any], caption: str = "") -> list[Path]:
+        """As :meth:`draw`, for a figure that needs surface data: none when the units have no surface vertices."""
+        try:
+            return [self.draw(name, inputs, make, caption)]
+        except NotASurfaceError:
+            return []
+
+    def brainmap(self, path: Path, **options: Any) -> Path:
+        return draw_brainmap(self.store, self.sweep, path, **options)
+
+    def rois(self, path: Path, **options: Any) -> Path:
+        return draw_rois(self.store, self.sweep, path, **options)
+
+    def surface_view(self, path: Path, **options: Any) -> Path:
+        return write_surface_view(self.store, self.sweep, path, **options)
+
+    def adaptation(self, path: Path) -> Path:
+        from brain_workbench.figures.adaptation import draw_sweep_adaptation
+
+        return draw_sweep_adaptation(self.store, self.sweep, path)
+
+    def retrieval(self, path: Path) -> Path:
+        from brain_workbench.figures.reconstructions import draw_sweep_retrieval
+
+        return draw_sweep_retrieval(self.store, self.sweep, path)
+
+    def reconstructions(self, path: Path) -> Path:
+        return draw_sweep_reconstructions(self.store, self.sweep, path)
+
+
+def figure_captions(out_dir: Path) -> dict[str, str]:
+    """What each standard figure in ``out_dir`` shows, as the analysis that drew it says."""
+    captions = _read_index(out_dir).get("captions")
+    return captions if isinstance(captions, dict) else {}
+
+
 def write_figures(store_obj: Store, sweep: str, out_dir: Path, interactive: bool = False) -> list[Path]:
-    """The standard figure set of a sweep: layer profiles and, for surface data, brain maps, the ROI
-    label map and (``interactive=True``) an interactive surface view ``surface_<encoder>.html``.
+    """The standard figure set of a sweep: each analysis in the sweep draws its own (layer profiles, brain
+    maps, the ROI label map and, ``interactive=True``, an interactive surface view, retrieval, ...).
 
     Each figure's inputs (the keys of the cells it shows, which hash everything that changes their
     numbers) are digested into ``.figures.json`` beside the PNGs; a figure whose digest and file are
     unchanged is not redrawn, so a cached rerun draws nothing.
     """
+    from brain_workbench.sweep.tables import analyses_for
+
     out_dir.mkdir(parents=True, exist_ok=True)
     cells = _sweep_cells(store_obj, sweep)
     whole = digest(FIGURES_VERSION, sweep, sorted(key for key, _ in cells), interactive)
     index = _read_index(out_dir)
     drawn: dict = index.get("figures", {}) if isinstance(index.get("figures"), dict) else {}
-    if index.get("inputs") == whole and drawn and all((out_dir / name).exists() for name in drawn):
+    if index.get("inputs") == whole and drawn and "captions" in index and all((out_dir / n).exists() for n in drawn):
         return [out_dir / name for name in drawn]
-
-    def keys_of(kind: str, head: str | None = None, encoder: str | None = None) -> list[str]:
-        return sorted(k for k, c in cells if c.get("kind", "encoding") == kind and head in (None, c.get("head"))
-                      and encoder in (None, c.get("encoder")))
-
-    done: dict[str, str] = {}
-
-    def draw(name: str, inputs: object, make) -> Path:
-        path = out_dir / name
-        key = digest(FIGURES_VERSION, sweep, name, inputs)
-        if drawn.get(name) != key or not path.exists():
-            make(path)
-        done[name] = key
-        return path
-
+    kit = FigureKit(store_obj, sweep, out_dir, cells, drawn, interactive)
     table = results_table(store_obj, sweep)
-    frame = table[table["kind"] == "encoding"]
-    metric_rows = table[table["kind"] == "metric"]
-    facets = ["analysis", "session"] if "session" in metric_rows and metric_rows["session"].notna().any() \
-        else ["analysis"]
-    metric_paths = []
-    for facet, rows in metric_rows.groupby(facets, sort=False, dropna=False):
-        analysis, session = (facet[0], facet[1] if len(facets) > 1 else None)
-        name = analysis if session is None or session != session else f"{analysis}_{session}"
-        what = analysis if name == analysis else f"{analysis}, session {session}"
-        metric_paths.append(draw(f"layers_{file_label(name)}.png", sorted(rows["cell"].unique().tolist()),
-                                 lambda p, rows=rows, what=what: plot_layer_profiles(
-                                     rows, "value", title=f"{sweep}: {what} per layer (no fitting)", output_file=p)))
-    if (table["kind"] == "adaptation").any():
-        from brain_workbench.figures.adaptation import draw_sweep_adaptation
-
-        metric_paths.append(draw("adaptation.png", keys_of("adaptation"),
-                                 lambda p: draw_sweep_adaptation(store_obj, sweep, p)))
-    decoding = table[table["kind"] == "decoding"] if "kind" in table.columns else table.iloc[:0]
-    if not decoding.empty and retrieval_columns(decoding):
-        metric_paths.append(draw("decoding.png", keys_of("decoding"), lambda p: plot_retrieval_scores(
-            decoding, title=f"{sweep}: decoding, retrieval and identification per ROI", output_file=p)))
-    kept = [key for key, c in cells if c.get("kind") == "decoding"
-            and store_obj.attrs(result_path(sweep, key)).get("task", {}).get("seen_key")]
-    if kept:
-        from brain_workbench.figures.reconstructions import draw_sweep_retrieval
-
-        metric_paths.append(draw("retrieval.png", sorted(kept), lambda p: draw_sweep_retrieval(store_obj, sweep, p)))
-    if (table["kind"] == "reconstruction").any():
-        metric_paths.append(draw("reconstructions.png", keys_of("reconstruction"),
-                                 lambda p: draw_sweep_reconstructions(store_obj, sweep, p)))
-    paths = []
-    if not frame.empty:
-        encoding = keys_of("encoding")
-        paths.append(draw("layers.png", encoding, lambda p: plot_layer_profiles(
-            frame, "mean_r", title=f"{sweep}: test-set Pearson r per layer", output_file=p)))
-        if "mean_r_normalized" in frame.columns and frame["mean_r_normalized"].notna().any():
-            paths.append(draw("layers_normalized.png", encoding, lambda p: plot_layer_profiles(
-                frame, "mean_r_normalized", title=f"{sweep}: r / noise ceiling per layer", output_file=p)))
-    paths.extend(metric_paths)
-    if not frame.empty:
-        subject = str(frame["subject"].iloc[0])
-        for encoder in dict.fromkeys(frame["encoder"]):
-            safe, inputs = file_label(encoder), (keys_of("encoding", encoder=encoder), subject)
-            try:
-                paths.append(draw(f"brainmap_{safe}.png", inputs, lambda p, e=encoder: draw_brainmap(
-                    store_obj, sweep, p, encoder=e, subject=subject)))
-                paths.append(draw(f"best_layer_{safe}.png", inputs, lambda p, e=encoder: draw_brainmap(
-                    store_obj, sweep, p, encoder=e, subject=subject, value="best-layer")))
-                if interactive:
-                    paths.append(draw(f"surface_{safe}.html", inputs, lambda p, e=encoder: write_surface_view(
-                        store_obj, sweep, p, encoder=e, subject=subject)))
-            except NotASurfaceError:
-                pass
-        try:
-            paths.append(draw("rois.png", (keys_of("encoding"), subject), lambda p: draw_rois(
-                store_obj, sweep, p, subject=subject)))
-        except NotASurfaceError:
-            pass
+    kinds = list(dict.fromkeys(table["kind"])) if "kind" in table.columns else []
+    paths: list[Path] = []
+    for kind, analysis in analyses_for(kinds).items():
+        if analysis is not None:
+            paths.extend(analysis.figures(table[table["kind"] == kind], kit))
     tmp = out_dir / (FIGURE_INDEX + ".tmp")
-    tmp.write_text(json.dumps({"inputs": whole, "figures": {p.name: done[p.name] for p in paths}}, indent=1))
+    tmp.write_text(json.dumps({"inputs": whole, "figures": {p.name: kit.done[p.name] for p in paths},
+                               "captions": {p.name: kit.captions.get(p.name, "") for p in paths}}, indent=1))
     os.replace(tmp, out_dir / FIGURE_INDEX)
     return paths

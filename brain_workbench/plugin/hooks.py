@@ -53,6 +53,11 @@ def register_image_metrics(register: Register) -> None:
 
 
 @hookspec
+def register_analyses(register: Register) -> None:
+    """Call ``register(name, factory, **card)`` for each analysis (plans cells, computes them, presents them)."""
+
+
+@hookspec
 def register_commands(app: Any) -> None:
     """Add sub-commands to the ``workbench`` CLI; ``app`` is the root ``typer.Typer``."""
 
@@ -65,4 +70,5 @@ KIND_HOOKS = {
     "codec": "register_codecs",
     "generator": "register_generators",
     "image-metric": "register_image_metrics",
+    "analysis": "register_analyses",
 }

@@ -1,34 +1,20 @@
-"""What a worker runs for a cell: the computation its kind names (workers only compute, never write)."""
+"""What a worker runs for a cell: the ``compute`` of the analysis the cell names (workers never write)."""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Mapping
 
-from brain_workbench.sweep.cells import (
-    Cell, compute_decode_cell, compute_encoding_cell, compute_fold_mean_cell, compute_metric_cell, compute_rdm_metric_cell, measured,
-)
-from brain_workbench.sweep.adaptation import compute_adaptation_cell
-from brain_workbench.sweep.reconstruction import compute_generation_cell, compute_reconstruction_cell
+from brain_workbench.analysis.contract import Analysis, Cell, CellResult
+from brain_workbench.analysis.measure import measured
 
 
-def _encoding(store_url: str, cell: Cell) -> dict[str, Any]:
-    return compute_fold_mean_cell(store_url, cell) if cell.fold == "mean" else compute_encoding_cell(store_url, cell)
+@dataclass(frozen=True)
+class CellComputer:
+    """Computes any cell of the sweep's analyses (picklable: executors send it to worker processes)."""
 
+    analyses: Mapping[str, Analysis]
 
-def _metric(store_url: str, cell: Cell) -> dict[str, Any]:
-    return compute_rdm_metric_cell(store_url, cell) if "rdm_path" in cell.task else compute_metric_cell(store_url, cell)
-
-
-COMPUTATIONS: dict[str, Callable[[str, Cell], dict[str, Any]]] = {
-    "encoding": _encoding,
-    "decoding": compute_decode_cell,
-    "metric": _metric,
-    "reconstruction": compute_reconstruction_cell,
-    "generation": compute_generation_cell,
-    "adaptation": compute_adaptation_cell,
-}
-
-
-def compute_cell(store_url: str, cell: Cell) -> dict[str, Any]:
-    """Compute one cell of any kind from the store at ``store_url``; the result carries its own peak memory."""
-    return measured(COMPUTATIONS[cell.kind], store_url, cell)
+    def __call__(self, store_url: str, cell: Cell) -> CellResult:
+        """The cell's result, carrying its own peak memory."""
+        return measured(self.analyses[cell.analysis].compute, store_url, cell)

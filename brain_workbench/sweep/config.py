@@ -71,13 +71,6 @@ class MetricSpec(_Spec):
                                                 "metrics share it")
 
 
-def analysis_names(specs: list[Any]) -> list[str]:
-    """Table names of heads or metrics: the label, else the name, numbered (``ridge-2``) where names repeat."""
-    names = [s.name for s in specs]
-    return [s.label or (s.name if names.count(s.name) == 1 else f"{s.name}-{names[:i + 1].count(s.name)}")
-            for i, s in enumerate(specs)]
-
-
 class DecodingSpec(_Spec):
     """How decode heads are fitted and scored (brain → features of each encoder layer)."""
 
@@ -256,6 +249,9 @@ class SweepConfig(_Spec):
                                                 "(metric cells of kfold, group and all schemes use every stimulus)")
     shared: SharedSpec | None = Field(None, description="new-subject adaptation cells of models shared across "
                                                         "subjects (score against the new subject's sessions)")
+    analyses: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="options of further analysis plugins, by name; an analysis plugin "
+                                          "reads its own entry (the built-ins read the sections above)")
     permutations: int = Field(200, ge=0, description="test-set permutations for the per-ROI null (encoding and "
                                                      "metric cells)")
     bootstrap: int = Field(0, ge=0, description="bootstrap resamples of the test stimuli for a 95% interval "

@@ -15,12 +15,11 @@ import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any, Callable, Iterator
 
-from brain_workbench.sweep.cells import Cell
-from brain_workbench.sweep.compute import compute_cell
+from brain_workbench.analysis.contract import Cell
 from brain_workbench.types import WorkbenchError
 
-CellRunner = Callable[[str, list[Cell]], Iterator[tuple[Cell, dict[str, Any]]]]
-CellFunction = Callable[[str, Any], dict[str, Any]]
+CellFunction = Callable[[str, Any], Any]
+CellRunner = Callable[[str, list[Cell], CellFunction], Iterator[tuple[Cell, Any]]]
 EXECUTORS = ("inline", "local", "dask")
 PARENT_POLL_S = 0.2
 
@@ -39,9 +38,9 @@ def exit_with_parent(parent: int, interval: float = PARENT_POLL_S) -> None:
     threading.Thread(target=watch, name="workbench-exit-with-parent", daemon=True).start()
 
 
-def run_inline(store_url: str, cells: list[Cell]) -> Iterator[tuple[Cell, dict[str, Any]]]:
+def run_inline(store_url: str, cells: list[Cell], fn: CellFunction) -> Iterator[tuple[Cell, Any]]:
     for cell in cells:
-        yield cell, compute_cell(store_url, cell)
+        yield cell, fn(store_url, cell)
 
 
 def _init_worker(coordinator: int | None = None) -> None:
@@ -57,7 +56,7 @@ def _init_worker(coordinator: int | None = None) -> None:
 
 
 def run_local(store_url: str, cells: list[Cell], workers: int | None = None,
-              fn: CellFunction = compute_cell) -> Iterator[tuple[Cell, dict[str, Any]]]:
+              fn: CellFunction | None = None) -> Iterator[tuple[Cell, Any]]:
     """Run ``fn(store_url, cell)`` for each cell in a pool of spawned processes that die with this one."""
     import multiprocessing
 
@@ -75,7 +74,7 @@ def run_local(store_url: str, cells: list[Cell], workers: int | None = None,
 
 
 def run_dask(store_url: str, cells: list[Cell], address: str | None = None,
-             workers: int | None = None, fn: CellFunction = compute_cell) -> Iterator[tuple[Cell, dict[str, Any]]]:
+             workers: int | None = None, fn: CellFunction | None = None) -> Iterator[tuple[Cell, Any]]:
     """Submit cells to the scheduler at ``address`` (e.g. one a dask-jobqueue SLURMCluster started),
     or to a local cluster of ``workers`` processes when no address is given (distributed's worker
     processes already exit when the process that started them dies; a test checks it)."""
@@ -97,7 +96,7 @@ def get_executor(name: str, workers: int | None = None, address: str | None = No
     if name == "inline":
         return run_inline
     if name == "local":
-        return lambda url, cells: run_local(url, cells, workers)
+        return lambda url, cells, fn=None: run_local(url, cells, workers, fn)
     if name == "dask":
-        return lambda url, cells: run_dask(url, cells, address, workers)
+        return lambda url, cells, fn=None: run_dask(url, cells, address, workers, fn)
     raise WorkbenchError(f"unknown executor {name!r}; use one of {', '.join(EXECUTORS)}")

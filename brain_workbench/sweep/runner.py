@@ -1,9 +1,10 @@
-"""Coordinate a sweep: plan its cells, cache responses and features, hand cells to an executor, write.
+"""Coordinate a sweep: cache recordings, plan its cells once (each analysis plans its own), extract features,
+hand cells to an executor, write.
 
-Each cell's key hashes everything that changes its numbers (dataset fingerprint, subject,
-preprocessing, encoder fingerprint and stimuli, layer, head and options, seed), so a rerun of the
-same config skips every finished cell and an edited config recomputes only the cells it changed.
-Only this coordinating process writes to the store.
+Each cell's key hashes everything that changes its numbers (dataset fingerprint, subject, preprocessing,
+encoder fingerprint and stimuli, layer, head and options, seed, and the source of the code computing it),
+so a rerun of the same config skips every finished cell and an edited config recomputes only the cells it
+changed. Only this coordinating process writes to the store; the core knows no analysis by name.
 """
 
 from __future__ import annotations
@@ -11,54 +12,55 @@ from __future__ import annotations
 import time
 import warnings
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
 import numpy as np
 
-import brain_workbench as wb
-from brain_workbench.store.features import extract_features
-from brain_workbench.store.paths import encoder_key
+from brain_workbench.analysis.contract import (
+    Analysis, Cell, CellResult, DatasetInfo, EncoderInfo, FeatureJob, ImageJob, PlanContext, RecordingInfo, plain,
+)
+from brain_workbench.plugin.registry import Registry, get_registry
 from brain_workbench.store import (
-    ArraySpec, Store, cached_recording, open_store, rdms_key, recording_key, recording_key_for, safe_name, save_rdms,
+    ArraySpec, Store, cached_recording, open_store, rdms_key, recording_key, recording_key_for, save_rdms,
 )
 from brain_workbench.store.claims import Claims, describe_holder
-from brain_workbench.sweep.cells import CELL_CODE_VERSION, Cell, rdm_metric
-from brain_workbench.sweep.compute import compute_cell
-from brain_workbench.sweep.config import SweepConfig, analysis_names
+from brain_workbench.store.features import extract_features
+from brain_workbench.store.paths import encoder_key, feature_path, features_prefix, manifest_path
+from brain_workbench.sweep.compute import CellComputer
+from brain_workbench.sweep.config import SweepConfig
 from brain_workbench.sweep.executors import get_executor
-from brain_workbench.sweep.folds import fold_count
-from brain_workbench.sweep.reconstruction import (
-    LATENTS, CodecEncoder, check_reconstruction_metrics, load_seen_images, seen_images_key,
-)
 from brain_workbench.sweep.index import record_sweep
-from brain_workbench.store.paths import feature_path, features_prefix, manifest_path
 from brain_workbench.sweep.tables import export_table
-from brain_workbench.types import StimulusSet, WorkbenchError, dataset_provides, digest, resolve_layers
+from brain_workbench.types import StimulusSet, WorkbenchError, dataset_provides, resolve_layers
 
 RANDOM_WEIGHTS_LABEL = " (random weights)"
 
 
-@dataclass
+@dataclass(frozen=True)
 class Plan:
+    """The cells of one run and what the coordinator writes before they run (features, image entries)."""
+
     config: SweepConfig
-    cells: list[Cell]
-    extractions: list[dict[str, Any]]
-    subjects: list[str]
+    cells: tuple[Cell, ...]
+    extractions: tuple[FeatureJob, ...]
+    images: tuple[ImageJob, ...]
+    subjects: tuple[str, ...]
     response_paths: dict[str, str]
 
 
 class Sweep:
-    """Runs a :class:`SweepConfig` against a store with a chosen executor."""
+    """Runs a :class:`SweepConfig` against a store with a chosen executor, with the analyses of ``registry``."""
 
-    def __init__(self, config: SweepConfig, store: Store | str | None = None) -> None:
+    def __init__(self, config: SweepConfig, store: Store | str | None = None, registry: Registry | None = None) -> None:
         self.config = config
+        self.registry = registry or get_registry()
         self.store = store if isinstance(store, Store) else open_store(store or config.store)
-        self.dataset = wb.dataset(config.dataset.name, **config.dataset.options)
+        self.dataset = self.registry.create("dataset", config.dataset.name, **config.dataset.options)
         self.provides = dataset_provides(self.dataset)
         self._encoders: dict[int, Any] = {}
-        self._directions: dict[int, str] = {}
-        self._codec: CodecEncoder | None = None
+        self._analyses: dict[str, Analysis] | None = None
+        self._used: tuple[tuple[str, ...], set[str]] | None = None
         self._claims: Claims | None = None
         self._reporter: Reporter | None = None
 
@@ -71,11 +73,18 @@ class Sweep:
         return self._claims.hold(path, on_wait=lambda h: reporter.message(
             f"waiting for {what}: another sweep ({describe_holder(h)}) is computing it"))
 
-    # ---- planning --------------------------------------------------------------------------
+    # ---- what the plan is made from ------------------------------------------------------------
+    def analyses(self) -> dict[str, Analysis]:
+        """Every registered analysis, in registration order (built-ins first)."""
+        if self._analyses is None:
+            names = list(self.registry.entries["analysis"])
+            self._analyses = {name: self.registry.create("analysis", name) for name in names}
+        return self._analyses
+
     def encoder(self, index: int) -> Any:
         if index not in self._encoders:
             spec = self.config.encoders[index]
-            self._encoders[index] = wb.encoder(spec.name, **spec.options)
+            self._encoders[index] = self.registry.create("encoder", spec.name, **spec.options)
         return self._encoders[index]
 
     def encoder_label(self, index: int) -> str:
@@ -95,16 +104,23 @@ class Sweep:
                                  f"its subjects are {', '.join(available)}")
         return list(self.config.subjects)
 
+    def response_paths(self) -> dict[str, str]:
+        return {s: self.recording_key(s) for s in self.subjects()}
+
+    def stimuli(self, modality: str) -> StimulusSet:
+        """The dataset's stimuli of ``modality`` that the planned subjects saw (all of them before caching)."""
+        full = self.dataset.stimuli(modality)
+        used = self.used_stimulus_ids()
+        if used is None or len(used) == len(full):
+            return full
+        return full.subset([s for s in full.ids if s in used])
+
     def stimuli_for(self, index: int) -> StimulusSet:
         enc = self.encoder(index)
         if enc.modality not in self.dataset.modalities:
             raise WorkbenchError(f"encoder {enc.name!r} reads {enc.modality} stimuli but dataset "
                                  f"{self.dataset.name!r} offers {', '.join(self.dataset.modalities)}")
-        full = self.dataset.stimuli(enc.modality)
-        used = self.used_stimulus_ids()
-        if used is None or len(used) == len(full):
-            return full
-        return full.subset([s for s in full.ids if s in used])
+        return self.stimuli(enc.modality)
 
     def used_stimulus_ids(self) -> set[str] | None:
         """Stimuli the planned subjects saw, once their recordings are cached (else None: not known yet).
@@ -112,11 +128,10 @@ class Sweep:
         Encoding only these keeps a one-subject NSD sweep from paying for all 73k images; the
         feature key then depends on the subject set, so adding a subject re-extracts the union.
         """
-        paths = [self.recording_key(s) for s in self.subjects()]
+        paths = tuple(self.response_paths().values())
         if not all(self.store.is_complete(p) for p in paths):
             return None
-        key = tuple(paths)
-        if getattr(self, "_used", (None, None))[0] != key:
+        if self._used is None or self._used[0] != paths:
             ids: set[str] = set()
             for path in paths:
                 reader = self.store.open(path)
@@ -124,305 +139,72 @@ class Sweep:
                     else ["trial_stimulus_ids"]
                 for name in names:
                     ids.update(reader[name].tolist())
-            self._used = (key, ids)
+            self._used = (paths, ids)
         return self._used[1]
 
+    def dataset_info(self) -> DatasetInfo:
+        return DatasetInfo(self.config.dataset.name, self.dataset.fingerprint(), tuple(self.dataset.modalities),
+                           self.provides, tuple(self.dataset.subjects()))
+
+    def recording_info(self, subject: str, path: str) -> RecordingInfo:
+        """What a cached recording (or set of RDMs) offers the plan: splits, ROIs, trial groupings."""
+        if not self.store.is_complete(path):
+            return RecordingInfo(subject, path)
+        reader = self.store.open(path)
+        if self.provides == "rdms":
+            rois = tuple(dict.fromkeys(m["roi"] for m in reader.attrs["rdms"]))
+            return RecordingInfo(subject, path, True, (), rois)
+        meta = reader.attrs.get("recording", {})
+        groups = {name: len(np.unique(np.asarray(reader[f"group_{key}"]).astype(str)))
+                  for key, name in meta.get("trial_groups", {}).items()}
+        return RecordingInfo(subject, path, True, tuple(meta.get("splits", {}).values()),
+                             tuple(meta.get("rois", {}).values()), groups)
+
+    def encoder_info(self, index: int) -> EncoderInfo:
+        spec, enc = self.config.encoders[index], self.encoder(index)
+        stimuli = self.stimuli_for(index)
+        available = enc.layers()
+        return EncoderInfo(index, spec.name, self.encoder_label(index), spec, enc.modality, tuple(available),
+                           tuple(resolve_layers(available, spec.layers)), encoder_key(enc, stimuli))
+
+    def context(self) -> PlanContext:
+        paths = self.response_paths()
+        return PlanContext(self.config, self.dataset_info(), tuple(paths),
+                           {s: self.recording_info(s, p) for s, p in paths.items()},
+                           tuple(self.encoder_info(i) for i in range(len(self.config.encoders))), self.registry,
+                           self.stimuli)
+
+    # ---- planning --------------------------------------------------------------------------
     def plan(self) -> Plan:
-        cfg = self.config
-        self._check_scheme()
-        if self.provides == "rdms":
-            return self._plan_rdms()
-        subjects = self.subjects()
-        ds_fp = self.dataset.fingerprint()
-        responses = {s: self.recording_key(s) for s in subjects}
-        cv = cfg.cv_spec()
-        prep = {"average_repetitions": cfg.average_repetitions, "test_split": cv["split"], "rois": cfg.rois,
-                "standardize_features": True}
-        legacy = cv["scheme"] == "split" and not cv["inner_group"] and not cv["keep_predictions"]
-        enc_prep = prep if legacy else {**prep, "cv": cv}
-        metric_prep = prep if cv["scheme"] == "split" else {**prep, "cv": {"scheme": "all"}}
-        folds = {s: self.fold_count(cv, responses[s]) for s in subjects}
-        stats = {"seed": cfg.seed, "permutations": cfg.permutations, "bootstrap": cfg.bootstrap}
-        head_names, metric_names = analysis_names(cfg.heads), analysis_names(cfg.metrics)
+        """Every analysis plans its cells from the same context; the features and image entries they read follow.
+
+        Planned before the recordings are cached (``status``), feature keys cover every stimulus and
+        leave-one-group-out plans no fold; ``run`` plans once, after caching.
+        """
+        context = self.context()
         cells: list[Cell] = []
-        extractions = []
-        for e_index, e_spec in enumerate(cfg.encoders):
-            enc = self.encoder(e_index)
-            label = self.encoder_label(e_index)
-            stimuli = self.stimuli_for(e_index)
-            available = enc.layers()
-            listed = resolve_layers(available, e_spec.layers)
-            chosen = {i: self._head_layers(h, e_spec, listed, available) for i, h in enumerate(cfg.heads)}
-            target = self._shared_layer(e_spec, available)
-            layers = [layer.name for layer in available
-                      if layer.name in listed or layer.name == target or any(layer.name in c for c in chosen.values())]
-            depth = {layer.name: layer.depth for layer in available}
-            key = encoder_key(enc, stimuli)
-            extractions.append({"index": e_index, "layers": layers, "key": key})
-            if target is not None:
-                cells.extend(self._adaptation_cells(subjects, responses, ds_fp, key, label, e_spec.name, target,
-                                                    float(depth[target])))
-            for subject in subjects:
-                for layer in layers:
-                    fpath = feature_path(key, layer)
-                    common = dict(subject=subject, encoder=label, encoder_name=e_spec.name, layer=layer,
-                                  depth=float(depth[layer]), feature_path=fpath, response_path=responses[subject])
-                    for h_index, h_spec in enumerate(cfg.heads):
-                        if layer not in chosen[h_index]:
-                            continue
-                        head_dump = h_spec.model_dump(exclude={"label"})
-                        if self.head_direction(h_index) == "decode":
-                            cells.extend(self._decode_cells(subject, e_spec, label, layer, float(depth[layer]), fpath,
-                                                            h_spec, responses[subject], prep, ds_fp, key))
-                            continue
-                        task = {"response_path": responses[subject], "feature_path": fpath, "head": head_dump,
-                                "prep": enc_prep, "seed": cfg.seed, "permutations": cfg.permutations}
-                        if cfg.bootstrap:
-                            task["bootstrap"] = cfg.bootstrap
-                        base = [CELL_CODE_VERSION, ds_fp, subject, enc_prep, key, layer, head_dump,
-                                cfg.seed, cfg.permutations] + ([cfg.bootstrap] if cfg.bootstrap else [])
-                        if cv["scheme"] == "split":
-                            cells.append(Cell(key=f"{safe_name(subject)}-{digest(*base)}", head=h_spec.name, analysis=head_names[h_index],
-                                              task=task, **common))
-                            continue
-                        fold_cells = [Cell(key=f"{safe_name(subject)}-f{i}-{digest(*base, i)}", head=h_spec.name, analysis=head_names[h_index],
-                                           fold=str(i), task={**task, "fold": i}, **common)
-                                      for i in range(folds[subject])]
-                        cells.extend(fold_cells)
-                        if fold_cells:
-                            paths = [c.result_path(cfg.name) for c in fold_cells]
-                            cells.append(Cell(key=f"{safe_name(subject)}-cv-{digest(*base, 'mean', len(paths))}",
-                                              head=h_spec.name, analysis=head_names[h_index], fold="mean",
-                                              task={**task, "fold_paths": paths, "n_folds": len(paths)}, **common))
-                    for m_index, m_spec in enumerate(cfg.metrics if layer in listed else ()):
-                        m_dump = m_spec.model_dump(exclude={"label"})
-                        ckey = digest(CELL_CODE_VERSION, ds_fp, subject, metric_prep, key, layer, "metric", m_dump, stats)
-                        task = {"response_path": responses[subject], "feature_path": fpath, "prep": metric_prep,
-                                "metric": m_dump, **stats}
-                        cells.append(Cell(key=f"{safe_name(subject)}-m{ckey}", head=m_spec.name,
-                                          analysis=metric_names[m_index], kind="metric",
-                                          task=task, **common))
-        if cfg.reconstruction is not None:
-            cells.extend(self._reconstruction_cells(subjects, responses, prep, ds_fp, extractions))
-        if cfg.generation is not None:
-            cells.extend(self._generation_cells(cells))
-        return Plan(cfg, cells, extractions, subjects, responses)
-
-    def _check_scheme(self) -> None:
-        """Refuse analyses the cross-validation scheme (or a dataset of RDMs) cannot serve, in one sentence."""
-        cfg = self.config
-        scheme = cfg.cv_spec()["scheme"]
-        directions = {self.head_direction(i) for i in range(len(cfg.heads))} if cfg.encoders else set()
-        if self.provides == "rdms":
-            if "heads" in cfg.model_fields_set and cfg.heads:
-                raise WorkbenchError(f"dataset {cfg.dataset.name!r} provides brain RDMs, not responses: heads cannot be "
-                                     "fitted to it; remove heads and compare with metrics (rsa)")
-            if cfg.reconstruction is not None or cfg.generation is not None:
-                raise WorkbenchError(f"dataset {cfg.dataset.name!r} provides brain RDMs, not responses: it cannot be "
-                                     "reconstructed from; remove the reconstruction section")
-            if not cfg.metrics:
-                raise WorkbenchError(f"dataset {cfg.dataset.name!r} provides brain RDMs: add metrics (rsa) to compare "
-                                     "the encoders with them")
-            return
-        if scheme == "all" and "encode" in directions:
-            raise WorkbenchError("cv.scheme 'all' tests on every stimulus and trains on none: encoding heads need "
-                                 "split, kfold or group (or remove the heads for a metric-only sweep)")
-        if scheme != "split" and ("decode" in directions or cfg.reconstruction is not None):
-            raise WorkbenchError(f"cv.scheme {scheme!r} is supported for encoding and metric cells only; decoding and "
-                                 "reconstruction cells use test_split: remove cv or run them in a sweep of their own")
-
-    def _plan_rdms(self) -> Plan:
-        """Metric cells on the brain RDMs a dataset provides: one per subject × encoder × layer × metric, each
-        comparing the layer's model RDM with every RDM (ROI × session) of the subject."""
-        cfg = self.config
-        subjects = self.subjects()
-        ds_fp = self.dataset.fingerprint()
-        paths = {s: self.recording_key(s) for s in subjects}
-        stats = {"seed": cfg.seed, "permutations": cfg.permutations, "bootstrap": cfg.bootstrap}
-        names = analysis_names(cfg.metrics)
-        cells, extractions = [], []
-        for e_index, e_spec in enumerate(cfg.encoders):
-            enc, label = self.encoder(e_index), self.encoder_label(e_index)
-            stimuli = self.stimuli_for(e_index)
-            available = enc.layers()
-            layers = resolve_layers(available, e_spec.layers)
-            depth = {layer.name: layer.depth for layer in available}
-            key = encoder_key(enc, stimuli)
-            extractions.append({"index": e_index, "layers": layers, "key": key})
-            for subject in subjects:
-                for layer in layers:
-                    fpath = feature_path(key, layer)
-                    for m_index, m_spec in enumerate(cfg.metrics):
-                        m_dump = m_spec.model_dump(exclude={"label"})
-                        ckey = digest(CELL_CODE_VERSION, ds_fp, subject, "rdms", cfg.rois, key, layer, m_dump, stats)
-                        task = {"rdm_path": paths[subject], "feature_path": fpath, "metric": m_dump,
-                                "rois": cfg.rois, **stats}
-                        cells.append(Cell(key=f"{safe_name(subject)}-m{ckey}", subject=subject, encoder=label,
-                                          encoder_name=e_spec.name, layer=layer, depth=float(depth[layer]),
-                                          head=m_spec.name, analysis=names[m_index], kind="metric",
-                                          feature_path=fpath, response_path=paths[subject], task=task))
-        return Plan(cfg, cells, extractions, subjects, paths)
-
-    def _shared_layer(self, e_spec: Any, available: list[Any]) -> str | None:
-        """The target layer of the ``shared:`` section, if this encoder is its target (else None)."""
-        shared = self.config.shared
-        if shared is None or shared.target.encoder not in (e_spec.name, e_spec.display):
-            return None
-        return resolve_layers(available, [shared.target.layer])[0]
-
-    def _model_options(self, model: Any) -> dict[str, Any]:
-        """A shared model's options, with ``shared.device`` where its head has a ``device`` option it leaves unset."""
-        options = dict(model.options)
-        device = self.config.shared.device
-        if device is not None and "device" not in options and "device" in (wb.get_registry().get("head", model.name).options() or {}):
-            options["device"] = device
-        return options
-
-    def _adaptation_cells(self, subjects: list[str], responses: dict[str, str], ds_fp: str, key: str, label: str,
-                          encoder_name: str, layer: str, depth: float) -> list[Cell]:
-        """One cell per model × new subject × k sessions of the ``shared:`` section."""
-        from brain_workbench.sweep.adaptation import ADAPTATION_CODE_VERSION
-
-        cfg, spec = self.config, self.config.shared
-        models = [{"name": m.name, "options": self._model_options(m), "label": m.label or m.name}
-                  for m in spec.models]
-        cells = []
-        for new in spec.new_subjects:
-            if new not in subjects:
-                raise WorkbenchError(f"shared.new_subjects names {new!r}, which is not a subject of the sweep "
-                                     f"({', '.join(subjects)})")
-            train = spec.train_subjects or [s for s in subjects if s != new]
-            unknown = [s for s in train if s not in subjects]
-            if unknown:
-                raise WorkbenchError(f"shared.train_subjects names {unknown[0]!r}, which is not a subject of the "
-                                     f"sweep ({', '.join(subjects)})")
-            if not train:
-                raise WorkbenchError(f"shared: no training subject is left once {new!r} is held out; "
-                                     "the sweep needs at least two subjects")
-            setup = {"responses": {s: responses[s] for s in [*train, new]}, "feature_path": feature_path(key, layer),
-                     "new_subject": new, "train_subjects": train, "train_split": spec.train_split,
-                     "align": spec.align.model_dump(), "session_group": spec.session_group, "rois": cfg.rois,
-                     "time_window": None if spec.time_window is None else list(spec.time_window), "seed": cfg.seed}
-            for model in models:
-                for k in spec.sessions:
-                    ckey = digest(ADAPTATION_CODE_VERSION, ds_fp, setup, key, model, k, spec.direction,
-                                  spec.n_candidates)
-                    task = {"setup": setup, "model": model, "k": k, "direction": spec.direction,
-                            "n_candidates": spec.n_candidates}
-                    cells.append(Cell(key=f"{safe_name(new)}-a{ckey}", subject=new, encoder=label,
-                                      encoder_name=encoder_name, layer=layer, depth=depth, head=model["name"],
-                                      analysis=model["label"], feature_path=setup["feature_path"],
-                                      response_path=responses[new], kind="adaptation", task=task))
-        return cells
-
-    def _generation_cells(self, cells: list[Cell]) -> list[Cell]:
-        """One generation cell per subject, on the decode cell (and reconstruction cell) it names."""
-        spec = self.config.generation
-        out = []
-        for decode in [c for c in cells if c.kind == "decoding" and c.task["roi"] == spec.roi
-                       and c.head == spec.head and spec.encoder in (c.encoder, c.encoder_name)]:
-            enc = self.encoder(next(i for i, e in enumerate(self.config.encoders) if e.display == decode.encoder))
-            if decode.layer != resolve_layers(enc.layers(), [spec.layer])[0]:
-                continue
-            recon = next((c for c in cells if c.kind == "reconstruction" and c.subject == decode.subject
-                          and c.task["roi"] == spec.roi), None) if spec.init_from_reconstruction else None
-            if spec.init_from_reconstruction and recon is None:
-                raise WorkbenchError(f"generation.init_from_reconstruction needs a reconstruction cell from ROI "
-                                     f"{spec.roi!r}; add it to reconstruction.rois")
-            ckey = digest(CELL_CODE_VERSION, decode.key, None if recon is None else recon.key, spec.model_dump())
-            task = {"decode_path": decode.result_path(self.config.name), "generation": spec.model_dump(),
-                    "reconstruction_key": None if recon is None else recon.key, "seen_key": self.seen_key(),
-                    "seed": spec.seed, "roi": spec.roi}
-            out.append(Cell(key=f"{safe_name(decode.subject)}-g{ckey}", subject=decode.subject,
-                            encoder=spec.generator.name, encoder_name=spec.generator.name, layer=decode.layer,
-                            depth=decode.depth, head=decode.head, feature_path=decode.feature_path,
-                            response_path=decode.response_path, kind="generation", task=task))
-        if not out:
-            raise WorkbenchError(f"generation names decode cells of encoder {spec.encoder!r}, layer {spec.layer!r}, "
-                                 f"head {spec.head!r}, ROI {spec.roi!r}, but the sweep plans none; add that decode head")
-        return out
-
-    def seen_key(self) -> str:
-        size = self.config.reconstruction.seen_size if self.config.reconstruction else 256
-        return seen_images_key(self.image_stimuli().digest, size)
-
-    def codec_encoder(self) -> CodecEncoder:
-        if self._codec is None:
-            spec = self.config.reconstruction.codec
-            self._codec = CodecEncoder(spec.name, spec.options)
-        return self._codec
-
-    def _reconstruction_cells(self, subjects: list[str], responses: dict[str, str], prep: dict[str, Any],
-                              ds_fp: str, extractions: list[dict[str, Any]]) -> list[Cell]:
-        """One reconstruction cell per subject and unit set, on the codec latents of the image stimuli."""
-        spec = self.config.reconstruction
-        if "image" not in self.dataset.modalities:
-            raise WorkbenchError(f"reconstruction needs image stimuli, but dataset {self.dataset.name!r} offers "
-                                 f"{', '.join(self.dataset.modalities)}")
-        enc = self.codec_encoder()
-        stimuli = self.image_stimuli()
-        key = encoder_key(enc, stimuli)
-        extractions.append({"index": "codec", "layers": [LATENTS], "key": key})
-        seen_key = self.seen_key()
-        fpath = feature_path(key, LATENTS)
-        label = f"{spec.codec.name} latents"
-        cells = []
-        for subject in subjects:
-            for roi in spec.rois:
-                ckey = digest(CELL_CODE_VERSION, ds_fp, subject, prep, key, "reconstruction", spec.model_dump(), roi,
-                              self.config.seed)
-                task = {"response_path": responses[subject], "feature_path": fpath, "prep": prep, "roi": roi,
-                        "seed": self.config.seed, "reconstruction": spec.model_dump(), "seen_key": seen_key}
-                cells.append(Cell(key=f"{safe_name(subject)}-r{ckey}", subject=subject, encoder=label,
-                                  encoder_name=enc.name, layer=LATENTS, depth=1.0, head=spec.head.name,
-                                  feature_path=fpath, response_path=responses[subject], kind="reconstruction",
-                                  task=task))
-        return cells
-
-    def image_stimuli(self) -> StimulusSet:
-        full = self.dataset.stimuli("image")
-        used = self.used_stimulus_ids()
-        if used is None or len(used) == len(full):
-            return full
-        return full.subset([s for s in full.ids if s in used])
-
-    def write_seen_images(self, plan: Plan) -> None:
-        """The seen test images every reconstruction cell is scored against (and that the retrieval figure
-        shows as candidates), written once by the coordinator."""
-        cells = [c for c in plan.cells if c.kind in ("reconstruction", "generation") or "seen_key" in c.task]
-        if not cells:
-            return
-        from brain_workbench.store.images import images_path, write_images
-
-        split = f"split_{safe_name(self.config.test_split)}"
-        ids: list[str] = []
-        for path in plan.response_paths.values():
-            entry = self.store.open(path)
-            if split not in entry.names():
-                raise WorkbenchError(f"{path} has no split {self.config.test_split!r} to reconstruct")
-            ids.extend(s for s in entry[split].tolist() if s not in ids)
-        images = self.image_stimuli()
-        size = self.config.reconstruction.seen_size if self.config.reconstruction else 256
-        key = cells[0].task["seen_key"]
-        with self._hold(images_path(key), "the seen test images"):
-            write_images(self.store, key, ids, lambda block: load_seen_images(images, block, size),
-                         attrs={"what": "seen test images", "size": size})
-
-
-    def fold_count(self, cv: dict[str, Any], response_path: str) -> int:
-        """Folds of the scheme for one subject; leave-one-group-out reads the cached recording's group
-        labels, so before the recording is cached it plans none (the run re-plans after caching)."""
-        if cv["scheme"] != "group":
-            return fold_count(cv)
-        if not self.store.is_complete(response_path):
-            return 0
-        reader = self.store.open(response_path)
-        names = reader.attrs["recording"].get("trial_groups", {})
-        key = next((k for k, name in names.items() if name == cv["group"]), None)
-        if key is None:
-            raise WorkbenchError(f"cv.group {cv['group']!r} is not a trial grouping of dataset "
-                                 f"{self.config.dataset.name!r}; its groupings are {', '.join(names.values()) or 'none'}")
-        return fold_count(cv, group_labels=reader[f"group_{key}"])
+        jobs: dict[str, FeatureJob | ImageJob] = {}
+        for name, analysis in self.analyses().items():
+            planned = analysis.plan(context)
+            wrong = [c for c in planned if c.analysis != name]
+            if wrong:
+                raise WorkbenchError(f"analysis {name!r} planned a cell of analysis {wrong[0].analysis!r}; "
+                                     "an analysis plans only its own cells")
+            cells.extend(planned)
+            for job in analysis.requirements(context, planned) if planned else []:
+                jobs.setdefault(job.key, job)
+        keys = [c.key for c in cells]
+        if len(set(keys)) != len(keys):
+            twice = next(k for k in keys if keys.count(k) > 1)
+            raise WorkbenchError(f"two planned cells share the key {twice!r}; an analysis must key every cell apart")
+        read = {c.feature_path for c in cells} | {p for c in cells for p in c.reads}
+        extractions = [FeatureJob(e.key, tuple(layer.name for layer in e.layers if e.feature_path(layer.name) in read),
+                                  e.spec.display, lambda i=e.index: self.encoder(i), lambda i=e.index: self.stimuli_for(i),
+                                  e.spec.batch_size) for e in context.encoders]
+        extractions += [j for j in jobs.values() if isinstance(j, FeatureJob)]
+        images = tuple(j for j in jobs.values() if isinstance(j, ImageJob))
+        paths = {s: info.path for s, info in context.recordings.items()}
+        return Plan(self.config, tuple(cells), tuple(extractions), images, context.subjects, paths)
 
     def recording_key(self, subject: str) -> str:
         """Where the subject's recording (or, for a dataset that provides RDMs, its RDMs) is cached (one key
@@ -433,42 +215,6 @@ class Sweep:
             return recording_key_for(self.dataset, subject)
         return recording_key(self.config.dataset.name, subject, self.dataset.fingerprint(),
                              non_finite=self.config.non_finite)
-
-    @staticmethod
-    def _head_layers(h_spec: Any, e_spec: Any, listed: list[str], available: list[Any]) -> list[str]:
-        """The layers of an encoder a head is fitted on: its own ``layers`` (extracted too), else the encoder's."""
-        if h_spec.encoders is not None and not ({e_spec.name, e_spec.display} & set(h_spec.encoders)):
-            return []
-        return listed if h_spec.layers is None else resolve_layers(available, h_spec.layers)
-
-    def head_direction(self, index: int) -> str:
-        """``encode`` or ``decode``, as the head itself declares it (built once, without fitting)."""
-        if index not in self._directions:
-            spec = self.config.heads[index]
-            self._directions[index] = wb.head(spec.name, **spec.options).direction
-        return self._directions[index]
-
-    def _decode_cells(self, subject: str, e_spec: Any, label: str, layer: str, depth: float, fpath: str, h_spec: Any,
-                      response: str, prep: dict[str, Any], ds_fp: str, key: str) -> list[Cell]:
-        """One decoding cell per unit set (all units or an ROI) and time window."""
-        cfg = self.config
-        spec = cfg.decoding.model_dump()
-        if cfg.generation is not None:
-            spec["keep_predictions"] = True
-        cells = []
-        for roi in cfg.decoding.rois:
-            for window in cfg.decoding.time_windows or [None]:
-                unit_set = {"roi": roi, "time_window": None if window is None else list(window)}
-                ckey = digest(CELL_CODE_VERSION, ds_fp, subject, prep, key, layer, "decode", h_spec.model_dump(exclude={"label"}),
-                              unit_set, spec, cfg.seed, cfg.permutations)
-                task = {"response_path": response, "feature_path": fpath, "head": h_spec.model_dump(exclude={"label"}), "prep": prep,
-                        "seed": cfg.seed, "permutations": cfg.permutations, "decoding": spec, **unit_set}
-                if spec["keep_predictions"] and "image" in self.dataset.modalities:
-                    task["seen_key"] = self.seen_key()  # candidates of the retrieval figure
-                cells.append(Cell(key=f"{safe_name(subject)}-d{ckey}", subject=subject, encoder=label,
-                                  encoder_name=e_spec.name, layer=layer, depth=depth, head=h_spec.name,
-                                  feature_path=fpath, response_path=response, kind="decoding", task=task))
-        return cells
 
     def status(self, plan: Plan | None = None) -> dict[str, Any]:
         plan = plan or self.plan()
@@ -483,8 +229,11 @@ class Sweep:
         }
 
     # ---- running ---------------------------------------------------------------------------
-    def cache_recordings(self, plan: Plan, on_subject: Callable[[str], None] | None = None) -> None:
-        for subject, path in plan.response_paths.items():
+    def cache_recordings(self, paths: dict[str, str] | Plan | None = None,
+                         on_subject: Callable[[str], None] | None = None) -> None:
+        """Cache every planned subject's recording (or RDMs) that the store does not hold yet."""
+        paths = paths.response_paths if isinstance(paths, Plan) else paths or self.response_paths()
+        for subject, path in paths.items():
             if not self.store.is_complete(path):
                 with self._hold(path, f"the recording of subject {subject}"):
                     if self.store.is_complete(path):
@@ -499,46 +248,66 @@ class Sweep:
             if on_subject:
                 on_subject(subject)
 
+    def check_recordings(self, paths: dict[str, str] | None = None) -> None:
+        """Once recordings are cached and before any plan: the test split and every ROI of ``rois`` exist
+        (each analysis checks the ROIs and splits of its own sections when it plans)."""
+        cfg = self.config
+        for subject, path in (paths or self.response_paths()).items():
+            info = self.recording_info(subject, path)
+            missing = sorted(set(cfg.rois or []) - set(info.rois))
+            if self.provides == "rdms":
+                if missing:
+                    raise WorkbenchError(f"{cfg.dataset.name}/{subject} has no RDM of ROI {missing[0]!r}; its RDMs "
+                                         f"are of {', '.join(info.rois)}")
+                continue
+            if cfg.cv_spec()["scheme"] == "split" and cfg.test_split not in info.splits:
+                raise WorkbenchError(f"{cfg.dataset.name}/{subject} has no split {cfg.test_split!r}; its splits are "
+                                     f"{', '.join(info.splits) or 'none'} (set test_split)")
+            if missing:
+                raise WorkbenchError(f"{cfg.dataset.name}/{subject} has no ROI {missing[0]!r}; its ROIs are "
+                                     f"{', '.join(info.rois) or 'none'} (or use 'all')")
+
     def extract(self, plan: Plan, reporter: "Reporter | None" = None) -> None:
         """Extract every pending feature matrix; cached encoders are reported, not re-encoded."""
         reporter = reporter or Reporter()
         for job in plan.extractions:
-            if job["index"] == "codec":
-                label, enc, stimuli = f"{self.config.reconstruction.codec.name} latents", self.codec_encoder(), \
-                    self.image_stimuli()
-                batch_size = self.config.reconstruction.batch_size
-            else:
-                spec = self.config.encoders[job["index"]]
-                label, enc, stimuli, batch_size = spec.display, None, None, spec.batch_size
-            paths = [feature_path(job["key"], layer) for layer in job["layers"]]
+            paths = [feature_path(job.key, layer) for layer in job.layers]
             if all(self.store.is_complete(p) for p in paths):
-                reporter.message(f"features {label}: {len(paths)} layer(s) already in the store")
+                reporter.message(f"features {job.label}: {len(paths)} layer(s) already in the store")
                 continue
-            with self._hold(features_prefix(job["key"]), f"features {label}"):
+            with self._hold(features_prefix(job.key), f"features {job.label}"):
                 if all(self.store.is_complete(p) for p in paths):
                     continue
-                enc = enc or self.encoder(job["index"])
-                stimuli = stimuli or self.stimuli_for(job["index"])
-                progress = reporter.progress(f"features {label}", len(stimuli))
-                extract_features(self.store, enc, stimuli, job["layers"], batch_size=batch_size, progress=progress)
+                stimuli = job.stimuli()
+                progress = reporter.progress(f"features {job.label}", len(stimuli))
+                extract_features(self.store, job.encoder(), stimuli, list(job.layers), batch_size=job.batch_size,
+                                 progress=progress)
+
+    def write_images(self, plan: Plan) -> None:
+        """The image entries cells read (e.g. the seen test images), written once by the coordinator."""
+        from brain_workbench.store.images import images_path, write_images
+
+        for job in plan.images:
+            ids = job.ids(self.store)
+            with self._hold(images_path(job.key), job.what):
+                write_images(self.store, job.key, ids, job.load, attrs=dict(job.attrs))
 
     def pending_cells(self, plan: Plan) -> list[Cell]:
         return [c for c in plan.cells if not self.store.is_complete(c.result_path(self.config.name))]
 
-    def write_cell(self, cell: Cell, result: dict[str, Any]) -> None:
+    def write_cell(self, cell: Cell, result: CellResult) -> None:
         """Write a finished cell as one complete entry (its images first, as their own entry)."""
-        if "images" in result:
+        if result.images is not None:
             from brain_workbench.store.images import write_images
 
-            write_images(self.store, cell.key, result.pop("test_ids"), result.pop("images"),
+            write_images(self.store, cell.key, result.image_ids, result.images,
                          attrs={"cell": cell.key, "sweep": self.config.name})
-        arrays = {k: v for k, v in result.items() if isinstance(v, np.ndarray)}
+        arrays = dict(result.arrays)
         specs = {k: ArraySpec(v.shape, "str" if v.dtype.kind in "OUT" else str(v.dtype), blocked=False)
                  for k, v in arrays.items()}
-        attrs = {"cell": {k: v for k, v in asdict(cell).items() if k != "task"}, "task": cell.task,
-                 "sweep": self.config.name, "dataset": self.config.dataset.name,
-                 "rois": result["rois"], "n_test": result["n_test"], "timing_s": result["timing_s"],
-                 **{k: result[k] for k in ("fit_s", "peak_memory_mb", "peak_memory_source") if k in result}}
+        attrs = {"cell": cell.describe(), "task": plain(cell.task), "sweep": self.config.name,
+                 "dataset": self.config.dataset.name, "rois": [dict(r) for r in result.rois], "n_test": result.n_test,
+                 "timing_s": result.timing_s, **dict(result.info)}
         with self.store.writer(cell.result_path(self.config.name), specs, kind="cell", attrs=attrs) as w:
             for name, value in arrays.items():
                 w.put(name, value)
@@ -559,70 +328,13 @@ class Sweep:
             w.finish(config=self.config.model_dump(), seed=self.config.seed, sweep_started=started)
 
     def validate(self, executor: str = "inline", workers: int | None = None) -> None:
-        """Check everything a typo can break before any work: executor, heads, metrics and their options."""
+        """Check everything a typo can break before any work: the executor, then each analysis's sections."""
         get_executor(executor, workers=workers)
         if workers is not None and workers < 1:
             raise WorkbenchError(f"-j/--workers must be at least 1, got {workers}")
-        for index, spec in enumerate(self.config.heads):
-            cv = spec.options.get("cv")
-            if isinstance(cv, int) and not isinstance(cv, bool) and cv < 2:
-                raise WorkbenchError(f"head {spec.name!r}: cv={cv} needs at least 2 folds to choose alphas")
-            self.head_direction(index)
-        for spec in self.config.metrics:
-            if self.provides == "rdms":
-                rdm_metric(spec.model_dump())
-            else:
-                wb.metric(spec.name, **spec.options)
-        if self.config.shared is not None:
-            device = self.config.shared.device or ""
-            if device.startswith("cuda"):
-                import torch
-
-                if not torch.cuda.is_available():
-                    raise WorkbenchError(f"shared.device is {device!r} but CUDA is not available here; "
-                                         "use --set shared.device=cpu")
-            for spec in self.config.shared.models:
-                direction = getattr(wb.head(spec.name, **self._model_options(spec)), "direction", "encode")
-                if direction != self.config.shared.direction:
-                    raise WorkbenchError(f"shared model {spec.label or spec.name!r} ({spec.name}) is a {direction} "
-                                         f"head, but shared.direction is {self.config.shared.direction}")
-        if self.config.reconstruction is not None:
-            check_reconstruction_metrics([m.model_dump() for m in self.config.reconstruction.metrics])
-            self.codec_encoder()
-
-    def check_recordings(self, plan: Plan) -> None:
-        """Once recordings are cached and before features are computed: the split and every ROI named exist."""
-        cfg = self.config
-        wanted = {*(cfg.rois or []), *(r for r in cfg.decoding.rois if r != "all"),
-                  *((r for r in cfg.reconstruction.rois if r != "all") if cfg.reconstruction else ())}
-        for subject, path in plan.response_paths.items():
-            if self.provides == "rdms":
-                rois = sorted({m["roi"] for m in self.store.open(path).attrs["rdms"]})
-                missing = sorted(set(cfg.rois or []) - set(rois))
-                if missing:
-                    raise WorkbenchError(f"{cfg.dataset.name}/{subject} has no RDM of ROI {missing[0]!r}; its RDMs "
-                                         f"are of {', '.join(rois)}")
-                continue
-            meta = self.store.open(path).attrs.get("recording", {})
-            splits, rois = list(meta.get("splits", {}).values()), list(meta.get("rois", {}).values())
-            if cfg.cv_spec()["scheme"] == "split" and cfg.test_split not in splits:
-                raise WorkbenchError(f"{cfg.dataset.name}/{subject} has no split {cfg.test_split!r}; its splits are "
-                                     f"{', '.join(splits) or 'none'} (set test_split)")
-            missing = sorted(wanted - set(rois))
-            if missing:
-                raise WorkbenchError(f"{cfg.dataset.name}/{subject} has no ROI {missing[0]!r}; its ROIs are "
-                                     f"{', '.join(rois) or 'none'} (or use 'all')")
-            if cfg.shared is not None:
-                for field, split in (("shared.train_split", cfg.shared.train_split),
-                                     ("shared.align.split", cfg.shared.align.split)):
-                    if split not in splits:
-                        raise WorkbenchError(f"{cfg.dataset.name}/{subject} has no split {split!r} ({field}); its "
-                                             f"splits are {', '.join(splits) or 'none'}")
-                groups = list(meta.get("trial_groups", {}).values())
-                if cfg.shared.session_group not in groups:
-                    raise WorkbenchError(f"{cfg.dataset.name}/{subject} labels no trial {cfg.shared.session_group!r} "
-                                         f"(shared.session_group); its trial groupings are "
-                                         f"{', '.join(groups) or 'none'}, and adaptation needs each trial's session")
+        dataset = self.dataset_info()
+        for analysis in self.analyses().values():
+            analysis.validate(self.config, dataset, self.registry)
 
     def run(self, executor: str = "inline", workers: int | None = None, reporter: "Reporter | None" = None,
             address: str | None = None) -> dict[str, Any]:
@@ -643,32 +355,34 @@ class Sweep:
 
     def _run(self, executor: str, workers: int | None, reporter: "Reporter", address: str | None,
              started: float) -> dict[str, Any]:
-        plan = self.plan()
-        reporter.message(f"sweep {self.config.name}: {len(plan.cells)} cells, {len(plan.subjects)} subject(s), "
-                         f"{len(plan.extractions)} encoder(s), store {self.store.url}")
+        paths = self.response_paths()
         for index, spec in enumerate(self.config.encoders):
             if getattr(self.encoder(index), "random_weights", False):
                 reporter.warning(f"encoder {spec.display!r} ({spec.name}) has random weights, no pretrained "
                                  f"checkpoint; its scores are an untrained-architecture baseline")
-        self.cache_recordings(plan)
-        self.check_recordings(plan)
-        plan = self.plan()  # feature keys follow the stimuli the cached recordings use
+        self.cache_recordings(paths)
+        self.check_recordings(paths)
+        plan = self.plan()  # once: feature keys follow the stimuli the cached recordings use
+        reporter.message(f"sweep {self.config.name}: {len(plan.cells)} cells, {len(plan.subjects)} subject(s), "
+                         f"{len(self.config.encoders)} encoder(s), store {self.store.url}")
         self.extract(plan, reporter)
-        self.write_seen_images(plan)
+        self.write_images(plan)
         pending = self.pending_cells(plan)
+        analyses = self.analyses()
+        compute = CellComputer({name: analyses[name] for name in {c.analysis for c in pending}})
+        run_cells = get_executor(executor, workers=workers, address=address)
+        in_workers = [c for c in pending if not analyses[c.analysis].in_coordinator]
+        here = [c for c in pending if analyses[c.analysis].in_coordinator]
         computed = 0
-        fitted = [c for c in pending if c.kind != "generation"]
-        if fitted:
-            advance = reporter.progress("fitting cells", len(fitted))
-            run_cells = get_executor(executor, workers=workers, address=address)
-            # fold-averaged cells read their finished folds, so they run after every other cell
-            for phase in ([c for c in fitted if c.fold != "mean"], [c for c in fitted if c.fold == "mean"]):
-                computed += self._run_claimed(phase, lambda cells: run_cells(self.store.url, cells), advance)
-        generated = [c for c in pending if c.kind == "generation"]
-        if generated:  # after the decode cells they read; in this process, where the GPU is
-            advance = reporter.progress("generating images", len(generated))
-            computed += self._run_claimed(
-                generated, lambda cells: ((c, compute_cell(self.store.url, c)) for c in cells), advance)
+        for cells, label, runner in ((in_workers, "fitting cells", lambda cs: run_cells(self.store.url, cs, compute)),
+                                     (here, None, lambda cs: ((c, compute(self.store.url, c)) for c in cs))):
+            if not cells:
+                continue
+            label = label or analyses[cells[0].analysis].progress_label
+            advance = reporter.progress(label, len(cells))
+            # a cell of a later phase reads finished cells of earlier phases, so phases run in order
+            for phase in sorted({c.phase for c in cells}):
+                computed += self._run_claimed([c for c in cells if c.phase == phase], runner, advance)
         with self._hold(manifest_path(self.config.name), "the manifest"):
             self.write_manifest(plan, started)
             table_path = export_table(self.store, self.config.name)
@@ -676,7 +390,7 @@ class Sweep:
         return {"cells": len(plan.cells), "computed": computed, "skipped": len(plan.cells) - computed,
                 "wall_time_s": round(time.time() - started, 2), "table": table_path, "store": self.store.url}
 
-    def _run_claimed(self, cells: list[Cell], compute: Callable[[list[Cell]], Iterable[tuple[Cell, dict[str, Any]]]],
+    def _run_claimed(self, cells: list[Cell], compute: Callable[[list[Cell]], Iterable[tuple[Cell, CellResult]]],
                      advance: Callable[[int], None], poll_s: float = 0.5) -> int:
         """Compute the cells no other sweep has claimed; wait for the others and count them when they land.
 
@@ -692,7 +406,11 @@ class Sweep:
                 if self.store.is_complete(path):
                     advance(1)  # finished by another sweep
                 elif claims is None or claims.try_claim(path):
-                    mine.append(cell)
+                    if claims is not None and self.store.is_complete(path):
+                        claims.release(path)  # another sweep finished it between the check and the claim
+                        advance(1)
+                    else:
+                        mine.append(cell)
                 else:
                     others.append(cell)
             if mine:

@@ -20,7 +20,7 @@ def results_table(store: Store, sweep: str, folds: bool = False):
 
     ``q_fdr`` is the Benjamini–Hochberg adjusted permutation p-value over every subject × encoder ×
     layer × ROI row of the sweep (the whole-brain ``all`` rows of encoding cells are not part of the
-    family). Decoding rows carry ``p_<score>`` per score; each gets ``q_<score>`` over the decoding rows.
+    family). Each further ``p_<score>`` column gets a ``q_<score>`` over the rows that carry it.
     """
     import pandas as pd
 
@@ -61,21 +61,56 @@ def results_table(store: Store, sweep: str, folds: bool = False):
     return frame
 
 
-ID_COLUMNS = ("sweep", "dataset", "subject", "encoder", "layer", "depth", "kind", "analysis", "fold", "roi",
-              "session", "n_units", "model_kind", "k_sessions", "all_sessions", "n_stimuli", "n_trials",
-              "brain_distance", "fit_s", "peak_memory_mb", "peak_memory_source", "cell")
-NOT_SCORES = {"head", "metric_kind", "score_name", "time_window", "n_folds"}
+CORE_IDS = ("sweep", "dataset", "subject", "encoder", "layer", "depth", "kind", "analysis", "fold", "roi")
+RUN_IDS = ("n_units", "fit_s", "peak_memory_mb", "peak_memory_source", "cell")
+
+
+def analyses_for(kinds: Iterable[str], registry: Any = None) -> dict[str, Any]:
+    """The analysis of each kind in the table (None for a kind whose plugin is not installed here)."""
+    from brain_workbench.plugin.registry import get_registry
+
+    registry = registry or get_registry()
+    return {kind: registry.create("analysis", kind) if kind in registry.entries["analysis"] else None
+            for kind in kinds}
+
+
+def id_columns(wide: Any, registry: Any = None) -> list[str]:
+    """Identifier columns of a wide results table: the core's, then each analysis's own."""
+    own = [c for a in analyses_for(dict.fromkeys(wide["kind"]), registry).values() if a is not None for c in a.id_columns]
+    return [c for c in dict.fromkeys([*CORE_IDS, *own, *RUN_IDS]) if c in wide.columns]
+
+
+def score_columns(wide: Any, registry: Any = None) -> list[str]:
+    """Score columns of a wide results table, as each analysis declares them for its own rows.
+
+    Rows of an analysis not installed here keep their numeric columns that are no identifier.
+    """
+    import pandas as pd
+
+    ids = set(id_columns(wide, registry))
+    scores: list[str] = []
+    for kind, analysis in analyses_for(dict.fromkeys(wide["kind"]), registry).items():
+        rows = wide[wide["kind"] == kind]
+        if analysis is not None:
+            scores.extend(analysis.scores(rows))
+        else:
+            scores.extend(c for c in rows.columns if c not in ids and rows[c].notna().any()
+                          and pd.api.types.is_numeric_dtype(pd.to_numeric(rows[c], errors="coerce")))
+    return [c for c in dict.fromkeys(scores) if c not in ids]
 
 
 def tidy_table(store: Store, sweep: str, folds: bool = False):
     """The results in long form: one row per subject × model × layer × analysis × ROI × score.
 
     ``score`` names what ``value`` holds (``mean_r``, ``mean_r_normalized``, ``p_permutation``,
-    ``q_fdr``, a metric's own score name such as ``rsa_spearman``, ``top1_brain_to_image``, …).
+    ``q_fdr``, a metric's own score name such as ``rsa_spearman``, ``top1_brain_to_image``, …); which
+    columns are identifiers and which are scores each analysis declares.
     """
     import pandas as pd
 
     wide = results_table(store, sweep, folds=folds)
+    if wide.empty:
+        return pd.DataFrame(columns=[*CORE_IDS, "score", "value"])
     if "value" in wide.columns:
         wide = wide.copy()
         names = wide["score_name"] if "score_name" in wide.columns else wide["analysis"]
@@ -85,10 +120,8 @@ def tidy_table(store: Store, sweep: str, folds: bool = False):
             rows = has & (names == name)
             wide.loc[rows, name] = wide.loc[rows, "value"]
         wide = wide.drop(columns="value")
-    ids = [c for c in ID_COLUMNS if c in wide.columns]
-    scores = [c for c in wide.columns if c not in ids and c not in NOT_SCORES
-              and pd.api.types.is_numeric_dtype(pd.to_numeric(wide[c], errors="coerce"))
-              and pd.to_numeric(wide[c], errors="coerce").notna().any()]
+    ids = id_columns(wide)
+    scores = score_columns(wide)
     long = wide.melt(id_vars=ids, value_vars=scores, var_name="score", value_name="value")
     long["value"] = pd.to_numeric(long["value"], errors="coerce").astype(float)
     return long.dropna(subset=["value"]).reset_index(drop=True)

@@ -153,8 +153,9 @@ def test_shared_device_reaches_models_with_a_device_option(tmp_path):
                                                             {"name": "aligned-decoder", "label": "aligned"},
                                                             {"name": "decoder", "options": {"device": "cpu"}}]),
                             "store": str(tmp_path / "s.zarr")})
-    sweep = Sweep(cfg)
-    options = [sweep._model_options(m) for m in cfg.shared.models]
+    from brain_workbench_plugins.analyses.adaptation import model_options
+
+    options = [model_options(wb.get_registry(), m, cfg.shared.device) for m in cfg.shared.models]
     assert options[0]["device"] == "cuda:1" and "device" not in options[1] and options[2]["device"] == "cpu"
     assert wb.head("shared-decoder", **options[0]).device == "cuda:1"
 

@@ -10,7 +10,8 @@ import pytest
 import brain_workbench as wb
 from brain_workbench.numerics.decoding import chance_levels, decoding_scores, score_similarity
 from brain_workbench.sweep import Sweep, load_cell_scores, results_table
-from brain_workbench.sweep.cells import decoding_inputs, prepare_recording
+from brain_workbench.analysis.recordings import prepare_recording
+from brain_workbench_plugins.analyses.common import decoding_inputs
 from brain_workbench.sweep.config import config_from_dict
 from brain_workbench.types import LayerInfo, WorkbenchError, digest
 
@@ -137,7 +138,7 @@ def test_a_head_can_name_its_own_layers(tmp_path):
                          {"name": "decoder", "layers": ["thumbnail"], "options": {"cv": 3}}])
     plan = Sweep(cfg_from(data)).plan()
     assert [c.kind for c in plan.cells] == ["decoding", "decoding"], "ridge has no listed layer; decoder names its own"
-    assert plan.extractions[0]["layers"] == ["thumbnail"]
+    assert list(plan.extractions[0].layers) == ["thumbnail"]
 
 
 @pytest.mark.parametrize("where", ["encoders", "heads"])

@@ -1,0 +1,19 @@
+"""Built-in analyses of a sweep, registered exactly as a third-party analysis would be: encoding and decoding
+heads, metrics (also on brain RDMs a dataset gives), reconstruction, generation and new-subject adaptation."""
+
+from brain_workbench.sdk import hookimpl
+
+ANALYSES = {
+    "encoding": ("encoding:EncodingAnalysis", "fit encode heads features → responses; Pearson r per unit"),
+    "metric": ("metric:MetricAnalysis", "compare each layer with each ROI without fitting (RSA, CKA, ...)"),
+    "decoding": ("decoding:DecodingAnalysis", "fit decode heads responses → features; retrieval and identification"),
+    "reconstruction": ("reconstruction:ReconstructionAnalysis", "decode an image codec's latents; score the images"),
+    "generation": ("generation:GenerationAnalysis", "decoded embeddings through an image generator; score the images"),
+    "adaptation": ("adaptation:AdaptationAnalysis", "models scored on a new subject after k of its sessions"),
+}
+
+
+@hookimpl
+def register_analyses(register):
+    for name, (target, description) in ANALYSES.items():
+        register(name, f"brain_workbench_plugins.analyses.{target}", description=description)

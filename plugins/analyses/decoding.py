@@ -1,0 +1,189 @@
+"""Decoding cells: a decode head fitted responses → layer features on the training split, scored by retrieval
+and identification on the test split, one cell per unit set (all units or an ROI) and time window."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from brain_workbench.sdk.analysis import (
+    Analysis, Cell, CellResult, FeatureJob, ImageJob, PlanContext, Preparation, Store, TextTable, WorkbenchError,
+    build, decoding_scores, load_features, pearson_per_unit, prepared_recording, similarity_matrix, table_labels,
+)
+from brain_workbench_plugins.analyses import common
+
+
+@dataclass(frozen=True)
+class DecodingTask:
+    prep: Preparation
+    feature_path: str
+    head: Mapping[str, Any]
+    decoding: Mapping[str, Any]
+    roi: str
+    time_window: tuple[float, float] | None
+    seed: int
+    permutations: int
+    seen_key: str | None = None
+
+
+def check_split_scheme(config: Any, what: str) -> None:
+    """Decoding and reconstruction cells test on ``test_split``; other cross-validation schemes are refused."""
+    scheme = config.cv_spec()["scheme"]
+    if scheme != "split":
+        raise WorkbenchError(f"cv.scheme {scheme!r} is supported for encoding and metric cells only; {what} cells "
+                             "use test_split: remove cv or run them in a sweep of their own")
+
+
+class DecodingAnalysis(Analysis):
+    """Decode heads (``heads:`` whose class declares ``direction = "decode"``), configured by ``decoding:``."""
+
+    name = "decoding"
+    version = "1"
+    summary_value = "mean_r"
+    summary_what = "mean Pearson r of decoded and true features"
+    code_modules = ("brain_workbench_plugins.analyses.decoding", "brain_workbench_plugins.analyses.common")
+
+    def validate(self, config: Any, dataset: Any, registry: Any) -> None:
+        if common.refuse_heads_on_rdms(config, dataset):
+            return
+        for head in config.heads:
+            common.check_head_options(registry, head)
+        if any(common.direction(registry, h.name) == "decode" for h in config.heads):
+            check_split_scheme(config, "decoding and reconstruction")
+
+    def plan(self, context: PlanContext) -> list[Cell]:
+        if common.refuse_heads_on_rdms(context.config, context.dataset):
+            return []
+        cfg = context.config
+        heads = common.heads_of(context, "decode")
+        if not heads:
+            return []
+        check_split_scheme(cfg, "decoding and reconstruction")
+        common.check_rois(context, cfg.decoding.rois)
+        spec = cfg.decoding.model_dump()
+        if cfg.generation is not None:
+            spec["keep_predictions"] = True
+        seen = common.seen_key(context) if spec["keep_predictions"] and "image" in context.dataset.modalities else None
+        prep = {"average_repetitions": cfg.average_repetitions, "test_split": cfg.cv_spec()["split"],
+                "rois": cfg.rois, "standardize_features": True}
+        rois = tuple(cfg.rois) if cfg.rois else None
+        labels = table_labels(cfg.heads)
+        cells = []
+        for encoder in context.encoders:
+            for subject in context.subjects:
+                path = context.response_path(subject)
+                preparation = Preparation(path, cfg.average_repetitions, prep["test_split"], rois)
+                for layer in [info.name for info in encoder.layers]:
+                    fpath = encoder.feature_path(layer)
+                    for index, head in heads:
+                        if layer not in common.head_layers(head, encoder):
+                            continue
+                        dump = common.spec(head)
+                        for roi in cfg.decoding.rois:
+                            for window in cfg.decoding.time_windows or [None]:
+                                unit_set = {"roi": roi, "time_window": None if window is None else list(window)}
+                                key = self.cell_key(subject, "d", context.dataset.fingerprint, subject, prep,
+                                                    encoder.key, layer, "decode", dump, unit_set, spec, cfg.seed,
+                                                    cfg.permutations)
+                                task = DecodingTask(preparation, fpath, dump, spec, roi,
+                                                    None if window is None else tuple(window), cfg.seed,
+                                                    cfg.permutations, seen)
+                                cells.append(Cell(key=key, analysis=self.name, subject=subject, model=encoder.label,
+                                                  model_name=encoder.name, layer=layer, depth=encoder.depth(layer),
+                                                  label=labels[index], head=head.name, feature_path=fpath,
+                                                  response_path=path, reads=(path, fpath), task=task))
+        return cells
+
+    def requirements(self, context: PlanContext, cells: Sequence[Cell]) -> list[FeatureJob | ImageJob]:
+        return [common.seen_images_job(context)] if any(c.task.seen_key for c in cells) else []
+
+    def compute(self, store_url: str, cell: Cell) -> CellResult:
+        return decode(store_url, cell)
+
+    def scores(self, rows: Any) -> list[str]:
+        retrieval = [c for c in rows.columns if c.startswith(("top", "two_way", "chance_", "p_top", "p_two_way",
+                                                              "q_top", "q_two_way"))]
+        return [c for c in ("mean_r", "median_r", *retrieval) if c in rows.columns and rows[c].notna().any()]
+
+    def table(self, rows: Any, sweep: str, value: str) -> list[TextTable]:
+        out = []
+        for head, part in rows.groupby("head", sort=False):
+            scores = [c for c in part.columns if (c.startswith("top") or c == "two_way")
+                      and "image_to_brain" not in c and part[c].notna().any()]
+            keys, values = [], []
+            for (encoder, _, layer, roi), group in part.groupby(["encoder", "depth", "layer", "roi"], sort=False):
+                keys.append((str(encoder), str(layer), str(roi)))
+                values.append((common.fmt(group["mean_r"].mean()),
+                               *[f"{group[c].mean():.3f} [{group['chance_' + c].mean():.3f}]" for c in scores]))
+            names = ("mean r", *[c.replace("_brain_to_image", " b→i").replace("_", " ") for c in scores])
+            out.append(TextTable(f"{sweep}: decoding with {head} (mean over subjects; chance in brackets)",
+                                 ("encoder", "layer", "units"), names, tuple(keys), tuple(values)))
+        return out
+
+    def figures(self, rows: Any, kit: Any) -> list[Any]:
+        paths = []
+        subjects, _ = common.over_subjects(rows)
+        if kit.retrieval_columns(rows):
+            paths.append(kit.draw("decoding.png", kit.keys_of(self.name), lambda p: kit.plot_retrieval_scores(
+                rows, title=f"{kit.sweep}: decoding, retrieval and identification per ROI", output_file=p),
+                "Decoding: retrieval and identification from brain responses decoded into each layer's features, "
+                f"per ROI (fraction of held-out test stimuli picked correctly; bars: mean over {subjects}"
+                + (", whiskers ±1 SEM" if rows["subject"].nunique() > 1 else "") + "; black ticks: chance)."))
+        kept = [key for key in kit.keys_of(self.name) if kit.task(key).get("seen_key")]
+        if kept:
+            paths.append(kit.draw("retrieval.png", kept, kit.retrieval,
+                                  "Retrieval: for a seeded random draw of held-out test stimuli, the test images whose "
+                                  "true features are most similar to the features decoded from the brain response "
+                                  "(seen image outlined in green; similarity above each; one subject and unit set)."))
+        return paths
+
+    def report_section(self, rows: Any, kit: Any) -> list[Any]:
+        def retrieval(part: Any) -> str:
+            if not kit.retrieval_columns(part):
+                return ""
+            return ("<p class='note'>Retrieval and identification (fraction correct, test split; mean ± SEM "
+                    f"across subjects; chance in brackets):</p>{kit.html_table(kit.retrieval_table(part), 3)}")
+
+        return kit.default_sections(self.name, rows, self, extra=retrieval)
+
+
+def decode(store_url: str, cell: Cell) -> CellResult:
+    """Fit a decode head brain → layer features on the training split; score retrieval on the test split."""
+    started = time.time()
+    task: DecodingTask = cell.task
+    spec = task.decoding
+    data = prepared_recording(store_url, task.prep)
+    store = Store(store_url)
+    B_train, B_test, n_units = common.decoding_inputs(data, task.roi, task.time_window)
+    B_train, B_test = common.standardized(B_train, B_test)
+    F_train = load_features(store, task.feature_path, data["train_ids"]).astype(np.float32)
+    F_test = load_features(store, task.feature_path, data["test_ids"]).astype(np.float32)
+    f_mean, f_sd = np.zeros(F_train.shape[1], np.float32), np.ones(F_train.shape[1], np.float32)
+    if spec["standardize_targets"]:
+        f_mean, f_sd = F_train.mean(axis=0), F_train.std(axis=0)
+        f_sd = np.where(f_sd > 1e-8, f_sd, 1.0)
+        F_train, F_test = (F_train - f_mean) / f_sd, (F_test - f_mean) / f_sd
+    head = build("head", task.head["name"], **task.head["options"])
+    head.fit(B_train, F_train)
+    pred = np.asarray(head.predict(B_test), dtype=np.float32).reshape(len(F_test), -1)
+    score = pearson_per_unit(F_test, pred).astype(np.float32)
+    scores = decoding_scores(pred, F_test, spec["top_k"], spec["n_way"], spec["n_subsets"], task.permutations,
+                             task.seed, spec["similarity"])
+    row: dict[str, Any] = {"roi": task.roi, "n_units": n_units, "mean_r": float(np.nanmean(score)),
+                           "median_r": float(np.nanmedian(score))}
+    if task.time_window is not None:
+        row["time_window"] = f"{task.time_window[0]:g}–{task.time_window[1]:g} s"
+    for name, values in scores.items():
+        row[name] = values["value"]
+        row[f"chance_{name}"] = values["chance"]
+        if "p_permutation" in values:
+            row[f"p_{name}"] = values["p_permutation"]
+    arrays: dict[str, np.ndarray] = {"score": score}
+    if spec["keep_predictions"]:
+        arrays["prediction"] = (pred * f_sd + f_mean).astype(np.float32)  # in the features' own units
+        arrays["test_ids"] = np.asarray(data["test_ids"], dtype=str)
+        arrays["similarity"] = similarity_matrix(pred, F_test, spec["similarity"]).astype(np.float32)
+    return CellResult((row,), int(len(F_test)), round(time.time() - started, 3), arrays)
