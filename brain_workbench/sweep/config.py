@@ -281,8 +281,9 @@ class SweepConfig(_Spec):
     def _has_work(self) -> "SweepConfig":
         if not self.encoders and self.reconstruction is None:
             raise ValueError("a sweep needs encoders (or a reconstruction section)")
-        if self.encoders and not (self.heads or self.metrics or self.shared):
-            raise ValueError("a sweep with encoders needs heads, metrics or a shared section to compute")
+        if self.encoders and not (self.heads or self.metrics or self.shared or self.analyses):
+            raise ValueError("a sweep with encoders needs heads, metrics, a shared section or an analyses "
+                             "section to compute")
         if self.shared is not None:
             target = self.shared.target.encoder
             if not any(target in (e.name, e.display) for e in self.encoders):

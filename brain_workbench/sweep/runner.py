@@ -333,7 +333,12 @@ class Sweep:
         if workers is not None and workers < 1:
             raise WorkbenchError(f"-j/--workers must be at least 1, got {workers}")
         dataset = self.dataset_info()
-        for analysis in self.analyses().values():
+        known = self.analyses()
+        unknown = [name for name in self.config.analyses if name not in known]
+        if unknown:
+            raise WorkbenchError(f"analyses section names {unknown[0]!r}, which is not an installed analysis; "
+                                 f"installed: {', '.join(sorted(known))} (see workbench analyses list)")
+        for analysis in known.values():
             analysis.validate(self.config, dataset, self.registry)
 
     def run(self, executor: str = "inline", workers: int | None = None, reporter: "Reporter | None" = None,

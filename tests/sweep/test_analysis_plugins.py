@@ -158,3 +158,17 @@ def test_built_in_keys_hold_the_source_digest_of_their_modules(monkeypatch):
     real = contract.source_digest
     monkeypatch.setattr(contract, "source_digest", lambda *modules: real(*modules) + "-edited")
     assert analysis.cell_key("1", "", "same", "parts") != key, "an edit of the encoding module changes its keys"
+
+
+def test_a_sweep_of_only_a_third_party_analysis_is_accepted(tmp_path, norm_analysis):
+    cfg = {**config(tmp_path), "metrics": []}
+    sweep = Sweep(config_from_dict(cfg))
+    assert {c.analysis for c in sweep.plan().cells} == {NAME}
+
+
+def test_an_analyses_section_naming_no_installed_analysis_is_refused_before_work(tmp_path, norm_analysis):
+    cfg = {**config(tmp_path), "analyses": {"roi-mean-vs-nrom": {}}}
+    sweep = Sweep(config_from_dict(cfg))
+    with pytest.raises(wb.WorkbenchError, match="'roi-mean-vs-nrom', which is not an installed analysis"):
+        sweep.run()
+    assert not list((tmp_path / "s.zarr").glob("responses")), "nothing was cached"
