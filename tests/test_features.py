@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import brain_workbench.store.features as features
-from brain_workbench.store.features import extract_features, feature_path, load_features
 from brain_workbench.store import EntryWriter, Store
+from brain_workbench.store.features import extract_features, feature_path, load_features
 from brain_workbench.types import LayerInfo, StimulusSet, WorkbenchError
 
 N = 45

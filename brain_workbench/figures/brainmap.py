@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -193,8 +194,8 @@ def plot_roi_labels(rois: Mapping[str, np.ndarray], hemisphere: np.ndarray, vert
         ax = fig.add_axes([0.01 + i * width, 0.16, width * 0.98, 0.7], projection="3d")
         roi_map = np.nan_to_num(labels[hemi], nan=0.0).astype(int)
         plotting.plot_surf_roi(surf_mesh=mesh["inflated"].parts[hemi], roi_map=roi_map, bg_map=sulc.data.parts[hemi],
-                               hemi=hemi, view=view, cmap=cmap, vmin=0.5, vmax=len(names) + 0.5, threshold=0.5, avg_method="median",
-                               bg_on_data=False, colorbar=False, axes=ax, engine="matplotlib")
+                               hemi=hemi, view=view, cmap=cmap, vmin=0.5, vmax=len(names) + 0.5, threshold=0.5,
+                               avg_method="median", bg_on_data=False, colorbar=False, axes=ax, engine="matplotlib")
         ax.set_title(f"{hemi} hemisphere, {view}", fontsize=11, pad=0)
     handles = [Patch(facecolor=colours[n], edgecolor="black", label=n) for n in names]
     fig.legend(handles=handles, loc="lower center", ncol=min(len(names), 8), frameon=False, title="ROI")

@@ -8,8 +8,9 @@ Both save and close the figure when ``output_file`` is given and return it other
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -10,9 +10,10 @@ r × r product instead of an n_test × r one. Units are processed in chunks so m
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -214,7 +215,8 @@ class RidgeSolver:
     ``X`` is copied once, centred when ``fit_intercept`` and divided by its RMS value ``scale`` (alphas
     by ``scale²``, the same ridge problem), so features of any magnitude neither overflow nor underflow
     ``dtype``; decompositions run in float64 (cheap next to the target products, and accurate for small
-    eigenvalues) while the products with targets run in ``dtype``. ``flops`` counts the floating-point operations the solver has executed. Memory:
+    eigenvalues) while the products with targets run in ``dtype``. ``flops`` counts the floating-point operations the
+    solver has executed. Memory:
     per fold a p × p basis plus the test rows (primal), or n_train² plus n_test × n_train (dual).
     """
 

@@ -7,8 +7,9 @@ the fraction of variance (0–1) that ``Recording.noise_ceiling`` stores.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 from scipy.spatial.distance import squareform

@@ -8,7 +8,7 @@ clear sentence. A subclass implements ``load_model``, ``list_layers``, ``compute
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from brain_workbench.types import LayerInfo, WorkbenchError
 

@@ -13,12 +13,12 @@ import importlib.metadata as metadata
 import os
 import re
 import traceback
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import pluggy
-
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from brain_workbench.plugin import hooks

@@ -14,7 +14,8 @@ once. Each check raises ``AssertionError`` with a message naming the broken rule
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -23,11 +24,11 @@ from brain_workbench.types import (
     HEMISPHERES,
     METRIC_KINDS,
     MODALITIES,
+    BrainRDMs,
     Codec,
     Dataset,
     Encoder,
     Head,
-    BrainRDMs,
     ImageMetric,
     LayerInfo,
     Metric,
@@ -452,7 +453,8 @@ def check_codec(codec: Codec, images: np.ndarray | None = None, atol: float = 1e
     fp = codec.fingerprint()
     assert isinstance(fp, str) and fp and fp == codec.fingerprint(), "fingerprint must be a stable string"
     z = codec.encode(images)
-    assert isinstance(z, np.ndarray) and z.dtype == np.float32, f"encode must return float32, got {type(z)} {getattr(z, 'dtype', '')}"
+    assert isinstance(z, np.ndarray) and z.dtype == np.float32, \
+        f"encode must return float32, got {type(z)} {getattr(z, 'dtype', '')}"
     assert z.shape == (len(images), dim), f"encode returned {z.shape}, expected ({len(images)}, {dim})"
     assert np.isfinite(z).all(), "encode returned NaN or infinite latents"
     np.testing.assert_allclose(codec.encode(images), z, atol=atol, err_msg="encode must be deterministic")

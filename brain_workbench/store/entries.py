@@ -23,12 +23,13 @@ import re
 import resource
 import socket
 import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import zarr
@@ -38,7 +39,7 @@ from zarr.core.sync import sync
 from brain_workbench.types import WorkbenchError, as_str_array
 
 if TYPE_CHECKING:
-    from brain_workbench.types import Recording
+    pass
 
 DEFAULT_STORE = "stores/default.zarr"
 META = "workbench"
@@ -65,7 +66,7 @@ class CorruptEntryError(WorkbenchError):
     path: str = ""
 
 
-def _damaged(store: "Store", path: str, how: str, group: bool = False) -> DamagedEntryError:
+def _damaged(store: Store, path: str, how: str, group: bool = False) -> DamagedEntryError:
     fix = "rebuild it" if group else "remove it (a rerun then recomputes it)"
     err = DamagedEntryError(f"store node {path or '/'!r} is damaged: {store.node_file(path)} {how}; run "
                             f"`workbench store repair --store {store.url}` to {fix}")
@@ -73,7 +74,7 @@ def _damaged(store: "Store", path: str, how: str, group: bool = False) -> Damage
     return err
 
 
-def _corrupt(store: "Store", path: str, detail: str) -> CorruptEntryError:
+def _corrupt(store: Store, path: str, detail: str) -> CorruptEntryError:
     err = CorruptEntryError(f"entry {path!r} in {store.url} is corrupt: {detail}, so it was not used; run "
                             f"`workbench store repair --store {store.url}` to remove it and rerun to recompute it")
     err.path = path
@@ -433,7 +434,7 @@ class Store:
 
     def writer(self, path: str, arrays: Mapping[str, ArraySpec], kind: str,
                attrs: Mapping[str, Any] | None = None, block_rows: int | None = None,
-               force: bool = False) -> "EntryWriter":
+               force: bool = False) -> EntryWriter:
         """Open an entry for writing, resuming it when an incomplete one with the same shape exists.
 
         ``force=True`` takes over an incomplete entry even when its recorded writer seems alive.
@@ -441,7 +442,7 @@ class Store:
         self._require_writable(f"write entry {path!r}")
         return EntryWriter(self, check_key(path), dict(arrays), kind, dict(attrs or {}), block_rows, force)
 
-    def open(self, path: str, require_complete: bool = True, verify: bool = True) -> "EntryReader":
+    def open(self, path: str, require_complete: bool = True, verify: bool = True) -> EntryReader:
         """Read access to an entry; with ``verify`` every read is checked against its checksums."""
         path = check_key(path)
         attrs = self.attrs(path)
@@ -695,7 +696,7 @@ class EntryReader:
 def _names_full_disk(method: Callable[..., Any]) -> Callable[..., Any]:
     """An ``EntryWriter`` method whose full-disk errors name the entry and the store."""
     @functools.wraps(method)
-    def wrapped(self: "EntryWriter", *args: Any, **kwargs: Any) -> Any:
+    def wrapped(self: EntryWriter, *args: Any, **kwargs: Any) -> Any:
         with disk_full_named(f"{self.path!r} in store {self.store.url}"):
             return method(self, *args, **kwargs)
     return wrapped
@@ -860,7 +861,7 @@ class EntryWriter:
         self.meta["provenance"] = provenance(started=self.started, **provenance_extra)
         self.group.attrs[META] = self.meta
 
-    def __enter__(self) -> "EntryWriter":
+    def __enter__(self) -> EntryWriter:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -881,7 +882,7 @@ def open_store(url: str | os.PathLike[str] | None = None, create: bool = True, m
     return Store(url or os.environ.get("WORKBENCH_STORE") or DEFAULT_STORE, create=create, mode=mode)
 
 
-def cache_store(store: "Store | str | os.PathLike[str] | None", enabled: bool = True) -> "Store | None":
+def cache_store(store: Store | str | os.PathLike[str] | None, enabled: bool = True) -> Store | None:
     """The store a dataset plugin caches recordings in (a Store, a URL, or $WORKBENCH_STORE), or None if off."""
     if not enabled:
         return None

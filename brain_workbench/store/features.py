@@ -9,13 +9,14 @@ batch of stimuli is loaded in a background thread while the current one is encod
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
-from brain_workbench.store import paths as store_paths
 from brain_workbench.store import ArraySpec, EntryWriter, Store, safe_name, suggest_block_rows
+from brain_workbench.store import paths as store_paths
 from brain_workbench.types import Encoder, StimulusSet, WorkbenchError, digest, resolve_layers
 
 Progress = Callable[[int], None]
@@ -145,7 +146,7 @@ def extract_features(
         loads = _prefetched(stimuli.get, batch_ids[1:] if reuse_first else batch_ids)
         chunks: dict[str, list[np.ndarray]] = {}
         try:
-            for i, (block, start, block_layers) in enumerate(plan):
+            for i, (block, _start, block_layers) in enumerate(plan):
                 ids = batch_ids[i]
                 if i == 0 and reuse_first:
                     assert first is not None

@@ -7,7 +7,8 @@ on disk, so an interrupted write resumes at the first missing block and never re
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 import brain_workbench as wb
-from brain_workbench.store.features import extract_features, feature_path
-from brain_workbench.store import Store
 from brain_workbench.plugin.testing import check_encoder
+from brain_workbench.store import Store
+from brain_workbench.store.features import extract_features, feature_path
 from brain_workbench.types import LayerInfo, StimulusSet, WorkbenchError
 
 D_IN, N_ATOMS, K = 16, 48, 3

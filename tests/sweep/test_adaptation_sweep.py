@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -17,9 +16,9 @@ import brain_workbench as wb
 from brain_workbench.cli import app
 from brain_workbench.figures.sweep import write_figures
 from brain_workbench.store import load_recording
+from brain_workbench.store.features import load_features
 from brain_workbench.sweep import Sweep, load_config, tidy_table
 from brain_workbench.sweep.config import config_from_dict
-from brain_workbench.store.features import load_features
 from brain_workbench.types import WorkbenchError
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"

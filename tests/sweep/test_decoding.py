@@ -161,9 +161,9 @@ def test_bad_workers_no_work_and_an_unknown_split_are_refused_before_features(tm
 
 
 def test_retrieval_figure_shows_the_similarities_the_scores_came_from(tmp_path, monkeypatch):
-    from brain_workbench.numerics.decoding import score_similarity as scored
     from brain_workbench.figures import reconstructions
     from brain_workbench.figures.sweep import write_figures
+    from brain_workbench.numerics.decoding import score_similarity as scored
 
     cfg = config_from_dict(config(tmp_path, decoding={"rois": ["V1"], "keep_predictions": True}, permutations=0))
     Sweep(cfg).run()
