@@ -52,10 +52,15 @@ def roi_colours(names: Sequence[str]) -> dict[str, tuple[float, float, float, fl
     import matplotlib
 
     palette = matplotlib.colormaps["tab10" if len(names) <= 10 else "tab20"]
-    return {name: tuple(float(c) for c in palette(i % palette.N)) for i, name in enumerate(names)}
+    def rgba(i: int) -> tuple[float, float, float, float]:
+        r, g, b, a = (float(c) for c in palette(i % palette.N))
+        return r, g, b, a
+
+    return {name: rgba(i) for i, name in enumerate(names)}
 
 
-def _outline(ax: Any, mesh: Any, hemi: str, outlines: Mapping[str, np.ndarray], colours: Mapping[str, Any]) -> None:
+def _outline(ax: Any, mesh: Any, hemi: str, outlines: Mapping[str, Mapping[str, np.ndarray]],
+             colours: Mapping[str, Any]) -> None:
     from nilearn import plotting
 
     for name, mask in outlines.items():
@@ -94,7 +99,7 @@ def _draw(hemis: dict[str, np.ndarray], title: str, cmap: str, vmin: float | Non
     n = len(views)
     fig = plt.figure(figsize=(4 * n, 4.6))
     width = 0.9 / n
-    axes = [fig.add_axes([0.01 + i * width, 0.06, width * 0.98, 0.78], projection="3d") for i in range(n)]
+    axes = [fig.add_axes((0.01 + i * width, 0.06, width * 0.98, 0.78), projection="3d") for i in range(n)]
     for ax, (hemi, view) in zip(axes, views):
         data = hemis[hemi].copy()
         if threshold is not None:
@@ -116,7 +121,7 @@ def _draw(hemis: dict[str, np.ndarray], title: str, cmap: str, vmin: float | Non
 
         handles = [Line2D([], [], color=c, lw=3, label=n) for n, c in roi_colours(list(outlines)).items()]
         fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 8), frameon=False, title="ROI outlines")
-    cax = fig.add_axes([0.915, 0.16, 0.012, 0.6])
+    cax = fig.add_axes((0.915, 0.16, 0.012, 0.6))
     norm = colors.LogNorm(10**vmin, 10**vmax) if log else colors.Normalize(vmin, vmax)
     fig.colorbar(cm.ScalarMappable(norm=norm, cmap=cmap), cax=cax, label=colorbar_label)
     fig.suptitle(title, fontsize=14, y=0.97)
@@ -191,7 +196,7 @@ def plot_roi_labels(rois: Mapping[str, np.ndarray], hemisphere: np.ndarray, vert
     fig = plt.figure(figsize=(4 * len(chosen), 4.8))
     width = 0.98 / len(chosen)
     for i, (hemi, view) in enumerate(chosen):
-        ax = fig.add_axes([0.01 + i * width, 0.16, width * 0.98, 0.7], projection="3d")
+        ax = fig.add_axes((0.01 + i * width, 0.16, width * 0.98, 0.7), projection="3d")
         roi_map = np.nan_to_num(labels[hemi], nan=0.0).astype(int)
         plotting.plot_surf_roi(surf_mesh=mesh["inflated"].parts[hemi], roi_map=roi_map, bg_map=sulc.data.parts[hemi],
                                hemi=hemi, view=view, cmap=cmap, vmin=0.5, vmax=len(names) + 0.5, threshold=0.5,

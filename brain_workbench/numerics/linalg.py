@@ -36,6 +36,7 @@ class Backend:
         if name not in ("numpy", "torch"):
             raise WorkbenchError(f"unknown backend {name!r}; use 'numpy' or 'torch'")
         self.name = name
+        self.device: Any  # a torch.device on the torch backend, "cpu" on the numpy one
         if name == "numpy":
             if device not in (None, "cpu"):
                 raise WorkbenchError(f"the numpy backend runs on the CPU only (got device={device!r}); "
@@ -252,7 +253,8 @@ class RidgeSolver:
         self.Xg = bk.asarray(Xd, self.dtype)
         self.folds = list(folds) if folds is not None else []
         kinds = [self._kind(len(tr)) for tr, _ in self.folds] + [self._kind(self.n)]
-        self._G = self._K = None
+        self._G: Any = None  # Xᵀ X (primal folds)
+        self._K: Any = None  # X Xᵀ (dual folds)
         if "primal" in kinds:
             self._G = Xd.T @ Xd
             self.flops += 2.0 * self.n * self.p * self.p
@@ -333,7 +335,7 @@ class RidgeSolver:
         cols = np.arange(Y.shape[1]) if cols is None else np.arange(Y.shape[1])[cols]
         if bk.torch is not None and isinstance(Ysub, bk.torch.Tensor):
             Ysub = Ysub.detach().cpu().numpy()
-        y_mean = (np.mean(Ysub, axis=0, dtype=np.float64) if self.fit_intercept
+        y_mean = (np.asarray(np.mean(Ysub, axis=0, dtype=np.float64)) if self.fit_intercept
                   else np.zeros(Ysub.shape[1]))
         Yg = bk.asarray(Ysub, self.dtype)
         if self.fit_intercept:

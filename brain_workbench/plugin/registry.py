@@ -99,17 +99,18 @@ class Entry:
 
     def load(self) -> Callable[..., Any]:
         """The factory itself (importing it when it was registered as ``"module:attr"``)."""
-        if isinstance(self.factory, str):
-            module, _, attr = self.factory.partition(":")
+        factory = self.factory
+        if isinstance(factory, str):
+            module, _, attr = factory.partition(":")
             try:
                 target: Any = importlib.import_module(module)
                 for part in attr.split("."):
                     target = getattr(target, part)
             except Exception as exc:
                 raise WorkbenchError(f"{self.kind} {self.name!r} (plugin {self.plugin}): cannot load its factory "
-                                     f"{self.factory!r}: {type(exc).__name__}: {exc}") from None
-            self.factory = target
-        return self.factory
+                                     f"{factory!r}: {type(exc).__name__}: {exc}") from None
+            self.factory = factory = target
+        return factory
 
     def options(self) -> dict[str, OptionInfo] | None:
         """The factory's options (type, default, help, choices); ``None`` if it takes ``**kwargs``."""
@@ -199,7 +200,7 @@ class Registry:
 
     def add_plugin(self, plugin: ModuleType | object, name: str | None = None, source: str = "runtime") -> PluginInfo:
         """Register a plugin object (module or instance with hookimpls) directly, e.g. from a notebook."""
-        name = name or getattr(plugin, "__name__", type(plugin).__name__)
+        name = name or str(getattr(plugin, "__name__", type(plugin).__name__))
         if name in self.plugins:
             raise WorkbenchError(f"a plugin named {name!r} is already loaded (from {self.plugins[name].source}); "
                                  "pass another name")

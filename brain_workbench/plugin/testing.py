@@ -15,7 +15,7 @@ once. Each check raises ``AssertionError`` with a message naming the broken rule
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, Protocol, TypeGuard
 
 import numpy as np
 
@@ -40,6 +40,16 @@ from brain_workbench.types import (
 INVARIANCES = ("permutation", "isotropic_scaling", "orthogonal", "translation", "invertible_linear")
 SURFACE_VERTICES = {"fsaverage": 163842, "fsaverage7": 163842, "fsaverage6": 40962, "fsaverage5": 10242}
 Check = Callable[[Any], None]
+
+
+class _RDMDataset(Dataset, Protocol):
+    """A dataset that sets ``provides = "rdms"`` (the optional part of the Dataset protocol)."""
+
+    def rdms(self, subject: str) -> list[BrainRDMs]: ...
+
+
+def _provides_rdms(dataset: Dataset) -> TypeGuard[_RDMDataset]:
+    return getattr(dataset, "provides", "responses") == "rdms"
 
 
 def sample_stimuli(modality: str, n: int = 4, seed: int = 0) -> list:
@@ -141,7 +151,7 @@ DATASET_CHECKS: tuple[Check, ...] = (
 )
 
 
-def check_dataset_rdms(dataset: Dataset) -> None:
+def check_dataset_rdms(dataset: _RDMDataset) -> None:
     """A dataset that provides RDMs returns, for its first subject, a non-empty list of ``BrainRDMs`` of
     that subject, of known stimuli, with one RDM per ROI and session."""
     subject = dataset.subjects()[0]
@@ -253,7 +263,9 @@ def check_head_clonable(head: Head) -> None:
         twin = clone(head)
     except Exception as exc:
         raise AssertionError(f"the head cannot be cloned like a scikit-learn estimator: {exc}") from None
-    assert type(twin) is type(head) and twin.get_params() == head.get_params(), \
+    get_params = getattr(head, "get_params", None)  # outside the Head protocol, but clone() relies on it
+    same_class = type(twin) is type(head)
+    assert same_class and callable(get_params) and twin.get_params() == get_params(), \
         "the head must be clonable like a scikit-learn estimator (get_params/set_params from __init__)"
 
 
@@ -379,7 +391,7 @@ def _run(plugin: Any, checks: Sequence[Check]) -> None:
 
 def check_dataset(dataset: Dataset, subjects: Sequence[str] | None = None) -> None:
     """Every dataset check (``subjects`` are also loaded and validated when given)."""
-    if getattr(dataset, "provides", "responses") == "rdms":
+    if _provides_rdms(dataset):
         _run(dataset, RDM_DATASET_CHECKS)
         for s in subjects or ():
             assert all(r.subject == s for r in dataset.rdms(s)), f"rdms({s!r}) is wrong"

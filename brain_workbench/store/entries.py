@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import zarr
@@ -44,7 +44,8 @@ if TYPE_CHECKING:
 DEFAULT_STORE = "stores/default.zarr"
 META = "workbench"
 NODE_FILE = "zarr.json"
-MODES = ("r", "r+", "a")
+StoreMode = Literal["r", "r+", "a"]
+MODES: tuple[StoreMode, ...] = ("r", "r+", "a")
 _SEGMENT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,199}$")
 _RESERVED = {"zarr.json"}
 TARGET_CHUNK_BYTES = 4 * 2**20
@@ -96,6 +97,20 @@ def disk_full_named(where: str) -> Iterator[None]:
         raise WorkbenchError(f"no space left on the disk holding {where} ({os.strerror(exc.errno)}); free space "
                              "or pass another --store; finished entries and blocks are kept and a rerun resumes"
                              ) from exc
+
+
+def _as_group(node: zarr.Array | zarr.Group, path: str) -> zarr.Group:
+    """``node`` (a child of a zarr group) as the group that ``path`` must be."""
+    if not isinstance(node, zarr.Group):
+        raise WorkbenchError(f"{path!r} is a zarr array where a group was expected")
+    return node
+
+
+def _as_array(node: zarr.Array | zarr.Group, path: str) -> zarr.Array:
+    """``node`` (a child of a zarr group) as the array that ``path`` must be."""
+    if not isinstance(node, zarr.Array):
+        raise WorkbenchError(f"{path!r} is a zarr group where an array was expected")
+    return node
 
 
 def check_key(path: str) -> str:
@@ -403,7 +418,7 @@ class Store:
         doc = self._node(path)
         if doc is None or doc.get("node_type") != "group":
             return None
-        return self.root[path]
+        return _as_group(self.root[path], path)
 
     def attrs(self, path: str) -> dict[str, Any] | None:
         """All attrs of entry ``path``, or None when there is no entry there.
@@ -589,16 +604,17 @@ class EntryReader:
         self.store, self.path, self.verify = store, path, verify
         self.attrs = dict(attrs)
         self.meta = dict(self.attrs[META])
-        self.group = store.root[path]
+        self.group = _as_group(store.root[path], path)
 
     def array(self, name: str) -> zarr.Array:
         try:
-            return self.group[name]
+            node = self.group[name]
         except KeyError:
             raise WorkbenchError(f"entry {self.path!r} has no array {name!r}; it has {', '.join(self.names())}") from None
         except ValueError as exc:  # an unreadable array zarr.json
             raise _corrupt(self.store, self.path, f"the metadata of array {name!r} are unreadable "
                                                   f"({type(exc).__name__}: {exc})") from None
+        return _as_array(node, f"{self.path}/{name}")
 
     def names(self) -> list[str]:
         return sorted(self.group.array_keys())
@@ -677,11 +693,14 @@ class EntryReader:
         rows = self._block_rows()
         for name, sums in self.meta.get("checksums", {}).items():
             try:
-                node = self.group[name]
+                child = self.group[name]
             except KeyError:
                 return f"array {name!r} is missing"
             except ValueError as exc:
                 return f"the metadata of array {name!r} are unreadable ({type(exc).__name__}: {exc})"
+            if not isinstance(child, zarr.Array):
+                return f"{name!r} is a group, not an array"
+            node = child
             for block, expected in sums.items():
                 span = None if block == "all" else slice(int(block) * rows, (int(block) + 1) * rows)
                 try:
@@ -731,7 +750,7 @@ class EntryWriter:
         self._check_location(store, path)
         existing = store.meta(path)
         if existing is not None and existing.get("complete"):
-            self.group = store.root[path]
+            self.group = _as_group(store.root[path], path)
             self.meta = existing
             return
         if existing is not None:
@@ -745,7 +764,7 @@ class EntryWriter:
                 store.delete(path)  # an incomplete entry of another shape cannot be resumed
                 existing = None
         if existing is not None:
-            self.group = store.root[path]
+            self.group = _as_group(store.root[path], path)
             self.meta = existing
         else:
             self.group = store.root.require_group(path)
@@ -777,8 +796,12 @@ class EntryWriter:
         fill = np.nan if dtype.kind == "f" else 0
         if chunks is None:
             chunks = (self.block_rows,) + tuple(spec.shape[1:]) if spec.blocked else None
-        kwargs = {"chunks": chunks} if chunks is not None else {}
-        self.group.create_array(name, shape=spec.shape, dtype=dtype, fill_value=fill, overwrite=True, **kwargs)
+        self.group.create_array(name, shape=spec.shape, dtype=dtype, fill_value=fill, overwrite=True,
+                                chunks="auto" if chunks is None else chunks)
+
+    def array(self, name: str) -> zarr.Array:
+        """The raw zarr array ``name`` of this entry."""
+        return _as_array(self.group[name], f"{self.path}/{name}")
 
     # ---- state -----------------------------------------------------------------------------
     @property
@@ -819,7 +842,7 @@ class EntryWriter:
             if value.dtype.kind == "f" and not np.isfinite(value).all():
                 raise WorkbenchError(f"block {block} of {self.path}/{name} holds NaN or infinite values; "
                                      "refusing to cache them (check the model or the input data)")
-            self.group[name][rows] = value
+            self.array(name)[rows] = value
             sums[name] = block_digest(value)
         for name, s in sums.items():
             self.meta["checksums"].setdefault(name, {})[str(block)] = s
@@ -839,8 +862,9 @@ class EntryWriter:
             raise WorkbenchError(f"{self.path}/{name} has shape {value.shape}, expected {spec.shape}")
         if chunks is not None and spec.dtype != "str":
             self._create_array(name, spec, chunks=chunks)
-        self.group[name][...] = value
-        self.meta["checksums"].setdefault(name, {})["all"] = block_digest(np.asarray(self.group[name][...]))
+        array = self.array(name)
+        array[...] = value
+        self.meta["checksums"].setdefault(name, {})["all"] = block_digest(np.asarray(array[...]))
         if self.meta.get("writer"):
             self.meta["writer"]["updated"] = time.time()
         self.group.attrs[META] = self.meta

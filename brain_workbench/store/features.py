@@ -9,7 +9,7 @@ batch of stimuli is loaded in a background thread while the current one is encod
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -70,7 +70,7 @@ def _existing_layout(meta: Mapping[str, Any] | None, n: int, dtype: str) -> tupl
     return int(shape[1]), rows
 
 
-def _prefetched(loader: Callable[[Sequence[str]], list], batches: Sequence[Sequence[str]]) -> Iterator[list]:
+def _prefetched(loader: Callable[[Sequence[str]], list], batches: Sequence[Sequence[str]]) -> Generator[list, None, None]:
     """Yield ``loader(ids)`` for each batch while the next batch loads in a background thread."""
     if not batches:
         return
