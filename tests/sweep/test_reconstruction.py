@@ -83,6 +83,7 @@ class Thumbnail32:
         return "thumb32-v1"
 
 
+@pytest.mark.slow  # a sweep that also runs a (tiny) Kandinsky diffusion pipeline per cell
 def test_generation_cells_turn_decoded_embeddings_into_images(tmp_path):
     import brain_workbench as wb
     import diffusion_fixtures as F
