@@ -76,8 +76,8 @@ def bare_loop(encoder, images: list, layers: list[str], batch_size: int) -> dict
 
 
 def workbench_run(encoder, images: list, layers: list[str], batch_size: int, root: Path) -> dict[str, np.ndarray]:
-    from brain_workbench.store.features import extract_features, load_features
     from brain_workbench.store import Store
+    from brain_workbench.store.features import extract_features, load_features
     from brain_workbench.types import StimulusSet
 
     ids = tuple(f"img{id(images)}-{i:05d}" for i in range(len(images)))

@@ -198,7 +198,8 @@ def main() -> None:
         if args.skip_himalaya:
             return
         him = run_child("himalaya", args, tmp)
-        print(f"himalaya RidgeCV ({him['himalaya_backend']}):    {him['wall']:8.2f} s   peak +{him['peak_bytes'] / 2**20:8.0f} MiB")
+        print(f"himalaya RidgeCV ({him['himalaya_backend']}):    {him['wall']:8.2f} s   "
+              f"peak +{him['peak_bytes'] / 2**20:8.0f} MiB")
         if "gpu_peak_bytes" in him:
             print(f"  GPU peak memory {him['gpu_peak_bytes'] / 2**20:.0f} MiB")
         agree = np.mean(np.isclose(ours["best"], him["best"], rtol=1e-4))

@@ -132,7 +132,8 @@ def main() -> None:
         total = t["rdms"] + t["spearman"] + t["permutations"]
         print(f"workbench : RDMs {t['rdms']:8.2f} s | Spearman {t['spearman']:6.2f} s | "
               f"{t['perms_run']} perms {t['permutations']:8.2f} s ({1e3 * t['permutations'] / t['perms_run']:.1f} ms each)"
-              f" | total {total:8.2f} s | peak +{ours['peak_bytes'] / 2**20:.0f} MiB | rho={ours['rho']:.6f} p={ours['pvalue']:.4f}")
+              f" | total {total:8.2f} s | peak +{ours['peak_bytes'] / 2**20:.0f} MiB"
+              f" | rho={ours['rho']:.6f} p={ours['pvalue']:.4f}")
         if args.skip_rsatoolbox:
             return
         small = argparse.Namespace(**vars(args))

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from brain_workbench.store.features import load_features
 from brain_workbench.store import ArraySpec, Store, load_recording, save_recording
+from brain_workbench.store.features import load_features
 from brain_workbench.types import Recording, Units
 
 

@@ -12,8 +12,10 @@ The Python API that notebooks and the CLI share::
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version as _version
-from typing import Any, Callable
+from collections.abc import Callable
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _version
+from typing import Any
 
 from brain_workbench.plugin.hooks import hookimpl
 from brain_workbench.plugin.registry import get_registry, reset_registry

@@ -12,21 +12,23 @@ from __future__ import annotations
 import datetime as _dt
 import html
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from brain_workbench.analysis.contract import ReportSection
 from brain_workbench.figures.layers import retrieval_columns
 from brain_workbench.figures.sweep import figure_captions, write_figures
-from brain_workbench.store.paths import manifest_path
 from brain_workbench.store import Store, provenance
+from brain_workbench.store.paths import manifest_path
 from brain_workbench.sweep import results_table
 from brain_workbench.sweep.tables import analyses_for, code_revision
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:0 auto;max-width:1200px;padding:1em 2em;color:#222;line-height:1.4}
 nav{background:#f5f5f5;padding:.5em 1.5em;border-radius:6px} nav ul{margin:.3em 0}
-table{border-collapse:collapse;margin:.5em 0 1.5em;font-size:90%} td,th{padding:2px 8px;border-bottom:1px solid #ddd;text-align:right}
+table{border-collapse:collapse;margin:.5em 0 1.5em;font-size:90%}
+td,th{padding:2px 8px;border-bottom:1px solid #ddd;text-align:right}
 th{background:#fafafa} td.l,th.l{text-align:left} pre{background:#f7f7f7;padding:1em;overflow:auto;font-size:85%}
 figure{margin:1.5em 0} figure img{max-width:100%;border:1px solid #eee} figcaption{font-size:92%;color:#444;max-width:60em}
 iframe{width:100%;height:620px;border:1px solid #ddd} .note{color:#555;font-size:90%}
@@ -66,7 +68,8 @@ def _html_table(frame: Any, left: int) -> str:
                    for i, c in enumerate(frame.columns))
     rows = []
     for values in frame.itertuples(index=False):
-        cells = [f"<td class='l'>{html.escape(str(v))}</td>" if i < left else f"<td>{_fmt(v) if not isinstance(v, str) else html.escape(v)}</td>"
+        cells = [f"<td class='l'>{html.escape(str(v))}</td>" if i < left
+                 else f"<td>{_fmt(v) if not isinstance(v, str) else html.escape(v)}</td>"
                  for i, v in enumerate(values)]
         rows.append(f"<tr>{''.join(cells)}</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
@@ -92,7 +95,7 @@ def retrieval_table(rows: Any) -> Any:
     import pandas as pd
 
     out = []
-    for (encoder, layer, depth, roi), part in _ordered(rows).groupby(["encoder", "layer", "depth", "roi"], sort=False):
+    for (encoder, layer, _, roi), part in _ordered(rows).groupby(["encoder", "layer", "depth", "roi"], sort=False):
         row = {"encoder": encoder, "layer": layer, "roi": roi}
         for score in retrieval_columns(part):
             mean, sem = part[score].mean(), part[score].sem() if len(part) > 1 else float("nan")

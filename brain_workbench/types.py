@@ -9,9 +9,10 @@ from __future__ import annotations
 import hashlib
 import json
 import typing
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Literal, Mapping, Protocol, Sequence, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -162,7 +163,7 @@ class StimulusSet:
         """Load the stimuli for ``ids`` (PIL images for ``image``, strings for ``text``)."""
         return self.loader(list(ids))
 
-    def subset(self, ids: Sequence[str]) -> "StimulusSet":
+    def subset(self, ids: Sequence[str]) -> StimulusSet:
         known = set(self.ids)
         missing = [i for i in ids if i not in known]
         if missing:
@@ -234,7 +235,7 @@ class Units:
             labels[(labels == "") & mask] = name
         return labels
 
-    def select(self, index: np.ndarray) -> "Units":
+    def select(self, index: np.ndarray) -> Units:
         index = np.asarray(index)
         pick = lambda a: None if a is None else np.asarray(a)[index]  # noqa: E731
         n = int(index.sum()) if index.dtype == bool else len(index)
@@ -340,7 +341,7 @@ class Recording:
         return digest(self.dataset, self.subject, self.preprocessing, self.responses.shape,
                       self.responses[: min(64, len(self.responses))].astype(np.float32))
 
-    def average_repetitions(self, chunk_columns: int = 2048) -> "Recording":
+    def average_repetitions(self, chunk_columns: int = 2048) -> Recording:
         """Average trials that share a stimulus; the result has one row per unique stimulus.
 
         The noise ceiling is rescaled from the repetitions each row held before (``noise_ceiling_n``)
@@ -381,12 +382,12 @@ class Recording:
                 n = float(step["noise_ceiling_n"])
         return n
 
-    def select_units(self, mask: np.ndarray) -> "Recording":
+    def select_units(self, mask: np.ndarray) -> Recording:
         mask = np.asarray(mask)
         nc = None if self.noise_ceiling is None else self.noise_ceiling[mask]
         return replace(self, responses=self.responses[:, mask], units=self.units.select(mask), noise_ceiling=nc)
 
-    def select_trials(self, stimulus_ids: Sequence[str]) -> "Recording":
+    def select_trials(self, stimulus_ids: Sequence[str]) -> Recording:
         """The trials showing ``stimulus_ids``; splits keep only the stimuli that remain."""
         keep = np.isin(self.trial_stimulus_ids, as_str_array(stimulus_ids))
         left = set(self.trial_stimulus_ids[keep].tolist())
@@ -463,7 +464,7 @@ class BrainRDMs:
 
         return squareform(self.rdm, checks=False)
 
-    def select(self, ids: Sequence[str]) -> "BrainRDMs":
+    def select(self, ids: Sequence[str]) -> BrainRDMs:
         """The RDM of the stimuli ``ids``, in that order (each must be one of this RDM's)."""
         position = {s: i for i, s in enumerate(self.stimulus_ids.tolist())}
         missing = [s for s in ids if s not in position]
@@ -560,7 +561,7 @@ class Head(Protocol):
 
     direction: str
 
-    def fit(self, X: np.ndarray, y: np.ndarray) -> "Head": ...
+    def fit(self, X: np.ndarray, y: np.ndarray) -> Head: ...
     def predict(self, X: np.ndarray) -> np.ndarray: ...
     def score(self, X: np.ndarray, y: np.ndarray) -> np.ndarray: ...
 

@@ -1,1 +1,3 @@
-"""Built-in plugins of brain-workbench, installed as ``brain_workbench_plugins``; each registers through the `workbench` entry-point group."""
+"""Built-in plugins of brain-workbench, installed as ``brain_workbench_plugins``.
+
+Each registers through the `workbench` entry-point group."""

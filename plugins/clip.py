@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
-
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal, Sequence
+from typing import Annotated, Any, Literal
 
 from brain_workbench.sdk import EncoderBase, LayerInfo, Option, WorkbenchError, digest, hookimpl
 

@@ -8,7 +8,7 @@ and reshapes back to uint8 ``(n, S, S, 3)``.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import numpy as np
 

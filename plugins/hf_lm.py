@@ -10,8 +10,9 @@ feature. Importing this module is cheap; torch and transformers load on first us
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal, Sequence
+from typing import Annotated, Any, Literal
 
 from brain_workbench.sdk import EncoderBase, LayerInfo, Option, WorkbenchError, digest, hookimpl
 

@@ -9,7 +9,8 @@ triangle (i < j) in row-major order, as rsatoolbox's ``get_vectors()``.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Callable, Literal, Sequence
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from scipy.spatial.distance import squareform
@@ -168,7 +169,8 @@ def rdm(X: np.ndarray, method: str = "correlation", *, conditions: Sequence[Any]
             A, _ = _average_by(X[~test], conditions[~test])
             B, values = _average_by(X[test], conditions[test])
             if len(values) != len(np.unique(conditions)):
-                raise WorkbenchError(f"partition {fold!r} lacks some conditions; crossnobis needs every condition in every partition")
+                raise WorkbenchError(f"partition {fold!r} lacks some conditions; "
+                                     "crossnobis needs every condition in every partition")
             K = A @ P @ B.T
             d = np.diag(K).copy()
             total = total + condensed(d[:, None] + d[None, :] - K - K.T) / p

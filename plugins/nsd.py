@@ -29,15 +29,23 @@ from __future__ import annotations
 
 import re
 import warnings
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Any, Literal, Sequence
+from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
 import numpy as np
 
 from brain_workbench.sdk import (
-    Option, Recording, StimulusSet, Units, WorkbenchError, digest, hookimpl, noise_ceiling_from_ncsnr,
+    Option,
+    Recording,
+    StimulusSet,
+    Units,
+    WorkbenchError,
+    digest,
+    hookimpl,
+    noise_ceiling_from_ncsnr,
 )
 
 NAME = "nsd"

@@ -31,14 +31,22 @@ import json
 import re
 import shutil
 import zipfile
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Any, Literal, Sequence
+from typing import Annotated, Any, Literal
 
 import numpy as np
 
 from brain_workbench.sdk import (
-    Option, Recording, StimulusSet, Units, WorkbenchError, digest, hookimpl, noise_ceiling_from_ncsnr,
+    Option,
+    Recording,
+    StimulusSet,
+    Units,
+    WorkbenchError,
+    digest,
+    hookimpl,
+    noise_ceiling_from_ncsnr,
 )
 
 NAME = "things-eeg2"

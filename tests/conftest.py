@@ -6,11 +6,11 @@ import os
 import shutil
 import subprocess
 import sys
-import tomllib
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
+import tomllib
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"

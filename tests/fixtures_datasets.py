@@ -338,7 +338,7 @@ class FileServer:
         self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
                                         daemon=True)
 
-    def __enter__(self) -> "FileServer":
+    def __enter__(self) -> FileServer:
         self._thread.start()
         return self
 

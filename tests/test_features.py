@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 import brain_workbench.store.features as features
+from brain_workbench.store import EntryWriter, Store
 from brain_workbench.store.features import extract_features, load_features
 from brain_workbench.store.paths import encoder_key, feature_path
-from brain_workbench.store import EntryWriter, Store
 from brain_workbench.types import LayerInfo, StimulusSet, WorkbenchError
 
 N = 45

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,9 +11,7 @@ from rich.console import Console
 
 from brain_workbench.downloads.fetch import RemoteFile, fetch_files, md5_from_etag, read_sha256_manifest
 from brain_workbench.types import WorkbenchError
-
-sys.path.insert(0, str(Path(__file__).parent))
-from fixtures_datasets import FileServer  # noqa: E402
+from fixtures_datasets import FileServer
 
 TERMS = "https://example.org/terms"
 

@@ -102,7 +102,7 @@ class Flaky:
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/data.bin"
         self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
-    def __enter__(self) -> "Flaky":
+    def __enter__(self) -> Flaky:
         self._thread.start()
         return self
 

@@ -7,6 +7,8 @@ import pytest
 import torch
 import torchvision.transforms.functional as TF
 
+from brain_workbench.plugin.testing import sample_images
+from brain_workbench.store import Store
 from brain_workbench.store.images import (
     check_images,
     images_path,
@@ -16,8 +18,6 @@ from brain_workbench.store.images import (
     to_uint8,
     write_images,
 )
-from brain_workbench.store import Store
-from brain_workbench.plugin.testing import sample_images
 from brain_workbench.types import WorkbenchError
 
 IDS = [f"nsd-{i:05d}" for i in range(1, 12)]

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import importlib.metadata as metadata
 import json
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
 import pytest
@@ -17,9 +16,9 @@ import typer
 from typer.testing import CliRunner
 
 import brain_workbench as wb
-from brain_workbench.plugin.options import Option
 from brain_workbench import cli
 from brain_workbench.cli import app
+from brain_workbench.plugin.options import Option
 from brain_workbench.plugin.registry import DISABLE_ENV, Registry, get_registry
 from brain_workbench.plugin.testing import check_dataset, check_encoder, check_head, check_metric
 from brain_workbench.types import WorkbenchError
@@ -102,9 +101,11 @@ def test_unknown_names_list_known_ones(with_plugins: Registry) -> None:
 
 
 def test_unknown_options_are_refused(with_plugins: Registry) -> None:
-    with pytest.raises(WorkbenchError, match=r"encoder 'fake-encoder' has no option 'widht' \(did you mean 'width'\?\); its options are: width, n_layers"):
+    with pytest.raises(WorkbenchError, match=r"encoder 'fake-encoder' has no option 'widht' \(did you mean 'width'\?\); "
+                                             r"its options are: width, n_layers"):
         wb.encoder("fake-encoder", widht=3)
-    with pytest.raises(WorkbenchError, match=r"head 'fake-ridge' has no option 'alphas' \(did you mean 'alpha'\?\); its options are: alpha"):
+    with pytest.raises(WorkbenchError,
+                       match=r"head 'fake-ridge' has no option 'alphas' \(did you mean 'alpha'\?\); its options are: alpha"):
         wb.head("fake-ridge", alphas=[1.0])
     with pytest.raises(WorkbenchError, match="metric 'fake-cka' has no option 'debiased'; its options are: none"):
         wb.metric("fake-cka", debiased=True)

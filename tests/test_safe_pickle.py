@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,9 +10,7 @@ import pytest
 
 from brain_workbench.downloads.safe_pickle import load_npy, load_npy_dict
 from brain_workbench.types import WorkbenchError
-
-sys.path.insert(0, str(Path(__file__).parent))
-from fixtures_datasets import make_things_eeg2  # noqa: E402
+from fixtures_datasets import make_things_eeg2
 
 
 class MakeDir:

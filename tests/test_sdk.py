@@ -33,4 +33,4 @@ def test_old_flat_names_warn_and_name_their_submodule(name: str, sub: str) -> No
         value = getattr(sdk, name)
     assert value is getattr(importlib.import_module(f"brain_workbench.sdk.{sub}"), name)
     with pytest.raises(AttributeError, match="has no attribute 'no_such_helper'"):
-        sdk.no_such_helper  # type: ignore[attr-defined]
+        _ = sdk.no_such_helper  # type: ignore[attr-defined]

@@ -55,8 +55,8 @@ def test_permutation_pvalues_are_uniform_under_the_null():
 def test_permutation_detects_a_real_effect_and_alternatives():
     rng = np.random.default_rng(3)
     X = rng.standard_normal((40, 5))
-    res = stats.permutation_test(lambda x, y: float(np.corrcoef(x[:, 0], y[:, 0])[0, 1]), X, X + 0.3 * rng.standard_normal(X.shape),
-                                 n_permutations=199)
+    res = stats.permutation_test(lambda x, y: float(np.corrcoef(x[:, 0], y[:, 0])[0, 1]), X,
+                                 X + 0.3 * rng.standard_normal(X.shape), n_permutations=199)
     assert res.pvalue == pytest.approx(1 / 200)
     less = stats.permutation_test(lambda x, y: float(np.corrcoef(x[:, 0], y[:, 0])[0, 1]), X, -X, 199, alternative="less")
     assert less.pvalue == pytest.approx(1 / 200)

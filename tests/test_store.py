@@ -18,7 +18,16 @@ import zarr
 from typer.testing import CliRunner
 
 from brain_workbench.cli import app
-from brain_workbench.store import ArraySpec, META, Store, check_key, load_recording, open_store, safe_name, save_recording
+from brain_workbench.store import (
+    META,
+    ArraySpec,
+    Store,
+    check_key,
+    load_recording,
+    open_store,
+    safe_name,
+    save_recording,
+)
 from brain_workbench.types import Recording, Units, WorkbenchError
 
 runner = CliRunner()

@@ -75,7 +75,7 @@ class GoodHead(BaseEstimator):
     def __init__(self, alpha: float = 1e-3) -> None:
         self.alpha = alpha
 
-    def fit(self, X: np.ndarray, Y: np.ndarray) -> "GoodHead":
+    def fit(self, X: np.ndarray, Y: np.ndarray) -> GoodHead:
         X, Y = np.asarray(X, dtype=float), np.asarray(Y, dtype=float)
         if not (np.isfinite(X).all() and np.isfinite(Y).all()):
             raise ValueError("NaN in input")
@@ -285,7 +285,7 @@ class ScoreIgnoresInput(GoodHead):
 
 
 class AcceptsNan(GoodHead):
-    def fit(self, X: np.ndarray, Y: np.ndarray) -> "AcceptsNan":
+    def fit(self, X: np.ndarray, Y: np.ndarray) -> AcceptsNan:
         return super().fit(np.nan_to_num(X), Y)
 
 

@@ -5,8 +5,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from brain_workbench.types import (SURFACE_MESHES, LayerInfo, NotASurfaceError, Recording, StimulusSet, Units, WorkbenchError,
-                                   as_str_array, digest, surface_mesh)
+from brain_workbench.types import (
+    SURFACE_MESHES,
+    LayerInfo,
+    NotASurfaceError,
+    Recording,
+    StimulusSet,
+    Units,
+    WorkbenchError,
+    as_str_array,
+    digest,
+    surface_mesh,
+)
 
 LAYERS = [LayerInfo("embed", 0.0), LayerInfo("block1", 0.25), LayerInfo("block2", 0.5),
           LayerInfo("block3", 0.75), LayerInfo("head", 1.0)]

@@ -10,12 +10,18 @@ through :func:`prepare_adaptation`, :func:`fit_model` and :func:`score_sessions`
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
-from brain_workbench.numerics.scoring import pearson_per_output, pearson_per_unit, retrieval_topk, two_way_identification
+from brain_workbench.numerics.scoring import (
+    pearson_per_output,
+    pearson_per_unit,
+    retrieval_topk,
+    two_way_identification,
+)
 from brain_workbench.plugin.registry import get_registry
 from brain_workbench.types import Recording, WorkbenchError, as_str_array
 

@@ -12,8 +12,9 @@ import functools
 import importlib
 import inspect
 import sys
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Mapping, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -94,7 +95,7 @@ class CellResult:
     info: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_dict(cls, result: Mapping[str, Any]) -> "CellResult":
+    def from_dict(cls, result: Mapping[str, Any]) -> CellResult:
         """A result given as one dict: arrays, ``rois``, ``n_test``, ``timing_s`` and (optional) ``images``
         with their ``test_ids``; any other scalar becomes ``info``."""
         data = dict(result)
@@ -220,7 +221,7 @@ def table_labels(specs: Sequence[Any]) -> list[str]:
             for i, s in enumerate(specs)]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def source_digest(*modules: str) -> str:
     """A digest of the source of the named modules: a cell key holding it changes whenever that code does."""
     parts = []

@@ -27,7 +27,12 @@ def fold_count(cv: dict[str, Any], rec: Recording | None = None, group_labels: n
         return 1
     if cv["scheme"] == "kfold":
         return int(cv["k"])
-    labels = group_labels if group_labels is not None else _groups(rec, cv["group"], "group")
+    if group_labels is not None:
+        labels = group_labels
+    elif rec is not None:
+        labels = _groups(rec, cv["group"], "group")
+    else:
+        raise WorkbenchError("leave-one-group-out needs the recording's group labels to count its folds")
     return len(np.unique(labels))
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import tracemalloc
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from brain_workbench.analysis.contract import CellResult
 
@@ -37,10 +38,11 @@ def measured(compute: Callable[[str, Any], CellResult], store_url: str, cell: An
     no overhead); elsewhere it is tracemalloc's peak of traced allocations (about 15% slower cells).
     ``peak_memory_source`` says which.
     """
-    if _reset_peak_rss():
-        before = _proc_memory_kib()["VmRSS"]
+    before = _proc_memory_kib() if _reset_peak_rss() else None
+    if before is not None:
         result = compute(store_url, cell)
-        peak, source = round(max(_proc_memory_kib()["VmHWM"] - before, 0) / 1024, 3), "rss"
+        after = _proc_memory_kib() or {"VmHWM": before["VmRSS"]}
+        peak, source = round(max(after["VmHWM"] - before["VmRSS"], 0) / 1024, 3), "rss"
     else:
         tracing = not tracemalloc.is_tracing()
         if tracing:

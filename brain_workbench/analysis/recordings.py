@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -31,7 +32,7 @@ class CV:
     inner_group: str | None = None
 
     @classmethod
-    def from_dict(cls, spec: Mapping[str, Any]) -> "CV":
+    def from_dict(cls, spec: Mapping[str, Any]) -> CV:
         return cls(**{f.name: spec[f.name] for f in dataclasses.fields(cls) if f.name in spec})
 
     def as_dict(self) -> dict[str, Any]:

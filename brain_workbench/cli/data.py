@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.markup import escape
 
 import brain_workbench as wb
 from brain_workbench.cli.common import StoreOption, console, is_number, parse_options, rich_reporter
-from brain_workbench.store.features import extract_features
 from brain_workbench.store import open_store
+from brain_workbench.store.features import extract_features
 
 data_app = typer.Typer(help="Download datasets (with checksums and resume).", no_args_is_help=True)
 
@@ -24,7 +23,7 @@ def data_fetch(
                               help="Folder to download into; files already there (e.g. a copy you have) are verified "
                                    "and kept, partial ones resumed."),
     subjects: list[str] = typer.Option([], "--subjects", "-s", help="Subjects to fetch (repeatable); default: all."),
-    space: Optional[str] = typer.Option(None, "--space", help="Data space, e.g. fsaverage or func1pt8mm (NSD)."),
+    space: str | None = typer.Option(None, "--space", help="Data space, e.g. fsaverage or func1pt8mm (NSD)."),
     accept_terms: bool = typer.Option(False, "--accept-terms", help="Accept the dataset's terms of use."),
     option: list[str] = typer.Option([], "--option", "-o", help="Fetch option KEY=VALUE, e.g. beta_version=betas_fithrf."),
 ) -> None:
@@ -49,7 +48,7 @@ def extract(
     option: list[str] = typer.Option([], "--option", "-o", help="Encoder option KEY=VALUE (repeatable)."),
     dataset_option: list[str] = typer.Option([], "--dataset-option", help="Dataset option KEY=VALUE (repeatable)."),
     batch_size: int = typer.Option(32, "--batch-size", min=1, help="Stimuli per forward pass."),
-    store: Optional[str] = StoreOption,
+    store: str | None = StoreOption,
 ) -> None:
     """Encode every stimulus of a dataset and cache the features (resumes an interrupted run)."""
     ds = wb.dataset(dataset, **parse_options(dataset_option))

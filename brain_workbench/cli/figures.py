@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -25,21 +24,22 @@ figure_app = typer.Typer(help="Brain maps, layer profiles, reconstructions and a
 def figure_brainmap(
     sweep: str = typer.Argument(..., help="Sweep name."),
     out: Path = typer.Option(..., "--out", help="PNG file to write."),
-    encoder: Optional[str] = typer.Option(None, "--encoder", help="Encoder (label) to show; default: the first."),
-    layer: Optional[str] = typer.Option(None, "--layer", help="Layer to show; default: the best layer overall."),
-    subject: Optional[str] = typer.Option(None, "--subject", help="Subject; default: the first."),
-    roi: Optional[str] = typer.Option(None, "--roi", help="Only colour vertices of this ROI."),
+    encoder: str | None = typer.Option(None, "--encoder", help="Encoder (label) to show; default: the first."),
+    layer: str | None = typer.Option(None, "--layer", help="Layer to show; default: the best layer overall."),
+    subject: str | None = typer.Option(None, "--subject", help="Subject; default: the first."),
+    roi: str | None = typer.Option(None, "--roi", help="Only colour vertices of this ROI."),
     value: str = typer.Option("score", "--value", help="score, score_normalized, r2, alpha, or best-layer."),
     cmap: str = typer.Option("inferno", "--cmap", help="matplotlib colour map."),
-    vmin: Optional[float] = typer.Option(None, "--vmin", help="Bottom of the colour scale (default: 0, or the data's minimum)."),
-    vmax: Optional[float] = typer.Option(None, "--vmax", help="Top of the colour scale (default: 99th percentile)."),
-    threshold: Optional[float] = typer.Option(None, "--threshold", help="Hide units below this value (scores: default the r for p < 0.001)."),
+    vmin: float | None = typer.Option(None, "--vmin", help="Bottom of the colour scale (default: 0, or the data's minimum)."),
+    vmax: float | None = typer.Option(None, "--vmax", help="Top of the colour scale (default: 99th percentile)."),
+    threshold: float | None = typer.Option(None, "--threshold",
+                                           help="Hide units below this value (scores: default the r for p < 0.001)."),
     view: list[str] = typer.Option([], "--view", help="lateral, medial, dorsal, ventral, anterior, posterior (repeatable)."),
     hemi: list[str] = typer.Option([], "--hemi", help="left or right (repeatable); default both."),
-    log: Optional[bool] = typer.Option(None, "--log/--linear", help="Log colour scale (default: on for alpha)."),
+    log: bool | None = typer.Option(None, "--log/--linear", help="Log colour scale (default: on for alpha)."),
     outline: list[str] = typer.Option([], "--outline", help="Outline this ROI over the map (repeatable)."),
     outlines: bool = typer.Option(False, "--outlines", help="Outline every ROI of the dataset."),
-    store: Optional[str] = StoreOption,
+    store: str | None = StoreOption,
 ) -> None:
     """Draw per-vertex scores (or the best layer per vertex) on the inflated surface of the data's mesh."""
     surface = {k: v for k, v in {"cmap": cmap, "vmin": vmin, "vmax": vmax, "threshold": threshold, "views": view or None,
@@ -56,11 +56,11 @@ def figure_brainmap(
 def figure_rois(
     sweep: str = typer.Argument(..., help="Sweep name."),
     out: Path = typer.Option(..., "--out", help="PNG file to write."),
-    subject: Optional[str] = typer.Option(None, "--subject", help="Subject; default: the first."),
+    subject: str | None = typer.Option(None, "--subject", help="Subject; default: the first."),
     roi: list[str] = typer.Option([], "--roi", help="ROIs to draw (repeatable); default all, in dataset order."),
     view: list[str] = typer.Option([], "--view", help="lateral, medial, dorsal, ventral, anterior, posterior (repeatable)."),
     hemi: list[str] = typer.Option([], "--hemi", help="left or right (repeatable); default both."),
-    store: Optional[str] = StoreOption,
+    store: str | None = StoreOption,
 ) -> None:
     """Draw the dataset's ROIs on the inflated surface as a label map with a legend."""
     path = draw_rois(open_store(store or default_store(sweep), mode="r"), sweep, out, subject, roi or None,
@@ -73,11 +73,11 @@ def figure_layers(
     sweep: str = typer.Argument(..., help="Sweep name."),
     out: Path = typer.Option(..., "--out", help="PNG file to write."),
     value: str = typer.Option("mean_r", "--value", help="mean_r, mean_r_normalized, or value (metric cells)."),
-    metric: Optional[str] = typer.Option(None, "--metric", help="Plot this metric's values (implies --value value)."),
-    analysis: Optional[str] = typer.Option(None, "--analysis", help="The head or metric (its table name) to plot; "
-                                                                    "needed when several share the value."),
+    metric: str | None = typer.Option(None, "--metric", help="Plot this metric's values (implies --value value)."),
+    analysis: str | None = typer.Option(None, "--analysis", help="The head or metric (its table name) to plot; "
+                                                                 "needed when several share the value."),
     roi: list[str] = typer.Option([], "--roi", help="ROIs to include (repeatable); default all."),
-    store: Optional[str] = StoreOption,
+    store: str | None = StoreOption,
 ) -> None:
     """Plot score per layer depth, one line per ROI, one panel per encoder (one analysis at a time)."""
     if metric:
@@ -93,8 +93,8 @@ def figure_layers(
         check_choice("metric", [metric], names, sweep)
         analysis = metric
     elif value not in frame.columns:
-        raise WorkbenchError(f"the results of sweep {sweep!r} have no column {value!r}; plottable: "
-                             f"{', '.join(c for c in ('mean_r', 'mean_r_normalized', 'median_r', 'value') if c in frame.columns)}")
+        plottable = [c for c in ("mean_r", "mean_r_normalized", "median_r", "value") if c in frame.columns]
+        raise WorkbenchError(f"the results of sweep {sweep!r} have no column {value!r}; plottable: {', '.join(plottable)}")
     if value in frame.columns:
         frame = frame[frame[value].notna()]
     if analysis:
@@ -113,9 +113,9 @@ def figure_layers(
 def figure_reconstructions(
     sweep: str = typer.Argument(..., help="Sweep name."),
     out: Path = typer.Option(..., "--out", help="PNG file to write."),
-    metric: Optional[str] = typer.Option(None, "--metric", help="Per-image score that picks the examples "
-                                                               "(default: the first configured, e.g. pixcorr)."),
-    store: Optional[str] = StoreOption,
+    metric: str | None = typer.Option(None, "--metric", help="Per-image score that picks the examples "
+                                                             "(default: the first configured, e.g. pixcorr)."),
+    store: str | None = StoreOption,
 ) -> None:
     """Draw test images beside their reconstructions: best, median, worst and random per subject."""
     path = draw_sweep_reconstructions(open_store(store or default_store(sweep), mode="r"), sweep, out, metric)
@@ -126,11 +126,11 @@ def figure_reconstructions(
 def figure_retrieval(
     sweep: str = typer.Argument(..., help="Sweep name."),
     out: Path = typer.Option(..., "--out", help="PNG file to write."),
-    subject: Optional[str] = typer.Option(None, "--subject", help="Subject (default: the first)."),
-    roi: Optional[str] = typer.Option(None, "--roi", help="Unit set the decoder read (default: the first)."),
+    subject: str | None = typer.Option(None, "--subject", help="Subject (default: the first)."),
+    roi: str | None = typer.Option(None, "--roi", help="Unit set the decoder read (default: the first)."),
     queries: int = typer.Option(6, "--queries", min=1, help="Brain patterns shown (a seeded random draw)."),
     k: int = typer.Option(5, "-k", min=1, help="Retrieved images per pattern."),
-    store: Optional[str] = StoreOption,
+    store: str | None = StoreOption,
 ) -> None:
     """Draw each brain pattern's top-k retrieved test images (needs decoding.keep_predictions: true)."""
     path = draw_sweep_retrieval(open_store(store or default_store(sweep), mode="r"), sweep, out, subject, roi,
@@ -144,8 +144,8 @@ def figure_adaptation(
     out: Path = typer.Option(..., "--out", help="PNG file to write."),
     metric: list[str] = typer.Option([], "--metric", help="top1, two_way, mean_r or median_r (repeatable); "
                                                            "default every score the cells have."),
-    subject: Optional[str] = typer.Option(None, "--subject", help="Only this new subject (default: mean over all)."),
-    store: Optional[str] = StoreOption,
+    subject: str | None = typer.Option(None, "--subject", help="Only this new subject (default: mean over all)."),
+    store: str | None = StoreOption,
 ) -> None:
     """Plot score against the number of the new subject's sessions, one line per model."""
     path = draw_sweep_adaptation(open_store(store or default_store(sweep), mode="r"), sweep, out, metric or None,
@@ -163,7 +163,7 @@ def check_choice(what: str, given: list[str], known: list[str], sweep: str) -> N
 
 def report(sweep: str = typer.Argument(..., help="Sweep name."),
            out: Path = typer.Option(..., "--out", help="Folder for index.html and its figures."),
-           store: Optional[str] = StoreOption) -> None:
+           store: str | None = StoreOption) -> None:
     """Write one HTML page: contents, config, versions, statistics tables, captioned figures and a 3-D surface view."""
     path = write_report(open_store(store or default_store(sweep), mode="r"), sweep, out)
     console.print(f"wrote {path}")

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from brain_workbench.cli.common import JsonOption, console, parse_options, print_json
-from brain_workbench.plugin.registry import KINDS, get_registry
+from brain_workbench.plugin.registry import get_registry
 from brain_workbench.plugin.scaffold import scaffold_plugin
 
 plugins_app = typer.Typer(help="Installed plugins and their health.", no_args_is_help=True)
@@ -28,7 +27,8 @@ def plugins_list(as_json: bool = JsonOption) -> None:
     table = Table("plugin", "source", "status", "provides")
     for p in infos:
         provides = "; ".join(f"{k}: {', '.join(v)}" for k, v in p.provides.items())
-        status = {"ok": "[green]ok[/]", "disabled": "[yellow]disabled[/]"}.get(p.status, f"[red]broken[/]: {escape(str(p.error))}")
+        status = {"ok": "[green]ok[/]", "disabled": "[yellow]disabled[/]"}.get(
+            p.status, f"[red]broken[/]: {escape(str(p.error))}")
         table.add_row(escape(p.name), escape(f"{p.source} {p.version}".strip()), status, escape(provides))
     console.print(table)
 

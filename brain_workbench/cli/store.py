@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 from rich.filesize import decimal
 from rich.markup import escape
@@ -17,7 +15,7 @@ store_app = typer.Typer(help="Inspect, check and clean the zarr store.", no_args
 
 
 @store_app.command("ls")
-def store_ls(store: Optional[str] = StoreOption, prefix: Optional[str] = typer.Argument(None, help="Only entries below this path."),
+def store_ls(store: str | None = StoreOption, prefix: str | None = typer.Argument(None, help="Only entries below this path."),
              as_json: bool = JsonOption) -> None:
     """List the entries: kind, state, size on disk, what each holds and the options that made it."""
     s = open_store(store, mode="r")
@@ -38,7 +36,7 @@ def store_ls(store: Optional[str] = StoreOption, prefix: Optional[str] = typer.A
 
 
 @store_app.command("verify")
-def store_verify(store: Optional[str] = StoreOption, as_json: bool = JsonOption,
+def store_verify(store: str | None = StoreOption, as_json: bool = JsonOption,
                  quick: bool = typer.Option(False, "--quick", help="Skip checksum verification of complete entries.")) -> None:
     """Report incomplete entries and complete ones whose data no longer match their checksums."""
     s = open_store(store, mode="r")
@@ -55,9 +53,10 @@ def store_verify(store: Optional[str] = StoreOption, as_json: bool = JsonOption,
 
 
 @store_app.command("gc")
-def store_gc(store: Optional[str] = StoreOption,
+def store_gc(store: str | None = StoreOption,
              dry_run: bool = typer.Option(False, "--dry-run", help="Only list what would be removed."),
-             force: bool = typer.Option(False, "--force", help="Also remove incomplete entries whose writer seems alive.")) -> None:
+             force: bool = typer.Option(False, "--force",
+                                        help="Also remove incomplete entries whose writer seems alive.")) -> None:
     """Remove incomplete entries that no running process is writing."""
     removed = open_store(store, create=False).gc(dry_run=dry_run, force=force)
     verb = "would remove" if dry_run else "removed"
@@ -67,7 +66,7 @@ def store_gc(store: Optional[str] = StoreOption,
 
 
 @store_app.command("repair")
-def store_repair(store: Optional[str] = StoreOption,
+def store_repair(store: str | None = StoreOption,
                  dry_run: bool = typer.Option(False, "--dry-run", help="Only list what would be repaired.")) -> None:
     """Remove corrupt or unreadable entries (rebuild damaged groups) so a rerun recomputes exactly them."""
     fixed = open_store(store, create=False).repair(dry_run=dry_run)

@@ -7,7 +7,7 @@ import shlex
 import time
 from importlib import resources
 from pathlib import Path
-from typing import Optional
+from typing import Any
 
 import typer
 from rich import box
@@ -15,7 +15,15 @@ from rich.measure import Measurement
 from rich.table import Column, Table
 
 from brain_workbench.cli.common import (
-    ExecutorName, ExecutorOption, JsonOption, StoreOption, console, default_store, err_console, print_json, rich_reporter,
+    ExecutorName,
+    ExecutorOption,
+    JsonOption,
+    StoreOption,
+    console,
+    default_store,
+    err_console,
+    print_json,
+    rich_reporter,
 )
 from brain_workbench.figures.sweep import write_figures
 from brain_workbench.store import open_store
@@ -30,10 +38,10 @@ results_app = typer.Typer(help="Tables of sweep results.", no_args_is_help=True)
 @sweep_app.command("run")
 def sweep_run(
     config: Path = typer.Argument(..., help="Sweep YAML, e.g. configs/demo.yaml."),
-    store: Optional[str] = StoreOption,
+    store: str | None = StoreOption,
     executor: ExecutorName = ExecutorOption,
-    workers: Optional[int] = typer.Option(None, "--workers", "-j", help="Worker processes for --executor local."),
-    address: Optional[str] = typer.Option(None, "--address", help="dask scheduler address for --executor dask."),
+    workers: int | None = typer.Option(None, "--workers", "-j", help="Worker processes for --executor local."),
+    address: str | None = typer.Option(None, "--address", help="dask scheduler address for --executor dask."),
     overrides: list[str] = typer.Option([], "--set", help="Override a config value: key.path=value (repeatable)."),
 ) -> None:
     """Run a sweep: cache responses and features, fit every cell, write scores and a Parquet table.
@@ -64,7 +72,7 @@ def resume_command(config: Path, store_url: str, executor: str, workers: int | N
     return shlex.join(args)
 
 
-def run_or_report_interrupt(sweep: Sweep, resume: str, **options: object) -> dict:
+def run_or_report_interrupt(sweep: Sweep, resume: str, **options: Any) -> dict:
     """Run the sweep with progress; on Ctrl-C say what was saved and how to resume, and exit 130.
 
     Typer/Click would turn the KeyboardInterrupt into a bare exit before ``main`` could say anything,
@@ -100,7 +108,7 @@ def print_follow_ups(sweep: str, store_url: str) -> None:
 
 
 @sweep_app.command("status")
-def sweep_status(config: Path = typer.Argument(..., help="Sweep YAML."), store: Optional[str] = StoreOption,
+def sweep_status(config: Path = typer.Argument(..., help="Sweep YAML."), store: str | None = StoreOption,
                  overrides: list[str] = typer.Option([], "--set", help="Override a config value."),
                  as_json: bool = JsonOption) -> None:
     """Show how much of a sweep is already in the store."""
@@ -117,12 +125,12 @@ def sweep_status(config: Path = typer.Argument(..., help="Sweep YAML."), store: 
 @results_app.command("show")
 def results_show(
     sweep: str = typer.Argument(..., help="Sweep name (the config's `name`)."),
-    store: Optional[str] = StoreOption,
+    store: str | None = StoreOption,
     value: str = typer.Option("mean_r", "--value", help="Column to tabulate: mean_r, mean_r_normalized, median_r."),
-    parquet: Optional[Path] = typer.Option(None, "--parquet", help="Also write the full table to this Parquet file."),
+    parquet: Path | None = typer.Option(None, "--parquet", help="Also write the full table to this Parquet file."),
     wide: bool = typer.Option(False, "--wide", help="One table with every column, however wide (default: fit 80 columns)."),
-    subject: Optional[list[str]] = typer.Option(None, "--subject", help="Only these subjects (repeatable)."),
-    analysis: Optional[list[str]] = typer.Option(None, "--analysis", help="Only these heads or metrics (repeatable)."),
+    subject: list[str] | None = typer.Option(None, "--subject", help="Only these subjects (repeatable)."),
+    analysis: list[str] | None = typer.Option(None, "--analysis", help="Only these heads or metrics (repeatable)."),
     as_json: bool = JsonOption,
 ) -> None:
     """Per-ROI scores of every encoder layer, averaged over subjects (full rows with --json)."""
@@ -144,8 +152,8 @@ def results_show(
     from brain_workbench.sweep.tables import analyses_for
 
     kinds = list(dict.fromkeys(frame["kind"])) if "kind" in frame.columns else []
-    for kind, analysis in analyses_for(kinds).items():
-        for table in (analysis or Analysis()).table(frame[frame["kind"] == kind], sweep, value):
+    for kind, plugin in analyses_for(kinds).items():
+        for table in (plugin or Analysis()).table(frame[frame["kind"] == kind], sweep, value):
             print_table(table.title, list(table.key_names), list(table.value_names), [list(k) for k in table.keys],
                         [list(v) for v in table.values], wide)
 
@@ -190,7 +198,7 @@ def demo_config_path() -> Path:
 
 
 def demo(out: Path = typer.Option(Path("figures/demo"), "--out", help="Folder for the figures."),
-         store: Optional[str] = StoreOption,
+         store: str | None = StoreOption,
          executor: ExecutorName = ExecutorOption,
          overrides: list[str] = typer.Option([], "--set", help="Override a demo config value.")) -> None:
     """Run the demo sweep (configs/demo.yaml) on embedded simulated data and draw its figures."""

@@ -1,8 +1,8 @@
 """Dataset downloads: remote file lists, a terms gate, a manifest, checksum checks and local files.
 
 The HTTP transport (requests, ranged resumable transfers, content and stall checks) lives in
-:mod:`brain_workbench.downloads.http`. A dataset plugin builds a list of :class:`RemoteFile` (destination path, URL, and whatever size and
-checksums it knows) and calls :func:`fetch_files`. Nothing is downloaded before the user accepts the
+:mod:`brain_workbench.downloads.http`. A dataset plugin builds a list of :class:`RemoteFile` (destination path, URL,
+and whatever size and checksums it knows) and calls :func:`fetch_files`. Nothing is downloaded before the user accepts the
 dataset's terms; sizes are asked with ``HEAD`` requests and printed as a manifest first. Each file is
 streamed into ``<name>.part`` and resumed with an HTTP ``Range`` request after an interruption (in
 the same run, up to ``retries`` times, or in a later run). A file takes its final name only after
@@ -18,10 +18,10 @@ import json
 import os
 import re
 import shutil
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Iterable, Mapping, Sequence
 
 from brain_workbench.downloads import http
 from brain_workbench.downloads.http import Limits, get_json, md5_from_etag
@@ -310,8 +310,7 @@ def fetch_files(
     if need > free:
         raise WorkbenchError(f"{dataset} needs {human_size(need)} in {dest} but only {human_size(free)} is free; "
                              "free some space or choose another --dest")
-    from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
-                               TransferSpeedColumn)
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
     with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
                   TimeRemainingColumn(), console=console, disable=quiet, transient=False) as bar:

@@ -19,9 +19,10 @@ import socket
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import TypedDict
 
 from brain_workbench.types import WorkbenchError
 
@@ -30,6 +31,14 @@ _MD5_ETAG = re.compile(r'^(?:W/)?"?([0-9a-fA-F]{32})"?$')
 _CONTENT_RANGE = re.compile(r"^bytes\s+(\d+)-(\d+)/(\d+|\*)$")
 _HTML_START = (b"<!doctype html", b"<html", b"<?xml", b"<head", b"<body")
 _HTML_SUFFIXES = (".html", ".htm", ".xhtml")
+
+
+class HeadInfo(TypedDict):
+    """What a HEAD request tells about a file (each None when the server does not say)."""
+
+    size: int | None
+    etag: str | None
+    content_type: str | None
 
 
 class TransferError(ConnectionError):
@@ -84,7 +93,7 @@ def md5_from_etag(etag: str | None) -> str | None:
 
 
 def is_html(content_type: str | None) -> bool:
-    return bool(content_type) and content_type.split(";")[0].strip().lower() in ("text/html", "application/xhtml+xml")
+    return content_type is not None and content_type.split(";")[0].strip().lower() in ("text/html", "application/xhtml+xml")
 
 
 def html_expected(name: str) -> bool:
@@ -112,7 +121,7 @@ def get_json(url: str, timeout: float = 60.0, retries: int = 3, retry_wait: floa
 
 
 def head(url: str, timeout: float = 30.0, retries: int = 3, retry_wait: float = 1.0,
-         html_ok: bool = False) -> dict[str, str | int | None] | None:
+         html_ok: bool = False) -> HeadInfo | None:
     """Size, ETag and type of ``url`` from a HEAD request; None when the server lacks the file.
 
     An HTML answer for a file that is not a web page is an error page, retried and then refused.
@@ -264,5 +273,5 @@ def _copy(resp: http.client.HTTPResponse, part: Path, start: int, limits: Limits
             fh.close()
 
 
-__all__ = ["CHUNK", "Limits", "RangeError", "RETRYABLE", "TransferError", "download", "get_json", "head", "html_expected",
-           "is_html", "md5_from_etag", "request", "user_agent"]
+__all__ = ["CHUNK", "HeadInfo", "Limits", "RangeError", "RETRYABLE", "TransferError", "download", "get_json", "head",
+           "html_expected", "is_html", "md5_from_etag", "request", "user_agent"]

@@ -8,15 +8,22 @@ fsaverage6/7 are fetched once into its data folder), else on fsaverage5, whose v
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from brain_workbench.figures.output import given_axes, new_figure, panel_titles, save_or_return
-from brain_workbench.types import (SURFACE_MESHES, MeshUnavailableError, NotASurfaceError, Units, WorkbenchError,
-                                   surface_mesh)
+from brain_workbench.types import (
+    SURFACE_MESHES,
+    MeshUnavailableError,
+    NotASurfaceError,
+    Units,
+    WorkbenchError,
+    surface_mesh,
+)
 
 VIEWS = [("left", "lateral"), ("left", "medial"), ("right", "medial"), ("right", "lateral")]
 VIEW_NAMES = ("lateral", "medial", "dorsal", "ventral", "anterior", "posterior")
@@ -157,7 +164,11 @@ def roi_colours(names: Sequence[str]) -> dict[str, tuple[float, float, float, fl
     import matplotlib
 
     palette = matplotlib.colormaps["tab10" if len(names) <= 10 else "tab20"]
-    return {name: tuple(float(c) for c in palette(i % palette.N)) for i, name in enumerate(names)}
+    def rgba(i: int) -> tuple[float, float, float, float]:
+        r, g, b, a = (float(c) for c in palette(i % palette.N))
+        return r, g, b, a
+
+    return {name: rgba(i) for i, name in enumerate(names)}
 
 
 def _outline(ax: Any, part: Any, outlines: Mapping[str, np.ndarray], colours: Mapping[str, Any]) -> None:

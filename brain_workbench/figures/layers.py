@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -114,7 +115,7 @@ def plot_retrieval_scores(frame: Any, *, title: str = "", figure: Any = None, ax
         panels = given_axes(axes, len(groups), "panels (one per encoder × layer)")
         fig = panels[0].figure
     width = 0.8 / len(scores)
-    for ax, ((encoder, layer), rows) in zip(panels, groups):
+    for ax, (_, rows) in zip(panels, groups):
         for j, (score, colour) in enumerate(zip(scores, palette)):
             per = rows.groupby("roi", sort=False)[score]
             means = per.mean().reindex(rois)

@@ -9,8 +9,9 @@ when ``output_file`` is given and return it otherwise.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -76,9 +77,9 @@ def plot_reconstructions(targets: np.ndarray, reconstructions: np.ndarray | Mapp
     if set(per_subject) != set(recons):
         raise WorkbenchError(f"scores name subjects {sorted(per_subject)} but reconstructions {sorted(recons)}")
     n = len(targets)
-    for s, r in recons.items():
-        if len(r) != n or len(np.asarray(per_subject[s])) != n:
-            raise WorkbenchError(f"subject {s or '(single)'}: {len(r)} reconstructions and "
+    for s, rec in recons.items():
+        if len(rec) != n or len(np.asarray(per_subject[s])) != n:
+            raise WorkbenchError(f"subject {s or '(single)'}: {len(rec)} reconstructions and "
                                  f"{len(np.asarray(per_subject[s]))} scores for {n} seen images; align them")
     if ids is not None and len(ids) != n:
         raise WorkbenchError(f"{len(ids)} ids for {n} seen images")
@@ -142,7 +143,8 @@ def plot_reconstructions(targets: np.ndarray, reconstructions: np.ndarray | Mapp
 
 
 def plot_retrieval(similarity: np.ndarray, candidates: np.ndarray, *, true_index: Sequence[int] | None = None,
-                   queries: Sequence[int] | None = None, k: int = 5, query_labels: Sequence[str] | None = None,
+                   queries: Sequence[int] | np.ndarray | None = None, k: int = 5,
+                   query_labels: Sequence[str] | None = None,
                    title: str = "", figure: Any = None, axes: Any = None,
                    output_file: str | Path | None = None) -> Any:
     """Each brain pattern's top-``k`` candidate images by ``similarity``, the seen image outlined in green.

@@ -5,22 +5,23 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any
 
 import numpy as np
 
 from brain_workbench.figures.brainmap import plot_best_layer, plot_roi_labels, plot_surface_scores, surface_arrays
 from brain_workbench.figures.layers import plot_layer_profiles, plot_retrieval_scores, retrieval_columns
 from brain_workbench.figures.reconstructions import draw_sweep_reconstructions
-from brain_workbench.store.paths import manifest_path, result_path
-from brain_workbench.store import Store, load_recording
-from brain_workbench.sweep import load_cell_scores, results_table
 from brain_workbench.numerics.scoring import critical_r
+from brain_workbench.store import Store, load_recording
+from brain_workbench.store.paths import manifest_path, result_path
+from brain_workbench.sweep import load_cell_scores, results_table
 from brain_workbench.types import NotASurfaceError, WorkbenchError, digest
 
 
-def _cells_for_map(store_obj: Store, sweep: str, subject: Optional[str], encoder: Optional[str]):
+def _cells_for_map(store_obj: Store, sweep: str, subject: str | None, encoder: str | None):
     if encoder is not None:
         labels = encoder_labels(store_obj, sweep)
         encoder = resolve_encoder_label(encoder, labels, sweep)
@@ -58,9 +59,9 @@ def _units(store_obj: Store, response_path: str):
     return rec
 
 
-def draw_brainmap(store_obj: Store, sweep: str, out: Path, encoder: Optional[str] = None, layer: Optional[str] = None,
-                  subject: Optional[str] = None, value: str = "score", roi: Optional[str] = None,
-                  outlines: Optional[Sequence[str]] = None, **surface: Any) -> Path:
+def draw_brainmap(store_obj: Store, sweep: str, out: Path, encoder: str | None = None, layer: str | None = None,
+                  subject: str | None = None, value: str = "score", roi: str | None = None,
+                  outlines: Sequence[str] | None = None, **surface: Any) -> Path:
     """Draw one cell's per-vertex map, or the best layer per vertex with ``value='best-layer'``.
 
     ``surface`` passes nilearn-style options to :func:`plot_surface_scores` (cmap, vmin, vmax, threshold,
@@ -118,9 +119,9 @@ def pick_rois(rec: Any, names: Sequence[str]) -> dict[str, np.ndarray]:
     return {n: np.asarray(rec.units.rois[n], dtype=bool) for n in (names or rec.units.rois)}
 
 
-def draw_rois(store_obj: Store, sweep: str, out: Path, subject: Optional[str] = None,
-              rois: Optional[Sequence[str]] = None, views: Optional[Sequence[str]] = None,
-              hemispheres: Optional[Sequence[str]] = None) -> Path:
+def draw_rois(store_obj: Store, sweep: str, out: Path, subject: str | None = None,
+              rois: Sequence[str] | None = None, views: Sequence[str] | None = None,
+              hemispheres: Sequence[str] | None = None) -> Path:
     """Draw the ROIs of a sweep's subject as a label map with a legend (:func:`plot_roi_labels`)."""
     cells = _cells_for_map(store_obj, sweep, subject, None)
     subject = subject or cells[0][0]["subject"]
@@ -146,7 +147,7 @@ def _sweep_cells(store_obj: Store, sweep: str) -> list[tuple[str, dict]]:
     for key in keys:
         path = result_path(sweep, key)
         if store_obj.is_complete(path):
-            out.append((str(key), store_obj.attrs(path)["cell"]))
+            out.append((str(key), (store_obj.attrs(path) or {})["cell"]))
     return out
 
 
@@ -158,8 +159,8 @@ def _read_index(out_dir: Path) -> dict:
     return data if isinstance(data, dict) else {}
 
 
-def write_surface_view(store_obj: Store, sweep: str, out: Path, encoder: Optional[str] = None,
-                       subject: Optional[str] = None) -> Path:
+def write_surface_view(store_obj: Store, sweep: str, out: Path, encoder: str | None = None,
+                       subject: str | None = None) -> Path:
     """An interactive 3-D view (nilearn ``view_surf``, both hemispheres) of the best layer's per-vertex r.
 
     The page is standalone: nilearn inlines its JavaScript (niivue, WebGL 2), so it opens offline.
@@ -180,7 +181,8 @@ def write_surface_view(store_obj: Store, sweep: str, out: Path, encoder: Optiona
     image = SurfaceImage(mesh=mesh["inflated"], data={h: np.nan_to_num(v, nan=0.0) for h, v in hemis.items()})
     background = SurfaceImage(mesh=mesh["inflated"], data=dict(sulc.data.parts))
     view = plotting.view_surf(surf_map=image, bg_map=background, hemi="both", cmap="inferno", symmetric_cmap=False,
-                              threshold=1e-6, vmin=0.0, engine="niivue", title=f"{encoder} · {best[0]['layer']} · subject {subject}: "
+                              threshold=1e-6, vmin=0.0, engine="niivue",
+                              title=f"{encoder} · {best[0]['layer']} · subject {subject}: "
                               f"Pearson r > {critical:.2f}")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(offline_page(view.get_standalone()))
@@ -210,7 +212,9 @@ class FigureKit:
     def __init__(self, store_obj: Store, sweep: str, out_dir: Path, cells: list[tuple[str, dict]], drawn: dict,
                  interactive: bool) -> None:
         self.store, self.sweep, self.out_dir, self.cells, self.interactive = store_obj, sweep, out_dir, cells, interactive
-        self._drawn, self.done, self.captions = drawn, {}, {}
+        self._drawn = drawn
+        self.done: dict[str, str] = {}
+        self.captions: dict[str, str] = {}
         self.file_label, self.retrieval_columns = file_label, retrieval_columns
         self.plot_layer_profiles, self.plot_retrieval_scores = plot_layer_profiles, plot_retrieval_scores
 
@@ -220,7 +224,7 @@ class FigureKit:
                       and encoder in (None, c.get("encoder")))
 
     def task(self, key: str) -> dict:
-        return self.store.attrs(result_path(self.sweep, key)).get("task", {})
+        return (self.store.attrs(result_path(self.sweep, key)) or {}).get("task", {})
 
     def draw(self, name: str, inputs: object, make: Callable[[Path], Any], caption: str = "") -> Path:
         """``make(path)`` unless the figure's file exists and its inputs (cell keys, options) are unchanged;

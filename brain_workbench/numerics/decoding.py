@@ -19,7 +19,7 @@ Definitions (ties always count as failures, as in MindEye's code):
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

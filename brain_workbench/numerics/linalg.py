@@ -10,9 +10,10 @@ r × r product instead of an n_test × r one. Units are processed in chunks so m
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -35,6 +36,7 @@ class Backend:
         if name not in ("numpy", "torch"):
             raise WorkbenchError(f"unknown backend {name!r}; use 'numpy' or 'torch'")
         self.name = name
+        self.device: Any  # a torch.device on the torch backend, "cpu" on the numpy one
         if name == "numpy":
             if device not in (None, "cpu"):
                 raise WorkbenchError(f"the numpy backend runs on the CPU only (got device={device!r}); "
@@ -214,7 +216,8 @@ class RidgeSolver:
     ``X`` is copied once, centred when ``fit_intercept`` and divided by its RMS value ``scale`` (alphas
     by ``scale²``, the same ridge problem), so features of any magnitude neither overflow nor underflow
     ``dtype``; decompositions run in float64 (cheap next to the target products, and accurate for small
-    eigenvalues) while the products with targets run in ``dtype``. ``flops`` counts the floating-point operations the solver has executed. Memory:
+    eigenvalues) while the products with targets run in ``dtype``. ``flops`` counts the floating-point operations the
+    solver has executed. Memory:
     per fold a p × p basis plus the test rows (primal), or n_train² plus n_test × n_train (dual).
     """
 
@@ -250,7 +253,8 @@ class RidgeSolver:
         self.Xg = bk.asarray(Xd, self.dtype)
         self.folds = list(folds) if folds is not None else []
         kinds = [self._kind(len(tr)) for tr, _ in self.folds] + [self._kind(self.n)]
-        self._G = self._K = None
+        self._G: Any = None  # Xᵀ X (primal folds)
+        self._K: Any = None  # X Xᵀ (dual folds)
         if "primal" in kinds:
             self._G = Xd.T @ Xd
             self.flops += 2.0 * self.n * self.p * self.p
@@ -331,7 +335,7 @@ class RidgeSolver:
         cols = np.arange(Y.shape[1]) if cols is None else np.arange(Y.shape[1])[cols]
         if bk.torch is not None and isinstance(Ysub, bk.torch.Tensor):
             Ysub = Ysub.detach().cpu().numpy()
-        y_mean = (np.mean(Ysub, axis=0, dtype=np.float64) if self.fit_intercept
+        y_mean = (np.asarray(np.mean(Ysub, axis=0, dtype=np.float64)) if self.fit_intercept
                   else np.zeros(Ysub.shape[1]))
         Yg = bk.asarray(Ysub, self.dtype)
         if self.fit_intercept:

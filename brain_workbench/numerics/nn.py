@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from typing import Any, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -87,7 +88,7 @@ def weights_digest(weights: nn.Module | Mapping[str, torch.Tensor], length: int 
         elif t.dtype == torch.bool:
             t = t.to(torch.uint8)
         if t.numel():
-            h.update(t.reshape(-1).numpy())
+            h.update(t.reshape(-1).numpy().data)
         h.update(b"\x00")
     return h.hexdigest()[:length]
 

@@ -12,12 +12,21 @@ about 1.7 GiB at n = 9,000 whatever the number of voxels or targets. Otherwise i
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
-from brain_workbench.numerics.linalg import DEFAULT_ALPHAS, Backend, RidgeSolver, default_chunk, get_backend, make_folds, select_alphas
+from brain_workbench.numerics.linalg import (
+    DEFAULT_ALPHAS,
+    Backend,
+    RidgeSolver,
+    default_chunk,
+    get_backend,
+    make_folds,
+    select_alphas,
+)
 from brain_workbench.types import WorkbenchError
 
 

@@ -91,7 +91,7 @@ def retrieval_topk(pred: np.ndarray, true: np.ndarray, k: int | tuple[int, ...] 
             perm = rng.permutation(n)
             usable = n - n % n_candidates
             batches.append(np.split(perm[:usable], usable // n_candidates))
-    hits = {kk: [] for kk in ks}
+    hits: dict[int, list[np.ndarray]] = {kk: [] for kk in ks}
     for split in batches:
         for idx in split:
             sub = S[np.ix_(idx, idx)]

@@ -7,8 +7,9 @@ the fraction of variance (0–1) that ``Recording.noise_ceiling`` stores.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 from scipy.spatial.distance import squareform
@@ -248,7 +249,7 @@ def fdr_bh(pvalues: np.ndarray, alpha: float = 0.05) -> tuple[np.ndarray, np.nda
     ok = ~np.isnan(flat)
     if np.any((flat[ok] < 0) | (flat[ok] > 1)):
         raise WorkbenchError("p-values must lie in [0, 1]")
-    q = np.full(flat.shape, np.nan)
+    q: np.ndarray = np.full(flat.shape, np.nan)
     if ok.any():
         q[ok] = false_discovery_control(flat[ok], method="bh")
     q = q.reshape(p.shape)
@@ -334,7 +335,7 @@ def ncsnr(responses: np.ndarray, stimulus_ids: Sequence[Any], sessions: Sequence
     return out.reshape(shape)
 
 
-def ncsnr_to_noise_ceiling(snr: np.ndarray, n_average: int | Sequence[int] = 1) -> np.ndarray:
+def ncsnr_to_noise_ceiling(snr: np.ndarray, n_average: int | Sequence[int] | np.ndarray = 1) -> np.ndarray:
     """Noise ceiling as a fraction (NSD's NC/100): ncsnr² / (ncsnr² + mean(1/n)), where n is the
     number of trials averaged per stimulus (a scalar, or one count per stimulus for mixtures)."""
     inv = float(np.mean(1.0 / np.asarray(n_average, dtype=np.float64)))
@@ -343,7 +344,7 @@ def ncsnr_to_noise_ceiling(snr: np.ndarray, n_average: int | Sequence[int] = 1) 
 
 
 def noise_ceiling_nsd(responses: np.ndarray, stimulus_ids: Sequence[Any], sessions: Sequence[Any] | None = None,
-                      n_average: int | Sequence[int] | None = None) -> np.ndarray:
+                      n_average: int | Sequence[int] | np.ndarray | None = None) -> np.ndarray:
     """NSD-style noise ceiling (fraction 0–1) per unit; ``n_average`` defaults to each stimulus's
     repetition count in ``responses`` (the ceiling of the repetition-averaged data)."""
     snr = ncsnr(responses, stimulus_ids, sessions)

@@ -8,7 +8,7 @@ clear sentence. A subclass implements ``load_model``, ``list_layers``, ``compute
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from brain_workbench.types import LayerInfo, WorkbenchError
 
@@ -58,5 +58,6 @@ class EncoderBase:
         unknown = [layer for layer in layers if layer not in names]
         if unknown:
             shown = ", ".join(names) if len(names) <= 12 else f"{', '.join(names[:3])} … {', '.join(names[-3:])}"
-            raise WorkbenchError(f"{getattr(self, 'name', type(self).__name__)} has no layer {unknown[0]!r}; its layers are {shown}")
+            name = getattr(self, "name", type(self).__name__)
+            raise WorkbenchError(f"{name} has no layer {unknown[0]!r}; its layers are {shown}")
         return list(layers)

@@ -6,7 +6,8 @@ listed under the ``workbench`` entry-point group of its distribution.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pluggy
 

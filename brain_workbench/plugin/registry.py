@@ -13,12 +13,12 @@ import importlib.metadata as metadata
 import os
 import re
 import traceback
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import pluggy
-
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from brain_workbench.plugin import hooks
@@ -115,8 +115,9 @@ class Entry:
 
     def load(self) -> Callable[..., Any]:
         """The factory itself (importing it when it was registered as ``"module:attr"``)."""
-        if isinstance(self.factory, str):
-            module, _, attr = self.factory.partition(":")
+        factory = self.factory
+        if isinstance(factory, str):
+            module, _, attr = factory.partition(":")
             try:
                 target: Any = importlib.import_module(module)
                 for part in attr.split("."):
@@ -125,8 +126,8 @@ class Entry:
                 raise WorkbenchError(f"{self.kind} {self.name!r} (plugin {self.plugin}): cannot load its factory "
                                      f"{self.factory!r}: {type(exc).__name__}: {exc}") from None
             claim_name(self.kind, self.name, target)
-            self.factory = target
-        return self.factory
+            self.factory = factory = target
+        return factory
 
     def options(self) -> dict[str, OptionInfo] | None:
         """The factory's options (type, default, help, choices); ``None`` if it takes ``**kwargs``."""
@@ -216,7 +217,7 @@ class Registry:
 
     def add_plugin(self, plugin: ModuleType | object, name: str | None = None, source: str = "runtime") -> PluginInfo:
         """Register a plugin object (module or instance with hookimpls) directly, e.g. from a notebook."""
-        name = name or getattr(plugin, "__name__", type(plugin).__name__)
+        name = name or str(getattr(plugin, "__name__", type(plugin).__name__))
         if name in self.plugins:
             raise WorkbenchError(f"a plugin named {name!r} is already loaded (from {self.plugins[name].source}); "
                                  "pass another name")

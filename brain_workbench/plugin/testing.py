@@ -17,7 +17,8 @@ Each rule is its own named check, so a plugin's test-suite reports exactly which
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, Protocol, TypeGuard
 
 import numpy as np
 
@@ -27,23 +28,33 @@ from brain_workbench.types import (
     HEMISPHERES,
     METRIC_KINDS,
     MODALITIES,
+    SURFACE_MESHES,
+    BrainRDMs,
     Codec,
     Dataset,
     Encoder,
     Generator,
     Head,
-    BrainRDMs,
     ImageMetric,
     LayerInfo,
     Metric,
     Recording,
     StimulusSet,
-    SURFACE_MESHES,
     WorkbenchError,
 )
 
 INVARIANCES = ("permutation", "isotropic_scaling", "orthogonal", "translation", "invertible_linear")
 Check = Callable[[Any], None]
+
+
+class _RDMDataset(Dataset, Protocol):
+    """A dataset that sets ``provides = "rdms"`` (the optional part of the Dataset protocol)."""
+
+    def rdms(self, subject: str) -> list[BrainRDMs]: ...
+
+
+def _provides_rdms(dataset: Dataset) -> TypeGuard[_RDMDataset]:
+    return getattr(dataset, "provides", "responses") == "rdms"
 
 
 def sample_stimuli(modality: str, n: int = 4, seed: int = 0) -> list:
@@ -145,7 +156,7 @@ DATASET_CHECKS: tuple[Check, ...] = (
 )
 
 
-def check_dataset_rdms(dataset: Dataset) -> None:
+def check_dataset_rdms(dataset: _RDMDataset) -> None:
     """A dataset that provides RDMs returns, for its first subject, a non-empty list of ``BrainRDMs`` of
     that subject, of known stimuli, with one RDM per ROI and session."""
     subject = dataset.subjects()[0]
@@ -257,7 +268,9 @@ def check_head_clonable(head: Head) -> None:
         twin = clone(head)
     except Exception as exc:
         raise AssertionError(f"the head cannot be cloned like a scikit-learn estimator: {exc}") from None
-    assert type(twin) is type(head) and twin.get_params() == head.get_params(), \
+    get_params = getattr(head, "get_params", None)  # outside the Head protocol, but clone() relies on it
+    same_class = type(twin) is type(head)
+    assert same_class and callable(get_params) and twin.get_params() == get_params(), \
         "the head must be clonable like a scikit-learn estimator (get_params/set_params from __init__)"
 
 
@@ -614,7 +627,7 @@ def _run(plugin: Any, checks: Sequence[Check], **inputs: Any) -> None:
 
 def check_dataset(dataset: Dataset, subjects: Sequence[str] | None = None) -> None:
     """Every dataset check (``subjects`` are also loaded and validated when given)."""
-    if getattr(dataset, "provides", "responses") == "rdms":
+    if _provides_rdms(dataset):
         _run(dataset, RDM_DATASET_CHECKS)
         for s in subjects or ():
             assert all(r.subject == s for r in dataset.rdms(s)), f"rdms({s!r}) is wrong"

@@ -9,22 +9,47 @@ from __future__ import annotations
 
 from typing import Any
 
+from brain_workbench.analysis.adaptation import fit_model, prepare_adaptation, score_sessions
 from brain_workbench.analysis.contract import (
-    Analysis, Cell, CellResult, DatasetInfo, EncoderInfo, FeatureJob, ImageJob, PlanContext, RecordingInfo,
-    ReportSection, TextTable, plain, source_digest, table_labels,
+    Analysis,
+    Cell,
+    CellResult,
+    DatasetInfo,
+    EncoderInfo,
+    FeatureJob,
+    ImageJob,
+    PlanContext,
+    RecordingInfo,
+    ReportSection,
+    TextTable,
+    plain,
+    source_digest,
+    table_labels,
 )
 from brain_workbench.analysis.folds import fold_count, inner_labels, test_mask
 from brain_workbench.analysis.measure import measured
 from brain_workbench.analysis.recordings import (
-    CV, Preparation, prepare_fold, prepare_recording, prepared_recording, select_rois,
+    CV,
+    Preparation,
+    prepare_fold,
+    prepare_recording,
+    prepared_recording,
+    select_rois,
 )
-from brain_workbench.analysis.adaptation import fit_model, prepare_adaptation, score_sessions
 from brain_workbench.numerics.decoding import decoding_scores
 from brain_workbench.numerics.scoring import (
-    normalize_by_ceiling, pearson_per_unit, r2_per_unit, similarity_matrix,
+    normalize_by_ceiling,
+    pearson_per_unit,
+    r2_per_unit,
+    similarity_matrix,
 )
 from brain_workbench.numerics.stats import (
-    bootstrap_ci, bootstrap_rdm_ci, bootstrap_stimuli, permutation_pvalue, permutation_test, permutation_test_pairwise,
+    bootstrap_ci,
+    bootstrap_rdm_ci,
+    bootstrap_stimuli,
+    permutation_pvalue,
+    permutation_test,
+    permutation_test_pairwise,
 )
 from brain_workbench.store import Store, load_rdms, load_recording, safe_name
 from brain_workbench.store.features import encoder_key, load_features
@@ -41,7 +66,8 @@ def build(kind: str, name: str, **options: Any) -> Any:
 
 
 __all__ = [
-    "Analysis", "CV", "Cell", "CellResult", "bootstrap_stimuli", "encoder_key", "DatasetInfo", "EncoderInfo", "FeatureJob", "ImageJob", "LayerInfo",
+    "Analysis", "CV", "Cell", "CellResult", "bootstrap_stimuli", "encoder_key", "DatasetInfo", "EncoderInfo", "FeatureJob",
+    "ImageJob", "LayerInfo",
     "PlanContext", "Preparation", "Recording", "RecordingInfo", "ReportSection", "StimulusSet", "Store", "TextTable",
     "WorkbenchError", "bootstrap_ci", "bootstrap_rdm_ci", "build", "decoding_scores", "digest", "feature_path",
     "fit_model", "fold_count", "inner_labels", "load_features", "load_rdms", "load_recording", "measured",

@@ -20,11 +20,12 @@ import json
 import os
 import threading
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
-from brain_workbench.store.entries import STALE_WRITER_S, describe_writer, writer_alive, check_key, writer_identity
+from brain_workbench.store.entries import STALE_WRITER_S, check_key, describe_writer, writer_alive, writer_identity
 
 if TYPE_CHECKING:
     from brain_workbench.store.entries import Store
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
 HEARTBEAT_S = 60.0
 
 
-def claims_dir(store: "Store") -> Path | None:
+def claims_dir(store: Store) -> Path | None:
     """Where a local store's claims live (``<store>.claims/``); None for fsspec URL stores."""
     if "://" in store.url:
         return None
@@ -43,7 +44,7 @@ def claims_dir(store: "Store") -> Path | None:
 class Claims:
     """The claims this process holds on one store; use as a context manager (releases all on exit)."""
 
-    def __init__(self, store: "Store", heartbeat_s: float = HEARTBEAT_S,
+    def __init__(self, store: Store, heartbeat_s: float = HEARTBEAT_S,
                  stale_after_s: float = STALE_WRITER_S) -> None:
         self.store, self.heartbeat_s, self.stale_after_s = store, heartbeat_s, stale_after_s
         self.root = claims_dir(store)
@@ -173,7 +174,7 @@ class Claims:
         for path in list(self.held):
             self.release(path)
 
-    def __enter__(self) -> "Claims":
+    def __enter__(self) -> Claims:
         return self
 
     def __exit__(self, *exc: Any) -> None:

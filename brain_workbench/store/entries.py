@@ -23,12 +23,13 @@ import re
 import resource
 import socket
 import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import zarr
@@ -43,7 +44,8 @@ if TYPE_CHECKING:
 DEFAULT_STORE = "stores/default.zarr"
 META = "workbench"
 NODE_FILE = "zarr.json"
-MODES = ("r", "r+", "a")
+StoreMode = Literal["r", "r+", "a"]
+MODES: tuple[StoreMode, ...] = ("r", "r+", "a")
 _SEGMENT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,199}$")
 _RESERVED = {"zarr.json"}
 TARGET_CHUNK_BYTES = 4 * 2**20
@@ -65,7 +67,7 @@ class CorruptEntryError(WorkbenchError):
     path: str = ""
 
 
-def _damaged(store: "Store", path: str, how: str, group: bool = False) -> DamagedEntryError:
+def _damaged(store: Store, path: str, how: str, group: bool = False) -> DamagedEntryError:
     fix = "rebuild it" if group else "remove it (a rerun then recomputes it)"
     err = DamagedEntryError(f"store node {path or '/'!r} is damaged: {store.node_file(path)} {how}; run "
                             f"`workbench store repair --store {store.url}` to {fix}")
@@ -73,7 +75,7 @@ def _damaged(store: "Store", path: str, how: str, group: bool = False) -> Damage
     return err
 
 
-def _corrupt(store: "Store", path: str, detail: str) -> CorruptEntryError:
+def _corrupt(store: Store, path: str, detail: str) -> CorruptEntryError:
     err = CorruptEntryError(f"entry {path!r} in {store.url} is corrupt: {detail}, so it was not used; run "
                             f"`workbench store repair --store {store.url}` to remove it and rerun to recompute it")
     err.path = path
@@ -95,6 +97,20 @@ def disk_full_named(where: str) -> Iterator[None]:
         raise WorkbenchError(f"no space left on the disk holding {where} ({os.strerror(exc.errno)}); free space "
                              "or pass another --store; finished entries and blocks are kept and a rerun resumes"
                              ) from exc
+
+
+def _as_group(node: zarr.Array | zarr.Group, path: str) -> zarr.Group:
+    """``node`` (a child of a zarr group) as the group that ``path`` must be."""
+    if not isinstance(node, zarr.Group):
+        raise WorkbenchError(f"{path!r} is a zarr array where a group was expected")
+    return node
+
+
+def _as_array(node: zarr.Array | zarr.Group, path: str) -> zarr.Array:
+    """``node`` (a child of a zarr group) as the array that ``path`` must be."""
+    if not isinstance(node, zarr.Array):
+        raise WorkbenchError(f"{path!r} is a zarr group where an array was expected")
+    return node
 
 
 def check_key(path: str) -> str:
@@ -402,7 +418,7 @@ class Store:
         doc = self._node(path)
         if doc is None or doc.get("node_type") != "group":
             return None
-        return self.root[path]
+        return _as_group(self.root[path], path)
 
     def attrs(self, path: str) -> dict[str, Any] | None:
         """All attrs of entry ``path``, or None when there is no entry there.
@@ -433,7 +449,7 @@ class Store:
 
     def writer(self, path: str, arrays: Mapping[str, ArraySpec], kind: str,
                attrs: Mapping[str, Any] | None = None, block_rows: int | None = None,
-               force: bool = False) -> "EntryWriter":
+               force: bool = False) -> EntryWriter:
         """Open an entry for writing, resuming it when an incomplete one with the same shape exists.
 
         ``force=True`` takes over an incomplete entry even when its recorded writer seems alive.
@@ -441,7 +457,7 @@ class Store:
         self._require_writable(f"write entry {path!r}")
         return EntryWriter(self, check_key(path), dict(arrays), kind, dict(attrs or {}), block_rows, force)
 
-    def open(self, path: str, require_complete: bool = True, verify: bool = True) -> "EntryReader":
+    def open(self, path: str, require_complete: bool = True, verify: bool = True) -> EntryReader:
         """Read access to an entry; with ``verify`` every read is checked against its checksums."""
         path = check_key(path)
         attrs = self.attrs(path)
@@ -588,16 +604,17 @@ class EntryReader:
         self.store, self.path, self.verify = store, path, verify
         self.attrs = dict(attrs)
         self.meta = dict(self.attrs[META])
-        self.group = store.root[path]
+        self.group = _as_group(store.root[path], path)
 
     def array(self, name: str) -> zarr.Array:
         try:
-            return self.group[name]
+            node = self.group[name]
         except KeyError:
             raise WorkbenchError(f"entry {self.path!r} has no array {name!r}; it has {', '.join(self.names())}") from None
         except ValueError as exc:  # an unreadable array zarr.json
             raise _corrupt(self.store, self.path, f"the metadata of array {name!r} are unreadable "
                                                   f"({type(exc).__name__}: {exc})") from None
+        return _as_array(node, f"{self.path}/{name}")
 
     def names(self) -> list[str]:
         return sorted(self.group.array_keys())
@@ -676,11 +693,14 @@ class EntryReader:
         rows = self._block_rows()
         for name, sums in self.meta.get("checksums", {}).items():
             try:
-                node = self.group[name]
+                child = self.group[name]
             except KeyError:
                 return f"array {name!r} is missing"
             except ValueError as exc:
                 return f"the metadata of array {name!r} are unreadable ({type(exc).__name__}: {exc})"
+            if not isinstance(child, zarr.Array):
+                return f"{name!r} is a group, not an array"
+            node = child
             for block, expected in sums.items():
                 span = None if block == "all" else slice(int(block) * rows, (int(block) + 1) * rows)
                 try:
@@ -695,7 +715,7 @@ class EntryReader:
 def _names_full_disk(method: Callable[..., Any]) -> Callable[..., Any]:
     """An ``EntryWriter`` method whose full-disk errors name the entry and the store."""
     @functools.wraps(method)
-    def wrapped(self: "EntryWriter", *args: Any, **kwargs: Any) -> Any:
+    def wrapped(self: EntryWriter, *args: Any, **kwargs: Any) -> Any:
         with disk_full_named(f"{self.path!r} in store {self.store.url}"):
             return method(self, *args, **kwargs)
     return wrapped
@@ -730,7 +750,7 @@ class EntryWriter:
         self._check_location(store, path)
         existing = store.meta(path)
         if existing is not None and existing.get("complete"):
-            self.group = store.root[path]
+            self.group = _as_group(store.root[path], path)
             self.meta = existing
             return
         if existing is not None:
@@ -744,7 +764,7 @@ class EntryWriter:
                 store.delete(path)  # an incomplete entry of another shape cannot be resumed
                 existing = None
         if existing is not None:
-            self.group = store.root[path]
+            self.group = _as_group(store.root[path], path)
             self.meta = existing
         else:
             self.group = store.root.require_group(path)
@@ -776,8 +796,12 @@ class EntryWriter:
         fill = np.nan if dtype.kind == "f" else 0
         if chunks is None:
             chunks = (self.block_rows,) + tuple(spec.shape[1:]) if spec.blocked else None
-        kwargs = {"chunks": chunks} if chunks is not None else {}
-        self.group.create_array(name, shape=spec.shape, dtype=dtype, fill_value=fill, overwrite=True, **kwargs)
+        self.group.create_array(name, shape=spec.shape, dtype=dtype, fill_value=fill, overwrite=True,
+                                chunks="auto" if chunks is None else chunks)
+
+    def array(self, name: str) -> zarr.Array:
+        """The raw zarr array ``name`` of this entry."""
+        return _as_array(self.group[name], f"{self.path}/{name}")
 
     # ---- state -----------------------------------------------------------------------------
     @property
@@ -818,7 +842,7 @@ class EntryWriter:
             if value.dtype.kind == "f" and not np.isfinite(value).all():
                 raise WorkbenchError(f"block {block} of {self.path}/{name} holds NaN or infinite values; "
                                      "refusing to cache them (check the model or the input data)")
-            self.group[name][rows] = value
+            self.array(name)[rows] = value
             sums[name] = block_digest(value)
         for name, s in sums.items():
             self.meta["checksums"].setdefault(name, {})[str(block)] = s
@@ -838,8 +862,9 @@ class EntryWriter:
             raise WorkbenchError(f"{self.path}/{name} has shape {value.shape}, expected {spec.shape}")
         if chunks is not None and spec.dtype != "str":
             self._create_array(name, spec, chunks=chunks)
-        self.group[name][...] = value
-        self.meta["checksums"].setdefault(name, {})["all"] = block_digest(np.asarray(self.group[name][...]))
+        array = self.array(name)
+        array[...] = value
+        self.meta["checksums"].setdefault(name, {})["all"] = block_digest(np.asarray(array[...]))
         if self.meta.get("writer"):
             self.meta["writer"]["updated"] = time.time()
         self.group.attrs[META] = self.meta
@@ -860,7 +885,7 @@ class EntryWriter:
         self.meta["provenance"] = provenance(started=self.started, **provenance_extra)
         self.group.attrs[META] = self.meta
 
-    def __enter__(self) -> "EntryWriter":
+    def __enter__(self) -> EntryWriter:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -881,7 +906,7 @@ def open_store(url: str | os.PathLike[str] | None = None, create: bool = True, m
     return Store(url or os.environ.get("WORKBENCH_STORE") or DEFAULT_STORE, create=create, mode=mode)
 
 
-def cache_store(store: "Store | str | os.PathLike[str] | None", enabled: bool = True) -> "Store | None":
+def cache_store(store: Store | str | os.PathLike[str] | None, enabled: bool = True) -> Store | None:
     """The store a dataset plugin caches recordings in (a Store, a URL, or $WORKBENCH_STORE), or None if off."""
     if not enabled:
         return None

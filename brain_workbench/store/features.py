@@ -9,13 +9,14 @@ batch of stimuli is loaded in a background thread while the current one is encod
 
 from __future__ import annotations
 
+from collections.abc import Callable, Generator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
-from brain_workbench.store.paths import encoder_key, feature_path
 from brain_workbench.store import ArraySpec, EntryWriter, Store, suggest_block_rows
+from brain_workbench.store.paths import encoder_key, feature_path
 from brain_workbench.types import Encoder, StimulusSet, WorkbenchError, resolve_layers
 
 Progress = Callable[[int], None]
@@ -64,7 +65,7 @@ def _existing_layout(meta: Mapping[str, Any] | None, n: int, dtype: str) -> tupl
     return int(shape[1]), rows
 
 
-def _prefetched(loader: Callable[[Sequence[str]], list], batches: Sequence[Sequence[str]]) -> Iterator[list]:
+def _prefetched(loader: Callable[[Sequence[str]], list], batches: Sequence[Sequence[str]]) -> Generator[list, None, None]:
     """Yield ``loader(ids)`` for each batch while the next batch loads in a background thread."""
     if not batches:
         return
@@ -141,7 +142,7 @@ def extract_features(
         loads = _prefetched(stimuli.get, batch_ids[1:] if reuse_first else batch_ids)
         chunks: dict[str, list[np.ndarray]] = {}
         try:
-            for i, (block, start, block_layers) in enumerate(plan):
+            for i, (block, _start, block_layers) in enumerate(plan):
                 ids = batch_ids[i]
                 if i == 0 and reuse_first:
                     assert first is not None

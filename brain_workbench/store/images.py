@@ -7,7 +7,8 @@ on disk, so an interrupted write resumes at the first missing block and never re
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -36,10 +37,10 @@ def check_images(images: Any, name: str = "images") -> np.ndarray:
 
 
 def _size(size: int | Sequence[int]) -> tuple[int, int]:
-    hw = (int(size), int(size)) if np.isscalar(size) else tuple(int(s) for s in size)
+    hw = [int(size)] * 2 if isinstance(size, (int, np.integer)) else [int(s) for s in np.atleast_1d(size)]
     if len(hw) != 2 or min(hw) < 1:
         raise WorkbenchError(f"an image size must be a positive int or (height, width), got {size!r}")
-    return hw  # type: ignore[return-value]
+    return hw[0], hw[1]
 
 
 def images_to_tensor(images: np.ndarray, size: int | Sequence[int] | None = None, interpolation: str = "bilinear",
@@ -79,13 +80,13 @@ def to_uint8(x: np.ndarray) -> np.ndarray:
 
 
 
-def _check_ids(ids: Sequence[str]) -> np.ndarray:
-    ids = as_str_array(np.asarray(ids))
-    if ids.ndim != 1 or ids.size == 0:
+def _check_ids(ids: Sequence[str] | np.ndarray) -> np.ndarray:
+    array = as_str_array(np.asarray(ids))
+    if array.ndim != 1 or array.size == 0:
         raise WorkbenchError("image entries need a non-empty 1-D list of stimulus ids")
-    if len(set(ids.tolist())) != ids.size:
+    if len(set(array.tolist())) != array.size:
         raise WorkbenchError("stimulus ids of an image entry must be unique; average or drop repeated stimuli first")
-    return ids
+    return array
 
 
 def _resumable_layout(meta: Mapping[str, Any] | None, n: int) -> tuple[int, int, int] | None:
@@ -102,7 +103,7 @@ def _resumable_layout(meta: Mapping[str, Any] | None, n: int) -> tuple[int, int,
     return int(shape[1]), int(shape[2]), rows
 
 
-def write_images(store: Store, key: str, ids: Sequence[str], images: ImageSource, *,
+def write_images(store: Store, key: str, ids: Sequence[str] | np.ndarray, images: ImageSource, *,
                  block_rows: int | None = None, attrs: Mapping[str, Any] | None = None,
                  progress: Progress | None = None) -> str:
     """Write images for ``ids`` to ``images/<key>`` block by block and return the entry path.
@@ -156,7 +157,7 @@ def write_images(store: Store, key: str, ids: Sequence[str], images: ImageSource
     with store.writer(path, specs, kind="images", attrs=entry_attrs, block_rows=block_rows) as writer:
         if "stimulus_ids" not in writer.meta["checksums"]:
             writer.put("stimulus_ids", ids)
-        elif not np.array_equal(as_str_array(np.asarray(writer.group["stimulus_ids"][...])), ids):
+        elif not np.array_equal(as_str_array(np.asarray(writer.array("stimulus_ids")[...])), ids):
             raise WorkbenchError(f"the unfinished entry {path!r} was started for other stimulus ids; "
                                  "remove it with `workbench store gc` or use another key")
         pending = writer.pending_blocks()

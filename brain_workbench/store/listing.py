@@ -6,8 +6,9 @@ cells that used them (each cell keeps its sweep's config), so a listing names th
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from brain_workbench.store.entries import META, EntryInfo, Store
 
@@ -70,7 +71,8 @@ def describe(store: Store, entry: EntryInfo, used_by: Mapping[str, str]) -> Entr
         options = used_by.get(entry.path, "")
     elif entry.kind == "cell" and isinstance(a.get("cell"), dict):
         cell, task = a["cell"], a.get("task") or {}
-        label = f"{a.get('sweep', '?')}: {cell.get('encoder')} · {cell.get('layer')} · {cell.get('head')} · s{cell.get('subject')}"
+        label = (f"{a.get('sweep', '?')}: {cell.get('encoder')} · {cell.get('layer')} · {cell.get('head')}"
+                 f" · s{cell.get('subject')}")
         spec = task.get("head") or task.get("metric") or {}
         options = _options(spec.get("options")) or "defaults"
     elif entry.kind == "manifest":

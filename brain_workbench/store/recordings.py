@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import os
 import socket
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 
 from brain_workbench.store.entries import ArraySpec, Store, safe_name, suggest_block_rows
 from brain_workbench.store.paths import rdms_key, recording_key
-from brain_workbench.types import BrainRDMs, non_finite_units, Recording, Units, WorkbenchError, as_str_array
+from brain_workbench.types import BrainRDMs, Recording, Units, WorkbenchError, as_str_array, non_finite_units
 
 NON_FINITE = ("error", "drop_units")
 _CHECK_BYTES = 64 * 2**20
@@ -184,5 +185,5 @@ def load_rdms(store: Store, path: str) -> list[BrainRDMs]:
             for i, meta in enumerate(reader.attrs["rdms"])]
 
 
-__all__ = ["cached_recording", "load_rdms", "rdms_key", "save_rdms", "finite_recording", "load_recording", "non_finite_units", "NON_FINITE",
-           "recording_key", "recording_key_for", "save_recording"]
+__all__ = ["cached_recording", "load_rdms", "rdms_key", "save_rdms", "finite_recording", "load_recording",
+           "non_finite_units", "NON_FINITE", "recording_key", "recording_key_for", "save_recording"]

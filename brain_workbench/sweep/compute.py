@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from brain_workbench.analysis.contract import Analysis, Cell, CellResult
 from brain_workbench.analysis.measure import measured

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -34,7 +34,7 @@ def _check_layers(value: Any) -> Any:
 class EncoderSpec(_Spec):
     name: str
     options: dict[str, Any] = Field(default_factory=dict)
-    layers: list[Union[float, str]] | None = Field(None, description="layer names or relative depths 0–1; all when omitted")
+    layers: list[float | str] | None = Field(None, description="layer names or relative depths 0–1; all when omitted")
     batch_size: int = Field(32, ge=1)
     label: str | None = Field(None, description="name shown in tables and figures; defaults to the encoder name")
 
@@ -52,7 +52,7 @@ class HeadSpec(_Spec):
     name: str = "ridge"
     options: dict[str, Any] = Field(default_factory=dict)
     encoders: list[str] | None = Field(None, description="only these encoders (names or labels); all when omitted")
-    layers: list[Union[float, str]] | None = Field(
+    layers: list[float | str] | None = Field(
         None, description="fit on these layers (names or relative depths 0–1; extracted too) instead of each "
                           "encoder's own list")
     label: str | None = Field(None, description="analysis name in tables; the head name, numbered when two "
@@ -107,7 +107,7 @@ class ImageMetricSpec(_Spec):
     label: str | None = Field(None, description="column name in tables (defaults to the metric name)")
 
 
-def _default_image_metrics() -> list["ImageMetricSpec"]:
+def _default_image_metrics() -> list[ImageMetricSpec]:
     return [ImageMetricSpec(name="pixcorr"), ImageMetricSpec(name="ssim"), ImageMetricSpec(name="two-way")]
 
 
@@ -128,7 +128,7 @@ class GenerationSpec(_Spec):
 
     generator: PluginSpec = Field(description="a registered generator, e.g. kandinsky-2.2 with options.path")
     encoder: str = Field(description="encoder (name or label) whose decoded layer the generator takes")
-    layer: Union[str, float] = Field("embedding", description="that encoder's layer (name or relative depth)")
+    layer: str | float = Field("embedding", description="that encoder's layer (name or relative depth)")
     head: str = Field("decoder", description="the decode head whose predictions are used")
     roi: str = Field("all", description="unit set of the decode (and reconstruction) cell used")
     init_from_reconstruction: bool = Field(False, description="start from the stage-1 reconstruction (img2img)")
@@ -153,7 +153,7 @@ class CVSpec(_Spec):
 
 class SharedTargetSpec(_Spec):
     encoder: str = Field(description="encoder (name or label) of the sweep whose layer is the target")
-    layer: Union[str, float] = Field(description="that encoder's layer (name or relative depth 0–1)")
+    layer: str | float = Field(description="that encoder's layer (name or relative depth 0–1)")
 
 
 class SharedModelSpec(_Spec):
@@ -212,7 +212,7 @@ class SharedSpec(_Spec):
         return value
 
     @model_validator(mode="after")
-    def _subjects(self) -> "SharedSpec":
+    def _subjects(self) -> SharedSpec:
         if len(set(self.new_subjects)) != len(self.new_subjects):
             raise ValueError("new_subjects lists a subject twice")
         if self.train_subjects is not None and set(self.train_subjects) & set(self.new_subjects):
@@ -229,7 +229,7 @@ class SweepConfig(_Spec):
     name: str
     store: str | None = None
     dataset: DatasetSpec
-    subjects: Union[Literal["all"], list[str]] = "all"
+    subjects: Literal["all"] | list[str] = "all"
     average_repetitions: bool = True
     non_finite: Literal["error", "drop_units"] = Field(
         "error", description="responses with NaN or infinite values: refuse them (naming the units), or drop "
@@ -278,7 +278,7 @@ class SweepConfig(_Spec):
         return value
 
     @model_validator(mode="after")
-    def _has_work(self) -> "SweepConfig":
+    def _has_work(self) -> SweepConfig:
         if not self.encoders and self.reconstruction is None:
             raise ValueError("a sweep needs encoders (or a reconstruction section)")
         if self.encoders and not (self.heads or self.metrics or self.shared or self.analyses):
@@ -310,7 +310,7 @@ class SweepConfig(_Spec):
 def _set_path(data: dict[str, Any], dotted: str, value: Any) -> None:
     keys = dotted.split(".")
     node: Any = data
-    for i, key in enumerate(keys[:-1]):
+    for key in keys[:-1]:
         if isinstance(node, list):
             node = node[int(key)]
             continue

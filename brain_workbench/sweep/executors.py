@@ -12,8 +12,9 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from brain_workbench.analysis.contract import Cell
 from brain_workbench.types import WorkbenchError
@@ -55,8 +56,8 @@ def _init_worker(coordinator: int | None = None) -> None:
         pass
 
 
-def run_local(store_url: str, cells: list[Cell], workers: int | None = None,
-              fn: CellFunction | None = None) -> Iterator[tuple[Cell, Any]]:
+def run_local(store_url: str, cells: list[Cell], workers: int | None = None, *,
+              fn: CellFunction) -> Iterator[tuple[Cell, Any]]:
     """Run ``fn(store_url, cell)`` for each cell in a pool of spawned processes that die with this one."""
     import multiprocessing
 
@@ -73,13 +74,14 @@ def run_local(store_url: str, cells: list[Cell], workers: int | None = None,
             raise
 
 
-def run_dask(store_url: str, cells: list[Cell], address: str | None = None,
-             workers: int | None = None, fn: CellFunction | None = None) -> Iterator[tuple[Cell, Any]]:
+def run_dask(store_url: str, cells: list[Cell], address: str | None = None, workers: int | None = None, *,
+             fn: CellFunction) -> Iterator[tuple[Cell, Any]]:
     """Submit cells to the scheduler at ``address`` (e.g. one a dask-jobqueue SLURMCluster started),
     or to a local cluster of ``workers`` processes when no address is given (distributed's worker
     processes already exit when the process that started them dies; a test checks it)."""
     try:
-        from dask.distributed import Client, as_completed as dask_completed
+        from dask.distributed import Client
+        from dask.distributed import as_completed as dask_completed
     except ImportError:
         raise WorkbenchError("the dask executor needs dask.distributed: pip install 'brain-workbench[dask]'") from None
     local = {"n_workers": workers} if workers else {}
@@ -96,7 +98,13 @@ def get_executor(name: str, workers: int | None = None, address: str | None = No
     if name == "inline":
         return run_inline
     if name == "local":
-        return lambda url, cells, fn=None: run_local(url, cells, workers, fn)
+        def local(url: str, cells: list[Cell], fn: CellFunction) -> Iterator[tuple[Cell, Any]]:
+            return run_local(url, cells, workers, fn=fn)
+
+        return local
     if name == "dask":
-        return lambda url, cells, fn=None: run_dask(url, cells, address, workers, fn)
+        def dask(url: str, cells: list[Cell], fn: CellFunction) -> Iterator[tuple[Cell, Any]]:
+            return run_dask(url, cells, address, workers, fn=fn)
+
+        return dask
     raise WorkbenchError(f"unknown executor {name!r}; use one of {', '.join(EXECUTORS)}")

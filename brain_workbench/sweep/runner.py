@@ -9,20 +9,38 @@ changed. Only this coordinating process writes to the store; the core knows no a
 
 from __future__ import annotations
 
+import functools
 import time
 import warnings
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import numpy as np
 
 from brain_workbench.analysis.contract import (
-    Analysis, Cell, CellResult, DatasetInfo, EncoderInfo, FeatureJob, ImageJob, PlanContext, RecordingInfo, plain,
+    Analysis,
+    Cell,
+    CellResult,
+    DatasetInfo,
+    EncoderInfo,
+    FeatureJob,
+    ImageJob,
+    PlanContext,
+    RecordingInfo,
+    plain,
 )
 from brain_workbench.plugin.registry import Registry, get_registry
 from brain_workbench.store import (
-    ArraySpec, Store, cached_recording, open_store, rdms_key, recording_key, recording_key_for, save_rdms,
+    ArraySpec,
+    Store,
+    cached_recording,
+    open_store,
+    rdms_key,
+    recording_key,
+    recording_key_for,
+    save_rdms,
 )
 from brain_workbench.store.claims import Claims, describe_holder
 from brain_workbench.store.features import extract_features
@@ -199,7 +217,8 @@ class Sweep:
             raise WorkbenchError(f"two planned cells share the key {twice!r}; an analysis must key every cell apart")
         read = {c.feature_path for c in cells} | {p for c in cells for p in c.reads}
         extractions = [FeatureJob(e.key, tuple(layer.name for layer in e.layers if e.feature_path(layer.name) in read),
-                                  e.spec.display, lambda i=e.index: self.encoder(i), lambda i=e.index: self.stimuli_for(i),
+                                  e.spec.display, functools.partial(self.encoder, e.index),
+                                  functools.partial(self.stimuli_for, e.index),
                                   e.spec.batch_size) for e in context.encoders]
         extractions += [j for j in jobs.values() if isinstance(j, FeatureJob)]
         images = tuple(j for j in jobs.values() if isinstance(j, ImageJob))
@@ -242,7 +261,7 @@ class Sweep:
                         save_rdms(self.store, path, self.dataset.rdms(subject),
                                   attrs={"dataset_fingerprint": self.dataset.fingerprint()})
                     else:
-                        cached_recording(self.store, path, lambda s=subject: self.dataset.recording(s),
+                        cached_recording(self.store, path, functools.partial(self.dataset.recording, subject),
                                          attrs={"dataset_fingerprint": self.dataset.fingerprint()},
                                          non_finite=self.config.non_finite)
             if on_subject:
@@ -267,7 +286,7 @@ class Sweep:
                 raise WorkbenchError(f"{cfg.dataset.name}/{subject} has no ROI {missing[0]!r}; its ROIs are "
                                      f"{', '.join(info.rois) or 'none'} (or use 'all')")
 
-    def extract(self, plan: Plan, reporter: "Reporter | None" = None) -> None:
+    def extract(self, plan: Plan, reporter: Reporter | None = None) -> None:
         """Extract every pending feature matrix; cached encoders are reported, not re-encoded."""
         reporter = reporter or Reporter()
         for job in plan.extractions:
@@ -300,6 +319,8 @@ class Sweep:
         if result.images is not None:
             from brain_workbench.store.images import write_images
 
+            if result.image_ids is None:
+                raise WorkbenchError(f"cell {cell.key} returned images without their stimulus ids")
             write_images(self.store, cell.key, result.image_ids, result.images,
                          attrs={"cell": cell.key, "sweep": self.config.name})
         arrays = dict(result.arrays)
@@ -341,7 +362,7 @@ class Sweep:
         for analysis in known.values():
             analysis.validate(self.config, dataset, self.registry)
 
-    def run(self, executor: str = "inline", workers: int | None = None, reporter: "Reporter | None" = None,
+    def run(self, executor: str = "inline", workers: int | None = None, reporter: Reporter | None = None,
             address: str | None = None) -> dict[str, Any]:
         """Run every pending piece of the sweep; returns counts and timing.
 
@@ -358,7 +379,7 @@ class Sweep:
             finally:
                 self._claims = self._reporter = None
 
-    def _run(self, executor: str, workers: int | None, reporter: "Reporter", address: str | None,
+    def _run(self, executor: str, workers: int | None, reporter: Reporter, address: str | None,
              started: float) -> dict[str, Any]:
         paths = self.response_paths()
         for index, spec in enumerate(self.config.encoders):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 
@@ -49,7 +50,8 @@ def results_table(store: Store, sweep: str, folds: bool = False):
         for roi in rois:
             rows.append({"sweep": sweep, "dataset": attrs["dataset"], "subject": cell["subject"],
                          "encoder": cell["encoder"], "layer": cell["layer"], "depth": cell["depth"],
-                         "kind": cell.get("kind", "encoding"), "head": cell["head"], "analysis": cell.get("analysis") or cell["head"],
+                         "kind": cell.get("kind", "encoding"), "head": cell["head"],
+                         "analysis": cell.get("analysis") or cell["head"],
                          "fold": fold, "cell": key, **extra, **roi})
     frame = pd.DataFrame(rows)
     if "p_permutation" in frame.columns:

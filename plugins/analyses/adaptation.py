@@ -13,14 +13,29 @@ import dataclasses
 import functools
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
 from brain_workbench.sdk.analysis import (
-    Analysis, Cell, CellResult, PlanContext, Recording, Store, TextTable, WorkbenchError, fit_model, load_features,
-    load_recording, plain, prepare_adaptation, resolve_layers, score_sessions, select_rois,
+    Analysis,
+    Cell,
+    CellResult,
+    PlanContext,
+    Recording,
+    Store,
+    TextTable,
+    WorkbenchError,
+    fit_model,
+    load_features,
+    load_recording,
+    plain,
+    prepare_adaptation,
+    resolve_layers,
+    score_sessions,
+    select_rois,
 )
 from brain_workbench_plugins.analyses import common
 

@@ -3,12 +3,19 @@ test images reconstructions are scored against, image scores with their baseline
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from brain_workbench.sdk.analysis import (
-    ImageJob, PlanContext, Store, TextTable, WorkbenchError, resolve_layers, safe_name,
+    ImageJob,
+    PlanContext,
+    Store,
+    TextTable,
+    WorkbenchError,
+    resolve_layers,
+    safe_name,
 )
 
 

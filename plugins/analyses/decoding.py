@@ -4,14 +4,30 @@ and identification on the test split, one cell per unit set (all units or an ROI
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from brain_workbench.sdk.analysis import (
-    Analysis, Cell, CellResult, FeatureJob, ImageJob, PlanContext, Preparation, Store, TextTable, WorkbenchError,
-    build, decoding_scores, load_features, pearson_per_unit, prepared_recording, similarity_matrix, table_labels,
+    Analysis,
+    Cell,
+    CellResult,
+    FeatureJob,
+    ImageJob,
+    PlanContext,
+    Preparation,
+    Store,
+    TextTable,
+    WorkbenchError,
+    build,
+    decoding_scores,
+    load_features,
+    pearson_per_unit,
+    prepared_recording,
+    similarity_matrix,
+    table_labels,
 )
 from brain_workbench_plugins.analyses import common
 

@@ -5,18 +5,34 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
 from brain_workbench.sdk.analysis import (
-    CV, Analysis, Cell, CellResult, PlanContext, Preparation, Store, TextTable, WorkbenchError, bootstrap_ci,
-    build, fold_count, load_features, normalize_by_ceiling, pearson_per_unit, permutation_pvalue,
-    prepared_recording, r2_per_unit, table_labels,
+    CV,
+    Analysis,
+    Cell,
+    CellResult,
+    PlanContext,
+    Preparation,
+    Store,
+    TextTable,
+    WorkbenchError,
+    bootstrap_ci,
+    build,
+    fold_count,
+    load_features,
+    normalize_by_ceiling,
+    pearson_per_unit,
+    permutation_pvalue,
+    prepared_recording,
+    r2_per_unit,
+    table_labels,
 )
 from brain_workbench_plugins.analyses import common
-
 
 SCHEME_ALL = ("cv.scheme 'all' tests on every stimulus and trains on none: encoding heads need split, kfold or "
               "group (or remove the heads for a metric-only sweep)")

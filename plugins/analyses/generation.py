@@ -5,14 +5,25 @@ GPU is, after the decode and reconstruction cells they read."""
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from brain_workbench.sdk.analysis import (
-    Analysis, Cell, CellResult, FeatureJob, ImageJob, PlanContext, Store, TextTable, WorkbenchError, build,
-    read_images, resolve_layers,
+    Analysis,
+    Cell,
+    CellResult,
+    FeatureJob,
+    ImageJob,
+    PlanContext,
+    Store,
+    TextTable,
+    WorkbenchError,
+    build,
+    read_images,
+    resolve_layers,
 )
 from brain_workbench_plugins.analyses import common
 from brain_workbench_plugins.analyses.decoding import DecodingAnalysis

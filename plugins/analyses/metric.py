@@ -4,15 +4,32 @@ of the responses, or with the brain RDMs a dataset gives instead of responses.""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 
 from brain_workbench.sdk.analysis import (
-    CV, Analysis, Cell, CellResult, PlanContext, Preparation, Store, TextTable, WorkbenchError, bootstrap_rdm_ci,
-    bootstrap_stimuli, build, load_features, load_rdms, permutation_pvalue, permutation_test,
-    permutation_test_pairwise, prepared_recording, table_labels,
+    CV,
+    Analysis,
+    Cell,
+    CellResult,
+    PlanContext,
+    Preparation,
+    Store,
+    TextTable,
+    WorkbenchError,
+    bootstrap_rdm_ci,
+    bootstrap_stimuli,
+    build,
+    load_features,
+    load_rdms,
+    permutation_pvalue,
+    permutation_test,
+    permutation_test_pairwise,
+    prepared_recording,
+    table_labels,
 )
 from brain_workbench_plugins.analyses import common
 

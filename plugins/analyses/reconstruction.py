@@ -10,14 +10,31 @@ shuffled seen images, and the decoded mean training latent (the "mean image") fo
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from brain_workbench.sdk.analysis import (
-    Analysis, Cell, CellResult, FeatureJob, ImageJob, LayerInfo, PlanContext, Preparation, Store, TextTable,
-    WorkbenchError, build, digest, encoder_key, feature_path, load_features, prepared_recording, read_images,
+    Analysis,
+    Cell,
+    CellResult,
+    FeatureJob,
+    ImageJob,
+    LayerInfo,
+    PlanContext,
+    Preparation,
+    Store,
+    TextTable,
+    WorkbenchError,
+    build,
+    digest,
+    encoder_key,
+    feature_path,
+    load_features,
+    prepared_recording,
+    read_images,
 )
 from brain_workbench_plugins.analyses import common
 from brain_workbench_plugins.analyses.decoding import check_split_scheme

@@ -9,10 +9,10 @@ top-k and two-way identification live in :mod:`brain_workbench.numerics.scoring`
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Callable, Literal, Sequence
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any, Literal
 
 import numpy as np
-
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from torch import nn
@@ -81,7 +81,7 @@ class DecoderHead(BaseEstimator):
         self.seed = seed
         self.n_threads = n_threads
 
-    def fit(self, X: np.ndarray, y: np.ndarray) -> "DecoderHead":
+    def fit(self, X: np.ndarray, y: np.ndarray) -> DecoderHead:
         """Fit the brain → embedding map on trials X (n × units) and embeddings Y (n × dims)."""
         X = validate_data(self, X, dtype=(np.float64, np.float32))
         Y = check_array(y, dtype=(np.float64, np.float32), ensure_2d=False)

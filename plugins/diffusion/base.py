@@ -15,8 +15,9 @@ import inspect
 import json
 import math
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Mapping, Sequence
+from typing import Annotated, Any
 
 import numpy as np
 
@@ -55,7 +56,8 @@ COMMON_OPTIONS: dict[str, dict[str, Any]] = {
     "rank_options": {"type": "dict", "default": {}, "help": "options of the ranking encoder (a dict or JSON text)"},
     "rank_layer": {"type": "str", "default": "embedding", "help": "layer of the ranking encoder compared with the embedding"},
     "cpu_offload": {"type": "bool", "default": False,
-                    "help": "diffusers enable_model_cpu_offload (GPU only; needs accelerate, the 'offload' extra of brain-workbench)"},
+                    "help": "diffusers enable_model_cpu_offload (GPU only; needs accelerate, "
+                            "the 'offload' extra of brain-workbench)"},
     "variant": {"type": "str", "default": None, "help": "weight file variant in the folder, e.g. fp16"},
     "digest": {"type": "str", "default": "stat", "choices": list(DIGESTS),
                "help": "folder digest for the fingerprint: 'stat' hashes config files and the size and mtime of weight "

@@ -12,14 +12,21 @@ unless text token embeddings are given (SD only). The safety checker is not load
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from brain_workbench.sdk import WorkbenchError
-from brain_workbench_plugins.diffusion.base import (COMMON_OPTIONS, DiffusionGenerator, dtype_kwarg, file_digest, folder_digest,
-                                              merge_options)
+from brain_workbench_plugins.diffusion.base import (
+    COMMON_OPTIONS,
+    DiffusionGenerator,
+    dtype_kwarg,
+    file_digest,
+    folder_digest,
+    merge_options,
+)
 
 OPTIONS = merge_options(
     COMMON_OPTIONS,

@@ -8,8 +8,9 @@ the MoVQ latents of the init images noised to ``strength``. Both share one set o
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 

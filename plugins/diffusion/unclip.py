@@ -10,7 +10,8 @@ given (a folder without one is refused at load), and with B embeddings it needs 
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 

@@ -13,7 +13,8 @@ image). Without text embeddings only the image condition is used (``mix`` is 0 f
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 

@@ -7,7 +7,8 @@ returns one Pearson r per unit.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Sequence
+from collections.abc import Sequence
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from sklearn.base import BaseEstimator
@@ -87,7 +88,7 @@ class RidgeHead(BaseEstimator):
     def _alphas(self) -> np.ndarray:
         return np.asarray(DEFAULT_ALPHAS if self.alphas is None else self.alphas, dtype=np.float64).ravel()
 
-    def fit(self, X: np.ndarray, y: np.ndarray) -> "RidgeHead":
+    def fit(self, X: np.ndarray, y: np.ndarray) -> RidgeHead:
         """Choose each unit's alpha (and band weights) by CV, then refit on all of X, Y."""
         X = validate_data(self, X, dtype=(np.float64, np.float32))
         Y = check_array(y, dtype=(np.float64, np.float32), ensure_2d=False)

@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
 sae_app = typer.Typer(help="Sparse autoencoders over cached features (train, list, export).", no_args_is_help=True)
 
 
-def _store(url: Optional[str]) -> Any:
+def _store(url: str | None) -> Any:
     from brain_workbench.sdk.data import open_store
 
     return open_store(url)
@@ -22,20 +22,20 @@ def _store(url: Optional[str]) -> Any:
 def train(
     features: str = typer.Argument(..., help="Feature entry to train on, e.g. features/clip-1a2b…/block6 "
                                               "(see `workbench store ls features`)."),
-    store: Optional[str] = typer.Option(None, "--store", help="Store path or URL [default: $WORKBENCH_STORE]."),
+    store: str | None = typer.Option(None, "--store", help="Store path or URL [default: $WORKBENCH_STORE]."),
     kind: str = typer.Option("topk", "--kind", help="topk | batchtopk | matryoshka."),
-    d_sae: Optional[int] = typer.Option(None, "--d-sae", help="Number of latents [default: expansion × d_in]."),
+    d_sae: int | None = typer.Option(None, "--d-sae", help="Number of latents [default: expansion × d_in]."),
     expansion: int = typer.Option(8, "--expansion", help="Latents per input feature when --d-sae is not given."),
     k: int = typer.Option(32, "--k", help="Active latents per sample (on average for batchtopk/matryoshka)."),
     steps: int = typer.Option(2000, "--steps", help="Total optimisation steps (a rerun with more steps continues)."),
     batch_size: int = typer.Option(1024, "--batch-size"),
-    lr: Optional[float] = typer.Option(None, "--lr", help="Adam learning rate [default: 2e-4 / sqrt(d_sae / 2^14)]."),
+    lr: float | None = typer.Option(None, "--lr", help="Adam learning rate [default: 2e-4 / sqrt(d_sae / 2^14)]."),
     seed: int = typer.Option(0, "--seed"),
-    prefixes: Optional[str] = typer.Option(None, "--prefixes", help="Matryoshka prefix widths, comma-separated."),
+    prefixes: str | None = typer.Option(None, "--prefixes", help="Matryoshka prefix widths, comma-separated."),
     checkpoint_every: int = typer.Option(500, "--checkpoint-every", help="Steps between checkpoints in the store."),
     log_every: int = typer.Option(100, "--log-every", help="Steps between metric evaluations."),
-    name: Optional[str] = typer.Option(None, "--name", help="Run name (key sae/<name>) [default: from data and options]."),
-    export: Optional[Path] = typer.Option(None, "--export", help="Also write the result as an SAELens folder here."),
+    name: str | None = typer.Option(None, "--name", help="Run name (key sae/<name>) [default: from data and options]."),
+    export: Path | None = typer.Option(None, "--export", help="Also write the result as an SAELens folder here."),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ) -> None:
     """Train a TopK, BatchTopK or Matryoshka SAE on cached features; reruns resume from the last checkpoint."""
@@ -77,7 +77,7 @@ def train(
 
 
 @sae_app.command("list")
-def list_(store: Optional[str] = typer.Option(None, "--store", help="Store path or URL."),
+def list_(store: str | None = typer.Option(None, "--store", help="Store path or URL."),
           as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON.")) -> None:
     """List trained SAE runs in the store with their latest checkpoint and metrics."""
     from rich.console import Console
@@ -114,7 +114,7 @@ def list_(store: Optional[str] = typer.Option(None, "--store", help="Store path 
 @sae_app.command("export")
 def export(key: str = typer.Argument(..., help="Run key (sae/<name>) or a checkpoint entry (sae/<name>/step-N)."),
            dest: Path = typer.Argument(..., help="Folder to write cfg.json and sae_weights.safetensors into."),
-           store: Optional[str] = typer.Option(None, "--store", help="Store path or URL.")) -> None:
+           store: str | None = typer.Option(None, "--store", help="Store path or URL.")) -> None:
     """Write a trained SAE as an SAELens folder (weights folded to act on raw features)."""
     from brain_workbench_plugins.sae.train import export_saelens
 

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import json
 import warnings
-from typing import Annotated, Any, Literal, Sequence
+from collections.abc import Sequence
+from typing import Annotated, Any
 
 from brain_workbench.sdk import EncoderBase, LayerInfo, Option, WorkbenchError, build_encoder, digest, resolve_layers
 

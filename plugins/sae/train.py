@@ -30,15 +30,15 @@ import contextlib
 import math
 import re
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 import torch
 
 from brain_workbench.sdk import WorkbenchError, digest
 from brain_workbench.sdk.data import ArraySpec, Store, check_key, load_features, safe_name
-
 from brain_workbench_plugins.sae.model import SAEConfig, SparseAutoencoder, from_arrays, save_saelens
 
 KINDS = ("topk", "batchtopk", "matryoshka")
@@ -280,7 +280,7 @@ def _arrays(run: _Run) -> dict[str, np.ndarray]:
     out = {name: p.detach().numpy().astype(np.float32) for name, p in run.params.items()}
     out["threshold"] = run.threshold.numpy().astype(np.float64)
     out["since_fired"] = run.since_fired.numpy().astype(np.int64)
-    for i, name in enumerate(PARAMS):
+    for name in PARAMS:
         state = run.opt.state.get(run.params[name], {})
         out[f"adam_m_{name}"] = (state["exp_avg"] if state else torch.zeros_like(run.params[name])).numpy().astype(np.float32)
         out[f"adam_v_{name}"] = (state["exp_avg_sq"] if state else torch.zeros_like(run.params[name])).numpy().astype(np.float32)

@@ -15,6 +15,7 @@ from typing import Any
 
 from brain_workbench.sdk import hookimpl
 
+
 def adaptation_curve(*args: Any, **kwargs: Any) -> Any:
     """See :func:`brain_workbench_plugins.shared_models.adaptation.adaptation_curve`."""
     from brain_workbench_plugins.shared_models.adaptation import adaptation_curve as run

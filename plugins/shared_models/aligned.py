@@ -12,15 +12,22 @@ onto the template from whichever shared stimuli it has seen.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from sklearn.base import BaseEstimator
 
 from brain_workbench.sdk import Option, WorkbenchError, as_str_array, build_head
 from brain_workbench.sdk.numerics import hyperalign, pearson_per_output, procrustes
-
-from brain_workbench_plugins.shared_models.data import SINGLE, Pair, dense_rows, parse_subjects, standardiser, width_error
+from brain_workbench_plugins.shared_models.data import (
+    SINGLE,
+    Pair,
+    dense_rows,
+    parse_subjects,
+    standardiser,
+    width_error,
+)
 from brain_workbench_plugins.shared_models.decoder import decode_scores
 
 METHODS = ("hyperalignment", "procrustes")
@@ -78,7 +85,7 @@ class AlignedDecoder(BaseEstimator):
         Z = (Y - y_mean) / y_scale
         return Z if P is None else Z @ P
 
-    def fit(self, data: Any, y: Any = None) -> "AlignedDecoder":
+    def fit(self, data: Any, y: Any = None) -> AlignedDecoder:
         """Align ``{subject: (Y_brain, X_target, stimulus_ids)}`` and fit the head on the pooled data.
 
         ``fit(Y, X)`` (one subject, scikit-learn style) is the subject's own space: no alignment.
@@ -128,7 +135,7 @@ class AlignedDecoder(BaseEstimator):
         self.subject_names_ = names
         return self
 
-    def adapt(self, subject: str, Y: np.ndarray, X: np.ndarray | None = None, stimulus_ids: Any = None) -> "AlignedDecoder":
+    def adapt(self, subject: str, Y: np.ndarray, X: np.ndarray | None = None, stimulus_ids: Any = None) -> AlignedDecoder:
         """Align a new subject onto the template from its responses to shared stimuli (ids required)."""
         if not hasattr(self, "maps_"):
             raise WorkbenchError("fit the AlignedDecoder before adapting it to a new subject")

@@ -6,8 +6,9 @@ encoders A is the stimulus features and B the brain. Rows of A and B are the sam
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 

@@ -19,14 +19,14 @@ the training subjects' mean map instead of towards zero.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from sklearn.base import BaseEstimator
 
 from brain_workbench.sdk import Option, WorkbenchError, digest
 from brain_workbench.sdk.numerics import decode_scores, pearson_per_output, ridge_cv
-
 from brain_workbench_plugins.shared_models import training
 from brain_workbench_plugins.shared_models.data import (
     SINGLE,
@@ -131,7 +131,7 @@ class SharedDecoder(BaseEstimator):
             raise WorkbenchError("shared-decoder epochs and adapt_epochs must be 0 or more")
 
     # ---- fitting ---------------------------------------------------------------------------
-    def fit(self, data: Any, y: Any = None, progress: training.Progress | None = None) -> "SharedDecoder":
+    def fit(self, data: Any, y: Any = None, progress: training.Progress | None = None) -> SharedDecoder:
         """Fit subject maps and the shared head on ``{subject: (Y_brain, X_target)}``."""
         self._check_options()
         subjects = parse_subjects(data, y, what=("brain", "target"))
@@ -281,7 +281,7 @@ class SharedDecoder(BaseEstimator):
         return np.mean([W for W, _ in train], axis=0), np.mean([c for _, c in train], axis=0)
 
     def adapt(self, subject: str, Y: np.ndarray, X: np.ndarray, stimulus_ids: Any = None,
-              progress: training.Progress | None = None) -> "SharedDecoder":
+              progress: training.Progress | None = None) -> SharedDecoder:
         """Fit only ``subject``'s map into the frozen shared latent from its (Y_brain, X_target) rows."""
         self._require_fitted()
         p = parse_subjects({str(subject): (Y, X)}, what=("brain", "target"))[str(subject)]

@@ -15,14 +15,14 @@ form, a ridge per unit on the frozen f(x) (towards the training subjects' mean e
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from sklearn.base import BaseEstimator
 
 from brain_workbench.sdk import Option, WorkbenchError, digest
 from brain_workbench.sdk.numerics import pearson_per_unit, ridge_cv
-
 from brain_workbench_plugins.shared_models import training
 from brain_workbench_plugins.shared_models.data import (
     SINGLE,
@@ -102,7 +102,7 @@ class SharedEncoder(BaseEstimator):
                 **{k: getattr(self, k) for k in keys}}
 
     # ---- fitting ---------------------------------------------------------------------------
-    def fit(self, data: Any, y: Any = None, progress: training.Progress | None = None) -> "SharedEncoder":
+    def fit(self, data: Any, y: Any = None, progress: training.Progress | None = None) -> SharedEncoder:
         """Fit the shared transform and every subject's unit embeddings on ``{subject: (X, Y)}``."""
         if self.embedding_prior not in PRIORS:
             raise WorkbenchError(f"unknown embedding_prior {self.embedding_prior!r}; use one of {', '.join(PRIORS)}")
@@ -250,7 +250,7 @@ class SharedEncoder(BaseEstimator):
             Xt = torch.as_tensor((X - self.fixed_["x_mean"]) / self.fixed_["x_scale"], dtype=torch.float32)
             return self.transform_(Xt).numpy().astype(np.float64)
 
-    def adapt(self, subject: str, X: np.ndarray, Y: np.ndarray, stimulus_ids: Any = None) -> "SharedEncoder":
+    def adapt(self, subject: str, X: np.ndarray, Y: np.ndarray, stimulus_ids: Any = None) -> SharedEncoder:
         """Fit only ``subject``'s unit embeddings (a ridge per unit on the frozen f(x), closed form)."""
         self._require_fitted()
         p = parse_subjects({str(subject): (X, Y)}, what=("features", "brain"))[str(subject)]

@@ -7,12 +7,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 SMALL = ["--set", "dataset.options={n_subjects: 1, n_train: 60, n_test: 20}",
          "--set", "encoders=[{name: efficientnet, layers: [0.5, 1.0]}]",
          "--set", "decoding.n_way=[10]", "--set", "permutations=10",
          "--set", "reconstruction.metrics=[{name: pixcorr}]"]
 
 
+@pytest.mark.slow  # the real `workbench demo` in a subprocess: model loading, a sweep and every figure (~1-2 min)
 def test_demo_runs_from_any_folder_and_draws_both_directions(tmp_path: Path) -> None:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "WORKBENCH_SWEEP_INDEX": str(tmp_path / "index.json")}
     done = subprocess.run([sys.executable, "-m", "brain_workbench.cli", "demo", *SMALL], cwd=tmp_path, env=env,

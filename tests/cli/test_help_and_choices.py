@@ -55,7 +55,8 @@ def test_help_shows_the_store_default_and_completion_is_offered() -> None:
 def test_unknown_executor_is_refused_even_with_nothing_pending(finished) -> None:
     config, _ = finished
     result = runner.invoke(app, ["sweep", "run", str(config), "--executor", "foo"])
-    assert result.exit_code == 2 and "'foo' is not one of 'inline', 'local', 'dask'" in " ".join(result.output.replace("│", " ").split())
+    output = " ".join(result.output.replace("│", " ").split())
+    assert result.exit_code == 2 and "'foo' is not one of 'inline', 'local', 'dask'" in output
 
 
 def test_unknown_metric_roi_and_encoder_list_the_known_ones(finished, tmp_path: Path) -> None:

@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 import brain_workbench as wb
 from brain_workbench.cli import app
 from brain_workbench.cli.common import LineReporter
-from brain_workbench.store.features import extract_features
 from brain_workbench.store import Store
+from brain_workbench.store.features import extract_features
 from brain_workbench.types import LayerInfo, digest
 
 runner = CliRunner()

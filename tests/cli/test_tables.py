@@ -5,15 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from typer.testing import CliRunner
 
 import brain_workbench as wb
+from brain_workbench.cli import app
 from brain_workbench.cli.sweep import print_table
 from brain_workbench.sweep import Sweep
 from brain_workbench.sweep.config import SweepConfig
 from brain_workbench.types import LayerInfo, digest
-from typer.testing import CliRunner
-
-from brain_workbench.cli import app
 
 runner = CliRunner()
 

@@ -15,8 +15,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from brain_workbench.figures import (plot_adaptation_curve, plot_layer_profiles, plot_reconstructions, plot_retrieval,
-                                     plot_retrieval_scores, plot_roi_labels, plot_surface_scores)
+from brain_workbench.figures import (
+    plot_adaptation_curve,
+    plot_layer_profiles,
+    plot_reconstructions,
+    plot_retrieval,
+    plot_retrieval_scores,
+    plot_roi_labels,
+    plot_surface_scores,
+)
 from brain_workbench.figures.brainmap import drawing_mesh, mesh_available
 from brain_workbench.plugin.testing import sample_images
 from brain_workbench.types import MeshUnavailableError, NotASurfaceError, Units, WorkbenchError

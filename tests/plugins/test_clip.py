@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 import brain_workbench as wb
-from brain_workbench.store.features import extract_features, load_features
 from brain_workbench.plugin.testing import check_encoder, sample_stimuli
+from brain_workbench.store.features import extract_features, load_features
 from brain_workbench.types import StimulusSet, WorkbenchError
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")

@@ -6,7 +6,6 @@ import importlib.util
 import json
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,10 +13,8 @@ import pytest
 import torch
 
 import brain_workbench
+import diffusion_fixtures as F
 from brain_workbench.sdk import Generator, WorkbenchError
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import diffusion_fixtures as F  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::UserWarning")
 

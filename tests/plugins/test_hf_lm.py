@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 import brain_workbench as wb
-from brain_workbench.store.features import extract_features, load_features
 from brain_workbench.plugin.testing import check_encoder
+from brain_workbench.store.features import extract_features, load_features
 from brain_workbench.types import StimulusSet, WorkbenchError
 
 SENTENCES = [

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import shutil
-import sys
 import warnings
 from pathlib import Path
 
@@ -13,12 +12,10 @@ import pytest
 
 import brain_workbench as wb
 from brain_workbench.plugin.registry import get_registry
-from brain_workbench.store import Store
 from brain_workbench.plugin.testing import check_dataset
+from brain_workbench.store import Store
 from brain_workbench.types import WorkbenchError
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from fixtures_datasets import FileServer, make_nsd, nsd_trial_images_from_csv  # noqa: E402
+from fixtures_datasets import FileServer, make_nsd, nsd_trial_images_from_csv
 
 nsd = pytest.importorskip("brain_workbench_plugins.nsd")
 

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 import brain_workbench as wb
+from brain_workbench.plugin.testing import check_encoder
+from brain_workbench.store import Store
 from brain_workbench.store.features import extract_features
 from brain_workbench.store.paths import encoder_key, feature_path
-from brain_workbench.store import Store
-from brain_workbench.plugin.testing import check_encoder
 from brain_workbench.types import LayerInfo, StimulusSet, WorkbenchError
 
 D_IN, N_ATOMS, K = 16, 48, 3

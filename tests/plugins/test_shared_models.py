@@ -21,8 +21,8 @@ import numpy as np
 import pytest
 
 import brain_workbench as wb
-from brain_workbench.store import open_store
 from brain_workbench.plugin.testing import check_head
+from brain_workbench.store import open_store
 from brain_workbench_plugins.demo import DemoDataset
 from brain_workbench_plugins.shared_models import adaptation_curve
 from brain_workbench_plugins.shared_models.adaptation import averaged_rows, session_order

@@ -16,8 +16,8 @@ from typer.testing import CliRunner
 
 import brain_workbench as wb
 from brain_workbench.cli import app
-from brain_workbench.store.images import resize_images, to_uint8
 from brain_workbench.plugin.testing import check_codec, sample_images
+from brain_workbench.store.images import resize_images, to_uint8
 from brain_workbench.types import WorkbenchError
 from brain_workbench_plugins.taef2 import model
 from brain_workbench_plugins.taef2.codec import WEIGHTS_DIR

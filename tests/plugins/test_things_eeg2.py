@@ -12,13 +12,10 @@ import pytest
 
 import brain_workbench as wb
 from brain_workbench.plugin.registry import get_registry
-from brain_workbench.store import Store
 from brain_workbench.plugin.testing import check_dataset
+from brain_workbench.store import Store
 from brain_workbench.types import WorkbenchError
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from fixtures_datasets import (EEG_CHANNELS, FileServer, make_things_eeg2, make_things_eeg2_raw,  # noqa: E402
-                               zip_folder)
+from fixtures_datasets import EEG_CHANNELS, FileServer, make_things_eeg2, make_things_eeg2_raw, zip_folder
 
 te = pytest.importorskip("brain_workbench_plugins.things_eeg2")
 

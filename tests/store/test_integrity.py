@@ -15,12 +15,18 @@ import zarr
 
 import brain_workbench as wb
 from brain_workbench.cli import main
+from brain_workbench.store import (
+    META,
+    ArraySpec,
+    CorruptEntryError,
+    DamagedEntryError,
+    Store,
+    open_store,
+    writer_identity,
+)
 from brain_workbench.store.features import load_features
-from brain_workbench.store import (META, ArraySpec, CorruptEntryError, DamagedEntryError, Store, open_store,
-                             writer_identity)
-from brain_workbench.sweep import Sweep
+from brain_workbench.sweep import Sweep, results_table
 from brain_workbench.sweep.config import config_from_dict
-from brain_workbench.sweep import results_table
 from brain_workbench.types import LayerInfo, WorkbenchError, digest
 
 PATH = "features/enc-1a2b/layer3"

@@ -9,7 +9,13 @@ import pytest
 
 import brain_workbench as wb
 from brain_workbench.numerics.stats import ncsnr, noise_ceiling_nsd, split_half_reliability
-from brain_workbench.store import Store, cached_recording, load_recording, recording_key, recording_key_for, save_recording
+from brain_workbench.store import (
+    Store,
+    cached_recording,
+    recording_key,
+    recording_key_for,
+    save_recording,
+)
 from brain_workbench.sweep import Sweep
 from brain_workbench.sweep.config import config_from_dict
 from brain_workbench.types import LayerInfo, Recording, Units, WorkbenchError, digest

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -17,9 +16,9 @@ import brain_workbench as wb
 from brain_workbench.cli import app
 from brain_workbench.figures.sweep import write_figures
 from brain_workbench.store import load_recording
+from brain_workbench.store.features import load_features
 from brain_workbench.sweep import Sweep, load_config, tidy_table
 from brain_workbench.sweep.config import config_from_dict
-from brain_workbench.store.features import load_features
 from brain_workbench.types import WorkbenchError
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -39,6 +38,7 @@ def score(table, model: str, k: int, name: str) -> float:
     return float(rows["value"].iloc[0])
 
 
+@pytest.mark.slow  # runs configs/demo-shared.yaml end to end (the `ran` fixture)
 def test_each_model_and_k_is_a_cell_with_tidy_rows(ran):
     cfg, summary, table = ran
     assert summary["cells"] == summary["computed"] == 2 * 3
@@ -51,6 +51,7 @@ def test_each_model_and_k_is_a_cell_with_tidy_rows(ran):
     assert (rows.loc[rows["score"] == "chance_two_way", "value"] == 0.5).all()
 
 
+@pytest.mark.slow  # runs configs/demo-shared.yaml end to end (the `ran` fixture)
 def test_shared_decoder_wins_with_one_session_and_meets_ridge_with_all(ran):
     _, _, table = ran
     small = score(table, "shared decoder", 1, "two_way") - score(table, "per-subject ridge", 1, "two_way")
@@ -64,6 +65,7 @@ def test_shared_decoder_wins_with_one_session_and_meets_ridge_with_all(ran):
     assert ridge[0] < ridge[1] < ridge[2], "the per-subject decoder must improve with more sessions"
 
 
+@pytest.mark.slow  # runs configs/demo-shared.yaml end to end (the `ran` fixture)
 def test_rerun_computes_nothing_and_an_added_k_only_its_cells(ran, tmp_path):
     cfg, _, table = ran
     again = Sweep(cfg).run()
@@ -76,6 +78,7 @@ def test_rerun_computes_nothing_and_an_added_k_only_its_cells(ran, tmp_path):
     Sweep(cfg).run()  # leave the module's sweep as it was
 
 
+@pytest.mark.slow  # runs configs/demo-shared.yaml end to end (the `ran` fixture)
 def test_sweep_numbers_equal_the_plugin_api(ran):
     cfg, _, table = ran
     sweep = Sweep(cfg)
@@ -93,6 +96,7 @@ def test_sweep_numbers_equal_the_plugin_api(ran):
         assert score(table, "per-subject ridge", k, "two_way") == pytest.approx(value, abs=1e-6)
 
 
+@pytest.mark.slow  # runs configs/demo-shared.yaml end to end (the `ran` fixture)
 def test_figure_from_the_table_by_cli_and_in_the_standard_set(ran, tmp_path):
     cfg, _, _ = ran
     out = tmp_path / "adaptation.png"
@@ -160,6 +164,7 @@ def test_shared_device_reaches_models_with_a_device_option(tmp_path):
     assert wb.head("shared-decoder", **options[0]).device == "cuda:1"
 
 
+@pytest.mark.slow  # runs configs/demo-shared.yaml end to end (the `ran` fixture)
 def test_encode_direction_scores_every_unit(ran):
     cfg, _, _ = ran
     shared = {**cfg.shared.model_dump(), "direction": "encode", "sessions": [1, None],

@@ -17,7 +17,15 @@ from typer.testing import CliRunner
 import brain_workbench as wb
 from brain_workbench.cli import app
 from brain_workbench.sdk.analysis import (
-    Analysis, Cell, CellResult, PlanContext, Preparation, Store, load_features, pearson_per_unit, prepared_recording,
+    Analysis,
+    Cell,
+    CellResult,
+    PlanContext,
+    Preparation,
+    Store,
+    load_features,
+    pearson_per_unit,
+    prepared_recording,
     source_digest,
 )
 from brain_workbench.sweep import Sweep, results_table, tidy_table

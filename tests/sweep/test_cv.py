@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,14 +12,12 @@ from sklearn.model_selection import KFold, LeaveOneGroupOut
 
 import brain_workbench as wb
 from brain_workbench.numerics.scoring import pearson_per_unit
+from brain_workbench.store.paths import result_path
 from brain_workbench.sweep import Sweep, results_table, tidy_table
 from brain_workbench.sweep.config import config_from_dict
 from brain_workbench.sweep.tables import load_cell_scores
-from brain_workbench.store.paths import result_path
 from brain_workbench.types import WorkbenchError
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from fixtures_encoders import ColourEncoder  # noqa: E402
+from fixtures_encoders import ColourEncoder
 
 ALPHA = 10.0
 

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
-
-from brain_workbench.store import load_recording, save_recording
 import pytest
 
-from brain_workbench.sweep import Sweep, load_config
-from brain_workbench.sweep import load_cell_scores, results_table
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from fixtures_datasets import make_nsd, make_things_eeg2  # noqa: E402
+from brain_workbench.store import load_recording
+from brain_workbench.sweep import Sweep, load_cell_scores, load_config, results_table
+from fixtures_datasets import make_nsd, make_things_eeg2
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
@@ -24,7 +19,8 @@ def test_nsd_config_runs_on_the_published_layout(tmp_path):
     root = tmp_path / "nsd"
     make_nsd(root, subjects=(1,), n_shared=6, n_unique=14)
     cfg = load_config(CONFIGS / "nsd-clip.yaml", [f"dataset.options.local_path={root}", f"store={tmp_path / 's.zarr'}",
-                                                   "encoders.0.layers=[1.0]", "encoders.0.options.pretrained=null", "permutations=10", "heads.0.options.cv=3"])
+                                                   "encoders.0.layers=[1.0]", "encoders.0.options.pretrained=null",
+                                                   "permutations=10", "heads.0.options.cv=3"])
     summary = Sweep(cfg).run()
     assert summary["computed"] == 1
     frame = results_table(Sweep(cfg).store, "nsd-clip")
@@ -50,7 +46,8 @@ def test_things_eeg2_config_keeps_channels_and_times(tmp_path):
     make_things_eeg2(root, subjects=(1,), n_train_concepts=6, n_test=4)
     cfg = load_config(CONFIGS / "things-eeg2-clip.yaml",
                       [f"dataset.options.local_path={root}", f"store={tmp_path / 's.zarr'}",
-                       "encoders.0.layers=[1.0]", "encoders.0.options.pretrained=null", "permutations=10", "heads.0.options.cv=3"])
+                       "encoders.0.layers=[1.0]", "encoders.0.options.pretrained=null", "permutations=10",
+                       "heads.0.options.cv=3"])
     Sweep(cfg).run()
     (cell, arrays), = list(load_cell_scores(Sweep(cfg).store, "things-eeg2-clip"))
     from fixtures_datasets import EEG_CHANNELS

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 import brain_workbench as wb
+from brain_workbench.analysis.recordings import prepare_recording
 from brain_workbench.numerics.decoding import chance_levels, decoding_scores, score_similarity
 from brain_workbench.sweep import Sweep, load_cell_scores, results_table
-from brain_workbench.analysis.recordings import prepare_recording
-from brain_workbench_plugins.analyses.common import decoding_inputs
 from brain_workbench.sweep.config import config_from_dict
 from brain_workbench.types import LayerInfo, WorkbenchError, digest
+from brain_workbench_plugins.analyses.common import decoding_inputs
 
 
 class PixelEncoder:
@@ -162,9 +162,9 @@ def test_bad_workers_no_work_and_an_unknown_split_are_refused_before_features(tm
 
 
 def test_retrieval_figure_shows_the_similarities_the_scores_came_from(tmp_path, monkeypatch):
-    from brain_workbench.numerics.decoding import score_similarity as scored
     from brain_workbench.figures import reconstructions
     from brain_workbench.figures.sweep import write_figures
+    from brain_workbench.numerics.decoding import score_similarity as scored
 
     cfg = config_from_dict(config(tmp_path, decoding={"rois": ["V1"], "keep_predictions": True}, permutations=0))
     Sweep(cfg).run()

@@ -8,15 +8,13 @@ early layers of an ImageNet-trained network, later ROIs at later layers, the cap
 from __future__ import annotations
 
 import numpy as np
-
-from brain_workbench.store import load_recording, save_recording
 import pytest
 from scipy import stats
 
 from brain_workbench.numerics.scoring import critical_r
-from brain_workbench.sweep import Sweep
+from brain_workbench.store import load_recording
+from brain_workbench.sweep import Sweep, load_cell_scores, results_table
 from brain_workbench.sweep.config import config_from_dict
-from brain_workbench.sweep import load_cell_scores, results_table
 from brain_workbench_plugins.demo import ROI_ORDER
 
 pytestmark = pytest.mark.slow

@@ -15,14 +15,13 @@ import pytest
 import yaml
 import zarr.storage._local as zarr_local
 
+import slow_plugins
 from brain_workbench.cli import main
 from brain_workbench.store import open_store
 from brain_workbench.sweep import Sweep
 from brain_workbench.sweep.config import config_from_dict
 
 HERE = Path(__file__).parent
-sys.path.insert(0, str(HERE))
-import slow_plugins  # noqa: E402
 
 
 def _start(tmp_path: Path, store: Path, tag: str, sleep: float, **env: str) -> subprocess.Popen:
@@ -95,7 +94,7 @@ def test_a_full_disk_names_the_entry_and_the_store_and_the_rerun_resumes(tmp_pat
         main(["sweep", "run", str(cfg), "--store", str(store)])
     assert exit_.value.code == 1
     err = " ".join(capsys.readouterr().err.split())
-    assert f"error: no space left on the disk holding 'results/race/" in err and f"in store {store}" in err, err
+    assert "error: no space left on the disk holding 'results/race/" in err and f"in store {store}" in err, err
     assert "free space or pass another --store" in err
     monkeypatch.setattr(zarr_local, "_put", put)
     sweep = Sweep(config_from_dict(slow_plugins.config(str(store))), open_store(store))

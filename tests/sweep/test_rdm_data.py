@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -13,13 +12,11 @@ from scipy.spatial.distance import squareform
 
 import brain_workbench as wb
 from brain_workbench.numerics.stats import given_rdm_noise_ceilings, rdm_noise_ceiling
+from brain_workbench.plugin.testing import RDM_DATASET_CHECKS, check_dataset, check_dataset_rdms, checks_for
 from brain_workbench.sweep import Sweep, results_table, tidy_table
 from brain_workbench.sweep.config import config_from_dict
-from brain_workbench.plugin.testing import RDM_DATASET_CHECKS, check_dataset, check_dataset_rdms, checks_for
 from brain_workbench.types import BrainRDMs, WorkbenchError, digest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from fixtures_encoders import ColourEncoder  # noqa: E402
+from fixtures_encoders import ColourEncoder
 
 SEED = 3
 DEMO = {"n_subjects": 3, "n_train": 20, "n_test": 14, "as_rdms": True}

@@ -83,12 +83,9 @@ class Thumbnail32:
         return "thumb32-v1"
 
 
+@pytest.mark.slow  # a sweep that also runs a (tiny) Kandinsky diffusion pipeline per cell
 def test_generation_cells_turn_decoded_embeddings_into_images(tmp_path):
-    import sys
-
     import brain_workbench as wb
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugins"))
     import diffusion_fixtures as F
 
     wb.register("thumb32", Thumbnail32, kind="encoder", replace=True)

@@ -13,9 +13,8 @@ import yaml
 from typer.testing import CliRunner
 
 import brain_workbench as wb
-from brain_workbench.sweep import Sweep, load_config
+from brain_workbench.sweep import Reporter, Sweep, load_cell_scores, load_config, results_table
 from brain_workbench.sweep.config import config_from_dict
-from brain_workbench.sweep import Reporter, load_cell_scores, results_table
 from brain_workbench.sweep.tables import table_path, tidy_table
 from brain_workbench.types import LayerInfo, WorkbenchError, digest
 
@@ -95,7 +94,7 @@ def test_plan_has_one_cell_per_subject_encoder_layer_head(tmp_path):
     sweep = Sweep(config_from_dict(tiny_config(tmp_path)))
     plan = sweep.plan()
     assert len(plan.cells) == 2 * 2 * 1
-    assert {(c.subject, c.layer) for c in plan.cells} == {(s, l) for s in ("1", "2") for l in ("colour", "thumbnail")}
+    assert {(c.subject, c.layer) for c in plan.cells} == {(s, layer) for s in ("1", "2") for layer in ("colour", "thumbnail")}
     assert len({c.key for c in plan.cells}) == len(plan.cells)
 
 
@@ -208,7 +207,7 @@ def test_overrides_reach_nested_fields(tmp_path):
 
 def test_cli_sweep_results_and_figures(tmp_path):
     from brain_workbench.cli import app
-    
+
 
     config = tmp_path / "tiny.yaml"
     config.write_text(yaml.safe_dump(tiny_config(tmp_path)))
@@ -312,7 +311,7 @@ def test_unknown_executor_and_missing_dask_are_clear_errors(tmp_path, monkeypatc
         get_executor("slurm")
     monkeypatch.setitem(sys.modules, "dask.distributed", None)
     with pytest.raises(WorkbenchError, match=r"brain-workbench\[dask\]"):
-        list(get_executor("dask")(str(tmp_path / "s.zarr"), []))
+        list(get_executor("dask")(str(tmp_path / "s.zarr"), [], lambda url, cell: None))
 
 
 def test_dask_executor_matches_inline(tmp_path):
@@ -348,7 +347,7 @@ def test_only_stimuli_the_subjects_saw_are_encoded(tmp_path):
 
 def test_metric_cells_compare_without_fitting(tmp_path):
     from brain_workbench.cli import app
-    
+
 
     cfg = config_from_dict(tiny_config(tmp_path, metrics=[{"name": "cka"}, {"name": "rsa"}]))
     sweep = Sweep(cfg)

@@ -7,8 +7,9 @@ conformance checks of ``brain_workbench.plugin.testing``.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any, Sequence
+from typing import Annotated, Any
 
 import numpy as np
 from sklearn.base import BaseEstimator
@@ -119,7 +120,7 @@ class FakeRidge(BaseEstimator):
     def __init__(self, alpha: Annotated[float, Option("ridge penalty")] = 1.0) -> None:
         self.alpha = alpha
 
-    def fit(self, X: np.ndarray, Y: np.ndarray) -> "FakeRidge":
+    def fit(self, X: np.ndarray, Y: np.ndarray) -> FakeRidge:
         X, Y = _finite(X, "X"), _finite(Y, "Y")
         self.x_mean_, self.y_mean_ = X.mean(0), Y.mean(0)
         Xc, Yc = X - self.x_mean_, Y - self.y_mean_
