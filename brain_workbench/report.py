@@ -130,7 +130,8 @@ def statistics_table(rows: Any) -> Any:
     """Per subject × encoder × layer × ROI: the scores and every statistic the results table carries."""
     extra = [c for c in rows.columns if re.match(r"^(p|q)_|(^|_)(sem|ci)(_|$)", c) and c not in STAT_COLUMNS]
     columns = [c for c in (*STAT_COLUMNS, *extra) if c in rows.columns and rows[c].notna().any()]
-    label = ["subject", "encoder", "layer", "depth", "roi"] + (["analysis"] if rows["kind"].iloc[0] != "encoding" else [])
+    several = "analysis" in rows.columns and rows["analysis"].nunique() > 1
+    label = ["subject", "encoder", "layer", "depth", "roi"] + (["analysis"] if several else [])
     return _ordered(rows)[label + columns]
 
 
