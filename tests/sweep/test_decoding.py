@@ -153,7 +153,7 @@ def test_bad_workers_no_work_and_an_unknown_split_are_refused_before_features(tm
     with pytest.raises(WorkbenchError, match="-j/--workers must be at least 1, got -1"):
         Sweep(config_from_dict(config(tmp_path))).run(workers=-1)
     assert not (tmp_path / "store.zarr" / "responses").exists(), "nothing was cached"
-    with pytest.raises(WorkbenchError, match="a sweep with encoders needs heads, metrics, a shared section or an analyses section"):
+    with pytest.raises(WorkbenchError, match="a sweep with encoders needs heads, metrics, a shared section or an analyses"):
         config_from_dict(config(tmp_path, heads=[], metrics=[]))
     sweep = Sweep(config_from_dict(config(tmp_path, test_split="tset")))
     with pytest.raises(WorkbenchError, match="demo/1 has no split 'tset'; its splits are"):
