@@ -1,4 +1,4 @@
-"""Ridge CV at NSD subject scale: brain_workbench.numerics.linalg.ridge_cv against himalaya's RidgeCV.
+"""Ridge CV at NSD subject scale: brain_workbench.numerics.ridge.ridge_cv against himalaya's RidgeCV.
 
 Default size is one NSD subject (n=9000 stimuli, p=768 features, t=15,724 units, 20 alphas, 5 folds);
 ``--scale`` shrinks n and t linearly and p by sqrt(scale). Each solver runs in its own subprocess on
@@ -108,7 +108,8 @@ def worker(args: argparse.Namespace) -> None:
         torch.cuda.reset_peak_memory_stats()
     base = maxrss_bytes()
     if args.worker == "workbench":
-        from brain_workbench.numerics.linalg import get_backend, ridge_cv
+        from brain_workbench.numerics.backend import get_backend
+        from brain_workbench.numerics.ridge import ridge_cv
 
         bk = get_backend(args.backend, args.device)
         t0 = time.perf_counter()

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn.linear_model import RidgeCV
 
-from brain_workbench.numerics.linalg import DEFAULT_ALPHAS, AlphaGridWarning, ridge_cv
+from brain_workbench.numerics.ridge import DEFAULT_ALPHAS, AlphaGridWarning, ridge_cv
 from brain_workbench.numerics.scoring import pearson_per_unit
 
 

@@ -1,6 +1,6 @@
 """Planted structure, brain → image: responses are a noisy linear mix of TAEF2 latents of procedural images.
 
-Ridge (brain_workbench.numerics.linalg) maps training responses to latents, test latents are predicted and decoded
+Ridge (brain_workbench.numerics.ridge) maps training responses to latents, test latents are predicted and decoded
 through TAEF2, and the reconstructions must beat a shuffled pairing and the mean training image on
 PixCorr, SSIM and two-way identification (the shipped EfficientNet-Lite0). Images are 40 px so the
 whole pipeline stays around 15 s on two CPU cores.
@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 import brain_workbench as wb
-from brain_workbench.numerics.linalg import ridge_cv
+from brain_workbench.numerics.ridge import ridge_cv
 from brain_workbench.store.images import to_uint8
 from brain_workbench_plugins.image_metrics import two_way_per_image
 

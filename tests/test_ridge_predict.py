@@ -1,4 +1,4 @@
-"""ridge_cv_predict: per-target CV ridge predictions without the weight matrix, against linalg.ridge_cv and himalaya."""
+"""ridge_cv_predict: per-target CV ridge predictions without the weight matrix, against ridge.ridge_cv and himalaya."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import zarr
 from sklearn.model_selection import KFold
 
-from brain_workbench.numerics.linalg import ridge_cv
+from brain_workbench.numerics.ridge import ridge_cv
 from brain_workbench.numerics.ridge_predict import ridge_cv_predict
 from brain_workbench.types import WorkbenchError
 

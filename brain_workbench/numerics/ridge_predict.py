@@ -2,12 +2,12 @@
 
 Decoding brain → codec latents has many features (voxels) and very many targets (32,768 TAEF2
 latent values at 256 px): the weights alone would be 2 GiB at NSD size. ``ridge_cv_predict`` picks
-one alpha per target by K-fold CV (fold-averaged test MSE, as ``brain_workbench.numerics.linalg.ridge_cv`` and
+one alpha per target by K-fold CV (fold-averaged test MSE, as ``brain_workbench.numerics.ridge.ridge_cv`` and
 himalaya) and predicts ``X_new`` chunk by chunk of targets. When features outnumber training rows it
 works in the kernel form on n × n Gram matrices built from float32 features in float64 feature
 blocks, one fold decomposition at a time, so memory stays near 2·n² float64 plus one chunk:
 about 1.7 GiB at n = 9,000 whatever the number of voxels or targets. Otherwise it runs
-``brain_workbench.numerics.linalg.RidgeSolver`` (primal form) and predicts each chunk from its weights.
+``brain_workbench.numerics.ridge.RidgeSolver`` (primal form) and predicts each chunk from its weights.
 """
 
 from __future__ import annotations
@@ -18,15 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from brain_workbench.numerics.linalg import (
-    DEFAULT_ALPHAS,
-    Backend,
-    RidgeSolver,
-    default_chunk,
-    get_backend,
-    make_folds,
-    select_alphas,
-)
+from brain_workbench.numerics.backend import Backend, get_backend
+from brain_workbench.numerics.ridge import DEFAULT_ALPHAS, RidgeSolver, default_chunk, make_folds, select_alphas
 from brain_workbench.types import WorkbenchError
 
 
@@ -197,7 +190,7 @@ def ridge_cv_predict(X: np.ndarray, Y: Any, X_new: np.ndarray, alphas: Sequence[
 
     ``Y`` may be any 2-D array that slices by columns (numpy, zarr). ``method="auto"`` uses the
     kernel form when features outnumber the rows of the smallest training fold, else the primal
-    form; the chosen alphas and predictions agree with ``brain_workbench.numerics.linalg.ridge_cv`` and himalaya.
+    form; the chosen alphas and predictions agree with ``brain_workbench.numerics.ridge.ridge_cv`` and himalaya.
     """
     X = np.asarray(X)
     X_new = np.asarray(X_new)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from brain_workbench.analysis.adaptation import adaptation_curve, averaged_rows, decode_scores, session_order
 from brain_workbench.numerics.alignment import ProcrustesMap, hyperalign, procrustes
-from brain_workbench.numerics.linalg import (
+from brain_workbench.numerics.ridge import (
     DEFAULT_ALPHAS,
     banded_ridge_cv,
     bands_from_columns,

@@ -1,6 +1,6 @@
 """Decoding heads: brain → embedding with ridge or a small contrastive MLP, plus time generalisation.
 
-``method="ridge"`` reuses :mod:`brain_workbench.numerics.linalg` (alpha per embedding dimension by CV).
+``method="ridge"`` reuses :mod:`brain_workbench.numerics.ridge` (alpha per embedding dimension by CV).
 ``method="contrastive"`` is in the spirit of MindEye's retrieval submodule (Scotti et al. 2023): an
 MLP with a linear skip path trained with the symmetric InfoNCE (CLIP) loss between predicted and
 true embeddings, plus an MSE term that keeps predictions in the embedding's own units. Retrieval

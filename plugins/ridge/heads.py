@@ -1,6 +1,6 @@
 """Ridge encoding heads: per-unit alpha by cross-validation, banded ridge, variance partitioning.
 
-The numerical work lives in :mod:`brain_workbench.numerics.linalg` (one eigendecomposition per fold, every alpha
+The numerical work lives in :mod:`brain_workbench.numerics.ridge` (one eigendecomposition per fold, every alpha
 scored as a diagonal rescaling); this module wraps it as scikit-learn estimators whose ``score``
 returns one Pearson r per unit.
 """

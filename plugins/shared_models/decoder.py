@@ -2,7 +2,7 @@
 
 MindEye2's recipe (Scotti et al. 2024) at workbench scale. Stage 1 is closed form: each subject's
 standardised units are ridge-regressed onto the standardised target embedding (alpha per dimension
-by CV, :func:`brain_workbench.numerics.linalg.ridge_cv`); the stacked fitted values of all subjects give the
+by CV, :func:`brain_workbench.numerics.ridge.ridge_cv`); the stacked fitted values of all subjects give the
 ``latent_dim`` principal directions V of the target that brains predict (reduced-rank ridge), and
 subject s's map into the latent is ``W_s = B_s V``. The head is ``h(l) = l Vᵀ + MLP(l)``, a linear
 path started at V plus a residual MLP whose output layer starts at zero, so training starts from

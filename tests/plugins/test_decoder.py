@@ -8,7 +8,7 @@ import pytest
 from sklearn.base import clone
 
 import brain_workbench as wb
-from brain_workbench.numerics import linalg
+from brain_workbench.numerics import ridge
 from brain_workbench.numerics.scoring import retrieval_topk, similarity_matrix, two_way_identification
 from brain_workbench.plugin.testing import check_head
 from brain_workbench.types import WorkbenchError
@@ -34,7 +34,7 @@ def test_decoder_passes_conformance(method):
 def test_ridge_decoder_equals_linalg_and_retrieves(brain):
     X, E = brain
     head = DecoderHead(alphas=np.logspace(-1, 5, 10)).fit(X[:200], E[:200])
-    ref = linalg.ridge_cv(X[:200], E[:200], np.logspace(-1, 5, 10), 5)
+    ref = ridge.ridge_cv(X[:200], E[:200], np.logspace(-1, 5, 10), 5)
     np.testing.assert_allclose(head.coef_, ref.coef, rtol=1e-12)
     assert head.score(X[200:], E[200:]).shape == (16,)
     acc = head.retrieval(X[200:], E[200:], k=(1, 5))

@@ -1,6 +1,6 @@
 """The ridge and banded-ridge heads: conformance, registry, fitted attributes, variance partitioning.
 
-Numerical equality with himalaya and scikit-learn is tested at the solver level in tests/test_linalg.py;
+Numerical equality with himalaya and scikit-learn is tested at the solver level in tests/numerics/test_ridge_solvers.py;
 here the head must reproduce the solver exactly (rtol 1e-12) and behave as an estimator.
 """
 
@@ -11,7 +11,7 @@ import pytest
 from sklearn.base import clone
 
 import brain_workbench as wb
-from brain_workbench.numerics import linalg
+from brain_workbench.numerics import ridge
 from brain_workbench.numerics.scoring import pearson_per_unit
 from brain_workbench.plugin.testing import check_head
 from brain_workbench.types import WorkbenchError
@@ -49,7 +49,7 @@ def test_head_reproduces_solver_and_exposes_fitted_attributes(data):
     X, Y = data
     alphas = np.logspace(-1, 4, 9)
     head = RidgeHead(alphas=alphas, cv=4, n_units_chunk=4).fit(X[:120], Y[:120])
-    ref = linalg.ridge_cv(X[:120], Y[:120], alphas, 4, n_units_chunk=4)
+    ref = ridge.ridge_cv(X[:120], Y[:120], alphas, 4, n_units_chunk=4)
     assert head.coef_.shape == (12, 9) and head.intercept_.shape == (9,)
     assert head.best_alphas_.shape == (9,) and head.cv_scores_.shape == (9, 9)
     assert head.coef_.dtype == np.float32 and head.n_features_in_ == 12
@@ -63,7 +63,7 @@ def test_head_reproduces_solver_and_exposes_fitted_attributes(data):
 def test_default_alphas_and_one_dimensional_targets(data):
     X, Y = data
     head = RidgeHead().fit(X, Y[:, 0])
-    assert np.isin(head.best_alphas_, linalg.DEFAULT_ALPHAS).all()
+    assert np.isin(head.best_alphas_, ridge.DEFAULT_ALPHAS).all()
     assert head.predict(X).shape == (160,) and head.score(X, Y[:, 0]).shape == (1,)
 
 
