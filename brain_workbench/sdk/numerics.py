@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from brain_workbench.analysis.adaptation import adaptation_curve, averaged_rows, decode_scores, session_order
 from brain_workbench.numerics.alignment import ProcrustesMap, hyperalign, procrustes
+from brain_workbench.numerics.ceilings import noise_ceiling_nsd, rdm_noise_ceiling
 from brain_workbench.numerics.ridge import (
     DEFAULT_ALPHAS,
     banded_ridge_cv,
@@ -23,7 +24,7 @@ from brain_workbench.numerics.scoring import (
     retrieval_topk,
     two_way_identification,
 )
-from brain_workbench.numerics.stats import noise_ceiling_nsd, rankdata, rdm_noise_ceiling
+from brain_workbench.numerics.stats import rankdata
 
 __all__ = [
     "DEFAULT_ALPHAS", "ProcrustesMap", "adaptation_curve", "averaged_rows", "banded_ridge_cv", "bands_from_columns",

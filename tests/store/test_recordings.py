@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import brain_workbench as wb
-from brain_workbench.numerics.stats import ncsnr, noise_ceiling_nsd, split_half_reliability
+from brain_workbench.numerics.ceilings import ncsnr, noise_ceiling_nsd, split_half_reliability
 from brain_workbench.store import (
     Store,
     cached_recording,

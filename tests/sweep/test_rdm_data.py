@@ -11,7 +11,7 @@ from scipy import stats as sps
 from scipy.spatial.distance import squareform
 
 import brain_workbench as wb
-from brain_workbench.numerics.stats import given_rdm_noise_ceilings, rdm_noise_ceiling
+from brain_workbench.numerics.ceilings import given_rdm_noise_ceilings, rdm_noise_ceiling
 from brain_workbench.plugin.testing import RDM_DATASET_CHECKS, check_dataset, check_dataset_rdms, checks_for
 from brain_workbench.sweep import Sweep, results_table, tidy_table
 from brain_workbench.sweep.config import config_from_dict
