@@ -94,7 +94,7 @@ def test_scaffolds_type_check_against_the_sdk(tmp_path: Path, monkeypatch: pytes
     roots = [scaffold_plugin(f"my-{kind}", kind, tmp_path) for kind in KINDS]
     roots.append(scaffold_plugin("colour-hist", "encoder", tmp_path))
     (roots[-1] / "brain_workbench_colour_hist" / "wrong.py").write_text(WRONG)
-    monkeypatch.setenv("MYPYPATH", str(Path(__file__).resolve().parents[1]))
+    monkeypatch.setenv("MYPYPATH", str(Path(__file__).resolve().parents[2]))
     monkeypatch.chdir(tmp_path)
     packages = [str(next(root.glob("brain_workbench_*"))) for root in roots]
     out, err, _ = api.run(["--config-file", str(roots[0] / "pyproject.toml"), "--follow-imports=silent",

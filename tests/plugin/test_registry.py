@@ -24,7 +24,7 @@ from brain_workbench.plugin.testing import check_dataset, check_encoder, check_h
 from brain_workbench.types import WorkbenchError
 
 runner = CliRunner()
-FAKE_PLUGINS = Path(__file__).parent / "fake_plugins"
+FAKE_PLUGINS = Path(__file__).resolve().parents[1] / "fake_plugins"
 
 
 def _by_name(listing: list[dict]) -> dict[str, dict]:
