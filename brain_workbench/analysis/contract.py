@@ -260,7 +260,8 @@ class Analysis:
     ``id_columns`` name the analysis's own identifier columns of the tidy table (beyond subject, encoder,
     layer, roi, ...), ``score_columns`` its scores; ``code_modules`` the modules whose source keys its
     cells (default: the module defining the class). ``in_coordinator`` analyses run in the coordinating
-    process (e.g. where the GPU is) rather than in workers.
+    process (e.g. where the GPU is) rather than in workers. ``sections`` are the top-level config sections it
+    reads (``config.section(name)``); a sweep refuses, before any work, a section no installed analysis claims.
     """
 
     name: ClassVar[str] = ""
@@ -269,6 +270,7 @@ class Analysis:
     score_columns: ClassVar[tuple[str, ...]] = ()
     code_modules: ClassVar[tuple[str, ...]] = ()
     in_coordinator: ClassVar[bool] = False
+    sections: ClassVar[tuple[str, ...]] = ()
     progress_label: ClassVar[str] = "fitting cells"
     summary_value: ClassVar[str | None] = None
     summary_what: ClassVar[str | None] = None

@@ -211,6 +211,9 @@ class Sweep:
             cells.extend(planned)
             for job in analysis.requirements(context, planned) if planned else []:
                 jobs.setdefault(job.key, job)
+        if not cells:
+            raise WorkbenchError(f"{self.config.name}: the config plans no cells: add heads, metrics or an analysis "
+                                 "section with something to compute (a decoding section needs a decode head)")
         keys = [c.key for c in cells]
         if len(set(keys)) != len(keys):
             twice = next(k for k in keys if keys.count(k) > 1)
@@ -359,6 +362,12 @@ class Sweep:
         if unknown:
             raise WorkbenchError(f"analyses section names {unknown[0]!r}, which is not an installed analysis; "
                                  f"installed: {', '.join(sorted(known))} (see workbench analyses list)")
+        claimed = {section for analysis in known.values() for section in analysis.sections}
+        stray = sorted(set(self.config.model_extra or {}) - claimed)
+        if stray:
+            raise WorkbenchError(f"{self.config.name}: no installed analysis reads a section {stray[0]!r}; the "
+                                 f"sections analyses read are {', '.join(sorted(claimed)) or 'none'} "
+                                 f"(see workbench analyses list)")
         for analysis in known.values():
             analysis.validate(self.config, dataset, self.registry)
 

@@ -37,7 +37,7 @@ from brain_workbench.sdk.analysis import (
     score_sessions,
     select_rois,
 )
-from brain_workbench_plugins.analyses import common
+from brain_workbench_plugins.analyses import common, sections
 
 
 @dataclass(frozen=True)
@@ -65,14 +65,23 @@ class AdaptationAnalysis(Analysis):
 
     name = "adaptation"
     version = "1"
+    sections = ("shared",)
     id_columns = ("model_kind", "k_sessions", "all_sessions", "n_stimuli", "n_trials")
     score_columns = ("top1", "two_way", "mean_r", "median_r", "chance_top1", "chance_two_way", "chance_mean_r",
                      "chance_median_r")
 
     def validate(self, config: Any, dataset: Any, registry: Any) -> None:
-        spec = config.shared
+        spec = sections.shared(config)
         if spec is None:
             return
+        target = spec.target.encoder
+        if not any(target in (e.name, e.display) for e in config.encoders):
+            raise WorkbenchError(f"{config.name}: shared.target.encoder {target!r} is not one of the sweep's encoders "
+                                 f"({', '.join(e.display for e in config.encoders) or 'none'})")
+        if config.subjects != "all":
+            unknown = [s for s in [*spec.new_subjects, *(spec.train_subjects or [])] if s not in set(config.subjects)]
+            if unknown:
+                raise WorkbenchError(f"{config.name}: shared names subject {unknown[0]!r}, which is not in subjects")
         device = spec.device or ""
         if device.startswith("cuda"):
             import torch
@@ -88,7 +97,7 @@ class AdaptationAnalysis(Analysis):
                                      f"head, but shared.direction is {spec.direction}")
 
     def plan(self, context: PlanContext) -> list[Cell]:
-        cfg, spec = context.config, context.config.shared
+        cfg, spec = context.config, sections.shared(context.config)
         if spec is None:
             return []
         subjects = list(context.subjects)
@@ -129,7 +138,7 @@ class AdaptationAnalysis(Analysis):
 
     @staticmethod
     def _check_recordings(context: PlanContext) -> None:
-        spec = context.config.shared
+        spec = sections.shared(context.config)
         for subject, info in context.recordings.items():
             if not info.cached:
                 continue

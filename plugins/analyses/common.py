@@ -17,6 +17,7 @@ from brain_workbench.sdk.analysis import (
     resolve_layers,
     safe_name,
 )
+from brain_workbench_plugins.analyses import sections
 
 
 def head_layers(head: Any, encoder: Any) -> list[str]:
@@ -107,7 +108,7 @@ def standardized(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.nd
 
 # ---- seen test images ---------------------------------------------------------------------------
 def seen_size(context: PlanContext) -> int:
-    recon = context.config.reconstruction
+    recon = sections.reconstruction(context.config)
     return recon.seen_size if recon is not None else 256
 
 

@@ -29,7 +29,7 @@ from brain_workbench.sdk.analysis import (
     similarity_matrix,
     table_labels,
 )
-from brain_workbench_plugins.analyses import common
+from brain_workbench_plugins.analyses import common, sections
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,7 @@ class DecodingAnalysis(Analysis):
 
     name = "decoding"
     version = "1"
+    sections = ("decoding",)
     summary_value = "mean_r"
     summary_what = "mean Pearson r of decoded and true features"
     code_modules = ("brain_workbench_plugins.analyses.decoding", "brain_workbench_plugins.analyses.common")
@@ -78,9 +79,9 @@ class DecodingAnalysis(Analysis):
         if not heads:
             return []
         check_split_scheme(cfg, "decoding and reconstruction")
-        common.check_rois(context, cfg.decoding.rois)
-        spec = cfg.decoding.model_dump()
-        if cfg.generation is not None:
+        common.check_rois(context, sections.decoding(cfg).rois)
+        spec = sections.decoding(cfg).model_dump()
+        if sections.generation(cfg) is not None:
             spec["keep_predictions"] = True
         seen = common.seen_key(context) if spec["keep_predictions"] and "image" in context.dataset.modalities else None
         prep = {"average_repetitions": cfg.average_repetitions, "test_split": cfg.cv_spec()["split"],
@@ -98,8 +99,8 @@ class DecodingAnalysis(Analysis):
                         if layer not in common.head_layers(head, encoder):
                             continue
                         dump = common.spec(head)
-                        for roi in cfg.decoding.rois:
-                            for window in cfg.decoding.time_windows or [None]:
+                        for roi in sections.decoding(cfg).rois:
+                            for window in sections.decoding(cfg).time_windows or [None]:
                                 unit_set = {"roi": roi, "time_window": None if window is None else list(window)}
                                 key = self.cell_key(subject, "d", context.dataset.fingerprint, subject, prep,
                                                     encoder.key, layer, "decode", dump, unit_set, spec, cfg.seed,

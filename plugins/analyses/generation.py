@@ -25,7 +25,7 @@ from brain_workbench.sdk.analysis import (
     read_images,
     resolve_layers,
 )
-from brain_workbench_plugins.analyses import common
+from brain_workbench_plugins.analyses import common, sections
 from brain_workbench_plugins.analyses.decoding import DecodingAnalysis
 from brain_workbench_plugins.analyses.reconstruction import ReconstructionAnalysis
 
@@ -45,12 +45,13 @@ class GenerationAnalysis(Analysis):
 
     name = "generation"
     version = "1"
+    sections = ("generation",)
     code_modules = ("brain_workbench_plugins.analyses.generation", "brain_workbench_plugins.analyses.common")
     in_coordinator = True
     progress_label = "generating images"
 
     def plan(self, context: PlanContext) -> list[Cell]:
-        spec = context.config.generation
+        spec = sections.generation(context.config)
         if spec is None:
             return []
         if context.dataset.provides == "rdms":

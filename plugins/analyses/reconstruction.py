@@ -36,7 +36,7 @@ from brain_workbench.sdk.analysis import (
     prepared_recording,
     read_images,
 )
-from brain_workbench_plugins.analyses import common
+from brain_workbench_plugins.analyses import common, sections
 from brain_workbench_plugins.analyses.decoding import check_split_scheme
 
 LATENTS = "latents"
@@ -96,6 +96,7 @@ class ReconstructionAnalysis(Analysis):
 
     name = "reconstruction"
     version = "1"
+    sections = ("reconstruction",)
     code_modules = ("brain_workbench_plugins.analyses.reconstruction", "brain_workbench_plugins.analyses.common")
 
     def __init__(self) -> None:
@@ -107,16 +108,16 @@ class ReconstructionAnalysis(Analysis):
         return self._codec
 
     def validate(self, config: Any, dataset: Any, registry: Any) -> None:
-        if config.reconstruction is not None and dataset.provides == "rdms":
+        if sections.reconstruction(config) is not None and dataset.provides == "rdms":
             raise WorkbenchError(f"dataset {config.dataset.name!r} provides brain RDMs, not responses: it cannot be "
                                  "reconstructed from; remove the reconstruction section")
-        if config.reconstruction is not None:
+        if sections.reconstruction(config) is not None:
             check_split_scheme(config, "decoding and reconstruction")
-            check_image_metrics([m.model_dump() for m in config.reconstruction.metrics], registry, "reconstruction")
-            self.codec(config.reconstruction.codec)
+            check_image_metrics([m.model_dump() for m in sections.reconstruction(config).metrics], registry, "reconstruction")
+            self.codec(sections.reconstruction(config).codec)
 
     def plan(self, context: PlanContext) -> list[Cell]:
-        cfg, spec = context.config, context.config.reconstruction
+        cfg, spec = context.config, sections.reconstruction(context.config)
         if spec is None:
             return []
         if context.dataset.provides == "rdms":
@@ -151,7 +152,7 @@ class ReconstructionAnalysis(Analysis):
     def requirements(self, context: PlanContext, cells: Sequence[Cell]) -> list[FeatureJob | ImageJob]:
         if not cells:
             return []
-        spec = context.config.reconstruction
+        spec = sections.reconstruction(context.config)
         enc = self.codec(spec.codec)
         stimuli = context.stimuli("image")
         return [FeatureJob(encoder_key(enc, stimuli), (LATENTS,), f"{spec.codec.name} latents", lambda: enc,

@@ -20,6 +20,7 @@ from brain_workbench.store.features import load_features
 from brain_workbench.sweep import Sweep, load_config, tidy_table
 from brain_workbench.sweep.config import config_from_dict
 from brain_workbench.types import WorkbenchError
+from brain_workbench_plugins.analyses import sections
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
@@ -70,7 +71,7 @@ def test_rerun_computes_nothing_and_an_added_k_only_its_cells(ran, tmp_path):
     cfg, _, table = ran
     again = Sweep(cfg).run()
     assert again["computed"] == 0 and again["skipped"] == 6
-    more = config_from_dict({**cfg.model_dump(), "shared": {**cfg.shared.model_dump(), "sessions": [1, 2, 3, None]}})
+    more = config_from_dict({**cfg.model_dump(), "shared": {**cfg.section("shared"), "sessions": [1, 2, 3, None]}})
     assert Sweep(more).run()["computed"] == 2
     grown = tidy_table(Sweep(more).store, cfg.name)
     for model in ("shared decoder", "per-subject ridge"):
@@ -132,7 +133,7 @@ def base(**shared) -> dict:
 ])
 def test_bad_shared_sections_are_refused_in_one_sentence(shared, message):
     with pytest.raises(WorkbenchError, match=message):
-        config_from_dict(base(**shared))
+        Sweep(config_from_dict(base(**shared))).validate()
 
 
 def test_bad_models_subjects_and_devices_are_refused_before_any_work(tmp_path):
@@ -159,7 +160,7 @@ def test_shared_device_reaches_models_with_a_device_option(tmp_path):
                             "store": str(tmp_path / "s.zarr")})
     from brain_workbench_plugins.analyses.adaptation import model_options
 
-    options = [model_options(wb.get_registry(), m, cfg.shared.device) for m in cfg.shared.models]
+    options = [model_options(wb.get_registry(), m, sections.shared(cfg).device) for m in sections.shared(cfg).models]
     assert options[0]["device"] == "cuda:1" and "device" not in options[1] and options[2]["device"] == "cpu"
     assert wb.head("shared-decoder", **options[0]).device == "cuda:1"
 
@@ -167,7 +168,7 @@ def test_shared_device_reaches_models_with_a_device_option(tmp_path):
 @pytest.mark.slow  # runs configs/demo-shared.yaml end to end (the `ran` fixture)
 def test_encode_direction_scores_every_unit(ran):
     cfg, _, _ = ran
-    shared = {**cfg.shared.model_dump(), "direction": "encode", "sessions": [1, None],
+    shared = {**cfg.section("shared"), "direction": "encode", "sessions": [1, None],
               "models": [{"name": "shared-encoder", "label": "shared encoder",
                           "options": {"latent_dim": 8, "epochs": 3, "embedding_prior": "mean"}},
                          {"name": "ridge", "label": "per-subject ridge", "options": {"cv": 3}}]}

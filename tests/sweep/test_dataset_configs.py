@@ -64,11 +64,15 @@ def test_every_shipped_config_loads_through_the_sweep_loader(path):
 
 
 def test_shared_configs_align_on_the_stimuli_every_subject_saw():
+    from brain_workbench_plugins.analyses import sections
+
     nsd, eeg = load_config(CONFIGS / "nsd-shared.yaml"), load_config(CONFIGS / "things-eeg2-shared.yaml")
     # NSD's shared1000 and THINGS-EEG2's 200 test images are each dataset's `test` split
-    assert nsd.shared.align.split == eeg.shared.align.split == "test"
+    nsd_shared, eeg_shared = sections.shared(nsd), sections.shared(eeg)
+    assert nsd_shared is not None and eeg_shared is not None
+    assert nsd_shared.align.split == eeg_shared.align.split == "test"
     assert nsd.dataset.options["average_repetitions"] is False and eeg.dataset.options["data"] == "raw"
-    assert nsd.shared.session_group == eeg.shared.session_group == "session"
+    assert nsd_shared.session_group == eeg_shared.session_group == "session"
 
 
 @pytest.mark.filterwarnings("ignore:NSD subject")

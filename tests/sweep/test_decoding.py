@@ -153,8 +153,10 @@ def test_bad_workers_no_work_and_an_unknown_split_are_refused_before_features(tm
     with pytest.raises(WorkbenchError, match="-j/--workers must be at least 1, got -1"):
         Sweep(config_from_dict(config(tmp_path))).run(workers=-1)
     assert not (tmp_path / "store.zarr" / "responses").exists(), "nothing was cached"
-    with pytest.raises(WorkbenchError, match="a sweep with encoders needs heads, metrics, a shared section or an analyses"):
-        config_from_dict(config(tmp_path, heads=[], metrics=[]))
+    with pytest.raises(WorkbenchError, match="the config plans no cells: .*a decoding section needs a decode head"):
+        Sweep(config_from_dict(config(tmp_path, heads=[], metrics=[]))).run()
+    with pytest.raises(WorkbenchError, match="a sweep with encoders needs heads, metrics, or an analysis section"):
+        config_from_dict({k: v for k, v in config(tmp_path, heads=[], metrics=[]).items() if k != "decoding"})
     sweep = Sweep(config_from_dict(config(tmp_path, test_split="tset")))
     with pytest.raises(WorkbenchError, match="demo/1 has no split 'tset'; its splits are"):
         sweep.run()

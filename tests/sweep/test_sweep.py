@@ -181,8 +181,8 @@ def test_local_executor_matches_inline(tmp_path):
 def test_config_errors_are_one_clear_sentence(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump({**tiny_config(tmp_path), "encodrs": []}))
-    with pytest.raises(WorkbenchError, match="encodrs"):
-        load_config(bad)
+    with pytest.raises(WorkbenchError, match="no installed analysis reads a section 'encodrs'"):
+        Sweep(load_config(bad)).validate()
     with pytest.raises(WorkbenchError, match="does not exist"):
         load_config(tmp_path / "missing.yaml")
     bad.write_text("name: [unclosed")
