@@ -201,9 +201,8 @@ class PlanContext:
         return self.recordings[subject].path
 
     def head_direction(self, name: str) -> str:
-        """A head's ``encode``/``decode`` as its registered class declares it (the head is not built)."""
-        factory = self.registry.get("head", name).load()
-        return str(getattr(factory, "direction", None) or getattr(factory(), "direction", "encode"))
+        """A head's ``encode``/``decode`` as its registered class declares it (see :func:`head_direction`)."""
+        return head_direction(self.registry, name)
 
     def encoder(self, name: str) -> EncoderInfo:
         """The configured encoder a section names (plugin name or label)."""
@@ -212,6 +211,12 @@ class PlanContext:
                 return info
         raise WorkbenchError(f"no encoder {name!r} in the sweep; its encoders are "
                              f"{', '.join(e.spec.display for e in self.encoders) or 'none'}")
+
+
+def head_direction(registry: Any, name: str) -> str:
+    """A head's ``encode``/``decode`` as its registered class declares it; built only if the class does not say."""
+    factory = registry.get("head", name).load()
+    return str(getattr(factory, "direction", None) or getattr(factory(), "direction", "encode"))
 
 
 def table_labels(specs: Sequence[Any]) -> list[str]:

@@ -22,6 +22,7 @@ from brain_workbench.analysis.contract import (
     RecordingInfo,
     ReportSection,
     TextTable,
+    head_direction,
     plain,
     source_digest,
     table_labels,
@@ -52,9 +53,9 @@ from brain_workbench.numerics.stats import (
     permutation_test_pairwise,
 )
 from brain_workbench.store import Store, load_rdms, load_recording, safe_name
-from brain_workbench.store.features import encoder_key, load_features
+from brain_workbench.store.features import load_features
 from brain_workbench.store.images import read_images
-from brain_workbench.store.paths import feature_path, result_path
+from brain_workbench.store.paths import encoder_key, feature_path, result_path, seen_images_key
 from brain_workbench.types import LayerInfo, Recording, StimulusSet, WorkbenchError, digest, resolve_layers
 
 
@@ -74,5 +75,5 @@ __all__ = [
     "normalize_by_ceiling", "pearson_per_unit", "permutation_pvalue", "permutation_test", "permutation_test_pairwise",
     "plain", "prepare_adaptation", "prepare_fold", "prepare_recording", "prepared_recording", "r2_per_unit",
     "read_images", "resolve_layers", "result_path", "safe_name", "score_sessions", "select_rois",
-    "similarity_matrix", "source_digest", "table_labels", "test_mask",
+    "seen_images_key", "similarity_matrix", "source_digest", "table_labels", "test_mask", "head_direction",
 ]

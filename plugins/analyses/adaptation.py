@@ -29,6 +29,7 @@ from brain_workbench.sdk.analysis import (
     TextTable,
     WorkbenchError,
     fit_model,
+    head_direction,
     load_features,
     load_recording,
     plain,
@@ -37,7 +38,7 @@ from brain_workbench.sdk.analysis import (
     score_sessions,
     select_rois,
 )
-from brain_workbench_plugins.analyses import common, sections
+from brain_workbench_plugins.analyses import sections
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,7 @@ class AdaptationAnalysis(Analysis):
                                      "use --set shared.device=cpu")
         for model in spec.models:
             registry.check_options("head", model.name, model_options(registry, model, spec.device))
-            direction = common.direction(registry, model.name)
+            direction = head_direction(registry, model.name)
             if direction != spec.direction:
                 raise WorkbenchError(f"shared model {model.label or model.name!r} ({model.name}) is a {direction} "
                                      f"head, but shared.direction is {spec.direction}")

@@ -3,7 +3,7 @@ test images reconstructions are scored against, image scores with their baseline
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -14,8 +14,10 @@ from brain_workbench.sdk.analysis import (
     Store,
     TextTable,
     WorkbenchError,
+    build,
     resolve_layers,
     safe_name,
+    seen_images_key,
 )
 from brain_workbench_plugins.analyses import sections
 
@@ -25,12 +27,6 @@ def head_layers(head: Any, encoder: Any) -> list[str]:
     if head.encoders is not None and not (encoder.names() & set(head.encoders)):
         return []
     return list(encoder.listed) if head.layers is None else resolve_layers(list(encoder.layers), head.layers)
-
-
-def direction(registry: Any, name: str) -> str:
-    """A head's ``encode``/``decode`` as its registered class declares it (built only if the class does not)."""
-    factory = registry.get("head", name).load()
-    return str(getattr(factory, "direction", None) or getattr(factory(), "direction", "encode"))
 
 
 def heads_of(context: PlanContext, direction: str) -> list[tuple[int, Any]]:
@@ -112,11 +108,6 @@ def seen_size(context: PlanContext) -> int:
     return recon.seen_size if recon is not None else 256
 
 
-def seen_images_key(stimuli_digest: str, size: int) -> str:
-    """Image entry of the seen test images at ``size`` px (shared by every reconstruction cell of a stimulus set)."""
-    return f"seen-{stimuli_digest}-{size}"
-
-
 def seen_key(context: PlanContext) -> str:
     return seen_images_key(context.stimuli("image").digest, seen_size(context))
 
@@ -158,6 +149,25 @@ def score_pairs(metric: Any, recon: np.ndarray, seen: np.ndarray, seed: int) -> 
         shuffled = np.random.default_rng(seed := seed + 1).permutation(len(seen))
     baseline = np.asarray(metric.score(recon, seen[shuffled]), dtype=np.float64)
     return {"per_image": per_image, "shuffled": float(np.nanmean(baseline))}
+
+
+def score_images(metric_specs: Sequence[Mapping[str, Any]], images: np.ndarray, seen: np.ndarray, seed: int,
+                 mean_image: np.ndarray | None = None) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Each image metric of a section on images against the seen ones: the row's mean, shuffled-pair (and
+    mean-image) baselines and kind, and the per-image scores kept with the cell (``image_<metric>``)."""
+    row: dict[str, Any] = {}
+    arrays: dict[str, np.ndarray] = {}
+    for spec in metric_specs:
+        metric = build("image-metric", spec["name"], **spec["options"])
+        name = spec.get("label") or spec["name"]
+        scored = score_pairs(metric, images, seen, seed)
+        row[name] = float(np.nanmean(scored["per_image"]))
+        row[f"shuffled_{name}"] = scored["shuffled"]
+        if mean_image is not None:
+            row[f"mean_image_{name}"] = float(np.nanmean(metric.score(mean_image, seen)))
+        row[f"{name}_kind"] = metric.kind
+        arrays[f"image_{name}"] = scored["per_image"].astype(np.float32)
+    return row, arrays
 
 
 def image_metric_columns(rows: Any) -> list[str]:

@@ -23,6 +23,7 @@ from brain_workbench.sdk.analysis import (
     WorkbenchError,
     build,
     decoding_scores,
+    head_direction,
     load_features,
     pearson_per_unit,
     prepared_recording,
@@ -68,7 +69,7 @@ class DecodingAnalysis(Analysis):
             return
         for head in config.heads:
             common.check_head_options(registry, head)
-        if any(common.direction(registry, h.name) == "decode" for h in config.heads):
+        if any(head_direction(registry, h.name) == "decode" for h in config.heads):
             check_split_scheme(config, "decoding and reconstruction")
 
     def plan(self, context: PlanContext) -> list[Cell]:

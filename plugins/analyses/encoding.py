@@ -24,6 +24,7 @@ from brain_workbench.sdk.analysis import (
     bootstrap_ci,
     build,
     fold_count,
+    head_direction,
     load_features,
     normalize_by_ceiling,
     pearson_per_unit,
@@ -74,7 +75,7 @@ class EncodingAnalysis(Analysis):
             return
         for head in config.heads:
             common.check_head_options(registry, head)
-        if config.cv_spec()["scheme"] == "all" and any(common.direction(registry, h.name) == "encode"
+        if config.cv_spec()["scheme"] == "all" and any(head_direction(registry, h.name) == "encode"
                                                       for h in config.heads):
             raise WorkbenchError(SCHEME_ALL)
 

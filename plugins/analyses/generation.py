@@ -122,15 +122,7 @@ def generate(store_url: str, cell: Cell) -> CellResult:
                              f"{embeds.shape[1]}: decode the embedding the pipeline was trained on")
     images = generator.generate(embeds, init_images=init, seed=spec["seed"])
     seen = read_images(store, task.seen_key, ids)
-    row: dict[str, Any] = {"roi": spec["roi"], "n_units": None}
-    arrays: dict[str, np.ndarray] = {}
-    for m_spec in spec["metrics"]:
-        metric = build("image-metric", m_spec["name"], **m_spec["options"])
-        name = m_spec.get("label") or m_spec["name"]
-        scored = common.score_pairs(metric, images, seen, task.seed)
-        row[name] = float(np.nanmean(scored["per_image"]))
-        row[f"shuffled_{name}"] = scored["shuffled"]
-        row[f"{name}_kind"] = metric.kind
-        arrays[f"image_{name}"] = scored["per_image"].astype(np.float32)
+    scores, arrays = common.score_images(spec["metrics"], images, seen, task.seed)
+    row: dict[str, Any] = {"roi": spec["roi"], "n_units": None, **scores}
     return CellResult((row,), len(ids), round(time.time() - started, 3), arrays, images=images,
                       image_ids=np.asarray(ids, dtype=str))

@@ -201,16 +201,7 @@ def reconstruct(store_url: str, cell: Cell) -> CellResult:
     recon = codec.decode(Z_pred)
     mean_image = np.repeat(codec.decode(z_mean[None].astype(np.float32)), len(recon), axis=0)
     seen = read_images(store, task.seen_key, data["test_ids"])
-    row: dict[str, Any] = {"roi": task.roi, "n_units": n_units}
-    arrays: dict[str, np.ndarray] = {}
-    for m_spec in spec["metrics"]:
-        metric = build("image-metric", m_spec["name"], **m_spec["options"])
-        name = m_spec.get("label") or m_spec["name"]
-        scored = common.score_pairs(metric, recon, seen, task.seed)
-        row[name] = float(np.nanmean(scored["per_image"]))
-        row[f"shuffled_{name}"] = scored["shuffled"]
-        row[f"mean_image_{name}"] = float(np.nanmean(metric.score(mean_image, seen)))
-        row[f"{name}_kind"] = metric.kind
-        arrays[f"image_{name}"] = scored["per_image"].astype(np.float32)
+    scores, arrays = common.score_images(spec["metrics"], recon, seen, task.seed, mean_image=mean_image)
+    row: dict[str, Any] = {"roi": task.roi, "n_units": n_units, **scores}
     return CellResult((row,), int(len(recon)), round(time.time() - started, 3), arrays, images=recon,
                       image_ids=np.asarray(data["test_ids"], dtype=str))
