@@ -95,10 +95,15 @@ def decoding_inputs(data: dict[str, Any], roi: str, time_window: Sequence[float]
     return parts[0], parts[1], int(units.sum())
 
 
+def standardization(train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The training side's column mean and SD (constant columns kept at SD 1)."""
+    mean, sd = train.mean(axis=0), train.std(axis=0)
+    return mean, np.where(sd > 1e-8, sd, 1.0).astype(sd.dtype)
+
+
 def standardized(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Both sides z-scored with the training side's mean and SD (constant columns kept at SD 1)."""
-    mean, sd = train.mean(axis=0), train.std(axis=0)
-    sd = np.where(sd > 1e-8, sd, 1.0)
+    mean, sd = standardization(train)
     return (train - mean) / sd, (test - mean) / sd
 
 

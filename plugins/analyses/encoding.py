@@ -197,21 +197,30 @@ class EncodingAnalysis(Analysis):
                                         "listed.")
 
 
-def fit_and_score(store_url: str, cell: Cell) -> CellResult:
-    """Fit the head of one cell (one fold) on its training rows and score it on its test rows."""
-    started = time.time()
-    task: EncodingTask = cell.task
+def fit_head(store_url: str, task: EncodingTask) -> tuple[Any, dict[str, Any], np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """The head of one encoding task fitted on its training rows: (head, prepared data, test features, and the
+    training features' (mean, SD) the features were standardised with (0 and 1 without standardisation))."""
     data = prepared_recording(store_url, task.prep)
     store = Store(store_url)
     X_train = load_features(store, task.feature_path, data["train_ids"]).astype(np.float32)
     X_test = load_features(store, task.feature_path, data["test_ids"]).astype(np.float32)
+    mean, sd = np.zeros(X_train.shape[1], np.float32), np.ones(X_train.shape[1], np.float32)
     if task.standardize_features:
-        X_train, X_test = common.standardized(X_train, X_test)
+        mean, sd = common.standardization(X_train)
+        X_train, X_test = (X_train - mean) / sd, (X_test - mean) / sd
     options = dict(task.head["options"])
     if "inner_groups" in data:
         options["cv"] = data["inner_groups"]
     head = build("head", task.head["name"], **options)
     head.fit(X_train, data["Y_train"])
+    return head, data, X_test, (mean, sd)
+
+
+def fit_and_score(store_url: str, cell: Cell) -> CellResult:
+    """Fit the head of one cell (one fold) on its training rows and score it on its test rows."""
+    started = time.time()
+    task: EncodingTask = cell.task
+    head, data, X_test, _ = fit_head(store_url, task)
     fit_s = time.time() - started
     pred = np.asarray(head.predict(X_test), dtype=np.float32)
     Y_test = data["Y_test"]
