@@ -37,14 +37,14 @@ def print_json(data: Any) -> None:
 
 def parse_options(pairs: list[str]) -> dict[str, Any]:
     """KEY=VALUE pairs, values parsed as YAML scalars (numbers, booleans, lists)."""
-    import yaml
+    from brain_workbench.sweep.config import read_yaml
 
     out: dict[str, Any] = {}
     for pair in pairs:
         if "=" not in pair:
             raise WorkbenchError(f"option {pair!r} must look like KEY=VALUE")
         key, value = pair.split("=", 1)
-        out[key.strip()] = yaml.safe_load(value)
+        out[key.strip()] = read_yaml(value, f"option {pair!r}")
     return out
 
 

@@ -182,6 +182,52 @@ def _set_path(data: dict[str, Any], dotted: str, value: Any) -> None:
         node[last] = value
 
 
+MAX_YAML_NODES = 100_000
+
+
+def read_yaml(text: str, source: str) -> Any:
+    """``yaml.safe_load`` that first refuses documents whose aliases expand beyond ``MAX_YAML_NODES`` nodes
+    ("billion laughs") or that nest too deeply, before any Python object is built."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        raise WorkbenchError(f"{source} is not valid YAML: {exc}") from None
+    except RecursionError:
+        raise WorkbenchError(f"{source} nests too deeply to be a configuration; flatten it") from None
+    if root is None:
+        return None
+    if expanded_size(root) > MAX_YAML_NODES:
+        raise WorkbenchError(f"{source} expands to more than {MAX_YAML_NODES:,} YAML nodes through its aliases "
+                             "(&anchor / *alias); write the values out instead of repeating aliases")
+    return yaml.safe_load(text)
+
+
+def expanded_size(root: yaml.Node) -> int:
+    """How many nodes a composed YAML document has once every alias is expanded (shared nodes counted each
+    time they are reached; computed bottom-up without recursion, stopping once past the bound)."""
+    sizes: dict[int, int] = {}
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if id(node) in sizes:
+            continue
+        children = _children(node)
+        if expanded or not children:
+            sizes[id(node)] = min(1 + sum(sizes[id(c)] for c in children), MAX_YAML_NODES + 1)
+            continue
+        stack.append((node, True))
+        stack.extend((c, False) for c in children if id(c) not in sizes)
+    return sizes[id(root)]
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
+
+
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Apply ``a.b=c`` overrides (values parsed as YAML; list items by index: ``encoders.0.batch_size=8``)."""
     for item in overrides:
@@ -189,7 +235,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             raise WorkbenchError(f"override {item!r} must look like key.path=value")
         key, raw = item.split("=", 1)
         try:
-            _set_path(data, key.strip(), yaml.safe_load(raw))
+            _set_path(data, key.strip(), read_yaml(raw, f"override {item!r}"))
         except (IndexError, ValueError, TypeError, KeyError) as exc:
             raise WorkbenchError(f"cannot apply override {item!r}: {exc}") from None
     return data
@@ -200,10 +246,7 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> SweepCo
     path = Path(path)
     if not path.is_file():
         raise WorkbenchError(f"config file {path} does not exist; see configs/ for examples")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise WorkbenchError(f"{path} is not valid YAML: {exc}") from None
+    data = read_yaml(path.read_text(), str(path)) or {}
     if not isinstance(data, dict):
         raise WorkbenchError(f"{path} must hold a mapping of sweep settings")
     return config_from_dict(apply_overrides(data, overrides or []), source=str(path))
