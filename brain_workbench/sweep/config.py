@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from brain_workbench.store import check_key
+from brain_workbench.store.paths import check_sweep_name
 from brain_workbench.types import WorkbenchError, digest
 
 
@@ -126,9 +127,12 @@ class SweepConfig(BaseModel):
     @field_validator("name")
     @classmethod
     def _name_is_a_key(cls, value: str) -> str:
-        check_key(value)
-        if "/" in value:
-            raise ValueError("sweep names may not contain '/'")
+        try:
+            warning = check_sweep_name(value)
+        except WorkbenchError as exc:
+            raise ValueError(str(exc)) from None
+        if warning:
+            warnings.warn(warning, UserWarning, stacklevel=2)
         return value
 
     @field_validator("subjects", mode="before")

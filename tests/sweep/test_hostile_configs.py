@@ -57,3 +57,19 @@ def test_bombs_in_overrides_and_cli_options_are_refused():
         apply_overrides({}, [f"heads={bomb}"])
     with pytest.raises(WorkbenchError, match="option 'alphas=.*expands to more than"):
         parse_options([f"alphas={bomb}"])
+
+
+@pytest.mark.parametrize("name", ["results", "Manifest", "features", ".hidden", "-rf", "demo.parquet", "x.zarr"])
+def test_sweep_names_that_collide_with_the_store_layout_are_refused(name):
+    from brain_workbench.sweep.config import config_from_dict
+
+    with pytest.raises(WorkbenchError, match="field name: .*sweep name"):
+        config_from_dict({"name": name, "dataset": {"name": "demo"}, "encoders": [{"name": "efficientnet"}]})
+
+
+def test_a_windows_device_name_is_accepted_with_a_warning():
+    from brain_workbench.sweep.config import config_from_dict
+
+    with pytest.warns(UserWarning, match="reserved device name on Windows"):
+        config = config_from_dict({"name": "CON", "dataset": {"name": "demo"}, "encoders": [{"name": "efficientnet"}]})
+    assert config.name == "CON"
