@@ -233,6 +233,8 @@ class ThingsEEG2Dataset:
     def _load_images(self, ids: Sequence[str]) -> list:
         from PIL import Image
 
+        from brain_workbench.sdk.data import rgb_image
+
         paths = self._image_paths()
         out = []
         for sid in ids:
@@ -244,7 +246,7 @@ class ThingsEEG2Dataset:
                                      f"things-eeg2 --dest {self._root()} --accept-terms`")
             try:
                 with Image.open(path) as img:
-                    out.append(img.convert("RGB"))
+                    out.append(rgb_image(img, sid))
             except Exception as exc:
                 raise _fail_read(path, exc) from None
         return out

@@ -197,11 +197,14 @@ def to_numpy(x: torch.Tensor) -> np.ndarray:
 
 
 def stack_images(batch: Sequence[Any], transform: Any) -> torch.Tensor:
-    """Apply an image transform to each PIL image (as RGB) and stack the results into one batch tensor."""
+    """Apply an image transform to each PIL image (as 8-bit RGB, see ``rgb_image``) and stack the results into
+    one batch tensor."""
+    from brain_workbench.store.images import rgb_image
+
     tensors = []
     for image in batch:
         if getattr(image, "mode", "RGB") != "RGB":
-            image = image.convert("RGB")
+            image = rgb_image(image)
         tensors.append(transform(image))
     return torch.stack(tensors)
 

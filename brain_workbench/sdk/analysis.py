@@ -54,7 +54,7 @@ from brain_workbench.numerics.stats import (
 )
 from brain_workbench.store import Store, load_rdms, load_recording, safe_name
 from brain_workbench.store.features import load_features
-from brain_workbench.store.images import read_images
+from brain_workbench.store.images import read_images, rgb_image
 from brain_workbench.store.paths import encoder_key, feature_path, result_path, seen_images_key
 from brain_workbench.types import LayerInfo, Recording, StimulusSet, WorkbenchError, digest, resolve_layers
 
@@ -74,6 +74,6 @@ __all__ = [
     "fit_model", "fold_count", "inner_labels", "load_features", "load_rdms", "load_recording", "measured",
     "normalize_by_ceiling", "pearson_per_unit", "permutation_pvalue", "permutation_test", "permutation_test_pairwise",
     "plain", "prepare_adaptation", "prepare_fold", "prepare_recording", "prepared_recording", "r2_per_unit",
-    "read_images", "resolve_layers", "result_path", "safe_name", "score_sessions", "select_rois",
+    "read_images", "resolve_layers", "rgb_image", "result_path", "safe_name", "score_sessions", "select_rois",
     "seen_images_key", "similarity_matrix", "source_digest", "table_labels", "test_mask", "head_direction",
 ]

@@ -27,6 +27,7 @@ from brain_workbench.store.images import (
     images_to_tensor,
     read_images,
     resize_images,
+    rgb_image,
     to_uint8,
     write_images,
 )
@@ -35,5 +36,5 @@ __all__ = [
     "ArraySpec", "CorruptEntryError", "DamagedEntryError", "RemoteFile", "Store", "cache_store", "cached_recording",
     "check_images", "check_key", "fetch_files", "files_signature", "get_json", "images_to_tensor", "load_features",
     "load_npy_dict", "local_file", "local_root", "open_store", "read_images", "recording_key", "require_terms",
-    "resize_images", "safe_name", "to_uint8", "write_images",
+    "resize_images", "rgb_image", "safe_name", "to_uint8", "write_images",
 ]

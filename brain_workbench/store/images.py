@@ -21,6 +21,43 @@ Progress = Callable[[int], None]
 ImageSource = np.ndarray | Callable[[Sequence[str]], np.ndarray]
 
 
+def rgb_image(image: Any, name: str | None = None) -> Any:
+    """A PIL image as 8-bit RGB, whatever its mode: 16- and 32-bit integer images scaled to 8 bits (not clipped
+    to white), float images in [0, 1] or [0, 255] scaled, palette, alpha, CMYK and grey converted (transparent
+    parts composited on white). An image that cannot be read as colours is refused, naming ``name``."""
+    from PIL import Image
+
+    mode = image.mode
+    if mode == "RGB":
+        return image
+    what = f"image {name!r}" if name is not None else "an image"
+    if mode.startswith("I") or mode == "F":
+        values = np.asarray(image, dtype=np.float64)
+        if not np.isfinite(values).all():
+            raise WorkbenchError(f"{what} (mode {mode}) holds NaN or infinite values; save it as an 8-bit image")
+        low, high = float(values.min()), float(values.max())
+        if mode == "F" and low >= 0 and high <= 1:
+            scale = 255.0
+        elif low >= 0 and high <= 255 and not mode.startswith("I;16"):
+            scale = 1.0
+        elif low >= 0 and high <= 65535:
+            scale = 255.0 / 65535.0
+        else:
+            raise WorkbenchError(f"{what} has mode {mode} with values {low:g}–{high:g}, outside 0–65535; save it as "
+                                 "an 8-bit or 16-bit image")
+        grey = np.clip(np.round(values * scale), 0, 255).astype(np.uint8)
+        return Image.fromarray(np.repeat(grey[..., None], 3, axis=2), "RGB")
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    try:
+        return image.convert("RGB")
+    except (ValueError, OSError) as exc:
+        raise WorkbenchError(f"{what} has mode {mode}, which cannot be converted to RGB ({exc}); save it as an "
+                             "8-bit RGB image") from None
+
+
 def check_images(images: Any, name: str = "images") -> np.ndarray:
     """Return ``images`` as a uint8 ``(n, H, W, 3)`` array, or refuse it with one sentence saying how to fix it."""
     a = np.asarray(images)

@@ -16,6 +16,7 @@ from brain_workbench.sdk.analysis import (
     WorkbenchError,
     build,
     resolve_layers,
+    rgb_image,
     safe_name,
     seen_images_key,
 )
@@ -123,7 +124,7 @@ def load_seen_images(images: Any, ids: Sequence[str], size: int) -> np.ndarray:
 
     out = np.empty((len(ids), size, size, 3), dtype=np.uint8)
     for i, image in enumerate(images.get(list(ids))):
-        out[i] = np.asarray(image.convert("RGB").resize((size, size), Image.BILINEAR, reducing_gap=None))
+        out[i] = np.asarray(rgb_image(image, ids[i]).resize((size, size), Image.BILINEAR, reducing_gap=None))
     return out
 
 

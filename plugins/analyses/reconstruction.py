@@ -35,6 +35,7 @@ from brain_workbench.sdk.analysis import (
     load_features,
     prepared_recording,
     read_images,
+    rgb_image,
 )
 from brain_workbench_plugins.analyses import common, sections
 from brain_workbench_plugins.analyses.decoding import check_split_scheme
@@ -57,7 +58,7 @@ class CodecEncoder:
 
     def encode(self, batch: Sequence[Any], layers: Sequence[str]) -> dict[str, np.ndarray]:
         """Latents of a batch of PIL images; images of one size go through the codec together."""
-        arrays = [np.asarray(image.convert("RGB"), dtype=np.uint8) for image in batch]
+        arrays = [np.asarray(rgb_image(image), dtype=np.uint8) for image in batch]
         out = np.empty((len(arrays), self.codec.latent_dim), dtype=np.float32)
         by_size: dict[tuple[int, ...], list[int]] = {}
         for i, a in enumerate(arrays):

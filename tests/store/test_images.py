@@ -122,3 +122,74 @@ def test_resize_matches_torchvision(mode: str) -> None:
     np.testing.assert_allclose(resize_images(images, 32, mode), ref.numpy(), atol=1e-6)
     assert resize_images(images, (45, 35)).shape == (2, 45, 35, 3)
     np.testing.assert_array_equal(to_uint8(resize_images(images, (90, 70))), images)
+
+
+# ---- every PIL mode becomes honest 8-bit RGB ------------------------------------------------------------------
+def _gradient16() -> np.ndarray:
+    return (np.arange(64 * 64, dtype=np.uint32).reshape(64, 64) * 16).astype(np.uint16)  # 0 … 65520
+
+
+def test_a_16_bit_png_is_scaled_to_8_bits_not_white(tmp_path):
+    from PIL import Image
+
+    from brain_workbench.store.images import rgb_image
+
+    path = tmp_path / "deep.png"
+    Image.fromarray(_gradient16()).save(path)
+    with Image.open(path) as img:
+        assert img.mode.startswith("I"), img.mode
+        assert (np.asarray(img.convert("RGB")) == 255).mean() > 0.99, "PIL's own conversion saturates (the bug)"
+        rgb = np.asarray(rgb_image(img, "deep"))
+    expected = np.round(_gradient16() * (255 / 65535)).astype(np.uint8)
+    assert rgb.shape == (64, 64, 3) and (rgb == expected[..., None]).all()
+
+
+@pytest.mark.parametrize("mode", ["P", "RGBA", "LA", "CMYK", "L", "1", "F", "PA-transparent"])
+def test_every_mode_converts_to_the_colours_it_shows(mode):
+    from PIL import Image
+
+    from brain_workbench.store.images import rgb_image
+
+    rng = np.random.default_rng(0)
+    base = Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8), "RGB")
+    if mode == "F":
+        image = Image.fromarray(np.asarray(base.convert("L"), dtype=np.float32) / 255.0, "F")
+        expected = np.asarray(base.convert("L").convert("RGB"))
+    elif mode in ("RGBA", "LA"):
+        image = base.convert(mode)
+        alpha = np.zeros((16, 16), np.uint8)
+        alpha[:, 8:] = 255
+        image.putalpha(Image.fromarray(alpha))
+        shown = np.asarray(base.convert(mode[:-1]).convert("RGB"))
+        expected = np.where(alpha[..., None] == 255, shown, 255)
+    elif mode == "PA-transparent":
+        image = base.convert("P", palette=Image.Palette.ADAPTIVE, colors=8)
+        image.info["transparency"] = int(np.asarray(image)[0, 0])
+        shown = np.asarray(image.convert("RGB"))
+        hidden = np.asarray(image) == image.info["transparency"]
+        expected = np.where(hidden[..., None], 255, shown)
+    else:
+        image = base.convert(mode)
+        expected = np.asarray(image.convert("RGB"))
+    out = rgb_image(image)
+    assert out.mode == "RGB" and np.array_equal(np.asarray(out), expected)
+
+
+def test_an_unreadable_float_image_is_refused_naming_it():
+    from PIL import Image
+
+    from brain_workbench.store.images import rgb_image
+
+    with pytest.raises(WorkbenchError, match="image 'img-007' has mode F with values"):
+        rgb_image(Image.fromarray(np.full((4, 4), -3.0, np.float32), "F"), "img-007")
+
+
+def test_features_of_a_16_bit_image_are_not_those_of_a_white_image():
+    from PIL import Image
+
+    from brain_workbench.numerics.nn import stack_images
+
+    deep = Image.fromarray(_gradient16())
+    white = Image.new("RGB", (64, 64), (255, 255, 255))
+    batch = stack_images([deep, white], lambda im: __import__("torch").from_numpy(np.asarray(im).copy()))
+    assert not bool((batch[0] == batch[1]).all())
