@@ -83,7 +83,8 @@ class CellResult:
     """What a worker returns for a cell: per-unit arrays, one summary row per ROI, and timing.
 
     ``images`` (with ``image_ids``) are written as their own image entry, named by the cell key.
-    ``info`` holds further attributes the table shows (``fit_s``, peak memory).
+    ``info`` holds further attributes the table shows (``fit_s``, peak memory). ``warnings`` are sentences
+    the user must read (units left out of a score, say): recorded with the result and shown by the run.
     """
 
     rois: tuple[Mapping[str, Any], ...]
@@ -93,6 +94,7 @@ class CellResult:
     images: np.ndarray | None = None
     image_ids: np.ndarray | None = None
     info: Mapping[str, Any] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
 
     @classmethod
     def from_dict(cls, result: Mapping[str, Any]) -> CellResult:

@@ -22,12 +22,13 @@ def check_sweep_name(name: str) -> str | None:
     folders, the manifest, hidden names, names the CLI would read as options, the tables' suffix); return a
     warning for one that is valid here but awkward on another system (a Windows device name, say)."""
     lowered = str(name).lower()
+    if "/" in name:
+        check_key(name)
+        raise WorkbenchError("sweep names may not contain '/'")
     if name.startswith((".", "-")) or lowered.endswith((".parquet", ".partial", ".json", ".zarr")):
         raise WorkbenchError(f"sweep name {name!r} would be read as a hidden file, an option or one of the "
                              "store's own files; start it with a letter or digit and drop the suffix")
     check_key(name)
-    if "/" in name:
-        raise WorkbenchError("sweep names may not contain '/'")
     if lowered in TOP_LEVEL or lowered == MANIFEST:
         raise WorkbenchError(f"sweep name {name!r} is a name the store uses for its own layout "
                              f"({', '.join(TOP_LEVEL)}, {MANIFEST}); choose another")

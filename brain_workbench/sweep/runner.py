@@ -332,6 +332,8 @@ class Sweep:
         attrs = {"cell": cell.describe(), "task": plain(cell.task), "sweep": self.config.name,
                  "dataset": self.config.dataset.name, "rois": [dict(r) for r in result.rois], "n_test": result.n_test,
                  "timing_s": result.timing_s, **dict(result.info)}
+        if result.warnings:
+            attrs["warnings"] = list(result.warnings)
         with self.store.writer(cell.result_path(self.config.name), specs, kind="cell", attrs=attrs) as w:
             for name, value in arrays.items():
                 w.put(name, value)
@@ -452,6 +454,9 @@ class Sweep:
                 try:
                     for cell, result in compute(mine):
                         self.write_cell(cell, result)
+                        for text in result.warnings:
+                            (self._reporter or Reporter()).warning(
+                                f"{cell.analysis} {cell.subject}/{cell.model}/{cell.layer}/{cell.label}: {text}")
                         if claims is not None:
                             claims.release(cell.result_path(self.config.name))
                         computed += 1

@@ -224,8 +224,12 @@ def fit_and_score(store_url: str, cell: Cell) -> CellResult:
     fit_s = time.time() - started
     pred = np.asarray(head.predict(X_test), dtype=np.float32)
     Y_test = data["Y_test"]
+    constant = constant_columns(Y_test)
     score = pearson_per_unit(Y_test, pred).astype(np.float32)
-    result: dict[str, Any] = {"score": score, "r2": r2_per_unit(Y_test, pred).astype(np.float32)}
+    score[constant] = np.nan
+    r2 = r2_per_unit(Y_test, pred).astype(np.float32)
+    r2[constant] = np.nan
+    result: dict[str, Any] = {"score": score, "r2": r2}
     if data["noise_ceiling"] is not None and len(data["noise_ceiling"]) == len(score):
         result["score_normalized"] = normalize_by_ceiling(score, data["noise_ceiling"]).astype(np.float32)
     alphas = getattr(head, "best_alphas_", None)
@@ -236,11 +240,14 @@ def fit_and_score(store_url: str, cell: Cell) -> CellResult:
         result["test_ids"] = np.asarray(data["test_ids"], dtype=str)
     rois = {"all": np.ones(len(score), dtype=bool), **data["rois"]}
     summary = []
-    for i, (name, mask) in enumerate(rois.items()):
+    for i, (name, all_units) in enumerate(rois.items()):
+        mask = all_units & ~constant
         if not mask.any():
             continue
         observed = float(score[mask].mean())
         row = {"roi": name, "n_units": int(mask.sum()), "mean_r": observed, "median_r": float(np.median(score[mask]))}
+        if (all_units & constant).any():
+            row["n_constant"] = int((all_units & constant).sum())
         if "score_normalized" in result:
             normalized = result["score_normalized"][mask]
             row["mean_r_normalized"] = float(np.nanmean(normalized)) if np.isfinite(normalized).any() else None
@@ -259,13 +266,26 @@ def fit_and_score(store_url: str, cell: Cell) -> CellResult:
             result[name] = result[name].reshape(n_units, n_times)
         for row in summary:
             mask = rois[row["roi"]].reshape(n_units, n_times)[:, 0]
-            course = result["score"][mask].mean(axis=0)
-            row["peak_time"] = float(data["times"][int(np.argmax(course))])
-            row["peak_mean_r"] = float(course.max())
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # a time point where every unit is constant
+                course = np.nanmean(result["score"][mask], axis=0)
+            if np.isfinite(course).any():
+                row["peak_time"] = float(data["times"][int(np.nanargmax(course))])
+                row["peak_mean_r"] = float(np.nanmax(course))
         result["times"] = np.asarray(data["times"], dtype=np.float64)
     arrays = {k: v for k, v in result.items() if isinstance(v, np.ndarray)}
+    warned = (f"{int(constant.sum())} of {len(constant)} units have constant test responses: their r is undefined "
+              "(NaN) and they are left out of every ROI's mean",) if constant.any() else ()
     return CellResult(tuple(summary), int(len(Y_test)), round(time.time() - started, 3), arrays,
-                      info={"fit_s": round(fit_s, 3)})
+                      info={"fit_s": round(fit_s, 3)}, warnings=warned)
+
+
+def constant_columns(Y: np.ndarray) -> np.ndarray:
+    """Columns whose values do not vary (Pearson r with them is undefined, as scipy's ``pearsonr`` says)."""
+    Y = np.asarray(Y, dtype=np.float64)
+    spread = Y.max(axis=0) - Y.min(axis=0)
+    scale = np.maximum(np.abs(Y).max(axis=0), 1.0)
+    return spread <= 1e-12 * scale
 
 
 FOLD_AVERAGED = ("score", "r2", "score_normalized")
