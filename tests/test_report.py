@@ -201,3 +201,23 @@ def test_a_decoding_sweep_reports_retrieval_with_chance_and_its_figure(tmp_path:
     assert "<img src='decoding.png'" in page and "black ticks: chance" in page
     assert "top1_brain_to_image" in page and "(0.062)" in page, "retrieval cells show chance (1/16 for top-1)"
     assert "Decoding: decoder" in page
+
+
+HOSTILE = "</script><img src=x onerror=alert(1)>"
+
+
+def test_hostile_labels_are_escaped_in_every_html_the_project_writes(tmp_path: Path) -> None:
+    wb.register("report-pixels", Pixels, kind="encoder", replace=True)
+    cfg = config_from_dict({
+        "name": "hostile", "store": str(tmp_path / "s.zarr"),
+        "dataset": {"name": "demo", "options": {"n_subjects": 1, "n_train": 30, "n_test": 10}},
+        "encoders": [{"name": "report-pixels", "layers": [1.0], "label": HOSTILE}],
+        "heads": [{"name": "ridge", "label": f"ridge{HOSTILE}"}], "permutations": 0})
+    Sweep(cfg).run()
+    out = write_report(open_store(str(tmp_path / "s.zarr"), mode="r"), "hostile", tmp_path / "out")
+    pages = sorted(out.parent.glob("*.html"))
+    assert any(p.name.startswith("surface_") for p in pages), [p.name for p in pages]
+    for page in pages:
+        text = page.read_text()
+        assert "<img src=x onerror" not in text, f"{page.name} holds the label unescaped"
+    assert html.escape(HOSTILE) in out.read_text()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
@@ -182,8 +183,8 @@ def write_surface_view(store_obj: Store, sweep: str, out: Path, encoder: str | N
     background = SurfaceImage(mesh=mesh["inflated"], data=dict(sulc.data.parts))
     view = plotting.view_surf(surf_map=image, bg_map=background, hemi="both", cmap="inferno", symmetric_cmap=False,
                               threshold=1e-6, vmin=0.0, engine="niivue",
-                              title=f"{encoder} · {best[0]['layer']} · subject {subject}: "
-                              f"Pearson r > {critical:.2f}")
+                              title=html.escape(f"{encoder} · {best[0]['layer']} · subject {subject}: "
+                                                f"Pearson r > {critical:.2f}"))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(offline_page(view.get_standalone()))
     return out
