@@ -462,26 +462,35 @@ class ThingsEEG2Dataset:
         return dest
 
 
-def _osf_list(url: str, get_json, retries: int, wait: float, timeout: float, prefix: str = "") -> list[dict]:
-    """Every file under an OSF storage folder: path, download URL, size and hashes."""
+def _osf_list(url: str, get_json, retries: int, wait: float, timeout: float) -> list[dict]:
+    """Every file under an OSF storage folder: path, download URL, size and hashes (folders walked without
+    recursion; a listing that loops or nests without end is refused by ``ListingWalk``)."""
+    from brain_workbench.sdk.data import ListingWalk
+
+    walk = ListingWalk(f"OSF ({url})")
     out: list[dict] = []
-    while url:
-        page = get_json(url, timeout=timeout, retries=retries, retry_wait=wait)
-        for item in page.get("data", []):
-            attrs = item.get("attributes", {})
-            path = str(attrs.get("materialized_path") or f"{prefix}{attrs.get('name', '')}").lstrip("/")
-            if attrs.get("kind") == "folder":
-                href = item.get("relationships", {}).get("files", {}).get("links", {}).get("related", {}).get("href")
-                if href:
-                    out += _osf_list(href, get_json, retries, wait, timeout, prefix=path.rstrip("/") + "/")
-                continue
-            hashes = (attrs.get("extra") or {}).get("hashes") or {}
-            download = item.get("links", {}).get("download")
-            if not download or ".." in Path(path).parts:
-                continue
-            out.append({"path": path, "url": download, "size": attrs.get("size"),
-                        "sha256": hashes.get("sha256"), "md5": hashes.get("md5")})
-        url = (page.get("links") or {}).get("next")
+    folders: list[tuple[str, str, int]] = [(url, "", 0)]
+    while folders:
+        page_url: str | None
+        page_url, prefix, depth = folders.pop(0)
+        while page_url:
+            walk.visit(page_url, depth)
+            page = get_json(page_url, timeout=timeout, retries=retries, retry_wait=wait)
+            for item in page.get("data", []):
+                attrs = item.get("attributes", {})
+                path = str(attrs.get("materialized_path") or f"{prefix}{attrs.get('name', '')}").lstrip("/")
+                if attrs.get("kind") == "folder":
+                    href = item.get("relationships", {}).get("files", {}).get("links", {}).get("related", {}).get("href")
+                    if href:
+                        folders.append((href, path.rstrip("/") + "/", depth + 1))
+                    continue
+                hashes = (attrs.get("extra") or {}).get("hashes") or {}
+                download = item.get("links", {}).get("download")
+                if not download or ".." in Path(path).parts:
+                    continue
+                out.append({"path": path, "url": download, "size": attrs.get("size"),
+                            "sha256": hashes.get("sha256"), "md5": hashes.get("md5")})
+            page_url = (page.get("links") or {}).get("next")
     return out
 
 

@@ -101,6 +101,29 @@ def html_expected(name: str) -> bool:
     return name.lower().endswith(_HTML_SUFFIXES)
 
 
+class ListingWalk:
+    """Guards the walk over a paginated, nested remote listing (an OSF folder, an S3 prefix): a page reached
+    twice (pagination that loops), more than ``max_pages`` pages or folders deeper than ``max_depth`` end the
+    walk with one sentence naming the listing, instead of requests without end or a ``RecursionError``."""
+
+    def __init__(self, name: str, max_pages: int = 10_000, max_depth: int = 32) -> None:
+        self.name, self.max_pages, self.max_depth = name, max_pages, max_depth
+        self.seen: set[str] = set()
+
+    def visit(self, url: str, depth: int = 0) -> None:
+        """Record a page about to be requested, or refuse it."""
+        if url in self.seen:
+            raise WorkbenchError(f"the {self.name} listing loops: page {url} was reached twice; the server's "
+                                 "pagination or folder links are broken; try again later or report it")
+        if len(self.seen) >= self.max_pages:
+            raise WorkbenchError(f"the {self.name} listing runs past {self.max_pages:,} pages; stopped (last page "
+                                 f"{url}); check the URL option")
+        if depth > self.max_depth:
+            raise WorkbenchError(f"the {self.name} listing nests folders more than {self.max_depth} deep (at {url}); "
+                                 "stopped; check the URL option")
+        self.seen.add(url)
+
+
 def get_json(url: str, timeout: float = 60.0, retries: int = 3, retry_wait: float = 1.0) -> dict:
     """GET a JSON document (an API listing), retrying transient network errors."""
     for attempt in range(retries + 1):

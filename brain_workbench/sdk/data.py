@@ -6,7 +6,7 @@ Importing this module imports zarr and fsspec, so plugins import it inside the m
 from __future__ import annotations
 
 from brain_workbench.downloads.fetch import RemoteFile, fetch_files, local_file, local_root, require_terms
-from brain_workbench.downloads.http import get_json
+from brain_workbench.downloads.http import ListingWalk, get_json
 from brain_workbench.downloads.safe_pickle import load_npy_dict
 from brain_workbench.store import (
     ArraySpec,
@@ -33,7 +33,8 @@ from brain_workbench.store.images import (
 )
 
 __all__ = [
-    "ArraySpec", "CorruptEntryError", "DamagedEntryError", "RemoteFile", "Store", "cache_store", "cached_recording",
+    "ArraySpec", "CorruptEntryError", "DamagedEntryError", "ListingWalk", "RemoteFile", "Store", "cache_store",
+    "cached_recording",
     "check_images", "check_key", "fetch_files", "files_signature", "get_json", "images_to_tensor", "load_features",
     "load_npy_dict", "local_file", "local_root", "open_store", "read_images", "recording_key", "require_terms",
     "resize_images", "rgb_image", "safe_name", "to_uint8", "write_images",

@@ -202,3 +202,18 @@ def test_a_head_answered_with_a_page_is_refused(tmp_path: Path) -> None:
     with Flaky([], head_html=True) as server:
         with pytest.raises(WorkbenchError, match=r"cannot check .*data.bin: the server answers a web page \(text/html\)"):
             fetch(server, tmp_path / "d", retries=1)
+
+
+def test_a_listing_walk_bounds_pages_depth_and_repeats():
+    from brain_workbench.downloads.http import ListingWalk
+
+    walk = ListingWalk("toy", max_pages=3, max_depth=2)
+    walk.visit("a")
+    with pytest.raises(WorkbenchError, match="the toy listing loops: page a was reached twice"):
+        walk.visit("a")
+    with pytest.raises(WorkbenchError, match="nests folders more than 2 deep"):
+        walk.visit("deep", depth=3)
+    walk.visit("b")
+    walk.visit("c")
+    with pytest.raises(WorkbenchError, match="runs past 3 pages"):
+        walk.visit("d")

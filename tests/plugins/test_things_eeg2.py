@@ -290,3 +290,33 @@ def test_a_malicious_download_runs_no_code(copy: Path, tmp_path: Path, tmp_store
     assert str(path) in str(err.value) and "workbench data fetch things-eeg2" in str(err.value)
     assert not marker.exists()
     assert tmp_store.ls() == []
+
+
+def test_a_listing_whose_pagination_loops_is_refused_in_one_sentence(built: tuple[Path, dict], tmp_path: Path) -> None:
+    root, _ = built
+    remote = tmp_path / "remote"
+    routes = fake_osf(root, remote)
+    routes["v2/folder/pre/2"]["links"]["next"] = "{base}/v2/folder/pre/"  # page 2 points back at page 1
+    with FileServer(remote, json_routes=routes) as server:
+        with pytest.raises(WorkbenchError, match=r"listing loops: page .*/v2/folder/pre/ was reached twice"):
+            te.ThingsEEG2Dataset().fetch(tmp_path / "d", accept_terms=True, subjects=["1"],
+                                         osf_api=server.url + "/v2/", retry_wait=0, quiet=True)
+        assert len([r for r in server.log.requests if r[1].startswith("v2/")]) < 10
+
+
+def test_a_listing_that_nests_without_end_is_refused_not_a_recursion_error(built: tuple[Path, dict],
+                                                                            tmp_path: Path) -> None:
+    root, _ = built
+    remote = tmp_path / "remote"
+    routes = fake_osf(root, remote)
+    for i in range(40):  # folder i holds folder i + 1
+        routes[f"v2/deep/{i}"] = {"data": [{"type": "files", "attributes": {
+            "kind": "folder", "name": f"d{i}", "materialized_path": f"/d{i}/"},
+            "relationships": {"files": {"links": {"related": {"href": f"{{base}}/v2/deep/{i + 1}"}}}}}],
+            "links": {"next": None}}
+    routes["v2/nodes/anp5v/files/osfstorage/"]["data"][0]["relationships"]["files"]["links"]["related"]["href"] = (
+        "{base}/v2/deep/0")
+    with FileServer(remote, json_routes=routes) as server:
+        with pytest.raises(WorkbenchError, match="nests folders more than 32 deep"):
+            te.ThingsEEG2Dataset().fetch(tmp_path / "d", accept_terms=True, subjects=["1"],
+                                         osf_api=server.url + "/v2/", retry_wait=0, quiet=True)
