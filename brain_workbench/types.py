@@ -140,6 +140,7 @@ class StimulusSet:
     modality: Modality
     loader: Callable[[Sequence[str]], list] = field(repr=False, compare=False)
     content_digest: str = ""
+    digest_given: bool = field(default=False, init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if isinstance(self.ids, (str, bytes)):
@@ -149,6 +150,7 @@ class StimulusSet:
             raise WorkbenchError(f"stimulus modality {self.modality!r} is not 'image' or 'text'")
         if len(set(self.ids)) != len(self.ids):
             raise WorkbenchError("stimulus ids must be unique; the stimulus set repeats some ids")
+        object.__setattr__(self, "digest_given", bool(self.content_digest))
         if not self.content_digest:
             object.__setattr__(self, "content_digest", digest(self.modality, list(self.ids)))
 
@@ -172,6 +174,17 @@ class StimulusSet:
                 "check that the recording and the stimuli come from the same dataset release"
             )
         return StimulusSet(tuple(ids), self.modality, self.loader, digest(self.content_digest, list(ids)))
+
+
+def identified_stimuli(dataset: Any, modality: str | None = None) -> StimulusSet:
+    """A dataset's stimuli with an identity that covers what they are, not only their ids: a stimulus set whose
+    dataset gave no ``content_digest`` is keyed by the dataset's name and fingerprint as well, so two datasets
+    (or two versions of one) that reuse ids for other pictures never share cached features."""
+    stimuli = dataset.stimuli(modality)
+    if stimuli.digest_given:
+        return stimuli
+    return StimulusSet(stimuli.ids, stimuli.modality, stimuli.loader,
+                       digest(stimuli.modality, list(stimuli.ids), str(dataset.name), dataset.fingerprint()))
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import brain_workbench as wb
 from brain_workbench.cli.common import StoreOption, console, is_number, parse_options, rich_reporter
 from brain_workbench.store import open_store
 from brain_workbench.store.features import extract_features
+from brain_workbench.types import identified_stimuli
 
 data_app = typer.Typer(help="Download datasets (with checksums and resume).", no_args_is_help=True)
 
@@ -53,7 +54,7 @@ def extract(
     """Encode every stimulus of a dataset and cache the features (resumes an interrupted run)."""
     ds = wb.dataset(dataset, **parse_options(dataset_option))
     enc = wb.encoder(encoder, **parse_options(option))
-    stimuli = ds.stimuli(enc.modality)
+    stimuli = identified_stimuli(ds, enc.modality)
     s = open_store(store)
     wanted = [float(x) if is_number(x) else x for x in layers] or None
     started = time.time()

@@ -41,6 +41,7 @@ from brain_workbench.types import (
     Recording,
     StimulusSet,
     WorkbenchError,
+    digest,
 )
 
 INVARIANCES = ("permutation", "isotropic_scaling", "orthogonal", "translation", "invertible_linear")
@@ -106,6 +107,15 @@ def check_dataset_stimuli(dataset: Dataset) -> None:
         assert all(isinstance(x, kind) for x in loaded), f"{modality} stimuli must load as {kind.__name__}"
 
 
+def check_dataset_stimuli_identity(dataset: Dataset) -> None:
+    for modality in dataset.modalities:
+        stim = dataset.stimuli(modality)
+        assert not stim.digest_given or stim.digest != digest(modality, list(stim.ids)), (
+            f"stimuli({modality!r}) gives a content_digest that hashes only the modality and the ids: another "
+            "dataset with the same ids would share its cached features; cover the content (the dataset's name and "
+            "fingerprint, or a hash of the files), or give no content_digest and let the workbench key it")
+
+
 def check_dataset_modalities_share_ids(dataset: Dataset) -> None:
     ids = {m: dataset.stimuli(m).ids for m in dataset.modalities}
     first = next(iter(ids.values()))
@@ -151,8 +161,8 @@ def check_dataset_units(dataset: Dataset) -> None:
 
 DATASET_CHECKS: tuple[Check, ...] = (
     check_dataset_protocol, check_dataset_subjects, check_dataset_fingerprint, check_dataset_stimuli,
-    check_dataset_modalities_share_ids, check_dataset_trials_known, check_dataset_test_split,
-    check_dataset_responses_finite, check_dataset_units,
+    check_dataset_stimuli_identity, check_dataset_modalities_share_ids, check_dataset_trials_known,
+    check_dataset_test_split, check_dataset_responses_finite, check_dataset_units,
 )
 
 
@@ -173,7 +183,7 @@ def check_dataset_rdms(dataset: _RDMDataset) -> None:
 
 RDM_DATASET_CHECKS: tuple[Check, ...] = (
     check_dataset_protocol, check_dataset_subjects, check_dataset_fingerprint, check_dataset_stimuli,
-    check_dataset_modalities_share_ids, check_dataset_rdms,
+    check_dataset_stimuli_identity, check_dataset_modalities_share_ids, check_dataset_rdms,
 )
 
 

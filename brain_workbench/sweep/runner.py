@@ -50,7 +50,7 @@ from brain_workbench.sweep.config import SweepConfig
 from brain_workbench.sweep.executors import get_executor
 from brain_workbench.sweep.index import record_sweep
 from brain_workbench.sweep.tables import export_table
-from brain_workbench.types import StimulusSet, WorkbenchError, dataset_provides, resolve_layers
+from brain_workbench.types import StimulusSet, WorkbenchError, dataset_provides, identified_stimuli, resolve_layers
 
 RANDOM_WEIGHTS_LABEL = " (random weights)"
 
@@ -127,7 +127,7 @@ class Sweep:
 
     def stimuli(self, modality: str) -> StimulusSet:
         """The dataset's stimuli of ``modality`` that the planned subjects saw (all of them before caching)."""
-        full = self.dataset.stimuli(modality)
+        full = identified_stimuli(self.dataset, modality)
         used = self.used_stimulus_ids()
         if used is None or len(used) == len(full):
             return full

@@ -10,6 +10,7 @@ from sklearn.base import BaseEstimator
 
 from brain_workbench.plugin import testing
 from brain_workbench.sdk import LayerInfo, Recording, StimulusSet, Units, WorkbenchError
+from brain_workbench.types import digest
 
 
 # ---- good reference plugins -----------------------------------------------------------------
@@ -192,6 +193,12 @@ class TextLoadsImages(GoodDataset):
     def stimuli(self, modality: str | None = None) -> StimulusSet:
         stim = super().stimuli("image")
         return StimulusSet(stim.ids, modality or "image", stim.loader)
+
+
+class IdsOnlyDigest(GoodDataset):
+    def stimuli(self, modality: str | None = None) -> StimulusSet:
+        stim = super().stimuli(modality)
+        return StimulusSet(stim.ids, stim.modality, stim.loader, digest(stim.modality, list(stim.ids)))
 
 
 class IdsDifferAcrossModalities(GoodDataset):
@@ -406,6 +413,7 @@ class FloatImagesGenerator(WorkingGenerator):
 BROKEN: dict[str, Any] = {
     "check_dataset_protocol": NoModalities, "check_dataset_subjects": NoSubjects,
     "check_dataset_fingerprint": UnstableFingerprint, "check_dataset_stimuli": TextLoadsImages,
+    "check_dataset_stimuli_identity": IdsOnlyDigest,
     "check_dataset_modalities_share_ids": IdsDifferAcrossModalities, "check_dataset_trials_known": UnknownTrials,
     "check_dataset_test_split": NoTestSplit, "check_dataset_responses_finite": NanResponses,
     "check_dataset_units": SurfaceWithoutVertices,
