@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from brain_workbench.store import ArraySpec, Store, read_rows, suggest_block_rows
+from brain_workbench.store import ArraySpec, Store, suggest_block_rows
 from brain_workbench.store.paths import images_path
 from brain_workbench.types import WorkbenchError, as_str_array
 
@@ -224,18 +224,18 @@ def stored_image_ids(store: Store, key: str) -> np.ndarray:
 
 
 def read_images(store: Store, key: str, ids: Sequence[str] | None = None) -> np.ndarray:
-    """Images of a complete entry: all rows, or the rows of ``ids`` in that order."""
+    """Images of a complete entry: all rows, or the rows of ``ids`` in that order; every block read is checked
+    against its checksum (``CorruptEntryError`` names the entry), as feature reads are."""
     path = images_path(key)
     entry = store.open(path)
-    data = entry.array("images")
     if ids is None:
-        return np.asarray(data[...])
+        return np.asarray(entry["images"])
     position = {s: i for i, s in enumerate(entry["stimulus_ids"].tolist())}
     try:
         index = np.array([position[str(s)] for s in ids], dtype=np.int64)
     except KeyError as exc:
         raise WorkbenchError(f"stimulus {exc.args[0]!r} has no image in {path}") from None
-    return read_rows(data, index)
+    return entry.rows("images", index)
 
 
 __all__ = ["check_images", "images_path", "images_to_tensor", "read_images", "resize_images", "stored_image_ids",

@@ -325,3 +325,24 @@ def test_a_node_whose_zarr_json_is_being_written_is_not_yet_a_node(tmp_store: St
     (folder / "stray.bin").write_bytes(b"x")
     with pytest.raises(DamagedEntryError, match="s1-abc"):
         tmp_store.is_complete("results/race/s1-abc")
+
+
+def test_image_reads_are_checked_and_an_undecodable_chunk_names_the_entry(tmp_store: Store) -> None:
+    from brain_workbench.store.images import images_path, read_images, write_images
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (6, 8, 8, 3), dtype=np.uint8)
+    ids = [f"s{i}" for i in range(6)]
+    write_images(tmp_store, "seen-test", ids, images)
+    np.testing.assert_array_equal(read_images(tmp_store, "seen-test", ["s5", "s0"]), images[[5, 0]])
+    path = images_path("seen-test")
+    rewrite(tmp_store, f"{path}/images", (2, 0, 0, 0), (int(images[2, 0, 0, 0]) + 1) % 256)  # still decodes
+    with pytest.raises(CorruptEntryError, match=rf"entry '{path}' .* is corrupt: array 'images'"):
+        read_images(tmp_store, "seen-test")
+    with pytest.raises(CorruptEntryError, match=rf"entry '{path}'"):
+        read_images(tmp_store, "seen-test", ["s2"])
+    chunks = [p for p in (Path(tmp_store.url) / path / "images").rglob("*") if p.is_file() and p.name != "zarr.json"]
+    for chunk in chunks:
+        chunk.write_bytes(b"\x28\xb5\x2f\xfd" + b"garbage" * 4)  # a zstd magic number, then nonsense
+    with pytest.raises(CorruptEntryError, match=rf"entry '{path}'"):
+        read_images(tmp_store, "seen-test", ["s0"])
