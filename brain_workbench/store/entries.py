@@ -143,6 +143,14 @@ def suggest_block_rows(row_bytes: int, n_rows: int, target_bytes: int = TARGET_C
     return int(min(max(rows, 1), max(n_rows, 1)))
 
 
+def attrs_digest(attrs: Mapping[str, Any]) -> str:
+    """Checksum of an entry's attributes (scores, ROI rows, task; everything but the store's own bookkeeping),
+    as their canonical JSON, so a changed digit in ``zarr.json`` is found like a changed block."""
+    public = {k: v for k, v in attrs.items() if k != META}
+    text = json.dumps(public, sort_keys=True, default=str, allow_nan=True)
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
+
+
 def block_digest(data: np.ndarray) -> str:
     """Checksum of an array's values; strings are hashed as UTF-8 text, whatever their numpy dtype."""
     data = np.asarray(data)
@@ -549,7 +557,7 @@ class Store:
                 problems.append(Problem(info.path, "incomplete",
                                         f"{info.blocks_done}/{info.n_blocks} blocks written"))
             elif checksums:
-                detail = EntryReader(self, info.path, info.attrs).check()
+                detail = EntryReader(self, info.path, info.attrs, verify=False).check()
                 if detail:
                     problems.append(Problem(info.path, "corrupt", detail))
         return problems
@@ -605,6 +613,18 @@ class EntryReader:
         self.attrs = dict(attrs)
         self.meta = dict(self.attrs[META])
         self.group = _as_group(store.root[path], path)
+        if verify and self.meta.get("complete"):
+            problem = self.check_attrs()
+            if problem:
+                raise _corrupt(store, path, problem)
+
+    def check_attrs(self) -> str | None:
+        """What is wrong with the entry's attributes (changed since it was written), or None; entries written
+        before attributes had a checksum pass."""
+        expected = self.meta.get("attrs_checksum")
+        if expected is not None and attrs_digest(self.attrs) != expected:
+            return "its attributes (scores, ROI rows, task) do not match their checksum"
+        return None
 
     def array(self, name: str) -> zarr.Array:
         try:
@@ -689,7 +709,10 @@ class EntryReader:
         return as_str_array(out) if out.dtype.kind in "OT" else out
 
     def check(self) -> str | None:
-        """What is wrong with this entry's data (missing, unreadable or changed arrays), or None."""
+        """What is wrong with this entry's attributes or data (missing, unreadable or changed arrays), or None."""
+        problem = self.check_attrs()
+        if problem:
+            return problem
         rows = self._block_rows()
         for name, sums in self.meta.get("checksums", {}).items():
             try:
@@ -883,6 +906,7 @@ class EntryWriter:
         self.meta["complete"] = True
         self.meta["writer"] = None
         self.meta["provenance"] = provenance(started=self.started, **provenance_extra)
+        self.meta["attrs_checksum"] = attrs_digest(self.store.attrs(self.path) or {})  # as readers will see them
         self.group.attrs[META] = self.meta
 
     def __enter__(self) -> EntryWriter:

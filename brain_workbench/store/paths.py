@@ -12,14 +12,14 @@ from brain_workbench.store.entries import check_key, safe_name
 from brain_workbench.types import Encoder, StimulusSet, WorkbenchError, digest
 
 MANIFEST = "manifest"
-TOP_LEVEL = ("features", "responses", "rdms", "images", "results")
+RESERVED_SWEEP_NAMES = ("results", MANIFEST)  # the folder every sweep's results live under, and each one's manifest
 WINDOWS_DEVICES = frozenset({"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)),
                              *(f"lpt{i}" for i in range(1, 10))})
 
 
 def check_sweep_name(name: str) -> str | None:
-    """Refuse a sweep name that can collide with the store's layout or the files beside it (the top-level
-    folders, the manifest, hidden names, names the CLI would read as options, the tables' suffix); return a
+    """Refuse a sweep name that can collide with the store's layout or the files beside it (the results folder,
+    the manifest, hidden names, names the CLI would read as options, the store's suffixes); return a
     warning for one that is valid here but awkward on another system (a Windows device name, say)."""
     lowered = str(name).lower()
     if "/" in name:
@@ -29,9 +29,9 @@ def check_sweep_name(name: str) -> str | None:
         raise WorkbenchError(f"sweep name {name!r} would be read as a hidden file, an option or one of the "
                              "store's own files; start it with a letter or digit and drop the suffix")
     check_key(name)
-    if lowered in TOP_LEVEL or lowered == MANIFEST:
+    if lowered in RESERVED_SWEEP_NAMES:
         raise WorkbenchError(f"sweep name {name!r} is a name the store uses for its own layout "
-                             f"({', '.join(TOP_LEVEL)}, {MANIFEST}); choose another")
+                             f"({', '.join(RESERVED_SWEEP_NAMES)}); choose another")
     if lowered.split(".")[0] in WINDOWS_DEVICES:
         return (f"sweep name {name!r} is a reserved device name on Windows: its table and results cannot be "
                 "copied to a Windows machine; consider another name")

@@ -175,6 +175,25 @@ def test_figure_refuses_a_changed_score(tmp_path: Path, probe: None, capsys: pyt
     assert "Traceback" not in err and not (tmp_path / "map.png").exists()
 
 
+def test_a_changed_score_in_a_cells_attributes_is_found_by_verify_results_and_repair(
+        tmp_path: Path, probe: None, capsys: pytest.CaptureFixture) -> None:
+    store = Store(tmp_path / "s.zarr")
+    Sweep(config_from_dict(sweep_config(store.url)), store).run()
+    [cell] = [e.path for e in store.ls("results/integrity") if e.kind == "cell" and
+              e.attrs["cell"]["layer"] == "spread"]
+    doc_path = Path(store.url) / cell / "zarr.json"
+    doc = json.loads(doc_path.read_text())
+    row = doc["attributes"]["rois"][0]
+    row["mean_r"] = round(row["mean_r"] + 0.1, 6)  # one digit changed by hand
+    doc_path.write_text(json.dumps(doc))
+    assert [(p.path, p.status) for p in store.verify()] == [(cell, "corrupt")]
+    assert "attributes" in store.verify()[0].detail
+    code, _, err = cli(capsys, "results", "show", "integrity", "--store", store.url)
+    assert code == 1 and f"entry '{cell}'" in err and "attributes (scores, ROI rows, task) do not match" in err
+    code, out, _ = cli(capsys, "store", "repair", "--store", store.url)
+    assert code == 0 and "repaired 1 entries" in out and store.verify() == []
+
+
 # ---- damaged zarr.json ----------------------------------------------------------------------
 def test_truncated_entry_json_is_named_reported_and_repaired(
         tmp_path: Path, probe: None, capsys: pytest.CaptureFixture) -> None:

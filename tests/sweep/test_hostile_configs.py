@@ -59,7 +59,7 @@ def test_bombs_in_overrides_and_cli_options_are_refused():
         parse_options([f"alphas={bomb}"])
 
 
-@pytest.mark.parametrize("name", ["results", "Manifest", "features", ".hidden", "-rf", "demo.parquet", "x.zarr"])
+@pytest.mark.parametrize("name", ["results", "Manifest", ".hidden", "-rf", "demo.parquet", "x.zarr"])
 def test_sweep_names_that_collide_with_the_store_layout_are_refused(name):
     from brain_workbench.sweep.config import config_from_dict
 
