@@ -34,10 +34,11 @@ HEARTBEAT_S = 60.0
 
 
 def claims_dir(store: Store) -> Path | None:
-    """Where a local store's claims live (``<store>.claims/``); None for fsspec URL stores."""
+    """Where a local store's claims live (``<store>.claims/`` beside the store's resolved path, so a store
+    reached through a symlink or a relative path is claimed as the same store); None for fsspec URL stores."""
     if "://" in store.url:
         return None
-    base = store.url.rstrip("/")
+    base = str(Path(store.url).resolve())
     return Path((base[:-5] if base.endswith(".zarr") else base) + ".claims")
 
 

@@ -83,3 +83,20 @@ def test_the_heartbeat_refreshes_held_claims(tmp_store: Store) -> None:
 def test_claims_are_not_taken_on_url_stores() -> None:
     claims = Claims(Store("memory://claims-test.zarr"))
     assert not claims.enabled and claims.try_claim(KEY)
+
+
+def test_a_store_reached_through_a_symlink_or_another_spelling_is_claimed_as_one(tmp_store: Store,
+                                                                                tmp_path: Path, monkeypatch) -> None:
+    link = tmp_path / "link.zarr"
+    link.symlink_to(Path(tmp_store.url))
+    monkeypatch.chdir(tmp_path)
+    spellings = [Store(link), Store("s.zarr"), Store(f"{tmp_path}/./s.zarr")]
+    assert {claims_dir(s) for s in spellings} == {claims_dir(tmp_store)}
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, tmp_store.url, KEY], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with Claims(spellings[0]) as claims:
+            assert not claims.try_claim(KEY), "the claim taken through the real path holds through the symlink"
+    finally:
+        holder.kill()
+        holder.wait(timeout=10)
