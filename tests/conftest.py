@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -13,6 +14,11 @@ import pytest
 import tomllib
 
 os.environ["HF_HUB_OFFLINE"] = "1"
+# The whole session (module- and session-scoped fixtures included, which run before any function-scoped
+# fixture) writes its sweep index and default store under a temporary folder, never the user's.
+_SESSION_STATE = tempfile.mkdtemp(prefix="workbench-tests-")
+os.environ["WORKBENCH_SWEEP_INDEX"] = os.path.join(_SESSION_STATE, "sweeps.json")
+os.environ["WORKBENCH_STORE"] = os.path.join(_SESSION_STATE, "default.zarr")
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ["MPLBACKEND"] = "Agg"
 

@@ -16,7 +16,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from brain_workbench.sweep import Reporter, load_config
-from brain_workbench.sweep.index import lookup_store
+from brain_workbench.sweep.index import find_store
 from brain_workbench.types import WorkbenchError
 
 console = Console()
@@ -144,10 +144,15 @@ def is_number(text: str) -> bool:
 
 
 def default_store(sweep: str) -> str | None:
-    """Where sweep ``sweep`` finished last (the per-user index), else the store its configs/ file names."""
-    recorded = lookup_store(sweep)
-    if recorded:
-        return recorded
+    """The store of sweep ``sweep`` seen from here (``find_store``: the local config's store, this folder's
+    latest run, or the one store another folder ran it in, which is said aloud), else the store its
+    ``configs/`` file names (which a reader then refuses in one sentence if it does not exist)."""
+    found = find_store(sweep)
+    if found is not None:
+        if found.elsewhere:
+            err_console.print(f"sweep {escape(sweep)!r}: reading {escape(found.store)} (from {escape(found.how)}); "
+                              "pass --store to choose another", highlight=False)
+        return found.store
     try:
         cfg = load_config(Path("configs") / f"{sweep}.yaml", [])
     except WorkbenchError:
