@@ -46,6 +46,13 @@ def _pair(X: Any, Y: Any, metric: str = "", minimum: int = MIN_STIMULI) -> tuple
     if metric and X.shape[0] < minimum:
         raise WorkbenchError(f"{metric} needs at least {minimum} stimuli, got {X.shape[0]}: with fewer its value is "
                              "fixed by the arithmetic, not the data; compare more stimuli")
+    for name, A in (("X", X), ("Y", Y)):
+        if metric and A.shape[1] == 0:
+            raise WorkbenchError(f"{name} has no features (shape {A.shape}): {metric} of an empty representation is "
+                                 "undefined; check the layer or unit selection")
+        if metric and np.ptp(A, axis=0).max(initial=0.0) <= 1e-12 * max(1.0, float(np.abs(A).max(initial=0.0))):
+            raise WorkbenchError(f"{name} is constant over the stimuli (every stimulus has the same pattern): "
+                                 f"{metric} is undefined for it; check that the responses or features vary")
     return X, Y
 
 
@@ -179,7 +186,13 @@ def rdm(X: np.ndarray, method: str = "correlation", *, conditions: Sequence[Any]
         X, _ = _average_by(X, np.asarray(conditions))
     if method == "correlation":
         Z = X - X.mean(1, keepdims=True)
-        Z /= np.sqrt(np.einsum("ij,ij->i", Z, Z))[:, None]
+        norms = np.sqrt(np.einsum("ij,ij->i", Z, Z))
+        flat = norms <= 1e-12 * max(1.0, float(np.abs(X).max(initial=0.0)))
+        if flat.any():
+            raise WorkbenchError(f"{int(flat.sum())} of {len(flat)} stimuli have the same value in every feature (a "
+                                 "constant pattern): their correlation distance is undefined; use rdm: euclidean, or "
+                                 "check that the responses vary across units")
+        Z /= norms[:, None]
         G = Z @ Z.T
         np.subtract(1.0, G, out=G)
         return condensed(G)

@@ -248,3 +248,21 @@ def test_three_stimuli_are_enough_and_a_full_span_svcca_is_refused() -> None:
     with pytest.raises(WorkbenchError, match="SVCCA kept 11 components of 12 stimuli"):
         SVCCA(keep=1.0).compare(X, Y)
     assert 0 < SVCCA(keep=3).compare(X, Y) < 1
+
+
+@pytest.mark.parametrize("name", ["rsa", "cka", "svcca", "procrustes"])
+def test_constant_input_and_no_features_are_refused_not_scored(name):
+    rng = np.random.default_rng(0)
+    metric = wb.metric(name)
+    X = rng.normal(size=(12, 5))
+    with pytest.raises(WorkbenchError, match="Y is constant over the stimuli"):
+        metric.compare(X, np.full((12, 4), 0.3))
+    with pytest.raises(WorkbenchError, match="X has no features"):
+        metric.compare(np.empty((12, 0)), X)
+
+
+def test_a_correlation_rdm_of_constant_patterns_names_them():
+    X = np.random.default_rng(1).normal(size=(6, 4))
+    X[[1, 4]] = 2.0
+    with pytest.raises(WorkbenchError, match="2 of 6 stimuli have the same value in every feature"):
+        rdm(X, "correlation")
