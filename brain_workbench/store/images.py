@@ -24,11 +24,13 @@ ImageSource = np.ndarray | Callable[[Sequence[str]], np.ndarray]
 def rgb_image(image: Any, name: str | None = None) -> Any:
     """A PIL image as 8-bit RGB, whatever its mode: 16- and 32-bit integer images scaled to 8 bits (not clipped
     to white), float images in [0, 1] or [0, 255] scaled, palette, alpha, CMYK and grey converted (transparent
-    parts composited on white). An image that cannot be read as colours is refused, naming ``name``."""
+    parts composited on white), its pixels loaded. An image that cannot be read as colours is refused, naming
+    ``name``."""
     from PIL import Image
 
     mode = image.mode
     if mode == "RGB":
+        image.load()  # pixels read now, so the image outlives the file it was opened from
         return image
     what = f"image {name!r}" if name is not None else "an image"
     if mode.startswith("I") or mode == "F":
