@@ -637,7 +637,11 @@ class EntryReader:
         return _as_array(node, f"{self.path}/{name}")
 
     def names(self) -> list[str]:
-        return sorted(self.group.array_keys())
+        try:
+            return sorted(self.group.array_keys())
+        except ValueError as exc:  # an array's zarr.json is unreadable (JSONDecodeError is a ValueError)
+            raise _corrupt(self.store, self.path, f"the metadata of one of its arrays are unreadable "
+                                                  f"({type(exc).__name__}: {exc})") from None
 
     def _sums(self, name: str) -> dict[str, str]:
         sums = self.meta.get("checksums", {}).get(name)

@@ -77,8 +77,9 @@ def load_recording(store: Store, path: str, verify: bool = True) -> Recording:
     if not isinstance(meta, dict):
         raise WorkbenchError(f"entry {path!r} in {store.url} is not a cached recording")
     keys = set(reader.names())
+    responses = reader["responses"]  # checked first: the metadata's shape is not trusted before the data
     units = Units(
-        space=meta["space"], n=reader.array("responses").shape[1],
+        space=meta["space"], n=responses.shape[1],
         rois={name: reader[f"roi_{key}"].astype(bool) for key, name in meta["rois"].items()},
         shape=tuple(meta["shape"]) or None,
         affine=None if meta["affine"] is None else np.asarray(meta["affine"]),
@@ -86,7 +87,7 @@ def load_recording(store: Store, path: str, verify: bool = True) -> Recording:
            if f"units_{a}" in keys},
     )
     return Recording(
-        dataset=meta["dataset"], subject=meta["subject"], responses=reader["responses"],
+        dataset=meta["dataset"], subject=meta["subject"], responses=responses,
         trial_stimulus_ids=reader["trial_stimulus_ids"], units=units,
         splits={name: reader[f"split_{key}"] for key, name in meta["splits"].items()},
         times=reader["times"] if "times" in keys else None,

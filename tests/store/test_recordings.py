@@ -141,3 +141,21 @@ def test_a_sweep_refuses_nan_responses_naming_the_units(tmp_path: Path) -> None:
     with pytest.raises(WorkbenchError, match=r"2 of \d+ units have NaN or infinite responses \(unit indices 10, 20\)"):
         sweep.run()
     assert [e for e in sweep.store.ls() if e.complete] == []
+
+
+@pytest.mark.parametrize("damage", ["truncated", "shape"])
+def test_damaged_array_metadata_of_a_recording_is_named_as_corrupt(tmp_store: Store, damage: str) -> None:
+    import json
+
+    from brain_workbench.store import CorruptEntryError, load_recording
+
+    save_recording(tmp_store, "responses/toy/1-z", _recording())
+    doc = Path(tmp_store.url) / "responses/toy/1-z/responses/zarr.json"
+    if damage == "truncated":
+        doc.write_text('{"zarr_format": 3, "node_type": "array", "shape": [')
+    else:  # a shape that still parses: the units count must not be read from it before the data are checked
+        meta = json.loads(doc.read_text())
+        meta["shape"] = [5, 5]
+        doc.write_text(json.dumps(meta))
+    with pytest.raises(CorruptEntryError, match=r"entry 'responses/toy/1-z' in .* is corrupt"):
+        load_recording(tmp_store, "responses/toy/1-z")
