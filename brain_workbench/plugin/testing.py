@@ -114,6 +114,20 @@ def check_dataset_modalities_share_ids(dataset: Dataset) -> None:
                                 "must offer the same ids in the same order")
 
 
+def check_dataset_categories(dataset: Dataset) -> None:
+    """Stimulus categories, where a dataset gives them, label every id with a non-empty string, the same in
+    every modality (an image and its caption are one stimulus of one category)."""
+    sets = [dataset.stimuli(m) for m in dataset.modalities]
+    labelled = [s for s in sets if s.categories is not None]
+    for stim in labelled:
+        assert len(stim.categories or ()) == len(stim.ids), "categories must give one label per stimulus id"
+        assert all(isinstance(c, str) and c for c in stim.categories or ()), "categories must be non-empty strings"
+    if labelled:
+        assert len(labelled) == len(sets), "categories must be given for every modality or none"
+        assert all(s.categories == labelled[0].categories for s in labelled), \
+            "every modality must give its stimuli the same categories"
+
+
 def check_dataset_trials_known(dataset: Dataset) -> None:
     rec = _first_recording(dataset)
     known = set(dataset.stimuli(dataset.modalities[0]).ids)
@@ -152,7 +166,7 @@ def check_dataset_units(dataset: Dataset) -> None:
 DATASET_CHECKS: tuple[Check, ...] = (
     check_dataset_protocol, check_dataset_subjects, check_dataset_fingerprint, check_dataset_stimuli,
     check_dataset_modalities_share_ids, check_dataset_trials_known, check_dataset_test_split,
-    check_dataset_responses_finite, check_dataset_units,
+    check_dataset_responses_finite, check_dataset_units, check_dataset_categories,
 )
 
 
@@ -173,7 +187,7 @@ def check_dataset_rdms(dataset: _RDMDataset) -> None:
 
 RDM_DATASET_CHECKS: tuple[Check, ...] = (
     check_dataset_protocol, check_dataset_subjects, check_dataset_fingerprint, check_dataset_stimuli,
-    check_dataset_modalities_share_ids, check_dataset_rdms,
+    check_dataset_modalities_share_ids, check_dataset_rdms, check_dataset_categories,
 )
 
 

@@ -290,3 +290,12 @@ def test_a_malicious_download_runs_no_code(copy: Path, tmp_path: Path, tmp_store
     assert str(path) in str(err.value) and "workbench data fetch things-eeg2" in str(err.value)
     assert not marker.exists()
     assert tmp_store.ls() == []
+
+
+def test_stimuli_are_labelled_with_their_things_concept(built: tuple[Path, dict]) -> None:
+    root, _ = built
+    stim = dataset(root).stimuli()
+    meta = dataset(root).metadata()
+    concepts = [c.split("_", 1)[1] for part in ("train", "test") for c in meta[f"{part}_img_concepts"]]
+    assert stim.categories == tuple(concepts) and len(set(concepts)) > 1
+    assert te.concept_name("00001_aardvark") == "aardvark" and te.concept_name("plain") == "plain"
