@@ -263,8 +263,8 @@ def compare_with_rdms(store_url: str, cell: Cell) -> CellResult:
             row["null_value_95"] = float(np.quantile(null, 0.05 if alternative == "less" else 0.95))
             row["p_permutation"] = permutation_pvalue(value, null, alternative)
         if task.bootstrap:
-            ci = bootstrap_rdm_ci(model, given.rdm, metric.compare_dissimilarities, n_boot=task.bootstrap,
-                                  seed=task.seed + i)
+            ci = bootstrap_rdm_ci(metric.transformed(model), metric.transformed(given.rdm),
+                                  metric.compare_dissimilarities, n_boot=task.bootstrap, seed=task.seed + i)
             row["ci_low"], row["ci_high"] = float(ci.low), float(ci.high)
         summary.append(row)
         n_test = max(n_test, given.n_stimuli)
