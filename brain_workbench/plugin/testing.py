@@ -345,6 +345,27 @@ def _pair(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.random.Generator]:
     return X, Y, rng
 
 
+def _labelled(metric: Any) -> Any:
+    """The metric with four categories of ten stimuli bound, when it declares ``needs_categories``."""
+    if getattr(metric, "needs_categories", False):
+        metric.bind(categories=[f"category-{i % 4}" for i in range(40)])
+    return metric
+
+
+def check_metric_scope(metric: Any) -> None:
+    """A metric is a comparison of two representations or, with ``scope = "property"``, a property of one whose
+    ``measure(X)`` gives named finite numbers (``compare`` then says how far two representations' values are)."""
+    scope = getattr(metric, "scope", "comparison")
+    assert scope in ("comparison", "property"), f"scope {scope!r} is not 'comparison' or 'property'"
+    if scope == "property":
+        assert metric.kind == "distance", "a property metric compares two representations' values as a distance"
+        X, _, _ = _pair()
+        values = _labelled(metric).measure(X)
+        assert isinstance(values, dict) and values, "measure(X) must return a dict of named values"
+        assert all(np.isfinite(float(v)) for v in values.values()), "measure(X) values must be finite"
+        assert getattr(metric, "primary", None) in values, "a property metric names its primary value (primary)"
+
+
 def check_metric_protocol(metric: Any) -> None:
     assert isinstance(metric, Metric), f"{metric!r} lacks parts of the Metric protocol"
     assert metric.kind in METRIC_KINDS, f"kind {metric.kind!r} is not one of {METRIC_KINDS}"
@@ -353,6 +374,7 @@ def check_metric_protocol(metric: Any) -> None:
 
 
 def check_metric_deterministic(metric: Metric) -> None:
+    metric = _labelled(metric)
     X, Y, _ = _pair()
     base = float(metric.compare(X, Y))
     assert np.isfinite(base), "compare must return a finite float"
@@ -360,6 +382,7 @@ def check_metric_deterministic(metric: Metric) -> None:
 
 
 def check_metric_invariances(metric: Metric) -> None:
+    metric = _labelled(metric)
     X, Y, rng = _pair()
     base = float(metric.compare(X, Y))
     transforms = {
@@ -375,6 +398,7 @@ def check_metric_invariances(metric: Metric) -> None:
 
 
 def check_metric_direction(metric: Metric) -> None:
+    metric = _labelled(metric)
     X, _, rng = _pair()
     self_score = float(metric.compare(X, X))
     other = float(metric.compare(X, rng.standard_normal(X.shape)))
@@ -386,6 +410,7 @@ def check_metric_direction(metric: Metric) -> None:
 
 METRIC_CHECKS: tuple[Check, ...] = (
     check_metric_protocol, check_metric_deterministic, check_metric_invariances, check_metric_direction,
+    check_metric_scope,
 )
 
 
