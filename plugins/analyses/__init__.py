@@ -10,6 +10,7 @@ ANALYSES = {
     "reconstruction": ("reconstruction:ReconstructionAnalysis", "decode an image codec's latents; score the images"),
     "generation": ("generation:GenerationAnalysis", "decoded embeddings through an image generator; score the images"),
     "adaptation": ("adaptation:AdaptationAnalysis", "models scored on a new subject after k of its sessions"),
+    "compare": ("compare:CompareAnalysis", "every layer of one encoder against every layer of another (or ROIs)"),
 }
 
 
