@@ -3,6 +3,7 @@ dataset, property metrics give the layer's and each ROI's value side by side, at
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from brain_workbench.sdk.analysis import Store, load_features, prepared_recordin
 from brain_workbench.sweep import Sweep, results_table
 from brain_workbench.sweep.config import config_from_dict
 from brain_workbench.types import WorkbenchError
+from brain_workbench_plugins.demo import DemoDataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fixtures_encoders import ColourEncoder  # noqa: E402
@@ -77,4 +79,33 @@ def test_units_fewer_than_the_matched_n_are_refused(tmp_path):
     wb.register("colour-test", ColourEncoder, kind="encoder", replace=True)
     cfg = _config(tmp_path, [{"name": "mmcr", "options": {"units": 50}}])
     with pytest.raises(WorkbenchError, match="has 6 units, fewer than the 50 the comparison is matched at"):
+        Sweep(config_from_dict(cfg)).run()
+
+
+class UnlabelledDemo(DemoDataset):
+    """The demo without stimulus categories, as a dataset that gives none (NSD here)."""
+
+    name = "demo-unlabelled"
+
+    def stimuli(self, modality=None):
+        return dataclasses.replace(super().stimuli(modality), categories=None)
+
+
+def test_missing_categories_are_refused_before_any_work(tmp_path):
+    wb.register("colour-test", ColourEncoder, kind="encoder", replace=True)
+    wb.register("demo-unlabelled", UnlabelledDemo, kind="dataset", replace=True)
+    cfg = _config(tmp_path, [{"name": "capacity"}])
+    cfg["dataset"]["name"] = "demo-unlabelled"
+    sweep = Sweep(config_from_dict(cfg))
+    with pytest.raises(WorkbenchError, match="gives its image stimuli no categories, which capacity and mmcr need"):
+        sweep.run()
+    assert not (tmp_path / "s.zarr" / "features").exists(), "refused before extracting features"
+    cfg["metrics"] = [{"name": "cka"}]
+    Sweep(config_from_dict({**cfg, "store": str(tmp_path / "ok.zarr")})).run()
+
+
+def test_a_category_with_too_few_test_stimuli_is_refused(tmp_path):
+    wb.register("colour-test", ColourEncoder, kind="encoder", replace=True)
+    cfg = _config(tmp_path, [{"name": "capacity"}], n_test=10)
+    with pytest.raises(WorkbenchError, match=r"capacity needs at least 2 stimuli per category, but category '\w+' has 1"):
         Sweep(config_from_dict(cfg)).run()
