@@ -274,14 +274,34 @@ def measure_with_responses(store_url: str, cell: Cell, metric: Any) -> CellResul
             if q in model:
                 row[f"model_{q}"], row[f"brain_{q}"] = float(model[q]), float(brain[q])
         if task.bootstrap:
-            def difference(A: np.ndarray, B: np.ndarray, n: int | None = n) -> float:
-                args = () if n is None else (n,)
-                return float(metric.measure(A, *args)[metric.primary] - metric.measure(B, *args)[metric.primary])
-
-            ci = bootstrap_stimuli(difference, X, Y_roi, n_boot=task.bootstrap, seed=task.seed + i)
+            brain_side = Y_roi if halves is None or matched else np.hstack([A, B])
+            ci = _bootstrap_difference(metric, X, brain_side, n, halves is not None and not matched, task.bootstrap,
+                                       task.seed + i)
             row["ci_low"], row["ci_high"] = float(ci.low), float(ci.high)
         summary.append(row)
     return CellResult(tuple(summary), int(len(X)), round(time.time() - started, 3))
+
+
+def _bootstrap_difference(metric: Any, X: np.ndarray, brain: np.ndarray, n: int | None, split_halves: bool,
+                          n_boot: int, seed: int) -> Any:
+    """Percentile interval of the model's minus the brain's primary value over resampled stimuli; each resample
+    carries its rows' categories (a row-index column rides along with X) and, for cvPCA, both repetition halves."""
+    categories = list(metric.categories) if getattr(metric, "needs_categories", False) else None
+    args = () if n is None else (n,)
+
+    def difference(A: np.ndarray, B: np.ndarray) -> float:
+        rows = A[:, -1].astype(int)
+        if categories is not None:
+            metric.bind(categories=[categories[k] for k in rows])
+        brain_value = metric.measure(*np.hsplit(B, 2)) if split_halves else metric.measure(B, *args)
+        return float(metric.measure(A[:, :-1], *args)[metric.primary] - brain_value[metric.primary])
+
+    try:
+        return bootstrap_stimuli(difference, np.hstack([X, np.arange(len(X))[:, None]]), brain, n_boot=n_boot,
+                                 seed=seed)
+    finally:
+        if categories is not None:
+            metric.bind(categories=categories)
 
 
 def _repeat_halves(store_url: str, task: MetricTask, ids: list[str]) -> tuple[np.ndarray, np.ndarray] | None:

@@ -109,3 +109,16 @@ def test_a_category_with_too_few_test_stimuli_is_refused(tmp_path):
     cfg = _config(tmp_path, [{"name": "capacity"}], n_test=10)
     with pytest.raises(WorkbenchError, match=r"capacity needs at least 2 stimuli per category, but category '\w+' has 1"):
         Sweep(config_from_dict(cfg)).run()
+
+
+def test_bootstrap_gives_an_interval_of_model_minus_brain(tmp_path):
+    wb.register("colour-test", ColourEncoder, kind="encoder", replace=True)
+    cfg = {**_config(tmp_path, [{"name": "mmcr"}, {"name": "eigenspectrum", "options": {"fit_to": 5}}]),
+           "bootstrap": 20, "permutations": 10}
+    sweep = Sweep(config_from_dict(cfg))
+    sweep.run()
+    rows = results_table(sweep.store, "geo")
+    assert (rows["ci_low"] < rows["ci_high"]).all()
+    diff = rows["value"] - rows["brain_value"]
+    assert ((rows["ci_low"] <= diff + 0.05) & (diff - 0.05 <= rows["ci_high"])).all()
+    assert "p_permutation" not in rows or rows["p_permutation"].isna().all(), "no stimulus null for a property"
