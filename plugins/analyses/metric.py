@@ -189,6 +189,9 @@ class MetricAnalysis(Analysis):
             label, session = facet[0], facet[1] if len(facets) > 1 else None
             name = label if session is None or session != session else f"{label}_{session}"
             what = label if name == label else f"{label}, session {session}"
+            if "brain_value" in part and part["brain_value"].notna().any():
+                paths.append(_draw_property(kit, name, what, part, subjects, sem))
+                continue
             paths.append(kit.draw(f"layers_{kit.file_label(name)}.png", sorted(part["cell"].unique().tolist()),
                                   lambda p, part=part, what=what: kit.plot_layer_profiles(
                                       part, "value", title=f"{kit.sweep}: {what} per layer (no fitting)",
@@ -197,6 +200,22 @@ class MetricAnalysis(Analysis):
                                   f"responses, computed without fitting, against relative layer depth, averaged over "
                                   f"{subjects}{sem}."))
         return paths
+
+
+def _draw_property(kit: Any, name: str, what: str, part: Any, subjects: str, sem: str) -> Any:
+    """A property metric per layer: the layer's value and each ROI's (a flat line across layers) in one panel."""
+    pairs = side_by_side(part[part["roi"].astype(str) != "all"])
+    model = pairs["roi"].str.endswith(" model")
+    if pairs[model].groupby(["encoder", "layer", "subject"])["value"].nunique().max() == 1:
+        pairs = pairs[~model | ~pairs[model].duplicated(["encoder", "layer", "subject"])]
+        pairs.loc[pairs["roi"].str.endswith(" model"), "roi"] = "model"
+    return kit.draw(f"layers_{kit.file_label(name)}.png", sorted(part["cell"].unique().tolist()),
+                    lambda p: kit.plot_layer_profiles(pairs, "value", title=f"{kit.sweep}: {what}, layer and ROI "
+                                                      "values", output_file=p),
+                    f"{what}, a property of each representation, of each layer (\"model\", or \"ROI model\" where "
+                    f"the layer is measured at that ROI's matched N{matched_note(part)}) and of each ROI's responses "
+                    f"(\"ROI brain\"), "
+                    f"against relative layer depth, averaged over {subjects}{sem}.")
 
 
 def side_by_side(rows: Any) -> Any:
