@@ -122,3 +122,12 @@ def test_bootstrap_gives_an_interval_of_model_minus_brain(tmp_path):
     diff = rows["value"] - rows["brain_value"]
     assert ((rows["ci_low"] <= diff + 0.05) & (diff - 0.05 <= rows["ci_high"])).all()
     assert "p_permutation" not in rows or rows["p_permutation"].isna().all(), "no stimulus null for a property"
+
+
+def test_property_figure_is_drawn(finished, tmp_path):
+    from brain_workbench.figures.sweep import figure_captions, write_figures
+
+    paths = write_figures(finished.store, "geo", tmp_path)
+    drawn = {Path(p).name for p in paths}
+    assert {"layers_capacity.png", "layers_mmcr.png", "layers_eigenspectrum.png"} <= drawn
+    assert "ROI brain" in figure_captions(tmp_path)["layers_capacity.png"]
