@@ -391,6 +391,7 @@ def anchor_rows(n: int, anchors: int | Sequence[str], seed: int = 0,
 class Relative:
     """Any metric on relative representations (cosine to K anchor stimuli, Moschella et al. 2023) of X and Y."""
 
+    scope = "comparison"
     cross_validated = False
 
     def __init__(
@@ -436,6 +437,7 @@ class RSA:
     ``euclidean`` (and ``crossnobis`` without a noise model) also ignore rotations and translations.
     """
 
+    scope = "comparison"
     kind = "similarity"
 
     def __init__(
@@ -600,6 +602,7 @@ class CKA:
     which keeps it scale-invariant.
     """
 
+    scope = "comparison"
     kind = "similarity"
     cross_validated = False
     invariances = ("permutation", "isotropic_scaling", "orthogonal", "translation")
@@ -659,6 +662,7 @@ class SVCCA:
     ``keep`` is a fraction of variance (default 0.99) or a number of components.
     """
 
+    scope = "comparison"
     kind = "similarity"
     cross_validated = False
     invariances = ("permutation", "isotropic_scaling", "orthogonal", "translation")
@@ -690,6 +694,7 @@ class Procrustes:
     """Orthogonal Procrustes distance (Ding et al. 2021; Williams et al. 2021) between centred,
     unit-Frobenius-norm representations: sqrt(2 − 2‖XᵀY‖_*); ``angular`` gives arccos(‖XᵀY‖_*)."""
 
+    scope = "comparison"
     kind = "distance"
     cross_validated = False
     invariances = ("permutation", "isotropic_scaling", "orthogonal", "translation")
