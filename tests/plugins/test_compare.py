@@ -108,4 +108,4 @@ def test_bad_compare_sections_are_refused(tmp_path):
     with pytest.raises(WorkbenchError, match="'capacity' is a property of one representation"):
         Sweep(config_from_dict(_config(tmp_path, ["stack-test"], [{"name": "capacity"}]))).validate()
     with pytest.raises(WorkbenchError, match="no encoder 'nope'"):
-        Sweep(config_from_dict(_config(tmp_path, ["nope"]))).run()
+        Sweep(config_from_dict(_config(tmp_path, ["nope"]))).plan()

@@ -56,7 +56,7 @@ def test_identification_is_leave_one_subject_out_by_hand() -> None:
 def test_sweep_table_per_transform(tmp_path):
     wb.register("colour-test", ColourEncoder, kind="encoder", replace=True)
     cfg = {"name": "ident", "store": str(tmp_path / "s.zarr"),
-           "dataset": {"name": "demo", "options": {"n_subjects": 3, "n_train": 20, "n_test": 30}},
+           "dataset": {"name": "demo", "options": {"n_subjects": 2, "n_train": 20, "n_test": 30}},
            "encoders": [{"name": "colour-test"}], "heads": [], "metrics": [], "rois": ["V1", "V2", "VOT"],
            "permutations": 0, "roi_identification": {"transforms": ["none", "geodesic"], "low": 0.1, "up": 0.6}}
     sweep = Sweep(config_from_dict(cfg))
