@@ -140,6 +140,7 @@ class StimulusSet:
     modality: Modality
     loader: Callable[[Sequence[str]], list] = field(repr=False, compare=False)
     content_digest: str = ""
+    categories: tuple[str, ...] | None = field(default=None, repr=False)
     digest_given: bool = field(default=False, init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -153,6 +154,18 @@ class StimulusSet:
         object.__setattr__(self, "digest_given", bool(self.content_digest))
         if not self.content_digest:
             object.__setattr__(self, "content_digest", digest(self.modality, list(self.ids)))
+        if self.categories is not None:
+            if isinstance(self.categories, (str, bytes)):
+                raise WorkbenchError("stimulus categories must be a sequence of strings (one per id), not one string")
+            categories = tuple(self.categories)
+            if len(categories) != len(self.ids):
+                raise WorkbenchError(f"the stimulus set has {len(self.ids)} ids but {len(categories)} categories; "
+                                     "give one category per stimulus, in the order of the ids")
+            bad = [c for c in categories if not isinstance(c, str) or not c]
+            if bad:
+                raise WorkbenchError(f"stimulus category {bad[0]!r} is not a non-empty string; categories are "
+                                     "names such as 'animal' or 'aardvark'")
+            object.__setattr__(self, "categories", categories)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -173,7 +186,20 @@ class StimulusSet:
                 f"{len(missing)} stimulus ids are not in this stimulus set (first: {missing[0]!r}); "
                 "check that the recording and the stimuli come from the same dataset release"
             )
-        return StimulusSet(tuple(ids), self.modality, self.loader, digest(self.content_digest, list(ids)))
+        categories = None if self.categories is None else tuple(self.category_of(ids))
+        return StimulusSet(tuple(ids), self.modality, self.loader, digest(self.content_digest, list(ids)), categories)
+
+    def category_of(self, ids: Sequence[str]) -> list[str]:
+        """The category of each of ``ids`` (the dataset's labels, e.g. THINGS concepts or the demo's shapes)."""
+        if self.categories is None:
+            raise WorkbenchError("this stimulus set has no categories; use a dataset that labels its stimuli "
+                                 "(e.g. demo, things-eeg2) for metrics that need categories")
+        by_id = dict(zip(self.ids, self.categories))
+        missing = [i for i in ids if i not in by_id]
+        if missing:
+            raise WorkbenchError(f"{len(missing)} stimulus ids are not in this stimulus set (first: {missing[0]!r}); "
+                                 "check that the recording and the stimuli come from the same dataset release")
+        return [by_id[i] for i in ids]
 
 
 def identified_stimuli(dataset: Any, modality: str | None = None) -> StimulusSet:
@@ -183,8 +209,8 @@ def identified_stimuli(dataset: Any, modality: str | None = None) -> StimulusSet
     stimuli = dataset.stimuli(modality)
     if stimuli.digest_given:
         return stimuli
-    return StimulusSet(stimuli.ids, stimuli.modality, stimuli.loader,
-                       digest(stimuli.modality, list(stimuli.ids), str(dataset.name), dataset.fingerprint()))
+    return replace(stimuli, content_digest=digest(stimuli.modality, list(stimuli.ids), str(dataset.name),
+                                                  dataset.fingerprint()))
 
 
 @dataclass(frozen=True)

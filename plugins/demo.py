@@ -291,7 +291,8 @@ class DemoDataset:
         if modality not in self.modalities:
             raise WorkbenchError(f"demo has {' and '.join(self.modalities)} stimuli, not {modality!r}")
         loader = self.render if modality == "image" else self.captions
-        return StimulusSet(self.ids, modality, loader, digest("demo", self.fingerprint(), modality))
+        return StimulusSet(self.ids, modality, loader, digest("demo", self.fingerprint(), modality),
+                           categories=tuple(p["shape"] for p in self.parameters))
 
     def subjects(self) -> list[str]:
         return [str(i + 1) for i in range(self.n_subjects)]

@@ -300,6 +300,146 @@ def compare_rdms(a: np.ndarray, b: np.ndarray, method: str = "spearman") -> floa
     raise WorkbenchError(f"unknown RDM comparison {method!r}; use one of {', '.join(COMPARISONS)}")
 
 
+# ---- RDM transforms (Lin & Kriegeskorte 2023) ---------------------------------------------
+
+RDM_TRANSFORMS = ("none", "rank", "geotopological", "geodesic")
+
+
+def _minmax(v: np.ndarray) -> np.ndarray:
+    span = v.max() - v.min()
+    if span <= 0:
+        raise WorkbenchError("an RDM whose dissimilarities are all equal has no geometry to transform; "
+                             "use rdm_transform none for it")
+    return (v - v.min()) / span
+
+
+def geotopological(v: np.ndarray, low: float, up: float, *, rank_first: bool = False) -> np.ndarray:
+    """Geo-topological transform of one condensed RDM: 0 below its ``low`` quantile, 1 above its ``up``
+    quantile, linear between (rsatoolbox's ``geotopological_transform``, with quantiles of this RDM alone).
+    ``rank_first`` rank-transforms and min-max scales first, as the authors' ``gt_transform`` does."""
+    from brain_workbench.sdk.numerics import rankdata
+
+    v = np.asarray(v, dtype=np.float64)
+    if rank_first:
+        v = _minmax(rankdata(v))
+    lo, hi = np.quantile(v, low), np.quantile(v, up)
+    out = v.copy()
+    middle = (v >= lo) & (v <= hi)
+    out[v < lo] = 0.0
+    out[middle] = (v[middle] - lo) / (hi - lo)
+    out[v > hi] = 1.0
+    return out
+
+
+def geodesic(v: np.ndarray, low: float, up: float, *, rank_first: bool = False) -> np.ndarray:
+    """Geodesic transform of one condensed RDM: shortest paths (``scipy.sparse.csgraph``) through the graph of its
+    geo-topological dissimilarities, min-max scaled, without the saturated (= 1) edges; as rsatoolbox's
+    ``geodesic_transform(geotopological_transform(rdm, low, up))``. Zero entries are no edges (rsatoolbox's
+    networkx graph and scipy's dense graphs agree). Pairs that no path joins are set to the largest finite
+    geodesic distance of the RDM (saturated, as the transform saturates above ``up``)."""
+    from scipy.sparse.csgraph import shortest_path
+
+    g = _minmax(geotopological(v, low, up, rank_first=rank_first))
+    g[g == 1.0] = 0.0
+    square = squareform(g, checks=False)
+    paths = shortest_path(square, method="D", directed=False)
+    out = condensed(paths)
+    far = ~np.isfinite(out)
+    if far.all():
+        raise WorkbenchError(f"the geodesic transform with quantiles ({low}, {up}) leaves no two stimuli "
+                             "connected; raise the upper quantile")
+    out[far] = out[~far].max()
+    return out
+
+
+def transform_rdm(v: np.ndarray, transform: str, low: float = 0.0, up: float = 1.0,
+                  rank_first: bool = False) -> np.ndarray:
+    """One condensed RDM under ``none``, ``rank`` (average ranks), ``geotopological`` or ``geodesic``; each RDM
+    is transformed with its own quantiles (what the tRSA paper means; rsatoolbox pools all RDMs of an object)."""
+    from brain_workbench.sdk.numerics import rankdata
+
+    v = np.asarray(v, dtype=np.float64)
+    if transform == "none":
+        return v
+    if transform == "rank":
+        return rankdata(v)
+    if transform == "geotopological":
+        return geotopological(v, low, up, rank_first=rank_first)
+    if transform == "geodesic":
+        return geodesic(v, low, up, rank_first=rank_first)
+    raise WorkbenchError(f"unknown rdm_transform {transform!r}; use one of {', '.join(RDM_TRANSFORMS)}")
+
+
+# ---- relative representations (Moschella et al. 2023) -------------------------------------
+
+
+def relative_representation(X: np.ndarray, anchors: Sequence[int]) -> np.ndarray:
+    """Cosine similarity of each row of X to the anchor rows: invariant to rotations and isotropic scaling."""
+    X = _as_2d("X", X)
+    norms = np.linalg.norm(X, axis=1, keepdims=True)
+    if np.any(norms == 0):
+        raise WorkbenchError("a stimulus has an all-zero representation, whose cosine to the anchors is undefined")
+    Z = X / norms
+    return Z @ Z[np.asarray(anchors, dtype=int)].T
+
+
+def anchor_rows(n: int, anchors: int | Sequence[str], seed: int = 0,
+                stimulus_ids: Sequence[str] | None = None) -> np.ndarray:
+    """Rows of the anchors: ``anchors`` stimuli drawn with ``seed``, or the rows of the given anchor ids."""
+    if isinstance(anchors, (int, np.integer)) and not isinstance(anchors, bool):
+        if not 1 <= anchors <= n:
+            raise WorkbenchError(f"relative representations need 1 to {n} anchors for {n} stimuli, got {anchors}")
+        return np.sort(np.random.default_rng(seed).choice(n, int(anchors), replace=False))
+    if stimulus_ids is None:
+        raise WorkbenchError("anchors given by stimulus id need the stimulus ids of the rows; pass stimulus_ids "
+                             "(the metric analysis does)")
+    position = {str(s): i for i, s in enumerate(stimulus_ids)}
+    missing = [a for a in anchors if str(a) not in position]
+    if missing:
+        raise WorkbenchError(f"{len(missing)} anchor ids are not among the compared stimuli (first: {missing[0]!r}); "
+                             "choose anchors from the test stimuli")
+    return np.array([position[str(a)] for a in anchors], dtype=int)
+
+
+class Relative:
+    """Any metric on relative representations (cosine to K anchor stimuli, Moschella et al. 2023) of X and Y."""
+
+    scope = "comparison"
+    cross_validated = False
+
+    def __init__(
+        self,
+        metric: Annotated[str, Option("the metric applied to the relative representations")] = "cka",
+        options: Annotated[dict | None, Option("options of that metric")] = None,
+        anchors: Annotated[int | list[str], Option("number of anchors drawn with seed, or their stimulus ids")] = 10,
+        seed: Annotated[int, Option("seed of the anchor draw")] = 0,
+        stimulus_ids: Annotated[Sequence[str] | None, Option(
+            "stimulus id of each row (set by the metric analysis), for anchors given by id")] = None,
+    ) -> None:
+        from brain_workbench.sdk.analysis import build
+
+        if metric == "relative":
+            raise WorkbenchError("relative cannot wrap itself; name another metric")
+        self.inner = build("metric", metric, **(options or {}))
+        self.kind = self.inner.kind
+        self.invariances = ("permutation", "isotropic_scaling", "orthogonal")
+        self.score_name = f"relative_{getattr(self.inner, 'score_name', metric)}"
+        self.anchors, self.seed, self.stimulus_ids = anchors, seed, stimulus_ids
+
+    def bind(self, stimulus_ids: Sequence[str] | None = None, **_: Any) -> Relative:
+        """This metric with the stimulus ids of the rows it will compare."""
+        self.stimulus_ids = None if stimulus_ids is None else list(stimulus_ids)
+        return self
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        X = _as_2d("X", X)
+        return relative_representation(X, anchor_rows(len(X), self.anchors, self.seed, self.stimulus_ids))
+
+    def compare(self, X: np.ndarray, Y: np.ndarray) -> float:
+        X, Y = _pair(X, Y, "relative")
+        return float(self.inner.compare(self.transform(X), self.transform(Y)))
+
+
 # ---- metrics --------------------------------------------------------------------------------
 
 
@@ -310,6 +450,7 @@ class RSA:
     ``euclidean`` (and ``crossnobis`` without a noise model) also ignore rotations and translations.
     """
 
+    scope = "comparison"
     kind = "similarity"
 
     def __init__(
@@ -322,7 +463,18 @@ class RSA:
             "run/partition of each row, for crossnobis cross-validation")] = None,
         noise: Annotated[np.ndarray | tuple[np.ndarray, np.ndarray] | None, Option(
             "noise precision matrix (or one per representation) for mahalanobis/crossnobis")] = None,
+        rdm_transform: Annotated[str, Option(
+            "transform of each RDM before comparing (Lin & Kriegeskorte 2023)", choices=RDM_TRANSFORMS)] = "none",
+        low: Annotated[float, Option("geotopological/geodesic: lower quantile l (per RDM)")] = 0.0,
+        up: Annotated[float, Option("geotopological/geodesic: upper quantile u (per RDM)")] = 1.0,
+        rank_first: Annotated[bool, Option(
+            "geotopological/geodesic: rank and min-max scale each RDM first (the authors' variant)")] = False,
     ) -> None:
+        if rdm_transform not in RDM_TRANSFORMS:
+            raise WorkbenchError(f"unknown rdm_transform {rdm_transform!r}; use one of {', '.join(RDM_TRANSFORMS)}")
+        if not 0.0 <= low < up <= 1.0:
+            raise WorkbenchError(f"transform quantiles must satisfy 0 ≤ low < up ≤ 1, got low={low}, up={up}")
+        self.rdm_transform, self.low, self.up, self.rank_first = rdm_transform, float(low), float(up), bool(rank_first)
         if rdm not in RDM_METHODS:
             raise WorkbenchError(f"unknown RDM method {rdm!r}; use one of {', '.join(RDM_METHODS)}")
         comparison = _ALIASES.get(comparison, comparison)
@@ -341,7 +493,12 @@ class RSA:
     @property
     def score_name(self) -> str:
         """What the value is, for tidy tables (``rsa_spearman``, ``rsa_cosine``, ...)."""
-        return f"rsa_{self.comparison}"
+        suffix = "" if self.rdm_transform == "none" else f"_{self.rdm_transform}"
+        return f"rsa_{self.comparison}{suffix}"
+
+    def transformed(self, v: np.ndarray) -> np.ndarray:
+        """A condensed RDM under this metric's ``rdm_transform`` (its own quantiles)."""
+        return transform_rdm(v, self.rdm_transform, self.low, self.up, self.rank_first)
 
     @property
     def invariances(self) -> tuple[str, ...]:
@@ -355,7 +512,8 @@ class RSA:
         """The two condensed RDMs this metric compares."""
         nx, ny = self.noise if isinstance(self.noise, tuple) else (self.noise, self.noise)
         kw = dict(conditions=self.conditions, partitions=self.partitions)
-        return rdm(X, self.rdm, noise=nx, **kw), rdm(Y, self.rdm, noise=ny, **kw)
+        return (self.transformed(rdm(X, self.rdm, noise=nx, **kw)),
+                self.transformed(rdm(Y, self.rdm, noise=ny, **kw)))
 
     def pairwise_form(self, X: np.ndarray) -> np.ndarray | None:
         """X's square RDM, whose rows and columns permute with the stimuli (None when rows are trials
@@ -363,7 +521,7 @@ class RSA:
         if self.conditions is not None or self.partitions is not None:
             return None
         noise = self.noise[0] if isinstance(self.noise, tuple) else self.noise
-        return squareform(rdm(_as_2d("X", X), self.rdm, noise=noise), checks=False)
+        return squareform(self.transformed(rdm(_as_2d("X", X), self.rdm, noise=noise)), checks=False)
 
     def compare_pairwise(self, A: np.ndarray, B: np.ndarray) -> float:
         """:meth:`compare` on two square RDMs from :meth:`pairwise_form`."""
@@ -378,7 +536,7 @@ class RSA:
         return compare_rdms(a, b, self.comparison)
 
     def model_rdm(self, X: np.ndarray) -> np.ndarray:
-        """The condensed RDM of one representation (rows = stimuli), as :meth:`compare` builds it."""
+        """The condensed RDM of one representation (rows = stimuli), before ``rdm_transform``."""
         noise = self.noise[0] if isinstance(self.noise, tuple) else self.noise
         return rdm(_as_2d("X", X), self.rdm, noise=noise, conditions=self.conditions, partitions=self.partitions)
 
@@ -390,7 +548,7 @@ class RSA:
 
     def compare_given(self, a: Any, b: Any) -> float:
         """Two given RDMs (condensed or square arrays, or ``BrainRDMs``; these are first put in the same
-        stimulus order), compared with this metric's comparison."""
+        stimulus order), each transformed by ``rdm_transform``, compared with this metric's comparison."""
         if hasattr(a, "stimulus_ids") and hasattr(b, "stimulus_ids"):
             b = b.select(a.stimulus_ids.tolist())
         a, b = (_condensed_vector(v) for v in (a, b))
@@ -399,7 +557,7 @@ class RSA:
                                  "stimuli); compare RDMs of the same stimuli")
         if len(a) < 3:
             raise WorkbenchError(f"RSA needs at least {MIN_STIMULI} conditions, got {n_from_condensed(len(a))}")
-        return compare_rdms(a, b, self.comparison)
+        return compare_rdms(self.transformed(a), self.transformed(b), self.comparison)
 
     def compare_dissimilarities(self, a: np.ndarray, b: np.ndarray) -> float:
         """Two aligned vectors of dissimilarities (any subset of pairs, e.g. a bootstrap sample), compared."""
@@ -457,6 +615,7 @@ class CKA:
     which keeps it scale-invariant.
     """
 
+    scope = "comparison"
     kind = "similarity"
     cross_validated = False
     invariances = ("permutation", "isotropic_scaling", "orthogonal", "translation")
@@ -516,6 +675,7 @@ class SVCCA:
     ``keep`` is a fraction of variance (default 0.99) or a number of components.
     """
 
+    scope = "comparison"
     kind = "similarity"
     cross_validated = False
     invariances = ("permutation", "isotropic_scaling", "orthogonal", "translation")
@@ -547,6 +707,7 @@ class Procrustes:
     """Orthogonal Procrustes distance (Ding et al. 2021; Williams et al. 2021) between centred,
     unit-Frobenius-norm representations: sqrt(2 − 2‖XᵀY‖_*); ``angular`` gives arccos(‖XᵀY‖_*)."""
 
+    scope = "comparison"
     kind = "distance"
     cross_validated = False
     invariances = ("permutation", "isotropic_scaling", "orthogonal", "translation")
@@ -589,6 +750,9 @@ def register_metrics(register: Any) -> None:
              description="RSA: RDMs (correlation, euclidean, mahalanobis, crossnobis) compared by Spearman, "
                          "Pearson, Kendall tau-a or whitened cosine/correlation; matches rsatoolbox",
              citation="Kriegeskorte, Mur & Bandettini (2008); Nili et al. (2014); Diedrichsen et al. (2021)")
+    register("relative", Relative,
+             description="Any metric on relative representations: cosine similarity to K anchor stimuli",
+             citation="Moschella et al. (2023), Relative representations enable zero-shot latent space communication")
     register("cka", CKA,
              description="Centered kernel alignment, linear or RBF, optionally debiased",
              citation="Kornblith, Norouzi, Lee & Hinton (2019)")

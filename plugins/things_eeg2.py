@@ -79,6 +79,12 @@ def subject_number(subject: str | int) -> int:
     return int(text)
 
 
+def concept_name(folder: str) -> str:
+    """A THINGS concept from its image folder name (``00001_aardvark`` → ``aardvark``)."""
+    head, _, rest = str(folder).partition("_")
+    return rest if head.isdigit() and rest else str(folder)
+
+
 def preprocessed_file(subject: int, part: str) -> str:
     return f"{PREPROCESSED}/sub-{subject:02d}/preprocessed_eeg_{part}.npy"
 
@@ -227,8 +233,10 @@ class ThingsEEG2Dataset:
             raise WorkbenchError(f"THINGS-EEG2 has only the image modality, not {modality!r}")
         train, test = self._ids()
         meta_path = self._root() / METADATA
+        meta = self.metadata()
+        concepts = [concept_name(c) for part in ("train", "test") for c in meta[f"{part}_img_concepts"]]
         return StimulusSet(tuple(train + test), "image", self._load_images,
-                           digest("image", train + test, meta_path.stat().st_size))
+                           digest("image", train + test, meta_path.stat().st_size), categories=tuple(concepts))
 
     def _load_images(self, ids: Sequence[str]) -> list:
         from PIL import Image

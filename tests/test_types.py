@@ -92,6 +92,25 @@ def test_stimulus_set_validation() -> None:
         StimulusSet("abc", "text", list)  # type: ignore[arg-type]
 
 
+def test_stimulus_categories_are_validated_and_follow_subsets() -> None:
+    s = StimulusSet(("a", "b", "c"), "image", list, categories=("cat", "dog", "cat"))
+    assert s.categories == ("cat", "dog", "cat")
+    assert s.category_of(["c", "b"]) == ["cat", "dog"]
+    sub = s.subset(["b", "a"])
+    assert sub.categories == ("dog", "cat")
+    assert _stimuli().categories is None and _stimuli().subset(["a"]).categories is None
+    with pytest.raises(WorkbenchError, match="has 3 ids but 2 categories"):
+        StimulusSet(("a", "b", "c"), "image", list, categories=("cat", "dog"))
+    with pytest.raises(WorkbenchError, match="not a non-empty string"):
+        StimulusSet(("a", "b"), "image", list, categories=("cat", 3))  # type: ignore[arg-type]
+    with pytest.raises(WorkbenchError, match="not one string"):
+        StimulusSet(("a", "b"), "image", list, categories="ab")  # type: ignore[arg-type]
+    with pytest.raises(WorkbenchError, match="has no categories"):
+        _stimuli().category_of(["a"])
+    with pytest.raises(WorkbenchError, match=r"1 stimulus ids are not in this stimulus set \(first: 'z'\)"):
+        s.category_of(["a", "z"])
+
+
 # ---- Units ----------------------------------------------------------------------------------
 def test_units_validation() -> None:
     units = Units("fsaverage5", 4, rois={"V1": [1, 0, 1, 0], "V2": np.array([0, 1, 1, 0], bool)},

@@ -124,6 +124,20 @@ def check_dataset_modalities_share_ids(dataset: Dataset) -> None:
                                 "must offer the same ids in the same order")
 
 
+def check_dataset_categories(dataset: Dataset) -> None:
+    """Stimulus categories, where a dataset gives them, label every id with a non-empty string, the same in
+    every modality (an image and its caption are one stimulus of one category)."""
+    sets = [dataset.stimuli(m) for m in dataset.modalities]
+    labelled = [s for s in sets if s.categories is not None]
+    for stim in labelled:
+        assert len(stim.categories or ()) == len(stim.ids), "categories must give one label per stimulus id"
+        assert all(isinstance(c, str) and c for c in stim.categories or ()), "categories must be non-empty strings"
+    if labelled:
+        assert len(labelled) == len(sets), "categories must be given for every modality or none"
+        assert all(s.categories == labelled[0].categories for s in labelled), \
+            "every modality must give its stimuli the same categories"
+
+
 def check_dataset_trials_known(dataset: Dataset) -> None:
     rec = _first_recording(dataset)
     known = set(dataset.stimuli(dataset.modalities[0]).ids)
@@ -162,7 +176,7 @@ def check_dataset_units(dataset: Dataset) -> None:
 DATASET_CHECKS: tuple[Check, ...] = (
     check_dataset_protocol, check_dataset_subjects, check_dataset_fingerprint, check_dataset_stimuli,
     check_dataset_stimuli_identity, check_dataset_modalities_share_ids, check_dataset_trials_known,
-    check_dataset_test_split, check_dataset_responses_finite, check_dataset_units,
+    check_dataset_test_split, check_dataset_responses_finite, check_dataset_units, check_dataset_categories,
 )
 
 
@@ -183,7 +197,7 @@ def check_dataset_rdms(dataset: _RDMDataset) -> None:
 
 RDM_DATASET_CHECKS: tuple[Check, ...] = (
     check_dataset_protocol, check_dataset_subjects, check_dataset_fingerprint, check_dataset_stimuli,
-    check_dataset_stimuli_identity, check_dataset_modalities_share_ids, check_dataset_rdms,
+    check_dataset_stimuli_identity, check_dataset_modalities_share_ids, check_dataset_rdms, check_dataset_categories,
 )
 
 
@@ -341,6 +355,27 @@ def _pair(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.random.Generator]:
     return X, Y, rng
 
 
+def _labelled(metric: Any) -> Any:
+    """The metric with four categories of ten stimuli bound, when it declares ``needs_categories``."""
+    if getattr(metric, "needs_categories", False):
+        metric.bind(categories=[f"category-{i % 4}" for i in range(40)])
+    return metric
+
+
+def check_metric_scope(metric: Any) -> None:
+    """A metric is a comparison of two representations or, with ``scope = "property"``, a property of one whose
+    ``measure(X)`` gives named finite numbers (``compare`` then says how far two representations' values are)."""
+    scope = getattr(metric, "scope", "comparison")
+    assert scope in ("comparison", "property"), f"scope {scope!r} is not 'comparison' or 'property'"
+    if scope == "property":
+        assert metric.kind == "distance", "a property metric compares two representations' values as a distance"
+        X, _, _ = _pair()
+        values = _labelled(metric).measure(X)
+        assert isinstance(values, dict) and values, "measure(X) must return a dict of named values"
+        assert all(np.isfinite(float(v)) for v in values.values()), "measure(X) values must be finite"
+        assert getattr(metric, "primary", None) in values, "a property metric names its primary value (primary)"
+
+
 def check_metric_protocol(metric: Any) -> None:
     assert isinstance(metric, Metric), f"{metric!r} lacks parts of the Metric protocol"
     assert metric.kind in METRIC_KINDS, f"kind {metric.kind!r} is not one of {METRIC_KINDS}"
@@ -349,6 +384,7 @@ def check_metric_protocol(metric: Any) -> None:
 
 
 def check_metric_deterministic(metric: Metric) -> None:
+    metric = _labelled(metric)
     X, Y, _ = _pair()
     base = float(metric.compare(X, Y))
     assert np.isfinite(base), "compare must return a finite float"
@@ -356,6 +392,7 @@ def check_metric_deterministic(metric: Metric) -> None:
 
 
 def check_metric_invariances(metric: Metric) -> None:
+    metric = _labelled(metric)
     X, Y, rng = _pair()
     base = float(metric.compare(X, Y))
     transforms = {
@@ -371,6 +408,7 @@ def check_metric_invariances(metric: Metric) -> None:
 
 
 def check_metric_direction(metric: Metric) -> None:
+    metric = _labelled(metric)
     X, _, rng = _pair()
     self_score = float(metric.compare(X, X))
     other = float(metric.compare(X, rng.standard_normal(X.shape)))
@@ -382,6 +420,7 @@ def check_metric_direction(metric: Metric) -> None:
 
 METRIC_CHECKS: tuple[Check, ...] = (
     check_metric_protocol, check_metric_deterministic, check_metric_invariances, check_metric_direction,
+    check_metric_scope,
 )
 
 

@@ -23,6 +23,7 @@ from brain_workbench.sdk.analysis import (
     bootstrap_rdm_ci,
     bootstrap_stimuli,
     build,
+    digest,
     load_features,
     load_rdms,
     permutation_pvalue,
@@ -44,6 +45,7 @@ class MetricTask:
     seed: int
     permutations: int
     bootstrap: int
+    categories: tuple[tuple[str, str], ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,23 @@ def rdm_metric(spec: Mapping[str, Any]) -> Any:
     return metric
 
 
+PROPERTY_EXTRAS = ("radius", "dimension", "center_correlation", "participation_ratio", "cross_validated")
+
+
+def needs_categories(registry: Any, name: str) -> bool:
+    """Whether a registered metric's class declares ``needs_categories`` (read from the class, never built)."""
+    return bool(getattr(registry.get("metric", name).load(), "needs_categories", False))
+
+
+def category_pairs(context: PlanContext, modality: str) -> tuple[tuple[str, str], ...]:
+    """(stimulus id, category) of the stimuli of a modality, refused when the dataset gives no categories."""
+    stimuli = context.stimuli(modality)
+    if stimuli.categories is None:
+        raise WorkbenchError(f"dataset {context.dataset.name!r} gives its {modality} stimuli no categories, which "
+                             "capacity and mmcr need; use a dataset with StimulusSet.categories (demo, things-eeg2)")
+    return tuple(zip(stimuli.ids, stimuli.categories))
+
+
 class MetricAnalysis(Analysis):
     """``metrics:`` on every listed layer of every encoder."""
 
@@ -75,8 +94,10 @@ class MetricAnalysis(Analysis):
     version = "1"
     summary_value = "value"
     code_modules = ("brain_workbench_plugins.analyses.metric", "brain_workbench_plugins.analyses.common")
-    id_columns = ("session", "n_stimuli", "brain_distance")
-    score_columns = ("null_value_95", "p_permutation", "q_fdr", "ci_low", "ci_high", "peak_time", "peak_value")
+    id_columns = ("session", "n_stimuli", "brain_distance", "units_matching")
+    score_columns = ("null_value_95", "p_permutation", "q_fdr", "ci_low", "ci_high", "peak_time", "peak_value",
+                     "brain_value", "n_units_matched", *(f"{side}_{q}" for q in PROPERTY_EXTRAS
+                                                         for side in ("model", "brain")))
 
     def validate(self, config: Any, dataset: Any, registry: Any) -> None:
         if dataset.provides == "rdms" and not config.metrics:
@@ -103,6 +124,10 @@ class MetricAnalysis(Analysis):
         rois = tuple(cfg.rois) if cfg.rois else None
         labels = table_labels(cfg.metrics)
         cells = []
+        labelled = {}
+        for encoder in context.encoders:
+            if not rdms and any(needs_categories(context.registry, spec.name) for spec in cfg.metrics):
+                labelled[encoder.modality] = category_pairs(context, encoder.modality)
         for encoder in context.encoders:
             for subject in context.subjects:
                 path = context.response_path(subject)
@@ -116,11 +141,14 @@ class MetricAnalysis(Analysis):
                             task: Any = RDMMetricTask(path, fpath, dump, rois, cfg.seed, cfg.permutations,
                                                       cfg.bootstrap or 0)
                         else:
+                            cats = labelled.get(encoder.modality) if needs_categories(context.registry,
+                                                                                      spec.name) else None
+                            extra = () if cats is None else (digest(cats),)
                             key = self.cell_key(subject, "m", context.dataset.fingerprint, subject, keyed, encoder.key,
-                                                layer, dump, stats)
+                                                layer, dump, stats, *extra)
                             task = MetricTask(Preparation(path, cfg.average_repetitions, cv["split"], rois, scheme,
                                                           None), fpath, dump, cfg.seed, cfg.permutations,
-                                              cfg.bootstrap or 0)
+                                              cfg.bootstrap or 0, cats)
                         cells.append(Cell(key=key, analysis=self.name, subject=subject, model=encoder.label,
                                           model_name=encoder.name, layer=layer, depth=encoder.depth(layer),
                                           label=labels[index], head=spec.name, feature_path=fpath,
@@ -144,6 +172,11 @@ class MetricAnalysis(Analysis):
                                         dropna=False):
             facet = facet if isinstance(facet, tuple) else (facet,)
             what = f"{facet[0]}, session {facet[1]}" if sessions and facet[1] == facet[1] else facet[0]
+            if "brain_value" in part and part["brain_value"].notna().any():
+                out.append(common.pivot(side_by_side(part), "value", f"{sweep}: {what}, a property of each "
+                                        f"representation: the layer's value and the ROI's side by side"
+                                        f"{matched_note(part)} (mean over subjects)"))
+                continue
             out.append(common.pivot(part, "value", f"{sweep}: {what} (mean over subjects, no fitting)"))
         return out
 
@@ -156,6 +189,9 @@ class MetricAnalysis(Analysis):
             label, session = facet[0], facet[1] if len(facets) > 1 else None
             name = label if session is None or session != session else f"{label}_{session}"
             what = label if name == label else f"{label}, session {session}"
+            if "brain_value" in part and part["brain_value"].notna().any():
+                paths.append(_draw_property(kit, name, what, part, subjects, sem))
+                continue
             paths.append(kit.draw(f"layers_{kit.file_label(name)}.png", sorted(part["cell"].unique().tolist()),
                                   lambda p, part=part, what=what: kit.plot_layer_profiles(
                                       part, "value", title=f"{kit.sweep}: {what} per layer (no fitting)",
@@ -164,6 +200,151 @@ class MetricAnalysis(Analysis):
                                   f"responses, computed without fitting, against relative layer depth, averaged over "
                                   f"{subjects}{sem}."))
         return paths
+
+
+def _draw_property(kit: Any, name: str, what: str, part: Any, subjects: str, sem: str) -> Any:
+    """A property metric per layer: the layer's value and each ROI's (a flat line across layers) in one panel."""
+    pairs = side_by_side(part[part["roi"].astype(str) != "all"])
+    model = pairs["roi"].str.endswith(" model")
+    if pairs[model].groupby(["encoder", "layer", "subject"])["value"].nunique().max() == 1:
+        pairs = pairs[~model | ~pairs[model].duplicated(["encoder", "layer", "subject"])]
+        pairs.loc[pairs["roi"].str.endswith(" model"), "roi"] = "model"
+    return kit.draw(f"layers_{kit.file_label(name)}.png", sorted(part["cell"].unique().tolist()),
+                    lambda p: kit.plot_layer_profiles(pairs, "value", title=f"{kit.sweep}: {what}, layer and ROI "
+                                                      "values", output_file=p),
+                    f"{what}, a property of each representation, of each layer (\"model\", or \"ROI model\" where "
+                    f"the layer is measured at that ROI's matched N{matched_note(part)}) and of each ROI's responses "
+                    f"(\"ROI brain\"), "
+                    f"against relative layer depth, averaged over {subjects}{sem}.")
+
+
+def side_by_side(rows: Any) -> Any:
+    """Rows of a property metric as two columns per ROI: ``ROI model`` (the layer's value) and ``ROI brain``."""
+    import pandas as pd
+
+    last = 2 * len(rows) * (rows["roi"].astype(str) == "all").to_numpy()
+    model = rows.assign(roi=rows["roi"].astype(str) + " model", order=2 * np.arange(len(rows)) + last)
+    brain = rows.assign(roi=rows["roi"].astype(str) + " brain", value=rows["brain_value"],
+                        order=2 * np.arange(len(rows)) + 1 + last)
+    return pd.concat([model, brain]).sort_values("order", kind="stable").drop(columns="order")
+
+
+def matched_note(rows: Any) -> str:
+    """How the units were matched, for a property table's title."""
+    if "n_units_matched" not in rows or not rows["n_units_matched"].notna().any():
+        return ""
+    n = sorted({int(v) for v in rows["n_units_matched"].dropna()})
+    shown = str(n[0]) if len(n) == 1 else f"{n[0]}–{n[-1]}"
+    how = rows["units_matching"].dropna().iloc[0] if "units_matching" in rows else "projection"
+    return f", both at N = {shown} units ({how})"
+
+
+def _bind(metric: Any, task: MetricTask, ids: Any) -> Any:
+    """The metric with the rows' stimulus ids and, when the task carries them, their categories."""
+    if not callable(getattr(metric, "bind", None)):
+        return metric
+    categories = None
+    if task.categories is not None:
+        by_id = dict(task.categories)
+        missing = [i for i in ids if i not in by_id]
+        if missing:
+            raise WorkbenchError(f"{len(missing)} compared stimuli have no category (first: {missing[0]!r})")
+        categories = [by_id[i] for i in ids]
+    return metric.bind(stimulus_ids=list(ids), categories=categories)
+
+
+def measure_with_responses(store_url: str, cell: Cell, metric: Any) -> CellResult:
+    """A property metric (capacity, MMCR, eigenspectrum) of the layer and of each ROI on the test stimuli, side by
+    side; capacity and MMCR at equal numbers of units (the metric's ``units`` or the smaller side's). The
+    eigenspectrum of an ROI is cross-validated over two halves of its repetitions (even and odd); a layer has
+    one repeat (plain PCA). With ``bootstrap`` the stimuli are resampled for a 95% interval of model − brain;
+    a stimulus permutation has no meaning for a property of one representation, so none is drawn."""
+    started = time.time()
+    task: MetricTask = cell.task
+    data = prepared_recording(store_url, task.prep)
+    ids = list(data["test_ids"])
+    X = load_features(Store(store_url), task.feature_path, ids).astype(np.float64)
+    metric = _bind(metric, task, ids)
+    n_units, n_times = data["n_units"], data["n_times"]
+    Y = data["Y_test"].reshape(len(X), n_units, n_times)
+    halves = _repeat_halves(store_url, task, ids) if getattr(metric, "uses_repeats", False) else None
+    rois = {"all": np.ones(n_units * n_times, dtype=bool), **data["rois"]}
+    matched = getattr(metric, "matches_units", False)
+    summary = []
+    for i, (name, mask) in enumerate(rois.items()):
+        units = mask.reshape(n_units, n_times)[:, 0]
+        if not units.any():
+            continue
+        Y_roi = Y[:, units].reshape(len(X), -1)
+        n = (metric.units or min(X.shape[1], Y_roi.shape[1])) if matched else None
+        if matched:
+            model, brain = metric.measure(X, n), metric.measure(Y_roi, n)
+        elif halves is not None:
+            A, B = (h[:, units].reshape(len(X), -1) for h in halves)
+            model, brain = metric.measure(X), metric.measure(A, B)
+        else:
+            model, brain = metric.measure(X), metric.measure(Y_roi)
+        row: dict[str, Any] = {"roi": name, "n_units": int(units.sum()), "value": float(model[metric.primary]),
+                               "brain_value": float(brain[metric.primary]), "metric_kind": "property",
+                               "score_name": str(getattr(metric, "score_name", task.metric["name"]))}
+        if matched:
+            row["n_units_matched"], row["units_matching"] = int(n or 0), str(metric.match)
+        for q in PROPERTY_EXTRAS:
+            if q in model:
+                row[f"model_{q}"], row[f"brain_{q}"] = float(model[q]), float(brain[q])
+        if task.bootstrap:
+            brain_side = Y_roi if halves is None or matched else np.hstack([A, B])
+            ci = _bootstrap_difference(metric, X, brain_side, n, halves is not None and not matched, task.bootstrap,
+                                       task.seed + i)
+            row["ci_low"], row["ci_high"] = float(ci.low), float(ci.high)
+        summary.append(row)
+    return CellResult(tuple(summary), int(len(X)), round(time.time() - started, 3))
+
+
+def _bootstrap_difference(metric: Any, X: np.ndarray, brain: np.ndarray, n: int | None, split_halves: bool,
+                          n_boot: int, seed: int) -> Any:
+    """Percentile interval of the model's minus the brain's primary value over resampled stimuli; each resample
+    carries its rows' categories (a row-index column rides along with X) and, for cvPCA, both repetition halves."""
+    categories = list(metric.categories) if getattr(metric, "needs_categories", False) else None
+    args = () if n is None else (n,)
+
+    def difference(A: np.ndarray, B: np.ndarray) -> float:
+        rows = A[:, -1].astype(int)
+        if categories is not None:
+            metric.bind(categories=[categories[k] for k in rows])
+        brain_value = metric.measure(*np.hsplit(B, 2)) if split_halves else metric.measure(B, *args)
+        return float(metric.measure(A[:, :-1], *args)[metric.primary] - brain_value[metric.primary])
+
+    try:
+        return bootstrap_stimuli(difference, np.hstack([X, np.arange(len(X))[:, None]]), brain, n_boot=n_boot,
+                                 seed=seed)
+    finally:
+        if categories is not None:
+            metric.bind(categories=categories)
+
+
+def _repeat_halves(store_url: str, task: MetricTask, ids: list[str]) -> tuple[np.ndarray, np.ndarray] | None:
+    """Each test stimulus's responses averaged over its even and over its odd repetitions (None without repeats)."""
+    import dataclasses
+
+    raw = prepared_recording(store_url, dataclasses.replace(task.prep, average=False))
+    trial_ids = np.asarray(raw["test_ids"])
+    Y = raw["Y_test"]
+    position = {s: k for k, s in enumerate(ids)}
+    sums = np.zeros((2, len(ids), Y.shape[1]))
+    counts = np.zeros((2, len(ids)))
+    seen: dict[str, int] = {}
+    for row, s in enumerate(trial_ids):
+        if s not in position:
+            continue
+        half = seen.get(s, 0) % 2
+        seen[s] = seen.get(s, 0) + 1
+        sums[half, position[s]] += Y[row]
+        counts[half, position[s]] += 1
+    if counts.min() == 0:
+        return None
+    A, B = sums / counts[..., None]
+    return A, B
 
 
 def _pairwise_form(metric: Any, X: np.ndarray) -> np.ndarray | None:
@@ -197,7 +378,10 @@ def compare_with_responses(store_url: str, cell: Cell) -> CellResult:
     data = prepared_recording(store_url, task.prep)
     spec = task.metric
     metric = build("metric", spec["name"], **spec["options"])
+    if getattr(metric, "scope", "comparison") == "property":
+        return measure_with_responses(store_url, cell, metric)
     X = load_features(Store(store_url), task.feature_path, data["test_ids"]).astype(np.float64)
+    metric = _bind(metric, task, list(data["test_ids"]))
     n_units, n_times = data["n_units"], data["n_times"]
     Y = data["Y_test"].reshape(len(X), n_units, n_times)
     rois = {"all": np.ones(n_units * n_times, dtype=bool), **data["rois"]}
@@ -263,8 +447,8 @@ def compare_with_rdms(store_url: str, cell: Cell) -> CellResult:
             row["null_value_95"] = float(np.quantile(null, 0.05 if alternative == "less" else 0.95))
             row["p_permutation"] = permutation_pvalue(value, null, alternative)
         if task.bootstrap:
-            ci = bootstrap_rdm_ci(model, given.rdm, metric.compare_dissimilarities, n_boot=task.bootstrap,
-                                  seed=task.seed + i)
+            ci = bootstrap_rdm_ci(metric.transformed(model), metric.transformed(given.rdm),
+                                  metric.compare_dissimilarities, n_boot=task.bootstrap, seed=task.seed + i)
             row["ci_low"], row["ci_high"] = float(ci.low), float(ci.high)
         summary.append(row)
         n_test = max(n_test, given.n_stimuli)

@@ -45,7 +45,7 @@ def test_generated_plugins_install_register_and_pass_their_tests(tmp_path: Path)
     run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests], env=env,
                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert run.returncode == 0, run.stdout + run.stderr
-    assert "27 passed" in run.stdout
+    assert "29 passed" in run.stdout
 
 
 def test_bad_names_and_kinds_are_refused(tmp_path: Path) -> None:

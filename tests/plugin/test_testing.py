@@ -102,6 +102,15 @@ class GoodMetric:
         return float(np.linalg.norm(X.T @ Y) ** 2 / (np.linalg.norm(X.T @ X) * np.linalg.norm(Y.T @ Y)))
 
 
+class PropertyWithoutMeasure(GoodMetric):
+    kind = "distance"
+    scope = "property"
+    primary = "dimension"
+
+    def measure(self, X: np.ndarray) -> dict:
+        return {"other": float(np.nan)}
+
+
 class GoodCodec:
     name = "good-codec"
     image_size = 8
@@ -193,6 +202,13 @@ class TextLoadsImages(GoodDataset):
     def stimuli(self, modality: str | None = None) -> StimulusSet:
         stim = super().stimuli("image")
         return StimulusSet(stim.ids, modality or "image", stim.loader)
+
+
+class CategoriesInOneModalityOnly(GoodDataset):
+    def stimuli(self, modality: str | None = None) -> StimulusSet:
+        stim = super().stimuli(modality)
+        categories = tuple("a" for _ in stim.ids) if stim.modality == "image" else None
+        return StimulusSet(stim.ids, stim.modality, stim.loader, categories=categories)
 
 
 class IdsOnlyDigest(GoodDataset):
@@ -424,6 +440,7 @@ BROKEN: dict[str, Any] = {
     "check_head_fit_returns_self": FitReturnsNone, "check_head_predict_shape": WrongPredictShape,
     "check_head_score_per_unit": SingleFloatScore, "check_head_score_uses_input": ScoreIgnoresInput,
     "check_head_refuses_nan": AcceptsNan,
+    "check_dataset_categories": CategoriesInOneModalityOnly, "check_metric_scope": PropertyWithoutMeasure,
     "check_metric_protocol": BadKindMetric, "check_metric_deterministic": NonDeterministicMetric,
     "check_metric_invariances": FalseInvarianceMetric, "check_metric_direction": BackwardsMetric,
     "check_codec_protocol": NoImageSizeCodec, "check_codec_latent_dim": NoLatentsCodec,

@@ -124,3 +124,14 @@ def test_new_options_are_checked():
         DemoDataset(n_sessions=0)
     with pytest.raises(wb.WorkbenchError, match="shared_topography"):
         DemoDataset(shared_topography=1.5)
+
+
+def test_demo_stimuli_carry_their_shape_category(small):
+    from brain_workbench_plugins.demo import SHAPES
+
+    for modality in ("image", "text"):
+        stim = small.stimuli(modality)
+        assert stim.categories is not None and set(stim.categories) <= set(SHAPES)
+        assert list(stim.categories) == [p["shape"] for p in small.parameters]
+    caption = small.captions([small.ids[0]])[0]
+    assert small.stimuli("image").categories[0] in caption, "the category is the shape the caption names"

@@ -320,3 +320,12 @@ def test_a_listing_that_nests_without_end_is_refused_not_a_recursion_error(built
         with pytest.raises(WorkbenchError, match="nests folders more than 32 deep"):
             te.ThingsEEG2Dataset().fetch(tmp_path / "d", accept_terms=True, subjects=["1"],
                                          osf_api=server.url + "/v2/", retry_wait=0, quiet=True)
+
+
+def test_stimuli_are_labelled_with_their_things_concept(built: tuple[Path, dict]) -> None:
+    root, _ = built
+    stim = dataset(root).stimuli()
+    meta = dataset(root).metadata()
+    concepts = [c.split("_", 1)[1] for part in ("train", "test") for c in meta[f"{part}_img_concepts"]]
+    assert stim.categories == tuple(concepts) and len(set(concepts)) > 1
+    assert te.concept_name("00001_aardvark") == "aardvark" and te.concept_name("plain") == "plain"
