@@ -10,6 +10,7 @@ ANALYSES = {
     "reconstruction": ("reconstruction:ReconstructionAnalysis", "decode an image codec's latents; score the images"),
     "generation": ("generation:GenerationAnalysis", "decoded embeddings through an image generator; score the images"),
     "adaptation": ("adaptation:AdaptationAnalysis", "models scored on a new subject after k of its sessions"),
+    "concepts": ("concepts.analysis:ConceptsAnalysis", "SAE latents against units: best latent per unit, labels, top stimuli"),
 }
 
 
@@ -17,3 +18,10 @@ ANALYSES = {
 def register_analyses(register):
     for name, (target, description) in ANALYSES.items():
         register(name, f"brain_workbench_plugins.analyses.{target}", description=description)
+
+
+@hookimpl
+def register_commands(app):
+    from brain_workbench_plugins.analyses.concepts.cli import concepts_app
+
+    app.add_typer(concepts_app, name="concepts")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
-from brain_workbench_plugins.concepts import correlation, latents, matching, projection, words
+from brain_workbench_plugins.analyses.concepts import correlation, latents, matching, projection, words
 
 
 def test_projection_limits_are_nearest_embedding_and_bank_mean() -> None:
@@ -48,11 +48,13 @@ def test_chunked_correlations_equal_numpy() -> None:
     np.testing.assert_allclose(rows, reference[[3, 11, 22]], atol=1e-6)
 
 
-def test_a_latent_that_never_fires_correlates_zero() -> None:
+def test_a_latent_that_never_fires_correlates_zero_and_is_never_best() -> None:
     lat = np.zeros((10, 2))
     lat[:, 1] = np.arange(10)
     r = next(correlation.correlation_chunks(lat, np.arange(10.0)[:, None]))[1]
     np.testing.assert_allclose(r[:, 0], [0.0, 1.0], atol=1e-6)
+    best, best_r = correlation.best_latents(lat, -np.arange(10.0)[:, None])
+    assert best.tolist() == [1] and best_r[0] == pytest.approx(-1.0), "a dead latent is never a unit's best"
 
 
 def test_hungarian_assignment_is_the_best_one_to_one_pairing() -> None:

@@ -12,7 +12,7 @@ from brain_workbench.store import Store
 from brain_workbench.store.features import extract_features
 from brain_workbench.store.paths import encoder_key, feature_path
 from brain_workbench.types import LayerInfo, StimulusSet
-from brain_workbench_plugins.concepts import correlation, matching
+from brain_workbench_plugins.analyses.concepts import correlation, matching
 from brain_workbench_plugins.sae.train import TrainConfig, load_checkpoint, train_sae
 
 D_IN, N_ATOMS, K, N = 24, 32, 2, 1024

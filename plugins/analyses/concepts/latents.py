@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from brain_workbench_plugins.concepts.projection import unit_rows
+from brain_workbench_plugins.analyses.concepts.projection import unit_rows
 
 
 def top_stimuli(latents: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

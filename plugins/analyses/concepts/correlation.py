@@ -31,8 +31,9 @@ def correlation_chunks(latents: np.ndarray, units: np.ndarray, chunk: int = 1024
 
 def latent_summaries(latents: np.ndarray, units: np.ndarray, chunk: int = 1024,
                      keep: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """One pass over the chunks: per unit its best latent (argmax of r) and that r; per latent its highest |r|
-    over units; and the full correlation rows (``len(keep)`` × units) of the latents in ``keep`` only."""
+    """One pass over the chunks: per unit its best latent (argmax of r over latents that vary; -1 and -inf when
+    none does) and that r; per latent its highest |r| over units; and the full correlation rows
+    (``len(keep)`` × units) of the latents in ``keep`` only."""
     keep = np.asarray([] if keep is None else keep, dtype=np.int64)
     n_units = units.shape[1]
     rows = np.zeros((len(keep), n_units), dtype=np.float32)
@@ -40,14 +41,18 @@ def latent_summaries(latents: np.ndarray, units: np.ndarray, chunk: int = 1024,
     best_r = np.full(n_units, -np.inf, dtype=np.float32)
     peak = np.zeros(latents.shape[1], dtype=np.float32)
     for block, r in correlation_chunks(latents, units, chunk):
+        peak[block] = np.abs(r).max(axis=1)
+        inside = (keep >= block.start) & (keep < block.stop)
+        rows[inside] = r[keep[inside] - block.start]
+        constant = np.ptp(latents[:, block], axis=0) == 0
+        if constant.all():
+            continue
+        r[constant] = -np.inf
         top = r.argmax(axis=0)
         value = r[top, np.arange(n_units)]
         better = value > best_r
         best[better] = top[better] + block.start
         best_r[better] = value[better]
-        peak[block] = np.abs(r).max(axis=1)
-        inside = (keep >= block.start) & (keep < block.stop)
-        rows[inside] = r[keep[inside] - block.start]
     return best, best_r, peak, rows
 
 

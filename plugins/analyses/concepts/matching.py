@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from brain_workbench_plugins.concepts.correlation import correlation_chunks, hungarian
-from brain_workbench_plugins.concepts.projection import unit_rows
+from brain_workbench_plugins.analyses.concepts.correlation import correlation_chunks, hungarian
+from brain_workbench_plugins.analyses.concepts.projection import unit_rows
 
 METHODS = ("greedy", "hungarian")
 
