@@ -11,6 +11,7 @@ ANALYSES = {
     "generation": ("generation:GenerationAnalysis", "decoded embeddings through an image generator; score the images"),
     "adaptation": ("adaptation:AdaptationAnalysis", "models scored on a new subject after k of its sessions"),
     "concepts": ("concepts.analysis:ConceptsAnalysis", "SAE latents against units: best latent per unit, labels, top stimuli"),
+    "captions": ("concepts.voxel_captions:CaptionsAnalysis", "caption units by retrieval from their projected weights"),
 }
 
 

@@ -11,12 +11,18 @@ from typing import Any
 from brain_workbench.sdk.analysis import WorkbenchError, build
 
 
-@lru_cache(maxsize=4)
 def read_caption_file(path: str) -> dict[str, tuple[str, ...]]:
-    """Captions per stimulus id from a CSV with columns ``stimulus_id`` and ``caption``."""
+    """Captions per stimulus id from a CSV with columns ``stimulus_id`` and ``caption`` (re-read when it changes)."""
     file = Path(path).expanduser()
     if not file.is_file():
         raise WorkbenchError(f"caption file {path!r} does not exist; give a CSV with columns stimulus_id,caption")
+    stat = file.stat()
+    return _read_caption_file(str(file), stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=4)
+def _read_caption_file(path: str, mtime_ns: int, size: int) -> dict[str, tuple[str, ...]]:
+    file = Path(path)
     out: dict[str, list[str]] = {}
     with open(file, newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh)

@@ -93,3 +93,56 @@ def plot_top_stimuli(path: Path, arrays: dict[str, np.ndarray], labels: list[str
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def caption_figures(rows: Any, kit: Any) -> list[Path]:
+    """Per captioned encoder: top words per ROI as bars, and a brain map of the mapped word's share."""
+    paths: list[Path] = []
+    for encoder, part in rows.groupby("encoder", sort=False):
+        paths += encoder_caption_figures(kit, str(encoder), str(sorted(part["cell"])[0]))
+    return paths
+
+
+def encoder_caption_figures(kit: Any, encoder: str, key: str) -> list[Path]:
+    arrays, attrs = cell_arrays(kit, key)
+    subject, response = attrs["cell"]["subject"], attrs["cell"]["response_path"]
+    safe, word = kit.file_label(encoder), str(arrays["word"][0])
+    rois = [str(r["roi"]) for r in attrs["rois"] if f"words_{r['roi']}" in arrays]
+    paths = [kit.draw(
+        f"captions_words_{safe}.png", (key, "words"),
+        lambda p: plot_roi_words(p, {roi: (arrays[f"words_{roi}"], arrays[f"counts_{roi}"]) for roi in rois},
+                                 f"{encoder}: over-represented caption words per ROI, subject {subject}"),
+        f"Words of the captions retrieved for each ROI's units ({encoder} encoding weights projected onto the caption "
+        f"bank), subject {subject}: bars count the units naming each word (held by at least half of a unit's "
+        "captions), words ranked by their excess over random weight vectors, most over-represented on top.")]
+    if word:
+        paths += kit.draw_surface(
+            f"captions_word_{kit.file_label(word)}_{safe}.png", (key, word),
+            lambda p: kit.surface_values(p, arrays["word_share"], response, vmin=0.0, vmax=1.0,
+                                         colorbar_label=f"share of captions with '{word}'",
+                                         title=f"{encoder}: '{word}' in each vertex's captions, subject {subject}"),
+            f"For each captioned vertex of subject {subject}, the share of its retrieved captions that contain "
+            f"'{word}'; vertices not captioned (test r below the threshold) are not coloured.")
+    return paths
+
+
+def plot_roi_words(path: Path, words: dict[str, tuple[np.ndarray, np.ndarray]], title: str) -> Path:
+    """One horizontal bar chart of top words per ROI."""
+    import matplotlib.pyplot as plt
+
+    n = len(words)
+    cols = min(n, 4)
+    rows = (n + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.8 * rows), squeeze=False)
+    for ax, (roi, (names, counts)) in zip(axes.flat, words.items()):
+        ax.barh(np.arange(len(names))[::-1], counts, color="tab:blue")
+        ax.set_yticks(np.arange(len(names))[::-1], [str(w) for w in names], fontsize=8)
+        ax.set_title(roi, fontsize=10)
+        ax.set_xlabel("units naming the word (ranked by excess)", fontsize=8)
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
