@@ -12,6 +12,7 @@ ANALYSES = {
     "adaptation": ("adaptation:AdaptationAnalysis", "models scored on a new subject after k of its sessions"),
     "concepts": ("concepts.analysis:ConceptsAnalysis", "SAE latents against units: best latent per unit, labels, top stimuli"),
     "captions": ("concepts.voxel_captions:CaptionsAnalysis", "caption units by retrieval from their projected weights"),
+    "latent-match": ("concepts.latent_match:LatentMatchAnalysis", "are two SAEs' latents the same? matching, SVCCA, RSA"),
 }
 
 

@@ -121,6 +121,17 @@ class SAEEncoder(EncoderBase):
         assert self._base_layer is not None
         return self._base_layer
 
+    def decoder(self, d_in: int) -> Any:
+        """The SAE's decoder rows (d_sae × d_in, float32 numpy) acting on raw base-layer features; ``d_in`` sizes the
+        untrained baseline and is checked against a loaded SAE."""
+        from brain_workbench.sdk.torch import to_numpy
+
+        self.ensure_loaded()
+        sae = self._ensure_sae(int(d_in))
+        if sae.cfg.d_in != int(d_in):
+            raise WorkbenchError(f"sae: the SAE reads {sae.cfg.d_in} features, not {d_in}")
+        return to_numpy(sae.W_dec.detach())
+
     # ---- protocol ------------------------------------------------------------------------
     def list_layers(self) -> list[LayerInfo]:
         """``latents`` (depth 1) and ``reconstruction`` (the SAE's estimate of the base layer, depth 1)."""

@@ -146,3 +146,26 @@ def plot_roi_words(path: Path, words: dict[str, tuple[np.ndarray, np.ndarray]], 
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def plot_match_distributions(path: Path, arrays: dict[str, np.ndarray], title: str) -> Path:
+    """Histograms of matched-pair similarity against the null, one panel per similarity (Hungarian pairs)."""
+    import matplotlib.pyplot as plt
+
+    kinds = [k for k in ("activation", "decoder") if f"similarity_{k}_hungarian" in arrays]
+    fig, axes = plt.subplots(1, len(kinds), figsize=(4.2 * len(kinds), 3.2), squeeze=False)
+    threshold = float(arrays["threshold"][0])
+    for ax, kind in zip(axes[0], kinds):
+        observed, null = arrays[f"similarity_{kind}_hungarian"], arrays[f"null_similarity_{kind}_hungarian"]
+        bins = np.linspace(min(observed.min(), null.min(), 0.0), 1.0, 30)
+        ax.hist(null, bins=bins, alpha=0.6, color="grey", label="null")
+        ax.hist(observed, bins=bins, alpha=0.7, color="tab:blue", label="matched pairs")
+        ax.axvline(threshold, color="black", ls="--", lw=1)
+        ax.set_xlabel("activation correlation" if kind == "activation" else "decoder cosine")
+        ax.set_ylabel("latent pairs")
+        ax.legend(fontsize=8, frameon=False)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
