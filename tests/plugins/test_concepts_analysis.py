@@ -107,3 +107,33 @@ def test_concepts_show_lists_latents_and_one_latents_top_stimuli(finished):
     assert one.exit_code == 0 and "demo-" in one.output and "activation" in one.output, one.output
     bad = runner.invoke(app, ["concepts", "show", "cc", "--store", finished.config.store, "--latent", "99"])
     assert bad.exit_code != 0 and "not among the SAE's 12 latents" in str(bad.exception), bad.output
+
+
+def test_an_sae_over_a_cached_layer_is_trained_in_the_store_without_re_encoding(tmp_path):
+    calls = []
+
+    class CountingColour(ColourEncoder):
+        def encode(self, batch, layers):
+            calls.append(len(batch))
+            return super().encode(batch, layers)
+
+    wb.register("colour-test", CountingColour, kind="encoder", replace=True)
+    cfg = config(tmp_path)
+    cfg["encoders"] = [{"name": "colour-test"}]
+    cfg["concepts"] = {"sae": {"encoder": "colour-test", "layer": "colour", "checkpoint": "cached",
+                               "train": {"k": 2, "d_sae": 12, "steps": 40, "batch_size": 32}},
+                       "embedding": None, "top_k": 3, "min_r": 0.0}
+    sweep = Sweep(config_from_dict(cfg))
+    sweep.run()
+    assert sum(calls) == 52, "the base encoder ran once over the stimuli; the SAE read its cached features"
+    store = Store(cfg["store"], mode="r")
+    assert [e.path for e in store.iter_entries("sae/cached") if e.complete], "the SAE was trained into the store"
+    rows = results_table(sweep.store, "cc")
+    rows = rows[rows["kind"] == "concepts"]
+    assert set(rows["encoder"]) == {"sae(colour-test/colour)"} and rows["mean_best_r"].notna().all()
+    cell = next(c for c in sweep.plan().cells if c.analysis == "concepts")
+    out = store.open(cell.result_path("cc"))
+    assert out["top_ids"].shape == (12, 3) and np.isnan(out["monosemanticity"]).all()
+    again = Sweep(config_from_dict(cfg))
+    again.run()
+    assert sum(calls) == 52, "a rerun reuses the cached features and latents"

@@ -7,7 +7,9 @@ argmax of r and one-to-one by Hungarian assignment (SAE-BrainMap)."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +20,8 @@ from brain_workbench.sdk.analysis import (
     Analysis,
     Cell,
     CellResult,
+    FeatureJob,
+    ImageJob,
     PlanContext,
     ReportSection,
     Store,
@@ -30,7 +34,7 @@ from brain_workbench.sdk.analysis import (
 )
 from brain_workbench_plugins.analyses import readout, sections
 from brain_workbench_plugins.analyses.concepts import captions as caption_source
-from brain_workbench_plugins.analyses.concepts import correlation, latents, words
+from brain_workbench_plugins.analyses.concepts import correlation, latents, sae_features, words
 from brain_workbench_plugins.analyses.encoding import EncodingTask
 
 
@@ -39,10 +43,22 @@ class EmbeddingSpec(sections._Spec):
     layer: str | float = Field(description="its layer (name or relative depth 0–1)")
 
 
-class ConceptsSpec(sections._Spec):
-    """Concept maps of one ``sae`` encoder's latents against the brain."""
+class CachedSAESpec(sections._Spec):
+    """An SAE over a sweep encoder's cached layer (that encoder is not run again; see ``sae_features``)."""
 
-    encoder: str = Field(description="an `sae` encoder of the sweep (name or label)")
+    encoder: str = Field(description="the base encoder of the sweep (name or label)")
+    layer: str | float = Field(description="its layer (name or relative depth 0–1)")
+    checkpoint: str = Field(description="SAE run name in the sweep's store (trained there when absent)")
+    train: dict[str, Any] | None = Field(None, description="training options (as `workbench sae train`)")
+    options: dict[str, Any] = Field(default_factory=dict, description="further `sae` encoder options")
+
+
+class ConceptsSpec(sections._Spec):
+    """Concept maps of one SAE's latents against the brain: an ``sae`` encoder of the sweep, or an SAE over a
+    sweep encoder's cached layer (``sae:``)."""
+
+    encoder: str | None = Field(None, description="an `sae` encoder of the sweep (name or label)")
+    sae: CachedSAESpec | None = Field(None, description="or: an SAE over a cached layer of a sweep encoder")
     layer: str = Field("latents", description="the SAE encoder's latent layer")
     head: str = Field("ridge", description="encode head (label or name) whose fitted weights are read")
     top_k: int = Field(9, ge=2, description="top stimuli kept per latent")
@@ -116,37 +132,70 @@ class ConceptsAnalysis(Analysis):
     summary_what = "mean best-latent r"
     code_modules = tuple(f"brain_workbench_plugins.analyses.{m}" for m in (
         "concepts.analysis", "concepts.correlation", "concepts.latents", "concepts.words", "concepts.captions",
+        "concepts.sae_features",
         "readout", "encoding", "common"))
     progress_label = "mapping concepts"
 
     def validate(self, config: Any, dataset: Any, registry: Any) -> None:
         spec = concepts_spec(config)
-        if spec is not None and spec.captions:
+        if spec is None:
+            return
+        if (spec.encoder is None) == (spec.sae is None):
+            raise WorkbenchError("concepts: give either encoder (an `sae` encoder of the sweep) or sae (an SAE over a "
+                                 "sweep encoder's layer), not both or neither")
+        if spec.captions:
             caption_source.read_caption_file(spec.captions)
+
+    def latents(self, context: PlanContext, spec: ConceptsSpec) -> tuple[Any, str, str, list[Cell], Any]:
+        """(model label, latents feature path, layer, the encoding cells whose tasks are refitted on the latents,
+        the feature job writing the latents or None)."""
+        if spec.encoder is not None:
+            encoder = sae_encoder(context, spec.encoder, spec.layer, "concepts")
+            cells = readout.encoding_cells(context, encoder=spec.encoder, layer=spec.layer, head=spec.head)
+            return encoder.label, encoder.feature_path(spec.layer), spec.layer, cells, None
+        assert spec.sae is not None
+        base = context.encoder(spec.sae.encoder)
+        layer = resolve_layers(list(base.layers), [spec.sae.layer])[0]
+        if layer not in base.listed:
+            raise WorkbenchError(f"concepts.sae: layer {layer!r} of {spec.sae.encoder!r} is not among its listed "
+                                 f"layers ({', '.join(base.listed)}); list it so its features are cached")
+        options = {"base": base.name, "base_options": dict(base.spec.options), "layer": layer,
+                   "checkpoint": spec.sae.checkpoint, "train": spec.sae.train, **spec.sae.options}
+        label = f"sae({base.label}/{layer})"
+        job, path = sae_features.latents_job(str(context.config.store), base.feature_path(layer), base.modality,
+                                             options, label)
+        cells = readout.encoding_cells(context, encoder=spec.sae.encoder, layer=layer, head=spec.head)
+        return label, path, sae_features.LATENTS, cells, job
 
     def plan(self, context: PlanContext) -> list[Cell]:
         spec = concepts_spec(context.config)
         if spec is None:
             return []
-        encoder = sae_encoder(context, spec.encoder, spec.layer, "concepts")
+        label, latents_path, layer, cells, _ = self.latents(context, spec)
         embedding = embedding_path(context, spec.embedding, "concepts")
         if spec.captions:
             caption_source.check_caption_ids(spec.captions, context.stimuli("image").ids)
-        cells = readout.encoding_cells(context, encoder=spec.encoder, layer=spec.layer, head=spec.head)
         if not cells:
             raise WorkbenchError(f"concepts: the sweep plans no encoding cell of head {spec.head!r} on "
-                                 f"{spec.encoder}/{spec.layer}; add an encode head on that layer")
+                                 f"{spec.encoder or spec.sae.encoder}/{layer}; add an encode head on that layer")
         dataset = {"name": context.config.dataset.name, "options": dict(context.config.dataset.options),
                    "text": "text" in context.dataset.modalities}
         out = []
         for cell in cells:
-            task = ConceptsTask(readout.readout_task(cell), spec.model_dump(), embedding, dataset)
-            reads = (*cell.reads, *((embedding,) if embedding else ()))
-            out.append(Cell(key=self.cell_key(cell.subject, "c", cell.key, task.spec, embedding, dataset),
-                            analysis=self.name, subject=cell.subject, model=encoder.label, model_name=encoder.name,
-                            layer=cell.layer, depth=cell.depth, label="concepts", head=cell.head,
-                            feature_path=cell.feature_path, response_path=cell.response_path, reads=reads, task=task))
+            encoding = dataclasses.replace(readout.readout_task(cell), feature_path=latents_path)
+            task = ConceptsTask(encoding, spec.model_dump(), embedding, dataset)
+            reads = (cell.response_path, latents_path, *((embedding,) if embedding else ()))
+            out.append(Cell(key=self.cell_key(cell.subject, "c", cell.key, latents_path, task.spec, embedding, dataset),
+                            analysis=self.name, subject=cell.subject, model=label, model_name="sae",
+                            layer=layer, depth=1.0, label="concepts", head=cell.head,
+                            feature_path=latents_path, response_path=cell.response_path, reads=reads, task=task))
         return out
+
+    def requirements(self, context: PlanContext, cells: Sequence[Cell]) -> list[FeatureJob | ImageJob]:
+        spec = concepts_spec(context.config)
+        if not cells or spec is None or spec.sae is None:
+            return []
+        return [self.latents(context, spec)[4]]
 
     def compute(self, store_url: str, cell: Cell) -> CellResult:
         return concept_maps(store_url, cell.task)
