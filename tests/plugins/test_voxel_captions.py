@@ -112,3 +112,70 @@ def test_bad_caption_inputs_are_refused_before_work(tmp_path):
     with pytest.raises(wb.WorkbenchError, match="reads text, so it has no image-embedding bank"):
         Sweep(config_from_dict(config(tmp_path, 40, bank=str(folder)))).run()
     assert not (tmp_path / "s.zarr" / "features").exists(), "refused before extracting features"
+
+
+class ColourWordsEncoder:
+    """A text encoder in the 6-d space of ``colour-test``: the object's and background's colour words as RGB."""
+
+    name = "colourwords-test"
+    modality = "text"
+
+    def layers(self) -> list[LayerInfo]:
+        return [LayerInfo("rgb", 1.0)]
+
+    def fingerprint(self) -> str:
+        return digest("colourwords-test", 1)
+
+    def encode(self, batch, layers):
+        import colorsys
+
+        hue = dict(COLOURS)
+        rows = []
+        for text in batch:
+            found = [w for w in words.content_words(text) if w in hue][:2] or ["red", "red"]
+            rows.append(np.concatenate([colorsys.hsv_to_rgb(hue[w], 0.8, 0.9) for w in (found * 2)[:2]]))
+        return {"rgb": np.asarray(rows, dtype=np.float32)}
+
+
+def test_a_folder_bank_is_embedded_by_the_encoder_and_re_ranked_by_a_text_encoder(tmp_path):
+    from fixtures_encoders import ColourEncoder
+
+    wb.register("colour-test", ColourEncoder, kind="encoder", replace=True)
+    wb.register("colourwords-test", ColourWordsEncoder, kind="encoder", replace=True, modalities=("text",))
+    demo = wb.dataset("demo", n_subjects=1, n_train=40, n_test=12)
+    folder = tmp_path / "bank"
+    folder.mkdir()
+    ids = list(demo.ids[:20])
+    for sid, image in zip(ids, demo.render(ids)):
+        image.save(folder / f"{sid}.png")
+    lines = [f"{sid},{caption}" for sid, caption in zip(ids, demo.captions(ids))]
+    (folder / "captions.csv").write_text("stimulus_id,caption\n" + "\n".join(lines) + "\n")
+    cfg = config(tmp_path, 40, encoder="colour-test", layer="colour", bank=str(folder), k=2, candidates=6,
+                 text_encoder={"encoder": "colourwords-test", "layer": "rgb"}, min_r=0.0)
+    cfg["encoders"] = [{"name": "colour-test"}, {"name": "colourwords-test"}]
+    sweep = Sweep(config_from_dict(cfg))
+    sweep.run()
+    cell = next(c for c in sweep.plan().cells if c.analysis == "captions")
+    assert "caption bank" not in cell.task.bank_path and cell.task.text_path
+    out = Store(cfg["store"], mode="r").open(cell.result_path("vc"))
+    done = out["captioned"]
+    assert done.any() and set(out["caption_ids"][done].reshape(-1)) <= set(ids)
+    scores = out["caption_scores"][done]
+    assert (np.diff(scores, axis=1) <= 1e-6).all(), "re-ranked captions come best first"
+    from brain_workbench_plugins.analyses import readout
+
+    store = Store(cfg["store"], mode="r")
+    bank_ids = [str(i) for i in store.open(cell.task.bank_path)["stimulus_ids"]]
+    bank = store.open(cell.task.bank_path)["data"].astype(np.float64)
+    bank -= bank.mean(0)
+    weights = readout.fit_readout(cfg["store"], cell.task.encoding).raw_coef.T
+    units = np.flatnonzero(done)[:5]
+    projected = projection.project_onto_bank(weights[units], bank, 150.0)
+    text = ColourWordsEncoder().encode(demo.captions(bank_ids), ["rgb"])["rgb"].astype(np.float64)
+    text_unit = text / np.linalg.norm(text, axis=1, keepdims=True)
+    near, _ = voxel_captions.retrieve(projected, bank, np.arange(len(bank_ids)), 6)
+    for row, unit in enumerate(units):
+        rerank = text_unit[near[row]] @ projection.unit_rows(projected[row:row + 1])[0]
+        order = np.argsort(-rerank, kind="stable")[:2]
+        assert [bank_ids[i] for i in near[row][order]] == [str(s) for s in out["caption_ids"][unit]]
+        np.testing.assert_allclose(out["caption_scores"][unit], rerank[order], atol=1e-5)
