@@ -51,7 +51,7 @@ def _words_encoder():
 
 
 def config(tmp: Path, n_train: int = 300, **captions) -> dict:
-    return {"name": "vc", "store": str(tmp / "s.zarr"), "rois": ["semantic", "V1"],
+    return {"name": "vc", "store": str(tmp / "s.zarr"),
             "dataset": {"name": "demo", "options": {"n_subjects": 1, "n_train": n_train, "n_test": 30}},
             "encoders": [{"name": "words-test"}], "heads": [{"name": "ridge"}], "metrics": [], "permutations": 0,
             "captions": {"encoder": "words-test", "layer": "words", "rois": ["semantic", "V1"], "k": 5, **captions}}

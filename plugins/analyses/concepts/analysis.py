@@ -205,7 +205,7 @@ class ConceptsAnalysis(Analysis):
         for (encoder, subject, roi), part in rows.groupby(["encoder", "subject", "roi"], sort=False):
             row = part.iloc[0]
             keys.append((str(encoder), str(subject), str(roi)))
-            values.append((str(row["top_latent"]), str(row["top_label"]), f"{row['top_latent_share']:.2f}",
+            values.append((str(int(row["top_latent"])), str(row["top_label"]), f"{row['top_latent_share']:.2f}",
                            f"{row['mean_best_r']:.3f}", str(int(row["distinct_best"]))))
         return [TextTable(f"{sweep}: concepts (per subject; most frequent best latent per ROI)",
                           ("sae", "subject", "roi"), ("top latent", "label", "share", "mean best r", "distinct"),

@@ -114,7 +114,8 @@ def encoder_caption_figures(kit: Any, encoder: str, key: str) -> list[Path]:
                                  f"{encoder}: over-represented caption words per ROI, subject {subject}"),
         f"Words of the captions retrieved for each ROI's units ({encoder} encoding weights projected onto the caption "
         f"bank), subject {subject}: bars count the units naming each word (held by at least half of a unit's "
-        "captions), words ranked by their excess over random weight vectors, most over-represented on top.")]
+        "captions), words ranked by their lift over all captioned units (the 'all' panel: over random weight "
+        "vectors), highest on top.")]
     if word:
         paths += kit.draw_surface(
             f"captions_word_{kit.file_label(word)}_{safe}.png", (key, word),
@@ -138,7 +139,7 @@ def plot_roi_words(path: Path, words: dict[str, tuple[np.ndarray, np.ndarray]], 
         ax.barh(np.arange(len(names))[::-1], counts, color="tab:blue")
         ax.set_yticks(np.arange(len(names))[::-1], [str(w) for w in names], fontsize=8)
         ax.set_title(roi, fontsize=10)
-        ax.set_xlabel("units naming the word (ranked by excess)", fontsize=8)
+        ax.set_xlabel("units naming the word (ranked by lift)", fontsize=8)
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
     fig.suptitle(title, fontsize=11)

@@ -68,7 +68,7 @@ class CaptionsSpec(sections._Spec):
     captioner: str | None = Field(None, description="folder of a captioning pipeline (refused: see docs)")
     min_r: float = Field(0.1, description="units whose test r is below this are not captioned")
     rois: list[str] | None = Field(None, description="ROIs summarised (default: all the dataset's)")
-    n_words: int = Field(10, ge=1, description="top words kept per ROI (most over-represented first)")
+    n_words: int = Field(10, ge=1, description="top words kept per ROI (highest lift first)")
     word: str | None = Field(None, description="word whose share is mapped (default: the first ROI's top word)")
     chunk: int = Field(1024, ge=1, description="units projected at a time")
     null_units: int = Field(2000, ge=10, description="random weight vectors whose captions give each word's "
@@ -221,9 +221,9 @@ class CaptionsAnalysis(Analysis):
     def table(self, rows: Any, sweep: str, value: str) -> list[TextTable]:
         keys = tuple((str(r["encoder"]), str(r["subject"]), str(r["roi"])) for _, r in rows.iterrows())
         values = tuple((f"{r['captioned_fraction']:.2f}", str(r["top_words"])) for _, r in rows.iterrows())
-        return [TextTable(f"{sweep}: voxel captions (content words of the retrieved captions, most over-represented "
-                          "against the bank first)", ("encoder", "subject", "roi"),
-                          ("captioned", "top words (units naming it, excess over random weights)"), keys, values)]
+        return [TextTable(f"{sweep}: voxel captions (words the units' retrieved captions agree on, highest lift "
+                          "first)", ("encoder", "subject", "roi"),
+                          ("captioned", "top words (units naming it, × lift over all captioned units)"), keys, values)]
 
     def figures(self, rows: Any, kit: Any) -> list[Any]:
         from brain_workbench_plugins.analyses.concepts.figures import caption_figures
@@ -237,8 +237,9 @@ class CaptionsAnalysis(Analysis):
         note = ("<p class='note'>Each unit whose test r passes the threshold has its encoding weights projected onto "
                 "the embedding bank (softmax over cosine similarity × temperature, BrainSCUBA) and is captioned by the "
                 "captions of the nearest captioned bank items. A unit names a word when at least half of its captions "
-                "hold it; per ROI: each word's count of units naming it and its excess over the count random weight "
-                "vectors (shaped like the bank) would name, most over-represented first.</p>")
+                "hold it; per ROI: each word's count of units naming it and its lift over the rate at which all "
+                "captioned units name it (for all units: random weight vectors shaped like the bank), highest lift "
+                "first (words named by under 2 % of the ROI's units left out).</p>")
         return [ReportSection("table-captions", "Voxel captions: words per ROI", note + kit.html_table(frame, 3))]
 
 
@@ -250,8 +251,8 @@ def bank_texts(task: CaptionsTask, ids: list[str]) -> list[str]:
 
 def caption_units(store_url: str, task: CaptionsTask) -> CellResult:
     """Per unit its retrieved caption ids and scores; per ROI the words its units name (held by at least half of a
-    unit's captions), counted and ranked by excess over random weight vectors' rate; and the mapped word's share
-    of each unit's captions."""
+    unit's captions), counted and ranked by lift over the rate at which all captioned units name them (for all
+    units: over random weight vectors); and the mapped word's share of each unit's captions."""
     started = time.time()
     spec = task.spec
     store = Store(store_url, mode="r")
@@ -305,8 +306,9 @@ def caption_units(store_url: str, task: CaptionsTask) -> CellResult:
     done[units] = True
     null_ids = null_retrieval(bank, captioned, bank_ids, spec, k)
     null_rates = {w: c / len(null_ids) for w, c in named_words(null_ids, text_of).items()}
-    counts = {roi: roi_words(named_words(ids[mask & done], text_of), int((mask & done).sum()), null_rates)
-              for roi, mask in rois.items()}
+    everywhere = {w: c / max(int(done.sum()), 1) for w, c in named_words(ids[done], text_of).items()}
+    counts = {roi: roi_words(named_words(ids[mask & done], text_of), int((mask & done).sum()),
+                             null_rates if roi == "all" else everywhere) for roi, mask in rois.items()}
     first = next((r for r in rois if r != "all"), "all")
     word = spec.get("word") or (counts[first][0][0] if counts[first] else "")
     share = word_share(ids, done, text_of, word)
@@ -317,12 +319,12 @@ def caption_units(store_url: str, task: CaptionsTask) -> CellResult:
         top = counts[roi][:spec["n_words"]]
         arrays[f"words_{roi}"] = np.asarray([w for w, _, _ in top], dtype=str)
         arrays[f"counts_{roi}"] = np.asarray([c for _, c, _ in top], dtype=np.float32)
-        arrays[f"excess_{roi}"] = np.asarray([e for _, _, e in top], dtype=np.float32)
+        arrays[f"lift_{roi}"] = np.asarray([e for _, _, e in top], dtype=np.float32)
         ok = mask & done
         summary.append({"roi": roi, "n_units": int(mask.sum()), "captioned_fraction": float(ok.sum() / mask.sum()),
                         "mean_caption_score": float(np.nanmean(sims[ok, 0])) if ok.any() else None,
                         "word_share": float(np.nanmean(share[ok])) if ok.any() else None, "word": word,
-                        "top_words": ", ".join(f"{w} ({c:.1f}, {e:+.1f})" for w, c, e in top)})
+                        "top_words": ", ".join(f"{w} ({c:.0f}, ×{e:.1f})" for w, c, e in top)})
     arrays.update({"caption_ids": ids.astype(str), "caption_scores": sims, "captioned": done,
                    "word_share": share.astype(np.float32), "word": np.asarray([word], dtype=str)})
     return CellResult(tuple(summary), int(len(units)), round(time.time() - started, 3), arrays)
@@ -350,7 +352,7 @@ def named_words(unit_ids: np.ndarray, text_of: dict[str, str]) -> Any:
 def null_retrieval(bank: np.ndarray, captioned: np.ndarray, bank_ids: list[str], spec: dict[str, Any],
                    k: int) -> np.ndarray:
     """Caption ids retrieved for random weight vectors shaped like the data (Gaussian combinations of the centred
-    bank embeddings, seeded): the rate at which such a unit names a word is the reference for an ROI's excess
+    bank embeddings, seeded): the rate at which such a unit names a word is the reference for an ROI's lift
     (it carries the bank's word frequencies and its retrieval neighbourhoods, e.g. hub captions)."""
     rng = np.random.default_rng(spec["seed"])
     centred = bank - bank.mean(axis=0)
@@ -359,9 +361,14 @@ def null_retrieval(bank: np.ndarray, captioned: np.ndarray, bank_ids: list[str],
     return np.asarray(bank_ids, dtype=object)[index]
 
 
-def roi_words(counts: Any, n_units: int, rates: dict[str, float]) -> list[tuple[str, float, float]]:
-    """(word, units naming it, excess over ``n_units`` × its reference rate), most over-represented first."""
-    found = [(w, float(c), float(c - n_units * rates.get(w, 0.0))) for w, c in counts.items()]
+def roi_words(counts: Any, n_units: int, rates: dict[str, float],
+              min_share: float = 0.02) -> list[tuple[str, float, float]]:
+    """(word, units naming it, lift), most over-represented first: lift is (count + 1) / (expected + 1) with the
+    expectation ``n_units`` × the word's reference rate; words named by fewer than ``min_share`` of the units (and
+    fewer than 3) are left out, so a rare word cannot lead on one unit."""
+    floor = max(3.0, min_share * n_units)
+    found = [(w, float(c), float((c + 1.0) / (n_units * rates.get(w, 0.0) + 1.0))) for w, c in counts.items()
+             if c >= floor]
     return sorted(found, key=lambda t: (-t[2], -t[1], t[0]))
 
 
