@@ -150,7 +150,9 @@ def test_top_stimuli_dead_and_dense_latents() -> None:
 
 def test_caption_words_and_labels() -> None:
     texts = ["two red circles at the beach", "a red square at the beach", "one blue star in a kitchen"]
-    assert words.content_words(texts[0]) == ["red", "circles", "beach"]
+    assert words.content_words(texts[0]) == ["red", "circle", "beach"]
+    assert [words.singular(w) for w in ("crosses", "circles", "glass", "bus", "arrows")] == \
+        ["cross", "circle", "glass", "bus", "arrow"]
     assert words.word_counts(texts)["beach"] == 2
     assert words.label(texts, 2) == "red beach"
     assert words.common_words(texts, above=0.5) == {"red", "beach"}

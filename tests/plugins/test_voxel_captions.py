@@ -19,8 +19,7 @@ from brain_workbench_plugins.demo import COLOURS, SHAPES, TEXTURES, TOPICS
 TOPIC_WORDS = {w for _, phrase in TOPICS for w in words.content_words(phrase)}
 
 
-VOCABULARY = sorted({*SHAPES, *(s + "s" for s in SHAPES), "crosses", *TEXTURES, *(c for c, _ in COLOURS),
-                     "small", "medium", "large", *TOPIC_WORDS})
+VOCABULARY = sorted({*SHAPES, *TEXTURES, *(c for c, _ in COLOURS), "small", "medium", "large", *TOPIC_WORDS})
 
 
 class BagOfWordsEncoder:

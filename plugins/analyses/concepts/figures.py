@@ -10,7 +10,7 @@ import numpy as np
 
 from brain_workbench.sdk.analysis import build, result_path
 
-MAX_LABELS = 8
+MAX_LABELS = 6
 
 
 def cell_arrays(kit: Any, key: str) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -67,7 +67,7 @@ def best_latent_masks(arrays: dict[str, np.ndarray], labels: list[str], min_r: f
         return {}
     counts = np.bincount(arrays["best_latent"][good], minlength=len(labels))
     top = [int(i) for i in np.argsort(-counts, kind="stable")[:MAX_LABELS] if counts[i] > 0]
-    return {f"{i}: {labels[i] or 'no label'}": good & (arrays["best_latent"] == i) for i in top}
+    return {f"{i}: {' '.join(labels[i].split()[:2]) or 'no label'}": good & (arrays["best_latent"] == i) for i in top}
 
 
 def plot_top_stimuli(path: Path, arrays: dict[str, np.ndarray], labels: list[str], dataset: dict[str, Any],

@@ -13,9 +13,19 @@ been being this that these those it its as there here one two three four five so
 WORD = re.compile(r"[a-z]+")
 
 
+def singular(word: str) -> str:
+    """A plural noun's singular by the regular English rules (crosses → cross, circles → circle); others unchanged."""
+    if word.endswith(("sses", "xes", "ches", "shes")):
+        return word[:-2]
+    if word.endswith("s") and not word.endswith(("ss", "us", "is")) and len(word) > 3:
+        return word[:-1]
+    return word
+
+
 def content_words(text: str) -> list[str]:
-    """Lower-case alphabetic words of ``text`` that are not stop words."""
-    return [w for w in WORD.findall(text.lower()) if w not in STOP_WORDS and len(w) > 1]
+    """Lower-case alphabetic words of ``text`` that are not stop words, plurals made singular (so 'circle' and
+    'circles' count as one word)."""
+    return [singular(w) for w in WORD.findall(text.lower()) if w not in STOP_WORDS and len(w) > 1]
 
 
 def word_counts(texts: Iterable[str], weights: Iterable[float] | None = None) -> Counter[str]:
