@@ -76,7 +76,11 @@ def test_concepts_refuses_bad_sections_before_work(tmp_path):
     for concepts, message in (({"encoder": "colour-test"}, "not an `sae` encoder"),
                               ({"layer": "reconstruction"}, "no 'reconstruction' layer among its listed layers"),
                               ({"embedding": {"encoder": "clip", "layer": 1.0}}, "does not run"),
-                              ({"head": "lasso"}, "plans no encoding cell")):
+                              ({"head": "lasso"}, "plans no encoding cell"),
+                              ({"encoder": None, "sae": {"encoder": "colour-test", "layer": "colour", "checkpoint": "x"}},
+                               "not an independent embedding"),
+                              ({"sae": {"encoder": "colour-test", "layer": "colour", "checkpoint": "x"}},
+                               "either encoder .* or sae")):
         sweep = Sweep(config_from_dict(config(tmp_path, **concepts)))
         with pytest.raises(wb.WorkbenchError, match=message):
             sweep.run()

@@ -167,12 +167,29 @@ class ConceptsAnalysis(Analysis):
         cells = readout.encoding_cells(context, encoder=spec.sae.encoder, layer=layer, head=spec.head)
         return label, path, sae_features.LATENTS, cells, job
 
+    @staticmethod
+    def sae_base_path(context: PlanContext, spec: ConceptsSpec) -> str | None:
+        """The feature path of the base layer the SAE reads, when it is one of the sweep's encoders' layers."""
+        if spec.sae is not None:
+            base = context.encoder(spec.sae.encoder)
+            return str(base.feature_path(resolve_layers(list(base.layers), [spec.sae.layer])[0]))
+        options = dict(context.encoder(str(spec.encoder)).spec.options)
+        for info in context.encoders:
+            if info.name == options.get("base") and info.spec.options == options.get("base_options", {}) \
+                    and options.get("layer") is not None:
+                return str(info.feature_path(resolve_layers(list(info.layers), [options["layer"]])[0]))
+        return None
+
     def plan(self, context: PlanContext) -> list[Cell]:
         spec = concepts_spec(context.config)
         if spec is None:
             return []
         label, latents_path, layer, cells, _ = self.latents(context, spec)
         embedding = embedding_path(context, spec.embedding, "concepts")
+        if embedding is not None and embedding == self.sae_base_path(context, spec):
+            raise WorkbenchError(f"concepts.embedding {spec.embedding.encoder}/{spec.embedding.layer} is the layer the "
+                                 "SAE itself reads, so it is not an independent embedding for monosemanticity; name "
+                                 "another encoder's layer or set concepts.embedding: null")
         if spec.captions:
             caption_source.check_caption_ids(spec.captions, context.stimuli("image").ids)
         if not cells:
