@@ -296,7 +296,7 @@ def label_map(rois: Mapping[str, np.ndarray]) -> np.ndarray:
 def plot_roi_labels(units: Units, rois: Mapping[str, np.ndarray] | Sequence[str] | None = None, *,
                     mesh: str | None = None, title: str = "", views: Sequence[str] | None = None,
                     hemispheres: Sequence[str] | None = None, figure: Any = None, axes: Any = None,
-                    output_file: str | Path | None = None) -> Any:
+                    output_file: str | Path | None = None, legend: str = "ROI") -> Any:
     """Draw ROIs as a label map (nilearn ``plot_surf_roi``) with a legend whose colours are the drawn ones.
 
     ``rois``: names of ``units.rois`` or masks over units (default: all of ``units.rois``), in labelling
@@ -325,7 +325,7 @@ def plot_roi_labels(units: Units, rois: Mapping[str, np.ndarray] | Sequence[str]
                                hemi=hemi, view=view, cmap=cmap, vmin=0.5, vmax=len(names) + 0.5, threshold=0.5,
                                avg_method="median", bg_on_data=False, colorbar=False, axes=ax, engine="matplotlib")
     handles = [Patch(facecolor=colours[n], edgecolor="black", label=n) for n in names]
-    _legend(fig, panel_axes, axes is None, handles, "ROI")
+    _legend(fig, panel_axes, axes is None, handles, legend)
     panel_names = [f"{hemi} hemisphere, {view}" for hemi, view in chosen]
     panel_titles(panel_axes, panel_names, "" if axes is None else title, fontsize=11, pad=0)
     if axes is None:

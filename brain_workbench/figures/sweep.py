@@ -267,6 +267,14 @@ class FigureKit:
     def reconstructions(self, path: Path) -> Path:
         return draw_sweep_reconstructions(self.store, self.sweep, path)
 
+    def surface_values(self, path: Path, values: np.ndarray, response_path: str, **options: Any) -> Path:
+        """One value per unit of a cached recording on its surface (:func:`plot_surface_scores` options)."""
+        return plot_surface_scores(values, _units(self.store, response_path).units, output_file=path, **options)
+
+    def surface_labels(self, path: Path, masks: dict[str, np.ndarray], response_path: str, **options: Any) -> Path:
+        """Named unit masks of a cached recording as a label map with a legend (:func:`plot_roi_labels`)."""
+        return plot_roi_labels(_units(self.store, response_path).units, masks, output_file=path, **options)
+
 
 def figure_captions(out_dir: Path) -> dict[str, str]:
     """What each standard figure in ``out_dir`` shows, as the analysis that drew it says."""

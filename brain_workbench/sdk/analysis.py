@@ -55,7 +55,7 @@ from brain_workbench.numerics.stats import (
 from brain_workbench.store import Store, load_rdms, load_recording, safe_name
 from brain_workbench.store.features import load_features
 from brain_workbench.store.images import read_images, rgb_image
-from brain_workbench.store.paths import encoder_key, feature_path, result_path, seen_images_key
+from brain_workbench.store.paths import encoder_key, feature_path, manifest_path, result_path, seen_images_key
 from brain_workbench.types import LayerInfo, Recording, StimulusSet, WorkbenchError, digest, resolve_layers
 
 
@@ -76,4 +76,5 @@ __all__ = [
     "plain", "prepare_adaptation", "prepare_fold", "prepare_recording", "prepared_recording", "r2_per_unit",
     "read_images", "resolve_layers", "rgb_image", "result_path", "safe_name", "score_sessions", "select_rois",
     "seen_images_key", "similarity_matrix", "source_digest", "table_labels", "test_mask", "head_direction",
+    "manifest_path",
 ]

@@ -13,6 +13,9 @@ ANALYSES = {
     "compare": ("compare:CompareAnalysis", "every layer of one encoder against every layer of another (or ROIs)"),
     "roi-identification": ("identification:IdentificationAnalysis",
                            "leave-one-subject-out nearest-centroid identification of ROIs from their RDMs"),
+    "concepts": ("concepts.analysis:ConceptsAnalysis", "SAE latents against units: best latent per unit, labels, top stimuli"),
+    "captions": ("concepts.voxel_captions:CaptionsAnalysis", "caption units by retrieval from their projected weights"),
+    "latent-match": ("concepts.latent_match:LatentMatchAnalysis", "are two SAEs' latents the same? matching, SVCCA, RSA"),
 }
 
 
@@ -20,3 +23,10 @@ ANALYSES = {
 def register_analyses(register):
     for name, (target, description) in ANALYSES.items():
         register(name, f"brain_workbench_plugins.analyses.{target}", description=description)
+
+
+@hookimpl
+def register_commands(app):
+    from brain_workbench_plugins.analyses.concepts.cli import concepts_app
+
+    app.add_typer(concepts_app, name="concepts")

@@ -44,6 +44,9 @@ class SAEEncoder(EncoderBase):
         k: Annotated[int, Option("active latents of the untrained baseline SAE")] = 32,
         seed: Annotated[int, Option("seed of the untrained baseline SAE")] = 0,
         device: Annotated[str, Option("where the SAE runs: cpu, cuda, mps or auto")] = "auto",
+        train: Annotated[dict[str, Any] | str | None, Option(
+            "training options (as `workbench sae train`: kind, d_sae, k, steps, ...) with which `fit_features` "
+            "trains the `checkpoint` run on cached base features when the store holds none yet")] = None,
     ) -> None:
         if path and checkpoint:
             raise WorkbenchError("sae: give either path= (an SAELens folder) or checkpoint= (a store key), not both")
@@ -56,6 +59,14 @@ class SAEEncoder(EncoderBase):
             raise WorkbenchError(f"sae: base_options must be a dict, got {type(base_options).__name__}")
         if base == "sae":
             raise WorkbenchError("sae: the base encoder cannot itself be 'sae'")
+        if isinstance(train, str):
+            try:
+                train = json.loads(train) if train.strip() else None
+            except json.JSONDecodeError as exc:
+                raise WorkbenchError(f"sae: train must be a dict or JSON object text: {exc}") from None
+        if train is not None and not checkpoint:
+            raise WorkbenchError("sae: train= needs checkpoint=<run name> to store the trained SAE under")
+        self.train_options = dict(train) if train else None
         self.base_name = str(base)
         self.base_options = dict(base_options or {})
         self.base = build_encoder(self.base_name, **self.base_options)
@@ -120,6 +131,52 @@ class SAEEncoder(EncoderBase):
         self.ensure_loaded()
         assert self._base_layer is not None
         return self._base_layer
+
+    def fit_features(self, features_path: str) -> None:
+        """Use the ``checkpoint`` run of the store, training it first (with ``train`` options) on the cached
+        base-layer features at ``features_path`` when the store holds none; then :meth:`transform` reads it."""
+        from brain_workbench.sdk.data import Store, open_store
+        from brain_workbench.sdk.torch import resolve_device
+        from brain_workbench_plugins.sae.train import TrainConfig, checkpoints, load_checkpoint, train_sae
+
+        if not self.checkpoint:
+            raise WorkbenchError("sae: fit_features needs checkpoint=<run name>")
+        store = Store(self.store_url) if self.store_url else open_store()
+        name = self.checkpoint.strip("/").removeprefix("sae/")
+        if not checkpoints(store, name):
+            if self.train_options is None:
+                raise WorkbenchError(f"sae: store {store.url} holds no checkpoint {self.checkpoint!r} and no train "
+                                     "options were given to train one")
+            train_sae(store, features_path, TrainConfig(**self.train_options), name=name)
+        sae, info = load_checkpoint(store, name)
+        if self.train_options is not None and info.get("config") != TrainConfig(**self.train_options).identity():
+            raise WorkbenchError(f"sae: checkpoint {self.checkpoint!r} was trained with other options than train=; "
+                                 "give another checkpoint name")
+        self.device = resolve_device(self.device_option)
+        self._sae = sae.to(self.device)
+
+    def transform(self, x: Any) -> Any:
+        """SAE latents (float32 numpy, n × d_sae) of raw base-layer features ``x`` (n × d_in)."""
+        import torch
+
+        from brain_workbench.sdk.torch import to_numpy
+
+        if self._sae is None:
+            raise WorkbenchError("sae: no SAE loaded; call fit_features or give path=/checkpoint=")
+        with torch.inference_mode():
+            latents, _ = self._sae(torch.as_tensor(x, dtype=torch.float32, device=self.device))
+        return to_numpy(latents)
+
+    def decoder(self, d_in: int) -> Any:
+        """The SAE's decoder rows (d_sae × d_in, float32 numpy) acting on raw base-layer features; ``d_in`` sizes the
+        untrained baseline and is checked against a loaded SAE."""
+        from brain_workbench.sdk.torch import to_numpy
+
+        self.ensure_loaded()
+        sae = self._ensure_sae(int(d_in))
+        if sae.cfg.d_in != int(d_in):
+            raise WorkbenchError(f"sae: the SAE reads {sae.cfg.d_in} features, not {d_in}")
+        return to_numpy(sae.W_dec.detach())
 
     # ---- protocol ------------------------------------------------------------------------
     def list_layers(self) -> list[LayerInfo]:
