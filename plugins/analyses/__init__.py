@@ -10,6 +10,7 @@ ANALYSES = {
     "reconstruction": ("reconstruction:ReconstructionAnalysis", "decode an image codec's latents; score the images"),
     "generation": ("generation:GenerationAnalysis", "decoded embeddings through an image generator; score the images"),
     "adaptation": ("adaptation:AdaptationAnalysis", "models scored on a new subject after k of its sessions"),
+    "preferred": ("preferred:PreferredAnalysis", "rank an image bank by a fitted encoding readout's predicted response"),
 }
 
 
