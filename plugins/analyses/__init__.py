@@ -11,6 +11,7 @@ ANALYSES = {
     "generation": ("generation:GenerationAnalysis", "decoded embeddings through an image generator; score the images"),
     "adaptation": ("adaptation:AdaptationAnalysis", "models scored on a new subject after k of its sessions"),
     "preferred": ("preferred:PreferredAnalysis", "rank an image bank by a fitted encoding readout's predicted response"),
+    "synthesis": ("synthesis:SynthesisAnalysis", "synthesize images that maximise a fitted encoding readout's target"),
 }
 
 

@@ -31,11 +31,13 @@ def grid(rows: Sequence[tuple[str, Sequence[tuple[np.ndarray, str, str | None]]]
     from matplotlib.figure import Figure
 
     n_cols = max(len(tiles) for _, tiles in rows)
-    fig = Figure(figsize=(1.35 * n_cols + 1.2, 1.55 * len(rows) + 0.6), dpi=110)
+    head = 0.35 * (title.count("\n") + 1)
+    fig = Figure(figsize=(1.35 * n_cols + 1.2, 1.55 * len(rows) + 0.3 + head), dpi=110)
     spacing = np.ones(n_cols)
     if gap_after is not None and 0 < gap_after < n_cols:
         spacing[gap_after] = 1.25
-    gs = fig.add_gridspec(len(rows), n_cols, width_ratios=spacing, left=0.09, right=0.99, top=0.9, bottom=0.06,
+    gs = fig.add_gridspec(len(rows), n_cols, width_ratios=spacing, left=0.09, right=0.99,
+                          top=1 - (head + 0.1) / (1.55 * len(rows) + 0.3 + head), bottom=0.06,
                           wspace=0.08, hspace=0.45)
     for r, (name, tiles) in enumerate(rows):
         for c, (image, label, colour) in enumerate(tiles):
@@ -70,3 +72,37 @@ def draw_preferred(store: Store, sweep: str, key: str, path: Path) -> Path:
     cell = entry.attrs.get("cell", {})
     return grid(rows, f"{sweep}: preferred images, subject {cell.get('subject', '')}, {cell.get('encoder', '')}/"
                       f"{cell.get('layer', '')}", path)
+
+
+def draw_synthesis(store: Store, sweep: str, key: str, path: Path) -> Path:
+    """Each target's synthesized images (and the unguided control's first) beside its top natural images, with
+    the guiding (g) and judging (j) objectives' values."""
+    entry = store.open(result_path(sweep, key))
+    attrs = entry.attrs
+    targets = [str(t) for t in entry["targets"]]
+    index, guide, judge = entry["target_index"], entry["guide"], entry["judge"]
+    names = set(entry.names()) if hasattr(entry, "names") else set()
+    natural = entry["natural_ids"]
+    rows = []
+    n_synth = 0
+    for t, name in enumerate(targets):
+        mine = np.flatnonzero(index == t)
+        n_synth = len(mine)
+        ids = [f"{t}:s{i}" for i in range(len(mine))]
+        tiles = [(im, f"g {_value(guide[m])} j {_value(judge[m])}", "#7b3294")
+                 for im, m in zip(read_images(store, key, ids), mine)]
+        if "control_guide" in names:
+            control = read_images(store, key, [f"{t}:c0"])[0]
+            tiles.append((control, f"ctrl g {_value(entry['control_guide'][mine[0]])} "
+                                   f"j {_value(entry['control_judge'][mine[0]])}", "#999999"))
+        n_synth = len(tiles)
+        nat_ids = [f"{t}:n{r}:{natural[t, r]}" for r in range(natural.shape[1])]
+        if nat_ids:
+            for r, im in enumerate(read_images(store, key, nat_ids)):
+                tiles.append((im, f"g {_value(entry['natural_guide'][t, r])} j {_value(entry['natural_judge'][t, r])}",
+                              None))
+        rows.append((name, tiles))
+    cell = attrs.get("cell", {})
+    title = (f"{sweep}: synthesized (purple; grey: unguided control) | top natural images, subject "
+             f"{cell.get('subject', '')}\nguide: {attrs.get('guide', '')}; judge: {attrs.get('judge', '')}")
+    return grid(rows, title, path, gap_after=n_synth)

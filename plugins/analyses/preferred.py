@@ -75,6 +75,11 @@ class PreferredTask:
     thumb: int
 
 
+def dataset_ref(context: PlanContext) -> tuple[str, tuple[tuple[str, Any], ...]]:
+    """The sweep's dataset as a task holds it (name and options), so a cell can load the bank's images."""
+    return context.config.dataset.name, tuple(sorted(context.config.dataset.options.items()))
+
+
 def read_spec(config: Any) -> PreferredSpec | None:
     return sections.read(config, "preferred", PreferredSpec)
 
@@ -168,7 +173,7 @@ class PreferredAnalysis(Analysis):
         from brain_workbench_plugins.analyses import common
 
         common.check_rois(context, [r for r in target_rois(spec.targets) if r != "all"])
-        dataset = (context.config.dataset.name, tuple(sorted(context.config.dataset.options.items())))
+        dataset = dataset_ref(context)
         out = []
         for cell in source_cells(context, spec.encoder, spec.layer, spec.head, "preferred"):
             bank_path, _ = self._bank(context, spec, cell)
@@ -258,12 +263,12 @@ def thumbnails(images: Sequence[Any], size: int) -> np.ndarray:
     return np.stack([np.asarray(im.convert("RGB").resize((size, size), Image.BICUBIC)) for im in images])
 
 
-def bank_images(task: PreferredTask, ids: Sequence[str]) -> list:
-    """The bank's images for ``ids``: the dataset's stimuli or the folder's files."""
-    if task.bank == "dataset":
-        name, options = task.dataset
+def bank_images(bank: str, dataset: tuple[str, tuple[tuple[str, Any], ...]], ids: Sequence[str]) -> list:
+    """The bank's images for ``ids``: the dataset's stimuli (``dataset`` is its name and options) or a folder's."""
+    if bank == "dataset":
+        name, options = dataset
         return build("dataset", name, **dict(options)).stimuli("image").get(list(ids))
-    return folder_stimuli(task.bank).get(list(ids))
+    return folder_stimuli(bank).get(list(ids))
 
 
 def rank_bank(store_url: str, cell: Cell) -> CellResult:
@@ -303,7 +308,7 @@ def rank_bank(store_url: str, cell: Cell) -> CellResult:
         arrays[f"{end}_measured"] = np.take_along_axis(measured, index.T, axis=0).T.astype(np.float32)
         arrays[f"{end}_split"] = split[index].astype(str)
     flat = np.concatenate(tops)
-    images = thumbnails(bank_images(task, [ids[i] for i in flat]), task.thumb)
+    images = thumbnails(bank_images(task.bank, task.dataset, [ids[i] for i in flat]), task.thumb)
     image_ids = np.asarray([f"{t}:{rank}:{ids[i]}" for t, top in enumerate(tops) for rank, i in enumerate(top)])
     return CellResult(tuple(rows), len(ids), round(time.time() - started, 3), arrays, images=images,
                       image_ids=image_ids)
