@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from brain_workbench.sdk.analysis import (
     Analysis,
@@ -41,7 +41,13 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 Target = str | list[int] | dict[str, str]
 
 
-class PreferredSpec(sections._Spec):
+class SectionModel(BaseModel):
+    """A config section of these analyses: unknown fields are refused (a typo never passes silently)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class PreferredSpec(SectionModel):
     """Which fitted encoding cells rank which bank for which targets."""
 
     encoder: str = Field(description="encoder (name or label) of the encoding cells whose readout ranks the bank")
@@ -200,9 +206,9 @@ class PreferredAnalysis(Analysis):
         keys, values = [], []
         for (encoder, layer, target), part in rows.groupby(["encoder", "layer", "roi"], sort=False):
             keys.append((str(encoder), str(layer), str(target)))
-            values.append((_fmt(part["top_predicted"].mean()), _fmt(part["bottom_predicted"].mean()),
-                           _fmt(part["top_measured"].mean()), _fmt(part["bottom_measured"].mean()),
-                           _fmt(part["test_r"].mean()), str(part["top_ids"].iloc[0])))
+            values.append((fmt_value(part["top_predicted"].mean()), fmt_value(part["bottom_predicted"].mean()),
+                           fmt_value(part["top_measured"].mean()), fmt_value(part["bottom_measured"].mean()),
+                           fmt_value(part["test_r"].mean()), str(part["top_ids"].iloc[0])))
         return [TextTable(f"{sweep}: preferred images (mean over subjects of the top/bottom N; measured where "
                           "recorded; test r: predicted vs measured on held-out bank images)",
                           ("encoder", "layer", "target"),
@@ -226,9 +232,9 @@ class PreferredAnalysis(Analysis):
         import pandas as pd
 
         table = pd.DataFrame([{"subject": r["subject"], "encoder": r["encoder"], "layer": r["layer"],
-                               "target": r["roi"], "top predicted": _fmt(r["top_predicted"]),
-                               "top measured": _fmt(r["top_measured"]), "bottom measured": _fmt(r["bottom_measured"]),
-                               "test r": _fmt(r["test_r"]), "top images": r["top_ids"]}
+                               "target": r["roi"], "top predicted": fmt_value(r["top_predicted"]),
+                               "top measured": fmt_value(r["top_measured"]), "bottom measured": fmt_value(r["bottom_measured"]),
+                               "test r": fmt_value(r["test_r"]), "top images": r["top_ids"]}
                               for _, r in rows.iterrows()])
         return [ReportSection("table-preferred", "Preferred images: top of each target's predicted ranking",
                               "<p class='note'>Mean over the top and bottom N images of each target's ranking of the "
@@ -237,7 +243,8 @@ class PreferredAnalysis(Analysis):
                               + kit.html_table(table, 4))]
 
 
-def _fmt(x: Any) -> str:
+def fmt_value(x: Any) -> str:
+    """A table cell: three decimals, empty for None or NaN, other values as text."""
     try:
         return "" if x is None or x != x else f"{float(x):.3f}"
     except (TypeError, ValueError):

@@ -30,10 +30,11 @@ from brain_workbench.sdk.analysis import (
 from brain_workbench_plugins.analyses import readout, sections
 from brain_workbench_plugins.analyses.encoding import EncodingTask
 from brain_workbench_plugins.analyses.preferred import (
+    SectionModel,
     Target,
-    _fmt,
     bank_images,
     dataset_ref,
+    fmt_value,
     source_cells,
     target_rois,
     thumbnails,
@@ -44,7 +45,7 @@ MODULES = ("brain_workbench_plugins.analyses.synthesis", "brain_workbench_plugin
            "brain_workbench_plugins.analyses.preferred")
 
 
-class JudgeSpec(sections._Spec):
+class JudgeSpec(SectionModel):
     """The independent objective: another encoder's fitted cell, or (no encoder) the guide's encoder and head
     refitted on the other half of the training rows (the guide then uses the first half)."""
 
@@ -52,7 +53,7 @@ class JudgeSpec(sections._Spec):
     layer: str | float | None = Field(None, description="its layer (name or depth); required with encoder")
 
 
-class SynthesisSpec(sections._Spec):
+class SynthesisSpec(SectionModel):
     """Which fitted encoding cells guide and judge, for which targets, and the generator's options."""
 
     encoder: str = Field(description="encoder (name or label) whose fitted readout guides the synthesis")
@@ -179,7 +180,7 @@ class SynthesisAnalysis(Analysis):
         for (encoder, layer, generator, target), part in rows.groupby(["encoder", "layer", "analysis", "roi"],
                                                                       sort=False):
             keys.append((str(encoder), str(layer), str(generator), str(target)))
-            values.append(tuple(_fmt(part[c].mean()) if c in part else "" for c in self.score_columns))
+            values.append(tuple(fmt_value(part[c].mean()) if c in part else "" for c in self.score_columns))
         return [TextTable(f"{sweep}: synthesized images (mean over subjects and images; guide: the objective that "
                           "was ascended, judge: the independent one; natural: the bank's best image by each)",
                           ("encoder", "layer", "generator", "target"),
@@ -205,7 +206,7 @@ class SynthesisAnalysis(Analysis):
         import pandas as pd
 
         table = pd.DataFrame([{"subject": r["subject"], "encoder": r["encoder"], "layer": r["layer"],
-                               "target": r["roi"], **{c: _fmt(r.get(c)) for c in self.score_columns}}
+                               "target": r["roi"], **{c: fmt_value(r.get(c)) for c in self.score_columns}}
                               for _, r in rows.iterrows()])
         return [ReportSection("table-synthesis", "Synthesized images: guiding and independent objectives",
                               "<p class='note'>Mean over each target's synthesized images of the objective that "
