@@ -12,8 +12,6 @@ import torch
 
 import brain_workbench as wb
 from brain_workbench.sdk.analysis import Store, load_features
-from brain_workbench.sweep import Sweep
-from brain_workbench.sweep.config import config_from_dict
 from brain_workbench_plugins.analyses import objective, readout
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -21,16 +19,8 @@ from fixtures_encoders import ColourEncoder, PixelEncoder  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory):
-    wb.register("pixel-test", PixelEncoder, kind="encoder", replace=True)
-    tmp = tmp_path_factory.mktemp("objective")
-    cfg = {"name": "ob", "store": str(tmp / "s.zarr"),
-           "dataset": {"name": "demo", "options": {"n_subjects": 1, "n_train": 40, "n_test": 12}},
-           "encoders": [{"name": "pixel-test"}], "heads": [{"name": "ridge"}], "metrics": [],
-           "permutations": 0, "cv": {"scheme": "split"}}
-    sweep = Sweep(config_from_dict(cfg))
-    sweep.run()
-    return sweep
+def finished(pixel_sweep):
+    return pixel_sweep[0]
 
 
 @pytest.mark.parametrize("layer", ["pixels", "energy"])

@@ -1,14 +1,12 @@
-"""Preferred images: a tiny sweep ranks the demo stimuli (and a folder of images) by each target's predicted
-response under the fitted readout; the stored ends equal a ranking recomputed from the cached features, measured
-responses come from the recording, and the table, figure and report show them."""
+"""Preferred images: the shared tiny sweep ranks the demo stimuli (and a folder of images) by each target's
+predicted response under the fitted readout; the stored ends equal a ranking recomputed from the cached features,
+measured responses come from the recording, and the table, figure and report show them."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
+from conftest import TARGETS, pixel_config
 from typer.testing import CliRunner
 
 import brain_workbench as wb
@@ -18,40 +16,17 @@ from brain_workbench.sweep import Sweep, results_table
 from brain_workbench.sweep.config import config_from_dict
 from brain_workbench_plugins.analyses import readout
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from fixtures_encoders import PixelEncoder  # noqa: E402
 
-TARGETS = ["V1", "VOT", {"roi": "VOT", "minus": "V1"}]
-
-
-def config(tmp: Path, **preferred) -> dict:
-    return {"name": "pf", "store": str(tmp / "s.zarr"),
-            "dataset": {"name": "demo", "options": {"n_subjects": 1, "n_train": 40, "n_test": 12}},
-            "encoders": [{"name": "pixel-test", "layers": ["pixels"]}], "heads": [{"name": "ridge"}], "metrics": [],
-            "permutations": 0, "cv": {"scheme": "split"},
-            "preferred": {"encoder": "pixel-test", "layer": "pixels", "targets": TARGETS, "top": 3, "thumb": 32,
-                          **preferred}}
-
-
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory):
-    wb.register("pixel-test", PixelEncoder, kind="encoder", replace=True)
-    tmp = tmp_path_factory.mktemp("preferred")
-    sweep = Sweep(config_from_dict(config(tmp)))
-    sweep.run()
-    return sweep, tmp
-
-
-def test_ranking_matches_the_readout_on_cached_features(finished) -> None:
-    sweep, _ = finished
-    table = results_table(sweep.store, "pf")
+def test_ranking_matches_the_readout_on_cached_features(pixel_sweep) -> None:
+    sweep, _ = pixel_sweep
+    table = results_table(sweep.store, "px")
     rows = table[table["kind"] == "preferred"]
     assert list(rows["roi"]) == ["V1", "VOT", "VOT-V1"]
     cell = next(c for c in sweep.plan().cells if c.analysis == "preferred")
-    entry = Store(sweep.config.store, mode="r").open(cell.result_path("pf"))
+    store = Store(sweep.config.store, mode="r")
+    entry = store.open(cell.result_path("px"))
     source = readout.encoding_cells(sweep.context(), layer="pixels")[0]
     fitted = readout.fit_readout(sweep.config.store, readout.readout_task(source))
-    store = Store(sweep.config.store, mode="r")
     ids = [str(s) for s in store.open(source.feature_path)["stimulus_ids"]]
     X = load_features(store, source.feature_path)
     data = prepared_recording(sweep.config.store, source.task.prep)
@@ -69,36 +44,51 @@ def test_ranking_matches_the_readout_on_cached_features(finished) -> None:
     assert rows.set_index("roi").loc["VOT", "top_predicted"] > rows.set_index("roi").loc["VOT", "bottom_predicted"]
 
 
-def test_results_show_figure_and_report(finished) -> None:
-    sweep, tmp = finished
-    runner = CliRunner()
-    shown = runner.invoke(app, ["results", "show", "pf", "--store", sweep.config.store])
-    assert shown.exit_code == 0 and "preferred images" in shown.output and "VOT-V1" in shown.output, shown.output
-    out = tmp / "report"
-    reported = runner.invoke(app, ["report", "pf", "--store", sweep.config.store, "--out", str(out)])
-    assert reported.exit_code == 0, reported.output
-    page = (out / "index.html").read_text()
-    figures = sorted(out.glob("preferred_*.png"))
-    assert figures and figures[0].name in page and "Preferred images" in page
+def test_results_show_figures_and_report_sections(pixel_sweep) -> None:
+    from brain_workbench.figures.sweep import FigureKit
+    from brain_workbench.report import ReportKit
+    from brain_workbench_plugins.analyses.preferred import PreferredAnalysis
+    from brain_workbench_plugins.analyses.synthesis import SynthesisAnalysis
+
+    sweep, tmp = pixel_sweep
+    shown = CliRunner().invoke(app, ["results", "show", "px", "--store", sweep.config.store])
+    assert shown.exit_code == 0, shown.output
+    assert "preferred images" in shown.output and "VOT-V1" in shown.output and "synthesized images" in shown.output
+    table = results_table(sweep.store, "px")
+    store = Store(sweep.config.store, mode="r")
+    cells = [(c.key, c.describe()) for c in sweep.plan().cells]
+    out = tmp / "figures"
+    out.mkdir(exist_ok=True)
+    kit = FigureKit(store, "px", out, cells, {}, False)
+    for analysis, title in ((PreferredAnalysis(), "Preferred images"), (SynthesisAnalysis(), "Synthesized images")):
+        rows = table[table["kind"] == analysis.name]
+        paths = analysis.figures(rows, kit)
+        assert paths and all(p.exists() and p.stat().st_size > 5000 for p in paths)
+        assert kit.captions[paths[0].name].startswith(title)
+        section = analysis.report_section(rows, ReportKit())[0]
+        assert section.title.startswith(title) and "VOT" in section.body
+    assert "judging objective (pixel-test/pixels readout fitted on the disjoint other half)" in " ".join(
+        kit.captions.values())
 
 
-def test_a_folder_bank_is_ranked_and_bad_banks_are_refused(finished, tmp_path) -> None:
+def test_a_folder_bank_is_ranked_and_bad_banks_are_refused(pixel_sweep, tmp_path) -> None:
     from PIL import Image
 
-    _, tmp = finished
+    _, tmp = pixel_sweep
     folder = tmp_path / "bank"
     folder.mkdir()
     for i, colour in enumerate([(255, 0, 0), (0, 255, 0), (0, 0, 255), (128, 128, 128)]):
         Image.new("RGB", (40, 40), colour).save(folder / f"img{i}.png")
-    sweep = Sweep(config_from_dict(config(tmp, bank=str(folder), top=2)))
+    sweep = Sweep(config_from_dict(pixel_config(tmp, "px-folder", preferred={"bank": str(folder), "top": 2},
+                                                synthesis=False)))
     sweep.run()
     cell = next(c for c in sweep.plan().cells if c.analysis == "preferred")
-    entry = Store(sweep.config.store, mode="r").open(cell.result_path("pf"))
+    entry = Store(sweep.config.store, mode="r").open(cell.result_path("px-folder"))
     assert set(str(s) for s in entry["top_ids"][0]) <= {f"img{i}.png" for i in range(4)}
     assert np.isnan(entry["top_measured"]).all(), "folder images were never recorded"
     with pytest.raises(wb.WorkbenchError, match="neither 'dataset' nor an existing folder"):
-        Sweep(config_from_dict(config(tmp, bank=str(tmp_path / "nowhere")))).run()
+        Sweep(config_from_dict(pixel_config(tmp, preferred={"bank": str(tmp_path / "nowhere")}))).run()
     with pytest.raises(wb.WorkbenchError, match="has no ROI 'FFA'"):
-        Sweep(config_from_dict(config(tmp, targets=["FFA"]))).plan()
+        Sweep(config_from_dict(pixel_config(tmp, preferred={"targets": ["FFA"]}))).plan()
     with pytest.raises(wb.WorkbenchError, match="plans none"):
-        Sweep(config_from_dict(config(tmp, head="banded"))).plan()
+        Sweep(config_from_dict(pixel_config(tmp, preferred={"head": "banded"}))).plan()
