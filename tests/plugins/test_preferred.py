@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import TARGETS, pixel_config
 from typer.testing import CliRunner
 
 import brain_workbench as wb
@@ -15,6 +14,7 @@ from brain_workbench.sdk.analysis import Store, load_features, prepared_recordin
 from brain_workbench.sweep import Sweep, results_table
 from brain_workbench.sweep.config import config_from_dict
 from brain_workbench_plugins.analyses import readout
+from fixtures_pixel_sweep import TARGETS, pixel_config
 
 
 def test_ranking_matches_the_readout_on_cached_features(pixel_sweep) -> None:

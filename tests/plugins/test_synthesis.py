@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import pixel_config
 
 import brain_workbench as wb
 from brain_workbench.sdk.analysis import Store, read_images
 from brain_workbench.sweep import Sweep, results_table
 from brain_workbench.sweep.config import config_from_dict
 from brain_workbench_plugins.analyses.synthesis import SynthesisAnalysis
+from fixtures_pixel_sweep import pixel_config
 
 
 def test_guided_beats_unguided_under_the_independent_objective(pixel_sweep) -> None:
