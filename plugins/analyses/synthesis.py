@@ -53,6 +53,23 @@ class JudgeSpec(SectionModel):
     layer: str | float | None = Field(None, description="its layer (name or depth); required with encoder")
 
 
+class DiffusionSpec(SectionModel):
+    """BrainDiVE's guided DDIM sampling on a local diffusers ε-prediction pipeline (``generator: diffusion``)."""
+
+    path: str = Field(description="local diffusers folder of an ε-prediction latent diffusion pipeline (SD 1.5, "
+                                  "SD 2.1-base); never downloaded")
+    steps: int = Field(50, ge=1, le=1000, description="DDIM steps (BrainDiVE: 50)")
+    scale: float = Field(130.0, ge=0, description="brain guidance scale s in ε ← ε − √(1−ᾱ)·s·∇ (BrainDiVE: 130)")
+    keep: float = Field(0.2, gt=0, le=1, description="fraction of each target's images kept, best by the guide "
+                                                     "(BrainDiVE: the top 20 %)")
+    cfg: float = Field(1.0, ge=1, description="classifier-free guidance scale for the prompt (1: none, BrainDiVE's "
+                                              "default)")
+    prompt: str = Field("", description="text conditioning (empty: unconditional)")
+    dtype: Literal["fp32", "fp16", "bf16"] = Field("fp32", description="fp16 on a GPU")
+    grad_through_unet: bool = Field(False, description="differentiate the objective through the UNet's noise "
+                                                       "estimate too (BrainDiVE does; costs a UNet backward pass)")
+
+
 class SynthesisSpec(SectionModel):
     """Which fitted encoding cells guide and judge, for which targets, and the generator's options."""
 
@@ -60,8 +77,11 @@ class SynthesisSpec(SectionModel):
     layer: str | float = Field(description="that encoder's layer (name or relative depth 0–1)")
     head: str = Field("ridge", description="the encoding head (label or name); it must be linear (ridge-type)")
     targets: list[Target] = Field(min_length=1, description="ROI names, unit lists, or {roi: A, minus: B} contrasts")
-    generator: Literal["taef2"] = Field("taef2", description="taef2: Adam on TAEF2 latents through its decoder")
-    n_images: int = Field(4, ge=1, le=64, description="synthesized images per target (seeded starts)")
+    generator: Literal["taef2", "diffusion"] = Field(
+        "taef2", description="taef2: Adam on TAEF2 latents through its decoder; diffusion: brain-guided DDIM")
+    diffusion: DiffusionSpec | None = Field(None, description="the diffusion generator's pipeline and options")
+    n_images: int = Field(4, ge=1, le=256, description="synthesized images per target (seeded starts; diffusion: "
+                                                        "candidates, of which the kept fraction is shown)")
     steps: int = Field(30, ge=0, le=5000, description="optimisation steps")
     lr: float = Field(0.1, gt=0, description="Adam learning rate on the latents")
     tv: float = Field(1.0, ge=0, description="weight of the total-variation penalty")
@@ -132,6 +152,13 @@ class SynthesisAnalysis(Analysis):
 
     def validate(self, config: Any, dataset: Any, registry: Any) -> None:
         spec = read_spec(config)
+        if spec is not None and spec.generator == "diffusion":
+            from brain_workbench_plugins.diffusion.guidance import check_folder
+
+            if spec.diffusion is None:
+                raise WorkbenchError("synthesis.generator 'diffusion' needs a synthesis.diffusion section with the "
+                                     "pipeline folder (path: DIR)")
+            check_folder(spec.diffusion.path)
         if spec is not None and (spec.judge.encoder is None) != (spec.judge.layer is None):
             raise WorkbenchError("synthesis.judge names an encoder and its layer together (or neither: the guide's "
                                  "encoder refitted on the other half of the training rows)")
@@ -240,7 +267,6 @@ def synthesize(store_url: str, cell: Cell) -> CellResult:
     before any image is optimised."""
     import torch
 
-    from brain_workbench_plugins.analyses.ascent import AscentOptions, latent_ascent, start_latents
     from brain_workbench_plugins.analyses.objective import (
         images_to_tensor,
         linear_targets,
@@ -266,19 +292,13 @@ def synthesize(store_url: str, cell: Cell) -> CellResult:
 
     T, n = len(task.targets), int(opts["n_images"])
     columns = torch.arange(T).repeat_interleave(n)
-    codec = build("codec", "taef2", image_size=int(opts["size"]), device=str(opts["device"]))
-    decoder = codec.decoder()
-    dtype = next(decoder.parameters()).dtype
-    device = next(decoder.parameters()).device
-
-    def decode(z: torch.Tensor) -> torch.Tensor:
-        return decoder(z.to(device, dtype)).float()
-
-    ascent = AscentOptions(int(opts["steps"]), float(opts["lr"]), float(opts["tv"]), int(opts["jitter"]),
-                           float(opts["scale"]), seed=int(opts["seed"]))
-    starts = start_latents(T * n, codec.latent_shape, ascent.init_sd, ascent.seed)
     centre = torch.as_tensor(natural_guide.mean(0), dtype=torch.float32)
     spread = torch.as_tensor(np.maximum(natural_guide.std(0), 1e-8), dtype=torch.float32)
+    if opts["generator"] == "diffusion":
+        guided, control_images, generator_name, keep = diffusion_images(opts, guide, columns)
+    else:
+        guided, control_images, generator_name = taef2_images(opts, guide, columns, centre, spread)
+        keep = 1.0
 
     def scored(images: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         stored = tensor_to_uint8(images)
@@ -287,13 +307,19 @@ def synthesize(store_url: str, cell: Cell) -> CellResult:
             g, j = guide(x)[torch.arange(len(x)), columns], judge(x)[torch.arange(len(x)), columns]
         return stored, g.cpu().numpy().astype(np.float64), j.cpu().numpy().astype(np.float64)
 
-    synthesized, g, j = scored(latent_ascent(decode, guide, columns, starts, ascent, True, centre, spread))
+    synthesized, g, j = scored(guided)
     synth_s = time.time() - started
-    control = scored(latent_ascent(decode, guide, columns, starts, ascent, False)) if opts["control"] else None
+    control = None if control_images is None else scored(control_images)
+    kept = kept_rows(columns.numpy(), g, keep)
+    synthesized, g, j = synthesized[kept], g[kept], j[kept]
+    if control is not None:
+        control = (control[0][kept], control[1][kept], control[2][kept])
+    columns = columns[kept]
+    n = int(np.count_nonzero(columns.numpy() == 0))
 
     k = min(int(opts["natural"]), len(ids))
     tops = [np.argsort(-natural_guide[:, t], kind="stable")[:k] for t in range(T)]
-    side = int(opts["size"])
+    side = int(synthesized.shape[1])
     flat = [ids[i] for top in tops for i in top]
     natural_images = thumbnails(bank_images("dataset", task.dataset, flat), side) if flat else None
     rows, c = [], columns.numpy()
@@ -301,7 +327,8 @@ def synthesize(store_url: str, cell: Cell) -> CellResult:
         mine = c == t
         rows.append({"roi": target_name(target), "target": target_name(target),
                      "n_units": int(np.count_nonzero(readout.unit_selection(guide_readout, target))),
-                     "n_images": n, "steps": ascent.steps,
+                     "n_images": n,
+                     "steps": int(opts["diffusion"]["steps"] if opts["generator"] == "diffusion" else opts["steps"]),
                      "guide": float(g[mine].mean()), "judge": float(j[mine].mean()),
                      "guide_max": float(g[mine].max()), "judge_max": float(j[mine].max()),
                      "control_guide": None if control is None else float(control[1][mine].mean()),
@@ -323,7 +350,54 @@ def synthesize(store_url: str, cell: Cell) -> CellResult:
     if natural_images is not None:
         images.append(natural_images)
         image_ids += [f"{t}:n{r}:{ids[i]}" for t, top in enumerate(tops) for r, i in enumerate(top)]
-    info = {"guide": guide_name, "judge": judge_name, "generator": "TAEF2 latent ascent",
+    info = {"guide": guide_name, "judge": judge_name, "generator": generator_name,
             "synthesis_s": round(synth_s, 3)}
     return CellResult(tuple(rows), T * n, round(time.time() - started, 3), arrays, images=np.concatenate(images),
                       image_ids=np.asarray(image_ids, dtype=str), info=info)
+
+
+def kept_rows(columns: np.ndarray, guide: np.ndarray, keep: float) -> np.ndarray:
+    """Indices of each target's best ``keep`` fraction of images by the guide (at least one), in target order."""
+    out = []
+    for t in np.unique(columns):
+        mine = np.flatnonzero(columns == t)
+        k = max(1, int(np.ceil(keep * len(mine) - 1e-9)))
+        out.extend(sorted(mine[np.argsort(-guide[mine], kind="stable")[:k]]))
+    return np.asarray(out, dtype=np.int64)
+
+
+def taef2_images(opts: dict[str, Any], guide: Any, columns: Any, centre: Any, spread: Any
+                 ) -> tuple[Any, Any, str]:
+    """Latent ascent through the TAEF2 decoder from seeded starts, and the unguided control on the same starts."""
+    from brain_workbench_plugins.analyses.ascent import AscentOptions, latent_ascent, start_latents
+
+    codec = build("codec", "taef2", image_size=int(opts["size"]), device=str(opts["device"]))
+    decoder = codec.decoder()
+    dtype, device = next(decoder.parameters()).dtype, next(decoder.parameters()).device
+
+    def decode(z: Any) -> Any:
+        return decoder(z.to(device, dtype)).float()
+
+    ascent = AscentOptions(int(opts["steps"]), float(opts["lr"]), float(opts["tv"]), int(opts["jitter"]),
+                           float(opts["scale"]), seed=int(opts["seed"]))
+    starts = start_latents(len(columns), codec.latent_shape, ascent.init_sd, ascent.seed)
+    guided = latent_ascent(decode, guide, columns, starts, ascent, True, centre, spread)
+    control = latent_ascent(decode, guide, columns, starts, ascent, False) if opts["control"] else None
+    return guided, control, f"TAEF2 latent ascent ({ascent.steps} Adam steps)"
+
+
+def diffusion_images(opts: dict[str, Any], guide: Any, columns: Any) -> tuple[Any, Any, str, float]:
+    """BrainDiVE's guided DDIM from seeded noise, and plain DDIM on the same seeds as the control."""
+    from brain_workbench_plugins.diffusion.guidance import BrainGuidedSampler, GuidanceOptions
+
+    spec = dict(opts["diffusion"])
+    sampler = BrainGuidedSampler(spec["path"], device=str(opts["device"]), dtype=spec["dtype"])
+    seeds = [int(opts["seed"]) * 100003 + i for i in range(len(columns))]
+    options = GuidanceOptions(int(spec["steps"]), float(spec["scale"]), float(spec["cfg"]), str(spec["prompt"]),
+                              bool(spec["grad_through_unet"]), int(opts["seed"]))
+    guided = sampler.sample(guide, columns.tolist(), options, seeds)
+    control = None
+    if opts["control"]:
+        control = sampler.sample(guide, columns.tolist(), GuidanceOptions(**{**options.__dict__, "scale": 0.0}), seeds)
+    return guided, control, (f"brain-guided DDIM on {sampler.root.name} ({options.steps} steps, scale "
+                             f"{options.scale:g}, top {spec['keep']:.0%} kept)"), float(spec["keep"])

@@ -67,3 +67,21 @@ def test_non_epsilon_pipelines_are_refused_before_loading(folder: Path, tmp_path
     shutil.rmtree(v / "vae")
     with pytest.raises(wb.WorkbenchError, match="lacks vae"):
         check_folder(str(v))
+
+
+def test_the_synthesis_analysis_runs_the_diffusion_generator(pixel_sweep, folder: Path) -> None:
+    from brain_workbench.sweep import Sweep, results_table
+    from brain_workbench.sweep.config import config_from_dict
+    from fixtures_pixel_sweep import pixel_config
+
+    _, tmp = pixel_sweep
+    cfg = pixel_config(tmp, "px-diffusion", preferred=False, synthesis={
+        "generator": "diffusion", "n_images": 2, "natural": 1,
+        "diffusion": {"path": str(folder), "steps": 3, "scale": 3000.0, "keep": 0.5}})
+    sweep = Sweep(config_from_dict(cfg))
+    sweep.run()
+    rows = results_table(sweep.store, "px-diffusion").query("kind == 'synthesis'").set_index("roi")
+    assert list(rows["n_images"]) == [1, 1], "half of each target's two candidates is kept"
+    assert (rows["guide"] > rows["control_guide"]).all(), rows[["guide", "control_guide"]]
+    with pytest.raises(wb.WorkbenchError, match="needs a synthesis.diffusion section"):
+        Sweep(config_from_dict(pixel_config(tmp, preferred=False, synthesis={"generator": "diffusion"}))).run()
