@@ -29,8 +29,8 @@ from torch.nn import functional as F
 
 import brain_workbench as wb
 from brain_workbench_plugins.analyses.ascent import AscentOptions, augment, latent_ascent, start_latents
+from brain_workbench_plugins.analyses.guidance import BrainGuidedSampler, GuidanceOptions
 from brain_workbench_plugins.analyses.objective import ReadoutObjective
-from brain_workbench_plugins.diffusion.guidance import BrainGuidedSampler, GuidanceOptions
 
 
 def tiny_pipeline(root: Path) -> str:

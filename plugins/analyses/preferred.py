@@ -209,8 +209,7 @@ class PreferredAnalysis(Analysis):
             values.append((fmt_value(part["top_predicted"].mean()), fmt_value(part["bottom_predicted"].mean()),
                            fmt_value(part["top_measured"].mean()), fmt_value(part["bottom_measured"].mean()),
                            fmt_value(part["test_r"].mean()), str(part["top_ids"].iloc[0])))
-        return [TextTable(f"{sweep}: preferred images (mean over subjects of the top/bottom N; measured where "
-                          "recorded; test r: predicted vs measured on held-out bank images)",
+        return [TextTable(f"{sweep}: preferred images (mean over subjects of the top / bottom N)",
                           ("encoder", "layer", "target"),
                           ("top pred", "bottom pred", "top meas", "bottom meas", "test r", "top ids (first subject)"),
                           tuple(keys), tuple(values))]

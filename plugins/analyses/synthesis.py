@@ -41,6 +41,7 @@ from brain_workbench_plugins.analyses.preferred import (
 )
 
 MODULES = ("brain_workbench_plugins.analyses.synthesis", "brain_workbench_plugins.analyses.ascent",
+           "brain_workbench_plugins.analyses.guidance",
            "brain_workbench_plugins.analyses.objective", "brain_workbench_plugins.analyses.readout",
            "brain_workbench_plugins.analyses.preferred")
 
@@ -153,7 +154,7 @@ class SynthesisAnalysis(Analysis):
     def validate(self, config: Any, dataset: Any, registry: Any) -> None:
         spec = read_spec(config)
         if spec is not None and spec.generator == "diffusion":
-            from brain_workbench_plugins.diffusion.guidance import check_folder
+            from brain_workbench_plugins.analyses.guidance import check_folder
 
             if spec.diffusion is None:
                 raise WorkbenchError("synthesis.generator 'diffusion' needs a synthesis.diffusion section with the "
@@ -203,16 +204,18 @@ class SynthesisAnalysis(Analysis):
         return synthesize(store_url, cell)
 
     def table(self, rows: Any, sweep: str, value: str) -> list[TextTable]:
+        def pair(part: Any, guide: str, judge: str) -> str:
+            return f"{fmt_value(part[guide].mean())} / {fmt_value(part[judge].mean())}"
+
         keys, values = [], []
         for (encoder, layer, generator, target), part in rows.groupby(["encoder", "layer", "analysis", "roi"],
                                                                       sort=False):
             keys.append((str(encoder), str(layer), str(generator), str(target)))
-            values.append(tuple(fmt_value(part[c].mean()) if c in part else "" for c in self.score_columns))
-        return [TextTable(f"{sweep}: synthesized images (mean over subjects and images; guide: the objective that "
-                          "was ascended, judge: the independent one; natural: the bank's best image by each)",
+            values.append((pair(part, "guide", "judge"), pair(part, "control_guide", "control_judge"),
+                           pair(part, "natural_guide", "natural_judge")))
+        return [TextTable(f"{sweep}: synthesized images, guide / judge (mean over subjects and images)",
                           ("encoder", "layer", "generator", "target"),
-                          ("guide", "judge", "control guide", "control judge", "natural best guide",
-                           "natural best judge"), tuple(keys), tuple(values))]
+                          ("synthesized", "unguided", "best natural"), tuple(keys), tuple(values))]
 
     def figures(self, rows: Any, kit: Any) -> list[Any]:
         from brain_workbench_plugins.analyses import image_grids
@@ -388,7 +391,7 @@ def taef2_images(opts: dict[str, Any], guide: Any, columns: Any, centre: Any, sp
 
 def diffusion_images(opts: dict[str, Any], guide: Any, columns: Any) -> tuple[Any, Any, str, float]:
     """BrainDiVE's guided DDIM from seeded noise, and plain DDIM on the same seeds as the control."""
-    from brain_workbench_plugins.diffusion.guidance import BrainGuidedSampler, GuidanceOptions
+    from brain_workbench_plugins.analyses.guidance import BrainGuidedSampler, GuidanceOptions
 
     spec = dict(opts["diffusion"])
     sampler = BrainGuidedSampler(spec["path"], device=str(opts["device"]), dtype=spec["dtype"])

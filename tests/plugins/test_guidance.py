@@ -14,8 +14,8 @@ import torch
 
 import brain_workbench as wb
 import diffusion_fixtures as F
+from brain_workbench_plugins.analyses.guidance import BrainGuidedSampler, GuidanceOptions, check_folder
 from brain_workbench_plugins.analyses.objective import ReadoutObjective
-from brain_workbench_plugins.diffusion.guidance import BrainGuidedSampler, GuidanceOptions, check_folder
 from fixtures_encoders import PixelEncoder
 
 

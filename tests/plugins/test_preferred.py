@@ -53,7 +53,7 @@ def test_results_show_figures_and_report_sections(pixel_sweep) -> None:
     sweep, tmp = pixel_sweep
     shown = CliRunner().invoke(app, ["results", "show", "px", "--store", sweep.config.store])
     assert shown.exit_code == 0, shown.output
-    assert "preferred images" in shown.output and "VOT-V1" in shown.output and "synthesized images" in shown.output
+    assert "preferred images" in shown.output and "VOT-V1" in shown.output and "synthesized images, guide / judge" in shown.output
     table = results_table(sweep.store, "px")
     store = Store(sweep.config.store, mode="r")
     cells = [(c.key, c.describe()) for c in sweep.plan().cells]

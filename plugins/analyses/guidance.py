@@ -1,7 +1,8 @@
 """Brain-guided diffusion (BrainDiVE, Luo et al. 2023): DDIM sampling of a local diffusers ε-prediction pipeline in
 which, at every step, the clean latent x̂₀ predicted from the noise estimate is decoded, scored by a differentiable
 objective (a fitted encoding readout), and the noise estimate moved along the objective's gradient:
-ε ← ε − √(1−ᾱₜ)·s·∇ₓₜ objective. Folders load as every diffusion backend loads them (local files only)."""
+ε ← ε − √(1−ᾱₜ)·s·∇ₓₜ objective. Folders load by the diffusion plugin's rules: a local folder only
+(``local_files_only``), checked from its JSON configs before any weight is read."""
 
 from __future__ import annotations
 
@@ -57,6 +58,16 @@ def check_folder(path: str | None) -> Path:
     return root
 
 
+def _dtype_kwarg(dtype: Any) -> dict[str, Any]:
+    """``from_pretrained``'s dtype keyword: ``dtype`` from diffusers 0.36 on, else ``torch_dtype`` (the
+    diffusion plugin's rule; plugins import only the SDK, so it is restated here)."""
+    from importlib.metadata import version
+
+    from packaging.version import Version
+
+    return {"dtype" if Version(version("diffusers")) >= Version("0.36") else "torch_dtype": dtype}
+
+
 class BrainGuidedSampler:
     """A local ε-prediction pipeline's UNet, VAE and DDIM scheduler (and text encoder, for the conditioning),
     sampling images that raise an objective."""
@@ -66,7 +77,6 @@ class BrainGuidedSampler:
         from diffusers import DDIMScheduler, DiffusionPipeline
 
         from brain_workbench.sdk.torch import resolve_device
-        from brain_workbench_plugins.diffusion.base import dtype_kwarg
 
         root = check_folder(path)
         self.device = resolve_device(device)
@@ -77,7 +87,7 @@ class BrainGuidedSampler:
 
         diffusers_logging.disable_progress_bar()
         try:
-            pipe = DiffusionPipeline.from_pretrained(root, local_files_only=True, **dtype_kwarg("diffusers", self.dtype))
+            pipe = DiffusionPipeline.from_pretrained(root, local_files_only=True, **_dtype_kwarg(self.dtype))
         except (OSError, ValueError, RuntimeError) as exc:
             raise WorkbenchError(f"brain guidance: cannot load the pipeline from {root}: {exc}") from exc
         self.unet = pipe.unet.to(self.device).eval().requires_grad_(False)
