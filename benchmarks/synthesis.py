@@ -115,7 +115,10 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5, help="DDIM steps")
     parser.add_argument("--size", type=int, default=64, help="TAEF2 image side")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     encoder = wb.encoder("efficientnet", device=args.device)
     encoder.ensure_loaded()
