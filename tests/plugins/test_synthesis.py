@@ -51,3 +51,27 @@ def test_bad_input_is_refused_in_one_sentence(pixel_sweep) -> None:
                                             synthesis={"control": False, "steps": 1}))).run()
     with pytest.raises(wb.WorkbenchError, match="multiple of 8"):
         Sweep(config_from_dict(pixel_config(tmp, synthesis={"size": 30}))).plan()
+
+
+def test_another_fitted_cell_can_judge(pixel_sweep) -> None:
+    from brain_workbench_plugins.analyses.objective import images_to_tensor, readout_objective
+    from brain_workbench_plugins.analyses.readout import encoding_cells, fit_readout, readout_task
+    from fixtures_encoders import PixelEncoder
+
+    _, tmp = pixel_sweep
+    cfg = pixel_config(tmp, "px-judge", preferred=False, synthesis={
+        "steps": 2, "n_images": 1, "control": False, "natural": 1, "judge": {"encoder": "pixel-test", "layer": "energy"}})
+    sweep = Sweep(config_from_dict(cfg))
+    sweep.run()
+    cell = next(c for c in sweep.plan().cells if c.analysis == "synthesis")
+    store = Store(sweep.config.store, mode="r")
+    entry = store.open(cell.result_path("px-judge"))
+    assert entry.attrs["judge"] == "pixel-test/energy readout" and entry.attrs["guide"] == "pixel-test/pixels readout"
+    judge_cell = encoding_cells(sweep.context(), layer="energy")[0]
+    judge = readout_objective(PixelEncoder(), "energy", fit_readout(sweep.config.store, readout_task(judge_cell)),
+                              ["V1", "VOT"])
+    images = read_images(store, cell.key, ["0:s0", "1:s0"])
+    expected = judge(images_to_tensor(images)).detach().numpy()[[0, 1], [0, 1]]
+    np.testing.assert_allclose(entry["judge"], expected, rtol=1e-4, atol=1e-6)
+    with pytest.raises(wb.WorkbenchError, match="names an encoder and its layer together"):
+        Sweep(config_from_dict(pixel_config(tmp, preferred=False, synthesis={"judge": {"encoder": "pixel-test"}}))).run()
