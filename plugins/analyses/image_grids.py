@@ -104,5 +104,5 @@ def draw_synthesis(store: Store, sweep: str, key: str, path: Path) -> Path:
         rows.append((name, tiles))
     cell = attrs.get("cell", {})
     title = (f"{sweep}: synthesized (purple; grey: unguided control) | top natural images, subject "
-             f"{cell.get('subject', '')}\nguide: {attrs.get('guide', '')}; judge: {attrs.get('judge', '')}")
+             f"{cell.get('subject', '')}\nguide: {attrs.get('guide', '')}\njudge: {attrs.get('judge', '')}")
     return grid(rows, title, path, gap_after=n_synth)
