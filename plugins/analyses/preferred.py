@@ -33,6 +33,7 @@ from brain_workbench.sdk.analysis import (
     pearson_per_unit,
     prepared_recording,
     resolve_layers,
+    result_path,
 )
 from brain_workbench_plugins.analyses import readout, sections
 from brain_workbench_plugins.analyses.encoding import EncodingTask
@@ -219,7 +220,7 @@ class PreferredAnalysis(Analysis):
 
         paths = []
         for key in kit.keys_of(self.name):
-            subject = str(rows.loc[rows["key"] == key, "subject"].iloc[0]) if "key" in rows else key.split("-")[0]
+            subject = str((kit.store.attrs(result_path(kit.sweep, key)) or {}).get("cell", {}).get("subject", ""))
             name = f"preferred_{kit.file_label(subject)}_{key[-8:]}.png"
             paths.append(kit.draw(name, [key], lambda p, k=key: image_grids.draw_preferred(kit.store, kit.sweep, k, p),
                                   f"Preferred images, subject {subject}: the bank images with the highest predicted "
