@@ -591,6 +591,27 @@ class Encoder(Protocol):
 
 
 @runtime_checkable
+class DifferentiableEncoder(Protocol):
+    """Optional encoder capability: ``differentiable(layer)`` returns a torch module mapping float images
+    (B, 3, H, W) in [0, 1] to that layer's features (B, d) with gradients, with the preprocessing and pooling
+    of ``encode`` (what preferred-image synthesis ascends)."""
+
+    def differentiable(self, layer: str) -> Any: ...
+
+
+def differentiable_path(encoder: Any, layer: str) -> Any:
+    """The encoder's differentiable module for ``layer``, or one sentence saying it has none."""
+    name = getattr(encoder, "name", type(encoder).__name__)
+    if not callable(getattr(encoder, "differentiable", None)):
+        raise WorkbenchError(f"encoder {name!r} has no differentiable path (no differentiable(layer) method), so "
+                             "images cannot be optimised through it; use efficientnet, clip (image tower) or sae")
+    if getattr(encoder, "modality", "image") != "image":
+        raise WorkbenchError(f"encoder {name!r} reads {encoder.modality}, not images: it has no differentiable "
+                             "image path")
+    return encoder.differentiable(layer)
+
+
+@runtime_checkable
 class Head(Protocol):
     """A scikit-learn estimator mapping features to brain (``encode``) or brain to features (``decode``).
 

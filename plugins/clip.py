@@ -174,6 +174,21 @@ class ClipEncoder(EncoderBase):
             out["embedding"] = to_numpy(embedding)
         return {name: out[name] for name in layers}
 
+    def differentiable(self, layer: str) -> Any:
+        """Float images (B, 3, H, W) in [0, 1] → the image tower's ``layer`` features with gradients: the tensor
+        form of ``encode``'s resize, crop, normalisation and token pooling."""
+        from brain_workbench.sdk.torch import TappedFeatures, tensor_transform
+
+        if self.tower != "image":
+            raise WorkbenchError("clip: the text tower has no differentiable image path; use tower='image'")
+        self.ensure_loaded()
+        self.check_layers([layer])
+        if layer == "embedding":
+            return TappedFeatures(self.module, tensor_transform(self.preprocess), self.module, _first,
+                                  device=self.device, precision=self.precision)
+        return TappedFeatures(self.module, tensor_transform(self.preprocess), self.blocks[int(layer[5:])],
+                              self._pool_image, device=self.device, precision=self.precision)
+
     # ---- pooling -------------------------------------------------------------------------
     def _pool_image(self, x: Any) -> Any:
         from brain_workbench.sdk.torch import pool_spatial
@@ -196,6 +211,11 @@ class ClipEncoder(EncoderBase):
             return gather_tokens(x, index)
         positions = torch.arange(tokens.shape[1], device=tokens.device)[None, :]
         return masked_mean(x, positions <= index[:, None])
+
+
+def _first(x: Any) -> Any:
+    """The embedding of a tower that returns a tuple (as ``encode`` takes it)."""
+    return x[0] if isinstance(x, (tuple, list)) else x
 
 
 def _cached_checkpoint(cfg: dict[str, Any]) -> str | None:

@@ -153,6 +153,21 @@ class EfficientNetEncoder(EncoderBase):
             raise WorkbenchError(f"efficientnet: layer {missing[0]!r} was not reached in the forward pass")
         return {layer: to_numpy(pool_spatial(acts[layer].float(), self.pool)) for layer in layers}
 
+    def differentiable(self, layer: str) -> Any:
+        """Float images (B, 3, H, W) in [0, 1] → ``layer``'s pooled features with gradients: the tensor form of
+        ``encode``'s bicubic resize, centre crop, normalisation and pooling."""
+        import functools
+
+        from brain_workbench.sdk.torch import TappedFeatures, pool_spatial, tensor_transform
+
+        self.ensure_loaded()
+        self.check_layers([layer])
+        tap_input = layer in self.taps_in
+        tap = self.taps_in[layer] if tap_input else self.taps_out[layer]
+        return TappedFeatures(self.model, tensor_transform(self.preprocess), tap,
+                              functools.partial(pool_spatial, mode=self.pool), tap_input=tap_input,
+                              device=self.device, precision=self.precision)
+
 
 def _stage_ends(blocks: list[Any]) -> list[int]:
     """Index of the last block of each stage (a run of blocks with the same output width)."""

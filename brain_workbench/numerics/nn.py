@@ -102,12 +102,14 @@ def capture(
     outputs: Mapping[str, nn.Module] | None = None,
     inputs: Mapping[str, nn.Module] | None = None,
     stop: bool = False,
+    detach: bool = True,
 ) -> Iterator[dict[str, torch.Tensor]]:
     """Record module outputs (forward hooks) and inputs (pre-hooks) under names during one forward pass.
 
     With ``stop=True`` the forward pass is cut short once every tap has fired; the exception that
     does so is swallowed by this context, so only use it when the model's return value is not needed.
-    A tuple output or input is reduced to its first element.
+    A tuple output or input is reduced to its first element. ``detach=False`` keeps the autograd graph (a
+    differentiable encoder path).
     """
     taps = {**{k: ("out", m) for k, m in (outputs or {}).items()}, **{k: ("in", m) for k, m in (inputs or {}).items()}}
     got: dict[str, torch.Tensor] = {}
@@ -117,7 +119,7 @@ def capture(
         if isinstance(value, (tuple, list)):
             value = value[0]
         if name not in got:
-            got[name] = value.detach() if isinstance(value, torch.Tensor) else value
+            got[name] = value.detach() if detach and isinstance(value, torch.Tensor) else value
         if stop and len(got) == len(taps):
             raise _StopForward
 
@@ -209,8 +211,59 @@ def stack_images(batch: Sequence[Any], transform: Any) -> torch.Tensor:
     return torch.stack(tensors)
 
 
+def _rgb_conversion(step: Any) -> bool:
+    """A PIL-only conversion to RGB (open_clip's ``_convert_to_rgb`` or ``MaybeConvertMode("RGB")``)."""
+    return getattr(step, "__name__", "") == "_convert_to_rgb" or (
+        type(step).__name__ == "MaybeConvertMode" and getattr(step, "mode", None) == "RGB")
+
+
+def tensor_transform(transform: Any) -> nn.Module:
+    """The tensor steps of a PIL image transform (a torchvision ``Compose``): resizes, crops and normalisations
+    applied to float images (B, 3, H, W) in [0, 1], differentiably; ``ToTensor`` and PIL-only steps are dropped,
+    any other step is refused so that the tensor path never silently differs from ``encode``."""
+    import importlib
+
+    T = importlib.import_module("torchvision.transforms")
+    steps = list(getattr(transform, "transforms", [transform]))
+    kept: list[nn.Module] = []
+    for step in steps:
+        if isinstance(step, (T.Resize, T.CenterCrop, T.Normalize)):
+            kept.append(step)
+        elif isinstance(step, (T.ToTensor, T.PILToTensor)) or _rgb_conversion(step):
+            continue
+        else:
+            raise WorkbenchError(f"image transform step {type(step).__name__} has no tensor equivalent here; the "
+                                 "differentiable path supports Resize, CenterCrop, ToTensor and Normalize")
+    return nn.Sequential(*kept)
+
+
+class TappedFeatures(nn.Module):
+    """A differentiable encoder path: tensor preprocessing, one forward pass cut at a tapped module (its output,
+    or its input with ``tap_input``), then pooling; the model's weights are frozen so gradients reach the image."""
+
+    def __init__(self, model: nn.Module, preprocess: nn.Module, tap: nn.Module, pool: Any, *,
+                 tap_input: bool = False, device: torch.device | None = None, precision: str = "fp32") -> None:
+        super().__init__()
+        self.model, self.preprocess, self.pool = model.requires_grad_(False), preprocess, pool
+        self._tap, self.tap_input = tap, tap_input
+        self.device = device or torch.device("cpu")
+        self.precision = precision
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if images.ndim != 4 or images.shape[1] != 3:
+            raise WorkbenchError(f"a differentiable encoder takes images (B, 3, H, W) in [0, 1]; got shape "
+                                 f"{tuple(images.shape)}")
+        x = self.preprocess(images.to(self.device, torch.float32))
+        taps = {"layer": self._tap}
+        with autocast(self.device, self.precision), capture(outputs=None if self.tap_input else taps,
+                                                            inputs=taps if self.tap_input else None,
+                                                            stop=True, detach=False) as acts:
+            self.model(x)
+        return self.pool(acts["layer"]).float()
+
+
 __all__ = [
-    "DEVICES", "PRECISIONS", "SPATIAL_POOLS", "autocast", "capture", "check_option", "first_index",
+    "DEVICES", "PRECISIONS", "SPATIAL_POOLS", "TappedFeatures", "autocast", "capture", "check_option", "first_index",
     "gather_tokens", "last_index", "masked_mean", "pool_spatial", "pool_tokens", "resolve_device", "seeded",
-    "stack_images", "to_numpy", "weights_digest",
+    "stack_images", "tensor_transform", "to_numpy", "weights_digest",
 ]

@@ -25,6 +25,7 @@ from brain_workbench.types import (
     BrainRDMs,
     Codec,
     Dataset,
+    DifferentiableEncoder,
     Encoder,
     Generator,
     Head,
@@ -37,6 +38,7 @@ from brain_workbench.types import (
     WorkbenchError,
     as_str_array,
     dataset_provides,
+    differentiable_path,
     digest,
     noise_ceiling_from_ncsnr,
     resolve_layers,
@@ -69,6 +71,7 @@ __all__ = [
     "BrainRDMs", "Codec", "Dataset", "EncoderBase", "Encoder", "Generator", "Head", "ImageMetric", "LayerInfo",
     "Metric", "Option", "Recording", "StimulusSet", "Units", "WorkbenchError", "as_str_array", "build_encoder",
     "build_head", "dataset_provides", "digest", "hookimpl", "noise_ceiling_from_ncsnr", "resolve_layers",
+    "DifferentiableEncoder", "differentiable_path",
 ]
 
 

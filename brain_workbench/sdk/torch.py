@@ -9,6 +9,7 @@ from brain_workbench.numerics.nn import (
     DEVICES,
     PRECISIONS,
     SPATIAL_POOLS,
+    TappedFeatures,
     autocast,
     capture,
     check_option,
@@ -19,6 +20,7 @@ from brain_workbench.numerics.nn import (
     resolve_device,
     seeded,
     stack_images,
+    tensor_transform,
     to_numpy,
     weights_digest,
 )
@@ -26,4 +28,5 @@ from brain_workbench.numerics.nn import (
 __all__ = [
     "DEVICES", "PRECISIONS", "SPATIAL_POOLS", "autocast", "capture", "check_option", "gather_tokens", "masked_mean",
     "pool_spatial", "pool_tokens", "resolve_device", "seeded", "stack_images", "to_numpy", "weights_digest",
+    "TappedFeatures", "tensor_transform",
 ]

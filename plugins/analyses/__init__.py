@@ -16,6 +16,8 @@ ANALYSES = {
     "concepts": ("concepts.analysis:ConceptsAnalysis", "SAE latents against units: best latent per unit, labels, top stimuli"),
     "captions": ("concepts.voxel_captions:CaptionsAnalysis", "caption units by retrieval from their projected weights"),
     "latent-match": ("concepts.latent_match:LatentMatchAnalysis", "are two SAEs' latents the same? matching, SVCCA, RSA"),
+    "preferred": ("preferred:PreferredAnalysis", "rank an image bank by a fitted encoding readout's predicted response"),
+    "synthesis": ("synthesis:SynthesisAnalysis", "synthesize images that maximise a fitted encoding readout's target"),
 }
 
 

@@ -197,10 +197,17 @@ class EncodingAnalysis(Analysis):
                                         "listed.")
 
 
-def fit_head(store_url: str, task: EncodingTask) -> tuple[Any, dict[str, Any], np.ndarray, tuple[np.ndarray, np.ndarray]]:
-    """The head of one encoding task fitted on its training rows: (head, prepared data, test features, and the
-    training features' (mean, SD) the features were standardised with (0 and 1 without standardisation))."""
+def fit_head(store_url: str, task: EncodingTask, rows: np.ndarray | None = None
+             ) -> tuple[Any, dict[str, Any], np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """The head of one encoding task fitted on its training rows (or the subset ``rows`` of them, indices):
+    (head, prepared data, test features, and the training features' (mean, SD) the features were standardised
+    with (0 and 1 without standardisation))."""
     data = prepared_recording(store_url, task.prep)
+    if rows is not None:
+        keep = np.asarray(rows, dtype=np.int64)
+        data = {**data, "train_ids": [data["train_ids"][i] for i in keep], "Y_train": data["Y_train"][keep]}
+        if "inner_groups" in data:
+            data["inner_groups"] = np.asarray(data["inner_groups"])[keep]
     store = Store(store_url)
     X_train = load_features(store, task.feature_path, data["train_ids"]).astype(np.float32)
     X_test = load_features(store, task.feature_path, data["test_ids"]).astype(np.float32)

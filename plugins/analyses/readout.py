@@ -51,11 +51,13 @@ def encoding_cells(context: PlanContext, *, encoder: str | None = None, layer: s
     return cells
 
 
-def fit_readout(store_url: str, task: EncodingTask, units: np.ndarray | None = None) -> LinearReadout:
+def fit_readout(store_url: str, task: EncodingTask, units: np.ndarray | None = None,
+                rows: np.ndarray | None = None) -> LinearReadout:
     """Refit the head of an encoding cell's task on its training rows (the same data, options and seed, so the
     same weights) and return it as a linear readout of raw features, restricted to ``units`` (a boolean mask
-    or indices over the recording's units; all units by default)."""
-    head, data, _, (mean, sd) = fit_head(store_url, task)
+    or indices over the recording's units; all units by default). ``rows`` (indices into the training rows)
+    fits on a subset instead, e.g. disjoint halves for a guiding and an independent judging readout."""
+    head, data, _, (mean, sd) = fit_head(store_url, task, rows)
     coef, intercept = getattr(head, "coef_", None), getattr(head, "intercept_", None)
     if coef is None or intercept is None:
         raise WorkbenchError(f"head {task.head['name']!r} is not linear (no coef_ and intercept_ after fitting): "
@@ -75,6 +77,17 @@ def fit_readout(store_url: str, task: EncodingTask, units: np.ndarray | None = N
     rois = {name: np.asarray(mask, dtype=bool)[index] for name, mask in data["rois"].items()}
     return LinearReadout(np.asarray(mean, np.float64), np.asarray(sd, np.float64), coef[:, index],
                          np.broadcast_to(np.asarray(intercept, np.float64), (n_units,))[index].copy(), index, rois)
+
+
+def training_halves(store_url: str, task: EncodingTask, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Two disjoint, seeded halves of an encoding task's training rows (indices), for two independent readouts."""
+    from brain_workbench.sdk.analysis import prepared_recording
+
+    n = len(prepared_recording(store_url, task.prep)["train_ids"])
+    if n < 8:
+        raise WorkbenchError(f"an independent half-split readout needs at least 8 training rows; the cell has {n}")
+    order = np.random.default_rng(seed).permutation(n)
+    return np.sort(order[: n // 2]), np.sort(order[n // 2:])
 
 
 def readout_task(cell: Cell) -> EncodingTask:

@@ -209,3 +209,31 @@ class SAEEncoder(EncoderBase):
             latents, reconstruction = sae(torch.as_tensor(x, dtype=torch.float32, device=self.device))
         out = {"latents": latents, "reconstruction": reconstruction}
         return {layer: to_numpy(out[layer]) for layer in layers}
+
+    def differentiable(self, layer: str) -> Any:
+        """Float images (B, 3, H, W) in [0, 1] → SAE ``latents`` or ``reconstruction`` with gradients, through the
+        base encoder's differentiable path (refused with a sentence when the base has none)."""
+        from torch import nn
+
+        from brain_workbench.sdk import differentiable_path
+
+        self.check_layers([layer])
+        self.ensure_loaded()
+        base = differentiable_path(self.base, self.base_layer)
+        encoder = self
+
+        class SAEFeatures(nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.base = base
+
+            def forward(self, images: Any) -> Any:
+                x = self.base(images)
+                sae = encoder._ensure_sae(int(x.shape[1])).requires_grad_(False)
+                if x.shape[1] != sae.cfg.d_in:
+                    raise WorkbenchError(f"sae: base layer {encoder.base_name}/{encoder.base_layer} has {x.shape[1]} "
+                                         f"features but the SAE expects d_in={sae.cfg.d_in}")
+                latents, reconstruction = sae(x.to(encoder.device))
+                return latents if layer == "latents" else reconstruction
+
+        return SAEFeatures()

@@ -125,6 +125,11 @@ class Taef2Codec:
         self._nets[part] = net.eval().requires_grad_(False).to(self.device, getattr(torch, self.dtype))
         return self._nets[part]
 
+    def decoder(self) -> Any:
+        """The TAEF2 decoder as a frozen torch module, latents (n, 32, S/8, S/8) → RGB (n, 3, S, S), unclamped:
+        what latent-ascent synthesis differentiates through."""
+        return self._net("decoder")
+
     def fingerprint(self) -> str:
         """Digest of both weight files, image size, compute dtype, resize method and code version."""
         if self._fingerprint is None:
