@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -77,6 +78,10 @@ def figure_layers(
     analysis: str | None = typer.Option(None, "--analysis", help="The head or metric (its table name) to plot; "
                                                                  "needed when several share the value."),
     roi: list[str] = typer.Option([], "--roi", help="ROIs to include (repeatable); default all."),
+    session: str | None = typer.Option(None, "--session", help="The RDM session to plot ('none' for RDMs without "
+                                                               "one); needed when the rows hold several."),
+    subject: list[str] = typer.Option([], "--subject", help="Only these subjects (repeatable), e.g. 'group' for "
+                                                            "a group RDM."),
     store: str | None = StoreOption,
 ) -> None:
     """Plot score per layer depth, one line per ROI, one panel per encoder (one analysis at a time)."""
@@ -104,6 +109,7 @@ def figure_layers(
     if len(several) > 1:
         raise WorkbenchError(f"{value} of sweep {sweep!r} comes from {len(several)} analyses ({', '.join(several)}), "
                              "which one line cannot average; choose one with --analysis")
+    frame = one_session_and_subjects(frame, sweep, session, subject)
     path = plot_layer_profiles(frame, value=value, rois=roi or None,
                                title=f"{sweep}: {analysis or metric or value} per layer", output_file=out)
     console.print(f"wrote {path}")
@@ -151,6 +157,38 @@ def figure_adaptation(
     path = draw_sweep_adaptation(open_store(store or default_store(sweep), mode="r"), sweep, out, metric or None,
                                  subject)
     console.print(f"wrote {path}")
+
+
+GROUP_SUBJECTS = ("group",)
+
+
+def one_session_and_subjects(frame: Any, sweep: str, session: str | None, subjects: list[str]) -> Any:
+    """The rows of one session and of real subjects: session RDMs, their mean (no session) and a group RDM
+    (subject ``group``, left out of an average over subjects, said aloud) are never averaged into one line."""
+    if subjects:
+        check_choice("subject", subjects, [str(s) for s in dict.fromkeys(frame["subject"])], sweep)
+        frame = frame[frame["subject"].astype(str).isin(subjects)]
+    if "session" in frame.columns and frame["session"].notna().any():
+        labels = frame["session"].astype(object).where(frame["session"].notna(), "none").astype(str)
+        known = list(dict.fromkeys(labels))
+        if session is None and len(known) > 1:
+            raise WorkbenchError(f"sweep {sweep!r} has RDMs of {len(known)} sessions ({', '.join(known)}), which one "
+                                 "line cannot average; choose one with --session")
+        if session is not None:
+            check_choice("session", [session], known, sweep)
+            frame = frame[labels == session]
+    elif session not in (None, "none"):
+        raise WorkbenchError(f"sweep {sweep!r} has no sessions; leave out --session")
+    names = [str(s) for s in dict.fromkeys(frame["subject"])]
+    groups = [s for s in names if s.lower() in GROUP_SUBJECTS]
+    if groups and len(names) > 1:
+        if subjects:
+            raise WorkbenchError(f"subject {groups[0]!r} is a group RDM, which an average over subjects must not "
+                                 f"include; draw it alone with --subject {groups[0]}")
+        console.print(f"the group RDM (subject {groups[0]!r}) is left out of the average over subjects "
+                      f"{', '.join(s for s in names if s not in groups)}; draw it with --subject {groups[0]}")
+        frame = frame[~frame["subject"].astype(str).isin(groups)]
+    return frame
 
 
 def check_choice(what: str, given: list[str], known: list[str], sweep: str) -> None:

@@ -166,12 +166,18 @@ class MetricAnalysis(Analysis):
         return named + super().scores(rows)
 
     def table(self, rows: Any, sweep: str, value: str) -> list[TextTable]:
+        """One table per metric (and session); ``value`` picks another column of the rows (``p_permutation``,
+        ``ci_low``...) instead of the metric's value."""
         sessions = "session" in rows and rows["session"].notna().any()
+        column = value if value in rows.columns and value != "value" and rows[value].notna().any() else "value"
         out = []
         for facet, part in rows.groupby(["analysis", "session"] if sessions else ["analysis"], sort=False,
                                         dropna=False):
             facet = facet if isinstance(facet, tuple) else (facet,)
             what = f"{facet[0]}, session {facet[1]}" if sessions and facet[1] == facet[1] else facet[0]
+            if column != "value":
+                out.append(common.pivot(part, column, f"{sweep}: {what}, {column} (mean over subjects)"))
+                continue
             if "brain_value" in part and part["brain_value"].notna().any():
                 out.append(common.pivot(side_by_side(part), "value", f"{sweep}: {what}, a property of each "
                                         f"representation: the layer's value and the ROI's side by side"
