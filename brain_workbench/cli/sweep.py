@@ -160,6 +160,10 @@ def results_show(
         for table in (plugin or Analysis()).table(frame[frame["kind"] == kind], sweep, value):
             print_table(table.title, list(table.key_names), list(table.value_names), [list(k) for k in table.keys],
                         [list(v) for v in table.values], wide)
+    if "random_weights" in frame.columns and frame["random_weights"].fillna(False).astype(bool).any():
+        random = dict.fromkeys(frame.loc[frame["random_weights"].fillna(False).astype(bool), "encoder"])
+        console.print(f"random weights, no pretrained ones: {', '.join(map(str, random))} (column random_weights)",
+                      highlight=False)
 
 
 TABLE_WIDTH = 80

@@ -79,14 +79,22 @@ def plot_layer_profiles(table: Any, value: str = "mean_r", *, rois: Sequence[str
                           "mean_r_normalized": "mean r / noise ceiling"}.get(value, metric_names))
     handles, labels = panels[0].get_legend_handles_labels()
     if axes is None:
-        panel_titles(panels, names, "", fontsize=12)
+        panel_titles(panels, shown_names(frame, names), "", fontsize=12)
         fig.legend(handles, labels, loc="center right", title="ROI", frameon=False)
         fig.suptitle(title or "score per layer, averaged over subjects", fontsize=13)
         fig.tight_layout(rect=(0, 0, 1 - 1.3 / fig.get_figwidth(), 0.95))
     else:
-        panel_titles(panels, names, title, fontsize=12)
+        panel_titles(panels, shown_names(frame, names), title, fontsize=12)
         panels[-1].legend(handles, labels, title="ROI", frameon=False, fontsize="small")
     return save_or_return(fig, output_file, close=figure is None and axes is None)
+
+
+def shown_names(frame: Any, encoders: Sequence[str]) -> list[str]:
+    """Encoder labels as panel titles, each saying "(random weights)" where the rows mark it so."""
+    if "random_weights" not in frame.columns:
+        return list(encoders)
+    random = set(frame.loc[frame["random_weights"].fillna(False).astype(bool), "encoder"])
+    return [f"{e} (random weights)" if e in random else str(e) for e in encoders]
 
 
 def retrieval_columns(frame: Any) -> list[str]:

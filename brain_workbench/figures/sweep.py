@@ -19,6 +19,7 @@ from brain_workbench.numerics.scoring import critical_r
 from brain_workbench.store import Store, load_recording
 from brain_workbench.store.paths import manifest_path, result_path
 from brain_workbench.sweep import load_cell_scores, results_table
+from brain_workbench.sweep.tables import RANDOM_WEIGHTS_LABEL, shown_encoder
 from brain_workbench.types import NotASurfaceError, WorkbenchError, digest
 
 
@@ -38,10 +39,12 @@ def encoder_labels(store_obj: Store, sweep: str) -> list[str]:
 
 
 def resolve_encoder_label(encoder: str, labels: list[str], sweep: str) -> str:
-    """The sweep's label for ``encoder``: exact, or the config label a " (random weights)" suffix was added to."""
+    """The sweep's label for ``encoder``: exact, or (stores written before labels were kept as given) the config
+    label a " (random weights)" suffix was added to."""
     if encoder in labels:
         return encoder
-    marked = [label for label in labels if label.endswith(" (random weights)") and label[:-len(" (random weights)")] == encoder]
+    marked = [label for label in labels
+              if label.endswith(RANDOM_WEIGHTS_LABEL) and label[:-len(RANDOM_WEIGHTS_LABEL)] == encoder]
     if marked:
         return marked[0]
     raise WorkbenchError(f"sweep {sweep!r} has no encoder {encoder!r}; its encoders are {', '.join(map(repr, labels))}")
@@ -73,6 +76,7 @@ def draw_brainmap(store_obj: Store, sweep: str, out: Path, encoder: str | None =
     subject = subject or cells[0][0]["subject"]
     encoder = cells[0][0]["encoder"]
     cells = [c for c in cells if c[0]["subject"] == subject and c[0]["encoder"] == encoder]
+    named = shown_encoder(encoder, bool(cells[0][0].get("random_weights")))
     rec = _units(store_obj, cells[0][0]["response_path"])
     keep = np.ones(rec.units.n, dtype=bool)
     if roi:
@@ -86,7 +90,7 @@ def draw_brainmap(store_obj: Store, sweep: str, out: Path, encoder: str | None =
         scores = np.stack([np.where(keep, c[1]["score"], np.nan) for c in cells])
         return plot_best_layer(np.nan_to_num(scores, nan=-1), [c[0]["depth"] for c in cells], rec.units,
                                min_score=critical, outlines=drawn_outlines,
-                               title=f"{encoder}: best layer per vertex (r > {critical:.2f}), subject {subject} ({sweep})",
+                               title=f"{named}: best layer per vertex (r > {critical:.2f}), subject {subject} ({sweep})",
                                output_file=out)
     if layer is None:
         chosen = max(cells, key=lambda c: float(np.nanmean(c[1]["score"][keep])))
@@ -107,7 +111,7 @@ def draw_brainmap(store_obj: Store, sweep: str, out: Path, encoder: str | None =
              "alpha": "ridge alpha"}.get(value, value)
     shown = f" (r > {threshold:.2f})" if np.isfinite(threshold) else ""
     return plot_surface_scores(data, rec.units,
-                               title=f"{encoder} · {chosen[0]['layer']} · subject {subject}{shown} ({sweep})",
+                               title=f"{named} · {chosen[0]['layer']} · subject {subject}{shown} ({sweep})",
                                colorbar_label=label, output_file=out, outlines=drawn_outlines,
                                **{"vmax": 1.0 if value == "score_normalized" else None, **surface})
 
@@ -183,7 +187,8 @@ def write_surface_view(store_obj: Store, sweep: str, out: Path, encoder: str | N
     background = SurfaceImage(mesh=mesh["inflated"], data=dict(sulc.data.parts))
     view = plotting.view_surf(surf_map=image, bg_map=background, hemi="both", cmap="inferno", symmetric_cmap=False,
                               threshold=1e-6, vmin=0.0, engine="niivue",
-                              title=html.escape(f"{encoder} · {best[0]['layer']} · subject {subject}: "
+                              title=html.escape(f"{shown_encoder(encoder, bool(best[0].get('random_weights')))} · "
+                                                f"{best[0]['layer']} · subject {subject}: "
                                                 f"Pearson r > {critical:.2f}"))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(offline_page(view.get_standalone()))

@@ -52,8 +52,6 @@ from brain_workbench.sweep.index import record_sweep
 from brain_workbench.sweep.tables import export_table
 from brain_workbench.types import StimulusSet, WorkbenchError, dataset_provides, identified_stimuli, resolve_layers
 
-RANDOM_WEIGHTS_LABEL = " (random weights)"
-
 
 @dataclass(frozen=True)
 class Plan:
@@ -106,11 +104,14 @@ class Sweep:
         return self._encoders[index]
 
     def encoder_label(self, index: int) -> str:
-        """The encoder's name in tables, figures and the report; random-weight encoders say so."""
-        label = self.config.encoders[index].display
-        if getattr(self.encoder(index), "random_weights", False) and RANDOM_WEIGHTS_LABEL not in label:
-            label += RANDOM_WEIGHTS_LABEL
-        return label
+        """The encoder's name in tables, figures and the report: the config's label, never rewritten (whether its
+        weights are random is the results' ``random_weights`` column)."""
+        return self.config.encoders[index].display
+
+    def random_weight_labels(self) -> set[str]:
+        """Labels of the configured encoders that have random weights (no pretrained ones)."""
+        return {spec.display for i, spec in enumerate(self.config.encoders)
+                if getattr(self.encoder(i), "random_weights", False)}
 
     def subjects(self) -> list[str]:
         available = self.dataset.subjects()
@@ -329,7 +330,8 @@ class Sweep:
         arrays = dict(result.arrays)
         specs = {k: ArraySpec(v.shape, "str" if v.dtype.kind in "OUT" else str(v.dtype), blocked=False)
                  for k, v in arrays.items()}
-        attrs = {"cell": cell.describe(), "task": plain(cell.task), "sweep": self.config.name,
+        described = {**cell.describe(), "random_weights": cell.model in self.random_weight_labels()}
+        attrs = {"cell": described, "task": plain(cell.task), "sweep": self.config.name,
                  "dataset": self.config.dataset.name, "rois": [dict(r) for r in result.rois], "n_test": result.n_test,
                  "timing_s": result.timing_s, **dict(result.info)}
         if result.warnings:
