@@ -37,6 +37,28 @@ def _as_2d(name: str, A: Any) -> np.ndarray:
 
 
 MIN_STIMULI = 3  # with 2 stimuli every centred representation is one line: RSA, CKA, SVCCA, Procrustes are fixed
+CONSTANT_RTOL = 1e-6  # features are stored as float32 (eps 1.2e-7): a spread below a few ulps of the scale is rounding
+
+
+class ConstantRepresentation(WorkbenchError):
+    """A representation that does not vary over the stimuli beyond rounding, so no comparison with it is defined."""
+
+
+def relative_spread(A: np.ndarray) -> float:
+    """The largest range of a feature over the stimuli, relative to the representation's largest magnitude (0 for
+    an all-zero one): below ``CONSTANT_RTOL`` its differences between stimuli are rounding noise."""
+    A = np.asarray(A, dtype=np.float64)
+    scale = float(np.abs(A).max(initial=0.0))
+    return 0.0 if scale == 0.0 or A.shape[0] < 2 else float(np.ptp(A, axis=0).max(initial=0.0)) / scale
+
+
+def check_varies(name: str, A: np.ndarray, metric: str) -> None:
+    """Refuse a representation constant over the stimuli up to rounding (``ConstantRepresentation``)."""
+    spread = relative_spread(A)
+    if spread <= CONSTANT_RTOL:
+        raise ConstantRepresentation(f"{name} is constant over the stimuli (every stimulus has the same pattern up to "
+                                     f"rounding: relative spread {spread:.1e} ≤ {CONSTANT_RTOL:g}): {metric} is "
+                                     "undefined for it; check that the responses or features vary")
 
 
 def _pair(X: Any, Y: Any, metric: str = "", minimum: int = MIN_STIMULI) -> tuple[np.ndarray, np.ndarray]:
@@ -50,9 +72,8 @@ def _pair(X: Any, Y: Any, metric: str = "", minimum: int = MIN_STIMULI) -> tuple
         if metric and A.shape[1] == 0:
             raise WorkbenchError(f"{name} has no features (shape {A.shape}): {metric} of an empty representation is "
                                  "undefined; check the layer or unit selection")
-        if metric and np.ptp(A, axis=0).max(initial=0.0) <= 1e-12 * max(1.0, float(np.abs(A).max(initial=0.0))):
-            raise WorkbenchError(f"{name} is constant over the stimuli (every stimulus has the same pattern): "
-                                 f"{metric} is undefined for it; check that the responses or features vary")
+        if metric:
+            check_varies(name, A, metric)
     return X, Y
 
 
@@ -538,7 +559,9 @@ class RSA:
     def model_rdm(self, X: np.ndarray) -> np.ndarray:
         """The condensed RDM of one representation (rows = stimuli), before ``rdm_transform``."""
         noise = self.noise[0] if isinstance(self.noise, tuple) else self.noise
-        return rdm(_as_2d("X", X), self.rdm, noise=noise, conditions=self.conditions, partitions=self.partitions)
+        X = _as_2d("X", X)
+        check_varies("X", X, "RSA")
+        return rdm(X, self.rdm, noise=noise, conditions=self.conditions, partitions=self.partitions)
 
     def compare_to_rdm(self, X: np.ndarray, given: Any) -> float:
         """A representation (stimuli × features) against a given RDM of the same stimuli in the same order

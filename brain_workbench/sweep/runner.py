@@ -79,6 +79,7 @@ class Sweep:
         self._used: tuple[tuple[str, ...], set[str]] | None = None
         self._claims: Claims | None = None
         self._reporter: Reporter | None = None
+        self._left_out: dict[str, int] = {}  # computed cells that left their rows out, by why
 
     # ---- claims: two coordinators on one store never compute the same entry --------------------
     def _hold(self, path: str, what: str) -> AbstractContextManager[None]:
@@ -413,6 +414,7 @@ class Sweep:
         in_workers = [c for c in pending if not analyses[c.analysis].in_coordinator]
         here = [c for c in pending if analyses[c.analysis].in_coordinator]
         computed = 0
+        self._left_out = {}
         for cells, label, runner in ((in_workers, "fitting cells", lambda cs: run_cells(self.store.url, cs, compute)),
                                      (here, None, lambda cs: ((c, compute(self.store.url, c)) for c in cs))):
             if not cells:
@@ -426,8 +428,11 @@ class Sweep:
             self.write_manifest(plan, started)
             table_path = export_table(self.store, self.config.name)
         record_sweep(self.config.name, self.store.url)
+        for why, n in self._left_out.items():
+            reporter.warning(f"{n} of the {computed} computed cells left their rows out ({why}; value NaN)")
         return {"cells": len(plan.cells), "computed": computed, "skipped": len(plan.cells) - computed,
-                "wall_time_s": round(time.time() - started, 2), "table": table_path, "store": self.store.url}
+                "wall_time_s": round(time.time() - started, 2), "table": table_path, "store": self.store.url,
+                "left_out": sum(self._left_out.values())}
 
     def _run_claimed(self, cells: list[Cell], compute: Callable[[list[Cell]], Iterable[tuple[Cell, CellResult]]],
                      advance: Callable[[int], None], poll_s: float = 0.5) -> int:
@@ -456,6 +461,9 @@ class Sweep:
                 try:
                     for cell, result in compute(mine):
                         self.write_cell(cell, result)
+                        if result.info.get("left_out"):
+                            self._left_out[str(result.info["left_out"])] = \
+                                self._left_out.get(str(result.info["left_out"]), 0) + 1
                         for text in result.warnings:
                             (self._reporter or Reporter()).warning(
                                 f"{cell.analysis} {cell.subject}/{cell.model}/{cell.layer}/{cell.label}: {text}")

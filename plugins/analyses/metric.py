@@ -33,6 +33,7 @@ from brain_workbench.sdk.analysis import (
     table_labels,
 )
 from brain_workbench_plugins.analyses import common
+from brain_workbench_plugins.metrics import CONSTANT_RTOL, relative_spread
 
 
 @dataclass(frozen=True)
@@ -391,6 +392,12 @@ def compare_with_responses(store_url: str, cell: Cell) -> CellResult:
     n_units, n_times = data["n_units"], data["n_times"]
     Y = data["Y_test"].reshape(len(X), n_units, n_times)
     rois = {"all": np.ones(n_units * n_times, dtype=bool), **data["rois"]}
+    score_name = str(getattr(metric, "score_name", spec["name"]))
+    left_out = constant_layer(cell, X, [{"roi": name, "n_units": int(mask.reshape(n_units, n_times)[:, 0].sum()),
+                                         "metric_kind": metric.kind, "score_name": score_name}
+                                        for name, mask in rois.items() if mask.any()], started)
+    if left_out is not None:
+        return left_out
     alternative = "less" if metric.kind == "distance" else "greater"
     X_form = _pairwise_form(metric, X) if task.permutations else None
     summary = []
@@ -418,6 +425,19 @@ def compare_with_responses(store_url: str, cell: Cell) -> CellResult:
     return CellResult(tuple(summary), int(len(X)), round(time.time() - started, 3))
 
 
+def constant_layer(cell: Cell, X: np.ndarray, rows: list[dict[str, Any]], started: float) -> CellResult | None:
+    """A cell whose layer is constant over its stimuli up to rounding: its rows without a value (NaN) and a warning
+    saying how many are left out, instead of a value drawn from rounding noise; None for a layer that varies."""
+    spread = relative_spread(X)
+    if spread > CONSTANT_RTOL:
+        return None
+    warning = (f"layer {cell.layer!r} is constant over the {len(X)} stimuli (relative spread {spread:.1e} ≤ "
+               f"{CONSTANT_RTOL:g}: its differences are rounding noise), so {cell.label} is undefined; its "
+               f"{len(rows)} ROI row(s) are left out (value NaN)")
+    return CellResult(tuple({**row, "value": float("nan"), "left_out": "constant layer"} for row in rows), len(X),
+                      round(time.time() - started, 3), info={"left_out": "constant layer"}, warnings=(warning,))
+
+
 def compare_with_rdms(store_url: str, cell: Cell) -> CellResult:
     """Compare the layer's model RDM with each brain RDM the dataset gave for the subject (ROI × session).
 
@@ -431,9 +451,17 @@ def compare_with_rdms(store_url: str, cell: Cell) -> CellResult:
     metric = rdm_metric(task.metric)
     summary = []
     n_test = 0
-    for i, given in enumerate(load_rdms(store, task.rdm_path)):
-        if task.rois and given.roi not in task.rois:
-            continue
+    rdms = [(i, given) for i, given in enumerate(load_rdms(store, task.rdm_path))
+            if not task.rois or given.roi in task.rois]
+    if rdms:
+        ids = list(dict.fromkeys(s for _, given in rdms for s in given.stimulus_ids.tolist()))
+        left_out = constant_layer(cell, load_features(store, task.feature_path, ids).astype(np.float64), [
+            {"roi": given.roi, "n_units": None, "metric_kind": metric.kind, "n_stimuli": given.n_stimuli,
+             "score_name": str(getattr(metric, "score_name", task.metric["name"])), "brain_distance": given.distance,
+             **({} if given.session is None else {"session": given.session})} for _, given in rdms], started)
+        if left_out is not None:
+            return left_out
+    for i, given in rdms:
         X = load_features(store, task.feature_path, given.stimulus_ids).astype(np.float64)
         model = metric.model_rdm(X)
         value = float(metric.compare_given(model, given.rdm))
