@@ -104,6 +104,9 @@ class MetricAnalysis(Analysis):
         if dataset.provides == "rdms" and not config.metrics:
             raise WorkbenchError(f"dataset {config.dataset.name!r} provides brain RDMs: add metrics (rsa) to compare "
                                  "the encoders with them")
+        if dataset.provides == "rdms" and config.cv is not None:
+            raise WorkbenchError(f"dataset {config.dataset.name!r} provides brain RDMs, which are compared whole (no "
+                                 "training or test stimuli): cv is not applied to them; remove cv")
         for spec in config.metrics:
             if dataset.provides == "rdms":
                 rdm_metric(spec.model_dump())

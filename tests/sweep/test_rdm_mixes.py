@@ -141,3 +141,14 @@ def test_results_show_value_tabulates_that_column(finished):
     assert "rsa, session a, p_permutation" in result.output
     bad = CliRunner().invoke(app, ["results", "show", "mixes", "--store", finished.store.url, "--value", "nope"])
     assert bad.exit_code != 0 and "no column 'nope'" in str(bad.exception)
+
+
+@pytest.mark.parametrize("cv", [{"scheme": "kfold", "k": 3}, {"scheme": "all"}])
+def test_cv_on_an_rdm_dataset_is_refused_in_one_sentence(tmp_path, cv):
+    wb.register("colour-test", ColourEncoder, kind="encoder", replace=True)
+    data = {"name": "rdm-cv", "store": str(tmp_path / "s.zarr"), "dataset": {"name": "demo", "options": DEMO},
+            "encoders": [{"name": "colour-test"}], "metrics": [{"name": "rsa"}], "cv": cv}
+    with pytest.raises(WorkbenchError, match=r"provides brain RDMs, which are compared whole .* cv is not applied to "
+                                             r"them; remove cv$"):
+        Sweep(config_from_dict(data)).run()
+    assert not (tmp_path / "s.zarr" / "rdm-cv").exists()
