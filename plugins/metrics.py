@@ -37,23 +37,14 @@ def _as_2d(name: str, A: Any) -> np.ndarray:
 
 
 MIN_STIMULI = 3  # with 2 stimuli every centred representation is one line: RSA, CKA, SVCCA, Procrustes are fixed
-CONSTANT_RTOL = 1e-6  # features are stored as float32 (eps 1.2e-7): a spread below a few ulps of the scale is rounding
-
-
 class ConstantRepresentation(WorkbenchError):
     """A representation that does not vary over the stimuli beyond rounding, so no comparison with it is defined."""
 
 
-def relative_spread(A: np.ndarray) -> float:
-    """The largest range of a feature over the stimuli, relative to the representation's largest magnitude (0 for
-    an all-zero one): below ``CONSTANT_RTOL`` its differences between stimuli are rounding noise."""
-    A = np.asarray(A, dtype=np.float64)
-    scale = float(np.abs(A).max(initial=0.0))
-    return 0.0 if scale == 0.0 or A.shape[0] < 2 else float(np.ptp(A, axis=0).max(initial=0.0)) / scale
-
-
 def check_varies(name: str, A: np.ndarray, metric: str) -> None:
     """Refuse a representation constant over the stimuli up to rounding (``ConstantRepresentation``)."""
+    from brain_workbench.sdk.numerics import CONSTANT_RTOL, relative_spread
+
     spread = relative_spread(A)
     if spread <= CONSTANT_RTOL:
         raise ConstantRepresentation(f"{name} is constant over the stimuli (every stimulus has the same pattern up to "

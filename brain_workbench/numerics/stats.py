@@ -20,6 +20,17 @@ from brain_workbench.types import WorkbenchError
 ALTERNATIVES = ("greater", "less", "two-sided")
 
 
+CONSTANT_RTOL = 1e-6  # features are stored as float32 (eps 1.2e-7): a spread below a few ulps of the scale is rounding
+
+
+def relative_spread(A: np.ndarray) -> float:
+    """The largest range of a feature over the stimuli (rows), relative to the representation's largest magnitude
+    (0 for an all-zero one): at or below ``CONSTANT_RTOL`` its differences between stimuli are rounding noise."""
+    A = np.asarray(A, dtype=np.float64)
+    scale = float(np.abs(A).max(initial=0.0))
+    return 0.0 if scale == 0.0 or A.shape[0] < 2 else float(np.ptp(A, axis=0).max(initial=0.0)) / scale
+
+
 def rankdata(a: np.ndarray) -> np.ndarray:
     """Ranks (1-based, ties averaged) as ``scipy.stats.rankdata``; about twice as fast on long RDM
     vectors because average ranks need no stable sort."""

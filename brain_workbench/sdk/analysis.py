@@ -45,12 +45,14 @@ from brain_workbench.numerics.scoring import (
     similarity_matrix,
 )
 from brain_workbench.numerics.stats import (
+    CONSTANT_RTOL,
     bootstrap_ci,
     bootstrap_rdm_ci,
     bootstrap_stimuli,
     permutation_pvalue,
     permutation_test,
     permutation_test_pairwise,
+    relative_spread,
 )
 from brain_workbench.store import Store, load_rdms, load_recording, safe_name
 from brain_workbench.store.features import load_features
@@ -67,6 +69,7 @@ def build(kind: str, name: str, **options: Any) -> Any:
 
 
 __all__ = [
+    "CONSTANT_RTOL", "relative_spread",
     "Analysis", "CV", "Cell", "CellResult", "bootstrap_stimuli", "encoder_key", "DatasetInfo", "EncoderInfo", "FeatureJob",
     "ImageJob", "LayerInfo",
     "PlanContext", "Preparation", "Recording", "RecordingInfo", "ReportSection", "StimulusSet", "Store", "TextTable",

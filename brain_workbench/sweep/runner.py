@@ -496,3 +496,16 @@ class Reporter:
 
     def progress(self, label: str, total: int) -> Callable[[int], None]:
         return lambda n: None
+
+
+def __getattr__(name: str) -> Any:
+    """``load_cell_scores`` lived here in the previous release; it is ``brain_workbench.sweep.load_cell_scores``
+    now (served here with a DeprecationWarning, for one release)."""
+    if name == "load_cell_scores":
+        from brain_workbench.sweep.tables import load_cell_scores
+
+        warnings.warn("load_cell_scores moved from workbench.sweep.runner to brain_workbench.sweep (sweep.tables); "
+                      "import it from brain_workbench.sweep (the old place goes away in the release after next)",
+                      DeprecationWarning, stacklevel=2)
+        return load_cell_scores
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

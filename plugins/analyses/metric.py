@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from brain_workbench.sdk.analysis import (
+    CONSTANT_RTOL,
     CV,
     Analysis,
     Cell,
@@ -30,10 +31,10 @@ from brain_workbench.sdk.analysis import (
     permutation_test,
     permutation_test_pairwise,
     prepared_recording,
+    relative_spread,
     table_labels,
 )
 from brain_workbench_plugins.analyses import common
-from brain_workbench_plugins.metrics import CONSTANT_RTOL, relative_spread
 
 
 @dataclass(frozen=True)

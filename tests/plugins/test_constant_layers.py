@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 
 import brain_workbench as wb
+from brain_workbench.numerics.stats import CONSTANT_RTOL, relative_spread
 from brain_workbench.sweep import Sweep, results_table
 from brain_workbench.sweep.config import config_from_dict
 from brain_workbench.types import LayerInfo, WorkbenchError, digest
-from brain_workbench_plugins.metrics import CONSTANT_RTOL, ConstantRepresentation, relative_spread
+from brain_workbench_plugins.metrics import ConstantRepresentation
 
 
 def _nearly_constant(n: int = 20, d: int = 6, sd: float = 1.5e-9, seed: int = 0) -> np.ndarray:
