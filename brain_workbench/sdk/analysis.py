@@ -37,6 +37,7 @@ from brain_workbench.analysis.recordings import (
     prepared_recording,
     select_rois,
 )
+from brain_workbench.numerics.ceilings import given_rdm_noise_ceilings
 from brain_workbench.numerics.decoding import decoding_scores
 from brain_workbench.numerics.scoring import (
     normalize_by_ceiling,
@@ -69,7 +70,7 @@ def build(kind: str, name: str, **options: Any) -> Any:
 
 
 __all__ = [
-    "CONSTANT_RTOL", "relative_spread",
+    "CONSTANT_RTOL", "relative_spread", "given_rdm_noise_ceilings",
     "Analysis", "CV", "Cell", "CellResult", "bootstrap_stimuli", "encoder_key", "DatasetInfo", "EncoderInfo", "FeatureJob",
     "ImageJob", "LayerInfo",
     "PlanContext", "Preparation", "Recording", "RecordingInfo", "ReportSection", "StimulusSet", "Store", "TextTable",

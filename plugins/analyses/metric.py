@@ -3,6 +3,7 @@ of the responses, or with the brain RDMs a dataset gives instead of responses.""
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from brain_workbench.sdk.analysis import (
     bootstrap_stimuli,
     build,
     digest,
+    given_rdm_noise_ceilings,
     load_features,
     load_rdms,
     permutation_pvalue,
@@ -61,6 +63,28 @@ class RDMMetricTask:
     seed: int
     permutations: int
     bootstrap: int
+    ceiling_paths: tuple[str, ...] = ()
+
+
+CEILING_METHODS = {"spearman": "spearman", "pearson": "corr", "cosine": "cosine"}
+"""RSA comparisons whose RDM noise ceiling is defined (rsatoolbox's boot_noise_ceiling methods)."""
+GROUP_SUBJECTS = ("group",)
+"""Subject ids that hold a group RDM rather than a subject's: never part of a noise ceiling over subjects."""
+
+
+@functools.lru_cache(maxsize=8)
+def rdm_ceilings(store_url: str, paths: tuple[str, ...], method: str) -> dict[tuple[str, str | None], tuple[float, float]]:
+    """Noise ceiling (lower, upper) of each ROI × session over the subjects' given RDMs (cached per worker)."""
+    store = Store(store_url, mode="r")
+    return given_rdm_noise_ceilings([r for path in paths for r in load_rdms(store, path)], method)
+
+
+def ceiling_method(metric: Any) -> str | None:
+    """The noise-ceiling method matching an RSA metric's comparison; None where no ceiling is defined for it (another
+    comparison, or an rdm_transform the subjects' RDMs would need first)."""
+    if getattr(metric, "rdm_transform", "none") != "none":
+        return None
+    return CEILING_METHODS.get(str(getattr(metric, "comparison", "")))
 
 
 def rdm_metric(spec: Mapping[str, Any]) -> Any:
@@ -97,7 +121,8 @@ class MetricAnalysis(Analysis):
     summary_value = "value"
     code_modules = ("brain_workbench_plugins.analyses.metric", "brain_workbench_plugins.analyses.common")
     id_columns = ("session", "n_stimuli", "brain_distance", "units_matching")
-    score_columns = ("null_value_95", "p_permutation", "q_fdr", "ci_low", "ci_high", "peak_time", "peak_value",
+    score_columns = ("null_value_95", "p_permutation", "q_fdr", "ci_low", "ci_high", "noise_ceiling_lower",
+                     "noise_ceiling_upper", "peak_time", "peak_value",
                      "brain_value", "n_units_matched", *(f"{side}_{q}" for q in PROPERTY_EXTRAS
                                                          for side in ("model", "brain")))
 
@@ -128,6 +153,8 @@ class MetricAnalysis(Analysis):
         stats = {"seed": cfg.seed, "permutations": cfg.permutations, "bootstrap": cfg.bootstrap}
         rois = tuple(cfg.rois) if cfg.rois else None
         labels = table_labels(cfg.metrics)
+        ceiling_subjects = [s for s in context.subjects if s.lower() not in GROUP_SUBJECTS] if rdms else []
+        ceiling_paths = tuple(context.response_path(s) for s in ceiling_subjects) if len(ceiling_subjects) > 1 else ()
         cells = []
         labelled = {}
         for encoder in context.encoders:
@@ -142,9 +169,9 @@ class MetricAnalysis(Analysis):
                         dump = common.spec(spec)
                         if rdms:
                             key = self.cell_key(subject, "m", context.dataset.fingerprint, subject, "rdms", cfg.rois,
-                                                encoder.key, layer, dump, stats)
+                                                encoder.key, layer, dump, stats, ceiling_paths)
                             task: Any = RDMMetricTask(path, fpath, dump, rois, cfg.seed, cfg.permutations,
-                                                      cfg.bootstrap or 0)
+                                                      cfg.bootstrap or 0, ceiling_paths)
                         else:
                             cats = labelled.get(encoder.modality) if needs_categories(context.registry,
                                                                                       spec.name) else None
@@ -209,8 +236,16 @@ class MetricAnalysis(Analysis):
                                       output_file=p),
                                   f"{what} between each layer's representation of the test stimuli and each ROI's "
                                   f"responses, computed without fitting, against relative layer depth, averaged over "
-                                  f"{subjects}{sem}."))
+                                  f"{subjects}{sem}.{ceiling_note(part)}"))
         return paths
+
+
+def ceiling_note(rows: Any) -> str:
+    """A caption's sentence on the noise-ceiling bands, where the rows carry ceilings."""
+    if "noise_ceiling_lower" not in rows or not rows["noise_ceiling_lower"].notna().any():
+        return ""
+    return (" The band in each ROI's colour is the RDM noise ceiling over subjects (lower bound: each subject's RDM "
+            "against the others' mean; upper, dotted: against all subjects' mean).")
 
 
 def _draw_property(kit: Any, name: str, what: str, part: Any, subjects: str, sem: str) -> Any:
@@ -465,6 +500,8 @@ def compare_with_rdms(store_url: str, cell: Cell) -> CellResult:
              **({} if given.session is None else {"session": given.session})} for _, given in rdms], started)
         if left_out is not None:
             return left_out
+    method = ceiling_method(metric) if task.ceiling_paths else None
+    ceilings = rdm_ceilings(store_url, task.ceiling_paths, method) if method else {}
     for i, given in rdms:
         X = load_features(store, task.feature_path, given.stimulus_ids).astype(np.float64)
         model = metric.model_rdm(X)
@@ -474,6 +511,8 @@ def compare_with_rdms(store_url: str, cell: Cell) -> CellResult:
                                "n_stimuli": given.n_stimuli, "brain_distance": given.distance}
         if given.session is not None:
             row["session"] = given.session
+        if (given.roi, given.session) in ceilings:
+            row["noise_ceiling_lower"], row["noise_ceiling_upper"] = ceilings[(given.roi, given.session)]
         alternative = "less" if metric.kind == "distance" else "greater"
         if task.permutations:
             rng = np.random.default_rng(task.seed + i)

@@ -152,3 +152,27 @@ def test_cv_on_an_rdm_dataset_is_refused_in_one_sentence(tmp_path, cv):
                                              r"them; remove cv$"):
         Sweep(config_from_dict(data)).run()
     assert not (tmp_path / "s.zarr" / "rdm-cv").exists()
+
+
+def test_rdm_noise_ceilings_are_columns_and_bands(finished, tmp_path):
+    from brain_workbench.figures.layers import plot_layer_profiles
+    from brain_workbench.numerics.ceilings import given_rdm_noise_ceilings
+
+    frame = results_table(finished.store, "mixes")
+    ds = GroupSessionRDMs()
+    expected = given_rdm_noise_ceilings([r for s in ("1", "2") for r in ds.rdms(s)])
+    for (roi, session), (lower, upper) in expected.items():
+        rows = frame[(frame.roi == roi) & (frame.session.fillna("none") == (session or "none"))]
+        assert len(rows) and rows["noise_ceiling_lower"].to_numpy() == pytest.approx(lower, abs=1e-12)
+        assert rows["noise_ceiling_upper"].to_numpy() == pytest.approx(upper, abs=1e-12)
+        assert {"1", "2"} <= set(rows["subject"])  # the group RDM's row (one ROI, no session) carries it too
+    assert frame[frame.subject == "group"]["noise_ceiling_upper"].notna().all()
+    assert lower < upper
+    fig = plot_layer_profiles(frame[frame.session == "a"][frame.subject != "group"], "value")
+    gids = {p.get_gid() for p in fig.axes[0].patches + fig.axes[0].lines if p.get_gid()}
+    assert {f"ceiling-{roi}" for roi, _ in expected} <= gids
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    tables = MetricAnalysis().table(frame[frame.kind == "metric"], "mixes", "noise_ceiling_upper")
+    assert tables and "noise_ceiling_upper" in tables[0].title
