@@ -167,3 +167,33 @@ def test_metric_cells_of_a_cross_validated_sweep_use_every_stimulus(tmp_path):
     assert metric.loc[metric["roi"] == "all", "value"].iloc[0] == pytest.approx(expected, rel=1e-5)
     tidy = tidy_table(sweep.store, "cv")
     assert {"mean_r", "cka_linear"} <= set(tidy["score"])
+
+
+def test_kfold_pooled_out_of_fold_r_and_p_values_of_the_cv_mean(tmp_path):
+    from scipy import stats as sps
+
+    sweep = Sweep(config_from_dict(config(tmp_path, {"scheme": "kfold", "k": 3, "seed": 1, "keep_predictions": True},
+                                          permutations=19)))
+    sweep.run()
+    rec = sweep.dataset.recording("1")
+    stimuli = np.unique(rec.trial_stimulus_ids)
+    splits = [(np.isin(rec.trial_stimulus_ids, stimuli[tr]), np.isin(rec.trial_stimulus_ids, stimuli[te]))
+              for tr, te in KFold(3, shuffle=True, random_state=1).split(stimuli)]
+    expected = reference_folds(sweep, splits)
+    Y = np.concatenate([averaged(rec.responses[te], rec.trial_stimulus_ids[te])[0] for _, te in splits])
+    pred = np.concatenate([p for _, _, p in expected])
+    pooled = np.array([sps.pearsonr(Y[:, j], pred[:, j]).statistic for j in range(Y.shape[1])])
+    _, mean = fold_scores(sweep)
+    np.testing.assert_allclose(mean["score_pooled"], pooled, atol=2e-5)
+    table = results_table(sweep.store, "cv")
+    for roi, row in table.set_index("roi").iterrows():
+        units = np.ones(len(pooled), bool) if roi == "all" else rec.units.rois[roi]
+        assert row["pooled_r"] == pytest.approx(pooled[units].mean(), abs=2e-5)
+        if roi == "all":
+            assert np.isnan(row["p_permutation"]) and np.isnan(row["p_pooled"])
+            continue
+        assert 1 / 20 <= row["p_permutation"] <= 1 and 1 / 20 <= row["p_pooled"] <= 1
+        assert round(row["p_permutation"] * 20, 6) % 1 == 0  # (1 + count) / (permutations + 1)
+    strong = table[table.roi != "all"].sort_values("mean_r").iloc[-1]
+    assert strong["p_permutation"] == pytest.approx(1 / 20) and strong["p_pooled"] == pytest.approx(1 / 20)
+    assert "pooled_r" in set(tidy_table(sweep.store, "cv")["score"])
