@@ -17,6 +17,10 @@ from brain_workbench.store import open_store
 from brain_workbench.sweep import results_table
 from brain_workbench.types import WorkbenchError
 
+ROI_FILE_HELP = ("ROI labels from a file (repeatable): lh./rh. .mgz/.gii/.annot per-vertex labels (e.g. NSD's "
+                 "lh.prf-visualrois.mgz), .npy labels per unit, or .npz masks per unit.")
+ROI_NAMES_HELP = "Names of integer labels: 1=V1v,2=V1d or a colour table file (NSD's .mgz.ctab)."
+
 figure_app = typer.Typer(help="Brain maps, layer profiles, reconstructions and adaptation curves as PNG files.",
                          no_args_is_help=True)
 
@@ -39,17 +43,19 @@ def figure_brainmap(
     hemi: list[str] = typer.Option([], "--hemi", help="left or right (repeatable); default both."),
     log: bool | None = typer.Option(None, "--log/--linear", help="Log colour scale (default: on for alpha)."),
     outline: list[str] = typer.Option([], "--outline", help="Outline this ROI over the map (repeatable)."),
-    outlines: bool = typer.Option(False, "--outlines", help="Outline every ROI of the dataset."),
+    outlines: bool = typer.Option(False, "--outlines", help="Outline every ROI of the dataset (or of --roi-file)."),
+    roi_file: list[Path] = typer.Option([], "--roi-file", help=ROI_FILE_HELP),
+    roi_names: str | None = typer.Option(None, "--roi-names", help=ROI_NAMES_HELP),
     store: str | None = StoreOption,
 ) -> None:
     """Draw per-vertex scores (or the best layer per vertex) on the inflated surface of the data's mesh."""
     surface = {k: v for k, v in {"cmap": cmap, "vmin": vmin, "vmax": vmax, "threshold": threshold, "views": view or None,
                                   "hemispheres": hemi or None, "log": log}.items() if v is not None}
     if value == "best-layer":
-        surface = {}
+        surface = {k: v for k, v in surface.items() if k in ("views", "hemispheres")}
     chosen = [] if outlines else (outline or None)
     path = draw_brainmap(open_store(store or default_store(sweep), mode="r"), sweep, out, encoder, layer, subject, value, roi,
-                         outlines=chosen, **surface)
+                         outlines=chosen, roi_files=roi_file, roi_names=roi_names, **surface)
     console.print(f"wrote {path}")
 
 
@@ -61,11 +67,13 @@ def figure_rois(
     roi: list[str] = typer.Option([], "--roi", help="ROIs to draw (repeatable); default all, in dataset order."),
     view: list[str] = typer.Option([], "--view", help="lateral, medial, dorsal, ventral, anterior, posterior (repeatable)."),
     hemi: list[str] = typer.Option([], "--hemi", help="left or right (repeatable); default both."),
+    roi_file: list[Path] = typer.Option([], "--roi-file", help=ROI_FILE_HELP),
+    roi_names: str | None = typer.Option(None, "--roi-names", help=ROI_NAMES_HELP),
     store: str | None = StoreOption,
 ) -> None:
-    """Draw the dataset's ROIs on the inflated surface as a label map with a legend."""
+    """Draw the dataset's ROIs (or those of --roi-file) on the inflated surface as a label map with a legend."""
     path = draw_rois(open_store(store or default_store(sweep), mode="r"), sweep, out, subject, roi or None,
-                     view or None, hemi or None)
+                     view or None, hemi or None, roi_files=roi_file, roi_names=roi_names)
     console.print(f"wrote {path}")
 
 
