@@ -49,10 +49,12 @@ from brain_workbench.numerics.stats import (
     CONSTANT_RTOL,
     bootstrap_ci,
     bootstrap_rdm_ci,
+    bootstrap_rdm_ci_fast,
     bootstrap_stimuli,
     permutation_pvalue,
     permutation_test,
     permutation_test_pairwise,
+    permutation_test_rdms,
     relative_spread,
 )
 from brain_workbench.store import Store, load_rdms, load_recording, safe_name
@@ -70,7 +72,7 @@ def build(kind: str, name: str, **options: Any) -> Any:
 
 
 __all__ = [
-    "CONSTANT_RTOL", "relative_spread", "given_rdm_noise_ceilings",
+    "CONSTANT_RTOL", "relative_spread", "given_rdm_noise_ceilings", "permutation_test_rdms", "bootstrap_rdm_ci_fast",
     "Analysis", "CV", "Cell", "CellResult", "bootstrap_stimuli", "encoder_key", "DatasetInfo", "EncoderInfo", "FeatureJob",
     "ImageJob", "LayerInfo",
     "PlanContext", "Preparation", "Recording", "RecordingInfo", "ReportSection", "StimulusSet", "Store", "TextTable",

@@ -23,6 +23,7 @@ from brain_workbench.sdk.analysis import (
     TextTable,
     WorkbenchError,
     bootstrap_rdm_ci,
+    bootstrap_rdm_ci_fast,
     bootstrap_stimuli,
     build,
     digest,
@@ -32,6 +33,7 @@ from brain_workbench.sdk.analysis import (
     permutation_pvalue,
     permutation_test,
     permutation_test_pairwise,
+    permutation_test_rdms,
     prepared_recording,
     relative_spread,
     table_labels,
@@ -477,6 +479,40 @@ def constant_layer(cell: Cell, X: np.ndarray, rows: list[dict[str, Any]], starte
                       round(time.time() - started, 3), info={"left_out": "constant layer"}, warnings=(warning,))
 
 
+FAST_NULL = {"spearman": "spearman", "pearson": "pearson"}
+"""Comparisons whose permutation null is a gathered inner product of the transformed RDMs (ranks, means and
+norms do not change when stimuli are permuted), drawn by ``permutation_test_rdms``."""
+
+
+def rdm_permutation_null(metric: Any, model: np.ndarray, given: Any, n: int, seed: int) -> np.ndarray:
+    """The Mantel null of a model RDM against a given brain RDM: the metric with the brain RDM's stimuli permuted
+    (rows and columns together), ``n`` times from ``seed``. Spearman and Pearson comparisons take the fast
+    routine (the same permutations, so the same null to rounding: the RDM transforms commute with relabelling
+    stimuli); other comparisons, and RDMs with unmeasured pairs, loop over ``compare_given``."""
+    fast = FAST_NULL.get(str(getattr(metric, "comparison", "")))
+    if fast is not None:
+        brain, layer = metric.transformed(given.rdm), metric.transformed(model)
+        if np.isfinite(brain).all() and np.isfinite(layer).all():
+            return permutation_test_rdms(brain, layer, fast, n_permutations=n, seed=seed, dtype="float64").null
+    rng = np.random.default_rng(seed)
+    square = given.square()
+    null = np.empty(n)
+    for k in range(n):
+        perm = rng.permutation(given.n_stimuli)
+        null[k] = metric.compare_given(model, square[np.ix_(perm, perm)])
+    return null
+
+
+def rdm_bootstrap(metric: Any, model: np.ndarray, given: Any, n: int, seed: int) -> Any:
+    """The stimulus bootstrap of a model RDM against a given one (``bootstrap_rdm_ci``); Spearman and Pearson
+    comparisons of complete RDMs take the weighted routine that draws the same resamples without building them."""
+    a, b = metric.transformed(model), metric.transformed(given.rdm)
+    fast = FAST_NULL.get(str(getattr(metric, "comparison", "")))
+    if fast is not None and np.isfinite(a).all() and np.isfinite(b).all():
+        return bootstrap_rdm_ci_fast(a, b, fast, n_boot=n, seed=seed)
+    return bootstrap_rdm_ci(a, b, metric.compare_dissimilarities, n_boot=n, seed=seed)
+
+
 def compare_with_rdms(store_url: str, cell: Cell) -> CellResult:
     """Compare the layer's model RDM with each brain RDM the dataset gave for the subject (ROI × session).
 
@@ -515,17 +551,11 @@ def compare_with_rdms(store_url: str, cell: Cell) -> CellResult:
             row["noise_ceiling_lower"], row["noise_ceiling_upper"] = ceilings[(given.roi, given.session)]
         alternative = "less" if metric.kind == "distance" else "greater"
         if task.permutations:
-            rng = np.random.default_rng(task.seed + i)
-            square = given.square()
-            null = np.empty(task.permutations)
-            for k in range(len(null)):
-                perm = rng.permutation(given.n_stimuli)
-                null[k] = metric.compare_given(model, square[np.ix_(perm, perm)])
+            null = rdm_permutation_null(metric, model, given, task.permutations, task.seed + i)
             row["null_value_95"] = float(np.quantile(null, 0.05 if alternative == "less" else 0.95))
             row["p_permutation"] = permutation_pvalue(value, null, alternative)
         if task.bootstrap:
-            ci = bootstrap_rdm_ci(metric.transformed(model), metric.transformed(given.rdm),
-                                  metric.compare_dissimilarities, n_boot=task.bootstrap, seed=task.seed + i)
+            ci = rdm_bootstrap(metric, model, given, task.bootstrap, task.seed + i)
             row["ci_low"], row["ci_high"] = float(ci.low), float(ci.high)
         summary.append(row)
         n_test = max(n_test, given.n_stimuli)
