@@ -33,6 +33,9 @@ def test_old_module_names_resolve_to_the_new_modules_with_a_warning(forget_old_n
     import brain_workbench.plugin.registry as registry
     import brain_workbench.sdk as sdk
 
+    with pytest.warns(DeprecationWarning, match=r"'workbench' is the previous release's name of 'brain_workbench'"):
+        import workbench
+    assert workbench is wb
     with pytest.warns(DeprecationWarning, match=r"'workbench.sdk' is the previous release's name of "
                                                 r"'brain_workbench.sdk'"):
         import workbench.sdk as old_sdk

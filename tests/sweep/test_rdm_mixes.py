@@ -168,7 +168,7 @@ def test_rdm_noise_ceilings_are_columns_and_bands(finished, tmp_path):
         assert {"1", "2"} <= set(rows["subject"])  # the group RDM's row (one ROI, no session) carries it too
     assert frame[frame.subject == "group"]["noise_ceiling_upper"].notna().all()
     assert lower < upper
-    fig = plot_layer_profiles(frame[frame.session == "a"][frame.subject != "group"], "value")
+    fig = plot_layer_profiles(frame[(frame.session == "a") & (frame.subject != "group")], "value")
     gids = {p.get_gid() for p in fig.axes[0].patches + fig.axes[0].lines if p.get_gid()}
     assert {f"ceiling-{roi}" for roi, _ in expected} <= gids
     import matplotlib.pyplot as plt
