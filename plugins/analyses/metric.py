@@ -200,35 +200,26 @@ class MetricAnalysis(Analysis):
         return named + super().scores(rows)
 
     def table(self, rows: Any, sweep: str, value: str) -> list[TextTable]:
-        """One table per metric (and session); ``value`` picks another column of the rows (``p_permutation``,
-        ``ci_low``...) instead of the metric's value."""
-        sessions = "session" in rows and rows["session"].notna().any()
+        """One table per metric (and session; a group RDM apart); ``value`` picks another column of the rows
+        (``p_permutation``, ``ci_low``...) instead of the metric's value."""
         column = value if value in rows.columns and value != "value" and rows[value].notna().any() else "value"
         out = []
-        for facet, part in rows.groupby(["analysis", "session"] if sessions else ["analysis"], sort=False,
-                                        dropna=False):
-            facet = facet if isinstance(facet, tuple) else (facet,)
-            what = f"{facet[0]}, session {facet[1]}" if sessions and facet[1] == facet[1] else facet[0]
+        for _, what, part, over in metric_facets(rows):
             if column != "value":
-                out.append(common.pivot(part, column, f"{sweep}: {what}, {column} (mean over subjects)"))
+                out.append(common.pivot(part, column, f"{sweep}: {what}, {column} ({over})"))
                 continue
             if "brain_value" in part and part["brain_value"].notna().any():
                 out.append(common.pivot(side_by_side(part), "value", f"{sweep}: {what}, a property of each "
                                         f"representation: the layer's value and the ROI's side by side"
-                                        f"{matched_note(part)} (mean over subjects)"))
+                                        f"{matched_note(part)} ({over})"))
                 continue
-            out.append(common.pivot(part, "value", f"{sweep}: {what} (mean over subjects, no fitting)"))
+            out.append(common.pivot(part, "value", f"{sweep}: {what} ({over}, no fitting)"))
         return out
 
     def figures(self, rows: Any, kit: Any) -> list[Any]:
-        facets = ["analysis", "session"] if "session" in rows and rows["session"].notna().any() else ["analysis"]
         paths = []
-        subjects, sem = common.over_subjects(rows)
-        for facet, part in rows.groupby(facets, sort=False, dropna=False):
-            facet = facet if isinstance(facet, tuple) else (facet,)
-            label, session = facet[0], facet[1] if len(facets) > 1 else None
-            name = label if session is None or session != session else f"{label}_{session}"
-            what = label if name == label else f"{label}, session {session}"
+        for name, what, part, _ in metric_facets(rows):
+            subjects, sem = common.over_subjects(part)
             if "brain_value" in part and part["brain_value"].notna().any():
                 paths.append(_draw_property(kit, name, what, part, subjects, sem))
                 continue
@@ -240,6 +231,23 @@ class MetricAnalysis(Analysis):
                                   f"responses, computed without fitting, against relative layer depth, averaged over "
                                   f"{subjects}{sem}.{ceiling_note(part)}"))
         return paths
+
+
+def metric_facets(rows: Any) -> list[tuple[str, str, Any, str]]:
+    """(file name part, title part, rows, what they average over) per metric and RDM session, with a group RDM
+    (subject ``group``) apart from the subjects: a session, the sessions' mean and a group RDM never share a
+    line or a table."""
+    sessions = "session" in rows and rows["session"].notna().any()
+    group = rows["subject"].astype(str).str.lower().isin(GROUP_SUBJECTS).to_numpy()
+    out = []
+    for facet, part in rows.assign(_group=group).groupby(["analysis", "session", "_group"] if sessions else
+                                                         ["analysis", "_group"], sort=False, dropna=False):
+        label, is_group = facet[0], bool(facet[-1])
+        session = facet[1] if sessions and facet[1] == facet[1] else None
+        name = label + (f"_{session}" if session is not None else "") + ("_group" if is_group else "")
+        what = label + (f", session {session}" if session is not None else "") + (", group RDM" if is_group else "")
+        out.append((name, what, part.drop(columns="_group"), "the group RDM" if is_group else "mean over subjects"))
+    return out
 
 
 def ceiling_note(rows: Any) -> str:

@@ -176,3 +176,22 @@ def test_rdm_noise_ceilings_are_columns_and_bands(finished, tmp_path):
     plt.close(fig)
     tables = MetricAnalysis().table(frame[frame.kind == "metric"], "mixes", "noise_ceiling_upper")
     assert tables and "noise_ceiling_upper" in tables[0].title
+
+
+def test_tables_and_figures_keep_the_group_rdm_apart(finished, tmp_path):
+    from brain_workbench.figures.sweep import write_figures
+
+    rows = results_table(finished.store, "mixes")
+    tables = {t.title: t for t in MetricAnalysis().table(rows, "mixes", "value")}
+    assert set(tables) == {"mixes: rsa, session a (mean over subjects, no fitting)",
+                           "mixes: rsa, session b (mean over subjects, no fitting)",
+                           "mixes: rsa (mean over subjects, no fitting)",
+                           "mixes: rsa, group RDM (the group RDM, no fitting)"}
+    mean = tables["mixes: rsa (mean over subjects, no fitting)"]
+    subjects = rows[rows.session.isna() & (rows.subject != "group")]
+    for key, values in zip(mean.keys, mean.values):
+        for roi, text in zip(mean.value_names, values):
+            expected = subjects[(subjects.layer == key[1]) & (subjects.roi == roi)]["value"].mean()
+            assert float(text) == pytest.approx(expected, abs=5e-4)
+    names = {p.name for p in write_figures(finished.store, "mixes", tmp_path)}
+    assert {"layers_rsa_a.png", "layers_rsa_b.png", "layers_rsa.png", "layers_rsa_group.png"} <= names
