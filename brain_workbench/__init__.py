@@ -18,6 +18,7 @@ from importlib.metadata import version as _version
 from typing import Any
 
 from brain_workbench.plugin.hooks import hookimpl
+from brain_workbench.plugin.legacy import install_old_name
 from brain_workbench.plugin.registry import get_registry, reset_registry
 from brain_workbench.types import (
     Dataset,
@@ -30,6 +31,8 @@ from brain_workbench.types import (
     Units,
     WorkbenchError,
 )
+
+install_old_name()  # the previous release's ``import workbench``, with a DeprecationWarning, for one release
 
 try:
     __version__ = _version("brain-workbench")

@@ -22,7 +22,7 @@ from brain_workbench.figures.sweep import figure_captions, write_figures
 from brain_workbench.store import Store, provenance
 from brain_workbench.store.paths import manifest_path
 from brain_workbench.sweep import results_table
-from brain_workbench.sweep.tables import analyses_for, code_revision
+from brain_workbench.sweep.tables import analyses_for, code_revision, shown_encoder
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:0 auto;max-width:1200px;padding:1em 2em;color:#222;line-height:1.4}
@@ -213,7 +213,8 @@ def write_report(s: Store, sweep: str, out: Path) -> Path:
     the results were made); returns its path."""
     frame = results_table(s, sweep)
     figures = write_figures(s, sweep, out, interactive=True)
-    encoders = list(dict.fromkeys(frame["encoder"])) if not frame.empty else []
+    encoders = list(dict.fromkeys(shown_encoder(e, bool(r)) for e, r in zip(frame["encoder"], frame["random_weights"]))
+                    ) if not frame.empty else []
     sections: list[tuple[str, str, str]] = []
     kit = ReportKit()
     kinds = list(dict.fromkeys(frame["kind"])) if not frame.empty else []

@@ -37,6 +37,19 @@ def _as_2d(name: str, A: Any) -> np.ndarray:
 
 
 MIN_STIMULI = 3  # with 2 stimuli every centred representation is one line: RSA, CKA, SVCCA, Procrustes are fixed
+class ConstantRepresentation(WorkbenchError):
+    """A representation that does not vary over the stimuli beyond rounding, so no comparison with it is defined."""
+
+
+def check_varies(name: str, A: np.ndarray, metric: str) -> None:
+    """Refuse a representation constant over the stimuli up to rounding (``ConstantRepresentation``)."""
+    from brain_workbench.sdk.numerics import CONSTANT_RTOL, relative_spread
+
+    spread = relative_spread(A)
+    if spread <= CONSTANT_RTOL:
+        raise ConstantRepresentation(f"{name} is constant over the stimuli (every stimulus has the same pattern up to "
+                                     f"rounding: relative spread {spread:.1e} ≤ {CONSTANT_RTOL:g}): {metric} is "
+                                     "undefined for it; check that the responses or features vary")
 
 
 def _pair(X: Any, Y: Any, metric: str = "", minimum: int = MIN_STIMULI) -> tuple[np.ndarray, np.ndarray]:
@@ -50,9 +63,8 @@ def _pair(X: Any, Y: Any, metric: str = "", minimum: int = MIN_STIMULI) -> tuple
         if metric and A.shape[1] == 0:
             raise WorkbenchError(f"{name} has no features (shape {A.shape}): {metric} of an empty representation is "
                                  "undefined; check the layer or unit selection")
-        if metric and np.ptp(A, axis=0).max(initial=0.0) <= 1e-12 * max(1.0, float(np.abs(A).max(initial=0.0))):
-            raise WorkbenchError(f"{name} is constant over the stimuli (every stimulus has the same pattern): "
-                                 f"{metric} is undefined for it; check that the responses or features vary")
+        if metric:
+            check_varies(name, A, metric)
     return X, Y
 
 
@@ -538,7 +550,9 @@ class RSA:
     def model_rdm(self, X: np.ndarray) -> np.ndarray:
         """The condensed RDM of one representation (rows = stimuli), before ``rdm_transform``."""
         noise = self.noise[0] if isinstance(self.noise, tuple) else self.noise
-        return rdm(_as_2d("X", X), self.rdm, noise=noise, conditions=self.conditions, partitions=self.partitions)
+        X = _as_2d("X", X)
+        check_varies("X", X, "RSA")
+        return rdm(X, self.rdm, noise=noise, conditions=self.conditions, partitions=self.partitions)
 
     def compare_to_rdm(self, X: np.ndarray, given: Any) -> float:
         """A representation (stimuli × features) against a given RDM of the same stimuli in the same order

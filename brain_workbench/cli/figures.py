@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -15,6 +16,10 @@ from brain_workbench.report import write_report
 from brain_workbench.store import open_store
 from brain_workbench.sweep import results_table
 from brain_workbench.types import WorkbenchError
+
+ROI_FILE_HELP = ("ROI labels from a file (repeatable): lh./rh. .mgz/.gii/.annot per-vertex labels (e.g. NSD's "
+                 "lh.prf-visualrois.mgz), .npy labels per unit, or .npz masks per unit.")
+ROI_NAMES_HELP = "Names of integer labels: 1=V1v,2=V1d or a colour table file (NSD's .mgz.ctab)."
 
 figure_app = typer.Typer(help="Brain maps, layer profiles, reconstructions and adaptation curves as PNG files.",
                          no_args_is_help=True)
@@ -38,17 +43,19 @@ def figure_brainmap(
     hemi: list[str] = typer.Option([], "--hemi", help="left or right (repeatable); default both."),
     log: bool | None = typer.Option(None, "--log/--linear", help="Log colour scale (default: on for alpha)."),
     outline: list[str] = typer.Option([], "--outline", help="Outline this ROI over the map (repeatable)."),
-    outlines: bool = typer.Option(False, "--outlines", help="Outline every ROI of the dataset."),
+    outlines: bool = typer.Option(False, "--outlines", help="Outline every ROI of the dataset (or of --roi-file)."),
+    roi_file: list[Path] = typer.Option([], "--roi-file", help=ROI_FILE_HELP),
+    roi_names: str | None = typer.Option(None, "--roi-names", help=ROI_NAMES_HELP),
     store: str | None = StoreOption,
 ) -> None:
     """Draw per-vertex scores (or the best layer per vertex) on the inflated surface of the data's mesh."""
     surface = {k: v for k, v in {"cmap": cmap, "vmin": vmin, "vmax": vmax, "threshold": threshold, "views": view or None,
                                   "hemispheres": hemi or None, "log": log}.items() if v is not None}
     if value == "best-layer":
-        surface = {}
+        surface = {k: v for k, v in surface.items() if k in ("views", "hemispheres")}
     chosen = [] if outlines else (outline or None)
     path = draw_brainmap(open_store(store or default_store(sweep), mode="r"), sweep, out, encoder, layer, subject, value, roi,
-                         outlines=chosen, **surface)
+                         outlines=chosen, roi_files=roi_file, roi_names=roi_names, **surface)
     console.print(f"wrote {path}")
 
 
@@ -60,11 +67,13 @@ def figure_rois(
     roi: list[str] = typer.Option([], "--roi", help="ROIs to draw (repeatable); default all, in dataset order."),
     view: list[str] = typer.Option([], "--view", help="lateral, medial, dorsal, ventral, anterior, posterior (repeatable)."),
     hemi: list[str] = typer.Option([], "--hemi", help="left or right (repeatable); default both."),
+    roi_file: list[Path] = typer.Option([], "--roi-file", help=ROI_FILE_HELP),
+    roi_names: str | None = typer.Option(None, "--roi-names", help=ROI_NAMES_HELP),
     store: str | None = StoreOption,
 ) -> None:
-    """Draw the dataset's ROIs on the inflated surface as a label map with a legend."""
+    """Draw the dataset's ROIs (or those of --roi-file) on the inflated surface as a label map with a legend."""
     path = draw_rois(open_store(store or default_store(sweep), mode="r"), sweep, out, subject, roi or None,
-                     view or None, hemi or None)
+                     view or None, hemi or None, roi_files=roi_file, roi_names=roi_names)
     console.print(f"wrote {path}")
 
 
@@ -77,6 +86,10 @@ def figure_layers(
     analysis: str | None = typer.Option(None, "--analysis", help="The head or metric (its table name) to plot; "
                                                                  "needed when several share the value."),
     roi: list[str] = typer.Option([], "--roi", help="ROIs to include (repeatable); default all."),
+    session: str | None = typer.Option(None, "--session", help="The RDM session to plot ('none' for RDMs without "
+                                                               "one); needed when the rows hold several."),
+    subject: list[str] = typer.Option([], "--subject", help="Only these subjects (repeatable), e.g. 'group' for "
+                                                            "a group RDM."),
     store: str | None = StoreOption,
 ) -> None:
     """Plot score per layer depth, one line per ROI, one panel per encoder (one analysis at a time)."""
@@ -104,6 +117,7 @@ def figure_layers(
     if len(several) > 1:
         raise WorkbenchError(f"{value} of sweep {sweep!r} comes from {len(several)} analyses ({', '.join(several)}), "
                              "which one line cannot average; choose one with --analysis")
+    frame = one_session_and_subjects(frame, sweep, session, subject)
     path = plot_layer_profiles(frame, value=value, rois=roi or None,
                                title=f"{sweep}: {analysis or metric or value} per layer", output_file=out)
     console.print(f"wrote {path}")
@@ -151,6 +165,38 @@ def figure_adaptation(
     path = draw_sweep_adaptation(open_store(store or default_store(sweep), mode="r"), sweep, out, metric or None,
                                  subject)
     console.print(f"wrote {path}")
+
+
+GROUP_SUBJECTS = ("group",)
+
+
+def one_session_and_subjects(frame: Any, sweep: str, session: str | None, subjects: list[str]) -> Any:
+    """The rows of one session and of real subjects: session RDMs, their mean (no session) and a group RDM
+    (subject ``group``, left out of an average over subjects, said aloud) are never averaged into one line."""
+    if subjects:
+        check_choice("subject", subjects, [str(s) for s in dict.fromkeys(frame["subject"])], sweep)
+        frame = frame[frame["subject"].astype(str).isin(subjects)]
+    if "session" in frame.columns and frame["session"].notna().any():
+        labels = frame["session"].astype(object).where(frame["session"].notna(), "none").astype(str)
+        known = list(dict.fromkeys(labels))
+        if session is None and len(known) > 1:
+            raise WorkbenchError(f"sweep {sweep!r} has RDMs of {len(known)} sessions ({', '.join(known)}), which one "
+                                 "line cannot average; choose one with --session")
+        if session is not None:
+            check_choice("session", [session], known, sweep)
+            frame = frame[labels == session]
+    elif session not in (None, "none"):
+        raise WorkbenchError(f"sweep {sweep!r} has no sessions; leave out --session")
+    names = [str(s) for s in dict.fromkeys(frame["subject"])]
+    groups = [s for s in names if s.lower() in GROUP_SUBJECTS]
+    if groups and len(names) > 1:
+        if subjects:
+            raise WorkbenchError(f"subject {groups[0]!r} is a group RDM, which an average over subjects must not "
+                                 f"include; draw it alone with --subject {groups[0]}")
+        console.print(f"the group RDM (subject {groups[0]!r}) is left out of the average over subjects "
+                      f"{', '.join(s for s in names if s not in groups)}; draw it with --subject {groups[0]}")
+        frame = frame[~frame["subject"].astype(str).isin(groups)]
+    return frame
 
 
 def check_choice(what: str, given: list[str], known: list[str], sweep: str) -> None:

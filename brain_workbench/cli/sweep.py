@@ -126,7 +126,8 @@ def sweep_status(config: Path = typer.Argument(..., help="Sweep YAML."), store: 
 def results_show(
     sweep: str = typer.Argument(..., help="Sweep name (the config's `name`)."),
     store: str | None = StoreOption,
-    value: str = typer.Option("mean_r", "--value", help="Column to tabulate: mean_r, mean_r_normalized, median_r."),
+    value: str = typer.Option("mean_r", "--value", help="Column to tabulate: mean_r, mean_r_normalized, "
+                              "median_r; for metric cells any column (p_permutation, ci_low...)."),
     parquet: Path | None = typer.Option(None, "--parquet", help="Also write the full table to this Parquet file."),
     wide: bool = typer.Option(False, "--wide", help="One table with every column, however wide (default: fit 80 columns)."),
     subject: list[str] | None = typer.Option(None, "--subject", help="Only these subjects (repeatable)."),
@@ -143,6 +144,9 @@ def results_show(
                 raise WorkbenchError(f"sweep {sweep!r} has no {column} {unknown[0]!r}; its {column}s are "
                                      f"{', '.join(known)}")
             frame = frame[frame[column].astype(str).isin(wanted)]
+    if value != "mean_r" and value not in frame.columns:
+        raise WorkbenchError(f"the results of sweep {sweep!r} have no column {value!r}; its columns are "
+                             f"{', '.join(frame.columns)}")
     if parquet:
         frame.to_parquet(parquet, index=False)
     if as_json:
@@ -156,6 +160,10 @@ def results_show(
         for table in (plugin or Analysis()).table(frame[frame["kind"] == kind], sweep, value):
             print_table(table.title, list(table.key_names), list(table.value_names), [list(k) for k in table.keys],
                         [list(v) for v in table.values], wide)
+    if "random_weights" in frame.columns and frame["random_weights"].fillna(False).astype(bool).any():
+        random = dict.fromkeys(frame.loc[frame["random_weights"].fillna(False).astype(bool), "encoder"])
+        console.print(f"random weights, no pretrained ones: {', '.join(map(str, random))} (column random_weights)",
+                      highlight=False)
 
 
 TABLE_WIDTH = 80

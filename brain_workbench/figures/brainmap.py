@@ -171,20 +171,57 @@ def roi_colours(names: Sequence[str]) -> dict[str, tuple[float, float, float, fl
     return {name: rgba(i) for i, name in enumerate(names)}
 
 
+OUTLINE_CANDIDATES = ("#00e5ff", "#ff00ff", "#39ff14", "#ffffff", "#1f3cff", "#000000", "#b266ff", "#00a86b",
+                      "#ff1744", "#ffea00", "#8d6e63", "#607d8b")
+"""Saturated colours outlines are chosen from: each map takes those farthest from its colour map's colours."""
+
+
+def outline_colours(names: Sequence[str], cmap: str) -> dict[str, tuple[float, float, float, float]]:
+    """One colour per ROI outline, picked greedily to stay far (in RGB) from every colour of ``cmap`` and from
+    the outlines picked before, so no outline can be read as a score (e.g. orange over inferno)."""
+    import matplotlib
+    from matplotlib.colors import to_rgba
+
+    taken = [np.asarray(c[:3]) for c in matplotlib.colormaps[cmap](np.linspace(0, 1, 32))]
+    left = [np.asarray(to_rgba(c)) for c in OUTLINE_CANDIDATES]
+    out = {}
+    for name in names:
+        if not left:
+            left = [np.asarray(to_rgba(c)) for c in OUTLINE_CANDIDATES]
+        distance = [min(float(np.linalg.norm(c[:3] - t)) for t in taken) for c in left]
+        pick = left.pop(int(np.argmax(distance)))
+        taken.append(pick[:3])
+        out[name] = (float(pick[0]), float(pick[1]), float(pick[2]), 1.0)
+    return out
+
+
+def inner_ring(faces: np.ndarray, roi: np.ndarray) -> np.ndarray:
+    """The ROI less its border vertices (those sharing a face with a vertex outside it): a contour drawn around
+    this lies inside the ROI, so neighbouring ROIs' outlines never cover each other. A ROI too thin to erode is
+    returned whole."""
+    inside = roi[faces]
+    mixed = inside.any(axis=1) & ~inside.all(axis=1)
+    border = np.zeros(len(roi), dtype=bool)
+    border[faces[mixed][inside[mixed]]] = True
+    eroded = roi & ~border
+    return eroded if eroded.any() else roi
+
+
 def _outline(ax: Any, part: Any, outlines: Mapping[str, np.ndarray], colours: Mapping[str, Any]) -> None:
     from nilearn import plotting
 
+    faces = np.asarray(part.faces)
     for name, roi in outlines.items():
         if roi.any():
-            plotting.plot_surf_contours(surf_mesh=part, roi_map=roi.astype(float), levels=[1.0], labels=[name],
-                                        colors=[colours[name]], axes=ax)
+            plotting.plot_surf_contours(surf_mesh=part, roi_map=inner_ring(faces, roi).astype(float), levels=[1.0],
+                                        labels=[name], colors=[colours[name]], axes=ax)
 
 
 def _panel_axes(chosen: list[tuple[str, str]], figure: Any, axes: Any, bottom: float, height: float, right: float,
                 inches: float) -> tuple[Any, list[Any]]:
     """A 3-D Axes per panel: laid out in a new or given figure, or the given ones (2-D ones turned 3-D in place)."""
     if axes is None:
-        fig = new_figure(figure, (4 * len(chosen), inches))
+        fig = new_figure(figure, (max(4 * len(chosen), 6.5), inches))  # a single panel still fits its title
         width = right / len(chosen)
         return fig, [fig.add_axes((0.01 + i * width, bottom, width * 0.98, height), projection="3d")
                      for i in range(len(chosen))]
@@ -238,11 +275,14 @@ def _draw(hemis: dict[str, np.ndarray], mesh: str, title: str, cmap: str, vmin: 
                            view=view, cmap=cmap, vmin=1.0, vmax=2.0, threshold=0.5, bg_on_data=False, axes=ax,
                            colorbar=False, avg_method="median", engine="matplotlib")
         if outlines:
-            _outline(ax, inflated.parts[hemi], {n: m[hemi] for n, m in outlines.items()}, roi_colours(list(outlines)))
+            _outline(ax, inflated.parts[hemi], {n: m[hemi] for n, m in outlines.items()},
+                     outline_colours(list(outlines), cmap))
     if outlines:
         from matplotlib.lines import Line2D
+        from matplotlib.patheffects import withStroke
 
-        handles = [Line2D([], [], color=c, lw=3, label=n) for n, c in roi_colours(list(outlines)).items()]
+        handles = [Line2D([], [], color=c, lw=3, label=n, path_effects=[withStroke(linewidth=5, foreground="0.35")])
+                   for n, c in outline_colours(list(outlines), cmap).items()]
         _legend(fig, panel_axes, axes is None, handles, "ROI outlines")
     norm = colors.LogNorm(10**vmin, 10**vmax) if log else colors.Normalize(vmin, vmax)
     mappable = cm.ScalarMappable(norm=norm, cmap=cmap)

@@ -30,7 +30,8 @@ def plot_layer_profiles(table: Any, value: str = "mean_r", *, rois: Sequence[str
     """Plot ``value`` against relative layer depth from a results table (averaged over subjects), a panel per encoder.
 
     Dots mark each ROI's best layer; the shaded band around a line is the SEM across subjects (with
-    two or more subjects); the grey band is the mean 95th percentile of the permutation null.
+    two or more subjects); the grey band is the mean 95th percentile of the permutation null. Metric values
+    whose rows carry a noise ceiling get it as a band in the ROI's colour (lower to upper bound, upper dotted).
     """
     import matplotlib
 
@@ -52,6 +53,7 @@ def plot_layer_profiles(table: Any, value: str = "mean_r", *, rois: Sequence[str
     else:
         panels = given_axes(axes, len(names), "panels (one per encoder)")
         fig = panels[0].figure
+    ceilings = False
     for ax, encoder in zip(panels, names):
         sub = frame[frame["encoder"] == encoder]
         for colour, roi in zip(palette, roi_order):
@@ -64,6 +66,11 @@ def plot_layer_profiles(table: Any, value: str = "mean_r", *, rois: Sequence[str
                                 alpha=0.18, lw=0, gid=f"sem-{roi}")
             best = rows.loc[rows[value].idxmax()]
             ax.plot([best["depth"]], [best[value]], "o", color=colour, ms=7, mec="black")
+            bounds = ceiling_of(sub[sub["roi"] == roi]) if value == "value" else None
+            if bounds is not None:
+                ceilings = True
+                ax.axhspan(*bounds, color=colour, alpha=0.12, lw=0, gid=f"ceiling-{roi}")
+                ax.axhline(bounds[1], color=colour, lw=1, ls=":", gid=f"ceiling-upper-{roi}")
         if "null_mean_r_95" in sub.columns and value == "mean_r":
             null = sub.groupby("depth")["null_mean_r_95"].mean().sort_index()
             ax.fill_between(null.index, 0, null.values, color="0.6", alpha=0.35, lw=0, label="null 95%")
@@ -78,15 +85,35 @@ def plot_layer_profiles(table: Any, value: str = "mean_r", *, rois: Sequence[str
     panels[0].set_ylabel({"mean_r": "mean Pearson r (test split)",
                           "mean_r_normalized": "mean r / noise ceiling"}.get(value, metric_names))
     handles, labels = panels[0].get_legend_handles_labels()
+    if ceilings:
+        from matplotlib.patches import Patch
+
+        handles.append(Patch(facecolor="0.5", alpha=0.3, label="noise ceiling\n(lower to upper)"))
+        labels.append("noise ceiling\n(lower to upper)")
     if axes is None:
-        panel_titles(panels, names, "", fontsize=12)
+        panel_titles(panels, shown_names(frame, names), "", fontsize=12)
         fig.legend(handles, labels, loc="center right", title="ROI", frameon=False)
         fig.suptitle(title or "score per layer, averaged over subjects", fontsize=13)
-        fig.tight_layout(rect=(0, 0, 1 - 1.3 / fig.get_figwidth(), 0.95))
+        fig.tight_layout(rect=(0, 0, 1 - (2.0 if ceilings else 1.3) / fig.get_figwidth(), 0.95))
     else:
-        panel_titles(panels, names, title, fontsize=12)
+        panel_titles(panels, shown_names(frame, names), title, fontsize=12)
         panels[-1].legend(handles, labels, title="ROI", frameon=False, fontsize="small")
     return save_or_return(fig, output_file, close=figure is None and axes is None)
+
+
+def ceiling_of(rows: Any) -> tuple[float, float] | None:
+    """The mean noise ceiling (lower, upper) of an ROI's rows, where they carry one (RDM datasets)."""
+    if "noise_ceiling_lower" not in rows.columns or not rows["noise_ceiling_lower"].notna().any():
+        return None
+    return float(rows["noise_ceiling_lower"].mean()), float(rows["noise_ceiling_upper"].mean())
+
+
+def shown_names(frame: Any, encoders: Sequence[str]) -> list[str]:
+    """Encoder labels as panel titles, each saying "(random weights)" where the rows mark it so."""
+    if "random_weights" not in frame.columns:
+        return list(encoders)
+    random = set(frame.loc[frame["random_weights"].fillna(False).astype(bool), "encoder"])
+    return [f"{e} (random weights)" if e in random else str(e) for e in encoders]
 
 
 def retrieval_columns(frame: Any) -> list[str]:

@@ -6,7 +6,7 @@ import html
 import json
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +15,12 @@ import numpy as np
 from brain_workbench.figures.brainmap import plot_best_layer, plot_roi_labels, plot_surface_scores, surface_arrays
 from brain_workbench.figures.layers import plot_layer_profiles, plot_retrieval_scores, retrieval_columns
 from brain_workbench.figures.reconstructions import draw_sweep_reconstructions
+from brain_workbench.figures.roi_files import load_roi_files
 from brain_workbench.numerics.scoring import critical_r
 from brain_workbench.store import Store, load_recording
 from brain_workbench.store.paths import manifest_path, result_path
 from brain_workbench.sweep import load_cell_scores, results_table
+from brain_workbench.sweep.tables import RANDOM_WEIGHTS_LABEL, shown_encoder
 from brain_workbench.types import NotASurfaceError, WorkbenchError, digest
 
 
@@ -38,10 +40,12 @@ def encoder_labels(store_obj: Store, sweep: str) -> list[str]:
 
 
 def resolve_encoder_label(encoder: str, labels: list[str], sweep: str) -> str:
-    """The sweep's label for ``encoder``: exact, or the config label a " (random weights)" suffix was added to."""
+    """The sweep's label for ``encoder``: exact, or (stores written before labels were kept as given) the config
+    label a " (random weights)" suffix was added to."""
     if encoder in labels:
         return encoder
-    marked = [label for label in labels if label.endswith(" (random weights)") and label[:-len(" (random weights)")] == encoder]
+    marked = [label for label in labels
+              if label.endswith(RANDOM_WEIGHTS_LABEL) and label[:-len(RANDOM_WEIGHTS_LABEL)] == encoder]
     if marked:
         return marked[0]
     raise WorkbenchError(f"sweep {sweep!r} has no encoder {encoder!r}; its encoders are {', '.join(map(repr, labels))}")
@@ -62,31 +66,37 @@ def _units(store_obj: Store, response_path: str):
 
 def draw_brainmap(store_obj: Store, sweep: str, out: Path, encoder: str | None = None, layer: str | None = None,
                   subject: str | None = None, value: str = "score", roi: str | None = None,
-                  outlines: Sequence[str] | None = None, **surface: Any) -> Path:
+                  outlines: Sequence[str] | None = None, roi_files: Sequence[str | Path] = (),
+                  roi_names: str | None = None, **surface: Any) -> Path:
     """Draw one cell's per-vertex map, or the best layer per vertex with ``value='best-layer'``.
 
     ``surface`` passes nilearn-style options to :func:`plot_surface_scores` (cmap, vmin, vmax, threshold,
-    views, hemispheres, log); ridge alphas are log-scaled unless ``log=False``. ``outlines`` names ROIs
-    to outline over the map (an empty list: every ROI of the dataset).
+    views, hemispheres, log; views and hemispheres for the best-layer map); ridge alphas are log-scaled unless
+    ``log=False``. ``outlines`` names ROIs to outline over the map (an empty list: every ROI of the dataset, or
+    of ``roi_files`` when given: label arrays read by :func:`load_roi_files`, named by ``roi_names``).
     """
     cells = _cells_for_map(store_obj, sweep, subject, encoder)
     subject = subject or cells[0][0]["subject"]
     encoder = cells[0][0]["encoder"]
     cells = [c for c in cells if c[0]["subject"] == subject and c[0]["encoder"] == encoder]
+    named = shown_encoder(encoder, bool(cells[0][0].get("random_weights")))
     rec = _units(store_obj, cells[0][0]["response_path"])
+    extra = load_roi_files(roi_files, rec.units, roi_names) if roi_files else {}
     keep = np.ones(rec.units.n, dtype=bool)
     if roi:
-        if roi not in rec.units.rois:
-            raise WorkbenchError(f"unknown ROI {roi!r}; known: {', '.join(rec.units.rois)}")
-        keep = rec.units.rois[roi]
-    drawn_outlines = None if outlines is None else pick_rois(rec, outlines)
+        known = {**rec.units.rois, **extra}
+        if roi not in known:
+            raise WorkbenchError(f"unknown ROI {roi!r}; known: {', '.join(known)}")
+        keep = known[roi]
+    drawn_outlines = None if outlines is None else pick_rois(rec, outlines, extra)
     critical = critical_r(int(cells[0][0].get("n_test") or 0))
     if value == "best-layer":
         cells.sort(key=lambda c: c[0]["depth"])
         scores = np.stack([np.where(keep, c[1]["score"], np.nan) for c in cells])
         return plot_best_layer(np.nan_to_num(scores, nan=-1), [c[0]["depth"] for c in cells], rec.units,
-                               min_score=critical, outlines=drawn_outlines,
-                               title=f"{encoder}: best layer per vertex (r > {critical:.2f}), subject {subject} ({sweep})",
+                               min_score=critical, outlines=drawn_outlines, views=surface.get("views"),
+                               hemispheres=surface.get("hemispheres"),
+                               title=f"{named}: best layer per vertex (r > {critical:.2f}), subject {subject} ({sweep})",
                                output_file=out)
     if layer is None:
         chosen = max(cells, key=lambda c: float(np.nanmean(c[1]["score"][keep])))
@@ -107,30 +117,35 @@ def draw_brainmap(store_obj: Store, sweep: str, out: Path, encoder: str | None =
              "alpha": "ridge alpha"}.get(value, value)
     shown = f" (r > {threshold:.2f})" if np.isfinite(threshold) else ""
     return plot_surface_scores(data, rec.units,
-                               title=f"{encoder} · {chosen[0]['layer']} · subject {subject}{shown} ({sweep})",
+                               title=f"{named} · {chosen[0]['layer']} · subject {subject}{shown} ({sweep})",
                                colorbar_label=label, output_file=out, outlines=drawn_outlines,
                                **{"vmax": 1.0 if value == "score_normalized" else None, **surface})
 
 
-def pick_rois(rec: Any, names: Sequence[str]) -> dict[str, np.ndarray]:
-    """The named ROI masks of a recording in the order given (all of them, in dataset order, for none)."""
-    unknown = [n for n in names if n not in rec.units.rois]
+def pick_rois(rec: Any, names: Sequence[str], extra: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """The named ROI masks of a recording (or of ``extra``, ROIs read from files) in the order given; for no
+    names all of ``extra`` when given, else all of the recording's, in their order."""
+    known = {**rec.units.rois, **(extra or {})}
+    unknown = [n for n in names if n not in known]
     if unknown:
-        raise WorkbenchError(f"unknown ROI {unknown[0]!r}; known: {', '.join(rec.units.rois)}")
-    return {n: np.asarray(rec.units.rois[n], dtype=bool) for n in (names or rec.units.rois)}
+        raise WorkbenchError(f"unknown ROI {unknown[0]!r}; known: {', '.join(known)}")
+    return {n: np.asarray(known[n], dtype=bool) for n in (names or extra or rec.units.rois)}
 
 
 def draw_rois(store_obj: Store, sweep: str, out: Path, subject: str | None = None,
               rois: Sequence[str] | None = None, views: Sequence[str] | None = None,
-              hemispheres: Sequence[str] | None = None) -> Path:
-    """Draw the ROIs of a sweep's subject as a label map with a legend (:func:`plot_roi_labels`)."""
+              hemispheres: Sequence[str] | None = None, roi_files: Sequence[str | Path] = (),
+              roi_names: str | None = None) -> Path:
+    """Draw the ROIs of a sweep's subject (or those of ``roi_files``) as a label map with a legend
+    (:func:`plot_roi_labels`)."""
     cells = _cells_for_map(store_obj, sweep, subject, None)
     subject = subject or cells[0][0]["subject"]
     mine = [c for c in cells if c[0]["subject"] == subject]
     if not mine:
         raise WorkbenchError(f"sweep {sweep!r} has no encoding cells of subject {subject!r}")
     rec = _units(store_obj, mine[0][0]["response_path"])
-    return plot_roi_labels(rec.units, pick_rois(rec, list(rois or [])),
+    extra = load_roi_files(roi_files, rec.units, roi_names) if roi_files else {}
+    return plot_roi_labels(rec.units, pick_rois(rec, list(rois or []), extra),
                            title=f"{rec.dataset} ROIs, subject {subject}", views=views, hemispheres=hemispheres,
                            output_file=out)
 
@@ -183,7 +198,8 @@ def write_surface_view(store_obj: Store, sweep: str, out: Path, encoder: str | N
     background = SurfaceImage(mesh=mesh["inflated"], data=dict(sulc.data.parts))
     view = plotting.view_surf(surf_map=image, bg_map=background, hemi="both", cmap="inferno", symmetric_cmap=False,
                               threshold=1e-6, vmin=0.0, engine="niivue",
-                              title=html.escape(f"{encoder} · {best[0]['layer']} · subject {subject}: "
+                              title=html.escape(f"{shown_encoder(encoder, bool(best[0].get('random_weights')))} · "
+                                                f"{best[0]['layer']} · subject {subject}: "
                                                 f"Pearson r > {critical:.2f}"))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(offline_page(view.get_standalone()))

@@ -13,6 +13,7 @@ import importlib.metadata as metadata
 import os
 import re
 import traceback
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -21,7 +22,7 @@ from typing import Any
 import pluggy
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from brain_workbench.plugin import hooks
+from brain_workbench.plugin import hooks, legacy
 from brain_workbench.plugin.options import OptionInfo, option_schema, validate_options
 from brain_workbench.types import Modality, WorkbenchError
 
@@ -53,11 +54,40 @@ INSTANCE_FIELDS = {"head": ("direction",), "metric": ("kind",), "image-metric": 
 """What a plugin's class itself declares (read from it for listings, never repeated on the card)."""
 
 
+def old_group_entry_points() -> list[metadata.EntryPoint]:
+    """Plugins declared in the previous release's entry-point group ``workbench``, loaded for one release with a
+    DeprecationWarning each."""
+    old = list(metadata.entry_points(group=legacy.OLD))
+    for ep in old:
+        warnings.warn(f"plugin {ep.name!r} ({_source_of(ep)}) declares its entry point in the previous release's "
+                      f"group 'workbench'; declare it under [project.entry-points.{hooks.PROJECT}] (the old group "
+                      f"is read until {legacy.REMOVED_IN})", DeprecationWarning, stacklevel=3)
+    return old
+
+
+def old_card_keys(kind: str, name: str, card: dict[str, Any]) -> dict[str, Any]:
+    """The previous release's card keys, accepted for one release with a DeprecationWarning: ``options=`` (options
+    now come from the factory's signature) is dropped, ``modality=`` becomes ``modalities=``."""
+    card = dict(card)
+    if "options" in card:
+        card.pop("options")
+        warnings.warn(f"{kind} {name!r}: register(options=...) is the previous release's card and is ignored (until "
+                      f"{legacy.REMOVED_IN} it warns, then it is refused); declare each option once as a keyword "
+                      "parameter of the factory (Annotated[type, Option('help')] for its help text)",
+                      DeprecationWarning, stacklevel=4)
+    if "modality" in card:
+        modality = card.pop("modality")
+        if kind in _KIND_FIELDS["modalities"] and "modalities" not in card:
+            card["modalities"] = (modality,) if isinstance(modality, str) else tuple(modality)
+        warnings.warn(f"{kind} {name!r}: card key 'modality' is the previous release's; write "
+                      f"modalities=({modality!r},) (encoders and datasets only; accepted until {legacy.REMOVED_IN})",
+                      DeprecationWarning, stacklevel=4)
+    return card
+
+
 def validate_card(kind: str, name: str, card: dict[str, Any]) -> Card:
     """The card as a :class:`Card`, or one sentence naming the key that is wrong."""
-    if "options" in card:
-        raise WorkbenchError(f"{kind} {name!r}: register() takes no 'options' card; declare each option once as a "
-                             "keyword parameter of the factory (Annotated[type, Option('help')] for its help text)")
+    card = old_card_keys(kind, name, card)
     known = set(Card.model_fields)
     for key in card:
         if key in INSTANCE_FIELDS.get(kind, ()):
@@ -187,7 +217,7 @@ class Registry:
     def load_entry_points(self, entry_points: Iterable[metadata.EntryPoint] | None = None) -> None:
         """Load every plugin of the ``workbench`` entry-point group, each in isolation."""
         if entry_points is None:
-            entry_points = metadata.entry_points(group=hooks.PROJECT)
+            entry_points = [*metadata.entry_points(group=hooks.PROJECT), *old_group_entry_points()]
         disabled = disabled_plugins()
         for ep in sorted(entry_points, key=lambda e: (_source_of(e) != BUILTIN_DIST, e.name, _source_of(e))):
             source = _source_of(ep)

@@ -37,6 +37,7 @@ from brain_workbench.analysis.recordings import (
     prepared_recording,
     select_rois,
 )
+from brain_workbench.numerics.ceilings import given_rdm_noise_ceilings
 from brain_workbench.numerics.decoding import decoding_scores
 from brain_workbench.numerics.scoring import (
     normalize_by_ceiling,
@@ -45,12 +46,16 @@ from brain_workbench.numerics.scoring import (
     similarity_matrix,
 )
 from brain_workbench.numerics.stats import (
+    CONSTANT_RTOL,
     bootstrap_ci,
     bootstrap_rdm_ci,
+    bootstrap_rdm_ci_fast,
     bootstrap_stimuli,
     permutation_pvalue,
     permutation_test,
     permutation_test_pairwise,
+    permutation_test_rdms,
+    relative_spread,
 )
 from brain_workbench.store import Store, load_rdms, load_recording, safe_name
 from brain_workbench.store.features import load_features
@@ -67,6 +72,7 @@ def build(kind: str, name: str, **options: Any) -> Any:
 
 
 __all__ = [
+    "CONSTANT_RTOL", "relative_spread", "given_rdm_noise_ceilings", "permutation_test_rdms", "bootstrap_rdm_ci_fast",
     "Analysis", "CV", "Cell", "CellResult", "bootstrap_stimuli", "encoder_key", "DatasetInfo", "EncoderInfo", "FeatureJob",
     "ImageJob", "LayerInfo",
     "PlanContext", "Preparation", "Recording", "RecordingInfo", "ReportSection", "StimulusSet", "Store", "TextTable",

@@ -24,9 +24,10 @@ from brain_workbench.numerics.scoring import (
     retrieval_topk,
     two_way_identification,
 )
-from brain_workbench.numerics.stats import rankdata
+from brain_workbench.numerics.stats import CONSTANT_RTOL, rankdata, relative_spread
 
 __all__ = [
+    "CONSTANT_RTOL", "relative_spread",
     "DEFAULT_ALPHAS", "ProcrustesMap", "adaptation_curve", "averaged_rows", "banded_ridge_cv", "bands_from_columns",
     "decode_scores", "hyperalign", "make_folds", "noise_ceiling_nsd", "pearson_per_output", "pearson_per_unit",
     "procrustes", "r2_per_unit", "rankdata", "rdm_noise_ceiling", "retrieval_topk", "ridge_cv", "ridge_cv_predict",

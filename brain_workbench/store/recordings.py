@@ -188,3 +188,17 @@ def load_rdms(store: Store, path: str) -> list[BrainRDMs]:
 
 __all__ = ["cached_recording", "load_rdms", "rdms_key", "save_rdms", "finite_recording", "load_recording",
            "non_finite_units", "NON_FINITE", "recording_key", "recording_key_for", "save_recording"]
+
+
+def _store_load_recording(self: Store, path: str, verify: bool = True) -> Recording:
+    """The previous release's ``Store.load_recording(path)`` method: ``load_recording(store, path)`` with a
+    DeprecationWarning, for one release."""
+    import warnings
+
+    warnings.warn("Store.load_recording(path) is the previous release's spelling and goes away in the release after "
+                  "next; call brain_workbench.store.load_recording(store, path) (brain_workbench.sdk: "
+                  "cached_recording for a dataset's cached recording)", DeprecationWarning, stacklevel=2)
+    return load_recording(self, path, verify=verify)
+
+
+Store.load_recording = _store_load_recording  # type: ignore[attr-defined]

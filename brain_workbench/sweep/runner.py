@@ -52,8 +52,6 @@ from brain_workbench.sweep.index import record_sweep
 from brain_workbench.sweep.tables import export_table
 from brain_workbench.types import StimulusSet, WorkbenchError, dataset_provides, identified_stimuli, resolve_layers
 
-RANDOM_WEIGHTS_LABEL = " (random weights)"
-
 
 @dataclass(frozen=True)
 class Plan:
@@ -81,6 +79,7 @@ class Sweep:
         self._used: tuple[tuple[str, ...], set[str]] | None = None
         self._claims: Claims | None = None
         self._reporter: Reporter | None = None
+        self._left_out: dict[str, int] = {}  # computed cells that left their rows out, by why
 
     # ---- claims: two coordinators on one store never compute the same entry --------------------
     def _hold(self, path: str, what: str) -> AbstractContextManager[None]:
@@ -106,11 +105,14 @@ class Sweep:
         return self._encoders[index]
 
     def encoder_label(self, index: int) -> str:
-        """The encoder's name in tables, figures and the report; random-weight encoders say so."""
-        label = self.config.encoders[index].display
-        if getattr(self.encoder(index), "random_weights", False) and RANDOM_WEIGHTS_LABEL not in label:
-            label += RANDOM_WEIGHTS_LABEL
-        return label
+        """The encoder's name in tables, figures and the report: the config's label, never rewritten (whether its
+        weights are random is the results' ``random_weights`` column)."""
+        return self.config.encoders[index].display
+
+    def random_weight_labels(self) -> set[str]:
+        """Labels of the configured encoders that have random weights (no pretrained ones)."""
+        return {spec.display for i, spec in enumerate(self.config.encoders)
+                if getattr(self.encoder(i), "random_weights", False)}
 
     def subjects(self) -> list[str]:
         available = self.dataset.subjects()
@@ -329,7 +331,8 @@ class Sweep:
         arrays = dict(result.arrays)
         specs = {k: ArraySpec(v.shape, "str" if v.dtype.kind in "OUT" else str(v.dtype), blocked=False)
                  for k, v in arrays.items()}
-        attrs = {"cell": cell.describe(), "task": plain(cell.task), "sweep": self.config.name,
+        described = {**cell.describe(), "random_weights": cell.model in self.random_weight_labels()}
+        attrs = {"cell": described, "task": plain(cell.task), "sweep": self.config.name,
                  "dataset": self.config.dataset.name, "rois": [dict(r) for r in result.rois], "n_test": result.n_test,
                  "timing_s": result.timing_s, **dict(result.info)}
         if result.warnings:
@@ -411,6 +414,7 @@ class Sweep:
         in_workers = [c for c in pending if not analyses[c.analysis].in_coordinator]
         here = [c for c in pending if analyses[c.analysis].in_coordinator]
         computed = 0
+        self._left_out = {}
         for cells, label, runner in ((in_workers, "fitting cells", lambda cs: run_cells(self.store.url, cs, compute)),
                                      (here, None, lambda cs: ((c, compute(self.store.url, c)) for c in cs))):
             if not cells:
@@ -424,8 +428,11 @@ class Sweep:
             self.write_manifest(plan, started)
             table_path = export_table(self.store, self.config.name)
         record_sweep(self.config.name, self.store.url)
+        for why, n in self._left_out.items():
+            reporter.warning(f"{n} of the {computed} computed cells left their rows out ({why}; value NaN)")
         return {"cells": len(plan.cells), "computed": computed, "skipped": len(plan.cells) - computed,
-                "wall_time_s": round(time.time() - started, 2), "table": table_path, "store": self.store.url}
+                "wall_time_s": round(time.time() - started, 2), "table": table_path, "store": self.store.url,
+                "left_out": sum(self._left_out.values())}
 
     def _run_claimed(self, cells: list[Cell], compute: Callable[[list[Cell]], Iterable[tuple[Cell, CellResult]]],
                      advance: Callable[[int], None], poll_s: float = 0.5) -> int:
@@ -454,6 +461,9 @@ class Sweep:
                 try:
                     for cell, result in compute(mine):
                         self.write_cell(cell, result)
+                        if result.info.get("left_out"):
+                            self._left_out[str(result.info["left_out"])] = \
+                                self._left_out.get(str(result.info["left_out"]), 0) + 1
                         for text in result.warnings:
                             (self._reporter or Reporter()).warning(
                                 f"{cell.analysis} {cell.subject}/{cell.model}/{cell.layer}/{cell.label}: {text}")
@@ -486,3 +496,16 @@ class Reporter:
 
     def progress(self, label: str, total: int) -> Callable[[int], None]:
         return lambda n: None
+
+
+def __getattr__(name: str) -> Any:
+    """``load_cell_scores`` lived here in the previous release; it is ``brain_workbench.sweep.load_cell_scores``
+    now (served here with a DeprecationWarning, for one release)."""
+    if name == "load_cell_scores":
+        from brain_workbench.sweep.tables import load_cell_scores
+
+        warnings.warn("load_cell_scores moved from workbench.sweep.runner to brain_workbench.sweep (sweep.tables); "
+                      "import it from brain_workbench.sweep (the old place goes away in the release after next)",
+                      DeprecationWarning, stacklevel=2)
+        return load_cell_scores
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -12,12 +12,31 @@ from brain_workbench.store import Store, disk_full_named, provenance
 from brain_workbench.store.paths import manifest_path, result_path
 from brain_workbench.types import WorkbenchError
 
+RANDOM_WEIGHTS_LABEL = " (random weights)"
+
+
+def encoder_status(cell: dict[str, Any]) -> tuple[str, bool]:
+    """A cell's encoder label as the user wrote it and whether its weights were random (cells written before
+    the ``random_weights`` attribute carry the status as a label suffix, taken off here)."""
+    label = str(cell["encoder"])
+    if "random_weights" in cell:
+        return label, bool(cell["random_weights"])
+    if label.endswith(RANDOM_WEIGHTS_LABEL):
+        return label[:-len(RANDOM_WEIGHTS_LABEL)], True
+    return label, False
+
+
+def shown_encoder(label: str, random_weights: bool) -> str:
+    """An encoder as figures and the report name it: its label, with the weights' status where random."""
+    return label + RANDOM_WEIGHTS_LABEL if random_weights else label
+
 
 def results_table(store: Store, sweep: str, folds: bool = False):
     """One row per cell × ROI of the sweep's latest run, as a pandas DataFrame.
 
     Cross-validated sweeps show their fold-averaged cells (``fold == "mean"``); ``folds=True`` adds
-    one row per fold cell as well. ``analysis`` names the head or metric, apart from the encoder.
+    one row per fold cell as well. ``analysis`` names the head or metric, apart from the encoder;
+    ``encoder`` is the config's label as written, ``random_weights`` whether that encoder had no pretrained weights.
 
     ``q_fdr`` is the Benjamini–Hochberg adjusted permutation p-value over every subject × encoder ×
     layer × ROI row of the sweep (the whole-brain ``all`` rows of encoding cells are not part of the
@@ -47,9 +66,11 @@ def results_table(store: Store, sweep: str, folds: bool = False):
         rois = attrs["rois"]
         if not keep_all and any(r["roi"] != "all" for r in rois):
             rois = [r for r in rois if r["roi"] != "all"]
+        encoder, random_weights = encoder_status(cell)
         for roi in rois:
             rows.append({"sweep": sweep, "dataset": attrs["dataset"], "subject": cell["subject"],
-                         "encoder": cell["encoder"], "layer": cell["layer"], "depth": cell["depth"],
+                         "encoder": encoder, "random_weights": random_weights, "layer": cell["layer"],
+                         "depth": cell["depth"],
                          "kind": cell.get("kind", "encoding"), "head": cell["head"],
                          "analysis": cell.get("analysis") or cell["head"],
                          "fold": fold, "cell": key, **extra, **roi})
@@ -79,7 +100,7 @@ def analyses_for(kinds: Iterable[str], registry: Any = None) -> dict[str, Any]:
 def id_columns(wide: Any, registry: Any = None) -> list[str]:
     """Identifier columns of a wide results table: the core's, then each analysis's own."""
     own = [c for a in analyses_for(dict.fromkeys(wide["kind"]), registry).values() if a is not None for c in a.id_columns]
-    return [c for c in dict.fromkeys([*CORE_IDS, *own, *RUN_IDS]) if c in wide.columns]
+    return [c for c in dict.fromkeys([*CORE_IDS, "random_weights", *own, *RUN_IDS]) if c in wide.columns]
 
 
 def score_columns(wide: Any, registry: Any = None) -> list[str]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -68,7 +68,7 @@ class EncodingAnalysis(Analysis):
     summary_value = "mean_r"
     code_modules = ("brain_workbench_plugins.analyses.encoding", "brain_workbench_plugins.analyses.common")
     score_columns = ("mean_r", "median_r", "mean_r_normalized", "null_mean_r_95", "p_permutation", "q_fdr",
-                     "ci_low", "ci_high", "peak_time", "peak_mean_r", "sem_folds")
+                     "ci_low", "ci_high", "peak_time", "peak_mean_r", "sem_folds", "pooled_r", "p_pooled")
 
     def validate(self, config: Any, dataset: Any, registry: Any) -> None:
         if common.refuse_heads_on_rdms(config, dataset):
@@ -287,6 +287,51 @@ def fit_and_score(store_url: str, cell: Cell) -> CellResult:
                       info={"fit_s": round(fit_s, 3)}, warnings=warned)
 
 
+def pooled_scores(store_url: str, task: EncodingTask, readers: list[Any], summary: list[dict[str, Any]]) -> np.ndarray:
+    """Out-of-fold statistics of a cross-validated cell from its folds' kept predictions: each ROI row gets
+    ``pooled_r`` (per-unit r over every fold's test rows pooled, averaged over the ROI's units) and, with
+    ``permutations``, p-values of the fold mean (``p_permutation``, ``null_mean_r_95``) and of the pooled r
+    (``p_pooled``) from one null that shuffles test rows within each fold. Returns the per-unit pooled r."""
+    Ys, preds = [], []
+    for i, reader in enumerate(readers):
+        data = prepared_recording(store_url, replace(task.prep, fold=i))
+        if list(data["test_ids"]) != reader["test_ids"].astype(str).tolist():
+            raise WorkbenchError(f"fold {i} of {task.feature_path}: its kept predictions are not of the fold's test "
+                                 "rows; rerun the sweep")
+        Ys.append(np.asarray(data["Y_test"], dtype=np.float64))
+        preds.append(np.asarray(reader["prediction"], dtype=np.float64))
+    rois = {"all": np.ones(Ys[0].shape[1], dtype=bool), **data["rois"]}
+    Y, pred = np.concatenate(Ys), np.concatenate(preds)
+    keep = ~constant_columns(Y)
+    pooled = np.full(Y.shape[1], np.nan)
+    pooled[keep] = pearson_per_unit(Y[:, keep], pred[:, keep])
+
+    def fold_mean_r(parts: list[np.ndarray], mask: np.ndarray) -> float:
+        means = []
+        for Y_f, P_f in zip(Ys, parts):
+            units = mask & ~constant_columns(Y_f)
+            means.append(float(pearson_per_unit(Y_f[:, units], P_f[:, units]).mean()))
+        return float(np.mean(means))
+
+    for i, row in enumerate(summary):
+        mask = rois[row["roi"]] & keep
+        if not mask.any():
+            continue
+        row["pooled_r"] = float(pooled[mask].mean())
+        if not task.permutations or row["roi"] == "all":
+            continue
+        rng = np.random.default_rng(task.seed + i)
+        null_mean, null_pooled = np.empty(task.permutations), np.empty(task.permutations)
+        for k in range(task.permutations):
+            shuffled = [P_f[rng.permutation(len(P_f))] for P_f in preds]
+            null_mean[k] = fold_mean_r(shuffled, rois[row["roi"]])
+            null_pooled[k] = float(pearson_per_unit(Y[:, mask], np.concatenate(shuffled)[:, mask]).mean())
+        row["null_mean_r_95"] = float(np.quantile(null_mean, 0.95))
+        row["p_permutation"] = permutation_pvalue(fold_mean_r(preds, rois[row["roi"]]), null_mean)
+        row["p_pooled"] = permutation_pvalue(row["pooled_r"], null_pooled)
+    return pooled.astype(np.float32)
+
+
 def constant_columns(Y: np.ndarray) -> np.ndarray:
     """Columns whose values do not vary (Pearson r with them is undefined, as scipy's ``pearsonr`` says)."""
     Y = np.asarray(Y, dtype=np.float64)
@@ -334,5 +379,7 @@ def fold_mean(store_url: str, cell: Cell) -> CellResult:
         values = np.array([r["mean_r"] for r in rows], dtype=float)
         row["sem_folds"] = float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else None
         summary.append(row)
+    if "prediction" in result and (not readers or "times" not in readers[0].names()):
+        result["score_pooled"] = pooled_scores(store_url, cell.task, readers, summary)
     return CellResult(tuple(summary), int(sum(r.attrs["n_test"] for r in readers)), round(time.time() - started, 3),
                       result, info={"fit_s": float(sum(r.attrs.get("fit_s", 0.0) for r in readers))})

@@ -3,6 +3,7 @@ of the responses, or with the brain RDMs a dataset gives instead of responses.""
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from brain_workbench.sdk.analysis import (
+    CONSTANT_RTOL,
     CV,
     Analysis,
     Cell,
@@ -21,15 +23,19 @@ from brain_workbench.sdk.analysis import (
     TextTable,
     WorkbenchError,
     bootstrap_rdm_ci,
+    bootstrap_rdm_ci_fast,
     bootstrap_stimuli,
     build,
     digest,
+    given_rdm_noise_ceilings,
     load_features,
     load_rdms,
     permutation_pvalue,
     permutation_test,
     permutation_test_pairwise,
+    permutation_test_rdms,
     prepared_recording,
+    relative_spread,
     table_labels,
 )
 from brain_workbench_plugins.analyses import common
@@ -59,6 +65,28 @@ class RDMMetricTask:
     seed: int
     permutations: int
     bootstrap: int
+    ceiling_paths: tuple[str, ...] = ()
+
+
+CEILING_METHODS = {"spearman": "spearman", "pearson": "corr", "cosine": "cosine"}
+"""RSA comparisons whose RDM noise ceiling is defined (rsatoolbox's boot_noise_ceiling methods)."""
+GROUP_SUBJECTS = ("group",)
+"""Subject ids that hold a group RDM rather than a subject's: never part of a noise ceiling over subjects."""
+
+
+@functools.lru_cache(maxsize=8)
+def rdm_ceilings(store_url: str, paths: tuple[str, ...], method: str) -> dict[tuple[str, str | None], tuple[float, float]]:
+    """Noise ceiling (lower, upper) of each ROI × session over the subjects' given RDMs (cached per worker)."""
+    store = Store(store_url, mode="r")
+    return given_rdm_noise_ceilings([r for path in paths for r in load_rdms(store, path)], method)
+
+
+def ceiling_method(metric: Any) -> str | None:
+    """The noise-ceiling method matching an RSA metric's comparison; None where no ceiling is defined for it (another
+    comparison, or an rdm_transform the subjects' RDMs would need first)."""
+    if getattr(metric, "rdm_transform", "none") != "none":
+        return None
+    return CEILING_METHODS.get(str(getattr(metric, "comparison", "")))
 
 
 def rdm_metric(spec: Mapping[str, Any]) -> Any:
@@ -95,7 +123,8 @@ class MetricAnalysis(Analysis):
     summary_value = "value"
     code_modules = ("brain_workbench_plugins.analyses.metric", "brain_workbench_plugins.analyses.common")
     id_columns = ("session", "n_stimuli", "brain_distance", "units_matching")
-    score_columns = ("null_value_95", "p_permutation", "q_fdr", "ci_low", "ci_high", "peak_time", "peak_value",
+    score_columns = ("null_value_95", "p_permutation", "q_fdr", "ci_low", "ci_high", "noise_ceiling_lower",
+                     "noise_ceiling_upper", "peak_time", "peak_value",
                      "brain_value", "n_units_matched", *(f"{side}_{q}" for q in PROPERTY_EXTRAS
                                                          for side in ("model", "brain")))
 
@@ -103,6 +132,9 @@ class MetricAnalysis(Analysis):
         if dataset.provides == "rdms" and not config.metrics:
             raise WorkbenchError(f"dataset {config.dataset.name!r} provides brain RDMs: add metrics (rsa) to compare "
                                  "the encoders with them")
+        if dataset.provides == "rdms" and config.cv is not None:
+            raise WorkbenchError(f"dataset {config.dataset.name!r} provides brain RDMs, which are compared whole (no "
+                                 "training or test stimuli): cv is not applied to them; remove cv")
         for spec in config.metrics:
             if dataset.provides == "rdms":
                 rdm_metric(spec.model_dump())
@@ -123,6 +155,8 @@ class MetricAnalysis(Analysis):
         stats = {"seed": cfg.seed, "permutations": cfg.permutations, "bootstrap": cfg.bootstrap}
         rois = tuple(cfg.rois) if cfg.rois else None
         labels = table_labels(cfg.metrics)
+        ceiling_subjects = [s for s in context.subjects if s.lower() not in GROUP_SUBJECTS] if rdms else []
+        ceiling_paths = tuple(context.response_path(s) for s in ceiling_subjects) if len(ceiling_subjects) > 1 else ()
         cells = []
         labelled = {}
         for encoder in context.encoders:
@@ -137,9 +171,9 @@ class MetricAnalysis(Analysis):
                         dump = common.spec(spec)
                         if rdms:
                             key = self.cell_key(subject, "m", context.dataset.fingerprint, subject, "rdms", cfg.rois,
-                                                encoder.key, layer, dump, stats)
+                                                encoder.key, layer, dump, stats, ceiling_paths)
                             task: Any = RDMMetricTask(path, fpath, dump, rois, cfg.seed, cfg.permutations,
-                                                      cfg.bootstrap or 0)
+                                                      cfg.bootstrap or 0, ceiling_paths)
                         else:
                             cats = labelled.get(encoder.modality) if needs_categories(context.registry,
                                                                                       spec.name) else None
@@ -166,29 +200,26 @@ class MetricAnalysis(Analysis):
         return named + super().scores(rows)
 
     def table(self, rows: Any, sweep: str, value: str) -> list[TextTable]:
-        sessions = "session" in rows and rows["session"].notna().any()
+        """One table per metric (and session; a group RDM apart); ``value`` picks another column of the rows
+        (``p_permutation``, ``ci_low``...) instead of the metric's value."""
+        column = value if value in rows.columns and value != "value" and rows[value].notna().any() else "value"
         out = []
-        for facet, part in rows.groupby(["analysis", "session"] if sessions else ["analysis"], sort=False,
-                                        dropna=False):
-            facet = facet if isinstance(facet, tuple) else (facet,)
-            what = f"{facet[0]}, session {facet[1]}" if sessions and facet[1] == facet[1] else facet[0]
+        for _, what, part, over in metric_facets(rows):
+            if column != "value":
+                out.append(common.pivot(part, column, f"{sweep}: {what}, {column} ({over})"))
+                continue
             if "brain_value" in part and part["brain_value"].notna().any():
                 out.append(common.pivot(side_by_side(part), "value", f"{sweep}: {what}, a property of each "
                                         f"representation: the layer's value and the ROI's side by side"
-                                        f"{matched_note(part)} (mean over subjects)"))
+                                        f"{matched_note(part)} ({over})"))
                 continue
-            out.append(common.pivot(part, "value", f"{sweep}: {what} (mean over subjects, no fitting)"))
+            out.append(common.pivot(part, "value", f"{sweep}: {what} ({over}, no fitting)"))
         return out
 
     def figures(self, rows: Any, kit: Any) -> list[Any]:
-        facets = ["analysis", "session"] if "session" in rows and rows["session"].notna().any() else ["analysis"]
         paths = []
-        subjects, sem = common.over_subjects(rows)
-        for facet, part in rows.groupby(facets, sort=False, dropna=False):
-            facet = facet if isinstance(facet, tuple) else (facet,)
-            label, session = facet[0], facet[1] if len(facets) > 1 else None
-            name = label if session is None or session != session else f"{label}_{session}"
-            what = label if name == label else f"{label}, session {session}"
+        for name, what, part, _ in metric_facets(rows):
+            subjects, sem = common.over_subjects(part)
             if "brain_value" in part and part["brain_value"].notna().any():
                 paths.append(_draw_property(kit, name, what, part, subjects, sem))
                 continue
@@ -198,8 +229,33 @@ class MetricAnalysis(Analysis):
                                       output_file=p),
                                   f"{what} between each layer's representation of the test stimuli and each ROI's "
                                   f"responses, computed without fitting, against relative layer depth, averaged over "
-                                  f"{subjects}{sem}."))
+                                  f"{subjects}{sem}.{ceiling_note(part)}"))
         return paths
+
+
+def metric_facets(rows: Any) -> list[tuple[str, str, Any, str]]:
+    """(file name part, title part, rows, what they average over) per metric and RDM session, with a group RDM
+    (subject ``group``) apart from the subjects: a session, the sessions' mean and a group RDM never share a
+    line or a table."""
+    sessions = "session" in rows and rows["session"].notna().any()
+    group = rows["subject"].astype(str).str.lower().isin(GROUP_SUBJECTS).to_numpy()
+    out = []
+    for facet, part in rows.assign(_group=group).groupby(["analysis", "session", "_group"] if sessions else
+                                                         ["analysis", "_group"], sort=False, dropna=False):
+        label, is_group = facet[0], bool(facet[-1])
+        session = facet[1] if sessions and facet[1] == facet[1] else None
+        name = label + (f"_{session}" if session is not None else "") + ("_group" if is_group else "")
+        what = label + (f", session {session}" if session is not None else "") + (", group RDM" if is_group else "")
+        out.append((name, what, part.drop(columns="_group"), "the group RDM" if is_group else "mean over subjects"))
+    return out
+
+
+def ceiling_note(rows: Any) -> str:
+    """A caption's sentence on the noise-ceiling bands, where the rows carry ceilings."""
+    if "noise_ceiling_lower" not in rows or not rows["noise_ceiling_lower"].notna().any():
+        return ""
+    return (" The band in each ROI's colour is the RDM noise ceiling over subjects (lower bound: each subject's RDM "
+            "against the others' mean; upper, dotted: against all subjects' mean).")
 
 
 def _draw_property(kit: Any, name: str, what: str, part: Any, subjects: str, sem: str) -> Any:
@@ -385,6 +441,12 @@ def compare_with_responses(store_url: str, cell: Cell) -> CellResult:
     n_units, n_times = data["n_units"], data["n_times"]
     Y = data["Y_test"].reshape(len(X), n_units, n_times)
     rois = {"all": np.ones(n_units * n_times, dtype=bool), **data["rois"]}
+    score_name = str(getattr(metric, "score_name", spec["name"]))
+    left_out = constant_layer(cell, X, [{"roi": name, "n_units": int(mask.reshape(n_units, n_times)[:, 0].sum()),
+                                         "metric_kind": metric.kind, "score_name": score_name}
+                                        for name, mask in rois.items() if mask.any()], started)
+    if left_out is not None:
+        return left_out
     alternative = "less" if metric.kind == "distance" else "greater"
     X_form = _pairwise_form(metric, X) if task.permutations else None
     summary = []
@@ -412,6 +474,53 @@ def compare_with_responses(store_url: str, cell: Cell) -> CellResult:
     return CellResult(tuple(summary), int(len(X)), round(time.time() - started, 3))
 
 
+def constant_layer(cell: Cell, X: np.ndarray, rows: list[dict[str, Any]], started: float) -> CellResult | None:
+    """A cell whose layer is constant over its stimuli up to rounding: its rows without a value (NaN) and a warning
+    saying how many are left out, instead of a value drawn from rounding noise; None for a layer that varies."""
+    spread = relative_spread(X)
+    if spread > CONSTANT_RTOL:
+        return None
+    warning = (f"layer {cell.layer!r} is constant over the {len(X)} stimuli (relative spread {spread:.1e} ≤ "
+               f"{CONSTANT_RTOL:g}: its differences are rounding noise), so {cell.label} is undefined; its "
+               f"{len(rows)} ROI row(s) are left out (value NaN)")
+    return CellResult(tuple({**row, "value": float("nan"), "left_out": "constant layer"} for row in rows), len(X),
+                      round(time.time() - started, 3), info={"left_out": "constant layer"}, warnings=(warning,))
+
+
+FAST_NULL = {"spearman": "spearman", "pearson": "pearson"}
+"""Comparisons whose permutation null is a gathered inner product of the transformed RDMs (ranks, means and
+norms do not change when stimuli are permuted), drawn by ``permutation_test_rdms``."""
+
+
+def rdm_permutation_null(metric: Any, model: np.ndarray, given: Any, n: int, seed: int) -> np.ndarray:
+    """The Mantel null of a model RDM against a given brain RDM: the metric with the brain RDM's stimuli permuted
+    (rows and columns together), ``n`` times from ``seed``. Spearman and Pearson comparisons take the fast
+    routine (the same permutations, so the same null to rounding: the RDM transforms commute with relabelling
+    stimuli); other comparisons, and RDMs with unmeasured pairs, loop over ``compare_given``."""
+    fast = FAST_NULL.get(str(getattr(metric, "comparison", "")))
+    if fast is not None:
+        brain, layer = metric.transformed(given.rdm), metric.transformed(model)
+        if np.isfinite(brain).all() and np.isfinite(layer).all():
+            return permutation_test_rdms(brain, layer, fast, n_permutations=n, seed=seed, dtype="float64").null
+    rng = np.random.default_rng(seed)
+    square = given.square()
+    null = np.empty(n)
+    for k in range(n):
+        perm = rng.permutation(given.n_stimuli)
+        null[k] = metric.compare_given(model, square[np.ix_(perm, perm)])
+    return null
+
+
+def rdm_bootstrap(metric: Any, model: np.ndarray, given: Any, n: int, seed: int) -> Any:
+    """The stimulus bootstrap of a model RDM against a given one (``bootstrap_rdm_ci``); Spearman and Pearson
+    comparisons of complete RDMs take the weighted routine that draws the same resamples without building them."""
+    a, b = metric.transformed(model), metric.transformed(given.rdm)
+    fast = FAST_NULL.get(str(getattr(metric, "comparison", "")))
+    if fast is not None and np.isfinite(a).all() and np.isfinite(b).all():
+        return bootstrap_rdm_ci_fast(a, b, fast, n_boot=n, seed=seed)
+    return bootstrap_rdm_ci(a, b, metric.compare_dissimilarities, n_boot=n, seed=seed)
+
+
 def compare_with_rdms(store_url: str, cell: Cell) -> CellResult:
     """Compare the layer's model RDM with each brain RDM the dataset gave for the subject (ROI × session).
 
@@ -425,9 +534,19 @@ def compare_with_rdms(store_url: str, cell: Cell) -> CellResult:
     metric = rdm_metric(task.metric)
     summary = []
     n_test = 0
-    for i, given in enumerate(load_rdms(store, task.rdm_path)):
-        if task.rois and given.roi not in task.rois:
-            continue
+    rdms = [(i, given) for i, given in enumerate(load_rdms(store, task.rdm_path))
+            if not task.rois or given.roi in task.rois]
+    if rdms:
+        ids = list(dict.fromkeys(s for _, given in rdms for s in given.stimulus_ids.tolist()))
+        left_out = constant_layer(cell, load_features(store, task.feature_path, ids).astype(np.float64), [
+            {"roi": given.roi, "n_units": None, "metric_kind": metric.kind, "n_stimuli": given.n_stimuli,
+             "score_name": str(getattr(metric, "score_name", task.metric["name"])), "brain_distance": given.distance,
+             **({} if given.session is None else {"session": given.session})} for _, given in rdms], started)
+        if left_out is not None:
+            return left_out
+    method = ceiling_method(metric) if task.ceiling_paths else None
+    ceilings = rdm_ceilings(store_url, task.ceiling_paths, method) if method else {}
+    for i, given in rdms:
         X = load_features(store, task.feature_path, given.stimulus_ids).astype(np.float64)
         model = metric.model_rdm(X)
         value = float(metric.compare_given(model, given.rdm))
@@ -436,19 +555,15 @@ def compare_with_rdms(store_url: str, cell: Cell) -> CellResult:
                                "n_stimuli": given.n_stimuli, "brain_distance": given.distance}
         if given.session is not None:
             row["session"] = given.session
+        if (given.roi, given.session) in ceilings:
+            row["noise_ceiling_lower"], row["noise_ceiling_upper"] = ceilings[(given.roi, given.session)]
         alternative = "less" if metric.kind == "distance" else "greater"
         if task.permutations:
-            rng = np.random.default_rng(task.seed + i)
-            square = given.square()
-            null = np.empty(task.permutations)
-            for k in range(len(null)):
-                perm = rng.permutation(given.n_stimuli)
-                null[k] = metric.compare_given(model, square[np.ix_(perm, perm)])
+            null = rdm_permutation_null(metric, model, given, task.permutations, task.seed + i)
             row["null_value_95"] = float(np.quantile(null, 0.05 if alternative == "less" else 0.95))
             row["p_permutation"] = permutation_pvalue(value, null, alternative)
         if task.bootstrap:
-            ci = bootstrap_rdm_ci(metric.transformed(model), metric.transformed(given.rdm),
-                                  metric.compare_dissimilarities, n_boot=task.bootstrap, seed=task.seed + i)
+            ci = rdm_bootstrap(metric, model, given, task.bootstrap, task.seed + i)
             row["ci_low"], row["ci_high"] = float(ci.low), float(ci.high)
         summary.append(row)
         n_test = max(n_test, given.n_stimuli)

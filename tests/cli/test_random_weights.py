@@ -1,7 +1,9 @@
-"""Random-weight encoders are labelled in every table and figure, with one warning; real-data configs refuse them."""
+"""Random-weight encoders keep their label in tables (a random_weights column says so) and are marked in figures
+and the report, with one warning; real-data configs refuse them."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -64,15 +66,34 @@ def test_random_weights_are_labelled_with_one_warning(tmp_path: Path) -> None:
     warnings = [line for line in result.output.splitlines() if "random weights" in line and "warning" in line]
     assert len(warnings) == 1, result.output
     frame = results_table(Sweep(SweepConfig(**data)).store, "rnd")
-    assert set(frame["encoder"]) == {"pix (random weights)"}
+    assert set(frame["encoder"]) == {"pix"} and frame["random_weights"].all()
+    assert set(frame[frame["encoder"] == "pix"]["cell"]) == set(frame["cell"])
     shown = runner.invoke(app, ["results", "show", "rnd", "--store", data["store"]])
-    assert "pix (random" in shown.output
+    assert "random weights, no pretrained ones: pix (column random_weights)" in shown.output
+    assert "pix (random" not in shown.output
+    listed = runner.invoke(app, ["results", "show", "rnd", "--store", data["store"], "--json"])
+    assert {row["encoder"] for row in json.loads(listed.output)} == {"pix"}
     out = tmp_path / "map.png"
     result = runner.invoke(app, ["figure", "brainmap", "rnd", "--encoder", "pix", "--store", data["store"], "--out", str(out)])
     assert result.exit_code == 0, result.output
     result = runner.invoke(app, ["figure", "brainmap", "rnd", "--encoder", "nope", "--store", data["store"], "--out", str(out)])
-    assert result.exit_code != 0 and "its encoders are 'pix (random weights)'" in str(result.exception)
+    assert result.exit_code != 0 and "its encoders are 'pix'" in str(result.exception)
     result = runner.invoke(app, ["report", "rnd", "--store", data["store"], "--out", str(tmp_path / "report")])
     assert result.exit_code == 0, result.output
     page = (tmp_path / "report" / "index.html").read_text()
-    assert "encoders: pix (random weights)" in page and "pix (random weights)&#x27;s best layer" in page
+    assert "encoders: pix (random weights)" in page and "pix&#x27;s best layer" in page
+    views = list((tmp_path / "report").rglob("surface_*.html"))
+    assert views and "pix (random weights) · " in views[0].read_text()
+    from brain_workbench.figures.layers import shown_names
+
+    assert shown_names(frame, ["pix"]) == ["pix (random weights)"]
+    assert shown_names(frame.assign(random_weights=False), ["pix"]) == ["pix"]
+
+
+def test_stores_written_with_the_old_label_suffix_read_as_the_users_label() -> None:
+    from brain_workbench.sweep.tables import encoder_status
+
+    assert encoder_status({"encoder": "clip-random (random weights)"}) == ("clip-random", True)
+    assert encoder_status({"encoder": "clip-random", "random_weights": True}) == ("clip-random", True)
+    assert encoder_status({"encoder": "clip-random", "random_weights": False}) == ("clip-random", False)
+    assert encoder_status({"encoder": "effnet"}) == ("effnet", False)

@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from brain_workbench.figures.brainmap import label_map, plot_roi_labels, plot_surface_scores, roi_colours
+from brain_workbench.figures.brainmap import (
+    inner_ring,
+    label_map,
+    outline_colours,
+    plot_roi_labels,
+    plot_surface_scores,
+    roi_colours,
+)
 from brain_workbench.types import Units, WorkbenchError
 
 N = 10242
@@ -56,11 +63,38 @@ def test_outlines_colour_each_roi_edge_over_a_score_map(left) -> None:
     fig = plot_surface_scores(np.linspace(0, 1, N), units, views=["lateral"], hemispheres=["left"],
                               outlines=["back", "middle"])
     drawn = fig.axes[0].collections[0]._facecolor3d
-    colours = roi_colours(list(chosen))
+    colours = outline_colours(list(chosen), "inferno")
     for name, mask in chosen.items():
-        edge = get_faces_on_edge(faces, np.where(mask)[0])
+        edge = get_faces_on_edge(faces, np.where(inner_ring(faces, mask))[0])
         assert edge.sum() > 10 and np.allclose(drawn[edge], colours[name]), name
+        assert mask[faces[edge]].all(), "the outline lies inside its ROI"
     assert [t.get_text() for t in fig.legends[0].get_texts()] == ["back", "middle"]
+
+
+def test_neighbouring_rois_keep_both_outlines_in_colours_apart_from_the_map(left) -> None:
+    from matplotlib import colormaps
+    from nilearn.plotting.surface._utils import get_faces_on_edge
+
+    faces, _ = left
+    from nilearn import datasets
+
+    y = datasets.load_fsaverage("fsaverage5")["inflated"].parts["left"].coordinates[:, 1]
+    rois = {"V1": y < -60, "V2": (y >= -60) & (y < -30)}  # V2 borders V1, as in the data
+    units = Units("fsaverage5", N, rois=rois, hemisphere=np.repeat("left", N), vertex=np.arange(N))
+    fig = plot_surface_scores(np.linspace(0, 1, N), units, views=["lateral"], hemispheres=["left"],
+                              outlines=["V1", "V2"])
+    drawn = fig.axes[0].collections[0]._facecolor3d
+    colours = outline_colours(["V1", "V2"], "inferno")
+    shared = get_faces_on_edge(faces, np.where(rois["V1"])[0]) & get_faces_on_edge(faces, np.where(rois["V2"])[0])
+    assert shared.sum() > 10  # the old outlines coloured these faces twice: V2 covered V1
+    for name, mask in rois.items():
+        edge = get_faces_on_edge(faces, np.where(inner_ring(faces, mask))[0])
+        assert not (edge & shared).any()
+        assert np.isclose(drawn, colours[name]).all(axis=1)[edge].mean() > 0.9, name
+    inferno = colormaps["inferno"](np.linspace(0, 1, 256))[:, :3]
+    for colour in colours.values():
+        assert np.linalg.norm(inferno - np.asarray(colour[:3]), axis=1).min() > 0.3
+    assert np.linalg.norm(np.subtract(colours["V1"][:3], colours["V2"][:3])) > 0.5
 
 
 def test_label_map_needs_rois() -> None:

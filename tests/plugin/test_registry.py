@@ -126,10 +126,10 @@ def test_option_schema_applies_to_keyword_factories(fresh_registry: None, monkey
         wb.metric("kw", c=1)
     with pytest.raises(WorkbenchError, match=r"option a='x' does not fit type int"):
         wb.metric("kw", a="x")
-    with pytest.raises(WorkbenchError, match="register\\(\\) takes no 'options' card"):
-        wb.register("old-style", kw, kind="metric", options={"a": "first"})
-    with pytest.raises(WorkbenchError, match="unknown card key 'modality'"):
-        wb.register("old-style", kw, kind="metric", modality="image")
+    with pytest.warns(DeprecationWarning, match=r"register\(options=...\) is the previous release's card"):
+        wb.register("old-style", kw, kind="metric", options={"a": "first"}, replace=True)
+    with pytest.warns(DeprecationWarning, match="card key 'modality' is the previous release's"):
+        wb.register("old-style", kw, kind="metric", modality="image", replace=True)
     with pytest.raises(WorkbenchError, match="'kind' is not a card key"):
         get_registry()._add("metric", "old-style", kw, "runtime", {"kind": "similarity"})
     wb.register("free", lambda **kw: kw, kind="metric")

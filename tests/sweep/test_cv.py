@@ -167,3 +167,51 @@ def test_metric_cells_of_a_cross_validated_sweep_use_every_stimulus(tmp_path):
     assert metric.loc[metric["roi"] == "all", "value"].iloc[0] == pytest.approx(expected, rel=1e-5)
     tidy = tidy_table(sweep.store, "cv")
     assert {"mean_r", "cka_linear"} <= set(tidy["score"])
+
+
+def test_kfold_pooled_out_of_fold_r_and_p_values_of_the_cv_mean(tmp_path):
+    from scipy import stats as sps
+
+    sweep = Sweep(config_from_dict(config(tmp_path, {"scheme": "kfold", "k": 3, "seed": 1, "keep_predictions": True},
+                                          permutations=9)))
+    sweep.run()
+    rec = sweep.dataset.recording("1")
+    stimuli = np.unique(rec.trial_stimulus_ids)
+    splits = [(np.isin(rec.trial_stimulus_ids, stimuli[tr]), np.isin(rec.trial_stimulus_ids, stimuli[te]))
+              for tr, te in KFold(3, shuffle=True, random_state=1).split(stimuli)]
+    expected = reference_folds(sweep, splits)
+    Y = np.concatenate([averaged(rec.responses[te], rec.trial_stimulus_ids[te])[0] for _, te in splits])
+    pred = np.concatenate([p for _, _, p in expected])
+    pooled = np.array([sps.pearsonr(Y[:, j], pred[:, j]).statistic for j in range(Y.shape[1])])
+    _, mean = fold_scores(sweep)
+    np.testing.assert_allclose(mean["score_pooled"], pooled, atol=2e-5)
+    table = results_table(sweep.store, "cv")
+    for roi, row in table.set_index("roi").iterrows():
+        units = np.ones(len(pooled), bool) if roi == "all" else rec.units.rois[roi]
+        assert row["pooled_r"] == pytest.approx(pooled[units].mean(), abs=2e-5)
+        if roi == "all":
+            assert np.isnan(row["p_permutation"]) and np.isnan(row["p_pooled"])
+            continue
+        assert 1 / 10 <= row["p_permutation"] <= 1 and 1 / 10 <= row["p_pooled"] <= 1
+        assert round(row["p_permutation"] * 10, 6) % 1 == 0  # (1 + count) / (permutations + 1)
+    strong = table[table.roi != "all"].sort_values("mean_r").iloc[-1]
+    assert strong["p_permutation"] == pytest.approx(1 / 10) and strong["p_pooled"] == pytest.approx(1 / 10)
+    # the null transcribed: test rows shuffled within each fold (seed + the ROI's row index), fold mean of mean r
+    folds, _ = fold_scores(sweep)
+    Y_all, ids_all = averaged(rec.responses, rec.trial_stimulus_ids)
+    row_of = {s: k for k, s in enumerate(ids_all)}
+    Ys = [Y_all[[row_of[s] for s in f["test_ids"].astype(str)]] for f in folds]
+    preds = [np.asarray(f["prediction"], dtype=np.float64) for f in folds]
+    order = list(dict.fromkeys(table["roi"]))
+    roi = order[2]
+    units = rec.units.rois[roi]
+    rng = np.random.default_rng(0 + order.index(roi))
+    null = []
+    for _ in range(9):
+        shuffled = [p[rng.permutation(len(p))] for p in preds]
+        null.append(np.mean([pearson_per_unit(Y[:, units], p[:, units]).mean() for Y, p in zip(Ys, shuffled)]))
+    observed = np.mean([pearson_per_unit(Y[:, units], p[:, units]).mean() for Y, p in zip(Ys, preds)])
+    row = table.set_index("roi").loc[roi]
+    assert observed == pytest.approx(row["mean_r"], abs=1e-5)
+    assert row["p_permutation"] == pytest.approx((1 + np.sum(np.array(null) >= observed)) / 10)
+    assert "pooled_r" in set(tidy_table(sweep.store, "cv")["score"])
