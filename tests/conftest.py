@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -11,7 +10,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import tomllib
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 # The whole session (module- and session-scoped fixtures included, which run before any function-scoped
@@ -25,8 +23,8 @@ os.environ["MPLBACKEND"] = "Agg"
 import brain_workbench  # noqa: E402
 from brain_workbench.plugin.registry import DISABLE_ENV, Registry, get_registry  # noqa: E402
 from brain_workbench.store import Store  # noqa: E402
+from fixtures_install import FAKE_PLUGINS, install_plugins  # noqa: E402,F401
 
-FAKE_PLUGINS = Path(__file__).parent / "fake_plugins"
 COMMON_PLUGINS = ("brain-workbench-fakeplugin", "brain-workbench-brokenplugin", "brain-workbench-badhook")
 
 
@@ -49,30 +47,6 @@ def fresh_registry() -> Iterator[None]:
     brain_workbench.reset_registry()
     yield
     brain_workbench.reset_registry()
-
-
-def install_plugins(dest: Path, projects: tuple[str, ...]) -> Path:
-    """Install test plugin projects into ``dest`` (a folder for sys.path / PYTHONPATH), offline and fast.
-
-    Each package folder is copied next to a ``*.dist-info`` holding the METADATA and entry points
-    its pyproject.toml declares, which is what importlib.metadata reads from a pip install
-    (``test_fake_plugin_installs_with_pip`` checks that pip produces the same).
-    """
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in projects:
-        project = FAKE_PLUGINS / name
-        meta = tomllib.loads((project / "pyproject.toml").read_text())["project"]
-        for package in project.iterdir():
-            if (package / "__init__.py").exists():
-                shutil.copytree(package, dest / package.name, dirs_exist_ok=True,
-                                ignore=shutil.ignore_patterns("__pycache__"))
-        info = dest / f"{meta['name'].replace('-', '_')}-{meta['version']}.dist-info"
-        info.mkdir(exist_ok=True)
-        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {meta['name']}\nVersion: {meta['version']}\n")
-        groups = meta.get("entry-points", {})
-        (info / "entry_points.txt").write_text("".join(
-            f"[{group}]\n" + "".join(f"{k} = {v}\n" for k, v in table.items()) + "\n" for group, table in groups.items()))
-    return dest
 
 
 @pytest.fixture(scope="session")

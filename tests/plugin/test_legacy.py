@@ -15,7 +15,7 @@ import pytest
 import brain_workbench as wb
 from brain_workbench.plugin import legacy
 from brain_workbench.plugin.registry import get_registry
-from conftest import install_plugins
+from fixtures_install import install_plugins
 
 
 @pytest.fixture
