@@ -22,6 +22,7 @@ from brain_workbench.sdk.analysis import (
     TextTable,
     WorkbenchError,
     build,
+    check_k_way,
     decoding_scores,
     head_direction,
     load_features,
@@ -177,6 +178,7 @@ def decode(store_url: str, cell: Cell) -> CellResult:
     store = Store(store_url)
     B_train, B_test, n_units = common.decoding_inputs(data, task.roi, task.time_window)
     B_train, B_test = common.standardized(B_train, B_test)
+    check_k_way(spec.get("k_way", ()), spec.get("k_way_top", (1, 5)), len(B_test))
     F_train = load_features(store, task.feature_path, data["train_ids"]).astype(np.float32)
     F_test = load_features(store, task.feature_path, data["test_ids"]).astype(np.float32)
     f_mean, f_sd = np.zeros(F_train.shape[1], np.float32), np.ones(F_train.shape[1], np.float32)
@@ -189,7 +191,8 @@ def decode(store_url: str, cell: Cell) -> CellResult:
     pred = np.asarray(head.predict(B_test), dtype=np.float32).reshape(len(F_test), -1)
     score = pearson_per_unit(F_test, pred).astype(np.float32)
     scores = decoding_scores(pred, F_test, spec["top_k"], spec["n_way"], spec["n_subsets"], task.permutations,
-                             task.seed, spec["similarity"])
+                             task.seed, spec["similarity"], k_way=spec.get("k_way", ()),
+                             k_way_top=spec.get("k_way_top", (1, 5)), k_way_draws=spec.get("k_way_draws", 10))
     row: dict[str, Any] = {"roi": task.roi, "n_units": n_units, "mean_r": float(np.nanmean(score)),
                            "median_r": float(np.nanmedian(score))}
     if task.time_window is not None:

@@ -40,12 +40,16 @@ class DecodingSpec(_Spec):
     standardize_targets: bool = Field(True, description="z-score each target dimension with training statistics "
                                                          "before fitting and retrieval (removes the mean stimulus)")
     keep_predictions: bool = Field(False, description="store the decoded test embeddings with the cell")
+    k_way: list[int] = Field(default_factory=list, description="k of k-way zero-shot retrieval (NICE/ATM: 2, 4, 10, "
+                                                               "50, 200): k − 1 random distractors per test item")
+    k_way_top: list[int] = Field(default_factory=lambda: [1, 5], description="t of top-t within each k-way draw")
+    k_way_draws: int = Field(10, ge=1, description="seeded distractor draws per test item (k-way)")
 
-    @field_validator("top_k", "n_way")
+    @field_validator("top_k", "n_way", "k_way", "k_way_top")
     @classmethod
     def _positive(cls, value: list[int]) -> list[int]:
         if any(v < 1 for v in value):
-            raise ValueError("top_k and n_way values must be positive")
+            raise ValueError("top_k, n_way, k_way and k_way_top values must be positive")
         return value
 
 
