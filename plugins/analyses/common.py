@@ -95,6 +95,15 @@ def decoding_inputs(data: dict[str, Any], roi: str, time_window: Sequence[float]
     return parts[0], parts[1], int(units.sum())
 
 
+def eeg_fit_options(head: Any, data: dict[str, Any], n_units: int, time_window: Sequence[float] | None,
+                    ) -> dict[str, Any]:
+    """What a head taking trials as channels × times needs: ``input_shape`` set, training ids as ``groups``."""
+    if "input_shape" not in head.get_params():
+        return {}
+    head.set_params(input_shape=[n_units, data["n_times"] if time_window is None else 1])
+    return {"groups": [str(s) for s in data["train_ids"]]}
+
+
 def standardization(train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The training side's column mean and SD (constant columns kept at SD 1)."""
     mean, sd = train.mean(axis=0), train.std(axis=0)

@@ -187,7 +187,8 @@ def decode(store_url: str, cell: Cell) -> CellResult:
         f_sd = np.where(f_sd > 1e-8, f_sd, 1.0)
         F_train, F_test = (F_train - f_mean) / f_sd, (F_test - f_mean) / f_sd
     head = build("head", task.head["name"], **task.head["options"])
-    head.fit(B_train, F_train)
+    fit_options = common.eeg_fit_options(head, data, n_units, task.time_window)
+    head.fit(B_train, F_train, **fit_options)
     pred = np.asarray(head.predict(B_test), dtype=np.float32).reshape(len(F_test), -1)
     score = pearson_per_unit(F_test, pred).astype(np.float32)
     scores = decoding_scores(pred, F_test, spec["top_k"], spec["n_way"], spec["n_subsets"], task.permutations,

@@ -33,7 +33,7 @@ from typing import Annotated, Any
 import numpy as np
 
 from brain_workbench.sdk import Option, Recording, StimulusSet, Units, WorkbenchError, digest
-from brain_workbench_plugins.things_eeg2_sim.embeddings import WIDTH, assets_digest, simulate_embeddings
+from brain_workbench_plugins.eeg_zeroshot.embeddings import WIDTH, assets_digest, simulate_embeddings
 
 NAME = "things-eeg2-sim"
 GENERATOR = "things-eeg2-sim-v1"

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from brain_workbench.sdk import EncoderBase, LayerInfo, WorkbenchError, digest
-from brain_workbench_plugins.things_eeg2_sim.embeddings import WIDTH, assets_digest
+from brain_workbench_plugins.eeg_zeroshot.embeddings import WIDTH, assets_digest
 
 CODE_VERSION = "1"
 LAYERS = ("image", "centre")

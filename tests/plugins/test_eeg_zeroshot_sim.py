@@ -11,8 +11,8 @@ import tomllib
 import brain_workbench as wb
 from brain_workbench.plugin.testing import check_dataset, check_encoder
 from brain_workbench.types import WorkbenchError
-from brain_workbench_plugins.things_eeg2_sim import embeddings as emb
-from brain_workbench_plugins.things_eeg2_sim.simulate import LAYOUTS, ThingsEEG2SimDataset
+from brain_workbench_plugins.eeg_zeroshot import embeddings as emb
+from brain_workbench_plugins.eeg_zeroshot.simulate import LAYOUTS, ThingsEEG2SimDataset
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL = {"n_train_concepts": 12, "images_per_concept": 2, "n_test": 10, "train_reps": 2, "test_reps": 3}
@@ -27,8 +27,8 @@ def test_shipped_embeddings_are_the_nice_assets_with_licence_and_package_data() 
     assert "MIT License" in (emb.ASSETS / "LICENSE").read_text()
     assert "eeyhsong/NICE-EEG" in (emb.ASSETS / "README.md").read_text()
     data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
-    assert "brain_workbench_plugins.things_eeg2_sim" in data["packages"]
-    assert set(data["package-data"]["brain_workbench_plugins.things_eeg2_sim"]) >= {
+    assert "brain_workbench_plugins.eeg_zeroshot" in data["packages"]
+    assert set(data["package-data"]["brain_workbench_plugins.eeg_zeroshot"]) >= {
         "assets/*.npy", "assets/LICENSE", "assets/README.md"}
 
 
