@@ -3,6 +3,7 @@ and identification on the test split, one cell per unit set (all units or an ROI
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -198,14 +199,25 @@ def decode(store_url: str, cell: Cell) -> CellResult:
                            "median_r": float(np.nanmedian(score))}
     if task.time_window is not None:
         row["time_window"] = f"{task.time_window[0]:g}–{task.time_window[1]:g} s"
+        row["window_centre_s"] = round(0.5 * (task.time_window[0] + task.time_window[1]), 6)
+    preset = common.preprocessing_preset(data, task.prep.average, task.roi, task.time_window,
+                                         bool(spec["standardize_targets"]))
+    if preset is not None:
+        row["preset"] = preset["summary"]
     for name, values in scores.items():
         row[name] = values["value"]
         row[f"chance_{name}"] = values["chance"]
         if "p_permutation" in values:
             row[f"p_{name}"] = values["p_permutation"]
+            if name.startswith("top") and "_of" in name:
+                row[f"null95_{name}"] = values["null_95"]
     arrays: dict[str, np.ndarray] = {"score": score}
     if spec["keep_predictions"]:
         arrays["prediction"] = (pred * f_sd + f_mean).astype(np.float32)  # in the features' own units
         arrays["test_ids"] = np.asarray(data["test_ids"], dtype=str)
         arrays["similarity"] = similarity_matrix(pred, F_test, spec["similarity"]).astype(np.float32)
-    return CellResult((row,), int(len(F_test)), round(time.time() - started, 3), arrays)
+    info = {"preprocessing_preset": json.dumps(preset)} if preset is not None else {}
+    for name in ("best_epoch_", "stopped_epoch_", "n_val_concepts_"):
+        if hasattr(head, name):
+            info[name.rstrip("_")] = int(getattr(head, name))
+    return CellResult((row,), int(len(F_test)), round(time.time() - started, 3), arrays, info=info)
