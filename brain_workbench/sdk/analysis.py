@@ -37,6 +37,7 @@ from brain_workbench.analysis.recordings import (
     prepared_recording,
     select_rois,
 )
+from brain_workbench.analysis.timecourse import timecourse_score, timecourse_table
 from brain_workbench.numerics.decoding import check_k_way, decoding_scores
 from brain_workbench.numerics.scoring import (
     normalize_by_ceiling,
@@ -76,5 +77,5 @@ __all__ = [
     "plain", "prepare_adaptation", "prepare_fold", "prepare_recording", "prepared_recording", "r2_per_unit",
     "read_images", "resolve_layers", "result_path", "safe_name", "score_sessions", "select_rois",
     "seen_images_key", "similarity_matrix", "source_digest", "table_labels", "test_mask", "head_direction",
-    "check_k_way",
+    "check_k_way", "timecourse_score", "timecourse_table",
 ]

@@ -103,7 +103,7 @@ class DecodingAnalysis(Analysis):
                             continue
                         dump = common.spec(head)
                         for roi in sections.decoding(cfg).rois:
-                            for window in sections.decoding(cfg).time_windows or [None]:
+                            for window in sections.decoding(cfg).windows() or [None]:
                                 unit_set = {"roi": roi, "time_window": None if window is None else list(window)}
                                 key = self.cell_key(subject, "d", context.dataset.fingerprint, subject, prep,
                                                     encoder.key, layer, "decode", dump, unit_set, spec, cfg.seed,
@@ -141,6 +141,20 @@ class DecodingAnalysis(Analysis):
             names = ("mean r", *[c.replace("_brain_to_image", " b→i").replace("_", " ") for c in scores])
             out.append(TextTable(f"{sweep}: decoding with {head} (mean over subjects; chance in brackets)",
                                  ("encoder", "layer", "units"), names, tuple(keys), tuple(values)))
+        timed = _time_resolved(rows)
+        if timed is not None:
+            from brain_workbench.sdk.analysis import timecourse_score, timecourse_table
+
+            score = timecourse_score(timed)
+            if score is not None:
+                peaks = timecourse_table(timed, score)
+                out.append(TextTable(
+                    f"{sweep}: time-resolved decoding, {score} over {timed['window_centre_s'].nunique()} windows "
+                    "(peak window centre; mean over subjects)", ("head", "encoder", "layer", "units"),
+                    ("peak s", "peak", "chance", "null 95%"),
+                    tuple((p["analysis"], str(p["encoder"]), str(p["layer"]), str(p["roi"])) for p in peaks),
+                    tuple((f"{p['peak_s']:.3f}", f"{p['peak']:.3f}", f"{p['chance']:.3f}",
+                           f"{p['null95_at_peak']:.3f}") for p in peaks)))
         return out
 
     def figures(self, rows: Any, kit: Any) -> list[Any]:
@@ -152,6 +166,14 @@ class DecodingAnalysis(Analysis):
                 "Decoding: retrieval and identification from brain responses decoded into each layer's features, "
                 f"per ROI (fraction of held-out test stimuli picked correctly; bars: mean over {subjects}"
                 + (", whiskers ±1 SEM" if rows["subject"].nunique() > 1 else "") + "; black ticks: chance)."))
+        timed = _time_resolved(rows)
+        if timed is not None and kit.timecourse_score(timed) is not None:
+            score = kit.timecourse_score(timed)
+            paths.append(kit.draw("decoding_timecourse.png", kit.keys_of(self.name), lambda p: kit.plot_decoding_timecourse(
+                timed, score, title=f"{kit.sweep}: time-resolved decoding", output_file=p),
+                f"Time-resolved decoding: {score} in sliding windows (x: window centre; mean over {subjects}), "
+                "chance dashed, grey band from chance to the permutation null's 95th percentile, dotted line at "
+                "the time of peak decodability."))
         kept = [key for key in kit.keys_of(self.name) if kit.task(key).get("seen_key")]
         if kept:
             paths.append(kit.draw("retrieval.png", kept, kit.retrieval,
@@ -168,6 +190,14 @@ class DecodingAnalysis(Analysis):
                     f"across subjects; chance in brackets):</p>{kit.html_table(kit.retrieval_table(part), 3)}")
 
         return kit.default_sections(self.name, rows, self, extra=retrieval)
+
+
+def _time_resolved(rows: Any) -> Any:
+    """The rows of sliding or listed time windows, when there are at least two windows; else None."""
+    if "window_centre_s" not in rows.columns:
+        return None
+    timed = rows[rows["window_centre_s"].notna()]
+    return timed if timed["window_centre_s"].nunique() > 1 else None
 
 
 def decode(store_url: str, cell: Cell) -> CellResult:

@@ -144,3 +144,32 @@ def test_contrastive_heads_beat_the_linear_decoder_on_200_way_and_shuffles_are_a
                                                         groups=ids)
         null = _kway(shuffled.predict(Xte), Yte, [2, 200])
         assert abs(null["top1_of2_brain_to_image"] - 0.5) < 0.08 and null["top1_of200_brain_to_image"] < 0.03
+
+
+def test_time_resolved_decoding_peaks_inside_the_planted_window(tmp_path: Path) -> None:
+    from brain_workbench.figures.sweep import write_figures
+
+    data = {
+        "name": "eeg-timecourse", "store": str(tmp_path / "store.zarr"), "subjects": ["1"],
+        "dataset": {"name": "things-eeg2-sim", "options": {
+            "n_train_concepts": 40, "images_per_concept": 2, "n_test": 30, "train_reps": 1, "test_reps": 4,
+            "n_subjects": 1, "snr": 2.0, "response_window": [0.15, 0.3]}},
+        "average_repetitions": True, "test_split": "test",
+        "encoders": [{"name": "nice-clip", "layers": ["image"]}],
+        "heads": [{"name": "decoder", "options": {"alphas": [10.0, 1000.0], "cv": 2}}],
+        "decoding": {"k_way": [2, 30], "sliding_windows": [-0.2, 0.7, 0.1, 0.1]},
+        "permutations": 20,
+    }
+    sweep = Sweep(config_from_dict(data))
+    sweep.run()
+    frame = results_table(sweep.store, "eeg-timecourse")
+    assert frame["window_centre_s"].nunique() == 9
+    curve = frame.groupby("window_centre_s")["top1_of2_brain_to_image"].mean()
+    assert 0.15 <= curve.idxmax() <= 0.3 and curve.max() > 0.7
+    assert curve[curve.index < 0].max() < 0.72  # before onset: nothing to decode
+    from brain_workbench.analysis.timecourse import timecourse_table
+
+    (peak,) = timecourse_table(frame, "top1_of30_brain_to_image")
+    assert 0.15 <= peak["peak_s"] <= 0.3 and peak["peak"] > peak["null95_at_peak"] >= peak["chance"] == 1 / 30
+    paths = write_figures(sweep.store, "eeg-timecourse", tmp_path / "figures")
+    assert tmp_path / "figures" / "decoding_timecourse.png" in paths
