@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from brain_workbench.sdk import Option, WorkbenchError, digest
 
@@ -149,8 +150,12 @@ class EEGContrastiveHead(BaseEstimator):
         """Train on trials X and embeddings y; ``groups`` (stimulus ids) define the held-out validation concepts."""
         import torch
 
+        if np.ndim(X) != 3:
+            X = validate_data(self, X, dtype=(np.float32, np.float64))
         trials = self._as_trials(X)
-        Y = np.asarray(y, dtype=np.float32)
+        if len(trials) < 2:
+            raise WorkbenchError(f"EEG heads need at least 2 trials to train, got {len(trials)} sample")
+        Y = check_array(y, dtype=np.float32, ensure_2d=False)
         Y = Y[:, None] if Y.ndim == 1 else Y
         self._check(trials, Y)
         self._ravel = np.asarray(y).ndim == 1
@@ -275,8 +280,9 @@ class EEGContrastiveHead(BaseEstimator):
         """Predicted embeddings (in the embeddings' own units), one row per trial."""
         import torch
 
-        if not hasattr(self, "model_"):
-            raise WorkbenchError("this EEG head is not fitted yet; call fit first")
+        check_is_fitted(self, "model_")
+        if np.ndim(X) != 3:
+            X = validate_data(self, X, dtype=(np.float32, np.float64), reset=False)
         trials = self._as_trials(X)
         if tuple(trials.shape[1:]) != self.trial_shape_:
             raise WorkbenchError(f"the head was fitted on trials of {list(self.trial_shape_)} (channels × times), "
