@@ -139,7 +139,8 @@ class DecodingAnalysis(Analysis):
                 values.append((common.fmt(group["mean_r"].mean()),
                                *[f"{group[c].mean():.3f} [{group['chance_' + c].mean():.3f}]" for c in scores]))
             names = ("mean r", *[c.replace("_brain_to_image", " b→i").replace("_", " ") for c in scores])
-            out.append(TextTable(f"{sweep}: decoding with {head} (mean over subjects; chance in brackets)",
+            over = " and time windows" if _time_resolved(part) is not None else ""
+            out.append(TextTable(f"{sweep}: decoding with {head} (mean over subjects{over}; chance in brackets)",
                                  ("encoder", "layer", "units"), names, tuple(keys), tuple(values)))
         timed = _time_resolved(rows)
         if timed is not None:

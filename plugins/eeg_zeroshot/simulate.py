@@ -93,7 +93,7 @@ def get_layout(name: str) -> Layout:
     return LAYOUTS[name]
 
 
-def _sim_image(row: int, embedding: np.ndarray, centre: np.ndarray, sid: str):
+def _sim_image(embedding: np.ndarray, centre: np.ndarray, sid: str):
     """A 32×32 swatch standing in for the photograph; it carries its embeddings for the ``nice-clip`` encoder."""
     from PIL import Image
 
@@ -172,7 +172,7 @@ class ThingsEEG2SimDataset:
             if sid not in row:
                 raise WorkbenchError(f"{sid!r} is not a things-eeg2-sim stimulus (ids look like 'sim_test_001')")
             i = row[sid]
-            out.append(_sim_image(i, self.embeddings.image[i], self.embeddings.centre[i], sid))
+            out.append(_sim_image(self.embeddings.image[i], self.embeddings.centre[i], sid))
         return out
 
     def stimuli(self, modality: str | None = None) -> StimulusSet:
