@@ -137,5 +137,5 @@ def _split_arrays(train: Recording, test: Recording, train_rows: np.ndarray, tes
         "train_ids": train.trial_stimulus_ids[train_rows], "test_ids": test.trial_stimulus_ids[test_rows],
         "Y_train": flat(train)[train_rows].astype(np.float32), "Y_test": flat(test)[test_rows].astype(np.float32),
         "noise_ceiling": noise_ceiling, "rois": rois, "n_units": test.n_units, "n_times": n_times,
-        "times": test.times,
+        "times": test.times, "unit_names": test.units.names, "preprocessing": list(test.preprocessing),
     }

@@ -12,10 +12,12 @@ from typing import Any
 
 import numpy as np
 
+from brain_workbench.analysis.timecourse import timecourse_score, timecourse_table
 from brain_workbench.figures.brainmap import plot_best_layer, plot_roi_labels, plot_surface_scores, surface_arrays
 from brain_workbench.figures.layers import plot_layer_profiles, plot_retrieval_scores, retrieval_columns
 from brain_workbench.figures.reconstructions import draw_sweep_reconstructions
 from brain_workbench.figures.roi_files import load_roi_files
+from brain_workbench.figures.timecourse import plot_decoding_timecourse
 from brain_workbench.numerics.scoring import critical_r
 from brain_workbench.store import Store, load_recording
 from brain_workbench.store.paths import manifest_path, result_path
@@ -234,6 +236,8 @@ class FigureKit:
         self.captions: dict[str, str] = {}
         self.file_label, self.retrieval_columns = file_label, retrieval_columns
         self.plot_layer_profiles, self.plot_retrieval_scores = plot_layer_profiles, plot_retrieval_scores
+        self.plot_decoding_timecourse, self.timecourse_score = plot_decoding_timecourse, timecourse_score
+        self.timecourse_table = timecourse_table
 
     def keys_of(self, kind: str, head: str | None = None, encoder: str | None = None) -> list[str]:
         """Sorted keys of the sweep's cells of an analysis (optionally one head or encoder)."""

@@ -37,8 +37,9 @@ from brain_workbench.analysis.recordings import (
     prepared_recording,
     select_rois,
 )
+from brain_workbench.analysis.timecourse import timecourse_score, timecourse_table
 from brain_workbench.numerics.ceilings import given_rdm_noise_ceilings
-from brain_workbench.numerics.decoding import decoding_scores
+from brain_workbench.numerics.decoding import check_k_way, decoding_scores
 from brain_workbench.numerics.scoring import (
     normalize_by_ceiling,
     pearson_per_unit,
@@ -83,4 +84,5 @@ __all__ = [
     "read_images", "resolve_layers", "rgb_image", "result_path", "safe_name", "score_sessions", "select_rois",
     "seen_images_key", "similarity_matrix", "source_digest", "table_labels", "test_mask", "head_direction",
     "manifest_path",
+    "check_k_way", "timecourse_score", "timecourse_table",
 ]

@@ -96,6 +96,41 @@ def decoding_inputs(data: dict[str, Any], roi: str, time_window: Sequence[float]
     return parts[0], parts[1], int(units.sum())
 
 
+def eeg_fit_options(head: Any, data: dict[str, Any], n_units: int, time_window: Sequence[float] | None,
+                    ) -> dict[str, Any]:
+    """What a head taking trials as channels × times needs: ``input_shape`` set, training ids as ``groups``."""
+    if "input_shape" not in head.get_params():
+        return {}
+    head.set_params(input_shape=[n_units, data["n_times"] if time_window is None else 1])
+    return {"groups": [str(s) for s in data["train_ids"]]}
+
+
+def preprocessing_preset(data: dict[str, Any], averaged: bool, roi: str, time_window: Sequence[float] | None,
+                         targets_standardized: bool) -> dict[str, Any] | None:
+    """Channels, window, sampling rate, averaging and normalisation behind a time-resolved (M/EEG) result."""
+    times = np.asarray(data.get("times") if data.get("times") is not None else [], dtype=np.float64)
+    if data["n_times"] <= 1 or times.size < 2:
+        return None
+    names = data.get("unit_names")
+    if roi != "all" and names is not None:
+        names = np.asarray(names)[data["rois"][roi].reshape(data["n_units"], data["n_times"])[:, 0]]
+    window = [float(times[0]), float(times[-1])] if time_window is None else [float(v) for v in time_window]
+    rate = float(round(1.0 / np.median(np.diff(times)), 3))
+    layout = next((step.get("layout") for step in data.get("preprocessing", []) if step.get("layout")), None)
+    source = next((step.get("data") or step.get("generator") for step in data.get("preprocessing", [])
+                   if step.get("step") in ("load", "simulate")), None)
+    n_channels = len(names) if names is not None else data["n_units"]
+    preset = {"channels": None if names is None else [str(n) for n in names], "n_channels": n_channels,
+              "window_s": window, "sfreq_hz": rate, "n_times": data["n_times"], "averaged_repetitions": averaged,
+              "time_window_mean": time_window is not None, "layout": layout, "source": source,
+              "normalisation": "EEG z-scored per channel and sample with training-split statistics"
+                               + ("; targets z-scored per dimension" if targets_standardized else "")}
+    preset["summary"] = (f"{n_channels} ch × {data['n_times']} @ {rate:g} Hz, {window[0]:g}–{window[1]:g} s"
+                         f"{', window mean' if time_window is not None else ''}, "
+                         f"{'averaged' if averaged else 'single trials'}, z-scored")
+    return preset
+
+
 def standardization(train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The training side's column mean and SD (constant columns kept at SD 1)."""
     mean, sd = train.mean(axis=0), train.std(axis=0)

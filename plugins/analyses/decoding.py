@@ -3,6 +3,7 @@ and identification on the test split, one cell per unit set (all units or an ROI
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from brain_workbench.sdk.analysis import (
     TextTable,
     WorkbenchError,
     build,
+    check_k_way,
     decoding_scores,
     head_direction,
     load_features,
@@ -101,7 +103,7 @@ class DecodingAnalysis(Analysis):
                             continue
                         dump = common.spec(head)
                         for roi in sections.decoding(cfg).rois:
-                            for window in sections.decoding(cfg).time_windows or [None]:
+                            for window in sections.decoding(cfg).windows() or [None]:
                                 unit_set = {"roi": roi, "time_window": None if window is None else list(window)}
                                 key = self.cell_key(subject, "d", context.dataset.fingerprint, subject, prep,
                                                     encoder.key, layer, "decode", dump, unit_set, spec, cfg.seed,
@@ -137,8 +139,23 @@ class DecodingAnalysis(Analysis):
                 values.append((common.fmt(group["mean_r"].mean()),
                                *[f"{group[c].mean():.3f} [{group['chance_' + c].mean():.3f}]" for c in scores]))
             names = ("mean r", *[c.replace("_brain_to_image", " b→i").replace("_", " ") for c in scores])
-            out.append(TextTable(f"{sweep}: decoding with {head} (mean over subjects; chance in brackets)",
+            over = " and time windows" if _time_resolved(part) is not None else ""
+            out.append(TextTable(f"{sweep}: decoding with {head} (mean over subjects{over}; chance in brackets)",
                                  ("encoder", "layer", "units"), names, tuple(keys), tuple(values)))
+        timed = _time_resolved(rows)
+        if timed is not None:
+            from brain_workbench.sdk.analysis import timecourse_score, timecourse_table
+
+            score = timecourse_score(timed)
+            if score is not None:
+                peaks = timecourse_table(timed, score)
+                out.append(TextTable(
+                    f"{sweep}: time-resolved decoding, {score} over {timed['window_centre_s'].nunique()} windows "
+                    "(peak window centre; mean over subjects)", ("head", "encoder", "layer", "units"),
+                    ("peak s", "peak", "chance", "null 95%"),
+                    tuple((p["analysis"], str(p["encoder"]), str(p["layer"]), str(p["roi"])) for p in peaks),
+                    tuple((f"{p['peak_s']:.3f}", f"{p['peak']:.3f}", f"{p['chance']:.3f}",
+                           f"{p['null95_at_peak']:.3f}") for p in peaks)))
         return out
 
     def figures(self, rows: Any, kit: Any) -> list[Any]:
@@ -150,6 +167,14 @@ class DecodingAnalysis(Analysis):
                 "Decoding: retrieval and identification from brain responses decoded into each layer's features, "
                 f"per ROI (fraction of held-out test stimuli picked correctly; bars: mean over {subjects}"
                 + (", whiskers ±1 SEM" if rows["subject"].nunique() > 1 else "") + "; black ticks: chance)."))
+        timed = _time_resolved(rows)
+        if timed is not None and kit.timecourse_score(timed) is not None:
+            score = kit.timecourse_score(timed)
+            paths.append(kit.draw("decoding_timecourse.png", kit.keys_of(self.name), lambda p: kit.plot_decoding_timecourse(
+                timed, score, title=f"{kit.sweep}: time-resolved decoding", output_file=p),
+                f"Time-resolved decoding: {score} in sliding windows (x: window centre; mean over {subjects}), "
+                "chance dashed, grey band from chance to the permutation null's 95th percentile, dotted line at "
+                "the time of peak decodability."))
         kept = [key for key in kit.keys_of(self.name) if kit.task(key).get("seen_key")]
         if kept:
             paths.append(kit.draw("retrieval.png", kept, kit.retrieval,
@@ -168,6 +193,14 @@ class DecodingAnalysis(Analysis):
         return kit.default_sections(self.name, rows, self, extra=retrieval)
 
 
+def _time_resolved(rows: Any) -> Any:
+    """The rows of sliding or listed time windows, when there are at least two windows; else None."""
+    if "window_centre_s" not in rows.columns:
+        return None
+    timed = rows[rows["window_centre_s"].notna()]
+    return timed if timed["window_centre_s"].nunique() > 1 else None
+
+
 def decode(store_url: str, cell: Cell) -> CellResult:
     """Fit a decode head brain → layer features on the training split; score retrieval on the test split."""
     started = time.time()
@@ -177,6 +210,7 @@ def decode(store_url: str, cell: Cell) -> CellResult:
     store = Store(store_url)
     B_train, B_test, n_units = common.decoding_inputs(data, task.roi, task.time_window)
     B_train, B_test = common.standardized(B_train, B_test)
+    check_k_way(spec.get("k_way", ()), spec.get("k_way_top", (1, 5)), len(B_test))
     F_train = load_features(store, task.feature_path, data["train_ids"]).astype(np.float32)
     F_test = load_features(store, task.feature_path, data["test_ids"]).astype(np.float32)
     f_mean, f_sd = np.zeros(F_train.shape[1], np.float32), np.ones(F_train.shape[1], np.float32)
@@ -185,23 +219,36 @@ def decode(store_url: str, cell: Cell) -> CellResult:
         f_sd = np.where(f_sd > 1e-8, f_sd, 1.0)
         F_train, F_test = (F_train - f_mean) / f_sd, (F_test - f_mean) / f_sd
     head = build("head", task.head["name"], **task.head["options"])
-    head.fit(B_train, F_train)
+    fit_options = common.eeg_fit_options(head, data, n_units, task.time_window)
+    head.fit(B_train, F_train, **fit_options)
     pred = np.asarray(head.predict(B_test), dtype=np.float32).reshape(len(F_test), -1)
     score = pearson_per_unit(F_test, pred).astype(np.float32)
     scores = decoding_scores(pred, F_test, spec["top_k"], spec["n_way"], spec["n_subsets"], task.permutations,
-                             task.seed, spec["similarity"])
+                             task.seed, spec["similarity"], k_way=spec.get("k_way", ()),
+                             k_way_top=spec.get("k_way_top", (1, 5)), k_way_draws=spec.get("k_way_draws", 10))
     row: dict[str, Any] = {"roi": task.roi, "n_units": n_units, "mean_r": float(np.nanmean(score)),
                            "median_r": float(np.nanmedian(score))}
     if task.time_window is not None:
         row["time_window"] = f"{task.time_window[0]:g}–{task.time_window[1]:g} s"
+        row["window_centre_s"] = round(0.5 * (task.time_window[0] + task.time_window[1]), 6)
+    preset = common.preprocessing_preset(data, task.prep.average, task.roi, task.time_window,
+                                         bool(spec["standardize_targets"]))
+    if preset is not None:
+        row["preset"] = preset["summary"]
     for name, values in scores.items():
         row[name] = values["value"]
         row[f"chance_{name}"] = values["chance"]
         if "p_permutation" in values:
             row[f"p_{name}"] = values["p_permutation"]
+            if name.startswith("top") and "_of" in name:
+                row[f"null95_{name}"] = values["null_95"]
     arrays: dict[str, np.ndarray] = {"score": score}
     if spec["keep_predictions"]:
         arrays["prediction"] = (pred * f_sd + f_mean).astype(np.float32)  # in the features' own units
         arrays["test_ids"] = np.asarray(data["test_ids"], dtype=str)
         arrays["similarity"] = similarity_matrix(pred, F_test, spec["similarity"]).astype(np.float32)
-    return CellResult((row,), int(len(F_test)), round(time.time() - started, 3), arrays)
+    info = {"preprocessing_preset": json.dumps(preset)} if preset is not None else {}
+    for name in ("best_epoch_", "stopped_epoch_", "n_val_concepts_"):
+        if hasattr(head, name):
+            info[name.rstrip("_")] = int(getattr(head, name))
+    return CellResult((row,), int(len(F_test)), round(time.time() - started, 3), arrays, info=info)

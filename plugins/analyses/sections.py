@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, TypeVar
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from brain_workbench.sdk import WorkbenchError
@@ -40,12 +41,31 @@ class DecodingSpec(_Spec):
     standardize_targets: bool = Field(True, description="z-score each target dimension with training statistics "
                                                          "before fitting and retrieval (removes the mean stimulus)")
     keep_predictions: bool = Field(False, description="store the decoded test embeddings with the cell")
+    k_way: list[int] = Field(default_factory=list, description="k of k-way zero-shot retrieval (NICE/ATM: 2, 4, 10, "
+                                                               "50, 200): k − 1 random distractors per test item")
+    k_way_top: list[int] = Field(default_factory=lambda: [1, 5], description="t of top-t within each k-way draw")
+    k_way_draws: int = Field(10, ge=1, description="seeded distractor draws per test item (k-way)")
+    sliding_windows: tuple[float, float, float, float] | None = Field(
+        None, description="time-resolved decoding: [start, stop, width, step] in seconds, adding one cell per "
+                          "window of that width (responses averaged within it) from start to stop")
 
-    @field_validator("top_k", "n_way")
+    def windows(self) -> list[tuple[float, float]] | None:
+        """``time_windows`` followed by the sliding windows (None: all times as separate features)."""
+        out = [tuple(w) for w in self.time_windows or []]
+        if self.sliding_windows is not None:
+            start, stop, width, step = self.sliding_windows
+            if width <= 0 or step <= 0 or stop - start < width:
+                raise WorkbenchError(f"decoding.sliding_windows {list(self.sliding_windows)} needs width > 0, step > 0 "
+                                     "and stop − start ≥ width ([start, stop, width, step] in seconds)")
+            n = int(np.floor((stop - start - width) / step + 1e-9)) + 1
+            out += [(round(start + i * step, 6), round(start + i * step + width, 6)) for i in range(n)]
+        return [(float(a), float(b)) for a, b in out] or None
+
+    @field_validator("top_k", "n_way", "k_way", "k_way_top")
     @classmethod
     def _positive(cls, value: list[int]) -> list[int]:
         if any(v < 1 for v in value):
-            raise ValueError("top_k and n_way values must be positive")
+            raise ValueError("top_k, n_way, k_way and k_way_top values must be positive")
         return value
 
 

@@ -26,7 +26,9 @@ EXPECTED_FAILURES: dict[str, dict[str, str]] = {
                                                   "the check wants y or Y there"},
     "aligned-decoder": {"check_n_features_in_after_fitting": SUBJECT_FIRST},
 }
-SMALL = {"shared-decoder": {"epochs": 5, "latent_dim": 8}, "shared-encoder": {"epochs": 5, "latent_dim": 8}}
+SMALL = {"shared-decoder": {"epochs": 5, "latent_dim": 8}, "shared-encoder": {"epochs": 5, "latent_dim": 8},
+         "eeg-tsconv": {"epochs": 1, "width": 4, "batch_size": 32},
+         "eeg-atms": {"epochs": 1, "width": 4, "d_model": 8, "heads": 2, "batch_size": 32}}
 HEADS = {name: wb.head(name, **SMALL.get(name, {})) for name in get_registry().names("head")}
 HEADS["decoder-contrastive"] = wb.head("decoder", method="contrastive", epochs=5)
 NAMES = {id(head): name for name, head in HEADS.items()}
