@@ -238,3 +238,10 @@ def pivot(rows: Any, value: str, title: str) -> TextTable:
         values.append(tuple(fmt(row.get(r)) for r in rois))
     return TextTable(title, ("encoder", "layer", "depth"), tuple(rois), tuple(keys), tuple(values))
 
+
+def constant_columns(Y: np.ndarray) -> np.ndarray:
+    """Columns whose values do not vary (Pearson r with them is undefined, as scipy's ``pearsonr`` says)."""
+    Y = np.asarray(Y, dtype=np.float64)
+    spread = Y.max(axis=0) - Y.min(axis=0)
+    scale = np.maximum(np.abs(Y).max(axis=0), 1.0)
+    return spread <= 1e-12 * scale

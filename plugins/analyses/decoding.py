@@ -50,10 +50,13 @@ class DecodingTask:
 
 def check_split_scheme(config: Any, what: str) -> None:
     """Decoding and reconstruction cells test on ``test_split``; other cross-validation schemes are refused."""
-    scheme = config.cv_spec()["scheme"]
-    if scheme != "split":
-        raise WorkbenchError(f"cv.scheme {scheme!r} is supported for encoding and metric cells only; {what} cells "
-                             "use test_split: remove cv or run them in a sweep of their own")
+    cv = config.cv_spec()
+    if cv["scheme"] != "split":
+        raise WorkbenchError(f"cv.scheme {cv['scheme']!r} is supported for encoding and metric cells only; {what} "
+                             "cells use test_split: remove cv or run them in a sweep of their own")
+    if cv["inner_group"]:
+        raise WorkbenchError(f"cv.inner_group is applied to encoding cells only; {what} cells choose their alphas "
+                             "by the head's own k-fold cv: remove cv.inner_group or run them in a sweep of their own")
 
 
 class DecodingAnalysis(Analysis):
@@ -223,11 +226,18 @@ def decode(store_url: str, cell: Cell) -> CellResult:
     head.fit(B_train, F_train, **fit_options)
     pred = np.asarray(head.predict(B_test), dtype=np.float32).reshape(len(F_test), -1)
     score = pearson_per_unit(F_test, pred).astype(np.float32)
+    constant = common.constant_columns(F_test)
+    score[constant] = np.nan
     scores = decoding_scores(pred, F_test, spec["top_k"], spec["n_way"], spec["n_subsets"], task.permutations,
                              task.seed, spec["similarity"], k_way=spec.get("k_way", ()),
                              k_way_top=spec.get("k_way_top", (1, 5)), k_way_draws=spec.get("k_way_draws", 10))
     row: dict[str, Any] = {"roi": task.roi, "n_units": n_units, "mean_r": float(np.nanmean(score)),
                            "median_r": float(np.nanmedian(score))}
+    warned: tuple[str, ...] = ()
+    if constant.any():
+        row["n_constant"] = int(constant.sum())
+        warned = (f"{int(constant.sum())} of {len(constant)} target dimensions are constant over the test stimuli: "
+                  "their r is undefined (NaN) and they are left out of mean_r",)
     if task.time_window is not None:
         row["time_window"] = f"{task.time_window[0]:g}–{task.time_window[1]:g} s"
         row["window_centre_s"] = round(0.5 * (task.time_window[0] + task.time_window[1]), 6)
@@ -251,4 +261,4 @@ def decode(store_url: str, cell: Cell) -> CellResult:
     for name in ("best_epoch_", "stopped_epoch_", "n_val_concepts_"):
         if hasattr(head, name):
             info[name.rstrip("_")] = int(getattr(head, name))
-    return CellResult((row,), int(len(F_test)), round(time.time() - started, 3), arrays, info=info)
+    return CellResult((row,), int(len(F_test)), round(time.time() - started, 3), arrays, info=info, warnings=warned)

@@ -231,7 +231,7 @@ def fit_and_score(store_url: str, cell: Cell) -> CellResult:
     fit_s = time.time() - started
     pred = np.asarray(head.predict(X_test), dtype=np.float32)
     Y_test = data["Y_test"]
-    constant = constant_columns(Y_test)
+    constant = common.constant_columns(Y_test)
     score = pearson_per_unit(Y_test, pred).astype(np.float32)
     score[constant] = np.nan
     r2 = r2_per_unit(Y_test, pred).astype(np.float32)
@@ -302,14 +302,14 @@ def pooled_scores(store_url: str, task: EncodingTask, readers: list[Any], summar
         preds.append(np.asarray(reader["prediction"], dtype=np.float64))
     rois = {"all": np.ones(Ys[0].shape[1], dtype=bool), **data["rois"]}
     Y, pred = np.concatenate(Ys), np.concatenate(preds)
-    keep = ~constant_columns(Y)
+    keep = ~common.constant_columns(Y)
     pooled = np.full(Y.shape[1], np.nan)
     pooled[keep] = pearson_per_unit(Y[:, keep], pred[:, keep])
 
     def fold_mean_r(parts: list[np.ndarray], mask: np.ndarray) -> float:
         means = []
         for Y_f, P_f in zip(Ys, parts):
-            units = mask & ~constant_columns(Y_f)
+            units = mask & ~common.constant_columns(Y_f)
             means.append(float(pearson_per_unit(Y_f[:, units], P_f[:, units]).mean()))
         return float(np.mean(means))
 
@@ -330,14 +330,6 @@ def pooled_scores(store_url: str, task: EncodingTask, readers: list[Any], summar
         row["p_permutation"] = permutation_pvalue(fold_mean_r(preds, rois[row["roi"]]), null_mean)
         row["p_pooled"] = permutation_pvalue(row["pooled_r"], null_pooled)
     return pooled.astype(np.float32)
-
-
-def constant_columns(Y: np.ndarray) -> np.ndarray:
-    """Columns whose values do not vary (Pearson r with them is undefined, as scipy's ``pearsonr`` says)."""
-    Y = np.asarray(Y, dtype=np.float64)
-    spread = Y.max(axis=0) - Y.min(axis=0)
-    scale = np.maximum(np.abs(Y).max(axis=0), 1.0)
-    return spread <= 1e-12 * scale
 
 
 FOLD_AVERAGED = ("score", "r2", "score_normalized")

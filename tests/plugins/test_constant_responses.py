@@ -12,7 +12,7 @@ import pytest
 from brain_workbench.sdk.analysis import Cell, Store
 from brain_workbench.sweep import Sweep
 from brain_workbench.sweep.config import config_from_dict
-from brain_workbench_plugins.analyses import encoding
+from brain_workbench_plugins.analyses import common, encoding
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fixtures_encoders import ColourEncoder  # noqa: E402
@@ -22,7 +22,7 @@ def test_constant_columns_are_found_at_any_scale():
     Y = np.random.default_rng(0).normal(size=(10, 4)) * 1e6
     Y[:, 1] = 3e6
     Y[:, 3] = 0.0
-    assert encoding.constant_columns(Y).tolist() == [False, True, False, True]
+    assert common.constant_columns(Y).tolist() == [False, True, False, True]
 
 
 def test_constant_test_responses_score_nan_are_excluded_counted_and_warned(tmp_path, monkeypatch):
@@ -55,3 +55,43 @@ def test_constant_test_responses_score_nan_are_excluded_counted_and_warned(tmp_p
     assert rows["all"]["n_constant"] == 7 and rows["all"]["n_units"] == len(score) - 7
     assert rows["all"]["mean_r"] == pytest.approx(float(np.mean(score[7:])), abs=1e-6)
     assert "constant test responses" in entry.attrs["warnings"][0]
+
+
+def test_constant_target_dimensions_of_a_decode_cell_score_nan_and_are_counted(tmp_path, monkeypatch):
+    import brain_workbench as wb
+    from brain_workbench_plugins.analyses import decoding
+
+    wb.register("colour-test", ColourEncoder, kind="encoder", replace=True)
+    cfg = config_from_dict({"name": "flatdec", "store": str(tmp_path / "s.zarr"),
+                            "dataset": {"name": "demo", "options": {"n_subjects": 1, "n_train": 40, "n_test": 12}},
+                            "encoders": [{"name": "colour-test"}], "metrics": [], "permutations": 0,
+                            "heads": [{"name": "decoder", "options": {"cv": 3}}],
+                            "decoding": {"rois": ["all"], "n_way": [2]}})
+    real = decoding.load_features
+
+    def flat(store, path, ids):
+        X = np.array(real(store, path, ids), copy=True)
+        X[:, 0] = 1.5
+        return X
+
+    monkeypatch.setattr(decoding, "load_features", flat)
+    with pytest.warns(UserWarning, match="target dimensions are constant over the test stimuli"):
+        Sweep(cfg).run()
+    cell = next(c for c in Sweep(cfg).plan().cells if c.analysis == "decoding")
+    entry = Store(cfg.store, mode="r").open(cell.result_path("flatdec"))
+    assert np.isnan(entry["score"][0]) and np.isfinite(entry["score"][1:]).all()
+    assert entry.attrs["rois"][0]["n_constant"] == 1
+
+
+def test_inner_group_on_decoding_cells_is_refused_not_ignored(tmp_path):
+    import brain_workbench as wb
+
+    wb.register("colour-test", ColourEncoder, kind="encoder", replace=True)
+    cfg = config_from_dict({"name": "ig", "store": str(tmp_path / "s.zarr"),
+                            "dataset": {"name": "demo", "options": {"n_subjects": 1, "n_train": 40, "n_test": 12}},
+                            "encoders": [{"name": "colour-test"}], "metrics": [], "permutations": 0,
+                            "heads": [{"name": "decoder"}], "decoding": {"rois": ["all"]},
+                            "cv": {"scheme": "split", "inner_group": "session"}})
+    with pytest.raises(wb.WorkbenchError, match="cv.inner_group is applied to encoding cells only"):
+        Sweep(cfg).run()
+    assert not (tmp_path / "s.zarr" / "responses").exists()
