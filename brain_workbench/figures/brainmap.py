@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from brain_workbench.figures.colours import roi_colours
 from brain_workbench.figures.output import given_axes, new_figure, panel_titles, save_or_return
 from brain_workbench.types import (
     SURFACE_MESHES,
@@ -159,16 +160,9 @@ def _roi_masks(units: Units, rois: Mapping[str, np.ndarray] | Sequence[str] | No
     return {name: units.rois[name] for name in (rois or units.rois)}
 
 
-def roi_colours(names: Sequence[str]) -> dict[str, tuple[float, float, float, float]]:
-    """One distinct RGBA colour per ROI name, in the order given (the one palette outlines and label maps use)."""
-    import matplotlib
-
-    palette = matplotlib.colormaps["tab10" if len(names) <= 10 else "tab20"]
-    def rgba(i: int) -> tuple[float, float, float, float]:
-        r, g, b, a = (float(c) for c in palette(i % palette.N))
-        return r, g, b, a
-
-    return {name: rgba(i) for i, name in enumerate(names)}
+def _dataset_order(units: Units, names: Sequence[str]) -> list[str] | None:
+    """The dataset's ROI order when every name is one of its ROIs (colours then follow it); else None."""
+    return list(units.rois) if set(names) <= set(units.rois) else None
 
 
 def _outline(ax: Any, part: Any, outlines: Mapping[str, np.ndarray], colours: Mapping[str, Any]) -> None:
@@ -208,7 +202,8 @@ def _legend(fig: Any, axes: list[Any], owned: bool, handles: list[Any], title: s
 
 def _draw(hemis: dict[str, np.ndarray], mesh: str, title: str, cmap: str, vmin: float | None, vmax: float | None,
           colorbar_label: str, symmetric: bool, threshold: float | None, views: Sequence[tuple[str, str]],
-          log: bool, outlines: Mapping[str, Mapping[str, np.ndarray]], figure: Any, axes: Any) -> Any:
+          log: bool, outlines: Mapping[str, Mapping[str, np.ndarray]], figure: Any, axes: Any,
+          roi_order: Sequence[str] | None = None) -> Any:
     from matplotlib import cm, colors
     from nilearn import plotting
 
@@ -238,11 +233,12 @@ def _draw(hemis: dict[str, np.ndarray], mesh: str, title: str, cmap: str, vmin: 
                            view=view, cmap=cmap, vmin=1.0, vmax=2.0, threshold=0.5, bg_on_data=False, axes=ax,
                            colorbar=False, avg_method="median", engine="matplotlib")
         if outlines:
-            _outline(ax, inflated.parts[hemi], {n: m[hemi] for n, m in outlines.items()}, roi_colours(list(outlines)))
+            _outline(ax, inflated.parts[hemi], {n: m[hemi] for n, m in outlines.items()},
+                     roi_colours(list(outlines), roi_order))
     if outlines:
         from matplotlib.lines import Line2D
 
-        handles = [Line2D([], [], color=c, lw=3, label=n) for n, c in roi_colours(list(outlines)).items()]
+        handles = [Line2D([], [], color=c, lw=3, label=n) for n, c in roi_colours(list(outlines), roi_order).items()]
         _legend(fig, panel_axes, axes is None, handles, "ROI outlines")
     norm = colors.LogNorm(10**vmin, 10**vmax) if log else colors.Normalize(vmin, vmax)
     mappable = cm.ScalarMappable(norm=norm, cmap=cmap)
@@ -279,7 +275,8 @@ def plot_surface_scores(values: np.ndarray, units: Units, *, mesh: str | None = 
     masks = {name: surface_masks(mask, hemisphere, vertex, units.space, drawn)
              for name, mask in _roi_masks(units, outlines).items()}
     fig = _draw(hemis, drawn, title, cmap, vmin, vmax, colorbar_label, symmetric=False, threshold=threshold,
-                views=chosen, log=log, outlines=masks, figure=figure, axes=axes)
+                views=chosen, log=log, outlines=masks, figure=figure, axes=axes,
+                roi_order=_dataset_order(units, list(masks)))
     return save_or_return(fig, output_file, close=figure is None and axes is None)
 
 
@@ -311,7 +308,7 @@ def plot_roi_labels(units: Units, rois: Mapping[str, np.ndarray] | Sequence[str]
     if not masks:
         raise WorkbenchError("there are no ROIs to draw")
     names = list(masks)
-    colours = roi_colours(names)
+    colours = roi_colours(names, _dataset_order(units, names))
     cmap = ListedColormap([colours[n] for n in names], name="workbench-rois")
     drawn = drawing_mesh(units.space, mesh)
     labels = surface_arrays(label_map(masks).astype(np.float64), hemisphere, vertex, units.space, drawn)
@@ -352,5 +349,6 @@ def plot_best_layer(scores: np.ndarray, depths: Sequence[float], units: Units, *
     masks = {name: surface_masks(mask, hemisphere, vertex, units.space, drawn)
              for name, mask in _roi_masks(units, outlines).items()}
     fig = _draw(hemis, drawn, title, cmap, 0.0, 1.0, "relative depth of the best layer", symmetric=False,
-                threshold=None, views=chosen, log=False, outlines=masks, figure=figure, axes=axes)
+                threshold=None, views=chosen, log=False, outlines=masks, figure=figure, axes=axes,
+                roi_order=_dataset_order(units, list(masks)))
     return save_or_return(fig, output_file, close=figure is None and axes is None)

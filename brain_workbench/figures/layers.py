@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from brain_workbench.figures.colours import roi_colours
 from brain_workbench.figures.output import given_axes, new_figure, panel_titles, save_or_return
 from brain_workbench.types import WorkbenchError
 
@@ -26,26 +27,28 @@ def depth_profile(rows: Any, value: str) -> Any:
 
 def plot_layer_profiles(table: Any, value: str = "mean_r", *, rois: Sequence[str] | None = None,
                         encoders: Sequence[str] | None = None, title: str = "", sem: bool = True,
-                        figure: Any = None, axes: Any = None, output_file: str | Path | None = None) -> Any:
+                        roi_order: Sequence[str] | None = None, figure: Any = None, axes: Any = None,
+                        output_file: str | Path | None = None) -> Any:
     """Plot ``value`` against relative layer depth from a results table (averaged over subjects), a panel per encoder.
 
     Dots mark each ROI's best layer; the shaded band around a line is the SEM across subjects (with
-    two or more subjects); the grey band is the mean 95th percentile of the permutation null.
+    two or more subjects); the grey band is the mean 95th percentile of the permutation null. Each ROI's
+    colour is its colour in every figure (:func:`~brain_workbench.figures.colours.roi_colours` by
+    ``roi_order``, the dataset's ROI order; default: the table's, before ``rois`` picks some).
     """
-    import matplotlib
-
     if table.empty:
         raise WorkbenchError("the results table is empty: run the sweep first")
     if value not in table.columns:
         raise WorkbenchError(f"results have no column {value!r}; columns: {', '.join(table.columns)}")
     frame = table[table["roi"] != "all"]
+    order = list(roi_order) if roi_order is not None else list(dict.fromkeys(frame["roi"]))
     if rois:
         frame = frame[frame["roi"].isin(rois)]
     names = list(encoders) if encoders else list(dict.fromkeys(frame["encoder"]))
     roi_order = list(dict.fromkeys(frame["roi"]))
     if frame.empty or not names:
         raise WorkbenchError("no rows left to plot after filtering by ROI/encoder")
-    palette = matplotlib.colormaps["turbo"](np.linspace(0.05, 0.95, max(len(roi_order), 2)))
+    palette = roi_colours(roi_order, order).values()
     if axes is None:
         fig = new_figure(figure, (4.6 * len(names) + 1.5, 4.2))
         panels = list(fig.subplots(1, len(names), squeeze=False, sharey=True)[0])

@@ -135,7 +135,22 @@ def draw_rois(store_obj: Store, sweep: str, out: Path, subject: str | None = Non
                            output_file=out)
 
 
-FIGURES_VERSION = 1
+def recording_roi_order(store_obj: Store, cells: Sequence[tuple[str, dict]]) -> list[str]:
+    """The ROI names of the first cached recording the cells read, in the dataset's order (attributes only)."""
+    for _, cell in cells:
+        path = cell.get("response_path")
+        meta = (store_obj.attrs(path) or {}).get("recording") if path else None
+        if isinstance(meta, dict):
+            return [str(name) for name in meta.get("rois", {}).values()]
+    return []
+
+
+def sweep_roi_order(store_obj: Store, sweep: str) -> list[str]:
+    """The dataset's ROI order for a finished sweep's figures (see :func:`recording_roi_order`)."""
+    return recording_roi_order(store_obj, _sweep_cells(store_obj, sweep))
+
+
+FIGURES_VERSION = 2
 FIGURE_INDEX = ".figures.json"
 
 
@@ -217,7 +232,18 @@ class FigureKit:
         self.done: dict[str, str] = {}
         self.captions: dict[str, str] = {}
         self.file_label, self.retrieval_columns = file_label, retrieval_columns
-        self.plot_layer_profiles, self.plot_retrieval_scores = plot_layer_profiles, plot_retrieval_scores
+        self.plot_retrieval_scores = plot_retrieval_scores
+        self._roi_order: list[str] | None = None
+
+    def roi_order(self) -> list[str]:
+        """The dataset's ROI order (read once from a cached recording's attributes): every ROI's colour follows it."""
+        if self._roi_order is None:
+            self._roi_order = recording_roi_order(self.store, self.cells)
+        return self._roi_order
+
+    def plot_layer_profiles(self, table: Any, value: str = "mean_r", **options: Any) -> Any:
+        """:func:`plot_layer_profiles` with each ROI in its dataset-wide colour."""
+        return plot_layer_profiles(table, value, **{"roi_order": self.roi_order(), **options})
 
     def keys_of(self, kind: str, head: str | None = None, encoder: str | None = None) -> list[str]:
         """Sorted keys of the sweep's cells of an analysis (optionally one head or encoder)."""

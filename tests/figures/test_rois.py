@@ -56,7 +56,7 @@ def test_outlines_colour_each_roi_edge_over_a_score_map(left) -> None:
     fig = plot_surface_scores(np.linspace(0, 1, N), units, views=["lateral"], hemispheres=["left"],
                               outlines=["back", "middle"])
     drawn = fig.axes[0].collections[0]._facecolor3d
-    colours = roi_colours(list(chosen))
+    colours = roi_colours(list(chosen), list(rois))  # the dataset order, not the subset's
     for name, mask in chosen.items():
         edge = get_faces_on_edge(faces, np.where(mask)[0])
         assert edge.sum() > 10 and np.allclose(drawn[edge], colours[name]), name
