@@ -17,6 +17,7 @@ import numpy as np
 
 from brain_workbench.figures.colours import roi_colours
 from brain_workbench.figures.output import given_axes, new_figure, panel_titles, save_or_return
+from brain_workbench.numerics.scoring import BELOW_THRESHOLD, reliable_best_layer
 from brain_workbench.types import (
     SURFACE_MESHES,
     MeshUnavailableError,
@@ -293,11 +294,14 @@ def label_map(rois: Mapping[str, np.ndarray]) -> np.ndarray:
 def plot_roi_labels(units: Units, rois: Mapping[str, np.ndarray] | Sequence[str] | None = None, *,
                     mesh: str | None = None, title: str = "", views: Sequence[str] | None = None,
                     hemispheres: Sequence[str] | None = None, figure: Any = None, axes: Any = None,
-                    output_file: str | Path | None = None, legend: str = "ROI") -> Any:
+                    output_file: str | Path | None = None, legend: str = "ROI",
+                    colours: Mapping[str, Any] | None = None,
+                    outlines: Mapping[str, np.ndarray] | Sequence[str] | None = None) -> Any:
     """Draw ROIs as a label map (nilearn ``plot_surf_roi``) with a legend whose colours are the drawn ones.
 
     ``rois``: names of ``units.rois`` or masks over units (default: all of ``units.rois``), in labelling
-    order; a unit in several ROIs takes the first.
+    order; a unit in several ROIs takes the first. ``colours``: one colour per name (default: each ROI's
+    colour in every figure, :func:`~brain_workbench.figures.colours.roi_colours`); ``outlines``: ROIs to outline.
     """
     from matplotlib.colors import ListedColormap
     from matplotlib.patches import Patch
@@ -308,10 +312,13 @@ def plot_roi_labels(units: Units, rois: Mapping[str, np.ndarray] | Sequence[str]
     if not masks:
         raise WorkbenchError("there are no ROIs to draw")
     names = list(masks)
-    colours = roi_colours(names, _dataset_order(units, names))
+    colours = dict(colours) if colours is not None else roi_colours(names, _dataset_order(units, names))
     cmap = ListedColormap([colours[n] for n in names], name="workbench-rois")
     drawn = drawing_mesh(units.space, mesh)
     labels = surface_arrays(label_map(masks).astype(np.float64), hemisphere, vertex, units.space, drawn)
+    edges = {name: surface_masks(mask, hemisphere, vertex, units.space, drawn)
+             for name, mask in _roi_masks(units, outlines).items()} if outlines is not None else {}
+    edge_colours = roi_colours(list(edges), _dataset_order(units, list(edges)))
     inflated, sulc = load_mesh(drawn)
     chosen = panels(views, hemispheres)
     fig, panel_axes = _panel_axes(chosen, figure, axes, bottom=0.16, height=0.7, right=0.98, inches=4.8)
@@ -321,7 +328,13 @@ def plot_roi_labels(units: Units, rois: Mapping[str, np.ndarray] | Sequence[str]
         plotting.plot_surf_roi(surf_mesh=inflated.parts[hemi], roi_map=roi_map, bg_map=sulc.data.parts[hemi],
                                hemi=hemi, view=view, cmap=cmap, vmin=0.5, vmax=len(names) + 0.5, threshold=0.5,
                                avg_method="median", bg_on_data=False, colorbar=False, axes=ax, engine="matplotlib")
-    handles = [Patch(facecolor=colours[n], edgecolor="black", label=n) for n in names]
+        if edges:
+            _outline(ax, inflated.parts[hemi], {n: m[hemi] for n, m in edges.items()}, edge_colours)
+    handles: list[Any] = [Patch(facecolor=colours[n], edgecolor="black", label=n) for n in names]
+    if edges:
+        from matplotlib.lines import Line2D
+
+        handles += [Line2D([], [], color=c, lw=3, label=f"{n} outline") for n, c in edge_colours.items()]
     _legend(fig, panel_axes, axes is None, handles, legend)
     panel_names = [f"{hemi} hemisphere, {view}" for hemi, view in chosen]
     panel_titles(panel_axes, panel_names, "" if axes is None else title, fontsize=11, pad=0)
@@ -330,25 +343,43 @@ def plot_roi_labels(units: Units, rois: Mapping[str, np.ndarray] | Sequence[str]
     return save_or_return(fig, output_file, close=figure is None and axes is None)
 
 
+def layer_colours(depths: Sequence[float], names: Sequence[str], cmap: str = "viridis") -> dict[str, Any]:
+    """One colour per layer from ``cmap`` at its relative depth: a layer's colour never depends on which layers win."""
+    import matplotlib
+
+    palette = matplotlib.colormaps[cmap]
+    return {name: tuple(float(c) for c in palette(float(d))) for name, d in zip(names, depths)}
+
+
 def plot_best_layer(scores: np.ndarray, depths: Sequence[float], units: Units, *, mesh: str | None = None,
                     title: str = "", min_score: float = 0.1, cmap: str = "viridis",
+                    layer_names: Sequence[str] | None = None, halves: tuple[np.ndarray, np.ndarray] | None = None,
                     views: Sequence[str] | None = None, hemispheres: Sequence[str] | None = None,
                     outlines: Mapping[str, np.ndarray] | Sequence[str] | None = None, figure: Any = None,
                     axes: Any = None, output_file: str | Path | None = None) -> Any:
-    """Colour each vertex by the relative depth of its best layer (``scores``: layers × units).
+    """Colour each vertex by its best layer (``scores``: layers × units), with a legend of layer names.
 
-    Vertices whose best score stays below ``min_score`` are left uncoloured: no layer explains them.
+    Vertices whose best score stays below ``min_score`` are left uncoloured (no layer explains them), and so
+    are those whose best layer does not beat the runner-up in both independent halves of the test stimuli
+    (``halves``: the same scores on each half): a flat profile is not presented as a finding.
     """
     scores = np.asarray(scores, dtype=np.float64)
     hemisphere, vertex = _surface_units(units, scores.shape[-1])
-    best = np.asarray(depths, dtype=np.float64)[np.argmax(scores, axis=0)]
-    best[scores.max(axis=0) < min_score] = np.nan
-    chosen = panels(views, hemispheres)
-    drawn = drawing_mesh(units.space, mesh)
-    hemis = surface_arrays(best, hemisphere, vertex, units.space, drawn)
-    masks = {name: surface_masks(mask, hemisphere, vertex, units.space, drawn)
-             for name, mask in _roi_masks(units, outlines).items()}
-    fig = _draw(hemis, drawn, title, cmap, 0.0, 1.0, "relative depth of the best layer", symmetric=False,
-                threshold=None, views=chosen, log=False, outlines=masks, figure=figure, axes=axes,
-                roi_order=_dataset_order(units, list(masks)))
-    return save_or_return(fig, output_file, close=figure is None and axes is None)
+    names = [str(n) for n in (layer_names or [f"depth {float(d):.2f}" for d in depths])]
+    if len(names) != len(scores) or len(depths) != len(scores):
+        raise WorkbenchError(f"{len(scores)} layers of scores but {len(names)} names and {len(depths)} depths")
+    half_a, half_b = halves if halves is not None else (None, None)
+    best = reliable_best_layer(scores, half_a, half_b, min_score=min_score)
+    won = [i for i in range(len(names)) if (best == i).any()]
+    masks = {names[i]: best == i for i in won}
+    colours = layer_colours(depths, names, cmap)
+    above = int((best != BELOW_THRESHOLD).sum())
+    kept = int((best >= 0).sum())
+    note = (f"coloured: {kept} of {above} vertices above threshold, best layer ahead of the runner-up in both "
+            "test halves" if halves is not None else f"coloured: {kept} vertices above threshold")
+    if not masks:
+        masks = {"no reliable best layer": np.zeros(units.n, dtype=bool)}
+        colours = {"no reliable best layer": (0.7, 0.7, 0.7, 1.0)}
+    return plot_roi_labels(units, masks, mesh=mesh, title=title or "best layer per vertex", views=views,
+                           hemispheres=hemispheres, figure=figure, axes=axes, output_file=output_file,
+                           legend=f"best layer (shallow → deep)\n{note}", colours=colours, outlines=outlines)

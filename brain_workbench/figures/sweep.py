@@ -84,10 +84,13 @@ def draw_brainmap(store_obj: Store, sweep: str, out: Path, encoder: str | None =
     if value == "best-layer":
         cells.sort(key=lambda c: c[0]["depth"])
         scores = np.stack([np.where(keep, c[1]["score"], np.nan) for c in cells])
+        halves = None
+        if all("score_half_a" in c[1] and "score_half_b" in c[1] for c in cells):
+            halves = (np.stack([c[1]["score_half_a"] for c in cells]), np.stack([c[1]["score_half_b"] for c in cells]))
         return plot_best_layer(np.nan_to_num(scores, nan=-1), [c[0]["depth"] for c in cells], rec.units,
-                               min_score=critical, outlines=drawn_outlines,
-                               title=f"{encoder}: best layer per vertex (r > {critical:.2f}), subject {subject} ({sweep})",
-                               output_file=out)
+                               min_score=critical, outlines=drawn_outlines, layer_names=[c[0]["layer"] for c in cells],
+                               halves=halves, title=f"{encoder}: best layer per vertex (r > {critical:.2f}, "
+                               f"uncorrected p < 0.001), subject {subject} ({sweep})", output_file=out)
     if layer is None:
         chosen = max(cells, key=lambda c: float(np.nanmean(c[1]["score"][keep])))
     else:

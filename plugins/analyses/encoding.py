@@ -184,8 +184,10 @@ class EncodingAnalysis(Analysis):
                 continue
             paths += maps + [kit.draw(f"best_layer_{safe}.png", inputs, lambda p, e=encoder: kit.brainmap(
                 p, encoder=e, subject=subject, value="best-layer"),
-                f"For each vertex of subject {subject}, the relative depth of the {encoder} layer that predicts it "
-                "best; vertices that no layer predicts above the p < 0.001 critical r are not coloured.")]
+                f"For each vertex of subject {subject}, the {encoder} layer that predicts it best (legend: layer "
+                "names, shallow to deep); vertices that no layer predicts above the critical r for uncorrected "
+                "p < 0.001, and vertices whose best layer does not beat the runner-up in both random halves of the "
+                "test stimuli, are not coloured.")]
             if kit.interactive:
                 paths.append(kit.draw(f"surface_{safe}.html", inputs, lambda p, e=encoder: kit.surface_view(
                     p, encoder=e, subject=subject),
@@ -229,7 +231,7 @@ def fit_and_score(store_url: str, cell: Cell) -> CellResult:
     score[constant] = np.nan
     r2 = r2_per_unit(Y_test, pred).astype(np.float32)
     r2[constant] = np.nan
-    result: dict[str, Any] = {"score": score, "r2": r2}
+    result: dict[str, Any] = {"score": score, "r2": r2, **split_half_scores(Y_test, pred, task.seed)}
     if data["noise_ceiling"] is not None and len(data["noise_ceiling"]) == len(score):
         result["score_normalized"] = normalize_by_ceiling(score, data["noise_ceiling"]).astype(np.float32)
     alphas = getattr(head, "best_alphas_", None)
@@ -280,6 +282,18 @@ def fit_and_score(store_url: str, cell: Cell) -> CellResult:
                       info={"fit_s": round(fit_s, 3)}, warnings=warned)
 
 
+def split_half_scores(Y_test: np.ndarray, pred: np.ndarray, seed: int) -> dict[str, np.ndarray]:
+    """Per-unit r on two disjoint random halves of the test rows (``score_half_a``, ``score_half_b``): whether a
+    unit's best layer beats the runner-up in both halves is what makes a best-layer map reliable."""
+    n = len(Y_test)
+    if n < 8:
+        return {}
+    order = np.random.default_rng(seed).permutation(n)
+    halves = np.sort(order[: n // 2]), np.sort(order[n // 2:])
+    return {f"score_half_{name}": pearson_per_unit(Y_test[rows], pred[rows]).astype(np.float32)
+            for name, rows in zip("ab", halves)}
+
+
 def constant_columns(Y: np.ndarray) -> np.ndarray:
     """Columns whose values do not vary (Pearson r with them is undefined, as scipy's ``pearsonr`` says)."""
     Y = np.asarray(Y, dtype=np.float64)
@@ -288,7 +302,7 @@ def constant_columns(Y: np.ndarray) -> np.ndarray:
     return spread <= 1e-12 * scale
 
 
-FOLD_AVERAGED = ("score", "r2", "score_normalized")
+FOLD_AVERAGED = ("score", "r2", "score_normalized", "score_half_a", "score_half_b")
 
 
 def fold_mean(store_url: str, cell: Cell) -> CellResult:
