@@ -204,7 +204,7 @@ def _legend(fig: Any, axes: list[Any], owned: bool, handles: list[Any], title: s
 def _draw(hemis: dict[str, np.ndarray], mesh: str, title: str, cmap: str, vmin: float | None, vmax: float | None,
           colorbar_label: str, symmetric: bool, threshold: float | None, views: Sequence[tuple[str, str]],
           log: bool, outlines: Mapping[str, Mapping[str, np.ndarray]], figure: Any, axes: Any,
-          roi_order: Sequence[str] | None = None) -> Any:
+          roi_order: Sequence[str] | None = None, grey_below: float | None = None) -> Any:
     from matplotlib import cm, colors
     from nilearn import plotting
 
@@ -245,12 +245,17 @@ def _draw(hemis: dict[str, np.ndarray], mesh: str, title: str, cmap: str, vmin: 
     mappable = cm.ScalarMappable(norm=norm, cmap=cmap)
     names = [f"{hemi} hemisphere, {view}" for hemi, view in views]
     if axes is None:
-        fig.colorbar(mappable, cax=fig.add_axes((0.915, 0.16, 0.012, 0.6)), label=colorbar_label)
+        bar = fig.colorbar(mappable, cax=fig.add_axes((0.915, 0.16, 0.012, 0.6)), label=colorbar_label)
         panel_titles(panel_axes, names, "", fontsize=11, pad=0)
         fig.suptitle(title, fontsize=14, y=0.97)
     else:
-        fig.colorbar(mappable, ax=panel_axes, shrink=0.6, label=colorbar_label)
+        bar = fig.colorbar(mappable, ax=panel_axes, shrink=0.6, label=colorbar_label)
         panel_titles(panel_axes, names, title, fontsize=11, pad=0)
+    floor = grey_below if grey_below is not None else threshold
+    if floor is not None and not log and floor > vmin:
+        # nilearn's convention: the part of the colour bar no shown vertex can take is grey
+        low = max(-floor, vmin) if symmetric else vmin
+        bar.ax.axhspan(low, min(floor, vmax), color="0.75", zorder=3, gid="below-threshold")
     return fig
 
 
@@ -259,10 +264,13 @@ def plot_surface_scores(values: np.ndarray, units: Units, *, mesh: str | None = 
                         threshold: float | None = None, colorbar_label: str = "Pearson r (test split)",
                         views: Sequence[str] | None = None, hemispheres: Sequence[str] | None = None,
                         log: bool = False, outlines: Mapping[str, np.ndarray] | Sequence[str] | None = None,
-                        figure: Any = None, axes: Any = None, output_file: str | Path | None = None) -> Any:
+                        grey_below: float | None = None, figure: Any = None, axes: Any = None,
+                        output_file: str | Path | None = None) -> Any:
     """Draw one value per unit (e.g. a score) on the inflated surface with a colour bar.
 
-    ``threshold`` hides |value| below it; ``log`` scales colours logarithmically (values <= 0 hidden);
+    ``threshold`` hides |value| below it and greys that part of the colour bar (as nilearn does);
+    ``grey_below`` greys the colour bar below a threshold applied before (values already hidden);
+    ``log`` scales colours logarithmically (values <= 0 hidden);
     ``outlines`` outlines ROIs (names of ``units.rois`` or masks over units) each in its own colour.
     """
     if log and (vmin is not None and vmin <= 0 or vmax is not None and vmax <= 0):
@@ -277,7 +285,7 @@ def plot_surface_scores(values: np.ndarray, units: Units, *, mesh: str | None = 
              for name, mask in _roi_masks(units, outlines).items()}
     fig = _draw(hemis, drawn, title, cmap, vmin, vmax, colorbar_label, symmetric=False, threshold=threshold,
                 views=chosen, log=log, outlines=masks, figure=figure, axes=axes,
-                roi_order=_dataset_order(units, list(masks)))
+                roi_order=_dataset_order(units, list(masks)), grey_below=grey_below)
     return save_or_return(fig, output_file, close=figure is None and axes is None)
 
 

@@ -102,17 +102,29 @@ def draw_brainmap(store_obj: Store, sweep: str, out: Path, encoder: str | None =
     if value not in chosen[1]:
         raise WorkbenchError(f"cells have no per-unit {value!r}; choose from {', '.join(chosen[1])} or best-layer")
     threshold = critical if value in ("score", "score_normalized") else -np.inf
-    if surface.get("threshold") is not None and value in ("score", "score_normalized"):
+    given = surface.get("threshold") is not None and value in ("score", "score_normalized")
+    if given:
         threshold = float(surface.pop("threshold"))
     data = np.where(keep & (chosen[1]["score"] >= threshold), chosen[1][value], np.nan)
     surface.setdefault("log", value == "alpha")
     label = {"score": "Pearson r (test split)", "score_normalized": "r / noise ceiling", "r2": "R² (test split)",
              "alpha": "ridge alpha"}.get(value, value)
-    shown = f" (r > {threshold:.2f})" if np.isfinite(threshold) else ""
+    shown = map_threshold_note(threshold, given, value)
+    if value == "score" and np.isfinite(threshold):
+        surface.setdefault("grey_below", threshold)
     return plot_surface_scores(data, rec.units,
                                title=f"{encoder} · {chosen[0]['layer']} · subject {subject}{shown} ({sweep})",
                                colorbar_label=label, output_file=out, outlines=drawn_outlines,
                                **{"vmax": 1.0 if value == "score_normalized" else None, **surface})
+
+
+def map_threshold_note(threshold: float, given: bool, value: str) -> str:
+    """The title's note on which vertices a map shows: the r they beat, and whether that is the uncorrected
+    p < 0.001 critical r; a normalised map says it is thresholded on r, not on r / ceiling."""
+    if not np.isfinite(threshold) or (threshold <= 0 and not given):
+        return ""
+    what = "vertices with r" if value == "score_normalized" else "r"
+    return f" ({what} ≥ {threshold:.2f})" if given else f" ({what} > {threshold:.2f}, uncorrected p < 0.001)"
 
 
 def pick_rois(rec: Any, names: Sequence[str]) -> dict[str, np.ndarray]:
