@@ -145,6 +145,8 @@ def plot_layer_profiles(table: Any, value: str = "mean_r", *, rois: Sequence[str
         ax.grid(alpha=0.3)
     panels[0].set_ylabel(profile_ylabel(frame, value))
     handles, labels = panels[0].get_legend_handles_labels()
+    ranked = sorted(range(len(labels)), key=lambda i: labels[i] not in roi_order)  # ROIs first, then the bands
+    handles, labels = [handles[i] for i in ranked], [labels[i] for i in ranked]
     if axes is None:
         panel_titles(panels, names, "", fontsize=12)
         fig.legend(handles, labels, loc="center right", title="ROI", frameon=False)

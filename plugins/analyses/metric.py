@@ -24,6 +24,7 @@ from brain_workbench.sdk.analysis import (
     bootstrap_stimuli,
     build,
     digest,
+    given_rdm_noise_ceilings,
     load_features,
     load_rdms,
     permutation_pvalue,
@@ -192,14 +193,46 @@ class MetricAnalysis(Analysis):
             if "brain_value" in part and part["brain_value"].notna().any():
                 paths.append(_draw_property(kit, name, what, part, subjects, sem))
                 continue
+            ceilings = rdm_ceilings(kit, part, session)
             paths.append(kit.draw(f"layers_{kit.file_label(name)}.png", sorted(part["cell"].unique().tolist()),
-                                  lambda p, part=part, what=what: kit.plot_layer_profiles(
+                                  lambda p, part=part, what=what, ceilings=ceilings: kit.plot_layer_profiles(
                                       part, "value", title=f"{kit.sweep}: {what} per layer (no fitting)",
-                                      output_file=p),
+                                      ceilings=ceilings, output_file=p),
                                   f"{what} between each layer's representation of the test stimuli and each ROI's "
                                   f"responses, computed without fitting, against relative layer depth, averaged over "
-                                  f"{subjects}{sem}."))
+                                  f"{subjects}{sem}{statistics_note(part, ceilings)}."))
         return paths
+
+
+def rdm_ceilings(kit: Any, part: Any, session: Any = None) -> dict[str, tuple[float, float]] | None:
+    """Each ROI's RDM noise ceiling (lower, upper) over the sweep's subjects, for metric cells on given brain RDMs
+    whose comparison has one (cosine, corr, spearman); None otherwise or with one subject."""
+    if "brain_distance" not in part or not part["brain_distance"].notna().any():
+        return None
+    tasks = [kit.task(key) for key in sorted(part["cell"].unique())]
+    paths = sorted({str(t["rdm_path"]) for t in tasks if t.get("rdm_path")})
+    if len(paths) < 2:
+        return None
+    method = getattr(rdm_metric(tasks[0]["metric"]), "comparison", None)
+    try:
+        bounds = given_rdm_noise_ceilings([r for path in paths for r in load_rdms(kit.store, path)], method)
+    except WorkbenchError:
+        return None
+    wanted = None if session is None or session != session else str(session)
+    return {roi: (float(low), float(high)) for (roi, s), (low, high) in bounds.items() if s == wanted}
+
+
+def statistics_note(part: Any, ceilings: Mapping[str, tuple[float, float]] | None) -> str:
+    """What a metric profile's bands show, for its caption."""
+    notes = []
+    if "null_value_95" in part and part["null_value_95"].notna().any():
+        notes.append("the grey band is where a value does not beat the stimulus-permutation null (its 95th "
+                     "percentile; 5th for distances)")
+    if part["subject"].nunique() == 1 and "ci_low" in part and part["ci_low"].notna().any():
+        notes.append("coloured bands are bootstrap 95% confidence intervals")
+    if ceilings:
+        notes.append("flat bands in each ROI's colour are its RDM noise ceiling over subjects (lower to upper bound)")
+    return "; " + "; ".join(notes) if notes else ""
 
 
 def _draw_property(kit: Any, name: str, what: str, part: Any, subjects: str, sem: str) -> Any:
