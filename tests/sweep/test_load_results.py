@@ -27,3 +27,20 @@ def test_dir_lists_the_api_only() -> None:
     names = dir(wb)
     assert {"dataset", "encoder", "head", "register", "WorkbenchError"} <= set(names)
     assert not {"Any", "Callable", "annotations", "get_registry"} & set(names)
+
+
+def test_store_ls_after_a_run_lists_that_runs_store(tmp_path, monkeypatch) -> None:
+    """``store ls`` without --store right after a sweep (the demo) lists the sweep's store, not stores/default.zarr."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from brain_workbench.cli import app
+
+    wb.register("two-layers", TwoLayers, kind="encoder", replace=True)
+    Sweep(config_from_dict(config(tmp_path, name="listed"))).run()
+    monkeypatch.delenv("WORKBENCH_STORE", raising=False)
+    result = CliRunner().invoke(app, ["store", "ls", "--json"])
+    assert result.exit_code == 0, result.output
+    entries = [e["path"] for e in json.loads(result.stdout)]
+    assert any(p.startswith("results/listed/") for p in entries) and any(p.startswith("features/") for p in entries)
