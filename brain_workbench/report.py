@@ -28,7 +28,7 @@ STYLE = """
 body{font-family:system-ui,sans-serif;margin:0 auto;max-width:1200px;padding:1em 2em;color:#222;line-height:1.4}
 nav{background:#f5f5f5;padding:.5em 1.5em;border-radius:6px} nav ul{margin:.3em 0}
 table{border-collapse:collapse;margin:.5em 0 1.5em;font-size:90%}
-td,th{padding:2px 8px;border-bottom:1px solid #ddd;text-align:right}
+td,th{padding:2px 8px;border-bottom:1px solid #ddd;text-align:right;white-space:nowrap}
 th{background:#fafafa} td.l,th.l{text-align:left} pre{background:#f7f7f7;padding:1em;overflow:auto;font-size:85%}
 figure{margin:1.5em 0} figure img{max-width:100%;border:1px solid #eee} figcaption{font-size:92%;color:#444;max-width:60em}
 iframe{width:100%;height:620px;border:1px solid #ddd} .note{color:#555;font-size:90%}
@@ -62,13 +62,18 @@ def _fmt(x: Any) -> str:
     return f"{v:.2e}" if v != 0 and abs(v) < 1e-3 else f"{v:.3f}"
 
 
+def _label(value: Any) -> str:
+    """A label cell: floats (layer depths) with two decimals, as every table prints them, not 0.3333333333333333."""
+    return f"{value:.2f}" if isinstance(value, float) else str(value)
+
+
 def _html_table(frame: Any, left: int) -> str:
     """A plain HTML table; the first ``left`` columns are labels (left-aligned)."""
     head = "".join(f"<th class='l'>{html.escape(str(c))}</th>" if i < left else f"<th>{html.escape(str(c))}</th>"
                    for i, c in enumerate(frame.columns))
     rows = []
     for values in frame.itertuples(index=False):
-        cells = [f"<td class='l'>{html.escape(str(v))}</td>" if i < left
+        cells = [f"<td class='l'>{html.escape(_label(v))}</td>" if i < left
                  else f"<td>{_fmt(v) if not isinstance(v, str) else html.escape(v)}</td>"
                  for i, v in enumerate(values)]
         rows.append(f"<tr>{''.join(cells)}</tr>")

@@ -79,6 +79,9 @@ def test_report_orders_layers_by_depth_and_rois_as_the_dataset_does(report) -> N
     header = re.findall(r"<th[^>]*>([^<]+)</th>", table)
     assert header[3:] == rois
     assert table.index("zeta-early") < table.index("alpha-late"), "depth 0 before depth 1, not alphabetical"
+    depths = re.findall(r"<td class='l'>(\d+\.\d+)</td>", page)
+    assert depths and all(len(d.split(".")[1]) == 2 for d in depths), "depths print with two decimals"
+    assert "white-space:nowrap" in page, "mean ± SEM cells do not wrap"
 
 
 def test_every_figure_is_captioned_and_the_surface_view_is_offline(report) -> None:
@@ -170,7 +173,7 @@ def test_figure_rois_and_outlines_from_the_cli(report, tmp_path: Path) -> None:
     assert isinstance(result.exception, WorkbenchError) and "known: V1, V2" in str(result.exception)
     assert not (tmp_path / "x.png").exists()
     fig = draw_brainmap(store, "rep", None, threshold=0.0, outlines=["V1"])
-    assert "(r > 0.00)" in fig._suptitle.get_text(), "the title states the threshold drawn, not the default"
+    assert "(r ≥ 0.00)" in fig._suptitle.get_text(), "the title states the threshold drawn (kept: r ≥ it), not the default"
     assert [t.get_text() for t in fig.legends[0].get_texts()] == ["V1"]
     result = runner.invoke(app, ["figure", "brainmap", "rep", "--cmap", "viridis", "--vmin", "0.1", "--vmax", "0.5",
                                  "--view", "ventral", "--hemi", "left", "--store", store.url, "--out", str(tmp_path / "o.png")])
