@@ -162,9 +162,13 @@ class EncodingAnalysis(Analysis):
     def figures(self, rows: Any, kit: Any) -> list[Any]:
         sweep, keys = kit.sweep, kit.keys_of(self.name)
         subjects, sem = common.over_subjects(rows)
+        folds = rows["n_folds"].dropna() if "n_folds" in rows.columns else []
+        where = f"held-out Pearson r over {int(max(folds))} folds" if len(folds) else "test-split Pearson r"
+        if len(folds) and not sem:
+            sem = "; shaded bands are ±1 SEM across folds"
         paths = [kit.draw("layers.png", keys, lambda p: kit.plot_layer_profiles(
-            rows, "mean_r", title=f"{sweep}: test-set Pearson r per layer", output_file=p),
-            f"Encoding: mean test-split Pearson r between predicted and measured responses in each ROI against "
+            rows, "mean_r", title=f"{sweep}: {where} per layer", output_file=p),
+            f"Encoding: mean {where} between predicted and measured responses in each ROI against "
             f"relative layer depth (0 = input, 1 = output), averaged over {subjects}{sem}. Dots mark each ROI's "
             "best layer; the grey band is the mean 95th percentile of the permutation null.")]
         if "mean_r_normalized" in rows.columns and rows["mean_r_normalized"].notna().any():

@@ -167,3 +167,25 @@ def test_metric_cells_of_a_cross_validated_sweep_use_every_stimulus(tmp_path):
     assert metric.loc[metric["roi"] == "all", "value"].iloc[0] == pytest.approx(expected, rel=1e-5)
     tidy = tidy_table(sweep.store, "cv")
     assert {"mean_r", "cka_linear"} <= set(tidy["score"])
+
+
+def test_kfold_figures_show_the_sem_across_folds_and_say_folds(tmp_path):
+    """A k-fold encoding profile (one subject) draws ±1 SEM across folds and names the folds, not a test split;
+    its fold-mean cells carry split-half scores for the best-layer map (issue 23, items 2 and 3)."""
+    from brain_workbench.figures.sweep import write_figures
+
+    sweep = Sweep(config_from_dict(config(tmp_path, {"scheme": "kfold", "k": 3})))
+    sweep.run()
+    write_figures(sweep.store, "cv", tmp_path / "figs")
+    import json
+
+    caption = json.loads((tmp_path / "figs" / ".figures.json").read_text())["captions"]["layers.png"]
+    assert "over 3 folds" in caption and "SEM across folds" in caption and "test-split" not in caption
+    from brain_workbench.figures.layers import plot_layer_profiles
+
+    frame = results_table(sweep.store, "cv")
+    ax = plot_layer_profiles(frame, "mean_r").axes[0]
+    assert ax.get_ylabel() == "mean Pearson r (held-out folds, k = 3)"
+    assert any(str(c.get_gid()).startswith("sem_folds-") for c in ax.collections)
+    (_, arrays), = [c for c in load_cell_scores(sweep.store, "cv")][:1]
+    assert {"score_half_a", "score_half_b"} <= set(arrays)
