@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as _dt
 import html
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -210,7 +210,54 @@ def _run_section(s: Store, sweep: str) -> str:
             f"<h3 id='versions'>Package versions</h3><table><thead><tr><th class='l'>package</th>"
             f"<th class='l'>when the sweep ran</th><th class='l'>when the report was written</th></tr></thead>"
             f"<tbody>{versions}</tbody></table>"
-            f"<h3 id='config'>Sweep config</h3><pre>{html.escape(yaml.safe_dump(config, sort_keys=False))}</pre>")
+            f"<h3 id='config'>Sweep config</h3><p class='note'>The values that differ from the defaults.</p>"
+            f"<pre>{html.escape(yaml.safe_dump(non_default_config(config), sort_keys=False))}</pre>"
+            f"<details><summary>The full config, defaults included</summary>"
+            f"<pre>{html.escape(yaml.safe_dump(config, sort_keys=False))}</pre></details>")
+
+
+def non_default_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The config values that differ from ``SweepConfig``'s defaults, at every level its models describe (an
+    encoder's ``label: null`` or ``options: {}`` go); sections that analyses claim are kept whole."""
+    from brain_workbench.sweep.config import SweepConfig
+
+    return _pruned(dict(config), SweepConfig)
+
+
+def _pruned(value: Any, model: Any) -> Any:
+    """``value`` (plain JSON data of ``model``) without the fields equal to their defaults, recursively."""
+    import typing
+
+    from pydantic import BaseModel
+
+    def is_model(kind: Any) -> bool:
+        return isinstance(kind, type) and issubclass(kind, BaseModel)
+
+    def plain(default: Any) -> Any:
+        return default.model_dump(mode="json") if isinstance(default, BaseModel) else default
+
+    if not (is_model(model) and isinstance(value, dict)):
+        return value
+    out = {}
+    for name, item in value.items():
+        field = model.model_fields.get(name)
+        if field is None:
+            out[name] = item
+            continue
+        if not field.is_required() and name != "name":  # a name says what the entry is, default or not
+            try:
+                if item == plain(field.get_default(call_default_factory=True)):
+                    continue
+            except Exception:  # a default that cannot be built alone is shown, never guessed
+                pass
+        kinds = [field.annotation, *typing.get_args(field.annotation)]
+        inner = [k for kind in kinds for k in (kind, *typing.get_args(kind)) if is_model(k)]
+        if inner and isinstance(item, list):
+            item = [_pruned(v, inner[0]) for v in item]
+        elif inner:
+            item = _pruned(item, inner[0])
+        out[name] = item
+    return out
 
 
 def write_report(s: Store, sweep: str, out: Path) -> Path:
@@ -228,7 +275,7 @@ def write_report(s: Store, sweep: str, out: Path) -> Path:
         sections.extend((c.anchor, c.title, c.body) for c in custom or kit.default_sections(kind, rows, analysis))
     captions = figure_captions(out)
     figure_items = []
-    for path in figures:
+    for path in sorted(figures, key=lambda p: p.name != "rois.png"):  # the ROI map first: the others refer to it
         anchor = f"fig-{_slug(path.stem)}"
         caption = html.escape(captions.get(path.name) or path.stem.replace("_", " "))
         if path.suffix == ".html":

@@ -82,6 +82,13 @@ def test_report_orders_layers_by_depth_and_rois_as_the_dataset_does(report) -> N
     depths = re.findall(r"<td class='l'>(\d+\.\d+)</td>", page)
     assert depths and all(len(d.split(".")[1]) == 2 for d in depths), "depths print with two decimals"
     assert "white-space:nowrap" in page, "mean ± SEM cells do not wrap"
+    shown = page[page.index("<h3 id='config'>"):]
+    shown = html.unescape(shown[shown.index("<pre>") + 5:shown.index("</pre>")])
+    assert "permutations: 10" in shown and "name: ridge" in shown and "cv: 3" in shown
+    assert "label: null" not in shown and "average_repetitions" not in shown and "options: {}" not in shown
+    assert "average_repetitions" in page[page.index("The full config"):], "the full config stays one click away"
+    figures = re.findall(r"<figure id='fig-([^']+)'", page)
+    assert figures[0] == "rois", "the ROI map comes first: the other figures refer to its areas"
 
 
 def test_every_figure_is_captioned_and_the_surface_view_is_offline(report) -> None:
