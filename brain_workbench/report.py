@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from brain_workbench.analysis.contract import ReportSection
+from brain_workbench.analysis.summaries import best_layers
 from brain_workbench.figures.layers import retrieval_columns
 from brain_workbench.figures.sweep import figure_captions, write_figures
 from brain_workbench.store import Store, provenance
@@ -189,6 +190,24 @@ class ReportKit:
         return out
 
 
+def summary_section(frame: Any) -> str:
+    """The report's opening answer: each encoder's best layer per ROI with r (mean over subjects, SEM across
+    subjects), r / noise ceiling and the largest FDR q over subjects; empty without encoding rows."""
+    if not {"kind", "mean_r"} <= set(frame.columns):
+        return ""
+    rows = frame[(frame["kind"] == "encoding") & frame["mean_r"].notna()]
+    if rows.empty:
+        return ""
+    best = best_layers(rows, "mean_r").rename(columns={"mean_r": "r", "sem": "SEM", "mean_r_normalized":
+                                                         "r / ceiling", "q_fdr": "q (FDR, max over subjects)"})
+    best = best.drop(columns=["n_subjects"])
+    subjects = rows["subject"].nunique()
+    return (f"<h2 id='summary'>Summary: best layer per ROI</h2><p class='note'>For each encoder and ROI, the layer "
+            f"with the highest test-split Pearson r averaged over {subjects} subject{'s' if subjects != 1 else ''} "
+            f"(SEM across subjects with two or more), r divided by the noise ceiling where the data have one, and the "
+            f"largest Benjamini–Hochberg q of that layer over subjects.</p>{_html_table(best, 4)}")
+
+
 def _run_section(s: Store, sweep: str) -> str:
     import yaml
 
@@ -286,8 +305,10 @@ def write_report(s: Store, sweep: str, out: Path) -> Path:
             item = (f"<figure id='{anchor}'><img src='{html.escape(path.name)}' alt='{caption}'>"
                     f"<figcaption>{caption}</figcaption></figure>")
         figure_items.append((anchor, path.stem.replace("_", " "), item))
-    toc = ["<li><a href='#run'>How these results were made</a><ul><li><a href='#versions'>Package versions</a></li>"
-           "<li><a href='#config'>Sweep config</a></li></ul></li>"]
+    summary = summary_section(frame)
+    toc = (["<li><a href='#summary'>Summary: best layer per ROI</a></li>"] if summary else []) + [
+        "<li><a href='#run'>How these results were made</a><ul><li><a href='#versions'>Package versions</a></li>"
+        "<li><a href='#config'>Sweep config</a></li></ul></li>"]
     if sections:
         toc.append("<li><a href='#tables'>Results tables</a><ul>" + "".join(
             f"<li><a href='#{a}'>{html.escape(t)}</a></li>" for a, t, _ in sections) + "</ul></li>")
@@ -300,7 +321,7 @@ def write_report(s: Store, sweep: str, out: Path) -> Path:
             f"<h1>Sweep {html.escape(sweep)}</h1>"
             f"<p>{len(frame)} result rows; encoders: {html.escape(', '.join(encoders)) or 'none'}.</p>"
             f"<nav><strong>Contents</strong><ul>{''.join(toc)}</ul></nav>"
-            f"{_run_section(s, sweep)}"
+            f"{summary}{_run_section(s, sweep)}"
             + (f"<h2 id='tables'>Results tables</h2>{tables}" if sections else "")
             + (f"<h2 id='figures'>Figures</h2>{''.join(i for _, _, i in figure_items)}" if figure_items else "")
             + "</body></html>")

@@ -87,6 +87,14 @@ def test_report_orders_layers_by_depth_and_rois_as_the_dataset_does(report) -> N
     assert "permutations: 10" in shown and "name: ridge" in shown and "cv: 3" in shown
     assert "label: null" not in shown and "average_repetitions" not in shown and "options: {}" not in shown
     assert "average_repetitions" in page[page.index("The full config"):], "the full config stays one click away"
+    assert page.index("id='summary'") < page.index("id='run'"), "the report opens with its summary"
+    summary = page[page.index("id='summary'"):]
+    summary = summary[:summary.index("</table>")]
+    best = frame[frame["roi"] != "all"].groupby(["roi", "layer"])["mean_r"].mean()
+    for roi in rois:
+        layer = best[roi].idxmax()
+        assert re.search(rf"<td class='l'>{re.escape(roi)}</td><td class='l'>{layer}</td>", summary), roi
+        assert f"{best[roi].max():.3f}" in summary
     figures = re.findall(r"<figure id='fig-([^']+)'", page)
     assert figures[0] == "rois", "the ROI map comes first: the other figures refer to its areas"
 

@@ -21,6 +21,7 @@ from brain_workbench.sdk.analysis import (
     Store,
     TextTable,
     WorkbenchError,
+    best_layer_table,
     bootstrap_ci,
     build,
     fold_count,
@@ -156,8 +157,12 @@ class EncodingAnalysis(Analysis):
     def table(self, rows: Any, sweep: str, value: str) -> list[TextTable]:
         if value not in rows.columns:
             raise WorkbenchError(f"no column {value!r}; choose one of {', '.join(rows.columns)}")
-        return [common.pivot(part, value, f"{sweep}: {label} {value} (mean over subjects)")
-                for label, part in rows.groupby("analysis", sort=False)]
+        out = []
+        for label, part in rows.groupby("analysis", sort=False):
+            out.append(common.pivot(part, value, f"{sweep}: {label} {value} (mean over subjects)"))
+            out.append(best_layer_table(part, value, f"{sweep}: {label}, best layer per ROI ({value}: mean over "
+                                                     "subjects, SEM across subjects, q: largest FDR q over subjects)"))
+        return out
 
     def figures(self, rows: Any, kit: Any) -> list[Any]:
         sweep, keys = kit.sweep, kit.keys_of(self.name)

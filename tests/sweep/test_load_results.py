@@ -21,6 +21,13 @@ def test_load_results_finds_the_sweeps_store_by_name(tmp_path) -> None:
     assert load_results("checked", store=str(tmp_path / "store.zarr")).equals(expected)
     with pytest.raises(WorkbenchError, match="no sweep 'never-ran'"):
         load_results("never-ran")
+    from typer.testing import CliRunner
+
+    from brain_workbench.cli import app
+
+    shown = CliRunner().invoke(app, ["results", "show", "checked", "--wide"], env={"COLUMNS": "200"})
+    assert shown.exit_code == 0, shown.output
+    assert "best layer per ROI" in shown.output and "SEM" in shown.output
 
 
 def test_dir_lists_the_api_only() -> None:
