@@ -190,6 +190,19 @@ class ReportKit:
         return out
 
 
+IMAGE_KINDS = ("reconstruction", "generation")  # their rows name a codec's latents or a generator, not an encoder
+
+
+def models_line(frame: Any) -> str:
+    """The encoders a sweep compared, apart from the codecs' latents and generators that made images."""
+    if frame.empty:
+        return "encoders: none"
+    built = frame["kind"].isin(IMAGE_KINDS) if "kind" in frame.columns else frame["encoder"].isna()
+    encoders = list(dict.fromkeys(frame.loc[~built, "encoder"].astype(str)))
+    images = list(dict.fromkeys(frame.loc[built, "encoder"].astype(str)))
+    return f"encoders: {', '.join(encoders) or 'none'}" + (f"; images made through: {', '.join(images)}" if images else "")
+
+
 def summary_section(frame: Any) -> str:
     """The report's opening answer: each encoder's best layer per ROI with r (mean over subjects, SEM across
     subjects), r / noise ceiling and the largest FDR q over subjects; empty without encoding rows."""
@@ -284,7 +297,7 @@ def write_report(s: Store, sweep: str, out: Path) -> Path:
     the results were made); returns its path."""
     frame = results_table(s, sweep)
     figures = write_figures(s, sweep, out, interactive=True)
-    encoders = list(dict.fromkeys(frame["encoder"])) if not frame.empty else []
+
     sections: list[tuple[str, str, str]] = []
     kit = ReportKit()
     kinds = list(dict.fromkeys(frame["kind"])) if not frame.empty else []
@@ -319,7 +332,7 @@ def write_report(s: Store, sweep: str, out: Path) -> Path:
     page = (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(sweep)} · workbench report"
             f"</title><style>{STYLE}</style></head><body>"
             f"<h1>Sweep {html.escape(sweep)}</h1>"
-            f"<p>{len(frame)} result rows; encoders: {html.escape(', '.join(encoders)) or 'none'}.</p>"
+            f"<p>{len(frame)} result rows; {html.escape(models_line(frame))}.</p>"
             f"<nav><strong>Contents</strong><ul>{''.join(toc)}</ul></nav>"
             f"{summary}{_run_section(s, sweep)}"
             + (f"<h2 id='tables'>Results tables</h2>{tables}" if sections else "")

@@ -239,3 +239,16 @@ def test_hostile_labels_are_escaped_in_every_html_the_project_writes(tmp_path: P
         text = page.read_text()
         assert "<img src=x onerror" not in text, f"{page.name} holds the label unescaped"
     assert html.escape(HOSTILE) in out.read_text()
+
+
+def test_report_names_codecs_apart_from_encoders() -> None:
+    """A codec's latents are not listed among the encoders in the report's first line (issue 23, item 4)."""
+    import pandas as pd
+
+    from brain_workbench.report import models_line
+
+    frame = pd.DataFrame({"encoder": ["efficientnet", "clip", "taef2 latents", "efficientnet"],
+                          "kind": ["encoding", "encoding", "reconstruction", "decoding"]})
+    assert models_line(frame) == "encoders: efficientnet, clip; images made through: taef2 latents"
+    assert models_line(frame[frame.kind == "encoding"]) == "encoders: efficientnet, clip"
+    assert models_line(frame.iloc[:0]) == "encoders: none"

@@ -47,3 +47,4 @@ def test_best_layer_table_formats_every_value() -> None:
     assert table.keys[0] == ("zeta", "VOT", "zeta1.0", "1.00") and all(v for v in table.values[0])
     one = best_layer_table(rows()[lambda f: f.subject == "1"], "mean_r", "t")
     assert one.values[0][1] == "", "no SEM with one subject"
+
