@@ -292,11 +292,11 @@ def _pruned(value: Any, model: Any) -> Any:
     return out
 
 
-def write_report(s: Store, sweep: str, out: Path) -> Path:
+def write_report(s: Store, sweep: str, out: Path, say: Callable[[str], None] | None = None) -> Path:
     """Write ``out/index.html`` (tables, statistics, captioned figures, an interactive surface view and how
     the results were made); returns its path."""
     frame = results_table(s, sweep)
-    figures = write_figures(s, sweep, out, interactive=True)
+    figures = write_figures(s, sweep, out, interactive=True, say=say)
 
     sections: list[tuple[str, str, str]] = []
     kit = ReportKit()

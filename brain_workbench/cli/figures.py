@@ -166,5 +166,6 @@ def report(sweep: str = typer.Argument(..., help="Sweep name."),
            out: Path = typer.Option(..., "--out", help="Folder for index.html and its figures."),
            store: str | None = StoreOption) -> None:
     """Write one HTML page: contents, config, versions, statistics tables, captioned figures and a 3-D surface view."""
-    path = write_report(open_store(store or default_store(sweep), mode="r"), sweep, out)
+    path = write_report(open_store(store or default_store(sweep), mode="r"), sweep, out,
+                        say=lambda line: console.print(line, highlight=False))
     console.print(f"wrote {path}")

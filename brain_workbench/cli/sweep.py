@@ -230,7 +230,7 @@ def demo(out: Path = typer.Option(Path("figures/demo"), "--out", help="Folder fo
     resume = ["workbench", "demo", "--out", str(out), "--store", store_location(sweep.store.url)]
     resume += (["--executor", str(executor)] if executor != "inline" else []) + [a for o in overrides for a in ("--set", o)]
     summary = run_or_report_interrupt(sweep, shlex.join(resume), executor=executor)
-    paths = write_figures(sweep.store, cfg.name, out)
+    paths = write_figures(sweep.store, cfg.name, out, say=lambda line: console.print(line, highlight=False))
     results_show(cfg.name, store=sweep.store.url, value="mean_r", parquet=None, wide=False, subject=None, analysis=None,
                  as_json=False)
     console.print(f"[green]demo finished[/] in {time.time() - started:.0f} s "

@@ -6,6 +6,7 @@ import html
 import json
 import os
 import re
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -241,8 +242,9 @@ class FigureKit:
     (``draw``), and the core's plot functions (layer profiles, brain maps, retrieval, reconstructions, ...)."""
 
     def __init__(self, store_obj: Store, sweep: str, out_dir: Path, cells: list[tuple[str, dict]], drawn: dict,
-                 interactive: bool) -> None:
+                 interactive: bool, say: Callable[[str], None] | None = None) -> None:
         self.store, self.sweep, self.out_dir, self.cells, self.interactive = store_obj, sweep, out_dir, cells, interactive
+        self.say = say
         self._drawn = drawn
         self.done: dict[str, str] = {}
         self.captions: dict[str, str] = {}
@@ -270,12 +272,17 @@ class FigureKit:
 
     def draw(self, name: str, inputs: object, make: Callable[[Path], Any], caption: str = "") -> Path:
         """``make(path)`` unless the figure's file exists and its inputs (cell keys, options) are unchanged;
-        ``caption`` says what the figure shows (the report prints it)."""
+        ``caption`` says what the figure shows (the report prints it); ``say`` (if given) hears a line per figure."""
         path = self.out_dir / name
         self.captions[name] = caption
         key = digest(FIGURES_VERSION, self.sweep, name, inputs)
         if self._drawn.get(name) != key or not path.exists():
+            started = time.perf_counter()
             make(path)
+            if self.say:
+                self.say(f"figure {name} drawn ({time.perf_counter() - started:.1f} s)")
+        elif self.say:
+            self.say(f"figure {name} unchanged")
         self.done[name] = key
         return path
 
@@ -323,7 +330,8 @@ def figure_captions(out_dir: Path) -> dict[str, str]:
     return captions if isinstance(captions, dict) else {}
 
 
-def write_figures(store_obj: Store, sweep: str, out_dir: Path, interactive: bool = False) -> list[Path]:
+def write_figures(store_obj: Store, sweep: str, out_dir: Path, interactive: bool = False,
+                  say: Callable[[str], None] | None = None) -> list[Path]:
     """The standard figure set of a sweep: each analysis in the sweep draws its own (layer profiles, brain
     maps, the ROI label map and, ``interactive=True``, an interactive surface view, retrieval, ...).
 
@@ -339,8 +347,10 @@ def write_figures(store_obj: Store, sweep: str, out_dir: Path, interactive: bool
     index = _read_index(out_dir)
     drawn: dict = index.get("figures", {}) if isinstance(index.get("figures"), dict) else {}
     if index.get("inputs") == whole and drawn and "captions" in index and all((out_dir / n).exists() for n in drawn):
+        if say:
+            say(f"figures of {sweep}: all {len(drawn)} unchanged in {out_dir}")
         return [out_dir / name for name in drawn]
-    kit = FigureKit(store_obj, sweep, out_dir, cells, drawn, interactive)
+    kit = FigureKit(store_obj, sweep, out_dir, cells, drawn, interactive, say)
     table = results_table(store_obj, sweep)
     kinds = list(dict.fromkeys(table["kind"])) if "kind" in table.columns else []
     paths: list[Path] = []
