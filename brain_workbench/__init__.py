@@ -51,7 +51,7 @@ def encoder(name: str, **options: Any) -> Encoder:
 
 
 def head(name: str, **options: Any) -> Head:
-    """Build the head ``name``: a scikit-learn estimator with per-unit ``score``."""
+    """Build the head ``name``: a scikit-learn estimator; ``score`` is the mean per-unit score, ``score_per_unit`` each."""
     return get_registry().create("head", name, **options)
 
 
@@ -86,3 +86,8 @@ __all__ = [
     "register",
     "reset_registry", "__version__",
 ]
+
+
+def __dir__() -> list[str]:
+    """``dir(wb)`` lists the API, not the module's imports (``Any``, ``Callable``, ``annotations``)."""
+    return sorted(__all__)

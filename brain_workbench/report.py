@@ -12,11 +12,12 @@ from __future__ import annotations
 import datetime as _dt
 import html
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from brain_workbench.analysis.contract import ReportSection
+from brain_workbench.analysis.summaries import best_layers
 from brain_workbench.figures.layers import retrieval_columns
 from brain_workbench.figures.sweep import figure_captions, write_figures
 from brain_workbench.store import Store, provenance
@@ -28,7 +29,7 @@ STYLE = """
 body{font-family:system-ui,sans-serif;margin:0 auto;max-width:1200px;padding:1em 2em;color:#222;line-height:1.4}
 nav{background:#f5f5f5;padding:.5em 1.5em;border-radius:6px} nav ul{margin:.3em 0}
 table{border-collapse:collapse;margin:.5em 0 1.5em;font-size:90%}
-td,th{padding:2px 8px;border-bottom:1px solid #ddd;text-align:right}
+td,th{padding:2px 8px;border-bottom:1px solid #ddd;text-align:right;white-space:nowrap}
 th{background:#fafafa} td.l,th.l{text-align:left} pre{background:#f7f7f7;padding:1em;overflow:auto;font-size:85%}
 figure{margin:1.5em 0} figure img{max-width:100%;border:1px solid #eee} figcaption{font-size:92%;color:#444;max-width:60em}
 iframe{width:100%;height:620px;border:1px solid #ddd} .note{color:#555;font-size:90%}
@@ -62,13 +63,18 @@ def _fmt(x: Any) -> str:
     return f"{v:.2e}" if v != 0 and abs(v) < 1e-3 else f"{v:.3f}"
 
 
+def _label(value: Any) -> str:
+    """A label cell: floats (layer depths) with two decimals, as every table prints them, not 0.3333333333333333."""
+    return f"{value:.2f}" if isinstance(value, float) else str(value)
+
+
 def _html_table(frame: Any, left: int) -> str:
     """A plain HTML table; the first ``left`` columns are labels (left-aligned)."""
     head = "".join(f"<th class='l'>{html.escape(str(c))}</th>" if i < left else f"<th>{html.escape(str(c))}</th>"
                    for i, c in enumerate(frame.columns))
     rows = []
     for values in frame.itertuples(index=False):
-        cells = [f"<td class='l'>{html.escape(str(v))}</td>" if i < left
+        cells = [f"<td class='l'>{html.escape(_label(v))}</td>" if i < left
                  else f"<td>{_fmt(v) if not isinstance(v, str) else html.escape(v)}</td>"
                  for i, v in enumerate(values)]
         rows.append(f"<tr>{''.join(cells)}</tr>")
@@ -184,6 +190,39 @@ class ReportKit:
         return out
 
 
+IMAGE_KINDS = ("reconstruction", "generation")  # their rows name a codec's latents or a generator, not an encoder
+
+
+def models_line(frame: Any) -> str:
+    """The encoders a sweep compared, apart from the codecs' latents and generators that made images."""
+    if frame.empty:
+        return "encoders: none"
+    built = frame["kind"].isin(IMAGE_KINDS) if "kind" in frame.columns else frame["encoder"].isna()
+    models = frame.loc[~built]
+    random = models["random_weights"] if "random_weights" in models.columns else [False] * len(models)
+    encoders = list(dict.fromkeys(shown_encoder(str(e), bool(r)) for e, r in zip(models["encoder"], random)))
+    images = list(dict.fromkeys(frame.loc[built, "encoder"].astype(str)))
+    return f"encoders: {', '.join(encoders) or 'none'}" + (f"; images made through: {', '.join(images)}" if images else "")
+
+
+def summary_section(frame: Any) -> str:
+    """The report's opening answer: each encoder's best layer per ROI with r (mean over subjects, SEM across
+    subjects), r / noise ceiling and the largest FDR q over subjects; empty without encoding rows."""
+    if not {"kind", "mean_r"} <= set(frame.columns):
+        return ""
+    rows = frame[(frame["kind"] == "encoding") & frame["mean_r"].notna()]
+    if rows.empty:
+        return ""
+    best = best_layers(rows, "mean_r").rename(columns={"mean_r": "r", "sem": "SEM", "mean_r_normalized":
+                                                         "r / ceiling", "q_fdr": "q (FDR, max over subjects)"})
+    best = best.drop(columns=["n_subjects"])
+    subjects = rows["subject"].nunique()
+    return (f"<h2 id='summary'>Summary: best layer per ROI</h2><p class='note'>For each encoder and ROI, the layer "
+            f"with the highest test-split Pearson r averaged over {subjects} subject{'s' if subjects != 1 else ''} "
+            f"(SEM across subjects with two or more), r divided by the noise ceiling where the data have one, and the "
+            f"largest Benjamini–Hochberg q of that layer over subjects.</p>{_html_table(best, 4)}")
+
+
 def _run_section(s: Store, sweep: str) -> str:
     import yaml
 
@@ -205,16 +244,62 @@ def _run_section(s: Store, sweep: str) -> str:
             f"<h3 id='versions'>Package versions</h3><table><thead><tr><th class='l'>package</th>"
             f"<th class='l'>when the sweep ran</th><th class='l'>when the report was written</th></tr></thead>"
             f"<tbody>{versions}</tbody></table>"
-            f"<h3 id='config'>Sweep config</h3><pre>{html.escape(yaml.safe_dump(config, sort_keys=False))}</pre>")
+            f"<h3 id='config'>Sweep config</h3><p class='note'>The values that differ from the defaults.</p>"
+            f"<pre>{html.escape(yaml.safe_dump(non_default_config(config), sort_keys=False))}</pre>"
+            f"<details><summary>The full config, defaults included</summary>"
+            f"<pre>{html.escape(yaml.safe_dump(config, sort_keys=False))}</pre></details>")
 
 
-def write_report(s: Store, sweep: str, out: Path) -> Path:
+def non_default_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The config values that differ from ``SweepConfig``'s defaults, at every level its models describe (an
+    encoder's ``label: null`` or ``options: {}`` go); sections that analyses claim are kept whole."""
+    from brain_workbench.sweep.config import SweepConfig
+
+    return _pruned(dict(config), SweepConfig)
+
+
+def _pruned(value: Any, model: Any) -> Any:
+    """``value`` (plain JSON data of ``model``) without the fields equal to their defaults, recursively."""
+    import typing
+
+    from pydantic import BaseModel
+
+    def is_model(kind: Any) -> bool:
+        return isinstance(kind, type) and issubclass(kind, BaseModel)
+
+    def plain(default: Any) -> Any:
+        return default.model_dump(mode="json") if isinstance(default, BaseModel) else default
+
+    if not (is_model(model) and isinstance(value, dict)):
+        return value
+    out = {}
+    for name, item in value.items():
+        field = model.model_fields.get(name)
+        if field is None:
+            out[name] = item
+            continue
+        if not field.is_required() and name != "name":  # a name says what the entry is, default or not
+            try:
+                if item == plain(field.get_default(call_default_factory=True)):
+                    continue
+            except Exception:  # a default that cannot be built alone is shown, never guessed
+                pass
+        kinds = [field.annotation, *typing.get_args(field.annotation)]
+        inner = [k for kind in kinds for k in (kind, *typing.get_args(kind)) if is_model(k)]
+        if inner and isinstance(item, list):
+            item = [_pruned(v, inner[0]) for v in item]
+        elif inner:
+            item = _pruned(item, inner[0])
+        out[name] = item
+    return out
+
+
+def write_report(s: Store, sweep: str, out: Path, say: Callable[[str], None] | None = None) -> Path:
     """Write ``out/index.html`` (tables, statistics, captioned figures, an interactive surface view and how
     the results were made); returns its path."""
     frame = results_table(s, sweep)
-    figures = write_figures(s, sweep, out, interactive=True)
-    encoders = list(dict.fromkeys(shown_encoder(e, bool(r)) for e, r in zip(frame["encoder"], frame["random_weights"]))
-                    ) if not frame.empty else []
+    figures = write_figures(s, sweep, out, interactive=True, say=say)
+
     sections: list[tuple[str, str, str]] = []
     kit = ReportKit()
     kinds = list(dict.fromkeys(frame["kind"])) if not frame.empty else []
@@ -224,7 +309,7 @@ def write_report(s: Store, sweep: str, out: Path) -> Path:
         sections.extend((c.anchor, c.title, c.body) for c in custom or kit.default_sections(kind, rows, analysis))
     captions = figure_captions(out)
     figure_items = []
-    for path in figures:
+    for path in sorted(figures, key=lambda p: p.name != "rois.png"):  # the ROI map first: the others refer to it
         anchor = f"fig-{_slug(path.stem)}"
         caption = html.escape(captions.get(path.name) or path.stem.replace("_", " "))
         if path.suffix == ".html":
@@ -235,8 +320,10 @@ def write_report(s: Store, sweep: str, out: Path) -> Path:
             item = (f"<figure id='{anchor}'><img src='{html.escape(path.name)}' alt='{caption}'>"
                     f"<figcaption>{caption}</figcaption></figure>")
         figure_items.append((anchor, path.stem.replace("_", " "), item))
-    toc = ["<li><a href='#run'>How these results were made</a><ul><li><a href='#versions'>Package versions</a></li>"
-           "<li><a href='#config'>Sweep config</a></li></ul></li>"]
+    summary = summary_section(frame)
+    toc = (["<li><a href='#summary'>Summary: best layer per ROI</a></li>"] if summary else []) + [
+        "<li><a href='#run'>How these results were made</a><ul><li><a href='#versions'>Package versions</a></li>"
+        "<li><a href='#config'>Sweep config</a></li></ul></li>"]
     if sections:
         toc.append("<li><a href='#tables'>Results tables</a><ul>" + "".join(
             f"<li><a href='#{a}'>{html.escape(t)}</a></li>" for a, t, _ in sections) + "</ul></li>")
@@ -247,9 +334,9 @@ def write_report(s: Store, sweep: str, out: Path) -> Path:
     page = (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(sweep)} · workbench report"
             f"</title><style>{STYLE}</style></head><body>"
             f"<h1>Sweep {html.escape(sweep)}</h1>"
-            f"<p>{len(frame)} result rows; encoders: {html.escape(', '.join(encoders)) or 'none'}.</p>"
+            f"<p>{len(frame)} result rows; {html.escape(models_line(frame))}.</p>"
             f"<nav><strong>Contents</strong><ul>{''.join(toc)}</ul></nav>"
-            f"{_run_section(s, sweep)}"
+            f"{summary}{_run_section(s, sweep)}"
             + (f"<h2 id='tables'>Results tables</h2>{tables}" if sections else "")
             + (f"<h2 id='figures'>Figures</h2>{''.join(i for _, _, i in figure_items)}" if figure_items else "")
             + "</body></html>")

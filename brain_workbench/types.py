@@ -615,15 +615,17 @@ def differentiable_path(encoder: Any, layer: str) -> Any:
 class Head(Protocol):
     """A scikit-learn estimator mapping features to brain (``encode``) or brain to features (``decode``).
 
-    ``score(X, Y)`` returns one value per output unit (not sklearn's single float) because the
-    per-unit map is what a brain scientist looks at.
+    ``score(X, Y)`` returns one number, the mean over output units, as scikit-learn's model selection
+    (``cross_val_score``, ``GridSearchCV``) needs; ``score_per_unit(X, Y)`` returns one value per unit,
+    the map a brain scientist looks at.
     """
 
     direction: str
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> Head: ...
     def predict(self, X: np.ndarray) -> np.ndarray: ...
-    def score(self, X: np.ndarray, y: np.ndarray) -> np.ndarray: ...
+    def score(self, X: np.ndarray, y: np.ndarray) -> float: ...
+    def score_per_unit(self, X: np.ndarray, y: np.ndarray) -> np.ndarray: ...
 
 
 @runtime_checkable

@@ -45,6 +45,7 @@ class ClipEncoder(EncoderBase):
         from brain_workbench.sdk.torch import PRECISIONS, check_option
 
         self.model_name = str(model)
+        check_model_name(self.model_name)
         self.pretrained = None if pretrained in (None, "", "none", "None", "random") else str(pretrained)
         self.tower = check_option("clip", "tower", tower, TOWERS)
         self.token = check_option("clip", "token", token, TOKENS)
@@ -244,6 +245,33 @@ def _cached_checkpoint(cfg: dict[str, Any]) -> str | None:
         if target.is_file():
             return str(target)
     return None
+
+
+def check_model_name(name: str) -> None:
+    """Refuse an unknown open_clip architecture at construction (``ViT-B-99``), with the closest name.
+
+    A name with a config file shipped in open_clip is found without importing it (no torch); only an
+    unknown name imports open_clip, whose runtime-added configs count too.
+    """
+    import importlib.util
+
+    if name.startswith(("local-dir:", "hf-hub:")):
+        return
+    spec = importlib.util.find_spec("open_clip")
+    if spec is None:
+        raise WorkbenchError("clip: open_clip is not installed; pip install open_clip_torch")
+    if any((Path(folder) / "model_configs" / f"{name}.json").is_file()
+           for folder in spec.submodule_search_locations or []):
+        return
+    import difflib
+
+    import open_clip
+
+    if open_clip.get_model_config(name):
+        return
+    close = difflib.get_close_matches(name, open_clip.list_models(), n=1, cutoff=0.6)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise WorkbenchError(f"clip: unknown open_clip model {name!r}{hint}; see open_clip.list_models()")
 
 
 def _config_depth(model_name: str, tower: str) -> int | None:

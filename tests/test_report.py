@@ -79,6 +79,24 @@ def test_report_orders_layers_by_depth_and_rois_as_the_dataset_does(report) -> N
     header = re.findall(r"<th[^>]*>([^<]+)</th>", table)
     assert header[3:] == rois
     assert table.index("zeta-early") < table.index("alpha-late"), "depth 0 before depth 1, not alphabetical"
+    depths = re.findall(r"<td class='l'>(\d+\.\d+)</td>", page)
+    assert depths and all(len(d.split(".")[1]) == 2 for d in depths), "depths print with two decimals"
+    assert "white-space:nowrap" in page, "mean ± SEM cells do not wrap"
+    shown = page[page.index("<h3 id='config'>"):]
+    shown = html.unescape(shown[shown.index("<pre>") + 5:shown.index("</pre>")])
+    assert "permutations: 10" in shown and "name: ridge" in shown and "cv: 3" in shown
+    assert "label: null" not in shown and "average_repetitions" not in shown and "options: {}" not in shown
+    assert "average_repetitions" in page[page.index("The full config"):], "the full config stays one click away"
+    assert page.index("id='summary'") < page.index("id='run'"), "the report opens with its summary"
+    summary = page[page.index("id='summary'"):]
+    summary = summary[:summary.index("</table>")]
+    best = frame[frame["roi"] != "all"].groupby(["roi", "layer"])["mean_r"].mean()
+    for roi in rois:
+        layer = best[roi].idxmax()
+        assert re.search(rf"<td class='l'>{re.escape(roi)}</td><td class='l'>{layer}</td>", summary), roi
+        assert f"{best[roi].max():.3f}" in summary
+    figures = re.findall(r"<figure id='fig-([^']+)'", page)
+    assert figures[0] == "rois", "the ROI map comes first: the other figures refer to its areas"
 
 
 def test_every_figure_is_captioned_and_the_surface_view_is_offline(report) -> None:
@@ -170,7 +188,7 @@ def test_figure_rois_and_outlines_from_the_cli(report, tmp_path: Path) -> None:
     assert isinstance(result.exception, WorkbenchError) and "known: V1, V2" in str(result.exception)
     assert not (tmp_path / "x.png").exists()
     fig = draw_brainmap(store, "rep", None, threshold=0.0, outlines=["V1"])
-    assert "(r > 0.00)" in fig._suptitle.get_text(), "the title states the threshold drawn, not the default"
+    assert "(r ≥ 0.00)" in fig._suptitle.get_text(), "the title states the threshold drawn (kept: r ≥ it), not the default"
     assert [t.get_text() for t in fig.legends[0].get_texts()] == ["V1"]
     result = runner.invoke(app, ["figure", "brainmap", "rep", "--cmap", "viridis", "--vmin", "0.1", "--vmax", "0.5",
                                  "--view", "ventral", "--hemi", "left", "--store", store.url, "--out", str(tmp_path / "o.png")])
@@ -221,3 +239,16 @@ def test_hostile_labels_are_escaped_in_every_html_the_project_writes(tmp_path: P
         text = page.read_text()
         assert "<img src=x onerror" not in text, f"{page.name} holds the label unescaped"
     assert html.escape(HOSTILE) in out.read_text()
+
+
+def test_report_names_codecs_apart_from_encoders() -> None:
+    """A codec's latents are not listed among the encoders in the report's first line (issue 23, item 4)."""
+    import pandas as pd
+
+    from brain_workbench.report import models_line
+
+    frame = pd.DataFrame({"encoder": ["efficientnet", "clip", "taef2 latents", "efficientnet"],
+                          "kind": ["encoding", "encoding", "reconstruction", "decoding"]})
+    assert models_line(frame) == "encoders: efficientnet, clip; images made through: taef2 latents"
+    assert models_line(frame[frame.kind == "encoding"]) == "encoders: efficientnet, clip"
+    assert models_line(frame.iloc[:0]) == "encoders: none"

@@ -12,7 +12,7 @@ import brain_workbench as wb
 from brain_workbench.cli.common import StoreOption, console, is_number, parse_options, rich_reporter
 from brain_workbench.store import open_store
 from brain_workbench.store.features import extract_features
-from brain_workbench.types import identified_stimuli
+from brain_workbench.types import identified_stimuli, resolve_layers
 
 data_app = typer.Typer(help="Download datasets (with checksums and resume).", no_args_is_help=True)
 
@@ -52,11 +52,13 @@ def extract(
     store: str | None = StoreOption,
 ) -> None:
     """Encode every stimulus of a dataset and cache the features (resumes an interrupted run)."""
-    ds = wb.dataset(dataset, **parse_options(dataset_option))
     enc = wb.encoder(encoder, **parse_options(option))
+    wanted = [float(x) if is_number(x) else x for x in layers] or None
+    if wanted is not None:
+        resolve_layers(enc.layers(), wanted)  # an unknown layer is refused before any stimulus is loaded
+    ds = wb.dataset(dataset, **parse_options(dataset_option))
     stimuli = identified_stimuli(ds, enc.modality)
     s = open_store(store)
-    wanted = [float(x) if is_number(x) else x for x in layers] or None
     started = time.time()
     with rich_reporter() as reporter:
         paths = extract_features(s, enc, stimuli, wanted, batch_size=batch_size,

@@ -11,7 +11,7 @@ from brain_workbench.cli.common import StoreOption, console, default_store
 from brain_workbench.figures import plot_layer_profiles
 from brain_workbench.figures.adaptation import draw_sweep_adaptation
 from brain_workbench.figures.reconstructions import draw_sweep_reconstructions, draw_sweep_retrieval
-from brain_workbench.figures.sweep import draw_brainmap, draw_rois
+from brain_workbench.figures.sweep import draw_brainmap, draw_rois, sweep_roi_order
 from brain_workbench.report import write_report
 from brain_workbench.store import open_store
 from brain_workbench.sweep import results_table
@@ -95,7 +95,8 @@ def figure_layers(
     """Plot score per layer depth, one line per ROI, one panel per encoder (one analysis at a time)."""
     if metric:
         value = "value"
-    frame = results_table(open_store(store or default_store(sweep), mode="r"), sweep)
+    store_obj = open_store(store or default_store(sweep), mode="r")
+    frame = results_table(store_obj, sweep)
     check_choice("ROI", roi, [r for r in dict.fromkeys(frame["roi"]) if r != "all"], sweep)
     if metric:
         metrics = frame[frame["kind"] == "metric"]
@@ -118,7 +119,7 @@ def figure_layers(
         raise WorkbenchError(f"{value} of sweep {sweep!r} comes from {len(several)} analyses ({', '.join(several)}), "
                              "which one line cannot average; choose one with --analysis")
     frame = one_session_and_subjects(frame, sweep, session, subject)
-    path = plot_layer_profiles(frame, value=value, rois=roi or None,
+    path = plot_layer_profiles(frame, value=value, rois=roi or None, roi_order=sweep_roi_order(store_obj, sweep) or None,
                                title=f"{sweep}: {analysis or metric or value} per layer", output_file=out)
     console.print(f"wrote {path}")
 
@@ -211,5 +212,6 @@ def report(sweep: str = typer.Argument(..., help="Sweep name."),
            out: Path = typer.Option(..., "--out", help="Folder for index.html and its figures."),
            store: str | None = StoreOption) -> None:
     """Write one HTML page: contents, config, versions, statistics tables, captioned figures and a 3-D surface view."""
-    path = write_report(open_store(store or default_store(sweep), mode="r"), sweep, out)
+    path = write_report(open_store(store or default_store(sweep), mode="r"), sweep, out,
+                        say=lambda line: console.print(line, highlight=False))
     console.print(f"wrote {path}")

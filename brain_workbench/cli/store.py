@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import os
+
 import typer
 from rich.filesize import decimal
 from rich.markup import escape
 from rich.table import Table
 
-from brain_workbench.cli.common import JsonOption, StoreOption, console, print_json
+from brain_workbench.cli.common import JsonOption, StoreOption, console, err_console, print_json
 from brain_workbench.store import open_store
 from brain_workbench.store.listing import describe_entries
+from brain_workbench.sweep.index import latest_store
 
 store_app = typer.Typer(help="Inspect, check and clean the zarr store.", no_args_is_help=True)
 
@@ -17,7 +20,17 @@ store_app = typer.Typer(help="Inspect, check and clean the zarr store.", no_args
 @store_app.command("ls")
 def store_ls(store: str | None = StoreOption, prefix: str | None = typer.Argument(None, help="Only entries below this path."),
              as_json: bool = JsonOption) -> None:
-    """List the entries: kind, state, size on disk, what each holds and the options that made it."""
+    """List the entries: kind, state, size on disk, what each holds and the options that made it.
+
+    Without --store or $WORKBENCH_STORE: the store of the latest sweep run from this folder (said aloud),
+    else stores/default.zarr.
+    """
+    if store is None and not os.environ.get("WORKBENCH_STORE"):
+        latest = latest_store()
+        if latest is not None:
+            store = latest[0]
+            err_console.print(f"listing {escape(store)}, the store of sweep {escape(latest[1])!r}, the latest run from "
+                              "this folder; pass --store for another", highlight=False)
     s = open_store(store, mode="r")
     described = describe_entries(s, s.ls(prefix))
     if as_json:

@@ -43,6 +43,8 @@ def sweep_run(
     workers: int | None = typer.Option(None, "--workers", "-j", help="Worker processes for --executor local."),
     address: str | None = typer.Option(None, "--address", help="dask scheduler address for --executor dask."),
     overrides: list[str] = typer.Option([], "--set", help="Override a config value: key.path=value (repeatable)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Check the config and print the plan (cells per analysis, "
+                                                           "cached vs to compute); compute nothing."),
 ) -> None:
     """Run a sweep: cache responses and features, fit every cell, write scores and a Parquet table.
 
@@ -50,11 +52,31 @@ def sweep_run(
     """
     cfg = load_config(config, overrides)
     sweep = Sweep(cfg, store)
+    if dry_run:
+        print_plan(sweep.dry_run(executor, workers))
+        return
     summary = run_or_report_interrupt(sweep, resume_command(config, sweep.store.url, executor, workers, address, overrides),
                                       executor=executor, workers=workers, address=address)
     console.print(f"[green]done[/]: {summary['computed']} cell(s) computed, {summary['skipped']} already in the store, "
                   f"{summary['wall_time_s']} s. Table: {summary['table']}")
     print_follow_ups(cfg.name, summary["store"])
+
+
+def print_plan(plan: dict[str, Any]) -> None:
+    """What ``sweep run`` would do: cells per analysis (cached / to compute), features and recordings to make."""
+    table = Table("analysis", Column("cells", justify="right"), Column("cached", justify="right"),
+                  Column("to compute", justify="right"), title=f"plan of sweep {plan['sweep']} (dry run: nothing "
+                  "computed)", box=box.SIMPLE_HEAD, pad_edge=False)
+    for name, counts in plan["analyses"].items():
+        table.add_row(name, str(counts["cells"]), str(counts["cached"]), str(counts["cells"] - counts["cached"]))
+    table.add_row("total", str(plan["cells"]), str(plan["cells_cached"]), str(plan["cells"] - plan["cells_cached"]))
+    console.print(table)
+    console.print(f"feature matrices: {plan['feature_matrices']} ({plan['feature_matrices_cached']} cached); "
+                  f"recordings: {plan['recordings']} ({plan['recordings_cached']} cached); store {plan['store']}",
+                  highlight=False, soft_wrap=True)
+    if plan["recordings_cached"] < plan["recordings"]:
+        console.print("Planned before the recordings are cached: folds over trial groups are counted once they are.",
+                      highlight=False, soft_wrap=True)
 
 
 def resume_command(config: Path, store_url: str, executor: str, workers: int | None, address: str | None,
@@ -216,7 +238,7 @@ def demo(out: Path = typer.Option(Path("figures/demo"), "--out", help="Folder fo
     resume = ["workbench", "demo", "--out", str(out), "--store", store_location(sweep.store.url)]
     resume += (["--executor", str(executor)] if executor != "inline" else []) + [a for o in overrides for a in ("--set", o)]
     summary = run_or_report_interrupt(sweep, shlex.join(resume), executor=executor)
-    paths = write_figures(sweep.store, cfg.name, out)
+    paths = write_figures(sweep.store, cfg.name, out, say=lambda line: console.print(line, highlight=False))
     results_show(cfg.name, store=sweep.store.url, value="mean_r", parquet=None, wide=False, subject=None, analysis=None,
                  as_json=False)
     console.print(f"[green]demo finished[/] in {time.time() - started:.0f} s "

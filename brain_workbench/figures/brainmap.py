@@ -15,7 +15,9 @@ from typing import Any
 
 import numpy as np
 
+from brain_workbench.figures.colours import roi_colours
 from brain_workbench.figures.output import given_axes, new_figure, panel_titles, save_or_return
+from brain_workbench.numerics.scoring import BELOW_THRESHOLD, reliable_best_layer
 from brain_workbench.types import (
     SURFACE_MESHES,
     MeshUnavailableError,
@@ -159,16 +161,9 @@ def _roi_masks(units: Units, rois: Mapping[str, np.ndarray] | Sequence[str] | No
     return {name: units.rois[name] for name in (rois or units.rois)}
 
 
-def roi_colours(names: Sequence[str]) -> dict[str, tuple[float, float, float, float]]:
-    """One distinct RGBA colour per ROI name, in the order given (the one palette outlines and label maps use)."""
-    import matplotlib
-
-    palette = matplotlib.colormaps["tab10" if len(names) <= 10 else "tab20"]
-    def rgba(i: int) -> tuple[float, float, float, float]:
-        r, g, b, a = (float(c) for c in palette(i % palette.N))
-        return r, g, b, a
-
-    return {name: rgba(i) for i, name in enumerate(names)}
+def _dataset_order(units: Units, names: Sequence[str]) -> list[str] | None:
+    """The dataset's ROI order when every name is one of its ROIs (colours then follow it); else None."""
+    return list(units.rois) if set(names) <= set(units.rois) else None
 
 
 OUTLINE_CANDIDATES = ("#00e5ff", "#ff00ff", "#39ff14", "#ffffff", "#1f3cff", "#000000", "#b266ff", "#00a86b",
@@ -245,7 +240,8 @@ def _legend(fig: Any, axes: list[Any], owned: bool, handles: list[Any], title: s
 
 def _draw(hemis: dict[str, np.ndarray], mesh: str, title: str, cmap: str, vmin: float | None, vmax: float | None,
           colorbar_label: str, symmetric: bool, threshold: float | None, views: Sequence[tuple[str, str]],
-          log: bool, outlines: Mapping[str, Mapping[str, np.ndarray]], figure: Any, axes: Any) -> Any:
+          log: bool, outlines: Mapping[str, Mapping[str, np.ndarray]], figure: Any, axes: Any,
+          roi_order: Sequence[str] | None = None, grey_below: float | None = None) -> Any:
     from matplotlib import cm, colors
     from nilearn import plotting
 
@@ -288,12 +284,17 @@ def _draw(hemis: dict[str, np.ndarray], mesh: str, title: str, cmap: str, vmin: 
     mappable = cm.ScalarMappable(norm=norm, cmap=cmap)
     names = [f"{hemi} hemisphere, {view}" for hemi, view in views]
     if axes is None:
-        fig.colorbar(mappable, cax=fig.add_axes((0.915, 0.16, 0.012, 0.6)), label=colorbar_label)
+        bar = fig.colorbar(mappable, cax=fig.add_axes((0.915, 0.16, 0.012, 0.6)), label=colorbar_label)
         panel_titles(panel_axes, names, "", fontsize=11, pad=0)
         fig.suptitle(title, fontsize=14, y=0.97)
     else:
-        fig.colorbar(mappable, ax=panel_axes, shrink=0.6, label=colorbar_label)
+        bar = fig.colorbar(mappable, ax=panel_axes, shrink=0.6, label=colorbar_label)
         panel_titles(panel_axes, names, title, fontsize=11, pad=0)
+    floor = grey_below if grey_below is not None else threshold
+    if floor is not None and not log and floor > vmin:
+        # nilearn's convention: the part of the colour bar no shown vertex can take is grey
+        low = max(-floor, vmin) if symmetric else vmin
+        bar.ax.axhspan(low, min(floor, vmax), color="0.75", zorder=3, gid="below-threshold")
     return fig
 
 
@@ -302,10 +303,13 @@ def plot_surface_scores(values: np.ndarray, units: Units, *, mesh: str | None = 
                         threshold: float | None = None, colorbar_label: str = "Pearson r (test split)",
                         views: Sequence[str] | None = None, hemispheres: Sequence[str] | None = None,
                         log: bool = False, outlines: Mapping[str, np.ndarray] | Sequence[str] | None = None,
-                        figure: Any = None, axes: Any = None, output_file: str | Path | None = None) -> Any:
+                        grey_below: float | None = None, figure: Any = None, axes: Any = None,
+                        output_file: str | Path | None = None) -> Any:
     """Draw one value per unit (e.g. a score) on the inflated surface with a colour bar.
 
-    ``threshold`` hides |value| below it; ``log`` scales colours logarithmically (values <= 0 hidden);
+    ``threshold`` hides |value| below it and greys that part of the colour bar (as nilearn does);
+    ``grey_below`` greys the colour bar below a threshold applied before (values already hidden);
+    ``log`` scales colours logarithmically (values <= 0 hidden);
     ``outlines`` outlines ROIs (names of ``units.rois`` or masks over units) each in its own colour.
     """
     if log and (vmin is not None and vmin <= 0 or vmax is not None and vmax <= 0):
@@ -319,7 +323,8 @@ def plot_surface_scores(values: np.ndarray, units: Units, *, mesh: str | None = 
     masks = {name: surface_masks(mask, hemisphere, vertex, units.space, drawn)
              for name, mask in _roi_masks(units, outlines).items()}
     fig = _draw(hemis, drawn, title, cmap, vmin, vmax, colorbar_label, symmetric=False, threshold=threshold,
-                views=chosen, log=log, outlines=masks, figure=figure, axes=axes)
+                views=chosen, log=log, outlines=masks, figure=figure, axes=axes,
+                roi_order=_dataset_order(units, list(masks)), grey_below=grey_below)
     return save_or_return(fig, output_file, close=figure is None and axes is None)
 
 
@@ -336,11 +341,14 @@ def label_map(rois: Mapping[str, np.ndarray]) -> np.ndarray:
 def plot_roi_labels(units: Units, rois: Mapping[str, np.ndarray] | Sequence[str] | None = None, *,
                     mesh: str | None = None, title: str = "", views: Sequence[str] | None = None,
                     hemispheres: Sequence[str] | None = None, figure: Any = None, axes: Any = None,
-                    output_file: str | Path | None = None, legend: str = "ROI") -> Any:
+                    output_file: str | Path | None = None, legend: str = "ROI",
+                    colours: Mapping[str, Any] | None = None,
+                    outlines: Mapping[str, np.ndarray] | Sequence[str] | None = None) -> Any:
     """Draw ROIs as a label map (nilearn ``plot_surf_roi``) with a legend whose colours are the drawn ones.
 
     ``rois``: names of ``units.rois`` or masks over units (default: all of ``units.rois``), in labelling
-    order; a unit in several ROIs takes the first.
+    order; a unit in several ROIs takes the first. ``colours``: one colour per name (default: each ROI's
+    colour in every figure, :func:`~brain_workbench.figures.colours.roi_colours`); ``outlines``: ROIs to outline.
     """
     from matplotlib.colors import ListedColormap
     from matplotlib.patches import Patch
@@ -351,10 +359,13 @@ def plot_roi_labels(units: Units, rois: Mapping[str, np.ndarray] | Sequence[str]
     if not masks:
         raise WorkbenchError("there are no ROIs to draw")
     names = list(masks)
-    colours = roi_colours(names)
+    colours = dict(colours) if colours is not None else roi_colours(names, _dataset_order(units, names))
     cmap = ListedColormap([colours[n] for n in names], name="workbench-rois")
     drawn = drawing_mesh(units.space, mesh)
     labels = surface_arrays(label_map(masks).astype(np.float64), hemisphere, vertex, units.space, drawn)
+    edges = {name: surface_masks(mask, hemisphere, vertex, units.space, drawn)
+             for name, mask in _roi_masks(units, outlines).items()} if outlines is not None else {}
+    edge_colours = roi_colours(list(edges), _dataset_order(units, list(edges)))
     inflated, sulc = load_mesh(drawn)
     chosen = panels(views, hemispheres)
     fig, panel_axes = _panel_axes(chosen, figure, axes, bottom=0.16, height=0.7, right=0.98, inches=4.8)
@@ -364,7 +375,13 @@ def plot_roi_labels(units: Units, rois: Mapping[str, np.ndarray] | Sequence[str]
         plotting.plot_surf_roi(surf_mesh=inflated.parts[hemi], roi_map=roi_map, bg_map=sulc.data.parts[hemi],
                                hemi=hemi, view=view, cmap=cmap, vmin=0.5, vmax=len(names) + 0.5, threshold=0.5,
                                avg_method="median", bg_on_data=False, colorbar=False, axes=ax, engine="matplotlib")
-    handles = [Patch(facecolor=colours[n], edgecolor="black", label=n) for n in names]
+        if edges:
+            _outline(ax, inflated.parts[hemi], {n: m[hemi] for n, m in edges.items()}, edge_colours)
+    handles: list[Any] = [Patch(facecolor=colours[n], edgecolor="black", label=n) for n in names]
+    if edges:
+        from matplotlib.lines import Line2D
+
+        handles += [Line2D([], [], color=c, lw=3, label=f"{n} outline") for n, c in edge_colours.items()]
     _legend(fig, panel_axes, axes is None, handles, legend)
     panel_names = [f"{hemi} hemisphere, {view}" for hemi, view in chosen]
     panel_titles(panel_axes, panel_names, "" if axes is None else title, fontsize=11, pad=0)
@@ -373,24 +390,43 @@ def plot_roi_labels(units: Units, rois: Mapping[str, np.ndarray] | Sequence[str]
     return save_or_return(fig, output_file, close=figure is None and axes is None)
 
 
+def layer_colours(depths: Sequence[float], names: Sequence[str], cmap: str = "viridis") -> dict[str, Any]:
+    """One colour per layer from ``cmap`` at its relative depth: a layer's colour never depends on which layers win."""
+    import matplotlib
+
+    palette = matplotlib.colormaps[cmap]
+    return {name: tuple(float(c) for c in palette(float(d))) for name, d in zip(names, depths)}
+
+
 def plot_best_layer(scores: np.ndarray, depths: Sequence[float], units: Units, *, mesh: str | None = None,
                     title: str = "", min_score: float = 0.1, cmap: str = "viridis",
+                    layer_names: Sequence[str] | None = None, halves: tuple[np.ndarray, np.ndarray] | None = None,
                     views: Sequence[str] | None = None, hemispheres: Sequence[str] | None = None,
                     outlines: Mapping[str, np.ndarray] | Sequence[str] | None = None, figure: Any = None,
                     axes: Any = None, output_file: str | Path | None = None) -> Any:
-    """Colour each vertex by the relative depth of its best layer (``scores``: layers × units).
+    """Colour each vertex by its best layer (``scores``: layers × units), with a legend of layer names.
 
-    Vertices whose best score stays below ``min_score`` are left uncoloured: no layer explains them.
+    Vertices whose best score stays below ``min_score`` are left uncoloured (no layer explains them), and so
+    are those whose best layer does not beat the runner-up in both independent halves of the test stimuli
+    (``halves``: the same scores on each half): a flat profile is not presented as a finding.
     """
     scores = np.asarray(scores, dtype=np.float64)
     hemisphere, vertex = _surface_units(units, scores.shape[-1])
-    best = np.asarray(depths, dtype=np.float64)[np.argmax(scores, axis=0)]
-    best[scores.max(axis=0) < min_score] = np.nan
-    chosen = panels(views, hemispheres)
-    drawn = drawing_mesh(units.space, mesh)
-    hemis = surface_arrays(best, hemisphere, vertex, units.space, drawn)
-    masks = {name: surface_masks(mask, hemisphere, vertex, units.space, drawn)
-             for name, mask in _roi_masks(units, outlines).items()}
-    fig = _draw(hemis, drawn, title, cmap, 0.0, 1.0, "relative depth of the best layer", symmetric=False,
-                threshold=None, views=chosen, log=False, outlines=masks, figure=figure, axes=axes)
-    return save_or_return(fig, output_file, close=figure is None and axes is None)
+    names = [str(n) for n in (layer_names or [f"depth {float(d):.2f}" for d in depths])]
+    if len(names) != len(scores) or len(depths) != len(scores):
+        raise WorkbenchError(f"{len(scores)} layers of scores but {len(names)} names and {len(depths)} depths")
+    half_a, half_b = halves if halves is not None else (None, None)
+    best = reliable_best_layer(scores, half_a, half_b, min_score=min_score)
+    won = [i for i in range(len(names)) if (best == i).any()]
+    masks = {names[i]: best == i for i in won}
+    colours = layer_colours(depths, names, cmap)
+    above = int((best != BELOW_THRESHOLD).sum())
+    kept = int((best >= 0).sum())
+    note = (f"coloured: {kept} of {above} vertices above threshold, best layer ahead of the runner-up in both "
+            "test halves" if halves is not None else f"coloured: {kept} vertices above threshold")
+    if not masks:
+        masks = {"no reliable best layer": np.zeros(units.n, dtype=bool)}
+        colours = {"no reliable best layer": (0.7, 0.7, 0.7, 1.0)}
+    return plot_roi_labels(units, masks, mesh=mesh, title=title or "best layer per vertex", views=views,
+                           hemispheres=hemispheres, figure=figure, axes=axes, output_file=output_file,
+                           legend=f"best layer (shallow → deep)\n{note}", colours=colours, outlines=outlines)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from brain_workbench.figures.colours import roi_colours
 from brain_workbench.figures.output import given_axes, new_figure, panel_titles, save_or_return
 from brain_workbench.types import WorkbenchError
 
@@ -24,77 +25,141 @@ def depth_profile(rows: Any, value: str) -> Any:
     return out.reset_index().sort_values("depth")
 
 
+NULL_COLUMNS = {"mean_r": "null_mean_r_95", "value": "null_value_95"}
+
+
+def _lower_is_better(frame: Any) -> bool:
+    kinds = set(frame["metric_kind"].dropna()) if "metric_kind" in frame.columns else set()
+    return kinds == {"distance"}
+
+
+def _labelled(ax: Any, prefix: str) -> bool:
+    return any(str(h.get_label()).startswith(prefix) for h in [*ax.lines, *ax.collections, *ax.patches])
+
+
+def _interval(ax: Any, rows: Any, profile: Any, value: str, roi: str, colour: Any, sem: bool) -> None:
+    """The band around one ROI's line: SEM across subjects, else the bootstrap CI, else SEM across folds."""
+    several = (profile["n_subjects"] > 1).any()
+    if several:
+        if sem:
+            ax.fill_between(profile["depth"], profile[value] - profile["sem"], profile[value] + profile["sem"],
+                            color=colour, alpha=0.18, lw=0, gid=f"sem-{roi}")
+        return
+    by_depth = rows.groupby("depth")
+    if {"ci_low", "ci_high"} <= set(rows.columns) and rows["ci_low"].notna().any():
+        low, high = by_depth["ci_low"].mean().sort_index(), by_depth["ci_high"].mean().sort_index()
+        ax.fill_between(low.index, low.values, high.values, color=colour, alpha=0.18, lw=0, gid=f"ci-{roi}")
+    elif "sem_folds" in rows.columns and value == "mean_r" and rows["sem_folds"].notna().any():
+        spread = by_depth["sem_folds"].mean().reindex(profile["depth"]).to_numpy(dtype=float)
+        ax.fill_between(profile["depth"], profile[value] - spread, profile[value] + spread, color=colour,
+                        alpha=0.18, lw=0, gid=f"sem_folds-{roi}")
+
+
+def _null_band(ax: Any, rows: Any, value: str, lower_is_better: bool) -> None:
+    """Grey where a value does not beat the permutation null (its mean 95th percentile over ROIs and subjects)."""
+    column = NULL_COLUMNS.get(value)
+    if column is None or column not in rows.columns or not rows[column].notna().any():
+        return
+    null = rows.groupby("depth")[column].mean().sort_index().dropna()
+    if lower_is_better:
+        top = max(ax.get_ylim()[1], float(null.max()))
+        ax.fill_between(null.index, null.values, top, color="0.6", alpha=0.35, lw=0, gid="null",
+                        label="not below the permutation null (5%)")
+    else:
+        ax.fill_between(null.index, np.minimum(0, null.values), null.values, color="0.6", alpha=0.35, lw=0,
+                        gid="null", label="within the permutation null (95%)")
+
+
+def profile_ylabel(frame: Any, value: str) -> str:
+    """What the y axis shows: the score, what it was compared with and on which stimuli (split or folds)."""
+    folds = frame["n_folds"].dropna() if "n_folds" in frame.columns else []
+    where = f"held-out folds, k = {int(max(folds))}" if len(folds) else "test split"
+    if value == "mean_r":
+        return f"mean Pearson r ({where})"
+    if value == "mean_r_normalized":
+        return f"mean r / noise ceiling ({where})"
+    if value != "value":
+        return value
+    names = list(dict.fromkeys(frame["score_name"].dropna())) if "score_name" in frame.columns else []
+    names = names or (list(dict.fromkeys(frame["head"])) if "head" in frame.columns else ["value"])
+    distances = list(dict.fromkeys(frame["brain_distance"].dropna())) if "brain_distance" in frame.columns else []
+    compared = f"\nagainst brain RDMs of {', '.join(map(str, distances))} distance" if distances else ""
+    return f"{', '.join(map(str, names))} (test stimuli){compared}"
+
+
 def plot_layer_profiles(table: Any, value: str = "mean_r", *, rois: Sequence[str] | None = None,
                         encoders: Sequence[str] | None = None, title: str = "", sem: bool = True,
-                        figure: Any = None, axes: Any = None, output_file: str | Path | None = None) -> Any:
+                        roi_order: Sequence[str] | None = None,
+                        ceilings: Mapping[str, tuple[float, float]] | None = None, figure: Any = None,
+                        axes: Any = None, output_file: str | Path | None = None) -> Any:
     """Plot ``value`` against relative layer depth from a results table (averaged over subjects), a panel per encoder.
 
-    Dots mark each ROI's best layer; the shaded band around a line is the SEM across subjects (with
-    two or more subjects); the grey band is the mean 95th percentile of the permutation null. Metric values
-    whose rows carry a noise ceiling get it as a band in the ROI's colour (lower to upper bound, upper dotted).
+    Dots mark each ROI's best layer. The shaded band around a line is the SEM across subjects (two or
+    more subjects), else the bootstrap 95% CI (``ci_low``, ``ci_high``), else ±1 SEM across folds
+    (``sem_folds``); the grey band is where values do not beat the permutation null (its mean 95th
+    percentile, ``null_mean_r_95`` / ``null_value_95``); ``ceilings`` (ROI → lower, upper) draws each
+    ROI's noise ceiling as a band in its colour (upper bound dotted; by default read from rows on given RDMs that
+    carry ``noise_ceiling_lower``/``_upper``). Each ROI's
+    colour is its colour in every figure (:func:`~brain_workbench.figures.colours.roi_colours` by
+    ``roi_order``, the dataset's ROI order; default: the table's, before ``rois`` picks some).
     """
-    import matplotlib
-
     if table.empty:
         raise WorkbenchError("the results table is empty: run the sweep first")
     if value not in table.columns:
         raise WorkbenchError(f"results have no column {value!r}; columns: {', '.join(table.columns)}")
     frame = table[table["roi"] != "all"]
+    order = list(roi_order) if roi_order is not None else list(dict.fromkeys(frame["roi"]))
     if rois:
         frame = frame[frame["roi"].isin(rois)]
     names = list(encoders) if encoders else list(dict.fromkeys(frame["encoder"]))
     roi_order = list(dict.fromkeys(frame["roi"]))
     if frame.empty or not names:
         raise WorkbenchError("no rows left to plot after filtering by ROI/encoder")
-    palette = matplotlib.colormaps["turbo"](np.linspace(0.05, 0.95, max(len(roi_order), 2)))
+    palette = roi_colours(roi_order, order).values()
     if axes is None:
         fig = new_figure(figure, (4.6 * len(names) + 1.5, 4.2))
         panels = list(fig.subplots(1, len(names), squeeze=False, sharey=True)[0])
     else:
         panels = given_axes(axes, len(names), "panels (one per encoder)")
         fig = panels[0].figure
-    ceilings = False
+    lower_is_better = _lower_is_better(frame)
+    if ceilings is None and value == "value":  # rows on given brain RDMs carry their noise ceiling
+        ceilings = {roi: bounds for roi in roi_order
+                    if (bounds := ceiling_of(frame[frame["roi"] == roi])) is not None} or None
     for ax, encoder in zip(panels, names):
         sub = frame[frame["encoder"] == encoder]
         for colour, roi in zip(palette, roi_order):
-            rows = depth_profile(sub[sub["roi"] == roi], value)
+            mine = sub[sub["roi"] == roi]
+            rows = depth_profile(mine, value)
             if rows.empty:
                 continue
             ax.plot(rows["depth"], rows[value], "-", color=colour, lw=2, label=roi)
-            if sem and (rows["n_subjects"] > 1).any():
-                ax.fill_between(rows["depth"], rows[value] - rows["sem"], rows[value] + rows["sem"], color=colour,
-                                alpha=0.18, lw=0, gid=f"sem-{roi}")
-            best = rows.loc[rows[value].idxmax()]
+            _interval(ax, mine, rows, value, roi, colour, sem)
+            best = rows.loc[rows[value].idxmin() if lower_is_better else rows[value].idxmax()]
             ax.plot([best["depth"]], [best[value]], "o", color=colour, ms=7, mec="black")
-            bounds = ceiling_of(sub[sub["roi"] == roi]) if value == "value" else None
-            if bounds is not None:
-                ceilings = True
-                ax.axhspan(*bounds, color=colour, alpha=0.12, lw=0, gid=f"ceiling-{roi}")
-                ax.axhline(bounds[1], color=colour, lw=1, ls=":", gid=f"ceiling-upper-{roi}")
-        if "null_mean_r_95" in sub.columns and value == "mean_r":
-            null = sub.groupby("depth")["null_mean_r_95"].mean().sort_index()
-            ax.fill_between(null.index, 0, null.values, color="0.6", alpha=0.35, lw=0, label="null 95%")
+            if ceilings and roi in ceilings:
+                low, high = ceilings[roi]
+                ax.axhspan(low, high, color=colour, alpha=0.12, lw=0, gid=f"ceiling-{roi}")
+                ax.axhline(high, color=colour, lw=1, ls=":", gid=f"ceiling-upper-{roi}")
+                if not _labelled(ax, "noise ceiling"):
+                    ax.fill_between([], [], [], color="0.5", alpha=0.25, lw=0, label="noise ceiling (ROI's colour)")
         ax.axhline(0, color="0.3", lw=0.8)
+        _null_band(ax, sub, value, lower_is_better)
         ax.set_xlabel("relative layer depth (0 = input, 1 = output)")
         ax.set_xlim(-0.03, 1.03)
         ax.grid(alpha=0.3)
-    metric_names = value
-    if value == "value" and "head" in frame.columns:
-        kinds = ", ".join(str(k) for k in dict.fromkeys(frame.get("metric_kind", [])) if isinstance(k, str))
-        metric_names = ", ".join(dict.fromkeys(frame["head"])) + (f" ({kinds}, test stimuli)" if kinds else "")
-    panels[0].set_ylabel({"mean_r": "mean Pearson r (test split)",
-                          "mean_r_normalized": "mean r / noise ceiling"}.get(value, metric_names))
+    panels[0].set_ylabel(profile_ylabel(frame, value))
     handles, labels = panels[0].get_legend_handles_labels()
-    if ceilings:
-        from matplotlib.patches import Patch
-
-        handles.append(Patch(facecolor="0.5", alpha=0.3, label="noise ceiling\n(lower to upper)"))
-        labels.append("noise ceiling\n(lower to upper)")
+    ranked = sorted(range(len(labels)), key=lambda i: labels[i] not in roi_order)  # ROIs first, then the bands
+    handles, labels = [handles[i] for i in ranked], [labels[i] for i in ranked]
     if axes is None:
         panel_titles(panels, shown_names(frame, names), "", fontsize=12)
         fig.legend(handles, labels, loc="center right", title="ROI", frameon=False)
         fig.suptitle(title or "score per layer, averaged over subjects", fontsize=13)
-        fig.tight_layout(rect=(0, 0, 1 - (2.0 if ceilings else 1.3) / fig.get_figwidth(), 0.95))
+        legend_inches = 0.5 + 0.075 * max(len(str(label)) for label in labels)
+        if figure is None:
+            fig.set_size_inches(4.6 * len(names) + legend_inches, fig.get_figheight())
+        fig.tight_layout(rect=(0, 0, 1 - legend_inches / fig.get_figwidth(), 0.95))
     else:
         panel_titles(panels, shown_names(frame, names), title, fontsize=12)
         panels[-1].legend(handles, labels, title="ROI", frameon=False, fontsize="small")
@@ -151,9 +216,11 @@ def plot_retrieval_scores(frame: Any, *, title: str = "", figure: Any = None, ax
             x = np.arange(len(rois)) + (j - (len(scores) - 1) / 2) * width
             ax.bar(x, means.to_numpy(), width * 0.95, yerr=None if sems is None else sems.to_numpy(), color=colour,
                    label=score.replace("_", " "), capsize=2)
-            ax.plot(x, chance.to_numpy(), "_", color="black", ms=12, mew=2, label="chance" if j == 0 else None)
+            ax.plot(x, chance.to_numpy(), "_", color="black", ms=12, mew=2, label="chance" if j == 0 else None,
+                    zorder=5, clip_on=False, gid=f"chance-{score}")
         ax.set_xticks(np.arange(len(rois)), rois, rotation=30)
-        ax.set_ylim(0, 1.02)
+        ax.set_ylim(-0.04, 1.02)  # below 0, so a chance level of 1/120 shows above the axis, not on it
+        ax.axhline(0, color="0.3", lw=0.8)
         ax.grid(axis="y", alpha=0.3)
     panels[0].set_ylabel("fraction correct (test split)")
     handles, labels = panels[0].get_legend_handles_labels()

@@ -6,6 +6,7 @@ import html
 import json
 import os
 import re
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -95,11 +96,14 @@ def draw_brainmap(store_obj: Store, sweep: str, out: Path, encoder: str | None =
     if value == "best-layer":
         cells.sort(key=lambda c: c[0]["depth"])
         scores = np.stack([np.where(keep, c[1]["score"], np.nan) for c in cells])
+        halves = None
+        if all("score_half_a" in c[1] and "score_half_b" in c[1] for c in cells):
+            halves = (np.stack([c[1]["score_half_a"] for c in cells]), np.stack([c[1]["score_half_b"] for c in cells]))
         return plot_best_layer(np.nan_to_num(scores, nan=-1), [c[0]["depth"] for c in cells], rec.units,
                                min_score=critical, outlines=drawn_outlines, views=surface.get("views"),
-                               hemispheres=surface.get("hemispheres"),
-                               title=f"{named}: best layer per vertex (r > {critical:.2f}), subject {subject} ({sweep})",
-                               output_file=out)
+                               hemispheres=surface.get("hemispheres"), layer_names=[c[0]["layer"] for c in cells],
+                               halves=halves, title=f"{named}: best layer per vertex (r > {critical:.2f}, "
+                               f"uncorrected p < 0.001), subject {subject} ({sweep})", output_file=out)
     if layer is None:
         chosen = max(cells, key=lambda c: float(np.nanmean(c[1]["score"][keep])))
     else:
@@ -111,17 +115,29 @@ def draw_brainmap(store_obj: Store, sweep: str, out: Path, encoder: str | None =
     if value not in chosen[1]:
         raise WorkbenchError(f"cells have no per-unit {value!r}; choose from {', '.join(chosen[1])} or best-layer")
     threshold = critical if value in ("score", "score_normalized") else -np.inf
-    if surface.get("threshold") is not None and value in ("score", "score_normalized"):
+    given = surface.get("threshold") is not None and value in ("score", "score_normalized")
+    if given:
         threshold = float(surface.pop("threshold"))
     data = np.where(keep & (chosen[1]["score"] >= threshold), chosen[1][value], np.nan)
     surface.setdefault("log", value == "alpha")
     label = {"score": "Pearson r (test split)", "score_normalized": "r / noise ceiling", "r2": "R² (test split)",
              "alpha": "ridge alpha"}.get(value, value)
-    shown = f" (r > {threshold:.2f})" if np.isfinite(threshold) else ""
+    shown = map_threshold_note(threshold, given, value)
+    if value == "score" and np.isfinite(threshold):
+        surface.setdefault("grey_below", threshold)
     return plot_surface_scores(data, rec.units,
                                title=f"{named} · {chosen[0]['layer']} · subject {subject}{shown} ({sweep})",
                                colorbar_label=label, output_file=out, outlines=drawn_outlines,
                                **{"vmax": 1.0 if value == "score_normalized" else None, **surface})
+
+
+def map_threshold_note(threshold: float, given: bool, value: str) -> str:
+    """The title's note on which vertices a map shows: the r they beat, and whether that is the uncorrected
+    p < 0.001 critical r; a normalised map says it is thresholded on r, not on r / ceiling."""
+    if not np.isfinite(threshold) or (threshold <= 0 and not given):
+        return ""
+    what = "vertices with r" if value == "score_normalized" else "r"
+    return f" ({what} ≥ {threshold:.2f})" if given else f" ({what} > {threshold:.2f}, uncorrected p < 0.001)"
 
 
 def pick_rois(rec: Any, names: Sequence[str], extra: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
@@ -152,7 +168,22 @@ def draw_rois(store_obj: Store, sweep: str, out: Path, subject: str | None = Non
                            output_file=out)
 
 
-FIGURES_VERSION = 1
+def recording_roi_order(store_obj: Store, cells: Sequence[tuple[str, dict]]) -> list[str]:
+    """The ROI names of the first cached recording the cells read, in the dataset's order (attributes only)."""
+    for _, cell in cells:
+        path = cell.get("response_path")
+        meta = (store_obj.attrs(path) or {}).get("recording") if path else None
+        if isinstance(meta, dict):
+            return [str(name) for name in meta.get("rois", {}).values()]
+    return []
+
+
+def sweep_roi_order(store_obj: Store, sweep: str) -> list[str]:
+    """The dataset's ROI order for a finished sweep's figures (see :func:`recording_roi_order`)."""
+    return recording_roi_order(store_obj, _sweep_cells(store_obj, sweep))
+
+
+FIGURES_VERSION = 2
 FIGURE_INDEX = ".figures.json"
 
 
@@ -229,15 +260,27 @@ class FigureKit:
     (``draw``), and the core's plot functions (layer profiles, brain maps, retrieval, reconstructions, ...)."""
 
     def __init__(self, store_obj: Store, sweep: str, out_dir: Path, cells: list[tuple[str, dict]], drawn: dict,
-                 interactive: bool) -> None:
+                 interactive: bool, say: Callable[[str], None] | None = None) -> None:
         self.store, self.sweep, self.out_dir, self.cells, self.interactive = store_obj, sweep, out_dir, cells, interactive
+        self.say = say
         self._drawn = drawn
         self.done: dict[str, str] = {}
         self.captions: dict[str, str] = {}
         self.file_label, self.retrieval_columns = file_label, retrieval_columns
-        self.plot_layer_profiles, self.plot_retrieval_scores = plot_layer_profiles, plot_retrieval_scores
+        self.plot_retrieval_scores = plot_retrieval_scores
         self.plot_decoding_timecourse, self.timecourse_score = plot_decoding_timecourse, timecourse_score
         self.timecourse_table = timecourse_table
+        self._roi_order: list[str] | None = None
+
+    def roi_order(self) -> list[str]:
+        """The dataset's ROI order (read once from a cached recording's attributes): every ROI's colour follows it."""
+        if self._roi_order is None:
+            self._roi_order = recording_roi_order(self.store, self.cells)
+        return self._roi_order
+
+    def plot_layer_profiles(self, table: Any, value: str = "mean_r", **options: Any) -> Any:
+        """:func:`plot_layer_profiles` with each ROI in its dataset-wide colour."""
+        return plot_layer_profiles(table, value, **{"roi_order": self.roi_order(), **options})
 
     def keys_of(self, kind: str, head: str | None = None, encoder: str | None = None) -> list[str]:
         """Sorted keys of the sweep's cells of an analysis (optionally one head or encoder)."""
@@ -249,12 +292,17 @@ class FigureKit:
 
     def draw(self, name: str, inputs: object, make: Callable[[Path], Any], caption: str = "") -> Path:
         """``make(path)`` unless the figure's file exists and its inputs (cell keys, options) are unchanged;
-        ``caption`` says what the figure shows (the report prints it)."""
+        ``caption`` says what the figure shows (the report prints it); ``say`` (if given) hears a line per figure."""
         path = self.out_dir / name
         self.captions[name] = caption
         key = digest(FIGURES_VERSION, self.sweep, name, inputs)
         if self._drawn.get(name) != key or not path.exists():
+            started = time.perf_counter()
             make(path)
+            if self.say:
+                self.say(f"figure {name} drawn ({time.perf_counter() - started:.1f} s)")
+        elif self.say:
+            self.say(f"figure {name} unchanged")
         self.done[name] = key
         return path
 
@@ -302,7 +350,8 @@ def figure_captions(out_dir: Path) -> dict[str, str]:
     return captions if isinstance(captions, dict) else {}
 
 
-def write_figures(store_obj: Store, sweep: str, out_dir: Path, interactive: bool = False) -> list[Path]:
+def write_figures(store_obj: Store, sweep: str, out_dir: Path, interactive: bool = False,
+                  say: Callable[[str], None] | None = None) -> list[Path]:
     """The standard figure set of a sweep: each analysis in the sweep draws its own (layer profiles, brain
     maps, the ROI label map and, ``interactive=True``, an interactive surface view, retrieval, ...).
 
@@ -318,8 +367,10 @@ def write_figures(store_obj: Store, sweep: str, out_dir: Path, interactive: bool
     index = _read_index(out_dir)
     drawn: dict = index.get("figures", {}) if isinstance(index.get("figures"), dict) else {}
     if index.get("inputs") == whole and drawn and "captions" in index and all((out_dir / n).exists() for n in drawn):
+        if say:
+            say(f"figures of {sweep}: all {len(drawn)} unchanged in {out_dir}")
         return [out_dir / name for name in drawn]
-    kit = FigureKit(store_obj, sweep, out_dir, cells, drawn, interactive)
+    kit = FigureKit(store_obj, sweep, out_dir, cells, drawn, interactive, say)
     table = results_table(store_obj, sweep)
     kinds = list(dict.fromkeys(table["kind"])) if "kind" in table.columns else []
     paths: list[Path] = []

@@ -121,3 +121,28 @@ def critical_r(n: int, p: float = 0.001) -> float:
         return 0.0
     t = stats.t.ppf(1 - p, n - 2)
     return float(t / np.sqrt(n - 2 + t * t))
+
+
+BELOW_THRESHOLD, UNRELIABLE = -1, -2
+
+
+def reliable_best_layer(scores: np.ndarray, half_a: np.ndarray | None = None, half_b: np.ndarray | None = None,
+                        min_score: float = 0.0) -> np.ndarray:
+    """Each unit's best layer (row of ``scores``, layers × units), or ``BELOW_THRESHOLD`` where no layer reaches
+    ``min_score``, or ``UNRELIABLE`` where the best layer does not beat the runner-up in both independent halves
+    of the test stimuli (``half_a``, ``half_b``: the same scores on each half; split-half margin > 0 twice)."""
+    scores = np.asarray(scores, dtype=np.float64)
+    filled = np.where(np.isfinite(scores), scores, -np.inf)
+    best = np.argmax(filled, axis=0)
+    units = np.arange(scores.shape[1])
+    out = best.astype(np.int64)
+    out[filled[best, units] < min_score] = BELOW_THRESHOLD
+    if half_a is None or half_b is None or scores.shape[0] < 2:
+        return out
+    runner_up = np.argsort(filled, axis=0, kind="stable")[-2]
+    for half in (np.asarray(half_a, dtype=np.float64), np.asarray(half_b, dtype=np.float64)):
+        if half.shape != scores.shape:
+            raise ValueError(f"half scores {half.shape} must match scores {scores.shape}")
+        margin = half[best, units] - half[runner_up, units]
+        out[(out >= 0) & ~(margin > 0)] = UNRELIABLE
+    return out

@@ -110,10 +110,13 @@ class {cls}(BaseEstimator):
     def predict(self, X: np.ndarray) -> np.ndarray:
         return np.asarray(self.model_.predict(np.asarray(X)))
 
-    def score(self, X: np.ndarray, y: np.ndarray) -> np.ndarray:
+    def score_per_unit(self, X: np.ndarray, y: np.ndarray) -> np.ndarray:
         from brain_workbench.sdk.numerics import pearson_per_unit
 
         return pearson_per_unit(np.asarray(y), self.predict(X))
+
+    def score(self, X: np.ndarray, y: np.ndarray) -> float:
+        return float(np.mean(self.score_per_unit(X, y)))
 ''',
     "metric": '''
 class {cls}:

@@ -314,16 +314,23 @@ def check_head_predict_shape(head: Head) -> None:
 
 def check_head_score_per_unit(head: Head) -> None:
     X, Y = _planted()
-    scores = np.asarray(_fitted(head).score(X[90:], Y[90:]))
-    assert scores.shape == (6,), f"score must return one value per unit, got shape {scores.shape}"
-    assert np.all(scores > 0.8), f"score on planted linear data is too low: {scores}"
+    fitted = _fitted(head)
+    per_unit = np.asarray(fitted.score_per_unit(X[90:], Y[90:]))
+    assert per_unit.shape == (6,), f"score_per_unit must return one value per unit, got shape {per_unit.shape}"
+    assert np.all(per_unit > 0.8), f"score_per_unit on planted linear data is too low: {per_unit}"
+    score = fitted.score(X[90:], Y[90:])
+    assert np.ndim(score) == 0 and isinstance(float(score), float), \
+        f"score must return one number (scikit-learn's model selection needs it), got {np.shape(score)}"
+    assert np.isclose(float(score), float(np.mean(per_unit))), \
+        f"score must be the mean of score_per_unit ({float(np.mean(per_unit)):.4f}), got {float(score):.4f}"
 
 
 def check_head_score_uses_input(head: Head) -> None:
     X, Y = _planted()
     fitted = _fitted(head)
-    true = np.asarray(fitted.score(X[90:], Y[90:]), dtype=float)
-    shuffled = np.asarray(fitted.score(X[90:], Y[90:][np.random.default_rng(1).permutation(30)]), dtype=float)
+    true = np.asarray(fitted.score_per_unit(X[90:], Y[90:]), dtype=float)
+    shuffled = np.asarray(fitted.score_per_unit(X[90:], Y[90:][np.random.default_rng(1).permutation(30)]),
+                          dtype=float)
     assert np.nanmean(shuffled) < np.nanmean(true) - 0.3, \
         "score() must compare predictions with the Y it is given (shuffled Y scored as well as the true Y)"
 

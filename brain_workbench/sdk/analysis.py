@@ -37,6 +37,7 @@ from brain_workbench.analysis.recordings import (
     prepared_recording,
     select_rois,
 )
+from brain_workbench.analysis.summaries import best_layer_table, best_layers
 from brain_workbench.analysis.timecourse import timecourse_score, timecourse_table
 from brain_workbench.numerics.ceilings import given_rdm_noise_ceilings
 from brain_workbench.numerics.decoding import check_k_way, decoding_scores
@@ -83,6 +84,6 @@ __all__ = [
     "plain", "prepare_adaptation", "prepare_fold", "prepare_recording", "prepared_recording", "r2_per_unit",
     "read_images", "resolve_layers", "rgb_image", "result_path", "safe_name", "score_sessions", "select_rois",
     "seen_images_key", "similarity_matrix", "source_digest", "table_labels", "test_mask", "head_direction",
-    "manifest_path",
+    "manifest_path", "given_rdm_noise_ceilings", "best_layer_table", "best_layers",
     "check_k_way", "timecourse_score", "timecourse_table",
 ]

@@ -257,9 +257,24 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> SweepCo
 
 
 def config_from_dict(data: dict[str, Any], source: str = "config") -> SweepConfig:
+    """Validate a config mapping; every problem pydantic finds is listed in the one error, not only the first."""
     try:
         return SweepConfig.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        raise WorkbenchError(f"{source}: field {where}: {first['msg']} ({len(exc.errors())} problem(s) in total)") from None
+        problems = [f"field {'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}" for e in exc.errors()]
+        raise WorkbenchError(listed_problems(source, problems)) from None
+
+
+def listed_problems(source: str, problems: list[str]) -> str:
+    """One message naming every problem of a config: one inline, several numbered, so a user fixes all at once."""
+    if len(problems) == 1:
+        return f"{source}: {problems[0]}"
+    return f"{source} has {len(problems)} problems:\n" + "\n".join(f"  {i}. {p}" for i, p in enumerate(problems, 1))
+
+
+def did_you_mean(name: str, known: list[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest known name, or nothing."""
+    import difflib
+
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""

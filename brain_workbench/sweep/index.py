@@ -148,3 +148,14 @@ def lookup_store(name: str) -> str | None:
     """The store of sweep ``name`` as seen from the working directory (see ``find_store``), or None."""
     found = find_store(name)
     return None if found is None else found.store
+
+
+def latest_store(project: str | None = None) -> tuple[str, str] | None:
+    """(store, sweep name) of the latest sweep recorded from ``project`` (the working directory), or None."""
+    here = str(Path(project or os.getcwd()).resolve())
+    runs = [(r.get("finished") or 0, r["store"], name) for name, records in read_index().items() for r in records
+            if r.get("store") and r.get("project") == here]
+    if not runs:
+        return None
+    _, store, name = max(runs)
+    return store, name

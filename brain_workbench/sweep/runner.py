@@ -46,7 +46,7 @@ from brain_workbench.store.claims import Claims, describe_holder
 from brain_workbench.store.features import extract_features
 from brain_workbench.store.paths import encoder_key, feature_path, features_prefix, manifest_path
 from brain_workbench.sweep.compute import CellComputer
-from brain_workbench.sweep.config import SweepConfig
+from brain_workbench.sweep.config import SweepConfig, did_you_mean, listed_problems
 from brain_workbench.sweep.executors import get_executor
 from brain_workbench.sweep.index import record_sweep
 from brain_workbench.sweep.tables import export_table
@@ -363,18 +363,50 @@ class Sweep:
             raise WorkbenchError(f"-j/--workers must be at least 1, got {workers}")
         dataset = self.dataset_info()
         known = self.analyses()
-        unknown = [name for name in self.config.analyses if name not in known]
-        if unknown:
-            raise WorkbenchError(f"analyses section names {unknown[0]!r}, which is not an installed analysis; "
-                                 f"installed: {', '.join(sorted(known))} (see workbench analyses list)")
+        problems = [f"analyses section names {name!r}, which is not an installed analysis{did_you_mean(name, list(known))};"
+                    f" installed: {', '.join(sorted(known))} (see workbench analyses list)"
+                    for name in self.config.analyses if name not in known]
         claimed = {section for analysis in known.values() for section in analysis.sections}
-        stray = sorted(set(self.config.model_extra or {}) - claimed)
-        if stray:
-            raise WorkbenchError(f"{self.config.name}: no installed analysis reads a section {stray[0]!r}; the "
-                                 f"sections analyses read are {', '.join(sorted(claimed)) or 'none'} "
-                                 f"(see workbench analyses list)")
+        fields = [*SweepConfig.model_fields, *claimed]
+        problems += [f"no installed analysis reads a section {name!r}{did_you_mean(name, fields)}; the sections "
+                     f"analyses read are {', '.join(sorted(claimed)) or 'none'} (see workbench analyses list)"
+                     for name in sorted(set(self.config.model_extra or {}) - claimed)]
         for analysis in known.values():
-            analysis.validate(self.config, dataset, self.registry)
+            try:
+                analysis.validate(self.config, dataset, self.registry)
+            except WorkbenchError as exc:
+                problems.append(str(exc))
+        problems += self.layer_problems()
+        if problems:
+            raise WorkbenchError(listed_problems(self.config.name, problems))
+
+    def layer_problems(self) -> list[str]:
+        """Each encoder's unknown layers (and unknown encoders), found before any recording or feature is touched."""
+        problems = []
+        for index, spec in enumerate(self.config.encoders):
+            try:
+                resolve_layers(self.encoder(index).layers(), spec.layers)
+            except WorkbenchError as exc:
+                problems.append(f"encoders[{index}] ({spec.display}): {exc}")
+        return problems
+
+    def dry_run(self, executor: str = "inline", workers: int | None = None) -> dict[str, Any]:
+        """Validate and plan without computing anything: cells per analysis and how many are already in the
+        store, the feature matrices and recordings to make. Nothing is written, no recording is built."""
+        self.validate(executor, workers)
+        plan = self.plan()
+        analyses: dict[str, dict[str, int]] = {}
+        for cell in plan.cells:
+            counts = analyses.setdefault(cell.analysis, {"cells": 0, "cached": 0})
+            counts["cells"] += 1
+            counts["cached"] += int(self.store.is_complete(cell.result_path(self.config.name)))
+        features = {c.feature_path for c in plan.cells}
+        recordings = plan.response_paths.values()
+        return {"sweep": self.config.name, "store": self.store.url, "analyses": analyses,
+                "cells": len(plan.cells), "cells_cached": sum(a["cached"] for a in analyses.values()),
+                "feature_matrices": len(features),
+                "feature_matrices_cached": sum(self.store.is_complete(f) for f in features),
+                "recordings": len(recordings), "recordings_cached": sum(self.store.is_complete(p) for p in recordings)}
 
     def run(self, executor: str = "inline", workers: int | None = None, reporter: Reporter | None = None,
             address: str | None = None) -> dict[str, Any]:

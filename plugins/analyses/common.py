@@ -228,12 +228,14 @@ def fmt(x: Any) -> str:
 
 
 def pivot(rows: Any, value: str, title: str) -> TextTable:
-    """One row per encoder × layer (depth order), one column per ROI (``all`` last), mean over subjects."""
+    """One row per encoder × layer (encoders in config order, layers in depth order), one column per ROI
+    (``all`` last), mean over subjects."""
     table = rows.pivot_table(index=["encoder", "depth", "layer"], columns="roi", values=value, aggfunc="mean",
                              sort=False)
     rois = [c for c in dict.fromkeys(rows["roi"]) if c != "all"] + (["all"] if "all" in table.columns else [])
+    order = {encoder: i for i, encoder in enumerate(dict.fromkeys(rows["encoder"]))}
     keys, values = [], []
-    for (encoder, depth, layer), row in table.sort_index(level=[0, 1], sort_remaining=False).iterrows():
+    for (encoder, depth, layer), row in sorted(table.iterrows(), key=lambda item: (order[item[0][0]], item[0][1])):
         keys.append((str(encoder), str(layer), f"{depth:.2f}"))
         values.append(tuple(fmt(row.get(r)) for r in rois))
     return TextTable(title, ("encoder", "layer", "depth"), tuple(rois), tuple(keys), tuple(values))

@@ -21,6 +21,7 @@ from brain_workbench.sdk.analysis import (
     Store,
     TextTable,
     WorkbenchError,
+    best_layer_table,
     bootstrap_ci,
     build,
     fold_count,
@@ -156,15 +157,23 @@ class EncodingAnalysis(Analysis):
     def table(self, rows: Any, sweep: str, value: str) -> list[TextTable]:
         if value not in rows.columns:
             raise WorkbenchError(f"no column {value!r}; choose one of {', '.join(rows.columns)}")
-        return [common.pivot(part, value, f"{sweep}: {label} {value} (mean over subjects)")
-                for label, part in rows.groupby("analysis", sort=False)]
+        out = []
+        for label, part in rows.groupby("analysis", sort=False):
+            out.append(common.pivot(part, value, f"{sweep}: {label} {value} (mean over subjects)"))
+            out.append(best_layer_table(part, value, f"{sweep}: {label}, best layer per ROI ({value}: mean over "
+                                                     "subjects, SEM across subjects, q: largest FDR q over subjects)"))
+        return out
 
     def figures(self, rows: Any, kit: Any) -> list[Any]:
         sweep, keys = kit.sweep, kit.keys_of(self.name)
         subjects, sem = common.over_subjects(rows)
+        folds = rows["n_folds"].dropna() if "n_folds" in rows.columns else []
+        where = f"held-out Pearson r over {int(max(folds))} folds" if len(folds) else "test-split Pearson r"
+        if len(folds) and not sem:
+            sem = "; shaded bands are ±1 SEM across folds"
         paths = [kit.draw("layers.png", keys, lambda p: kit.plot_layer_profiles(
-            rows, "mean_r", title=f"{sweep}: test-set Pearson r per layer", output_file=p),
-            f"Encoding: mean test-split Pearson r between predicted and measured responses in each ROI against "
+            rows, "mean_r", title=f"{sweep}: {where} per layer", output_file=p),
+            f"Encoding: mean {where} between predicted and measured responses in each ROI against "
             f"relative layer depth (0 = input, 1 = output), averaged over {subjects}{sem}. Dots mark each ROI's "
             "best layer; the grey band is the mean 95th percentile of the permutation null.")]
         if "mean_r_normalized" in rows.columns and rows["mean_r_normalized"].notna().any():
@@ -184,8 +193,10 @@ class EncodingAnalysis(Analysis):
                 continue
             paths += maps + [kit.draw(f"best_layer_{safe}.png", inputs, lambda p, e=encoder: kit.brainmap(
                 p, encoder=e, subject=subject, value="best-layer"),
-                f"For each vertex of subject {subject}, the relative depth of the {encoder} layer that predicts it "
-                "best; vertices that no layer predicts above the p < 0.001 critical r are not coloured.")]
+                f"For each vertex of subject {subject}, the {encoder} layer that predicts it best (legend: layer "
+                "names, shallow to deep); vertices that no layer predicts above the critical r for uncorrected "
+                "p < 0.001, and vertices whose best layer does not beat the runner-up in both random halves of the "
+                "test stimuli, are not coloured.")]
             if kit.interactive:
                 paths.append(kit.draw(f"surface_{safe}.html", inputs, lambda p, e=encoder: kit.surface_view(
                     p, encoder=e, subject=subject),
@@ -236,7 +247,7 @@ def fit_and_score(store_url: str, cell: Cell) -> CellResult:
     score[constant] = np.nan
     r2 = r2_per_unit(Y_test, pred).astype(np.float32)
     r2[constant] = np.nan
-    result: dict[str, Any] = {"score": score, "r2": r2}
+    result: dict[str, Any] = {"score": score, "r2": r2, **split_half_scores(Y_test, pred, task.seed)}
     if data["noise_ceiling"] is not None and len(data["noise_ceiling"]) == len(score):
         result["score_normalized"] = normalize_by_ceiling(score, data["noise_ceiling"]).astype(np.float32)
     alphas = getattr(head, "best_alphas_", None)
@@ -332,7 +343,19 @@ def pooled_scores(store_url: str, task: EncodingTask, readers: list[Any], summar
     return pooled.astype(np.float32)
 
 
-FOLD_AVERAGED = ("score", "r2", "score_normalized")
+def split_half_scores(Y_test: np.ndarray, pred: np.ndarray, seed: int) -> dict[str, np.ndarray]:
+    """Per-unit r on two disjoint random halves of the test rows (``score_half_a``, ``score_half_b``): whether a
+    unit's best layer beats the runner-up in both halves is what makes a best-layer map reliable."""
+    n = len(Y_test)
+    if n < 8:
+        return {}
+    order = np.random.default_rng(seed).permutation(n)
+    halves = np.sort(order[: n // 2]), np.sort(order[n // 2:])
+    return {f"score_half_{name}": pearson_per_unit(Y_test[rows], pred[rows]).astype(np.float32)
+            for name, rows in zip("ab", halves)}
+
+
+FOLD_AVERAGED = ("score", "r2", "score_normalized", "score_half_a", "score_half_b")
 
 
 def fold_mean(store_url: str, cell: Cell) -> CellResult:

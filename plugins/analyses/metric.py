@@ -229,7 +229,7 @@ class MetricAnalysis(Analysis):
                                       output_file=p),
                                   f"{what} between each layer's representation of the test stimuli and each ROI's "
                                   f"responses, computed without fitting, against relative layer depth, averaged over "
-                                  f"{subjects}{sem}.{ceiling_note(part)}"))
+                                  f"{subjects}{sem}{statistics_note(part)}.{ceiling_note(part)}"))
         return paths
 
 
@@ -256,6 +256,17 @@ def ceiling_note(rows: Any) -> str:
         return ""
     return (" The band in each ROI's colour is the RDM noise ceiling over subjects (lower bound: each subject's RDM "
             "against the others' mean; upper, dotted: against all subjects' mean).")
+
+
+def statistics_note(part: Any) -> str:
+    """What a metric profile's bands show, for its caption."""
+    notes = []
+    if "null_value_95" in part and part["null_value_95"].notna().any():
+        notes.append("the grey band is where a value does not beat the stimulus-permutation null (its 95th "
+                     "percentile; 5th for distances)")
+    if part["subject"].nunique() == 1 and "ci_low" in part and part["ci_low"].notna().any():
+        notes.append("coloured bands are bootstrap 95% confidence intervals")
+    return "; " + "; ".join(notes) if notes else ""
 
 
 def _draw_property(kit: Any, name: str, what: str, part: Any, subjects: str, sem: str) -> Any:

@@ -33,7 +33,8 @@ METHODS = ("ridge", "contrastive")
 class DecoderHead(BaseEstimator):
     """Brain responses (trials × units) → stimulus embeddings (trials × dims).
 
-    ``score(X, Y)`` returns the Pearson r of each embedding dimension; ``retrieval(X, Y)`` gives
+    ``score(X, Y)`` returns the mean Pearson r over embedding dimensions (``score_per_unit`` gives each);
+    ``retrieval(X, Y)`` gives
     top-1/top-5 retrieval among the given candidates.
     """
 
@@ -158,9 +159,13 @@ class DecoderHead(BaseEstimator):
                 pred = self.model_(Xt).numpy().astype(np.float64) * self.y_scale_ + self.y_mean_
         return pred[:, 0] if getattr(self, "_ravel", False) else pred
 
-    def score(self, X: np.ndarray, y: np.ndarray) -> np.ndarray:
+    def score_per_unit(self, X: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Pearson r between predicted and true embeddings, one value per embedding dimension."""
         return pearson_per_output(np.asarray(y), self.predict(X))
+
+    def score(self, X: np.ndarray, y: np.ndarray) -> float:
+        """Mean over embedding dimensions of ``score_per_unit``: one number, as scikit-learn's model selection needs."""
+        return float(np.mean(self.score_per_unit(X, y)))
 
     def retrieval(self, X: np.ndarray, Y: np.ndarray, k: Sequence[int] = (1, 5),
                   n_candidates: int | None = None, metric: str = "cosine") -> dict[int, float]:

@@ -294,11 +294,15 @@ class EEGContrastiveHead(BaseEstimator):
         pred = out.astype(np.float64) * self.y_scale_ + self.y_mean_
         return pred[:, 0] if getattr(self, "_ravel", False) else pred
 
-    def score(self, X: Any, y: Any) -> np.ndarray:
+    def score_per_unit(self, X: Any, y: Any) -> np.ndarray:
         """Pearson r between predicted and true embeddings, one value per embedding dimension."""
         from brain_workbench.sdk.numerics import pearson_per_output
 
         return pearson_per_output(np.asarray(y), self.predict(X))
+
+    def score(self, X: Any, y: Any) -> float:
+        """Mean over dimensions of ``score_per_unit``: one number, for scikit-learn's model selection."""
+        return float(np.mean(self.score_per_unit(X, y)))
 
 
 class TSConvHead(EEGContrastiveHead):

@@ -2,7 +2,8 @@
 
 The numerical work lives in :mod:`brain_workbench.numerics.ridge` (one eigendecomposition per fold, every alpha
 scored as a diagonal rescaling); this module wraps it as scikit-learn estimators whose ``score``
-returns one Pearson r per unit.
+returns the mean Pearson r over units (one number, as scikit-learn's model selection needs) and whose
+``score_per_unit`` returns one r per unit.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def _as_bands(bands: Sequence[Any] | None, p: int) -> list[np.ndarray] | None:
 class RidgeHead(BaseEstimator):
     """Features → brain ridge with one alpha per unit chosen by K-fold CV, refit on all samples.
 
-    ``score(X, Y)`` returns the Pearson r of each unit's prediction. With ``bands`` it becomes banded
+    ``score(X, Y)`` returns the mean over units of each unit's Pearson r (``score_per_unit``). With ``bands`` it becomes banded
     ridge (per-unit band weights as well as alpha, himalaya's random search). Fitted: ``coef_``
     (p × units), ``intercept_``, ``best_alphas_``, ``cv_scores_`` (n_alphas × units, fold-averaged
     −MSE or R² of each alpha; for banded ridge, at the chosen band weights).
@@ -125,9 +126,13 @@ class RidgeHead(BaseEstimator):
         pred = X.astype(self.coef_.dtype, copy=False) @ self.coef_ + self.intercept_
         return pred[:, 0] if getattr(self, "_ravel", False) else pred
 
-    def score(self, X: np.ndarray, y: np.ndarray) -> np.ndarray:
+    def score_per_unit(self, X: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Pearson r between predicted and measured responses, one value per unit."""
         return pearson_per_output(np.asarray(y), self.predict(X))
+
+    def score(self, X: np.ndarray, y: np.ndarray) -> float:
+        """Mean over units of ``score_per_unit``: one number, for ``cross_val_score`` and ``GridSearchCV``."""
+        return float(np.mean(self.score_per_unit(X, y)))
 
 
 class BandedRidgeHead(RidgeHead):

@@ -169,11 +169,15 @@ class AlignedDecoder(BaseEstimator):
         mapping = self.maps_[subject]
         return np.asarray(self.head_.predict(Z if mapping is None else mapping.transform(Z)))
 
-    def score(self, subject: Any, Y: np.ndarray, X: np.ndarray | None = None) -> np.ndarray:
+    def score_per_unit(self, subject: Any, Y: np.ndarray, X: np.ndarray | None = None) -> np.ndarray:
         """Pearson r per target dimension (``score(Y, X)`` after a single-subject fit)."""
         if X is None:
             subject, Y, X = SINGLE, subject, Y
         return pearson_per_output(dense_rows("targets", X, columns=True), self.predict(subject, Y))
+
+    def score(self, subject: Any, Y: np.ndarray, X: np.ndarray | None = None) -> float:
+        """Mean over units of ``score_per_unit``: one number, as scikit-learn's model selection needs."""
+        return float(np.mean(self.score_per_unit(subject, Y, X)))
 
     def decode_scores(self, subject: str, Y: np.ndarray, X: np.ndarray, n_candidates: int | None = None,
                       metric: str = "cosine") -> dict[str, float]:

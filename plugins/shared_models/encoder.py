@@ -42,7 +42,7 @@ class SharedEncoder(BaseEstimator):
     """Stimulus features → every subject's units through a shared transform and per-unit embeddings.
 
     ``fit({subject: (X_features, Y_brain)})``, ``predict(subject, X)``, ``adapt(new_subject, X, Y)``,
-    ``score(subject, X, Y)`` (Pearson r per unit). ``fit(X, Y)`` works scikit-learn style.
+    ``score(subject, X, Y)`` (mean Pearson r over units; ``score_per_unit`` gives each). ``fit(X, Y)`` works scikit-learn style.
     """
 
     direction = "encode"
@@ -285,8 +285,12 @@ class SharedEncoder(BaseEstimator):
         y_mean, y_scale = self.stats_[subject]
         return (self.features(X) @ E + b) * y_scale + y_mean
 
-    def score(self, subject: Any, X: np.ndarray, Y: np.ndarray | None = None) -> np.ndarray:
+    def score_per_unit(self, subject: Any, X: np.ndarray, Y: np.ndarray | None = None) -> np.ndarray:
         """Pearson r per unit on held-out stimuli (``score(X, Y)`` for a single subject)."""
         if Y is None:
             subject, X, Y = SINGLE, subject, X
         return pearson_per_unit(dense_rows("responses", Y, columns=True), self.predict(subject, X))
+
+    def score(self, subject: Any, X: np.ndarray, Y: np.ndarray | None = None) -> float:
+        """Mean over units of ``score_per_unit``: one number, as scikit-learn's model selection needs."""
+        return float(np.mean(self.score_per_unit(subject, X, Y)))

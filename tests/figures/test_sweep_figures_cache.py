@@ -48,9 +48,15 @@ def test_cached_figures_are_not_redrawn(tmp_path: Path, monkeypatch: pytest.Monk
     drawn.clear()
     assert figures.write_figures(sweep.store, "figs", out) == first and drawn == []
 
+    said: list[str] = []
+    figures.write_figures(sweep.store, "figs", out, say=said.append)
+    assert said == [f"figures of figs: all {len(first)} unchanged in {out}"], "a cached run says so in one line"
     (out / "layers.png").unlink()
-    figures.write_figures(sweep.store, "figs", out)
+    said.clear()
+    figures.write_figures(sweep.store, "figs", out, say=said.append)
     assert drawn == ["layers.png"]
+    assert len(said) == len(first) and any(line.startswith("figure layers.png drawn (") for line in said)
+    assert "figure rois.png unchanged" in said, "a line per figure, drawn or not"
     drawn.clear()
     with_metric = Sweep(SweepConfig(**{**data, "metrics": [{"name": "rsa"}]}))
     with_metric.run()

@@ -86,10 +86,13 @@ class GoodHead(BaseEstimator):
     def predict(self, X: np.ndarray) -> np.ndarray:
         return np.asarray(X) @ self.coef_
 
-    def score(self, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    def score_per_unit(self, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
         P, Y = self.predict(X), np.asarray(Y)
         P, Y = P - P.mean(0), Y - Y.mean(0)
         return (P * Y).sum(0) / np.sqrt((P * P).sum(0) * (Y * Y).sum(0))
+
+    def score(self, X: np.ndarray, Y: np.ndarray) -> float:
+        return float(np.mean(self.score_per_unit(X, Y)))
 
 
 class GoodMetric:
@@ -297,13 +300,13 @@ class WrongPredictShape(GoodHead):
         return super().predict(X)[:, :1]
 
 
-class SingleFloatScore(GoodHead):
-    def score(self, X: np.ndarray, Y: np.ndarray) -> float:  # type: ignore[override]
-        return float(np.mean(super().score(X, Y)))
+class PerUnitScore(GoodHead):
+    def score(self, X: np.ndarray, Y: np.ndarray) -> np.ndarray:  # type: ignore[override]
+        return self.score_per_unit(X, Y)
 
 
 class ScoreIgnoresInput(GoodHead):
-    def score(self, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    def score_per_unit(self, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
         return np.full(np.shape(Y)[1], 0.99)
 
 
@@ -438,7 +441,7 @@ BROKEN: dict[str, Any] = {
     "check_encoder_deterministic": NoisyEncoder, "check_encoder_batch_invariance": BatchDependentEncoder,
     "check_head_protocol": NoDirectionHead, "check_head_clonable": UnclonableHead,
     "check_head_fit_returns_self": FitReturnsNone, "check_head_predict_shape": WrongPredictShape,
-    "check_head_score_per_unit": SingleFloatScore, "check_head_score_uses_input": ScoreIgnoresInput,
+    "check_head_score_per_unit": PerUnitScore, "check_head_score_uses_input": ScoreIgnoresInput,
     "check_head_refuses_nan": AcceptsNan,
     "check_dataset_categories": CategoriesInOneModalityOnly, "check_metric_scope": PropertyWithoutMeasure,
     "check_metric_protocol": BadKindMetric, "check_metric_deterministic": NonDeterministicMetric,

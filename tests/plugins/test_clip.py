@@ -150,3 +150,10 @@ def test_extract_into_store(tmp_store, image_encoder) -> None:
     assert data.shape == (5, 384)
     np.testing.assert_allclose(data[:2], image_encoder.encode([images["img0"], images["img1"]], ["embedding"])["embedding"],
                                atol=1e-5)
+
+
+def test_unknown_model_is_refused_at_construction_with_the_closest_name():
+    """``wb.encoder("clip", model="ViT-B-99")`` fails at once, not after a recording is built (issue 23, item 5)."""
+    with pytest.raises(WorkbenchError, match=r"unknown open_clip model 'ViT-B-99' \(did you mean 'ViT-B-32'\?\)"):
+        wb.encoder("clip", model="ViT-B-99")
+    assert wb.encoder("clip", model="ViT-B-32").model_name == "ViT-B-32"

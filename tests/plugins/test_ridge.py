@@ -57,14 +57,15 @@ def test_head_reproduces_solver_and_exposes_fitted_attributes(data):
     np.testing.assert_array_equal(head.best_alphas_, ref.best_alphas)
     pred = head.predict(X[120:])
     np.testing.assert_allclose(pred, X[120:] @ ref.coef + ref.intercept, rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(head.score(X[120:], Y[120:]), pearson_per_unit(Y[120:], pred), rtol=1e-12)
+    np.testing.assert_allclose(head.score_per_unit(X[120:], Y[120:]), pearson_per_unit(Y[120:], pred), rtol=1e-12)
+    assert head.score(X[120:], Y[120:]) == pytest.approx(float(np.mean(pearson_per_unit(Y[120:], pred))))
 
 
 def test_default_alphas_and_one_dimensional_targets(data):
     X, Y = data
     head = RidgeHead().fit(X, Y[:, 0])
     assert np.isin(head.best_alphas_, ridge.DEFAULT_ALPHAS).all()
-    assert head.predict(X).shape == (160,) and head.score(X, Y[:, 0]).shape == (1,)
+    assert head.predict(X).shape == (160,) and head.score_per_unit(X, Y[:, 0]).shape == (1,)
 
 
 def test_clone_and_refusals(data):

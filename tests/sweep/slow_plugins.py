@@ -60,10 +60,13 @@ class LoggedRidge:
     def predict(self, X):
         return X @ self.coef_ + self.intercept_
 
-    def score(self, X, Y):
+    def score_per_unit(self, X, Y):
         from brain_workbench.numerics.scoring import pearson_per_unit
 
         return pearson_per_unit(Y, self.predict(X))
+
+    def score(self, X, Y):
+        return float(self.score_per_unit(X, Y).mean())
 
 
 def register() -> None:

@@ -215,3 +215,25 @@ def test_kfold_pooled_out_of_fold_r_and_p_values_of_the_cv_mean(tmp_path):
     assert observed == pytest.approx(row["mean_r"], abs=1e-5)
     assert row["p_permutation"] == pytest.approx((1 + np.sum(np.array(null) >= observed)) / 10)
     assert "pooled_r" in set(tidy_table(sweep.store, "cv")["score"])
+
+
+def test_kfold_figures_show_the_sem_across_folds_and_say_folds(tmp_path):
+    """A k-fold encoding profile (one subject) draws ±1 SEM across folds and names the folds, not a test split;
+    its fold-mean cells carry split-half scores for the best-layer map (issue 23, items 2 and 3)."""
+    from brain_workbench.figures.sweep import write_figures
+
+    sweep = Sweep(config_from_dict(config(tmp_path, {"scheme": "kfold", "k": 3})))
+    sweep.run()
+    write_figures(sweep.store, "cv", tmp_path / "figs")
+    import json
+
+    caption = json.loads((tmp_path / "figs" / ".figures.json").read_text())["captions"]["layers.png"]
+    assert "over 3 folds" in caption and "SEM across folds" in caption and "test-split" not in caption
+    from brain_workbench.figures.layers import plot_layer_profiles
+
+    frame = results_table(sweep.store, "cv")
+    ax = plot_layer_profiles(frame, "mean_r").axes[0]
+    assert ax.get_ylabel() == "mean Pearson r (held-out folds, k = 3)"
+    assert any(str(c.get_gid()).startswith("sem_folds-") for c in ax.collections)
+    (_, arrays), = [c for c in load_cell_scores(sweep.store, "cv")][:1]
+    assert {"score_half_a", "score_half_b"} <= set(arrays)

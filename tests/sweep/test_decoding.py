@@ -79,7 +79,7 @@ def test_decode_cell_equals_a_direct_fit(tmp_path):
     F_train = enc.encode(images.get(data["train_ids"]), ["thumbnail"])["thumbnail"]
     F_test = enc.encode(images.get(data["test_ids"]), ["thumbnail"])["thumbnail"]
     head = wb.head("decoder", alphas=[1.0, 100.0, 10000.0], cv=3).fit((B_train - mean) / sd, F_train)
-    direct = head.score((B_test - mean) / sd, F_test)
+    direct = head.score_per_unit((B_test - mean) / sd, F_test)
     (_, arrays), = list(load_cell_scores(sweep.store, "decode", kinds=("decoding",)))
     np.testing.assert_allclose(arrays["score"], direct, atol=1e-4)
     encode_r = results_table(sweep.store, "decode")["mean_r"].iloc[0]

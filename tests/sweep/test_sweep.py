@@ -63,10 +63,13 @@ class CountingRidge:
     def predict(self, X):
         return X @ self.coef_ + self.intercept_
 
-    def score(self, X, Y):
+    def score_per_unit(self, X, Y):
         from brain_workbench.numerics.scoring import pearson_per_unit
 
         return pearson_per_unit(Y, self.predict(X))
+
+    def score(self, X, Y):
+        return float(self.score_per_unit(X, Y).mean())
 
 
 @pytest.fixture(autouse=True)
@@ -143,7 +146,7 @@ def test_scores_match_a_direct_computation(tmp_path):
     mean, sd = feats[~is_test].mean(0), feats[~is_test].std(0)
     X = (feats - mean) / np.where(sd > 1e-8, sd, 1)
     head = CountingRidge(alpha=10.0).fit(X[~is_test], rec.responses[~is_test])
-    expected = head.score(X[is_test], rec.responses[is_test])
+    expected = head.score_per_unit(X[is_test], rec.responses[is_test])
     (cell, arrays), = [c for c in load_cell_scores(sweep.store, "tiny", subject="1", layer="colour")]
     np.testing.assert_allclose(arrays["score"], expected, atol=2e-4)
     nc = rec.noise_ceiling

@@ -130,11 +130,14 @@ class FakeRidge(BaseEstimator):
     def predict(self, X: np.ndarray) -> np.ndarray:
         return (_finite(X, "X") - self.x_mean_) @ self.coef_ + self.y_mean_
 
-    def score(self, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    def score_per_unit(self, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
         Y = _finite(Y, "Y")
         residual = ((Y - self.predict(X)) ** 2).sum(0)
         total = ((Y - Y.mean(0)) ** 2).sum(0)
         return 1.0 - residual / np.where(total > 0, total, np.inf)
+
+    def score(self, X: np.ndarray, Y: np.ndarray) -> float:
+        return float(np.mean(self.score_per_unit(X, Y)))
 
 
 class FakeCKA:
