@@ -32,7 +32,7 @@ from brain_workbench.sdk.analysis import (
     resolve_layers,
     result_path,
 )
-from brain_workbench_plugins.analyses import readout, sections
+from brain_workbench_plugins.analyses import common, readout, sections
 from brain_workbench_plugins.analyses.concepts import captions as caption_source
 from brain_workbench_plugins.analyses.concepts import correlation, latents, sae_features, words
 from brain_workbench_plugins.analyses.encoding import EncodingTask
@@ -156,15 +156,22 @@ class ConceptsAnalysis(Analysis):
         assert spec.sae is not None
         base = context.encoder(spec.sae.encoder)
         layer = resolve_layers(list(base.layers), [spec.sae.layer])[0]
-        if layer not in base.listed:
-            raise WorkbenchError(f"concepts.sae: layer {layer!r} of {spec.sae.encoder!r} is not among its listed "
-                                 f"layers ({', '.join(base.listed)}); list it so its features are cached")
+        extracted = set(base.listed) | {name for head in context.config.heads for name in common.head_layers(head, base)}
+        if layer not in extracted:
+            raise WorkbenchError(f"concepts.sae: layer {layer!r} of {spec.sae.encoder!r} is neither among its listed "
+                                 f"layers ({', '.join(base.listed)}) nor a head's layer; list it so its features are "
+                                 "cached")
         options = {"base": base.name, "base_options": dict(base.spec.options), "layer": layer,
                    "checkpoint": spec.sae.checkpoint, "train": spec.sae.train, **spec.sae.options}
         label = f"sae({base.label}/{layer})"
         job, path = sae_features.latents_job(str(context.config.store), base.feature_path(layer), base.modality,
                                              options, label)
         cells = readout.encoding_cells(context, encoder=spec.sae.encoder, layer=layer, head=spec.head)
+        if not cells:  # the head's task (training rows, options) is refitted on the latents: any layer's cell serves
+            by_subject: dict[str, Cell] = {}
+            for cell in readout.encoding_cells(context, encoder=spec.sae.encoder, head=spec.head):
+                by_subject.setdefault(cell.subject, cell)
+            cells = list(by_subject.values())
         return label, path, sae_features.LATENTS, cells, job
 
     @staticmethod
