@@ -363,25 +363,23 @@ def test_figure_layers_draws_one_analysis_and_refuses_to_average_two(finished, t
 
 
 def test_rdm_profiles_draw_each_rois_noise_ceiling_over_subjects(finished, tmp_path):
-    """The metric figure of an RDM sweep draws each ROI's noise ceiling (over the 3 subjects) where the
-    comparison has one (spearman), names the brain RDM's distance, and its caption says so (issue 23, item 3)."""
+    """The metric figure of an RDM sweep draws each ROI's noise ceiling over subjects (the rows carry it, issue 26),
+    names the brain RDM's distance, and its caption says so (issue 23, item 3)."""
     from brain_workbench.figures.sweep import write_figures
-    from brain_workbench_plugins.analyses.metric import rdm_ceilings
 
     paths = write_figures(finished.store, "rdms", tmp_path)
     assert {"layers_rsa.png", "layers_rsa-r.png"} <= {p.name for p in paths}
     captions = __import__("json").loads((tmp_path / ".figures.json").read_text())["captions"]
-    assert "noise ceiling" in captions["layers_rsa.png"] and "noise ceiling" not in captions["layers_rsa-r.png"]
+    assert "noise ceiling" in captions["layers_rsa.png"]
     frame = results_table(finished.store, "rdms")
-    kit = type("Kit", (), {"store": finished.store, "task": lambda self, key: finished.store.attrs(
-        f"results/rdms/{key}")["task"]})()
     ds = finished.dataset
     expected = given_rdm_noise_ceilings([r for s in ds.subjects() for r in ds.rdms(s)])
-    ceilings = rdm_ceilings(kit, frame[frame["analysis"] == "rsa"])
+    rows = frame[(frame["analysis"] == "rsa") & (frame["roi"] != "all")]
+    ceilings = {roi: (part["noise_ceiling_lower"].mean(), part["noise_ceiling_upper"].mean())
+                for roi, part in rows.groupby("roi")}
     assert ceilings == {roi: pytest.approx(bounds) for (roi, _), bounds in expected.items()}
-    assert rdm_ceilings(kit, frame[frame["analysis"] == "rsa-r"]) is None  # pearson: no ceiling method
     from brain_workbench.figures.layers import plot_layer_profiles
 
-    fig = plot_layer_profiles(frame[frame["analysis"] == "rsa"], "value", ceilings=ceilings)
+    fig = plot_layer_profiles(frame[frame["analysis"] == "rsa"], "value")
     assert {p.get_gid() for p in fig.axes[0].patches} >= {f"ceiling-{roi}" for roi in ceilings}
     assert "brain RDMs of correlation distance" in fig.axes[0].get_ylabel()
