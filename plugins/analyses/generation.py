@@ -105,6 +105,12 @@ class GenerationAnalysis(Analysis):
         return [TextTable(f"{sweep}: generation (mean over subjects; shuffled pairs)", ("generator", "units"),
                           tuple(metrics), tuple(keys), tuple(values))]
 
+    def figures(self, rows: Any, kit: Any) -> list[Any]:
+        return [kit.draw("generations.png", kit.keys_of(self.name), kit.generations,
+                         "Generation: held-out test images (seen), the stage-1 reconstructions the generator started "
+                         "from and the generated images; best, median, worst and random examples per subject by the "
+                         "per-image score.")]
+
 
 def generate(store_url: str, cell: Cell) -> CellResult:
     """A decode cell's predicted embeddings (and optionally stage-1 images) through a generator, scored."""
