@@ -285,7 +285,7 @@ def plot_generations(seen: np.ndarray, generated: Mapping[str, np.ndarray], scor
     grid = fig.subplots(n_rows, n_cols, squeeze=False)
     for b, (subject, images) in enumerate(gens.items()):
         values = np.asarray(scores[subject], dtype=np.float64)
-        rows = {"seen": seen, "stage 1": None if stage1 is None else stage1[subject], "generated": images}
+        rows = {"seen": seen, "generated": images, **({} if stage1 is None else {"stage 1": stage1[subject]})}
         for r, kind in enumerate(kinds):
             for c in range(n_cols):
                 ax = grid[b * len(kinds) + r, c]
