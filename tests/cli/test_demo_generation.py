@@ -38,7 +38,7 @@ class RandomThumb32:
 def overrides(tmp_path: Path, folder: Path) -> list[str]:
     """The shipped config pointed at the tiny pipeline, a 32-wide random-weights encoder and a small dataset."""
     sets = [f"store={tmp_path / 'gen.zarr'}",
-            "dataset.options={n_subjects: 1, n_train: 120, n_test: 12, noise: 0.5}",
+            "dataset.options={n_subjects: 1, n_train: 48, n_test: 10, noise: 0.5}",
             "encoders.0={name: thumb32-random, layers: [embedding], label: clip-bigG}",
             "heads.0.options={alphas: [10.0, 1000.0], cv: 3}",
             "reconstruction.codec.options.image_size=16", "reconstruction.seen_size=32",
@@ -46,6 +46,7 @@ def overrides(tmp_path: Path, folder: Path) -> list[str]:
             f"generation.generator.options.path={folder}", "generation.generator.options.embedding_space=tiny/test",
             "generation.generator.options.steps=2", "generation.generator.options.size=32",
             "generation.generator.options.device=cpu",
+            "generation.generator.options.batch_size=5",
             "generation.metrics=[{name: pixcorr, options: {size: 32}}, {name: ssim, options: {size: 32}}]"]
     return [a for s in sets for a in ("--set", s)]
 
@@ -60,6 +61,8 @@ def test_the_generation_config_runs_from_the_cli(tmp_path: Path) -> None:
     result = runner.invoke(app, ["sweep", "run", str(CONFIG), *args])
     assert result.exit_code == 0, result.output
     assert "StopIteration" not in result.output
+    assert "generating images (1): 10/10 (100 %)" in result.output, "progress per image, not a frozen cell count"
+    assert "denoising steps (1): 2/2 (100 %)" in result.output, "and per denoising step (2 batches × 1 step)"
     again = runner.invoke(app, ["sweep", "run", str(CONFIG), *args])
     assert again.exit_code == 0 and "done: 0 cell(s) computed" in again.output, again.output
     shown = runner.invoke(app, ["results", "show", "demo-generation", "--store", store])
