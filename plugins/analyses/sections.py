@@ -74,6 +74,10 @@ class ReconstructionSpec(_Spec):
     metrics: list[ImageMetricSpec] = Field(default_factory=_default_image_metrics)
     seen_size: int = Field(256, ge=8, description="side the seen images are stored and compared at, in pixels")
     batch_size: int = Field(16, ge=1, description="stimuli per codec forward pass when caching latents")
+    protocol: Literal["default", "mindeye2", "brain-diffuser"] = Field(
+        "default", description="evaluation protocol of the image metrics: this project's (antialiased resizes), "
+                               "MindEye2's (256-px pre-resize without antialiasing, floats) or Brain-Diffuser's "
+                               "(per-column SSIM at 425 px); see docs/published-tables.md")
 
 
 class GenerationSpec(_Spec):
