@@ -295,13 +295,15 @@ class FeatureNetwork:
     """Flattened features of one network for uint8 images, in float64, batch by batch."""
 
     def __init__(self, network: str, weights: str | None = None, device: str = "auto", batch_size: int = 16,
-                 antialias: bool = True, clip_model: str = "ViT-L-14-quickgelu", owner: str = "") -> None:
+                 antialias: bool = True, clip_model: str = "ViT-L-14-quickgelu", owner: str = "",
+                 interpolation: str | None = None) -> None:
         if network not in NETWORKS:
             raise WorkbenchError(f"{owner}: unknown network {network!r}; choose one of {', '.join(NETWORKS)}")
         self.network, self.spec = network, NETWORKS[network]
         self.owner = owner or network
         self.device_option, self.batch_size, self.antialias = device, int(batch_size), bool(antialias)
         self.clip_model = clip_model
+        self.interpolation = interpolation or self.spec.interpolation
         self.weights = Path(weights).expanduser() if weights else None
         if self.spec.weights_file is not None:
             self.fix = (f"download {self.spec.source} once and pass weights=/path/to/{self.spec.weights_file}")
@@ -397,7 +399,7 @@ class FeatureNetwork:
         std = torch.tensor(self.spec.norm[1], device=self.device).view(1, 3, 1, 1)
         parts = []
         for s in range(0, len(images), self.batch_size):
-            x = images_to_tensor(images[s:s + self.batch_size], self.spec.size, self.spec.interpolation,
+            x = images_to_tensor(images[s:s + self.batch_size], self.spec.size, self.interpolation,
                                  self.antialias, self.device)
             with torch.inference_mode():
                 f = self._model((x - mean) / std)[self.spec.node]
@@ -423,9 +425,13 @@ class _NetworkMetric:
             "torchvision")] = True,
         clip_model: Annotated[str, Option(
             "open_clip architecture of network=clip (OpenAI weights need a -quickgelu model)")] = "ViT-L-14-quickgelu",
+        interpolation: Annotated[str | None, Option(
+            "resize filter before the network (default: the network's own; MindEye resizes CLIP's input bilinearly)",
+            choices=("bilinear", "bicubic"))] = None,
     ) -> None:
         self.label = f"{self.name}({network})"
-        self.net = FeatureNetwork(network, weights, device, batch_size, antialias, clip_model, owner=self.name)
+        self.net = FeatureNetwork(network, weights, device, batch_size, antialias, clip_model, owner=self.name,
+                                  interpolation=interpolation)
 
     def _features(self, reconstructions: np.ndarray, targets: np.ndarray, at_least: int) -> tuple[np.ndarray, np.ndarray]:
         recons, truth = _pair(reconstructions, targets, self.label, at_least)

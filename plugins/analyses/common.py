@@ -163,7 +163,8 @@ PROTOCOL_OPTIONS: dict[str, dict[str, dict[str, Any]]] = {
     # antialiasing) as floats, then each metric's own bilinear resize; SSIM 2-D on grey images
     "mindeye2": {"pixcorr": {"pre_resize": 256, "antialias": False, "size": 425},
                  "ssim": {"pre_resize": 256, "antialias": False, "size": 425},
-                 "two-way": {"antialias": False}, "correlation-distance": {"antialias": False}},
+                 "two-way": {"antialias": False, "interpolation": "bilinear"},
+                 "correlation-distance": {"antialias": False, "interpolation": "bilinear"}},
     # brain-diffuser scripts/evaluate_reconstruction.py: SSIM of scikit-image 0.17.2 with multichannel=True on grey
     # images (per-column 1-D SSIM) at 425 px
     "brain-diffuser": {"ssim": {"variant": "columns", "size": 425}},
@@ -186,7 +187,7 @@ def score_images(metric_specs: Sequence[Mapping[str, Any]], images: np.ndarray, 
     arrays: dict[str, np.ndarray] = {}
     for spec in metric_specs:
         metric = build("image-metric", spec["name"], **spec["options"])
-        name = spec.get("label") or spec["name"]
+        name = spec.get("label") or getattr(metric, "label", None) or spec["name"]  # two-way(alexnet5)
         scored = score_pairs(metric, images, seen, seed)
         row[name] = float(np.nanmean(scored["per_image"]))
         row[f"shuffled_{name}"] = scored["shuffled"]

@@ -85,11 +85,11 @@ def check_image_metrics(metrics: Sequence[Mapping[str, Any]], registry: Any, sec
     """Every configured image metric is built once before any work (unknown names and options fail early)."""
     seen = set()
     for m in metrics:
-        name = m.get("label") or m["name"]
+        metric = registry.create("image-metric", m["name"], **m["options"])
+        name = m.get("label") or getattr(metric, "label", None) or m["name"]
         if name in seen:
             raise WorkbenchError(f"{section} metric {name!r} is listed twice; give one a label")
         seen.add(name)
-        registry.create("image-metric", m["name"], **m["options"])
 
 
 class ReconstructionAnalysis(Analysis):

@@ -111,3 +111,28 @@ def test_ssim_columns_checks_and_reduces_to_one_column() -> None:
         ssim_columns(a, b[:30])
     with pytest.raises(WorkbenchError, match="unknown evaluation protocol"):
         protocol_metrics([{"name": "ssim"}], "mindeye9")
+
+
+class MeanGrey:
+    """A network-style metric (its ``label`` names a network) that needs no network."""
+
+    name, kind, label = "grey-gap", "distance", "grey-gap(mean)"
+
+    def score(self, reconstructions, targets):
+        return np.abs(reconstructions.mean((1, 2, 3)) - targets.mean((1, 2, 3))) / 255
+
+
+def test_feature_network_columns_name_their_network_and_mindeye2_resizes_clip_bilinearly() -> None:
+    import brain_workbench as wb
+    from brain_workbench_plugins.analyses.common import score_images
+    from brain_workbench_plugins.image_metrics import TwoWay
+
+    wb.register("grey-gap", MeanGrey, kind="image-metric", replace=True)
+    images, recons = fixed_images(4, 32, 4), fixed_images(4, 32, 5)
+    row, arrays = score_images([{"name": "grey-gap", "options": {}}, {"name": "pixcorr", "options": {"size": 32}},
+                                {"name": "grey-gap", "options": {}, "label": "mine"}], recons, images, 0)
+    assert {"grey-gap(mean)", "shuffled_grey-gap(mean)", "pixcorr", "mine"} <= set(row)
+    assert "image_grey-gap(mean)" in arrays
+    assert TwoWay(network="efficientnet-lite0").label == "two-way(efficientnet-lite0)", "the column a sweep writes"
+    (spec,) = protocol_metrics([{"name": "two-way", "options": {"network": "efficientnet-lite0"}}], "mindeye2")
+    assert TwoWay(**spec["options"]).net.interpolation == "bilinear" and TwoWay().net.interpolation == "bicubic"
