@@ -103,7 +103,9 @@ class GenerationAnalysis(Analysis):
         for (encoder, roi), part in rows.groupby(["encoder", "roi"], sort=False):
             keys.append((str(encoder), str(roi)))
             values.append(tuple(f"{part[m].mean():.3f} ({part['shuffled_' + m].mean():.3f})" for m in metrics))
-        return [TextTable(f"{sweep}: generation (mean over subjects; shuffled pairs)", ("generator", "units"),
+        protocols = sorted({str(p) for p in rows["protocol"].dropna()}) if "protocol" in rows.columns else []
+        protocol = f"; protocol {', '.join(protocols)}" if protocols else ""
+        return [TextTable(f"{sweep}: generation (mean over subjects; shuffled pairs{protocol})", ("generator", "units"),
                           tuple(metrics), tuple(keys), tuple(values))]
 
     def figures(self, rows: Any, kit: Any) -> list[Any]:
@@ -133,7 +135,8 @@ def generate(store_url: str, cell: Cell) -> CellResult:
     on_step = step_progress(f"denoising steps ({cell.subject})", batches * generator.denoising_steps(init is not None))
     images = generator.generate(embeds, init_images=init, seed=spec["seed"], on_images=on_images, on_step=on_step)
     seen = read_images(store, task.seen_key, ids)
-    scores, arrays = common.score_images(spec["metrics"], images, seen, task.seed)
-    row: dict[str, Any] = {"roi": spec["roi"], "n_units": None, **scores}
+    protocol = spec.get("protocol", "default")
+    scores, arrays = common.score_images(common.protocol_metrics(spec["metrics"], protocol), images, seen, task.seed)
+    row: dict[str, Any] = {"roi": spec["roi"], "n_units": None, "protocol": protocol, **scores}
     return CellResult((row,), len(ids), round(time.time() - started, 3), arrays, images=images,
                       image_ids=np.asarray(ids, dtype=str))

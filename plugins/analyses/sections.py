@@ -91,6 +91,8 @@ class GenerationSpec(_Spec):
     init_from_reconstruction: bool = Field(False, description="start from the stage-1 reconstruction (img2img)")
     metrics: list[ImageMetricSpec] = Field(default_factory=_default_image_metrics)
     seed: int = 0
+    protocol: Literal["default", "mindeye2", "brain-diffuser"] = Field(
+        "default", description="evaluation protocol of the image metrics (as reconstruction.protocol)")
 class SharedTargetSpec(_Spec):
     encoder: str = Field(description="encoder (name or label) of the sweep whose layer is the target")
     layer: str | float = Field(description="that encoder's layer (name or relative depth 0–1)")

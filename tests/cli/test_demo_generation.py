@@ -47,7 +47,8 @@ def overrides(tmp_path: Path, folder: Path) -> list[str]:
             "generation.generator.options.steps=2", "generation.generator.options.size=32",
             "generation.generator.options.device=cpu",
             "generation.generator.options.batch_size=5",
-            "generation.metrics=[{name: pixcorr, options: {size: 32}}, {name: ssim, options: {size: 32}}]"]
+            "generation.metrics=[{name: pixcorr, options: {size: 32}}, {name: ssim, options: {size: 32}}]",
+            "reconstruction.protocol=mindeye2"]
     return [a for s in sets for a in ("--set", s)]
 
 
@@ -70,6 +71,7 @@ def test_the_generation_config_runs_from_the_cli(tmp_path: Path) -> None:
     assert "generation" in shown.output and "kandinsky-2.2" in shown.output, shown.output
     assert "pixcorr" in shown.output and "ssim" in shown.output, shown.output
     assert "demo-generation: generation" in shown.output, "the generation scores are tabled, not only in --json"
+    assert "protocol mindeye2" in shown.output, "the evaluation protocol is named"
     from brain_workbench.sweep import Sweep, load_config, results_table
 
     frame = results_table(Sweep(load_config(CONFIG, args[1::2])).store, "demo-generation")
