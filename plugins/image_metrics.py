@@ -15,7 +15,11 @@ gives the number papers report.
   Gaussian weights (σ = 1.5, window truncated at 3.5σ), population covariance
   (``use_sample_covariance=False``) and ``data_range=1`` (MindEye). scikit-image's defaults
   (a 7 × 7 uniform window with sample covariance, per-channel averaging on colour images in older
-  recipes) give different numbers.
+  recipes) give different numbers. ``variant="columns"`` is Brain-Diffuser's SSIM (scikit-image 0.17.2
+  with ``multichannel=True`` on a grey image: the mean of 1-D SSIMs down each column, :func:`ssim_columns`).
+- ``pre_resize`` (pixcorr, ssim): MindEye's chain, every image first resized to 256 px without
+  antialiasing and kept as floats; the named protocols that set these options are in
+  ``brain_workbench_plugins.analyses.common.PROTOCOL_OPTIONS``.
 - ``two-way``: per reconstruction i, the fraction of the other images j for which
   corr(f(recon_i), f(target_i)) > corr(f(recon_i), f(target_j)), with f a feature network's
   flattened output and corr Pearson r; ties count as failures (MindEye's ``r < congruent``).
