@@ -15,7 +15,11 @@ gives the number papers report.
   Gaussian weights (σ = 1.5, window truncated at 3.5σ), population covariance
   (``use_sample_covariance=False``) and ``data_range=1`` (MindEye). scikit-image's defaults
   (a 7 × 7 uniform window with sample covariance, per-channel averaging on colour images in older
-  recipes) give different numbers.
+  recipes) give different numbers. ``variant="columns"`` is Brain-Diffuser's SSIM (scikit-image 0.17.2
+  with ``multichannel=True`` on a grey image: the mean of 1-D SSIMs down each column, :func:`ssim_columns`).
+- ``pre_resize`` (pixcorr, ssim): MindEye's chain, every image first resized to 256 px without
+  antialiasing and kept as floats; the named protocols that set these options are in
+  ``brain_workbench_plugins.analyses.common.PROTOCOL_OPTIONS``.
 - ``two-way``: per reconstruction i, the fraction of the other images j for which
   corr(f(recon_i), f(target_i)) > corr(f(recon_i), f(target_j)), with f a feature network's
   flattened output and corr Pearson r; ties count as failures (MindEye's ``r < congruent``).
@@ -134,6 +138,46 @@ def two_way_per_image(recon_features: np.ndarray, target_features: np.ndarray) -
     return wins / (S.shape[0] - 1)
 
 
+def _prepared(images: np.ndarray, size: int, antialias: bool, pre_resize: int | None) -> Any:
+    """Float [0, 1] torch images at ``size`` (bilinear): MindEye's chain first resizes every image to ``pre_resize``
+    without antialiasing and keeps floats (torchvision 0.15/0.16 tensor ``Resize``), then to the metric's size."""
+    import torch.nn.functional as F
+
+    from brain_workbench.sdk.data import images_to_tensor
+
+    if pre_resize is None:
+        return images_to_tensor(images, size, "bilinear", antialias)
+    x = images_to_tensor(images, pre_resize, "bilinear", False)
+    if tuple(x.shape[-2:]) == (size, size):
+        return x
+    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=antialias)
+
+
+def ssim_columns(a: np.ndarray, b: np.ndarray, sigma: float = 1.5, truncate: float = 3.5,
+                 data_range: float = 1.0) -> float:
+    """Brain-Diffuser's SSIM of two grey images: scikit-image 0.17.2's ``multichannel=True`` on a 2-D image takes
+    each column as a channel, i.e. the mean over columns of a 1-D Gaussian SSIM down each column (population
+    covariance, an 11-sample window at σ 1.5 with ``reflect`` edges, the window's half-width cropped)."""
+    from scipy.ndimage import gaussian_filter1d
+
+    x, y = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if x.shape != y.shape or x.ndim != 2:
+        raise WorkbenchError(f"ssim columns: two grey images of one shape are needed, got {x.shape} and {y.shape}")
+    win = 2 * int(truncate * sigma + 0.5) + 1
+    if x.shape[0] < win:
+        raise WorkbenchError(f"ssim columns: images need at least {win} rows, got {x.shape[0]}")
+
+    def filt(z: np.ndarray) -> np.ndarray:
+        return gaussian_filter1d(z, sigma, axis=0, mode="reflect", truncate=truncate)
+
+    ux, uy = filt(x), filt(y)
+    vx, vy, vxy = filt(x * x) - ux * ux, filt(y * y) - uy * uy, filt(x * y) - ux * uy
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    S = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux ** 2 + uy ** 2 + c1) * (vx + vy + c2))
+    pad = (win - 1) // 2
+    return float(S[pad:S.shape[0] - pad].mean(axis=0, dtype=np.float64).mean())
+
+
 class PixCorr:
     """Pearson r of flattened RGB pixels after a bilinear resize of both images to 425 × 425."""
 
@@ -147,17 +191,18 @@ class PixCorr:
             "antialias when shrinking (torchvision ≥ 0.17 default); False reproduces MindEye's older "
             "torchvision")] = True,
         batch_size: Annotated[int, Option("image pairs resized at a time")] = 64,
+        pre_resize: Annotated[int | None, Option(
+            "first resize both images to this side without antialiasing, keeping floats (MindEye: 256)")] = None,
     ) -> None:
         self.size, self.antialias, self.batch_size = int(size), bool(antialias), int(batch_size)
+        self.pre_resize = None if pre_resize is None else int(pre_resize)
 
     def score(self, reconstructions: np.ndarray, targets: np.ndarray) -> np.ndarray:
-        from brain_workbench.sdk.data import images_to_tensor
-
         recons, truth = _pair(reconstructions, targets, self.name)
         out = np.empty(recons.shape[0])
         for s in range(0, recons.shape[0], self.batch_size):
-            a = images_to_tensor(recons[s:s + self.batch_size], self.size, "bilinear", self.antialias)
-            b = images_to_tensor(truth[s:s + self.batch_size], self.size, "bilinear", self.antialias)
+            a = _prepared(recons[s:s + self.batch_size], self.size, self.antialias, self.pre_resize)
+            b = _prepared(truth[s:s + self.batch_size], self.size, self.antialias, self.pre_resize)
             out[s:s + len(a)] = _rows_pearson(a.reshape(len(a), -1).double().numpy(), b.reshape(len(b), -1).double().numpy())
         return out
 
@@ -175,23 +220,32 @@ class SSIM:
             "antialias when shrinking (torchvision ≥ 0.17 default); False reproduces MindEye's older "
             "torchvision")] = True,
         batch_size: Annotated[int, Option("image pairs resized at a time")] = 64,
+        pre_resize: Annotated[int | None, Option(
+            "first resize both images to this side without antialiasing, keeping floats (MindEye: 256)")] = None,
+        variant: Annotated[str, Option(
+            "2d: SSIM over the grey image (MindEye, scikit-image ≥ 0.19); columns: the mean of 1-D SSIMs down each "
+            "column (Brain-Diffuser, scikit-image 0.17.2 with multichannel=True)", choices=("2d", "columns"))] = "2d",
     ) -> None:
         self.size, self.antialias, self.batch_size = int(size), bool(antialias), int(batch_size)
+        self.pre_resize = None if pre_resize is None else int(pre_resize)
+        if variant not in ("2d", "columns"):
+            raise WorkbenchError(f"ssim: variant must be '2d' or 'columns', got {variant!r}")
+        self.variant = variant
 
     def score(self, reconstructions: np.ndarray, targets: np.ndarray) -> np.ndarray:
         from skimage.color import rgb2gray
         from skimage.metrics import structural_similarity
 
-        from brain_workbench.sdk.data import resize_images
-
         recons, truth = _pair(reconstructions, targets, self.name)
         out = np.empty(recons.shape[0])
         for s in range(0, recons.shape[0], self.batch_size):
-            a = rgb2gray(resize_images(recons[s:s + self.batch_size], self.size, "bilinear", self.antialias).astype(np.float64))
-            b = rgb2gray(resize_images(truth[s:s + self.batch_size], self.size, "bilinear", self.antialias).astype(np.float64))
+            a = rgb2gray(_prepared(recons[s:s + self.batch_size], self.size, self.antialias, self.pre_resize)
+                         .permute(0, 2, 3, 1).numpy().astype(np.float64))
+            b = rgb2gray(_prepared(truth[s:s + self.batch_size], self.size, self.antialias, self.pre_resize)
+                         .permute(0, 2, 3, 1).numpy().astype(np.float64))
             for i in range(len(a)):
-                out[s + i] = structural_similarity(a[i], b[i], gaussian_weights=True, sigma=1.5,
-                                                   use_sample_covariance=False, data_range=1.0)
+                out[s + i] = ssim_columns(a[i], b[i]) if self.variant == "columns" else structural_similarity(
+                    a[i], b[i], gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1.0)
         return out
 
 
@@ -245,13 +299,15 @@ class FeatureNetwork:
     """Flattened features of one network for uint8 images, in float64, batch by batch."""
 
     def __init__(self, network: str, weights: str | None = None, device: str = "auto", batch_size: int = 16,
-                 antialias: bool = True, clip_model: str = "ViT-L-14-quickgelu", owner: str = "") -> None:
+                 antialias: bool = True, clip_model: str = "ViT-L-14-quickgelu", owner: str = "",
+                 interpolation: str | None = None) -> None:
         if network not in NETWORKS:
             raise WorkbenchError(f"{owner}: unknown network {network!r}; choose one of {', '.join(NETWORKS)}")
         self.network, self.spec = network, NETWORKS[network]
         self.owner = owner or network
         self.device_option, self.batch_size, self.antialias = device, int(batch_size), bool(antialias)
         self.clip_model = clip_model
+        self.interpolation = interpolation or self.spec.interpolation
         self.weights = Path(weights).expanduser() if weights else None
         if self.spec.weights_file is not None:
             self.fix = (f"download {self.spec.source} once and pass weights=/path/to/{self.spec.weights_file}")
@@ -347,7 +403,7 @@ class FeatureNetwork:
         std = torch.tensor(self.spec.norm[1], device=self.device).view(1, 3, 1, 1)
         parts = []
         for s in range(0, len(images), self.batch_size):
-            x = images_to_tensor(images[s:s + self.batch_size], self.spec.size, self.spec.interpolation,
+            x = images_to_tensor(images[s:s + self.batch_size], self.spec.size, self.interpolation,
                                  self.antialias, self.device)
             with torch.inference_mode():
                 f = self._model((x - mean) / std)[self.spec.node]
@@ -373,9 +429,13 @@ class _NetworkMetric:
             "torchvision")] = True,
         clip_model: Annotated[str, Option(
             "open_clip architecture of network=clip (OpenAI weights need a -quickgelu model)")] = "ViT-L-14-quickgelu",
+        interpolation: Annotated[str | None, Option(
+            "resize filter before the network (default: the network's own; MindEye resizes CLIP's input bilinearly)",
+            choices=("bilinear", "bicubic"))] = None,
     ) -> None:
         self.label = f"{self.name}({network})"
-        self.net = FeatureNetwork(network, weights, device, batch_size, antialias, clip_model, owner=self.name)
+        self.net = FeatureNetwork(network, weights, device, batch_size, antialias, clip_model, owner=self.name,
+                                  interpolation=interpolation)
 
     def _features(self, reconstructions: np.ndarray, targets: np.ndarray, at_least: int) -> tuple[np.ndarray, np.ndarray]:
         recons, truth = _pair(reconstructions, targets, self.label, at_least)
@@ -429,4 +489,4 @@ def register_image_metrics(register: Any) -> None:
              description=f"1 − Pearson r of the flattened features of reconstruction and seen image; {_NETWORKS_DOC}")
 
 
-__all__ = ["CorrelationDistance", "FeatureNetwork", "NETWORKS", "PixCorr", "SSIM", "TwoWay", "two_way_per_image"]
+__all__ = ["CorrelationDistance", "FeatureNetwork", "NETWORKS", "PixCorr", "SSIM", "TwoWay", "ssim_columns", "two_way_per_image"]

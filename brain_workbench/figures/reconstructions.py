@@ -192,7 +192,8 @@ def plot_retrieval(similarity: np.ndarray, candidates: np.ndarray, *, true_index
     return save_or_return(fig, output_file, close=figure is None and axes is None)
 
 
-__all__ = ["draw_sweep_reconstructions", "draw_sweep_retrieval", "pick_examples", "plot_reconstructions", "plot_retrieval"]
+__all__ = ["draw_sweep_generations", "draw_sweep_reconstructions", "draw_sweep_retrieval", "pick_examples",
+           "plot_generations", "plot_reconstructions", "plot_retrieval"]
 
 
 def draw_sweep_reconstructions(store: Any, sweep: str, out: str | Path, metric: str | None = None,
@@ -257,3 +258,81 @@ def draw_sweep_retrieval(store: Any, sweep: str, out: str | Path, subject: str |
                                 f"responses ({units}; decoded into {cell['encoder']} {cell['layer']}; seen image "
                                 "outlined, similarity above each)",
                           output_file=out)
+
+
+def plot_generations(seen: np.ndarray, generated: Mapping[str, np.ndarray], scores: Mapping[str, np.ndarray], *,
+                     stage1: Mapping[str, np.ndarray] | None = None, score_name: str = "score", per_group: int = 1,
+                     ids: Sequence[str] | None = None, seed: int = 0, title: str = "",
+                     output_file: str | Path | None = None) -> Any:
+    """Seen images, the stage-1 reconstructions the generator started from (when given) and the generated images.
+
+    One block of rows per subject (seen / stage 1 / generated), columns the best, median, worst and random
+    generations by ``scores`` (one array per subject, rows aligned with ``seen``), each scored under its image.
+    """
+    seen = check_images(seen, "seen images")
+    gens = {s: check_images(v, f"generated images of {s}") for s, v in generated.items()}
+    if not gens or set(scores) != set(gens) or (stage1 is not None and set(stage1) != set(gens)):
+        raise WorkbenchError("generated images, scores (and stage-1 images) must name the same subjects")
+    for s, images in gens.items():
+        if len(images) != len(seen) or len(np.asarray(scores[s])) != len(seen):
+            raise WorkbenchError(f"subject {s}: {len(images)} generated images and {len(np.asarray(scores[s]))} "
+                                 f"scores for {len(seen)} seen images; align them")
+    kinds = ["seen", *(["stage 1"] if stage1 is not None else []), "generated"]
+    picks = {s: [(g, i) for g in GROUPS for i in pick_examples(scores[s], per_group, True, seed)[g]] for s in gens}
+    n_cols = max(len(p) for p in picks.values())
+    n_rows = len(kinds) * len(gens)
+    fig = new_figure(None, (1.2 + 1.4 * n_cols, 0.9 + 1.55 * n_rows))
+    grid = fig.subplots(n_rows, n_cols, squeeze=False)
+    for b, (subject, images) in enumerate(gens.items()):
+        values = np.asarray(scores[subject], dtype=np.float64)
+        rows = {"seen": seen, "generated": images, **({} if stage1 is None else {"stage 1": stage1[subject]})}
+        for r, kind in enumerate(kinds):
+            for c in range(n_cols):
+                ax = grid[b * len(kinds) + r, c]
+                if c >= len(picks[subject]):
+                    ax.axis("off")
+                    continue
+                group, i = picks[subject][c]
+                _tile(ax, rows[kind][i])
+                if kind == "seen":
+                    ax.set_title(group if ids is None else f"{group} · {ids[i]}", fontsize=7, color="0.35", pad=2)
+                if kind == "generated":
+                    ax.set_xlabel(f"{values[i]:.3f}", fontsize=9, labelpad=2)
+                if c == 0:
+                    ax.set_ylabel(f"subject {subject}\n{kind}", fontsize=9)
+    fig.suptitle(title or f"generated images by {score_name} (best, median, worst, random; value under each)",
+                 fontsize=10)
+    fig.tight_layout()
+    return save_or_return(fig, output_file)
+
+
+def draw_sweep_generations(store: Any, sweep: str, out: str | Path, metric: str | None = None) -> Path:
+    """The generation grid of a finished sweep: seen, stage-1 and generated test images per subject."""
+    from brain_workbench.store.images import read_images, stored_image_ids
+    from brain_workbench.sweep import load_cell_scores
+
+    cells = list(load_cell_scores(store, sweep, kinds=("generation",)))
+    if not cells:
+        raise WorkbenchError(f"sweep {sweep!r} has no generation cells; add a generation section to its config")
+    available = [name[6:] for name in cells[0][1] if name.startswith("image_")]
+    metric = metric or available[0]
+    if metric not in available:
+        raise WorkbenchError(f"no per-image {metric!r} scores; the cells have {', '.join(available)}")
+    first = cells[0][0]
+    ids = [str(s) for s in stored_image_ids(store, first["key"])]
+    seen = read_images(store, first["task"]["seen_key"], ids)
+    generated, scores, stage1 = {}, {}, {}
+    for cell, arrays in cells:
+        own = [str(s) for s in stored_image_ids(store, cell["key"])]
+        if set(own) != set(ids):
+            continue
+        order = np.array([own.index(s) for s in ids])
+        generated[cell["subject"]] = read_images(store, cell["key"], ids)
+        scores[cell["subject"]] = np.asarray(arrays[f"image_{metric}"])[order]
+        if cell["task"].get("reconstruction_key"):
+            stage1[cell["subject"]] = read_images(store, cell["task"]["reconstruction_key"], ids)
+    generator = first["task"]["generation"]["generator"]["name"]
+    return plot_generations(seen, generated, scores, stage1=stage1 if len(stage1) == len(generated) else None,
+                            score_name=metric, ids=ids, output_file=out,
+                            title=f"{sweep}: seen test images, stage-1 reconstructions and\n{generator} generations "
+                                  f"from {first['task']['roi']} units, by {metric}")

@@ -16,7 +16,7 @@ import numpy as np
 from brain_workbench.analysis.timecourse import timecourse_score, timecourse_table
 from brain_workbench.figures.brainmap import plot_best_layer, plot_roi_labels, plot_surface_scores, surface_arrays
 from brain_workbench.figures.layers import plot_layer_profiles, plot_retrieval_scores, retrieval_columns
-from brain_workbench.figures.reconstructions import draw_sweep_reconstructions
+from brain_workbench.figures.reconstructions import draw_sweep_generations, draw_sweep_reconstructions
 from brain_workbench.figures.roi_files import load_roi_files
 from brain_workbench.figures.timecourse import plot_decoding_timecourse
 from brain_workbench.numerics.scoring import critical_r
@@ -334,6 +334,9 @@ class FigureKit:
 
     def reconstructions(self, path: Path) -> Path:
         return draw_sweep_reconstructions(self.store, self.sweep, path)
+
+    def generations(self, path: Path) -> Path:
+        return draw_sweep_generations(self.store, self.sweep, path)
 
     def surface_values(self, path: Path, values: np.ndarray, response_path: str, **options: Any) -> Path:
         """One value per unit of a cached recording on its surface (:func:`plot_surface_scores` options)."""

@@ -29,6 +29,7 @@ from brain_workbench.analysis.contract import (
 )
 from brain_workbench.analysis.folds import fold_count, inner_labels, test_mask
 from brain_workbench.analysis.measure import measured
+from brain_workbench.analysis.progress import step_progress
 from brain_workbench.analysis.recordings import (
     CV,
     Preparation,
@@ -74,6 +75,7 @@ def build(kind: str, name: str, **options: Any) -> Any:
 
 
 __all__ = [
+    "step_progress",
     "CONSTANT_RTOL", "relative_spread", "given_rdm_noise_ceilings", "permutation_test_rdms", "bootstrap_rdm_ci_fast",
     "Analysis", "CV", "Cell", "CellResult", "bootstrap_stimuli", "encoder_key", "DatasetInfo", "EncoderInfo", "FeatureJob",
     "ImageJob", "LayerInfo",

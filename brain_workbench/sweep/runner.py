@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import time
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +31,7 @@ from brain_workbench.analysis.contract import (
     RecordingInfo,
     plain,
 )
+from brain_workbench.analysis.progress import progress_sink
 from brain_workbench.plugin.registry import Registry, get_registry
 from brain_workbench.store import (
     ArraySpec,
@@ -448,7 +449,7 @@ class Sweep:
         computed = 0
         self._left_out = {}
         for cells, label, runner in ((in_workers, "fitting cells", lambda cs: run_cells(self.store.url, cs, compute)),
-                                     (here, None, lambda cs: ((c, compute(self.store.url, c)) for c in cs))):
+                                     (here, None, lambda cs: self._in_coordinator(cs, compute, reporter))):
             if not cells:
                 continue
             label = label or analyses[cells[0].analysis].progress_label
@@ -465,6 +466,14 @@ class Sweep:
         return {"cells": len(plan.cells), "computed": computed, "skipped": len(plan.cells) - computed,
                 "wall_time_s": round(time.time() - started, 2), "table": table_path, "store": self.store.url,
                 "left_out": sum(self._left_out.values())}
+
+    def _in_coordinator(self, cells: list[Cell], compute: Callable[[str, Cell], CellResult],
+                        reporter: Reporter) -> Iterator[tuple[Cell, CellResult]]:
+        """Cells computed here, one by one, each able to show its own steps (images, denoising steps)."""
+        for cell in cells:
+            with progress_sink(reporter.progress):
+                result = compute(self.store.url, cell)
+            yield cell, result
 
     def _run_claimed(self, cells: list[Cell], compute: Callable[[list[Cell]], Iterable[tuple[Cell, CellResult]]],
                      advance: Callable[[int], None], poll_s: float = 0.5) -> int:

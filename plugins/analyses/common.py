@@ -192,6 +192,28 @@ def score_pairs(metric: Any, recon: np.ndarray, seen: np.ndarray, seed: int) -> 
     return {"per_image": per_image, "shuffled": float(np.nanmean(baseline))}
 
 
+PROTOCOL_OPTIONS: dict[str, dict[str, dict[str, Any]]] = {
+    "default": {},
+    # MindEyeV2 src/final_evaluations.ipynb: every image to 256 px (torchvision 0.15/0.16 tensor Resize, no
+    # antialiasing) as floats, then each metric's own bilinear resize; SSIM 2-D on grey images
+    "mindeye2": {"pixcorr": {"pre_resize": 256, "antialias": False, "size": 425},
+                 "ssim": {"pre_resize": 256, "antialias": False, "size": 425},
+                 "two-way": {"antialias": False, "interpolation": "bilinear"},
+                 "correlation-distance": {"antialias": False, "interpolation": "bilinear"}},
+    # brain-diffuser scripts/evaluate_reconstruction.py: SSIM of scikit-image 0.17.2 with multichannel=True on grey
+    # images (per-column 1-D SSIM) at 425 px
+    "brain-diffuser": {"ssim": {"variant": "columns", "size": 425}},
+}
+
+
+def protocol_metrics(metric_specs: Sequence[Mapping[str, Any]], protocol: str) -> list[dict[str, Any]]:
+    """The metric specs with the options a named evaluation protocol fixes (the user's own options give way)."""
+    if protocol not in PROTOCOL_OPTIONS:
+        raise WorkbenchError(f"unknown evaluation protocol {protocol!r}; use one of {', '.join(PROTOCOL_OPTIONS)}")
+    fixed = PROTOCOL_OPTIONS[protocol]
+    return [{**spec, "options": {**spec.get("options", {}), **fixed.get(spec["name"], {})}} for spec in metric_specs]
+
+
 def score_images(metric_specs: Sequence[Mapping[str, Any]], images: np.ndarray, seen: np.ndarray, seed: int,
                  mean_image: np.ndarray | None = None) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Each image metric of a section on images against the seen ones: the row's mean, shuffled-pair (and
@@ -200,7 +222,7 @@ def score_images(metric_specs: Sequence[Mapping[str, Any]], images: np.ndarray, 
     arrays: dict[str, np.ndarray] = {}
     for spec in metric_specs:
         metric = build("image-metric", spec["name"], **spec["options"])
-        name = spec.get("label") or spec["name"]
+        name = spec.get("label") or getattr(metric, "label", None) or spec["name"]  # two-way(alexnet5)
         scored = score_pairs(metric, images, seen, seed)
         row[name] = float(np.nanmean(scored["per_image"]))
         row[f"shuffled_{name}"] = scored["shuffled"]

@@ -24,6 +24,7 @@ from brain_workbench.sdk.analysis import (
     build,
     read_images,
     resolve_layers,
+    step_progress,
 )
 from brain_workbench_plugins.analyses import common, sections
 from brain_workbench_plugins.analyses.decoding import DecodingAnalysis
@@ -48,7 +49,7 @@ class GenerationAnalysis(Analysis):
     sections = ("generation",)
     code_modules = ("brain_workbench_plugins.analyses.generation", "brain_workbench_plugins.analyses.common")
     in_coordinator = True
-    progress_label = "generating images"
+    progress_label = "generation cells"
 
     def plan(self, context: PlanContext) -> list[Cell]:
         spec = sections.generation(context.config)
@@ -102,8 +103,16 @@ class GenerationAnalysis(Analysis):
         for (encoder, roi), part in rows.groupby(["encoder", "roi"], sort=False):
             keys.append((str(encoder), str(roi)))
             values.append(tuple(f"{part[m].mean():.3f} ({part['shuffled_' + m].mean():.3f})" for m in metrics))
-        return [TextTable(f"{sweep}: generation (mean over subjects; shuffled pairs)", ("generator", "units"),
+        protocols = sorted({str(p) for p in rows["protocol"].dropna()}) if "protocol" in rows.columns else []
+        protocol = f"; protocol {', '.join(protocols)}" if protocols else ""
+        return [TextTable(f"{sweep}: generation (mean over subjects; shuffled pairs{protocol})", ("generator", "units"),
                           tuple(metrics), tuple(keys), tuple(values))]
+
+    def figures(self, rows: Any, kit: Any) -> list[Any]:
+        return [kit.draw("generations.png", kit.keys_of(self.name), kit.generations,
+                         "Generation: held-out test images (seen), the stage-1 reconstructions the generator started "
+                         "from and the generated images; best, median, worst and random examples per subject by the "
+                         "per-image score.")]
 
 
 def generate(store_url: str, cell: Cell) -> CellResult:
@@ -120,9 +129,14 @@ def generate(store_url: str, cell: Cell) -> CellResult:
         raise WorkbenchError(f"generator {spec['generator']['name']!r} takes {generator.embedding_dim}-wide embeddings "
                              f"({generator.embedding_space}) but {cell.model}/{cell.layer} gives "
                              f"{embeds.shape[1]}: decode the embedding the pipeline was trained on")
-    images = generator.generate(embeds, init_images=init, seed=spec["seed"])
+    n_images = len(ids) * int(generator.options.get("best_of", 1))
+    batches = -(-n_images // int(generator.options.get("batch_size", 1)))
+    on_images = step_progress(f"generating images ({cell.subject})", n_images)
+    on_step = step_progress(f"denoising steps ({cell.subject})", batches * generator.denoising_steps(init is not None))
+    images = generator.generate(embeds, init_images=init, seed=spec["seed"], on_images=on_images, on_step=on_step)
     seen = read_images(store, task.seen_key, ids)
-    scores, arrays = common.score_images(spec["metrics"], images, seen, task.seed)
-    row: dict[str, Any] = {"roi": spec["roi"], "n_units": None, **scores}
+    protocol = spec.get("protocol", "default")
+    scores, arrays = common.score_images(common.protocol_metrics(spec["metrics"], protocol), images, seen, task.seed)
+    row: dict[str, Any] = {"roi": spec["roi"], "n_units": None, "protocol": protocol, **scores}
     return CellResult((row,), len(ids), round(time.time() - started, 3), arrays, images=images,
                       image_ids=np.asarray(ids, dtype=str))

@@ -85,11 +85,11 @@ def check_image_metrics(metrics: Sequence[Mapping[str, Any]], registry: Any, sec
     """Every configured image metric is built once before any work (unknown names and options fail early)."""
     seen = set()
     for m in metrics:
-        name = m.get("label") or m["name"]
+        metric = registry.create("image-metric", m["name"], **m["options"])
+        name = m.get("label") or getattr(metric, "label", None) or m["name"]
         if name in seen:
             raise WorkbenchError(f"{section} metric {name!r} is listed twice; give one a label")
         seen.add(name)
-        registry.create("image-metric", m["name"], **m["options"])
 
 
 class ReconstructionAnalysis(Analysis):
@@ -174,7 +174,9 @@ class ReconstructionAnalysis(Analysis):
             keys.append((str(encoder), str(roi)))
             values.append(tuple(f"{part[m].mean():.3f} ({part['shuffled_' + m].mean():.3f} | "
                                 f"{part['mean_image_' + m].mean():.3f})" for m in metrics))
-        return [TextTable(f"{sweep}: reconstruction (mean over subjects; shuffled pairs | mean image)",
+        protocols = sorted({str(p) for p in rows["protocol"].dropna()}) if "protocol" in rows.columns else []
+        protocol = f"; protocol {', '.join(protocols)}" if protocols else ""
+        return [TextTable(f"{sweep}: reconstruction (mean over subjects; shuffled pairs | mean image{protocol})",
                           ("codec", "units"), tuple(metrics), tuple(keys), tuple(values))]
 
     def figures(self, rows: Any, kit: Any) -> list[Any]:
@@ -202,7 +204,9 @@ def reconstruct(store_url: str, cell: Cell) -> CellResult:
     recon = codec.decode(Z_pred)
     mean_image = np.repeat(codec.decode(z_mean[None].astype(np.float32)), len(recon), axis=0)
     seen = read_images(store, task.seen_key, data["test_ids"])
-    scores, arrays = common.score_images(spec["metrics"], recon, seen, task.seed, mean_image=mean_image)
-    row: dict[str, Any] = {"roi": task.roi, "n_units": n_units, **scores}
+    protocol = spec.get("protocol", "default")
+    metrics = common.protocol_metrics(spec["metrics"], protocol)
+    scores, arrays = common.score_images(metrics, recon, seen, task.seed, mean_image=mean_image)
+    row: dict[str, Any] = {"roi": task.roi, "n_units": n_units, "protocol": protocol, **scores}
     return CellResult((row,), int(len(recon)), round(time.time() - started, 3), arrays, images=recon,
                       image_ids=np.asarray(data["test_ids"], dtype=str))

@@ -94,6 +94,10 @@ class ReconstructionSpec(_Spec):
     metrics: list[ImageMetricSpec] = Field(default_factory=_default_image_metrics)
     seen_size: int = Field(256, ge=8, description="side the seen images are stored and compared at, in pixels")
     batch_size: int = Field(16, ge=1, description="stimuli per codec forward pass when caching latents")
+    protocol: Literal["default", "mindeye2", "brain-diffuser"] = Field(
+        "default", description="evaluation protocol of the image metrics: this project's (antialiased resizes), "
+                               "MindEye2's (256-px pre-resize without antialiasing, floats) or Brain-Diffuser's "
+                               "(per-column SSIM at 425 px); see docs/published-tables.md")
 
 
 class GenerationSpec(_Spec):
@@ -107,6 +111,8 @@ class GenerationSpec(_Spec):
     init_from_reconstruction: bool = Field(False, description="start from the stage-1 reconstruction (img2img)")
     metrics: list[ImageMetricSpec] = Field(default_factory=_default_image_metrics)
     seed: int = 0
+    protocol: Literal["default", "mindeye2", "brain-diffuser"] = Field(
+        "default", description="evaluation protocol of the image metrics (as reconstruction.protocol)")
 class SharedTargetSpec(_Spec):
     encoder: str = Field(description="encoder (name or label) of the sweep whose layer is the target")
     layer: str | float = Field(description="that encoder's layer (name or relative depth 0–1)")

@@ -15,7 +15,7 @@ import inspect
 import json
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -220,6 +220,7 @@ class DiffusionGenerator:
         self._shapes: tuple[tuple[int, ...], tuple[int, ...] | None] | None = None
         #: after generate(): chosen candidate and its cosine similarity per input (best_of > 1)
         self.last_selection: dict[str, np.ndarray] | None = None
+        self._on_step: Callable[[int], None] | None = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(path={self.options['path']!r}, embedding_space={self.embedding_space!r})"
@@ -438,11 +439,15 @@ class DiffusionGenerator:
 
     # ---- generation --------------------------------------------------------------------------
     def generate(self, image_embeds: np.ndarray, init_images: np.ndarray | None = None,
-                 text_embeds: np.ndarray | None = None, seed: int | None = None) -> np.ndarray:
+                 text_embeds: np.ndarray | None = None, seed: int | None = None,
+                 on_images: Callable[[int], None] | None = None, on_step: Callable[[int], None] | None = None
+                 ) -> np.ndarray:
         """uint8 (n, size, size, 3) images for n decoded embeddings (optionally from init images and text).
 
         Row i, candidate k is drawn with its own generator seeded from (seed, i, k), so results do not
         depend on ``batch_size``. With ``best_of`` > 1 the candidate most similar to the embedding wins.
+        ``on_images(k)`` is called as each batch of k candidate images is done, ``on_step(1)`` after every
+        denoising step of a batch (progress for a run that takes minutes).
         """
         image_shape, text_shape = self.shapes()
         embeds = self._rows("image_embeds", image_embeds, image_shape, None)
@@ -459,6 +464,7 @@ class DiffusionGenerator:
             self._check_ranker()
         self.load()
         rows = [(i, k) for i in range(n) for k in range(best_of)]
+        self._on_step = on_step
         out: list[np.ndarray] = []
         bs = self.options["batch_size"]
         for start in range(0, len(rows), bs):
@@ -468,6 +474,8 @@ class DiffusionGenerator:
                 embeds[idx], None if inits is None else [inits[i] for i in idx],
                 None if texts is None else texts[idx], [row_seed(seed, i, k) for i, k in chunk])
             out.append(self._to_uint8(images))
+            if on_images is not None:
+                on_images(len(chunk))
         candidates = np.concatenate(out).reshape(n, best_of, *out[0].shape[1:])
         if best_of == 1:
             self.last_selection = None
@@ -482,6 +490,30 @@ class DiffusionGenerator:
                         seeds: Sequence[int]) -> Any:
         """Images (numpy float in [0, 1], (b, H, W, 3)) for one batch of rows."""
         raise NotImplementedError
+
+    def denoising_steps(self, img2img: bool) -> int:
+        """Denoising steps one batch runs: ``steps``, or ``int(steps × strength)`` when starting from an image."""
+        steps = int(self.options["steps"])
+        return min(int(steps * self.options["strength"]), steps) if img2img else steps
+
+    def step_callback(self) -> dict[str, Any]:
+        """Pipeline keyword arguments that report each denoising step to ``generate``'s ``on_step``."""
+        report = self._on_step
+        if report is None:
+            return {}
+
+        def on_step_end(pipe: Any, step: int, timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
+            report(1)
+            return tensors
+
+        return {"callback_on_step_end": on_step_end}
+
+    def legacy_step_callback(self) -> dict[str, Any]:
+        """As :meth:`step_callback`, for pipelines that take the older ``callback`` / ``callback_steps`` pair."""
+        report = self._on_step
+        if report is None:
+            return {}
+        return {"callback": lambda step, timestep, latents: report(1), "callback_steps": 1}
 
     def generators(self, seeds: Sequence[int]) -> list[Any]:
         """One CPU ``torch.Generator`` per row (CPU so that a seed gives the same noise on every device)."""

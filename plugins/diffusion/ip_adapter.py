@@ -164,7 +164,7 @@ class IPAdapterGenerator(DiffusionGenerator):
         text = {"prompt": [""] * b} if texts is None else {"prompt_embeds": self.tensor(texts)}
         common = dict(ip_adapter_image_embeds=self._ip_embeds(embeds), num_inference_steps=self.options["steps"],
                       guidance_scale=self.options["guidance_scale"], generator=self.generators(seeds),
-                      output_type="np", **text)
+                      output_type="np", **text, **self.step_callback())
         if inits is None:
             return self.text2img(height=self.size, width=self.size, **common).images
         return self.pipe(image=inits, strength=self.options["strength"], **common).images

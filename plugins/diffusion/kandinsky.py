@@ -108,7 +108,8 @@ class KandinskyGenerator(DiffusionGenerator):
         b = len(seeds)
         common = dict(image_embeds=self.tensor(embeds), negative_image_embeds=self.tensor(np.tile(self.negative, (b, 1))),
                       height=self.size, width=self.size, num_inference_steps=self.options["steps"],
-                      guidance_scale=self.options["guidance_scale"], generator=self.generators(seeds), output_type="np")
+                      guidance_scale=self.options["guidance_scale"], generator=self.generators(seeds), output_type="np",
+                      **self.step_callback())
         if inits is None:
             return self.text2img(**common).images
         return self.pipe(image=inits, strength=self.options["strength"], **common).images

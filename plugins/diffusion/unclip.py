@@ -87,7 +87,7 @@ class UnClipGenerator(DiffusionGenerator):
         return self.pipe(image_embeds=self.tensor(embeds), noise_level=self.options["noise_level"],
                          height=self.size, width=self.size, num_inference_steps=self.options["steps"],
                          guidance_scale=self.options["guidance_scale"], generator=self.generators(seeds),
-                         output_type="np", **text).images
+                         output_type="np", **text, **self.legacy_step_callback()).images
 
     def _embed_images(self, images: np.ndarray) -> np.ndarray:
         import torch

@@ -142,6 +142,8 @@ class VersatileGenerator(DiffusionGenerator):
                     uncond, cond_pred = noise_pred.chunk(2)
                     noise_pred = uncond + guidance * (cond_pred - uncond)
                 latents = pipe.scheduler.step(noise_pred, t, latents, **extra).prev_sample
+                if self._on_step is not None:
+                    self._on_step(1)
             image = pipe.vae.decode(latents.to(pipe.vae.dtype) / pipe.vae.config.scaling_factor, return_dict=False)[0]
             return pipe.image_processor.postprocess(image, output_type="np")
 

@@ -399,3 +399,20 @@ def test_fingerprint_covers_folder_options_and_not_the_device(folders: dict[str,
     config = copy / "scheduler" / "scheduler_config.json"
     config.write_text(config.read_text().replace('"steps_offset": 0', '"steps_offset": 1'))
     assert make("kandinsky-2.2", path=str(copy), digest="content").fingerprint() != content
+
+
+@pytest.mark.parametrize("name, folder, img2img, extra", [
+    ("kandinsky-2.2", "kandinsky", False, {}),
+    ("stable-unclip", "unclip", False, {"noise_level": 50}),
+    ("ip-adapter", "sd", True, {"ip_adapter": "sd-ip", "strength": 0.5}),
+    ("versatile-diffusion", "versatile", True, {"strength": 0.5}),
+])
+def test_progress_counts_images_and_denoising_steps(folders: dict[str, Path], name, folder, img2img, extra) -> None:
+    options = {k: str(folders[v]) if k == "ip_adapter" else v for k, v in extra.items()}
+    gen = make(name, path=str(folders[folder]), batch_size=1, steps=4, size=32, **options)
+    width = (257, 32) if name == "versatile-diffusion" else (32,)
+    images, steps = [], []
+    gen.generate(embeds(2, *width), init_images=init_images(2) if img2img else None, seed=0,
+                 on_images=images.append, on_step=steps.append)
+    assert images == [1, 1], "one call per batch of one image"
+    assert len(steps) == 2 * gen.denoising_steps(img2img) == 2 * (2 if img2img else 4) and set(steps) == {1}

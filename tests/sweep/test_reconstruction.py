@@ -111,3 +111,26 @@ def test_generation_cells_turn_decoded_embeddings_into_images(tmp_path):
     (cell, arrays), = list(load_cell_scores(sweep.store, "rec", kinds=("generation",)))
     assert read_images(sweep.store, cell["key"]).shape == (24, 32, 32, 3)
     assert sweep.run()["computed"] == 0
+
+
+def test_the_evaluation_protocol_is_applied_and_recorded(tmp_path):
+    from brain_workbench_plugins.analyses.reconstruction import ReconstructionAnalysis
+
+    data = config(tmp_path, dataset={"name": "demo", "options": {"n_subjects": 1, "n_train": 40, "n_test": 10}})
+    data["reconstruction"]["protocol"] = "mindeye2"
+    data["reconstruction"]["metrics"] = [{"name": "pixcorr", "options": {"size": 64}}]
+    cfg = config_from_dict(data)
+    sweep = Sweep(cfg)
+    sweep.run()
+    frame = results_table(sweep.store, "rec")
+    row = frame.iloc[0]
+    assert row["protocol"] == "mindeye2"
+    (cell, _), = list(load_cell_scores(sweep.store, "rec", kinds=("reconstruction",)))
+    assert cell["task"]["reconstruction"]["protocol"] == "mindeye2", "the protocol is in the cell's provenance"
+    (table,) = ReconstructionAnalysis().table(frame, "rec", "value")
+    assert "protocol mindeye2" in table.title
+    data["reconstruction"]["protocol"] = "default"
+    assert Sweep(config_from_dict(data)).plan().cells[0].key != cell["key"], "another protocol is another cell"
+    data["reconstruction"]["protocol"] = "mindeye9"
+    with pytest.raises(WorkbenchError, match="protocol"):
+        Sweep(config_from_dict(data)).plan()
