@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from brain_workbench.sdk.analysis import (
+    CV,
     Analysis,
     Cell,
     CellResult,
@@ -33,6 +34,7 @@ from brain_workbench.sdk.analysis import (
     table_labels,
 )
 from brain_workbench_plugins.analyses import common, sections
+from brain_workbench_plugins.analyses.encoding import EncodingAnalysis
 
 
 @dataclass(frozen=True)
@@ -46,12 +48,17 @@ class DecodingTask:
     seed: int
     permutations: int
     seen_key: str | None = None
+    fold_paths: tuple[str, ...] = ()
 
 
-def check_split_scheme(config: Any, what: str) -> None:
-    """Decoding and reconstruction cells test on ``test_split``; other cross-validation schemes are refused."""
+CROSS_VALIDATED = ("split", "kfold", "group")
+
+
+def check_split_scheme(config: Any, what: str, allowed: Sequence[str] = ("split",)) -> None:
+    """Reconstruction cells test on ``test_split``; decoding cells also take k-fold and leave-one-group-out
+    (e.g. leave-one-run-out) schemes. Any other scheme is refused."""
     cv = config.cv_spec()
-    if cv["scheme"] != "split":
+    if cv["scheme"] not in allowed:
         raise WorkbenchError(f"cv.scheme {cv['scheme']!r} is supported for encoding and metric cells only; {what} "
                              "cells use test_split: remove cv or run them in a sweep of their own")
     if cv["inner_group"]:
@@ -75,7 +82,8 @@ class DecodingAnalysis(Analysis):
         for head in config.heads:
             common.check_head_options(registry, head)
         if any(head_direction(registry, h.name) == "decode" for h in config.heads):
-            check_split_scheme(config, "decoding and reconstruction")
+            check_split_scheme(config, "decoding", CROSS_VALIDATED)
+            check_cross_validated_decoding(config)
 
     def plan(self, context: PlanContext) -> list[Cell]:
         if common.refuse_heads_on_rdms(context.config, context.dataset):
@@ -84,21 +92,27 @@ class DecodingAnalysis(Analysis):
         heads = common.heads_of(context, "decode")
         if not heads:
             return []
-        check_split_scheme(cfg, "decoding and reconstruction")
+        check_split_scheme(cfg, "decoding", CROSS_VALIDATED)
+        check_cross_validated_decoding(cfg)
         common.check_rois(context, sections.decoding(cfg).rois)
         spec = sections.decoding(cfg).model_dump()
         if sections.generation(cfg) is not None:
             spec["keep_predictions"] = True
         seen = common.seen_key(context) if spec["keep_predictions"] and "image" in context.dataset.modalities else None
-        prep = {"average_repetitions": cfg.average_repetitions, "test_split": cfg.cv_spec()["split"],
+        cv = cfg.cv_spec()
+        prep = {"average_repetitions": cfg.average_repetitions, "test_split": cv["split"],
                 "rois": cfg.rois, "standardize_features": True}
+        if cv["scheme"] != "split":
+            prep["cv"] = cv
         rois = tuple(cfg.rois) if cfg.rois else None
         labels = table_labels(cfg.heads)
-        cells = []
+        cells: list[Cell] = []
         for encoder in context.encoders:
             for subject in context.subjects:
                 path = context.response_path(subject)
                 preparation = Preparation(path, cfg.average_repetitions, prep["test_split"], rois)
+                n_folds = 0 if cv["scheme"] == "split" else EncodingAnalysis.folds(context, cv,
+                                                                                  context.recordings[subject])
                 for layer in [info.name for info in encoder.layers]:
                     fpath = encoder.feature_path(layer)
                     for index, head in heads:
@@ -114,17 +128,29 @@ class DecodingAnalysis(Analysis):
                                 task = DecodingTask(preparation, fpath, dump, spec, roi,
                                                     None if window is None else tuple(window), cfg.seed,
                                                     cfg.permutations, seen)
-                                cells.append(Cell(key=key, analysis=self.name, subject=subject, model=encoder.label,
-                                                  model_name=encoder.name, layer=layer, depth=encoder.depth(layer),
-                                                  label=labels[index], head=head.name, feature_path=fpath,
-                                                  response_path=path, reads=(path, fpath), task=task))
+                                fields = dict(analysis=self.name, subject=subject, model=encoder.label,
+                                              model_name=encoder.name, layer=layer, depth=encoder.depth(layer),
+                                              label=labels[index], head=head.name, feature_path=fpath,
+                                              response_path=path, reads=(path, fpath))
+                                if cv["scheme"] == "split":
+                                    cells.append(Cell(key=key, task=task, **fields))
+                                    continue
+                                folds = [Cell(key=self.cell_key(subject, f"d{i}-", key), fold=str(i), task=replace(
+                                    task, prep=replace(preparation, cv=CV.from_dict(cv), fold=i)), **fields)
+                                    for i in range(n_folds)]
+                                if not folds:
+                                    continue
+                                paths = tuple(c.result_path(context.sweep) for c in folds)
+                                cells += [*folds, Cell(key=self.cell_key(subject, "dm-", key, len(paths)),
+                                                       fold="mean", phase=1, task=replace(task, fold_paths=paths),
+                                                       **{**fields, "reads": paths})]
         return cells
 
     def requirements(self, context: PlanContext, cells: Sequence[Cell]) -> list[FeatureJob | ImageJob]:
         return [common.seen_images_job(context)] if any(c.task.seen_key for c in cells) else []
 
     def compute(self, store_url: str, cell: Cell) -> CellResult:
-        return decode(store_url, cell)
+        return fold_mean(store_url, cell) if cell.task.fold_paths else decode(store_url, cell)
 
     def scores(self, rows: Any) -> list[str]:
         retrieval = [c for c in rows.columns if c.startswith(("top", "two_way", "chance_", "p_top", "p_two_way",
@@ -202,6 +228,45 @@ def _time_resolved(rows: Any) -> Any:
         return None
     timed = rows[rows["window_centre_s"].notna()]
     return timed if timed["window_centre_s"].nunique() > 1 else None
+
+
+def check_cross_validated_decoding(config: Any) -> None:
+    """What cross-validated decoding cells cannot do, refused before any work: kept predictions (and the
+    retrieval figure and generation that read them) belong to one test split."""
+    if config.cv_spec()["scheme"] == "split":
+        return
+    spec = sections.decoding(config)
+    if spec.keep_predictions or sections.generation(config) is not None:
+        raise WorkbenchError("decoding.keep_predictions (and generation, which reads the kept predictions) needs "
+                             "cv.scheme split; cross-validated decoding cells keep per-fold scores only")
+
+
+FOLD_MEAN_SKIPS = ("p_", "null95_", "null_")
+
+
+def fold_mean(store_url: str, cell: Cell) -> CellResult:
+    """The fold-mean decoding cell: each score averaged over the fold cells' rows (chance levels are the same
+    in every fold), ``sem_folds`` for ``mean_r``; per-fold p-values stay in the fold cells (the mean row has
+    none, since p-values of folds do not average into one)."""
+    started = time.time()
+    store = Store(store_url, mode="r")
+    readers = [store.open(path) for path in cell.task.fold_paths]
+    rows = [reader.attrs["rois"][0] for reader in readers]
+    row: dict[str, Any] = {"roi": rows[0]["roi"], "n_units": rows[0]["n_units"], "n_folds": len(rows)}
+    for column in rows[0]:
+        values = [r.get(column) for r in rows]
+        if column in row or column.startswith(FOLD_MEAN_SKIPS):
+            continue
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            row[column] = float(np.mean(values))
+        elif all(v == values[0] for v in values):
+            row[column] = values[0]
+    means = np.array([r["mean_r"] for r in rows], dtype=float)
+    row["sem_folds"] = float(means.std(ddof=1) / np.sqrt(len(means))) if len(means) > 1 else None
+    with np.errstate(all="ignore"):
+        score = np.nanmean(np.stack([reader["score"] for reader in readers]), axis=0).astype(np.float32)
+    return CellResult((row,), int(sum(r.attrs["n_test"] for r in readers)), round(time.time() - started, 3),
+                      {"score": score}, info={"fit_s": float(sum(r.attrs.get("fit_s", 0.0) for r in readers))})
 
 
 def decode(store_url: str, cell: Cell) -> CellResult:

@@ -113,7 +113,7 @@ class ReconstructionAnalysis(Analysis):
             raise WorkbenchError(f"dataset {config.dataset.name!r} provides brain RDMs, not responses: it cannot be "
                                  "reconstructed from; remove the reconstruction section")
         if sections.reconstruction(config) is not None:
-            check_split_scheme(config, "decoding and reconstruction")
+            check_split_scheme(config, "reconstruction")
             check_image_metrics([m.model_dump() for m in sections.reconstruction(config).metrics], registry, "reconstruction")
             self.codec(sections.reconstruction(config).codec)
 
@@ -124,7 +124,7 @@ class ReconstructionAnalysis(Analysis):
         if context.dataset.provides == "rdms":
             raise WorkbenchError(f"dataset {cfg.dataset.name!r} provides brain RDMs, not responses: it cannot be "
                                  "reconstructed from; remove the reconstruction section")
-        check_split_scheme(cfg, "decoding and reconstruction")
+        check_split_scheme(cfg, "reconstruction")
         if "image" not in context.dataset.modalities:
             raise WorkbenchError(f"reconstruction needs image stimuli, but dataset {context.dataset.name!r} offers "
                                  f"{', '.join(context.dataset.modalities)}")

@@ -237,3 +237,47 @@ def test_kfold_figures_show_the_sem_across_folds_and_say_folds(tmp_path):
     assert any(str(c.get_gid()).startswith("sem_folds-") for c in ax.collections)
     (_, arrays), = [c for c in load_cell_scores(sweep.store, "cv")][:1]
     assert {"score_half_a", "score_half_b"} <= set(arrays)
+
+
+def test_leave_one_session_out_decoding_matches_a_scikit_learn_loop(tmp_path):
+    """Decoding cells cross-validated by session (leave-one-run-out): one cell per held-out session and a
+    fold-mean row, each equal to scikit-learn's Ridge decoding the z-scored features from the z-scored responses
+    on LeaveOneGroupOut's splits (issue 26, item 6)."""
+    heads = [{"name": "decoder", "options": {"alphas": [ALPHA]}}]
+    cv = {"scheme": "group", "group": "session"}
+    sweep = Sweep(config_from_dict(config(tmp_path, cv, heads=heads, decoding={"rois": ["all"], "n_way": [2]})))
+    sweep.run()
+    rec = sweep.dataset.recording("1")
+    labels = rec.trial_groups["session"]
+    stimuli = sweep.dataset.stimuli("image")
+    expected = []
+    for train, test in LeaveOneGroupOut().split(labels, groups=labels):
+        B_tr, id_tr = averaged(rec.responses[train], rec.trial_stimulus_ids[train])
+        B_te, id_te = averaged(rec.responses[test], rec.trial_stimulus_ids[test])
+        F_tr = ColourEncoder().encode(stimuli.get(id_tr), ["colour"])["colour"].astype(np.float64)
+        F_te = ColourEncoder().encode(stimuli.get(id_te), ["colour"])["colour"].astype(np.float64)
+
+        def z(a, ref):
+            sd = ref.std(0)
+            return (a - ref.mean(0)) / np.where(sd > 1e-8, sd, 1.0)
+
+        pred = Ridge(alpha=ALPHA).fit(z(B_tr, B_tr), z(F_tr, F_tr)).predict(z(B_te, B_tr))
+        expected.append(float(pearson_per_unit(z(F_te, F_tr), pred).mean()))
+    table = results_table(sweep.store, "cv", folds=True)
+    decoded = table[table["kind"] == "decoding"]
+    by_fold = decoded.set_index("fold")["mean_r"]
+    assert len(expected) == 4 and sorted(decoded["fold"]) == ["0", "1", "2", "3", "mean"]
+    np.testing.assert_allclose([by_fold[str(i)] for i in range(4)], expected, atol=1e-4)
+    assert by_fold["mean"] == pytest.approx(np.mean(expected), abs=1e-4)
+    mean_row = decoded.set_index("fold").loc["mean"]
+    assert mean_row["n_folds"] == 4 and mean_row["sem_folds"] > 0
+    folds_2way = [decoded.set_index("fold").loc[str(i), "top1_2way_brain_to_image"] for i in range(4)]
+    assert mean_row["top1_2way_brain_to_image"] == pytest.approx(np.mean(folds_2way))
+    assert mean_row["chance_top1_2way_brain_to_image"] == pytest.approx(0.5)
+
+
+def test_cross_validated_decoding_refuses_kept_predictions(tmp_path):
+    heads = [{"name": "decoder"}]
+    cfg = config(tmp_path, {"scheme": "kfold", "k": 3}, heads=heads, decoding={"rois": ["all"], "keep_predictions": True})
+    with pytest.raises(WorkbenchError, match="keep_predictions .* needs cv.scheme split"):
+        Sweep(config_from_dict(cfg)).run()
