@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
+# EfficientNet's 0.4 layer feeds the preferred and synthesis sections, MiniLM (hf-lm) the concepts embedding and the
+# captions: the shrunk demo keeps every section the shipped config has.
 SMALL = ["--set", "dataset.options={n_subjects: 1, n_train: 60, n_test: 20}",
-         "--set", "encoders=[{name: efficientnet, layers: [0.5, 1.0]}]",
+         "--set", "encoders=[{name: efficientnet, layers: [0.4, 1.0]}, {name: hf-lm, layers: [1.0]}]",
          "--set", "decoding.n_way=[10]", "--set", "permutations=10",
          "--set", "reconstruction.metrics=[{name: pixcorr}]"]
 
